@@ -1,0 +1,90 @@
+"""Q_XY: Xydeas & Petrovic's gradient-preservation index Q^{AB/F}, as ``metricXydeas.m`` (Z. Liu, 2003).
+
+Xydeas & Petrovic, "Objective image fusion performance measure", Electronics Letters 36(4), 2000.
+Per pixel: Sobel gradient strength g and orientation alpha of each image (eq. 1-2); relative
+strength G = min/max (eq. 3) and orientation A = | |alpha_S - alpha_F| - pi/2 | * 2/pi (Liu's form);
+preservation Q = Gamma_g / (1 + exp(k_g (G - sigma_g))) * Gamma_a / (1 + exp(k_a (A - sigma_a)))
+(eq. 4-6); weights w = g^L (eq. 8). Liu's toolbox averages the per-pixel ratio
+(Q_AF w_A + Q_BF w_B) / (w_A + w_B); the 2000 paper takes the ratio of sums (eq. 7).
+
+The toolbox's zero substitutions are kept exactly (they decide flat regions): gx == 0 -> 1e-5
+before the arctangent; zero strengths -> 1e-5, in the order the toolbox does them, so F's
+substitution happens during the x1 pass. On flat images every pixel has g = 1e-5 and G = 1, and
+the score is finite (0.9867 * orientation term with Liu's constants; see reference README).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from metrics._checks import check_triple
+from metrics.filters import correlate, toolbox_centre
+
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
+SOBEL_Y = torch.tensor([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]], dtype=torch.float64)
+
+# (Gamma_g, k_g, sigma_g, Gamma_a, k_a, sigma_a, reduction)
+CONSTANTS = {
+    "liu": (1.0, -10.0, 0.5, 1.0, -20.0, 0.75, "mean_of_ratio"),  # metricXydeas.m
+    "petrovic2000": (0.9994, -15.0, 0.5, 0.9879, -22.0, 0.8, "ratio_of_sums"),  # Xydeas & Petrovic 2000
+}
+
+
+def sobel(img: torch.Tensor, mode: str):
+    """Sobel responses (gx, gy) of 0..255 images (B, 1, H, W) in a profile's filtering mode."""
+    if mode == "toolbox":
+        # imfilter(sobel, image, 'conv') = conv2(sobel, image, 'same'): the true convolution at the
+        # 3x3 block of pixels floor(H/2)-1 .. floor(H/2)+1 (reference README).
+        rows, cols = toolbox_centre(img.shape[-2], img.shape[-1], 3)
+        gx, gy = (correlate(img, k, "conv_same")[..., rows, cols] for k in (SOBEL_X, SOBEL_Y))
+        return gx, gy
+    return correlate(img, SOBEL_X, mode), correlate(img, SOBEL_Y, mode)
+
+
+def _strength_angle(gx: torch.Tensor, gy: torch.Tensor):
+    g = torch.sqrt(gx * gx + gy * gy)
+    gx = gx + (gx == 0).to(gx.dtype) * 1e-5
+    return g, torch.atan(gy / gx)
+
+
+def _relative(gs: torch.Tensor, gf: torch.Tensor):
+    """Toolbox order: bimap from the raw strengths, then substitute zeros in the source, then in F."""
+    bimap = gs > gf
+    gs = gs + (gs == 0).to(gs.dtype) * 1e-5
+    buffer1 = gf / gs
+    gf = gf + (gf == 0).to(gf.dtype) * 1e-5
+    buffer2 = gs / gf
+    return torch.where(bimap, buffer1, buffer2), gs, gf
+
+
+def q_xy_from_gradients(grads_a, grads_b, grads_f, constants: str = "liu") -> torch.Tensor:
+    """Q^{AB/F} per image from Sobel responses ``(gx, gy)`` of x1 (A), x2 (B) and F."""
+    try:
+        gam_g, k_g, s_g, gam_a, k_a, s_a, reduction = CONSTANTS[constants]
+    except KeyError:
+        raise ValueError(f"unknown Q_XY constants {constants!r}; known: {', '.join(CONSTANTS)}") from None
+    g_f, a_f = _strength_angle(*grads_f)
+    g_a, a_a = _strength_angle(*grads_a)
+    g_b, a_b = _strength_angle(*grads_b)
+    G_af, g_a, g_f = _relative(g_a, g_f)
+    G_bf, g_b, g_f = _relative(g_b, g_f)
+    A_af = torch.abs(torch.abs(a_a - a_f) - math.pi / 2) * 2 / math.pi
+    A_bf = torch.abs(torch.abs(a_b - a_f) - math.pi / 2) * 2 / math.pi
+    q_af = gam_g / (1 + torch.exp(k_g * (G_af - s_g))) * (gam_a / (1 + torch.exp(k_a * (A_af - s_a))))
+    q_bf = gam_g / (1 + torch.exp(k_g * (G_bf - s_g))) * (gam_a / (1 + torch.exp(k_a * (A_bf - s_a))))
+    w_a, w_b = g_a, g_b  # L = 1
+    if reduction == "mean_of_ratio":
+        return ((q_af * w_a + q_bf * w_b) / (w_a + w_b)).flatten(1).mean(dim=1)
+    return (q_af * w_a + q_bf * w_b).flatten(1).sum(dim=1) / (w_a + w_b).flatten(1).sum(dim=1)
+
+
+def q_xy(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, constants: str = "liu") -> torch.Tensor:
+    """Q_XY per image, ``Tensor[B]`` (higher is better). Images float (B, 1, H, W) in [0, 1].
+
+    ``constants``: ``liu`` (toolbox, default) or ``petrovic2000`` (the paper's constants and ratio of sums).
+    """
+    from metrics.scoring import Workspace
+
+    check_triple(fused, x1, x2)
+    return Workspace(fused, x1, x2, profile=profile, quantize=quantize, xy_constants=constants).q_xy()

@@ -1,0 +1,109 @@
+"""One entry point that scores a batch with any subset of the five metrics, sharing their work.
+
+The 8-bit inputs, the SSIM statistics of (F, x1), (F, x2) and (x1, x2), and the Sobel responses are
+each computed once per batch and reused by every metric that needs them.
+"""
+from __future__ import annotations
+
+import torch
+
+from metrics._checks import check_triple
+from metrics.fmi import fmi_from_images
+from metrics.ncie import ncie_from_normalized, normalize1
+from metrics.piella import q_p_from_stats
+from metrics.profiles import get_profile
+from metrics.qabf import q_xy_from_gradients, sobel
+from metrics.ssim import ssim_map, ssim_stats
+from metrics.toolbox_input import paper_input_path, quantize_255
+
+
+class Workspace:
+    """Lazily computed, cached intermediates for one batch (fused, x1, x2) under one profile."""
+
+    def __init__(self, fused, x1, x2, profile: str = "upstream", quantize: bool | None = None, paper_inputs: bool = False, xy_constants: str = "liu", fmi_window: int = 3):
+        self.profile = get_profile(profile)
+        if paper_inputs and self.profile.name != "fusioninn":
+            raise ValueError("paper_inputs (the authors' matplotlib PNG path) is an option of the 'fusioninn' profile only")
+        self.fused, self.x1, self.x2 = fused, x1, x2
+        self.quantize = True if quantize is None else bool(quantize)
+        self.quantize_ssim = self.profile.quantize_ssim if quantize is None else bool(quantize)
+        self.paper_inputs = paper_inputs
+        self.xy_constants = xy_constants
+        self.fmi_window = fmi_window
+        self._cache: dict = {}
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def toolbox_images(self):
+        """(A, B, F) in 0..255 units as the toolbox saw them."""
+        def make():
+            if self.paper_inputs:
+                return (paper_input_path(self.x1, True), paper_input_path(self.x2, True), paper_input_path(self.fused, False))
+            return tuple(quantize_255(x, self.quantize) for x in (self.x1, self.x2, self.fused))
+        return self._cached("img", make)
+
+    def ssim_images(self):
+        if self.quantize_ssim == self.quantize or self.paper_inputs:
+            return self.toolbox_images() if self.quantize_ssim or not self.paper_inputs else self._float_images()
+        return self._float_images() if not self.quantize_ssim else tuple(quantize_255(x, True) for x in (self.x1, self.x2, self.fused))
+
+    def _float_images(self):
+        return self._cached("float", lambda: tuple(quantize_255(x, False) for x in (self.x1, self.x2, self.fused)))
+
+    def stats(self, which: str, mode: str, images):
+        a, b, f = images
+        pair = {"FA": (f, a), "FB": (f, b), "AB": (a, b)}[which]
+        return self._cached(("stats", which, mode, id(images[0])), lambda: ssim_stats(*pair, mode=mode))
+
+    def q_ssim(self, map_mode: str | None = None) -> torch.Tensor:
+        mode = map_mode or self.profile.ssim_map
+        imgs = self.toolbox_images() if map_mode == "toolbox" else self.ssim_images()
+        m1 = ssim_map(None, None, 255.0, stats=self.stats("FA", mode, imgs)).flatten(1).mean(dim=1)
+        m2 = ssim_map(None, None, 255.0, stats=self.stats("FB", mode, imgs)).flatten(1).mean(dim=1)
+        return (m1 + m2) / 2
+
+    def q_p(self) -> torch.Tensor:
+        mode, imgs = self.profile.piella_map, self.toolbox_images()
+        return q_p_from_stats(self.stats("AB", mode, imgs), self.stats("FA", mode, imgs), self.stats("FB", mode, imgs), 255.0)
+
+    def sobel(self):
+        a, b, f = self.toolbox_images()
+        return self._cached("sobel", lambda: tuple(sobel(x, self.profile.sobel) for x in (a, b, f)))
+
+    def q_xy(self) -> torch.Tensor:
+        ga, gb, gf = self.sobel()
+        return q_xy_from_gradients(ga, gb, gf, self.xy_constants)
+
+    def q_fmi(self) -> torch.Tensor:
+        a, b, f = self.toolbox_images()
+        if self.paper_inputs:  # MATLAB saw the RGB PNG as H x 3W (three channels side by side)
+            a, b, f = (torch.cat([x, x, x], dim=-1) for x in (a, b, f))
+        return fmi_from_images(a, b, f, self.fmi_window)
+
+    def q_ncie(self) -> torch.Tensor:
+        a, b, f = self.toolbox_images()
+        return ncie_from_normalized(normalize1(a), normalize1(b), normalize1(f))
+
+
+def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None, profile: str = "upstream", quantize: bool | None = None, paper_inputs: bool = False, xy_constants: str = "liu", fmi_window: int = 3, chunk_size: int | None = None) -> dict[str, torch.Tensor]:
+    """Score a batch with any subset of the registered metrics; returns ``{name: Tensor[B]}``.
+
+    Images: float (B, 1, H, W) in [0, 1], on any device; x1 = T1-Gd, x2 = FLAIR. ``metrics``: names
+    from :data:`metrics.registry.METRICS` (default: all five, in Table 1 order). ``chunk_size``
+    scores that many images at a time, so memory does not grow with B.
+    """
+    from metrics.registry import resolve_metrics
+
+    names = resolve_metrics(metrics)
+    check_triple(fused, x1, x2, 21 if get_profile(profile).piella_map == "toolbox" else 11)
+    n = fused.shape[0]
+    step = chunk_size or n
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in names}
+    for s in range(0, n, max(1, step)):
+        ws = Workspace(fused[s : s + step], x1[s : s + step], x2[s : s + step], profile, quantize, paper_inputs, xy_constants, fmi_window)
+        for k in names:
+            parts[k].append(getattr(ws, k.lower())())
+    return {k: torch.cat(v) for k, v in parts.items()}

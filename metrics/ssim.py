@@ -1,0 +1,64 @@
+"""Q_SSIM: Wang et al. 2004 SSIM with a Gaussian window, as in ``ssim_index.m`` (Z. Wang, 2003).
+
+Window ``fspecial('gaussian', 11, 1.5)``, K = (0.01, 0.03), score = plain mean of the SSIM map
+(Wang et al. 2004, eq. 13 with C3 = C2/2). Q_SSIM(F; x1, x2) = (SSIM(F, x1) + SSIM(F, x2)) / 2
+(SPEC §6). Map modes: ``valid`` (Liu's ``filter2(.., 'valid')``; also ``pytorch_msssim.ssim``),
+``same`` (zero padded, the corrected authors' copy) and ``toolbox`` (the 11x11 block of valid
+statistics at the image centre that the shipped authors' copy computes; reference README).
+"""
+from __future__ import annotations
+
+import torch
+
+from metrics._checks import check_triple
+from metrics.filters import gaussian_1d, gaussian_filter, toolbox_centre
+
+K1, K2 = 0.01, 0.03  # Wang et al. 2004, sec. III-C
+
+
+def ssim_stats(a: torch.Tensor, b: torch.Tensor, mode: str = "valid"):
+    """Local Gaussian moments ``(mu_a, mu_b, var_a, var_b, cov_ab)`` of (B, 1, H, W) images.
+
+    The five moments are filtered in one grouped convolution (torchmetrics' layout). ``var`` and
+    ``cov`` are ``E[x^2] - mu^2`` as in ``ssim_index.m`` (not clamped: the toolbox does not).
+    """
+    if mode == "toolbox":
+        rows, cols = toolbox_centre(a.shape[-2], a.shape[-1], 21)
+        a, b = a[..., rows, cols], b[..., rows, cols]
+        mode = "valid"
+    g = gaussian_1d(11, 1.5, dtype=a.dtype, device=a.device)
+    m = gaussian_filter(torch.cat([a, b, a * a, b * b, a * b], dim=1), g, mode)
+    mu_a, mu_b, e_aa, e_bb, e_ab = m.split(1, dim=1)
+    return mu_a, mu_b, e_aa - mu_a * mu_a, e_bb - mu_b * mu_b, e_ab - mu_a * mu_b
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = "valid", stats=None) -> torch.Tensor:
+    """SSIM map of (B, 1, H, W) images (Wang et al. 2004, eq. 13); ``stats`` reuses :func:`ssim_stats`."""
+    mu_a, mu_b, var_a, var_b, cov = stats if stats is not None else ssim_stats(a, b, mode)
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    mu_ab = mu_a * mu_b
+    return ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = "valid") -> torch.Tensor:
+    """Mean SSIM per image, ``Tensor[B]``; differentiable. Defaults equal ``pytorch_msssim.ssim``.
+
+    a, b: float (B, 1, H, W); with ``data_range=1`` images are expected in [0, 1].
+    """
+    return ssim_map(a, b, data_range, mode).flatten(1).mean(dim=1)
+
+
+def q_ssim(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, map_mode: str | None = None) -> torch.Tensor:
+    """Q_SSIM = (SSIM(F, x1) + SSIM(F, x2)) / 2 per image, ``Tensor[B]`` (higher is better, max 1).
+
+    Images: float (B, 1, H, W) in [0, 1]; x1 = T1-Gd, x2 = FLAIR. ``profile`` picks the map mode
+    and whether inputs are first quantised to 8 bits (``quantize`` overrides); ``map_mode``
+    (``valid``/``same``/``toolbox``) overrides the map, e.g. ``toolbox`` gives the shipped
+    ``ssim_index.m``'s 11x11 value. On flat images SSIM is finite (C1, C2 > 0): 1 where F equals
+    the source, the luminance/contrast ratio otherwise.
+    """
+    from metrics.scoring import Workspace
+
+    check_triple(fused, x1, x2, 21 if map_mode == "toolbox" else 11)
+    ws = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    return ws.q_ssim(map_mode)
