@@ -1,0 +1,1 @@
+"""fusionbench's benchmark layer: data, the trainer, ``bench run`` and the leaderboards."""

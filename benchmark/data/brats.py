@@ -1,0 +1,168 @@
+"""``bench data prepare``: import BraTS NIfTI volumes into the authors' HDF5 layout.
+
+File names of three BraTS generations are recognised (case-sensitive, per file basename):
+
+========  ==================  ==================  =================  ================
+modality  2015                2018-2021           2023+              labels
+========  ==================  ==================  =================  ================
+t1        ``T1*`` / ``MR_T1`` ``*_t1.nii*``       ``*-t1n.nii*``
+t1ce      ``T1c*`` /``MR_T1c````*_t1ce.nii*``     ``*-t1c.nii*``
+t2        ``T2*`` / ``MR_T2`` ``*_t2.nii*``       ``*-t2w.nii*``
+flair     ``Flair*``          ``*_flair.nii*``    ``*-t2f.nii*``
+seg       ``OTMultiClass*``   ``*_seg.nii*``      ``*-seg.nii*``
+========  ==================  ==================  =================  ================
+
+Labels are mapped to the BraTS 2018 convention (1 necrotic / non-enhancing core, 2 oedema,
+4 enhancing): 2015's 3 (non-enhancing) becomes 1, 2023's 3 (enhancing) becomes 4.
+Axial slices (last array axis) are selected by ``select``: ``labels12`` (default; the slice holds
+label 1 and label 2, SPEC §1), ``tumour`` (any label), ``nonempty`` (any non-constant slice; for
+cases without labels). Each kept image is min-max normalised to [0, 1] over the slice; slices that
+are constant in either modality are dropped and counted (the reference code divides by zero on
+them). Patients are split into train/validation with a seeded shuffle, so no patient is in both.
+Output: ``data`` (N, 4, H, W) float32 with channel 2 = first modality (x1) and channel 3 = second
+(x2), channels 0-1 zero as in the authors' files; ``seg`` (N, H, W) uint8; ``split`` (0 train,
+1 validation); ``patient`` and ``slice`` per row.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+
+MODALITIES = ("t1", "t1ce", "t2", "flair")
+PATTERNS = {
+    "t1": [r"^T1[_.]", r"MR_T1\.", r"_t1\.nii", r"-t1n\.nii"],
+    "t1ce": [r"^T1c[_.]", r"MR_T1c\.", r"_t1ce\.nii", r"-t1c\.nii"],
+    "t2": [r"^T2[_.]", r"MR_T2\.", r"_t2\.nii", r"-t2w\.nii"],
+    "flair": [r"^Flair[_.]", r"MR_Flair\.", r"_flair\.nii", r"-t2f\.nii"],
+    "seg": [r"^OTMultiClass", r"^OT[_.]", r"_seg\.nii", r"-seg\.nii"],
+}
+SELECT = ("labels12", "tumour", "nonempty")
+
+
+def _match(name: str, kind: str) -> bool:
+    return name.endswith((".nii", ".nii.gz")) and any(re.search(p, name) for p in PATTERNS[kind])
+
+
+def find_cases(root: str, modalities=("t1ce", "flair")) -> list[dict]:
+    """Case folders under ``root`` holding both modalities: ``[{"patient", "x1", "x2", "seg", "layout"}]``."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"BraTS folder not found: {root}")
+    cases = []
+    for d, _, files in sorted(os.walk(root)):
+        found = {}
+        for kind in (*modalities, "seg"):
+            hits = sorted(f for f in files if _match(f, kind))
+            if len(hits) > 1:
+                raise ValueError(f"{d}: several {kind} files match ({', '.join(hits)}); expected one per case")
+            if hits:
+                found[kind] = os.path.join(d, hits[0])
+        if all(m in found for m in modalities):
+            seg = found.get("seg")
+            layout = "2015" if seg and os.path.basename(seg).startswith("OT") else "2023" if seg and seg.endswith(("-seg.nii", "-seg.nii.gz")) else "2018"
+            cases.append({"patient": os.path.basename(d), "x1": found[modalities[0]], "x2": found[modalities[1]], "seg": seg, "layout": layout})
+    if not cases:
+        want = " and ".join(f"{m} ({', '.join(PATTERNS[m])})" for m in modalities)
+        raise ValueError(f"{root}: no case folder holds both {want}; BraTS 2015 (T1c*, Flair*), 2018-2021 (*_t1ce, *_flair) and 2023+ (*-t1c, *-t2f) names are recognised")
+    return cases
+
+
+def _labels(seg: np.ndarray, layout: str) -> np.ndarray:
+    seg = np.rint(seg).astype(np.uint8)
+    if layout == "2015":
+        seg[seg == 3] = 1  # non-enhancing core joins the necrotic / non-enhancing core label
+    elif layout == "2023":
+        seg[seg == 3] = 4  # 2023 enhancing tumour
+    return seg
+
+
+def _keep(labels: np.ndarray | None, select: str) -> bool:
+    if select == "nonempty":
+        return True
+    if labels is None:
+        raise ValueError(f"--select {select} needs label files; this case has none (use --select nonempty)")
+    if select == "labels12":
+        return bool((labels == 1).any() and (labels == 2).any())
+    return bool((labels > 0).any())
+
+
+def prepare(root: str, out: str, modalities=("t1ce", "flair"), select: str = "labels12", val_fraction: float = 0.12, seed: int = 0, progress: bool = True) -> dict:
+    """Import every case under ``root`` into ``out`` (HDF5, written atomically); returns a summary dict."""
+    import h5py
+    import nibabel as nib
+    from tqdm.auto import tqdm
+
+    modalities = tuple(modalities)
+    if len(modalities) != 2 or any(m not in MODALITIES for m in modalities) or modalities[0] == modalities[1]:
+        raise ValueError(f"modalities must be two different names of {', '.join(MODALITIES)}; got {modalities}")
+    if select not in SELECT:
+        raise ValueError(f"unknown --select {select!r}; expected one of {', '.join(SELECT)}")
+    cases = find_cases(root, modalities)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(cases))
+    n_val = int(round(val_fraction * len(cases))) if len(cases) > 1 else 0
+    n_val = max(1, n_val) if len(cases) > 1 else 0
+    val_patients = {cases[i]["patient"] for i in order[:n_val]}
+
+    out_dir = os.path.dirname(os.path.abspath(out))
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, f".{os.path.basename(out)}.{os.getpid()}.tmp")
+    summary = {"cases": len(cases), "modalities": list(modalities), "select": select, "kept": {"train": 0, "val": 0}, "dropped_constant": 0, "not_selected": 0, "val_patients": sorted(val_patients)}
+    try:
+        with h5py.File(tmp, "w") as f:
+            data = shape = None
+            rows = []
+            for case in tqdm(cases, desc="import", disable=not progress):
+                vols = []
+                for key in ("x1", "x2"):
+                    v = np.asarray(nib.load(case[key]).dataobj, dtype=np.float32)
+                    if v.ndim != 3:
+                        raise ValueError(f"{case[key]}: volume has shape {v.shape}; expected 3-D (H, W, slices)")
+                    vols.append(v)
+                if vols[0].shape != vols[1].shape:
+                    raise ValueError(f"{case['patient']}: {case['x1']} has shape {vols[0].shape} but {case['x2']} has {vols[1].shape}")
+                seg = _labels(np.asarray(nib.load(case["seg"]).dataobj), case["layout"]) if case["seg"] else None
+                if seg is not None and seg.shape != vols[0].shape:
+                    raise ValueError(f"{case['seg']}: labels have shape {seg.shape}; expected {vols[0].shape} like the images")
+                if shape is None:
+                    shape = vols[0].shape[:2]
+                    data = f.create_dataset("data", shape=(0, 4, *shape), maxshape=(None, 4, *shape), dtype="f4", chunks=(1, 4, *shape), compression="gzip", compression_opts=4)
+                    segds = f.create_dataset("seg", shape=(0, *shape), maxshape=(None, *shape), dtype="u1", chunks=(1, *shape), compression="gzip")
+                elif vols[0].shape[:2] != shape:
+                    raise ValueError(f"{case['x1']}: slices are {vols[0].shape[:2]}; expected {shape} like the first case")
+                split = 1 if case["patient"] in val_patients else 0
+                for z in range(vols[0].shape[2]):
+                    lab = seg[:, :, z] if seg is not None else None
+                    if not _keep(lab, select):
+                        summary["not_selected"] += 1
+                        continue
+                    pair = [vols[0][:, :, z], vols[1][:, :, z]]
+                    if not all(np.isfinite(p).all() for p in pair):
+                        raise ValueError(f"{case['patient']}: slice {z} contains NaN or Inf")
+                    if any(p.max() == p.min() for p in pair):
+                        summary["dropped_constant"] += 1
+                        continue
+                    n = data.shape[0]
+                    data.resize(n + 1, axis=0)
+                    segds.resize(n + 1, axis=0)
+                    block = np.zeros((4, *shape), np.float32)
+                    for c, p in enumerate(pair):
+                        block[2 + c] = (p - p.min()) / (p.max() - p.min())
+                    data[n] = block
+                    segds[n] = lab if lab is not None else 0
+                    rows.append((case["patient"], z, split))
+                    summary["kept"]["val" if split else "train"] += 1
+            if not rows:
+                raise ValueError(f"{root}: no slice passed --select {select} (dropped {summary['dropped_constant']} constant slices)")
+            f.create_dataset("patient", data=np.array([r[0] for r in rows], dtype="S"))
+            f.create_dataset("slice", data=np.array([r[1] for r in rows], dtype="i4"))
+            f.create_dataset("split", data=np.array([r[2] for r in rows], dtype="u1"))
+            f.attrs["channels"] = json.dumps({"2": modalities[0], "3": modalities[1]})
+            f.attrs["summary"] = json.dumps(summary)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return summary

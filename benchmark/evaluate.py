@@ -1,0 +1,77 @@
+"""``bench eval``: score fused images made by any software against their sources.
+
+The same file stem in the x1, x2 and fused folders makes one triple. Several fused folders
+(``--fused mine=DIR1 --fused theirs=DIR2``) are ranked against each other. Writes the same
+``scores.csv`` (with a ``name`` column holding the file stem) and leaderboards as ``bench run``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.atomic import check_writable, write_json, write_text
+from benchmark.imageio import list_images, read_image
+from benchmark.tables import write_leaderboards
+from metrics import score
+from metrics.registry import resolve_metrics
+
+
+def parse_fused(specs) -> dict[str, str]:
+    out = {}
+    for s in specs:
+        name, _, folder = s.partition("=") if "=" in s else (os.path.basename(os.path.normpath(s)), "", s)
+        if name in out:
+            raise ValueError(f"--fused: method name {name!r} given twice")
+        out[name] = folder
+    return out
+
+
+def evaluate(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_profile: str = "upstream", metrics=None, quantize=None, batch: int = 16, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+    names = resolve_metrics(metrics)
+    a, b = list_images(x1_dir), list_images(x2_dir)
+    problems = []
+    fl = {}
+    for m, d in fused.items():
+        fl[m] = list_images(d)
+        missing = sorted(set(a) - set(fl[m]))
+        extra = sorted(set(fl[m]) - set(a))
+        if missing:
+            problems.append(f"{d}: no fused image for {', '.join(missing[:10])}")
+        if extra:
+            problems.append(f"{d}: no source images for {', '.join(extra[:10])}")
+    if set(a) != set(b):
+        problems.append(f"x1 and x2 folders differ: only in {x1_dir}: {sorted(set(a) - set(b))[:10]}; only in {x2_dir}: {sorted(set(b) - set(a))[:10]}")
+    if problems:
+        raise ValueError("unmatched files:\n  " + "\n  ".join(problems))
+    keys = sorted(a)
+    imgs = {}
+    for k in keys:
+        x1, x2 = read_image(a[k]), read_image(b[k])
+        if x1.shape != x2.shape:
+            raise ValueError(f"{b[k]} is {x2.shape[0]}x{x2.shape[1]}; expected {x1.shape[0]}x{x1.shape[1]} like {a[k]}")
+        imgs[k] = (x1, x2)
+    check_writable(out)
+    rows = []
+    for m, files in fused.items():
+        for s in tqdm(range(0, len(keys), batch), desc=f"eval {m}", disable=not progress, leave=False):
+            chunk = keys[s : s + batch]
+            by_shape = {}
+            for k in chunk:
+                f = read_image(fl[m][k])
+                if f.shape != imgs[k][0].shape:
+                    raise ValueError(f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected {imgs[k][0].shape[0]}x{imgs[k][0].shape[1]} like {a[k]}")
+                by_shape.setdefault(f.shape, []).append((k, f))
+            for group in by_shape.values():
+                t = lambda arrs: torch.from_numpy(np.stack(arrs))[:, None].to(device)
+                sc = score(t([f for _, f in group]), t([imgs[k][0] for k, _ in group]), t([imgs[k][1] for k, _ in group]), metrics=names, profile=metric_profile, quantize=quantize)
+                for j, (k, _) in enumerate(group):
+                    rows.append({"model": m, "name": k, **{n: float(v[j]) for n, v in sc.items()}})
+    scores = pd.DataFrame(rows)
+    write_text(os.path.join(out, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
+    write_json(os.path.join(out, "config.json"), {"command": "bench eval", "x1": x1_dir, "x2": x2_dir, "fused": fused, "metric_profile": metric_profile, "quantize": quantize, "metrics": names})
+    write_leaderboards(out, scores, f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}).")
+    return scores

@@ -1,0 +1,36 @@
+"""Figures: the sample grid of the paper's Fig. 3 (sources, then each model's fused image)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from benchmark.atomic import atomic_path
+from benchmark.tables import DISPLAY
+
+
+def sample_grid(path: str, x1: np.ndarray, x2: np.ndarray, fused: dict[str, np.ndarray], title: str = "") -> None:
+    """Rows: validation pairs; columns: T1-Gd, FLAIR, then each model. Arrays (n, H, W) in [0, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [("T1-Gd", x1), ("FLAIR", x2)] + [(DISPLAY.get(k, k), v) for k, v in fused.items()]
+    n = x1.shape[0]
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n + (0.3 if title else 0)), squeeze=False)
+    for r in range(n):
+        for c, (label, imgs) in enumerate(cols):
+            ax = axes[r, c]
+            ax.imshow(imgs[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,72 @@
+"""Reading user images for ``bench eval``: PNG (8/16-bit), TIFF, .npy and NIfTI slices -> [0, 1] float."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+EXTS = (".png", ".tif", ".tiff", ".npy", ".nii", ".nii.gz")
+
+
+def stem(path: str) -> str:
+    b = os.path.basename(path)
+    for e in (".nii.gz",) + EXTS:
+        if b.lower().endswith(e):
+            return b[: -len(e)]
+    return os.path.splitext(b)[0]
+
+
+def read_image(path: str) -> np.ndarray:
+    """A 2-D float32 image in [0, 1]. 8-bit integers are divided by 255, 16-bit by 65535; float
+    ``.npy``/NIfTI must already lie in [0, 1]; RGB(A) images with equal channels are reduced to grey."""
+    low = path.lower()
+    if low.endswith(".npy"):
+        a = np.load(path, allow_pickle=False)
+    elif low.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        a = np.asarray(nib.load(path).dataobj)
+        a = a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+    elif low.endswith((".png", ".tif", ".tiff")):
+        from skimage import io as skio
+
+        a = skio.imread(path)
+    else:
+        raise ValueError(f"{path}: unsupported file type; expected one of {', '.join(EXTS)}")
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        rgb = a[..., :3]
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+            raise ValueError(f"{path}: colour image with different channels; expected a grey image")
+        a = rgb[..., 0]
+    if a.ndim != 2:
+        raise ValueError(f"{path}: image has shape {a.shape}; expected a 2-D slice")
+    if a.dtype == np.uint8:
+        return (a / 255.0).astype(np.float32)
+    if a.dtype == np.uint16:
+        return (a / 65535.0).astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):
+        if a.min() < 0 or a.max() > 255:
+            raise ValueError(f"{path}: integer values in [{a.min()}, {a.max()}]; expected 0..255")
+        return (a / 255.0).astype(np.float32)
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{path}: contains NaN or Inf")
+    if a.min() < -1e-6 or a.max() > 1 + 1e-6:
+        raise ValueError(f"{path}: float values in [{a.min():.4g}, {a.max():.4g}]; expected [0, 1]")
+    return np.clip(a, 0, 1)
+
+
+def list_images(folder: str) -> dict[str, str]:
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"folder not found: {folder}")
+    out = {}
+    for f in sorted(os.listdir(folder)):
+        if f.lower().endswith(EXTS):
+            s = stem(f)
+            if s in out:
+                raise ValueError(f"{folder}: two files share the name {s!r} ({os.path.basename(out[s])}, {f})")
+            out[s] = os.path.join(folder, f)
+    if not out:
+        raise ValueError(f"{folder}: no images ({', '.join(EXTS)})")
+    return out

@@ -1,0 +1,268 @@
+"""``bench run``: train what is trainable, fuse the validation split, score it, write the tables.
+
+Layout of ``results/<run-name>/``: ``config.json`` (everything needed to rerun: config, seed,
+package versions, device), ``scores.csv`` (one row per image and model, one column per metric),
+``leaderboard.{csv,tex,md}``, ``figures/samples.png``, ``run.json`` (timings, failures) and one
+folder per model with its checkpoints and per-model scores. A rerun with the same command reuses
+finished models and checkpoints (``--retrain`` forces training again), so a killed run resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import platform
+import re
+import sys
+import time
+import traceback
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from baselines.loss import LossConfig
+from baselines.registry import get_fuser, resolve_models
+from benchmark.atomic import check_writable, write_json, write_text
+from benchmark.config import RunConfig
+from benchmark.data import load_data
+from benchmark.figures import sample_grid
+from benchmark.tables import order_models, write_leaderboards
+from benchmark.trainer import TrainConfig, load_checkpoint, train
+from metrics import score as score_metrics
+from metrics.registry import resolve_metrics
+
+
+class FuserOutputError(RuntimeError):
+    pass
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    return dev
+
+
+def package_versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for p in ("fusionbench", "torch", "numpy", "scipy", "pandas", "h5py", "nibabel", "matplotlib", "diffusers", "FrEIA", "nilearn", "segmentation-models-pytorch"):
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def device_info(dev: torch.device) -> dict:
+    info = {"device": str(dev), "platform": platform.platform(), "cpu_threads": torch.get_num_threads()}
+    if dev.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(dev)
+    return info
+
+
+def model_kwargs(entry, cfg: RunConfig) -> dict:
+    """The factory's keyword arguments that the run config sets (matched by parameter name)."""
+    offered = {"width": cfg.width, "k": cfg.fusioninn_k, "alpha": cfg.fusioninn_alpha, "latent_prior": cfg.fusioninn_prior, "mmd": cfg.fusioninn_mmd, "steps": cfg.ddfm_steps, "prior_path": cfg.ddfm_prior, "prior_epochs": cfg.ddfm_prior_epochs, "prior_channels": cfg.ddfm_prior_channels, "seed": cfg.seed}
+    offered.update(cfg.extra.get(entry.name, {}))
+    try:
+        params = inspect.signature(entry.factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return {k: v for k, v in offered.items() if k in cfg.extra.get(entry.name, {})}
+    return {k: v for k, v in offered.items() if k in params}
+
+
+def check_output(name: str, source: str, fused, x1: torch.Tensor) -> torch.Tensor:
+    """Validate a fuser's output: a finite float (B, 1, H, W) tensor in [0, 1] like x1."""
+    who = f"model {name!r} ({source})"
+    if not isinstance(fused, torch.Tensor):
+        raise FuserOutputError(f"{who} returned {type(fused).__name__}; expected a torch.Tensor of shape {tuple(x1.shape)}")
+    if tuple(fused.shape) != tuple(x1.shape):
+        raise FuserOutputError(f"{who} returned shape {tuple(fused.shape)}; expected {tuple(x1.shape)} like its inputs")
+    if not fused.is_floating_point():
+        raise FuserOutputError(f"{who} returned dtype {fused.dtype}; expected a float tensor in [0, 1]")
+    fused = fused.float()
+    if not bool(torch.isfinite(fused).all()):
+        raise FuserOutputError(f"{who} returned NaN or Inf values")
+    lo, hi = float(fused.min()), float(fused.max())
+    if lo < -1e-4 or hi > 1 + 1e-4:
+        raise FuserOutputError(f"{who} returned values in [{lo:.4g}, {hi:.4g}]; expected [0, 1]")
+    return fused.clamp(0, 1)
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    data = "phantom" if cfg.data == "phantom" else safe_name(os.path.splitext(os.path.basename(cfg.data.split(",")[0]))[0])
+    return f"{cfg.profile}-{data}"
+
+
+def caption_for(cfg: RunConfig, n_val: int, dev: torch.device, models=None) -> str:
+    text = f"Fusion metrics (mean over {n_val} validation pairs, data {cfg.data}, metric profile {cfg.metric_profile}, profile {cfg.profile}, {dev.type})."
+    shr = cfg.shrinks(models)
+    if shr:
+        text += " Not the paper setting: " + "; ".join(shr) + "."
+    return text
+
+
+def _fuse_batch(model, x1, x2, amp, dev):
+    with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == "cuda"):
+        return model(x1, x2)
+
+
+def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: torch.device, data_info: dict, progress: bool = True) -> dict:
+    """Train (if needed), fuse and score one model; writes ``<run>/<model>/scores.csv``. Returns a summary."""
+    entry = get_fuser(name)
+    mdir = os.path.join(run_dir, safe_name(name))
+    os.makedirs(mdir, exist_ok=True)
+    kwargs = model_kwargs(entry, cfg)
+    batch = cfg.batch_size or entry.batch_size
+    if cfg.max_batch:
+        batch = min(batch, cfg.max_batch)
+    tcfg = TrainConfig(cfg.epochs, batch, cfg.lr, cfg.plateau_factor, cfg.plateau_patience, cfg.seed, cfg.amp, LossConfig(cfg.loss_lambda, cfg.loss_w), cfg.reference_quirks, cfg.num_workers)
+    fp = _fingerprint({"name": name, "kwargs": kwargs, "train": dataclasses.asdict(tcfg), "data": data_info, "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize], "draws": cfg.decomposition_draws})
+    summary_path = os.path.join(mdir, "model.json")
+    if not cfg.retrain and os.path.exists(summary_path) and os.path.exists(os.path.join(mdir, "scores.csv")):
+        prev = json.load(open(summary_path))
+        if prev.get("fingerprint") == fp and prev.get("status") == "done":
+            return prev
+    if cfg.retrain or (os.path.exists(summary_path) and json.load(open(summary_path)).get("fingerprint") != fp):
+        for f in ("last.pt", "best.pt", "train.json", "scores.csv", "decomposition.csv"):
+            if os.path.exists(os.path.join(mdir, f)):
+                os.remove(os.path.join(mdir, f))
+    write_json(summary_path, {"name": name, "fingerprint": fp, "status": "running"})
+
+    torch.manual_seed(cfg.seed)
+    model = entry.build(**kwargs)
+    info = {"name": name, "source": entry.source, "kind": entry.kind, "kwargs": kwargs, "fingerprint": fp}
+    t0 = time.perf_counter()
+    if isinstance(model, torch.nn.Module):
+        info["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        model.to(dev)
+    if hasattr(model, "fit_prior"):
+        model.fit_prior(train_ds, val_ds, cfg, mdir, dev, progress)
+    if entry.trainable:
+        done = os.path.exists(os.path.join(mdir, "train.json")) and os.path.exists(os.path.join(mdir, "best.pt"))
+        if done:
+            model.load_state_dict(load_checkpoint(os.path.join(mdir, "best.pt"), dev))
+        else:
+            train(model, train_ds, val_ds, tcfg, mdir, dev, resume=True, progress=progress, name=name)
+        info["train_seconds"] = time.perf_counter() - t0
+        info["batch_size"] = batch
+        info["epochs"] = cfg.epochs
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+
+    names = resolve_metrics(cfg.metrics)
+    rows, samples, drows = [], [], []
+    loader = torch.utils.data.DataLoader(val_ds, batch_size=cfg.score_batch, shuffle=False, num_workers=cfg.num_workers)
+    t_fuse, n_img = 0.0, 0
+    for b in tqdm(loader, desc=f"{name}: fuse+score", disable=not progress, leave=False):
+        x1, x2 = b["x1"].to(dev), b["x2"].to(dev)
+        t1 = time.perf_counter()
+        fused = check_output(name, entry.source, _fuse_batch(model, x1, x2, cfg.amp, dev), x1)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t_fuse += time.perf_counter() - t1
+        n_img += x1.shape[0]
+        s = score_metrics(fused, x1, x2, metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize)
+        idx = [int(i) for i in b["index"]]
+        for j, i in enumerate(idx):
+            rows.append({"model": name, "index": i, **{k: float(v[j]) for k, v in s.items()}})
+        if len(samples) < cfg.n_show:
+            samples.extend(fused[: cfg.n_show - len(samples), 0].cpu().numpy())
+        if hasattr(model, "decompose"):
+            from benchmark.decomposition import decomposition_rows
+
+            drows.extend(decomposition_rows(model, fused, x1, x2, idx, cfg))
+    info["fuse_seconds_per_image"] = t_fuse / max(n_img, 1)
+    scores = pd.DataFrame(rows)
+    write_text(os.path.join(mdir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
+    if drows:
+        write_text(os.path.join(mdir, "decomposition.csv"), pd.DataFrame(drows).to_csv(index=False, float_format="%.10g"))
+    np.save(os.path.join(mdir, "samples.npy"), np.stack(samples).astype(np.float32)) if samples else None
+    info["status"] = "done"
+    info["seconds"] = time.perf_counter() - t0
+    write_json(summary_path, info)
+    return info
+
+
+def run(cfg: RunConfig, progress: bool = True, log=print) -> str:
+    """Run the benchmark described by ``cfg``; returns the run folder. Failed models are reported, not fatal."""
+    names = resolve_models(cfg.models)
+    if not names:
+        raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
+    resolve_metrics(cfg.metrics)
+    from metrics.profiles import get_profile
+
+    get_profile(cfg.metric_profile)
+    dev = pick_device(cfg.device)
+    run_dir = os.path.join(cfg.out, cfg.run_name or default_run_name(cfg))
+    check_writable(run_dir)
+    train_ds, val_ds, data_info = load_data(cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val)
+    if len(val_ds) == 0:
+        raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
+    torch.manual_seed(cfg.seed)
+    write_json(os.path.join(run_dir, "config.json"), {"command": " ".join(sys.argv), "config": dataclasses.asdict(cfg), "models": names, "seed": cfg.seed, "data": data_info, "versions": package_versions(), "device": device_info(dev), "shrinks": cfg.shrinks(names)})
+    t0 = time.perf_counter()
+    results, failures = {}, {}
+    for name in names:
+        log(f"[fusionbench] {name}")
+        try:
+            results[name] = run_model(name, cfg, train_ds, val_ds, run_dir, dev, data_info, progress)
+        except (FuserOutputError, RuntimeError, ValueError, ImportError, FloatingPointError, TypeError) as e:
+            entry = get_fuser(name)
+            if entry.source == "built-in" and not isinstance(e, FuserOutputError):
+                raise
+            failures[name] = str(e)
+            log(f"[fusionbench] FAILED {name}: {e}")
+            if os.environ.get("FUSIONBENCH_DEBUG"):
+                traceback.print_exc()
+    finish(run_dir, cfg, [n for n in names if n in results], val_ds, dev)
+    write_json(os.path.join(run_dir, "run.json"), {"seconds": time.perf_counter() - t0, "models": results, "failures": failures})
+    if failures:
+        log(f"[fusionbench] {len(failures)} model(s) failed: {', '.join(failures)}; see {os.path.join(run_dir, 'run.json')}")
+    return run_dir
+
+
+def finish(run_dir: str, cfg: RunConfig, names, val_ds, dev) -> None:
+    """Combine per-model scores into scores.csv, leaderboards and the sample figure."""
+    frames, dframes, samples = [], [], {}
+    for name in order_models(names):
+        mdir = os.path.join(run_dir, safe_name(name))
+        frames.append(pd.read_csv(os.path.join(mdir, "scores.csv")))
+        if os.path.exists(os.path.join(mdir, "decomposition.csv")):
+            dframes.append(pd.read_csv(os.path.join(mdir, "decomposition.csv")))
+        if os.path.exists(os.path.join(mdir, "samples.npy")):
+            samples[name] = np.load(os.path.join(mdir, "samples.npy"))
+    if not frames:
+        return
+    scores = pd.concat(frames, ignore_index=True)
+    write_text(os.path.join(run_dir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
+    caption = caption_for(cfg, len(val_ds), dev, names)
+    write_leaderboards(run_dir, scores, caption)
+    if dframes:
+        from benchmark.decomposition import write_decomposition_tables
+
+        write_decomposition_tables(run_dir, pd.concat(dframes, ignore_index=True), caption)
+    n = min([len(v) for v in samples.values()] + [cfg.n_show, len(val_ds)])
+    if n > 0:
+        items = [val_ds[i] for i in range(n)]
+        x1 = np.stack([it["x1"][0].numpy() for it in items])
+        x2 = np.stack([it["x2"][0].numpy() for it in items])
+        sample_grid(os.path.join(run_dir, "figures", "samples.png"), x1, x2, {k: v[:n] for k, v in samples.items()}, caption if len(caption) < 120 else "")

@@ -1,0 +1,108 @@
+"""Leaderboards from ``scores.csv``: CSV, LaTeX (booktabs) and Markdown, Table 1 layout.
+
+Rows follow the paper's Table 1 (anchors first, then DeepFuse ... FusionINN, then any other fuser
+alphabetically); columns are the metrics in Table 1 order. Values are means over images with three
+decimals as in the paper (optionally +- standard deviation); in each column the best value by the
+metric's direction is bold, and every value that ties with it at the displayed precision is bold.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from benchmark.atomic import write_text
+from metrics.registry import METRICS, TABLE_ORDER
+
+PAPER_ORDER = ["mean", "max", "deepfuse", "funfusean", "half-unet", "unet", "unet++", "unet3+", "ddfm", "fusioninn"]
+DISPLAY = {"mean": "Mean", "max": "Max", "deepfuse": "DeepFuse", "funfusean": "FunFuseAn", "half-unet": "Half-UNet", "unet": "UNet", "unet++": "UNet++", "unet3+": "UNet3+", "ddfm": "DDFM", "fusioninn": "FusionINN"}
+
+
+def order_models(names) -> list[str]:
+    names = list(dict.fromkeys(names))
+    known = [n for n in PAPER_ORDER if n in names]
+    return known + sorted(n for n in names if n not in PAPER_ORDER)
+
+
+def metric_columns(scores: pd.DataFrame) -> list[str]:
+    return [m for m in TABLE_ORDER if m in scores.columns] + [c for c in scores.columns if c.startswith("D_")]
+
+
+def leaderboard(scores: pd.DataFrame, columns=None) -> pd.DataFrame:
+    """Mean, standard deviation and count per model: columns ``<metric>``, ``<metric>_std``, ``n``."""
+    if "model" not in scores.columns:
+        raise ValueError("scores table has no 'model' column")
+    cols = list(columns or metric_columns(scores))
+    if not cols:
+        raise ValueError(f"scores table has no metric columns; expected some of {', '.join(TABLE_ORDER)}")
+    g = scores.groupby("model", sort=False)[cols]
+    mean, std = g.mean(), g.std(ddof=1)
+    out = mean.copy()
+    for c in cols:
+        out[f"{c}_std"] = std[c]
+    out["n"] = g.size()
+    return out.loc[order_models(out.index)]
+
+
+def higher_is_better(col: str) -> bool:
+    return METRICS[col].higher_is_better if col in METRICS else True
+
+
+def bold_mask(table: pd.DataFrame, cols, decimals: int = 3) -> pd.DataFrame:
+    """True where a value equals its column's best at the displayed precision (ties all bold)."""
+    mask = pd.DataFrame(False, index=table.index, columns=cols)
+    for c in cols:
+        r = table[c].round(decimals)
+        if r.notna().any():
+            best = r.max() if higher_is_better(c) else r.min()
+            mask[c] = r == best
+    return mask
+
+
+def _fmt(v: float, s: float | None, decimals: int) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "--"
+    txt = f"{v:.{decimals}f}"
+    if s is not None and not np.isnan(s):
+        txt += f" ± {s:.{decimals}f}"
+    return txt
+
+
+def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: bool = False, decimals: int = 3) -> str:
+    """The leaderboard as ``md`` or ``tex`` text."""
+    mask = bold_mask(table, cols, decimals)
+    heads = ["Model"] + [c.replace("_", "\\_") if fmt == "tex" else c for c in cols]
+    rows = []
+    for m in table.index:
+        cells = [DISPLAY.get(m, m).replace("_", "\\_") if fmt == "tex" else DISPLAY.get(m, m)]
+        for c in cols:
+            t = _fmt(table.at[m, c], table.at[m, f"{c}_std"] if with_std else None, decimals)
+            if fmt == "tex":
+                t = t.replace("±", "$\\pm$")
+            if mask.at[m, c]:
+                t = f"\\textbf{{{t}}}" if fmt == "tex" else f"**{t}**"
+            cells.append(t)
+        rows.append(cells)
+    if fmt == "md":
+        lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(["---"] + ["---:"] * len(cols)) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + "\n"
+    lines = ["\\begin{table}[t]", "\\centering"]
+    if caption:
+        lines.append(f"\\caption{{{caption}}}")
+    lines += ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule", " & ".join(heads) + " \\\\", "\\midrule"]
+    lines += [" & ".join(r) + " \\\\" for r in rows]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboards(run_dir: str, scores: pd.DataFrame, caption: str = "", with_std: bool = False, stem: str = "leaderboard", columns=None) -> pd.DataFrame:
+    """Write ``<stem>.csv``, ``.tex`` and ``.md`` under ``run_dir`` (atomically); returns the table."""
+    cols = list(columns or metric_columns(scores))
+    table = leaderboard(scores, cols)
+    write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
+    tex_caption = caption.replace("_", "\\_").replace("%", "\\%")
+    write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, cols, "tex", tex_caption, with_std))
+    write_text(os.path.join(run_dir, f"{stem}.md"), render(table, cols, "md", caption, with_std))
+    return table

@@ -1,0 +1,133 @@
+"""The one training loop for every trainable fuser (nanoGPT-style: readable in one screen).
+
+Adam (lr 3e-4) with ReduceLROnPlateau (factor 0.95, patience 8) on the mean validation loss
+(SPEC §2), batch size from the registry entry, epochs from the profile. A model contributes only
+its loss: ``model.loss(x1, x2, loss_cfg)`` if it defines one, else the shared fusion loss on
+``model(x1, x2)``. A checkpoint is written every epoch (``last.pt``: model, optimiser, scheduler,
+epoch, best loss, history) and the best model by validation loss is kept (``best.pt``: its state
+dict); ``resume`` continues from ``last.pt``. Randomness is reseeded from (seed, epoch) at every
+epoch, so a resumed run ends with the same weights as an uninterrupted one. Checkpoints are read
+with ``torch.load(weights_only=True)``: a results folder cannot run code on the reader's machine.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from baselines.loss import LossConfig, fusion_loss
+from benchmark.atomic import atomic_path, write_json
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 400
+    batch_size: int = 64
+    lr: float = 3e-4
+    plateau_factor: float = 0.95
+    plateau_patience: int = 8
+    seed: int = 0
+    amp: bool = False
+    loss: LossConfig = field(default_factory=LossConfig)
+    reference_quirks: bool = False
+    num_workers: int = 0
+
+
+def model_loss(model, x1, x2, loss_cfg: LossConfig) -> torch.Tensor:
+    """The model's own training loss, or the shared fusion loss on its output."""
+    if hasattr(model, "loss"):
+        return model.loss(x1, x2, loss_cfg)
+    return fusion_loss(model(x1, x2), x1, x2, loss_cfg)
+
+
+def save_checkpoint(path: str, obj) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_checkpoint(path: str, device="cpu"):
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+
+
+def _loader(ds, batch_size, shuffle, generator, drop_last, num_workers):
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last, num_workers=num_workers)
+
+
+def evaluate_loss(model, ds, cfg: TrainConfig, device) -> tuple[float, float]:
+    """(mean validation loss over images, loss of the last mini-batch)."""
+    model.eval()
+    torch.manual_seed(cfg.seed + 104729)  # stochastic losses (FusionINN's z') see the same draws every epoch
+    total, n, last = 0.0, 0, float("nan")
+    with torch.no_grad():
+        for batch in _loader(ds, cfg.batch_size, False, None, cfg.reference_quirks, cfg.num_workers):
+            x1, x2 = batch["x1"].to(device), batch["x2"].to(device)
+            with _autocast(device, cfg.amp):
+                loss = float(model_loss(model, x1, x2, cfg.loss))
+            total += loss * x1.shape[0]
+            n += x1.shape[0]
+            last = loss
+    return total / max(n, 1), last
+
+
+def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: str, device="cpu", resume: bool = True, progress: bool = True, name: str = "model", stop_after_epochs: int | None = None) -> dict:
+    """Train ``model`` in place; returns the history. Best weights are loaded into ``model`` at the end."""
+    device = torch.device(device)
+    os.makedirs(ckpt_dir, exist_ok=True)
+    last_path, best_path = os.path.join(ckpt_dir, "last.pt"), os.path.join(ckpt_dir, "best.pt")
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+    state = {"epoch": 0, "best": math.inf, "history": []}
+    if resume and os.path.exists(last_path):
+        ck = load_checkpoint(last_path, device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        state = {"epoch": int(ck["epoch"]), "best": float(ck["best"]), "history": list(ck["history"])}
+    if len(train_ds) < cfg.batch_size and cfg.reference_quirks:
+        raise ValueError(f"{name}: {len(train_ds)} training pairs is fewer than one batch of {cfg.batch_size} with drop_last")
+    end = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, state["epoch"] + stop_after_epochs)
+    for epoch in range(state["epoch"], end):
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+        loader = _loader(train_ds, cfg.batch_size, not cfg.reference_quirks, gen if not cfg.reference_quirks else None, cfg.reference_quirks, cfg.num_workers)
+        model.train()
+        t0, seen, run_loss = time.perf_counter(), 0, 0.0
+        bar = tqdm(loader, desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            x1, x2 = batch["x1"].to(device), batch["x2"].to(device)
+            if device.type == "cuda":
+                x1, x2 = x1.contiguous(memory_format=torch.channels_last), x2.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, cfg.amp):
+                loss = model_loss(model, x1, x2, cfg.loss)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{name}: training loss became {float(loss)} at epoch {epoch + 1}; lower the learning rate or check the data")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += x1.shape[0]
+            run_loss += float(loss) * x1.shape[0]
+            bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+        val_mean, val_last = evaluate_loss(model, val_ds, cfg, device)
+        sched.step(val_last if cfg.reference_quirks else val_mean)
+        rec = {"epoch": epoch + 1, "train_loss": run_loss / max(seen, 1), "val_loss": val_mean, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0, "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+        state["history"].append(rec)
+        if val_mean < state["best"]:
+            state["best"] = val_mean
+            save_checkpoint(best_path, model.state_dict())
+        save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": state["best"], "history": state["history"]})
+    if os.path.exists(best_path) and (stop_after_epochs is None or end == cfg.epochs):
+        model.load_state_dict(load_checkpoint(best_path, device))
+    if end == cfg.epochs:
+        write_json(os.path.join(ckpt_dir, "train.json"), {"config": {**asdict(cfg), "loss": asdict(cfg.loss)}, "best_val_loss": state["best"], "history": state["history"]})
+    return state
