@@ -116,8 +116,8 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
             loss.backward()
             opt.step()
             seen += x1.shape[0]
-            run_loss += float(loss) * x1.shape[0]
-            bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            run_loss += float(loss.detach()) * x1.shape[0]
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
         val_mean, val_last = evaluate_loss(model, val_ds, cfg, device)
         sched.step(val_last if cfg.reference_quirks else val_mean)
         rec = {"epoch": epoch + 1, "train_loss": run_loss / max(seen, 1), "val_loss": val_mean, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0, "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}

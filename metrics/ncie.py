@@ -9,7 +9,8 @@ eigenvalues r_i of R.
 
 Defined where the toolbox is not: a constant non-zero image makes ``normalize1`` divide by zero
 (Octave errors); here it normalises to all zeros, like an all-zero image (it carries no
-information: NCC with it is 0). Eigenvalues are clamped at 0 and 0 log 0 = 0.
+information: NCC with it is 0); three such images give R = I and NCIE = 1 - log_256(3) = 0.8019.
+Eigenvalues are clamped at 0 and 0 log 0 = 0.
 """
 from __future__ import annotations
 

@@ -1,0 +1,111 @@
+"""Phantom determinism and contrasts, HDF5 round trip and errors, the BraTS importer on real layouts."""
+import h5py
+import numpy as np
+import pytest
+
+from benchmark.data import H5Pairs, load_data
+from benchmark.data.brats import find_cases, prepare
+from benchmark.data.phantom import make_pair, make_split
+
+
+def test_phantom_is_deterministic_and_seeded():
+    a = make_split(0, "train", 3)
+    b = make_split(0, "train", 3)
+    for u, v in zip(a, b):
+        assert u.tobytes() == v.tobytes()
+    c = make_split(1, "train", 3)
+    assert a[0].tobytes() != c[0].tobytes()
+    v = make_split(0, "val", 3)
+    assert a[0].tobytes() != v[0].tobytes()  # separate streams for train and validation
+
+
+def test_phantom_format_and_contrasts():
+    x1s, x2s, labs = make_split(5, "val", 12)
+    assert x1s.shape == (12, 240, 240) and x1s.dtype == np.float32 and labs.dtype == np.uint8
+    assert x1s.min() == 0.0 and x1s.max() == 1.0 and x2s.min() == 0.0 and x2s.max() == 1.0
+    assert set(np.unique(labs)) == {0, 1, 2, 4}
+    wm_like = (labs == 0) & (x1s > 0.55)  # bright-on-T1 normal tissue (white matter)
+    for x1, x2, lab in zip(x1s, x2s, labs):
+        assert (lab == 1).any() and (lab == 2).any() and (lab == 4).any()
+        assert x1[lab == 4].mean() > x1[lab == 1].mean() + 0.3  # enhancing rim bright, necrotic core dark on T1-Gd
+    assert x2s[labs == 2].mean() > x2s[wm_like].mean() + 0.2  # oedema bright on FLAIR vs white matter
+    bg = (x1s == 0) & (x2s == 0)
+    assert bg.mean() > 0.3  # skull-stripped: exact-zero background
+
+
+def _write_authors_h5(path, n=5, seg=True):
+    rng = np.random.default_rng(0)
+    data = rng.random((n, 4, 32, 32)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f["data"] = data
+        if seg:
+            f["seg"] = rng.integers(0, 3, (n, 32, 32)).astype(np.uint8)
+    return data
+
+
+def test_h5_round_trip_lazy(tmp_path):
+    p = tmp_path / "train_data.h5"
+    data = _write_authors_h5(p)
+    ds = H5Pairs(str(p))
+    assert len(ds) == 5
+    item = ds[3]
+    x1 = (data[3, 2] - data[3, 2].min()) / (data[3, 2].max() - data[3, 2].min())
+    np.testing.assert_allclose(item["x1"][0].numpy(), x1, rtol=0, atol=1e-6)
+    assert item["x2"].shape == (1, 32, 32) and "labels" in item
+    tr, va, info = load_data(f"{p},{p}", n_val=2)
+    assert len(tr) == 5 and len(va) == 2
+
+
+def test_h5_bad_layouts(tmp_path):
+    p = tmp_path / "bad.h5"
+    with h5py.File(p, "w") as f:
+        f["images"] = np.zeros((2, 4, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"no dataset 'data'; found \['images'\]"):
+        H5Pairs(str(p))
+    with h5py.File(p, "w") as f:
+        f["data"] = np.zeros((2, 2, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"has shape \(2, 2, 8, 8\); expected \(N, 4, H, W\)"):
+        H5Pairs(str(p))
+    with h5py.File(p, "w") as f:
+        d = np.random.rand(2, 4, 8, 8).astype(np.float32)
+        d[1, 3, 2, 2] = np.nan
+        f["data"] = d
+    with pytest.raises(ValueError, match="sample 1 contains NaN"):
+        H5Pairs(str(p))[1]
+    with pytest.raises(ValueError, match="no 'split' dataset"):
+        load_data(str(p))
+    with pytest.raises(FileNotFoundError):
+        H5Pairs(str(tmp_path / "missing.h5"))
+
+
+def test_import_brats2015_layout(shared_data, tmp_path):
+    out = tmp_path / "b15.h5"
+    s = prepare(str(shared_data / "brats2015-deepmedic"), str(out), progress=False)
+    assert s["cases"] == 2 and s["kept"]["train"] > 0 and s["kept"]["val"] > 0
+    with h5py.File(out) as f:
+        assert f["data"].shape[1:] == (4, 240, 240)
+        seg, split, patient = f["seg"][:], f["split"][:], f["patient"][:]
+        assert all(((seg[i] == 1).any() and (seg[i] == 2).any()) for i in range(len(seg)))  # labels12 rule
+        assert not (seg == 3).any()  # 2015's 3 (non-enhancing) joined label 1
+        x = f["data"][0]
+        assert x[2].min() == 0 and x[2].max() == 1 and x[3].max() == 1 and not x[:2].any()
+    assert not set(patient[split == 0]) & set(patient[split == 1])  # split by patient
+    tr, va, _ = load_data(str(out))
+    assert len(tr) == s["kept"]["train"] and len(va) == s["kept"]["val"]
+
+
+def test_import_brats2023_layout_without_labels(shared_data, tmp_path):
+    root = str(shared_data / "brats2023-gli-00001-000")
+    with pytest.raises(ValueError, match="needs label files"):
+        prepare(root, str(tmp_path / "x.h5"), progress=False)
+    assert not (tmp_path / "x.h5").exists()  # nothing half-written
+    s = prepare(root, str(tmp_path / "b23.h5"), select="nonempty", modalities=("t1", "t2"), progress=False)
+    assert s["kept"]["train"] > 100 and s["dropped_constant"] > 0  # empty edge slices are dropped and counted
+    assert find_cases(root, ("t1", "t2"))[0]["x1"].endswith("-t1n.nii.gz")
+
+
+def test_import_folder_without_modalities(tmp_path):
+    (tmp_path / "case1").mkdir()
+    (tmp_path / "case1" / "foo_t1.nii.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match="no case folder holds both t1ce"):
+        prepare(str(tmp_path), str(tmp_path / "o.h5"), progress=False)

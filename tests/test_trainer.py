@@ -1,0 +1,88 @@
+"""The one trainer, exercised with a tiny trainable fuser on phantom data."""
+import json
+
+import pytest
+import torch
+
+from baselines.loss import LossConfig, fusion_loss
+from benchmark.data import phantom_split
+from benchmark.trainer import TrainConfig, load_checkpoint, train
+
+
+class TinyFuser(torch.nn.Module):
+    """Two 3x3 convolutions and a sigmoid: the smallest trainable fuser."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 3, padding=1))
+
+    def forward(self, x1, x2):
+        return torch.sigmoid(self.net(torch.cat([x1, x2], 1)))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return phantom_split(11, "train", 12, cache=False), phantom_split(11, "val", 4, cache=False)
+
+
+def _model():
+    torch.manual_seed(0)
+    return TinyFuser()
+
+
+def test_fusion_loss_matches_definition():
+    torch.manual_seed(0)
+    x1, x2, f = torch.rand(3, 2, 1, 32, 32).unbind(0)
+    from metrics.ssim import ssim
+
+    lam, w = 0.8, 0.5
+    want = lam * (w * (1 - ssim(f, x1).mean()) + (1 - w) * (1 - ssim(f, x2).mean())) + (1 - lam) * (w * ((f - x1) ** 2).mean() + (1 - w) * ((f - x2) ** 2).mean())
+    torch.testing.assert_close(fusion_loss(f, x1, x2, LossConfig(lam, w)), want)
+    assert fusion_loss(x1, x1, x1).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_training_lowers_validation_loss_and_writes_checkpoints(data, tmp_path):
+    tr, va = data
+    m = _model()
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, seed=1)
+    state = train(m, tr, va, cfg, str(tmp_path), progress=False, name="tiny")
+    hist = state["history"]
+    assert len(hist) == 3 and hist[-1]["val_loss"] < hist[0]["val_loss"]
+    assert all(k in hist[0] for k in ("train_loss", "val_loss", "lr", "images_per_s"))
+    best = load_checkpoint(str(tmp_path / "best.pt"))
+    assert set(best) == set(m.state_dict())
+    log = json.loads((tmp_path / "train.json").read_text())
+    assert log["best_val_loss"] == pytest.approx(min(h["val_loss"] for h in hist))
+
+
+def test_resumed_training_equals_uninterrupted(data, tmp_path):
+    tr, va = data
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, seed=2)
+    full = _model()
+    train(full, tr, va, cfg, str(tmp_path / "full"), progress=False)
+    part = _model()
+    train(part, tr, va, cfg, str(tmp_path / "part"), progress=False, stop_after_epochs=1)  # "killed" after epoch 1
+    resumed = _model()  # a fresh process: new model, state only from last.pt
+    train(resumed, tr, va, cfg, str(tmp_path / "part"), progress=False, resume=True)
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    a = load_checkpoint(str(tmp_path / "full" / "last.pt"))
+    b = load_checkpoint(str(tmp_path / "part" / "last.pt"))
+    assert a["history"][-1]["val_loss"] == b["history"][-1]["val_loss"]
+
+
+def test_plateau_scheduler_and_reference_quirks(data, tmp_path):
+    tr, va = data
+    cfg = TrainConfig(epochs=2, batch_size=5, lr=3e-3, seed=0, plateau_patience=0, plateau_factor=0.5, reference_quirks=True)
+    state = train(_model(), tr, va, cfg, str(tmp_path), progress=False)
+    lrs = [h["lr"] for h in state["history"]]
+    assert lrs[0] in (3e-3, 1.5e-3) and all(lr <= 3e-3 for lr in lrs)
+
+
+def test_nan_loss_is_a_clear_error(data, tmp_path):
+    class Bad(TinyFuser):
+        def loss(self, x1, x2, cfg):
+            return self(x1, x2).sum() * float("nan")
+
+    with pytest.raises(FloatingPointError, match="training loss became nan"):
+        train(Bad(), data[0], data[1], TrainConfig(epochs=1, batch_size=4), str(tmp_path), progress=False, name="bad")
