@@ -34,3 +34,26 @@ def sample_grid(path: str, x1: np.ndarray, x2: np.ndarray, fused: dict[str, np.n
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def decomposition_grid(path: str, x1, x2, fused, x1_hat, x2_hat) -> None:
+    """The paper's Fig. 4: T1-Gd, FLAIR, fused, decomposed T1-Gd, decomposed FLAIR per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [("T1-Gd", x1), ("FLAIR", x2), ("Fused", fused), ("Decomposed T1-Gd", x1_hat), ("Decomposed FLAIR", x2_hat)]
+    n = x1.shape[0]
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.8 * len(cols), 1.8 * n), squeeze=False)
+    for r in range(n):
+        for c, (label, imgs) in enumerate(cols):
+            axes[r, c].imshow(imgs[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(label, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -169,7 +169,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
         model.eval()
 
     names = resolve_metrics(cfg.metrics)
-    rows, samples, drows = [], [], []
+    rows, samples, drows, dsamples = [], [], [], []
     loader = torch.utils.data.DataLoader(val_ds, batch_size=cfg.score_batch, shuffle=False, num_workers=cfg.num_workers)
     t_fuse, n_img = 0.0, 0
     for b in tqdm(loader, desc=f"{name}: fuse+score", disable=not progress, leave=False):
@@ -189,13 +189,23 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
         if hasattr(model, "decompose"):
             from benchmark.decomposition import decomposition_rows
 
+            torch.set_grad_enabled(False)
+
             drows.extend(decomposition_rows(model, fused, x1, x2, idx, cfg))
+            if len(dsamples) < cfg.n_show:
+                g = torch.Generator(device=dev).manual_seed(cfg.seed)
+                h1, h2 = model.decompose(fused[: cfg.n_show - len(dsamples)], generator=g)
+                dsamples.extend(np.stack([h1[:, 0].float().cpu().numpy(), h2[:, 0].float().cpu().numpy()], 1))
+            torch.set_grad_enabled(True)
     info["fuse_seconds_per_image"] = t_fuse / max(n_img, 1)
     scores = pd.DataFrame(rows)
     write_text(os.path.join(mdir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
     if drows:
         write_text(os.path.join(mdir, "decomposition.csv"), pd.DataFrame(drows).to_csv(index=False, float_format="%.10g"))
-    np.save(os.path.join(mdir, "samples.npy"), np.stack(samples).astype(np.float32)) if samples else None
+    if samples:
+        np.save(os.path.join(mdir, "samples.npy"), np.stack(samples).astype(np.float32))
+    if dsamples:
+        np.save(os.path.join(mdir, "decomposed.npy"), np.stack(dsamples).astype(np.float32))
     info["status"] = "done"
     info["seconds"] = time.perf_counter() - t0
     write_json(summary_path, info)
@@ -266,3 +276,10 @@ def finish(run_dir: str, cfg: RunConfig, names, val_ds, dev) -> None:
         x1 = np.stack([it["x1"][0].numpy() for it in items])
         x2 = np.stack([it["x2"][0].numpy() for it in items])
         sample_grid(os.path.join(run_dir, "figures", "samples.png"), x1, x2, {k: v[:n] for k, v in samples.items()}, caption if len(caption) < 120 else "")
+        for name in names:
+            dpath = os.path.join(run_dir, safe_name(name), "decomposed.npy")
+            if os.path.exists(dpath) and name in samples:
+                from benchmark.figures import decomposition_grid
+
+                dec = np.load(dpath)[:n]
+                decomposition_grid(os.path.join(run_dir, "figures", f"decomposition_{safe_name(name)}.png"), x1, x2, samples[name][:n], dec[:, 0], dec[:, 1])

@@ -26,7 +26,7 @@ def order_models(names) -> list[str]:
 
 
 def metric_columns(scores: pd.DataFrame) -> list[str]:
-    return [m for m in TABLE_ORDER if m in scores.columns] + [c for c in scores.columns if c.startswith("D_")]
+    return [m for m in TABLE_ORDER if m in scores.columns]
 
 
 def leaderboard(scores: pd.DataFrame, columns=None) -> pd.DataFrame:
