@@ -22,7 +22,7 @@ class LossConfig:
 
 def fusion_loss(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, cfg: LossConfig = LossConfig()) -> torch.Tensor:
     """Scalar fusion loss (mean over the batch). All images float (B, 1, H, W); x1 = T1-Gd, x2 = FLAIR."""
-    fused = fused.float()
+    fused, x1, x2 = fused.float(), x1.float(), x2.float()  # the loss is never computed in bf16 (see metrics.ssim.ssim)
     s1, s2 = ssim(fused, x1).mean(), ssim(fused, x2).mean()
     m1, m2 = torch.mean((fused - x1) ** 2), torch.mean((fused - x2) ** 2)
     return cfg.lam * (cfg.w * (1 - s1) + (1 - cfg.w) * (1 - s2)) + (1 - cfg.lam) * (cfg.w * m1 + (1 - cfg.w) * m2)

@@ -32,6 +32,25 @@ class UNet3P(nn.Module):
             self.fuse[str(d)] = conv_bn_relu(5 * cat, 5 * cat)
         self.head = nn.Conv2d(5 * cat, 1, 3, padding=1)
 
+    @staticmethod
+    def _up_branch(branch, x, scale, limit: int = 2**30):
+        """conv-BN-ReLU of a bilinearly upsampled map. At the paper's batch 64 the bottleneck upsampled
+        16x is 64 x 1024 x 240 x 240 > 2^31 elements, which CUDA's upsampling kernels reject; the
+        convolution is linear in its input channels, so it is summed over channel groups instead
+        (the same result up to float summation order, and far less memory)."""
+        conv, bn, act = branch
+        b, c, h, w = x.shape
+        per_channel = b * h * w * scale * scale
+        if per_channel * c <= limit:
+            return branch(F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=True))
+        g = max(1, limit // per_channel)
+        y = None
+        for s in range(0, c, g):
+            up = F.interpolate(x[:, s : s + g], scale_factor=scale, mode="bilinear", align_corners=True)
+            part = F.conv2d(up, conv.weight[:, s : s + g], None, padding=conv.padding)
+            y = part if y is None else y + part
+        return act(bn(y + conv.bias.view(1, -1, 1, 1)))
+
     def forward(self, x1, x2):
         """Fused (B, 1, H, W) in [0, 1] from x1 = T1-Gd and x2 = FLAIR (float, [0, 1])."""
         x, size = pad_to_multiple(torch.cat([x1, x2], 1), 16)
@@ -47,7 +66,8 @@ class UNet3P(nn.Module):
                 if s < d:
                     src = F.max_pool2d(src, 2 ** (d - s))
                 elif s > d:
-                    src = F.interpolate(src, scale_factor=2 ** (s - d), mode="bilinear", align_corners=True)
+                    parts.append(self._up_branch(self.branches[f"{d}_{s}"], src, 2 ** (s - d)))
+                    continue
                 parts.append(self.branches[f"{d}_{s}"](src))
             dec[d] = self.fuse[str(d)](torch.cat(parts, 1))
         return crop_to(torch.sigmoid(self.head(dec[0])), size)

@@ -28,8 +28,13 @@ def measure(name: str, batch, device: str, width: float, steps: int, amp: bool, 
     from benchmark.trainer import model_loss
 
     entry = get_fuser(name)
-    cfg = make_config("paper", width=width, ddfm_steps=10)
+    cfg = make_config("paper", width=width, ddfm_steps=100)
     model = entry.build(**model_kwargs(entry, cfg))
+    if getattr(model, "prior", "absent") is None:  # DDFM: time sampling with an untrained prior of the default size
+        from baselines.ddfm.prior import DiffusionPrior
+
+        model.prior = DiffusionPrior(channels=model.prior_channels)
+        steps = 1
     dev = torch.device(device)
     bs = entry.batch_size if batch == "paper" else int(batch)
     out = {"model": name, "params": sum(p.numel() for p in model.parameters() if p.requires_grad) if isinstance(model, torch.nn.Module) else 0, "batch": bs, "device": device, "width": width, "amp": amp, "channels_last": channels_last}
@@ -63,6 +68,7 @@ def measure(name: str, batch, device: str, width: float, steps: int, amp: bool, 
                 model(x1, x2)
         sync()
         out["infer_images_per_s"] = steps * bs / (time.perf_counter() - t0)
+        out["infer_seconds_per_image"] = 1 / out["infer_images_per_s"]
     if dev.type == "cuda":
         out["peak_mem_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     else:
@@ -72,7 +78,7 @@ def measure(name: str, batch, device: str, width: float, steps: int, amp: bool, 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="deepfuse,funfusean,half-unet,unet,unet++,unet3+,fusioninn")
+    p.add_argument("--models", default="deepfuse,funfusean,half-unet,unet,unet++,unet3+,fusioninn,ddfm")
     p.add_argument("--batch", default="8")
     p.add_argument("--device", default="cpu")
     p.add_argument("--width", type=float, default=1.0)
@@ -85,8 +91,8 @@ def main(argv=None) -> int:
         print(json.dumps(measure(a.one, a.batch, a.device, a.width, a.steps, a.amp, a.channels_last)))
         return 0
     rows = []
-    print(f"| model | params | batch | train img/s | infer img/s | peak MB |  ({a.device}, width {a.width:g}{', bf16' if a.amp else ''}{', channels-last' if a.channels_last else ''})")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| model | params | batch | train img/s | infer img/s | infer s/img | peak MB |  ({a.device}, width {a.width:g}{', bf16' if a.amp else ''}{', channels-last' if a.channels_last else ''})")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in a.models.split(","):
         cmd = [sys.executable, "-m", "benchmark.speed_models", "--one", name, "--batch", a.batch, "--device", a.device, "--width", str(a.width), "--steps", str(a.steps)] + (["--amp"] if a.amp else []) + (["--channels-last"] if a.channels_last else [])
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -95,7 +101,7 @@ def main(argv=None) -> int:
             continue
         d = json.loads(r.stdout.strip().splitlines()[-1])
         rows.append(d)
-        print(f"| {name} | {d['params']:,} | {d['batch']} | {d.get('train_images_per_s', float('nan')):.2f} | {d['infer_images_per_s']:.2f} | {d['peak_mem_mb']:.0f} |", flush=True)
+        print(f"| {name} | {d['params']:,} | {d['batch']} | {d.get('train_images_per_s', float('nan')):.2f} | {d['infer_images_per_s']:.2f} | {d['infer_seconds_per_image']:.4f} | {d['peak_mem_mb']:.0f} |", flush=True)
     return 0
 
 

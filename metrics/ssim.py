@@ -43,9 +43,13 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: st
 def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = "valid") -> torch.Tensor:
     """Mean SSIM per image, ``Tensor[B]``; differentiable. Defaults equal ``pytorch_msssim.ssim``.
 
-    a, b: float (B, 1, H, W); with ``data_range=1`` images are expected in [0, 1].
+    a, b: float (B, 1, H, W); with ``data_range=1`` images are expected in [0, 1]. Always computed
+    in float32 or float64 with autocast off: in bf16, E[x^2] - mu^2 cancels catastrophically and
+    the SSIM (and a loss built on it) becomes noise.
     """
-    return ssim_map(a, b, data_range, mode).flatten(1).mean(dim=1)
+    dt = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return ssim_map(a.to(dt), b.to(dt), data_range, mode).flatten(1).mean(dim=1)
 
 
 def q_ssim(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, map_mode: str | None = None) -> torch.Tensor:

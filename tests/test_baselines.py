@@ -100,3 +100,19 @@ def test_smp_fuser_runs_or_explains():
         f = m(torch.rand(1, 1, 240, 240), torch.rand(1, 1, 240, 240))
     assert f.shape == (1, 1, 240, 240) and 0 <= f.min() and f.max() <= 1
     assert get_fuser("smp-unetplusplus-resnet18").params > 1_000_000
+
+
+def test_unet3p_channel_grouped_upsampling_is_exact():
+    """The grouped path used at large batch equals plain upsample-then-conv."""
+    from baselines.unet3p import UNet3P
+
+    torch.manual_seed(0)
+    m = UNet3P(width=0.125).eval()
+    branch = m.branches["0_4"]
+    c = branch[0].in_channels
+    x = torch.rand(2, c, 4, 4, dtype=torch.float64)
+    branch = branch.double()
+    with torch.no_grad():
+        plain = m._up_branch(branch, x, 16)
+        grouped = m._up_branch(branch, x, 16, limit=2 * 64 * 64 * 5)  # forces groups of 5 channels
+    torch.testing.assert_close(grouped, plain)

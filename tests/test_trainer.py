@@ -86,3 +86,15 @@ def test_nan_loss_is_a_clear_error(data, tmp_path):
 
     with pytest.raises(FloatingPointError, match="training loss became nan"):
         train(Bad(), data[0], data[1], TrainConfig(epochs=1, batch_size=4), str(tmp_path), progress=False, name="bad")
+
+
+def test_loss_is_float32_under_bf16_autocast():
+    """Under autocast the SSIM convolutions would run in bf16 and the loss would be noise."""
+    torch.manual_seed(0)
+    x1, x2 = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
+    f = (x1 + x2) / 2
+    ref = fusion_loss(f, x1, x2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = fusion_loss(f.bfloat16(), x1, x2)
+    assert got.dtype == torch.float32
+    assert abs(float(got) - float(ref)) < 5e-3

@@ -1,0 +1,79 @@
+"""Metric speed and memory: pairs/s for each metric and for all five together.
+
+    python -m benchmark.speed_metrics [--n 1153] [--chunk 16] [--device cpu|cuda] [--dtype float32]
+
+Scores ``n`` phantom pairs at 240x240 (64 distinct pairs generated, repeated to ``n``; fused =
+0.6 x1 + 0.4 x2) with the ``upstream`` profile, ``chunk`` pairs at a time, so that peak memory does
+not grow with ``n``. Prints pairs/s per metric, for all five together (sharing work), and the peak
+memory (CUDA: ``max_memory_allocated``; CPU: growth of the process's peak RSS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+
+def pairs(n: int, device, dtype):
+    from benchmark.data.phantom import make_split
+
+    x1, x2, _ = make_split(7, "val", min(n, 64))
+    reps = -(-n // len(x1))
+    x1 = torch.from_numpy(np.tile(x1, (reps, 1, 1))[:n])[:, None].to(device, dtype)
+    x2 = torch.from_numpy(np.tile(x2, (reps, 1, 1))[:n])[:, None].to(device, dtype)
+    return 0.6 * x1 + 0.4 * x2, x1, x2
+
+
+def bench(n: int, chunk: int, device: str, dtype: str, metrics_list) -> dict:
+    from metrics import score
+    from metrics.registry import TABLE_ORDER
+
+    dev = torch.device(device)
+    dt = getattr(torch, dtype)
+    f, a, b = pairs(n, dev, dt)
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+    score(f[:chunk], a[:chunk], b[:chunk], chunk_size=chunk)  # warm-up
+    sync()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    out = {"n": n, "chunk": chunk, "device": device, "dtype": dtype, "threads": torch.get_num_threads(), "pairs_per_s": {}}
+    for m in list(metrics_list or TABLE_ORDER) + ["all"]:
+        t0 = time.perf_counter()
+        score(f, a, b, metrics=None if m == "all" else [m], chunk_size=chunk)
+        sync()
+        dt_s = time.perf_counter() - t0
+        out["pairs_per_s"][m] = n / dt_s
+        if m == "all":
+            out["all_seconds"] = dt_s
+    out["peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=1153)
+    p.add_argument("--chunk", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--metrics", default=None, help="comma-separated subset (default: each of the five, then all)")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    r = bench(a.n, a.chunk, a.device, a.dtype, a.metrics.split(",") if a.metrics else None)
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{r['n']} pairs 240x240, chunk {r['chunk']}, {r['device']} ({r['threads']} threads), {r['dtype']}")
+    for m, v in r["pairs_per_s"].items():
+        print(f"  {m:<7} {v:10.1f} pairs/s")
+    print(f"  all five: {r['all_seconds']:.2f} s for {r['n']} pairs; peak memory {r['peak_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
