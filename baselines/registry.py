@@ -130,10 +130,16 @@ def reload_plugins() -> None:
     _load_plugins()
 
 
+def _order(entry: FuserEntry):
+    mod = getattr(entry.factory, "__module__", "") or ""
+    rank = next((i for i, m in enumerate(_BUILTIN_MODULES) if mod == m or mod.startswith(m + ".")), len(_BUILTIN_MODULES))
+    return (entry.source != "built-in", rank)
+
+
 def list_fusers() -> list[FuserEntry]:
-    """All registered fusers (built-ins first, in registration order, then plugins)."""
+    """All registered fusers: built-ins in a fixed order (whatever was imported first), then plugins."""
     _ensure_loaded()
-    return list(_REGISTRY.values())
+    return sorted(_REGISTRY.values(), key=_order)
 
 
 def _smp_entry(name: str) -> FuserEntry:
@@ -169,7 +175,7 @@ def resolve_models(spec) -> list[str]:
         if not n:
             continue
         if n == "all":
-            out.extend(k for k in _REGISTRY if not SMP_PATTERN.match(k))
+            out.extend(e.name for e in list_fusers() if not SMP_PATTERN.match(e.name))
         else:
             get_fuser(n)
             out.append(n)

@@ -37,7 +37,7 @@ def bench(n: int, chunk: int, device: str, dtype: str, metrics_list) -> dict:
     dt = getattr(torch, dtype)
     f, a, b = pairs(n, dev, dt)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
-    score(f[:chunk], a[:chunk], b[:chunk], chunk_size=chunk)  # warm-up
+    score(f[:chunk], a[:chunk], b[:chunk], chunk_size=chunk)  # warm-up (and compilation, with --compile)
     sync()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if dev.type == "cuda":
@@ -63,12 +63,17 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--metrics", default=None, help="comma-separated subset (default: each of the five, then all)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the FMI kernel (FUSIONBENCH_COMPILE=1); compile time is excluded")
     a = p.parse_args(argv)
+    if a.compile:
+        import os
+
+        os.environ["FUSIONBENCH_COMPILE"] = "1"
     r = bench(a.n, a.chunk, a.device, a.dtype, a.metrics.split(",") if a.metrics else None)
     if a.json:
         print(json.dumps(r))
         return 0
-    print(f"{r['n']} pairs 240x240, chunk {r['chunk']}, {r['device']} ({r['threads']} threads), {r['dtype']}")
+    print(f"{r['n']} pairs 240x240, chunk {r['chunk']}, {r['device']} ({r['threads']} threads), {r['dtype']}{', FMI compiled' if a.compile else ''}")
     for m, v in r["pairs_per_s"].items():
         print(f"  {m:<7} {v:10.1f} pairs/s")
     print(f"  all five: {r['all_seconds']:.2f} s for {r['n']} pairs; peak memory {r['peak_mb']:.0f} MB")

@@ -18,6 +18,8 @@ images at once, in chunks of ``chunk`` windows; identical windows are skipped.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -81,7 +83,22 @@ def _nfmi(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where((mi == 0) | (den == 0), torch.zeros_like(mi), 2 * mi / torch.where(den == 0, torch.ones_like(den), den))
 
 
-def fmi_map_values(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, chunk: int = 32768) -> torch.Tensor:
+_COMPILED = None
+
+
+def _kernel():
+    """``_nfmi`` or, with FUSIONBENCH_COMPILE=1, its ``torch.compile``d form: inductor fuses the
+    ~40 elementwise passes over each window's 9x9 joint-pdf grid into one loop (6x faster on a
+    2-core CPU; about 30 s of compilation once per process, cached on disk by torch)."""
+    global _COMPILED
+    if os.environ.get("FUSIONBENCH_COMPILE", "0") not in ("1", "true", "yes"):
+        return _nfmi
+    if _COMPILED is None:
+        _COMPILED = torch.compile(_nfmi, dynamic=True)
+    return _COMPILED
+
+
+def fmi_map_values(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
     """FMI map values (FMI_AF + FMI_BF) / 2 for window rows (N, l) of x1 (a), x2 (b) and F (f)."""
     out = torch.ones(a.shape[0], dtype=a.dtype, device=a.device)
     eq_a = (a == f).all(dim=1)
@@ -90,15 +107,16 @@ def fmi_map_values(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, chunk: int
     eq_b = (b == f_seen_by_b).all(dim=1)
     fmi_af = torch.ones_like(out)
     fmi_bf = torch.ones_like(out)
+    kernel = _kernel()
     for eq, src, dst in ((eq_a, a, fmi_af), (eq_b, b, fmi_bf)):
         todo = torch.nonzero(~eq).flatten()
         for start in range(0, todo.numel(), chunk):
             idx = todo[start : start + chunk]
-            dst[idx] = _nfmi(_minmax(src[idx]), fn[idx])
+            dst[idx] = kernel(_minmax(src[idx]), fn[idx])
     return (fmi_af + fmi_bf) / 2
 
 
-def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 32768) -> torch.Tensor:
+def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 16384) -> torch.Tensor:
     """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features)."""
     if window < 2:
         raise ValueError(f"FMI window must be at least 2 pixels; got {window}")

@@ -138,3 +138,22 @@ def test_cuda_matches_cpu(pairs):
     gpu = metrics.score(f.cuda(), x1.cuda(), x2.cuda())
     for m in cpu:
         torch.testing.assert_close(gpu[m].cpu(), cpu[m], atol=1e-4, rtol=0)
+
+
+def test_compiled_fmi_kernel_matches_eager(monkeypatch):
+    """FUSIONBENCH_COMPILE=1 swaps in torch.compile(_nfmi); same values (float64, small input)."""
+    import metrics.fmi as fmi
+
+    g = torch.Generator().manual_seed(0)
+    s = fmi._minmax(torch.rand(64, 9, generator=g, dtype=torch.float64))
+    t = fmi._minmax(torch.rand(64, 9, generator=g, dtype=torch.float64))
+    monkeypatch.setenv("FUSIONBENCH_COMPILE", "0")
+    assert fmi._kernel() is fmi._nfmi
+    monkeypatch.setenv("FUSIONBENCH_COMPILE", "1")
+    monkeypatch.setattr(fmi, "_COMPILED", None)
+    try:
+        compiled = fmi._kernel()
+        got = compiled(s, t)
+    except Exception as e:  # no C++ toolchain for inductor: the option must fail loudly, not silently
+        pytest.fail(f"torch.compile of the FMI kernel failed here: {e}")
+    torch.testing.assert_close(got, fmi._nfmi(s, t), atol=1e-9, rtol=0)
