@@ -49,6 +49,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="results folder (default results)")
     p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
     p.add_argument("--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist")
+    p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4")
 
 
@@ -57,7 +58,7 @@ def config_from_args(args):
 
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
     over = {}
-    for key in ("models", "data", "epochs", "n_train", "n_val", "batch_size", "width", "seed", "device", "amp", "metric_profile", "metrics", "ddfm_prior", "out", "run_name", "retrain"):
+    for key in ("models", "data", "epochs", "n_train", "n_val", "batch_size", "width", "seed", "device", "amp", "metric_profile", "metrics", "ddfm_prior", "out", "run_name", "retrain", "table_style"):
         v = getattr(args, key, None)
         if v is not None:
             over[key] = v
@@ -90,7 +91,11 @@ def _cmd_table(args) -> int:
         raise FileNotFoundError(f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv")
     scores = pd.read_csv(path)
     caption = f"Fusion metrics ({args.run_dir})."
-    write_leaderboards(args.run_dir, scores, caption, with_std=args.std)
+    if "region" in scores:
+        if (scores.region == "tumour").any():
+            write_leaderboards(args.run_dir, scores[scores.region == "tumour"], caption.replace("Fusion metrics", "Fusion metrics inside the tumour box"), with_std=args.std, stem="leaderboard_tumour", style=args.style)
+        scores = scores[scores.region == "slice"]
+    write_leaderboards(args.run_dir, scores, caption, with_std=args.std, style=args.style)
     print(open(os.path.join(args.run_dir, "leaderboard.md")).read())
     return 0
 
@@ -126,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("table", help="rebuild the leaderboards of a run folder from scores.csv")
     pt.add_argument("run_dir")
     pt.add_argument("--std", action="store_true", help="show the standard deviation")
+    pt.add_argument("--style", default="stats", help="stats (CIs, paired tests) | paper (plain Table 1)")
     pt.set_defaults(fn=_cmd_table)
     pe = sub.add_parser("eval", help="score fused images made by any software")
     pe.add_argument("--x1", required=True, help="folder of T1-Gd images")

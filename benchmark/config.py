@@ -40,6 +40,8 @@ class RunConfig:
     metrics: str = "all"
     quantize: bool | None = None
     score_batch: int = 16
+    table_style: str = "stats"  # "stats": CIs and paired tests; "paper": the plain Table 1 layout
+    n_boot: int = 2000
     n_show: int = 4
     phantom_train: int = 512
     phantom_val: int = 128

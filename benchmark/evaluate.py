@@ -30,7 +30,7 @@ def parse_fused(specs) -> dict[str, str]:
     return out
 
 
-def evaluate(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_profile: str = "upstream", metrics=None, quantize=None, batch: int = 16, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+def evaluate(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_profile: str = "upstream", metrics=None, quantize=None, batch: int = 16, device: str = "cpu", progress: bool = True, style: str = "stats") -> pd.DataFrame:
     names = resolve_metrics(metrics)
     a, b = list_images(x1_dir), list_images(x2_dir)
     problems = []
@@ -73,5 +73,5 @@ def evaluate(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_p
     scores = pd.DataFrame(rows)
     write_text(os.path.join(out, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
     write_json(os.path.join(out, "config.json"), {"command": "bench eval", "x1": x1_dir, "x2": x2_dir, "fused": fused, "metric_profile": metric_profile, "quantize": quantize, "metrics": names})
-    write_leaderboards(out, scores, f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}).")
+    write_leaderboards(out, scores, f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}).", style=style)
     return scores

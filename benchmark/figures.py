@@ -57,3 +57,25 @@ def decomposition_grid(path: str, x1, x2, fused, x1_hat, x2_hat) -> None:
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def distributions(path: str, scores, cols, models) -> None:
+    """Per-image distribution of each metric per model (box plots), models in table order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 0.35 * len(models) + 1.2), squeeze=False)
+    for ax, c in zip(axes[0], cols):
+        data = [scores.loc[scores.model == m, c].dropna().to_numpy() for m in models]
+        ax.boxplot(data, orientation="horizontal", tick_labels=[DISPLAY.get(m, m) for m in models], showfliers=True, flierprops={"markersize": 2})
+        ax.invert_yaxis()
+        ax.set_title(c, fontsize=9)
+        ax.tick_params(labelsize=7)
+        if ax is not axes[0][0]:
+            ax.set_yticklabels([])
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

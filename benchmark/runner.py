@@ -183,7 +183,15 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
         s = score_metrics(fused, x1, x2, metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize)
         idx = [int(i) for i in b["index"]]
         for j, i in enumerate(idx):
-            rows.append({"model": name, "index": i, **{k: float(v[j]) for k, v in s.items()}})
+            rows.append({"model": name, "index": i, "region": "slice", **{k: float(v[j]) for k, v in s.items()}})
+        if "labels" in b:
+            from benchmark.regions import crop, region_groups, tumour_boxes
+
+            boxes = tumour_boxes(b["labels"].to(dev))
+            for side, pos in region_groups(boxes).items():
+                st = score_metrics(crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos), metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize)
+                for k_, j in enumerate(pos):
+                    rows.append({"model": name, "index": idx[j], "region": "tumour", **{k: float(v[k_]) for k, v in st.items()}})
         if len(samples) < cfg.n_show:
             samples.extend(fused[: cfg.n_show - len(samples), 0].cpu().numpy())
         if hasattr(model, "decompose"):
@@ -198,7 +206,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
                 dsamples.extend(np.stack([h1[:, 0].float().cpu().numpy(), h2[:, 0].float().cpu().numpy()], 1))
             torch.set_grad_enabled(True)
     info["fuse_seconds_per_image"] = t_fuse / max(n_img, 1)
-    scores = pd.DataFrame(rows)
+    scores = pd.DataFrame(rows).sort_values(["region", "index"], kind="stable")
     write_text(os.path.join(mdir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
     if drows:
         write_text(os.path.join(mdir, "decomposition.csv"), pd.DataFrame(drows).to_csv(index=False, float_format="%.10g"))
@@ -265,7 +273,16 @@ def finish(run_dir: str, cfg: RunConfig, names, val_ds, dev) -> None:
     scores = pd.concat(frames, ignore_index=True)
     write_text(os.path.join(run_dir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
     caption = caption_for(cfg, len(val_ds), dev, names)
-    write_leaderboards(run_dir, scores, caption)
+    slice_scores = scores[scores.region == "slice"] if "region" in scores else scores
+    write_leaderboards(run_dir, slice_scores, caption, style=cfg.table_style, n_boot=cfg.n_boot, seed=cfg.seed)
+    if "region" in scores and (scores.region == "tumour").any():
+        from benchmark.regions import __doc__ as _  # noqa: F401
+
+        write_leaderboards(run_dir, scores[scores.region == "tumour"], caption.replace("Fusion metrics", "Fusion metrics inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"), stem="leaderboard_tumour", style=cfg.table_style, n_boot=cfg.n_boot, seed=cfg.seed)
+    from benchmark.figures import distributions
+    from benchmark.tables import metric_columns
+
+    distributions(os.path.join(run_dir, "figures", "distributions.png"), slice_scores, metric_columns(slice_scores), order_models(names))
     if dframes:
         from benchmark.decomposition import write_decomposition_tables
 

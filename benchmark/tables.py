@@ -69,9 +69,16 @@ def _fmt(v: float, s: float | None, decimals: int) -> str:
     return txt
 
 
-def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: bool = False, decimals: int = 3) -> str:
-    """The leaderboard as ``md`` or ``tex`` text."""
+STATS_NOTE = "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column (paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05)."
+
+
+def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: bool = False, decimals: int = 3, style: str = "paper") -> str:
+    """The leaderboard as ``md`` or ``tex`` text; ``style="stats"`` adds CIs and the tie marker
+    (needs the columns of :func:`benchmark.stats.add_statistics`)."""
     mask = bold_mask(table, cols, decimals)
+    stats_on = style == "stats" and all(f"{c}_lo" in table.columns for c in cols)
+    if stats_on:
+        caption = (caption + " " if caption else "") + STATS_NOTE.format(mark="$^{\\approx}$" if fmt == "tex" else "≈")
     heads = ["Model"] + [c.replace("_", "\\_") if fmt == "tex" else c for c in cols]
     rows = []
     for m in table.index:
@@ -82,6 +89,12 @@ def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: boo
                 t = t.replace("±", "$\\pm$")
             if mask.at[m, c]:
                 t = f"\\textbf{{{t}}}" if fmt == "tex" else f"**{t}**"
+            if stats_on:
+                lo, hi = table.at[m, f"{c}_lo"], table.at[m, f"{c}_hi"]
+                if not (np.isnan(lo) or np.isnan(hi)):
+                    t += f" [{lo:.{decimals}f}, {hi:.{decimals}f}]"
+                if table.at[m, f"{c}_same"] and not mask.at[m, c]:
+                    t += "$^{\\approx}$" if fmt == "tex" else " ≈"
             cells.append(t)
         rows.append(cells)
     if fmt == "md":
@@ -97,12 +110,22 @@ def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: boo
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboards(run_dir: str, scores: pd.DataFrame, caption: str = "", with_std: bool = False, stem: str = "leaderboard", columns=None) -> pd.DataFrame:
-    """Write ``<stem>.csv``, ``.tex`` and ``.md`` under ``run_dir`` (atomically); returns the table."""
+def write_leaderboards(run_dir: str, scores: pd.DataFrame, caption: str = "", with_std: bool = False, stem: str = "leaderboard", columns=None, style: str = "stats", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Write ``<stem>.csv``, ``.tex`` and ``.md`` under ``run_dir`` (atomically); returns the table.
+
+    ``style="stats"`` (default) adds bootstrap CIs and paired tests against the best
+    (:mod:`benchmark.stats`); ``style="paper"`` is the plain Table 1 layout.
+    """
+    if style not in ("stats", "paper"):
+        raise ValueError(f"unknown table style {style!r}; expected 'stats' or 'paper'")
     cols = list(columns or metric_columns(scores))
     table = leaderboard(scores, cols)
+    if style == "stats":
+        from benchmark.stats import add_statistics
+
+        table = add_statistics(table, scores, cols, higher_is_better, n_boot, seed)
     write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
     tex_caption = caption.replace("_", "\\_").replace("%", "\\%")
-    write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, cols, "tex", tex_caption, with_std))
-    write_text(os.path.join(run_dir, f"{stem}.md"), render(table, cols, "md", caption, with_std))
+    write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, cols, "tex", tex_caption, with_std, style=style))
+    write_text(os.path.join(run_dir, f"{stem}.md"), render(table, cols, "md", caption, with_std, style=style))
     return table

@@ -20,11 +20,13 @@ def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["seed"] == 0 and cfg["config"]["profile"] == "smoke" and "torch" in cfg["versions"] and cfg["device"]["device"] == "cpu"
     s = pd.read_csv(d / "scores.csv")
-    assert list(s.columns) == ["model", "index"] + METRICS and len(s) == 16
-    assert s.groupby("model").size().to_dict() == {"mean": 8, "max": 8}
+    assert list(s.columns) == ["model", "index", "region"] + METRICS and len(s) == 32
+    assert s[s.region == "slice"].groupby("model").size().to_dict() == {"mean": 8, "max": 8}
+    assert (s.region == "tumour").sum() == 16 and (d / "leaderboard_tumour.md").exists() and (d / "figures" / "distributions.png").exists()
     board = pd.read_csv(d / "leaderboard.csv", index_col=0)
     assert list(board.index) == ["mean", "max"]
-    np.testing.assert_allclose(board.loc["mean", "Q_SSIM"], s[s.model == "mean"].Q_SSIM.mean(), atol=1e-6)
+    np.testing.assert_allclose(board.loc["mean", "Q_SSIM"], s[(s.model == "mean") & (s.region == "slice")].Q_SSIM.mean(), atol=1e-6)
+    assert {"Q_SSIM_lo", "Q_SSIM_hi", "Q_SSIM_p", "Q_SSIM_same"} <= set(board.columns)
     assert "**" in (d / "leaderboard.md").read_text()
     assert not [p for p in d.rglob("*") if ".tmp" in p.name]
     # a rerun reuses finished models and gives the same bytes
@@ -73,4 +75,4 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
     assert "unknown profile 'bogus'" in capsys.readouterr().err
     assert main(["run", "--models", "mean", "--profile", "smoke", "--n-val", "3", "--set", "metrics=Q_SSIM,Q_P", "--out", str(tmp_path), "--run-name", "o"]) == 0
     s = pd.read_csv(tmp_path / "o" / "scores.csv")
-    assert list(s.columns) == ["model", "index", "Q_SSIM", "Q_P"] and len(s) == 3
+    assert list(s.columns) == ["model", "index", "region", "Q_SSIM", "Q_P"] and (s.region == "slice").sum() == 3

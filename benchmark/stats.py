@@ -1,0 +1,83 @@
+"""Statistics for leaderboards: bootstrap confidence intervals and paired tests against the best.
+
+* 95% CI of each model's mean: percentile bootstrap over images (seeded; ``n_boot`` resamples).
+* Against the best model of each column (by the metric's direction): a paired Wilcoxon
+  signed-rank test over the same images (scipy, two-sided, zero differences dropped), with Holm's
+  step-down correction across the other models of that column. A model whose adjusted p-value is
+  >= 0.05 is "not significantly different from the best" (marked in the tables).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (1-D)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if v.size == 1:
+        return float(v[0]), float(v[0])
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for s in range(0, n_boot, 256):  # bounded memory for large n
+        k = min(256, n_boot - s)
+        means[s : s + k] = v[rng.integers(0, v.size, size=(k, v.size))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def holm(pvalues: dict) -> dict:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
+    items = sorted(pvalues.items(), key=lambda kv: kv[1])
+    m = len(items)
+    out, running = {}, 0.0
+    for i, (k, p) in enumerate(items):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out
+
+
+def paired_pvalues(wide: pd.DataFrame, best: str) -> dict:
+    """Holm-adjusted Wilcoxon p-values of every column of ``wide`` (images x models) against ``best``."""
+    raw = {}
+    for m in wide.columns:
+        if m == best:
+            continue
+        pair = wide[[best, m]].dropna()
+        d = (pair[best] - pair[m]).to_numpy()
+        if len(d) == 0 or np.all(d == 0):
+            raw[m] = 1.0
+            continue
+        raw[m] = float(stats.wilcoxon(pair[best], pair[m], zero_method="wilcox", alternative="two-sided").pvalue)
+    return holm(raw) if raw else {}
+
+
+def image_key(scores: pd.DataFrame) -> str:
+    for k in ("index", "name"):
+        if k in scores.columns:
+            return k
+    raise ValueError("scores table has neither an 'index' nor a 'name' column to pair images across models")
+
+
+def add_statistics(table: pd.DataFrame, scores: pd.DataFrame, cols, higher_is_better, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    """Add ``<col>_lo``, ``<col>_hi`` (95% CI), ``<col>_p`` (Holm-adjusted vs the best) and
+    ``<col>_same`` (True where not significantly different from the best, and for the best)."""
+    key = image_key(scores)
+    out = table.copy()
+    for c in cols:
+        wide = scores.pivot_table(index=key, columns="model", values=c, aggfunc="first")
+        lo, hi = {}, {}
+        for m in table.index:
+            lo[m], hi[m] = bootstrap_ci(wide[m].to_numpy() if m in wide else [], n_boot, seed)
+        out[f"{c}_lo"] = pd.Series(lo)
+        out[f"{c}_hi"] = pd.Series(hi)
+        means = table[c]
+        best = means.idxmax() if higher_is_better(c) else means.idxmin()
+        p = paired_pvalues(wide[[m for m in table.index if m in wide]], best) if best in wide else {}
+        out[f"{c}_p"] = pd.Series({m: (np.nan if m == best else p.get(m, np.nan)) for m in table.index})
+        out[f"{c}_same"] = pd.Series({m: bool(m == best or p.get(m, 0.0) >= alpha) for m in table.index})
+    return out

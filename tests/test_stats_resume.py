@@ -1,0 +1,99 @@
+"""Leaderboard statistics, tumour regions, byte-identical reruns, and resuming a killed run."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.regions import tumour_boxes
+from benchmark.stats import add_statistics, bootstrap_ci, holm, paired_pvalues
+from benchmark.tables import leaderboard, render
+from conftest import ROOT
+
+
+def test_bootstrap_interval_contains_mean_and_shrinks_with_more_images():
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(0.8, 0.05, 20), rng.normal(0.8, 0.05, 2000)
+    lo_s, hi_s = bootstrap_ci(small, 2000, seed=1)
+    lo_l, hi_l = bootstrap_ci(large, 2000, seed=1)
+    assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
+    assert (hi_l - lo_l) < 0.25 * (hi_s - lo_s)
+    assert bootstrap_ci(small, 500, seed=3) == bootstrap_ci(small, 500, seed=3)  # seeded
+
+
+def test_paired_wilcoxon_known_answer_and_holm():
+    # b is worse than a on every one of 10 images: exact two-sided p = 2 / 2^10
+    a = np.linspace(0.8, 0.9, 10)
+    wide = pd.DataFrame({"a": a, "b": a - 0.01 - np.arange(10) * 1e-3, "c": a + np.tile([1e-3, -1e-3], 5) * np.arange(1, 11)})
+    p = paired_pvalues(wide, "a")
+    assert p["b"] == pytest.approx(min(1, 2 * 2 / 2**10))  # Holm: two comparisons, smallest p doubled
+    assert p["c"] > 0.05
+    assert holm({"x": 0.01, "y": 0.04, "z": 0.03}) == pytest.approx({"x": 0.03, "z": 0.06, "y": 0.06})
+
+
+def test_statistics_in_tables_mark_ties_with_the_best():
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(30):
+        base = rng.normal(0.8, 0.02)
+        rows += [{"model": "best", "index": i, "Q_SSIM": base + 0.02}, {"model": "same", "index": i, "Q_SSIM": base + 0.02 + rng.normal(0, 1e-3)}, {"model": "worse", "index": i, "Q_SSIM": base}]
+    s = pd.DataFrame(rows)
+    t = add_statistics(leaderboard(s, ["Q_SSIM"]), s, ["Q_SSIM"], lambda c: True, 1000, 0)
+    assert t.loc["worse", "Q_SSIM_p"] < 1e-3 and not t.loc["worse", "Q_SSIM_same"]
+    assert t.loc["same", "Q_SSIM_same"] and t.loc["best", "Q_SSIM_same"]
+    md = render(t, ["Q_SSIM"], "md", style="stats")
+    assert "≈" in md and "[" in md and "Wilcoxon" in md
+    assert "[" not in render(t, ["Q_SSIM"], "md", style="paper")
+
+
+def test_tumour_boxes_on_phantom():
+    from benchmark.data.phantom import make_split
+
+    _, _, lab = make_split(2, "val", 4)
+    lab = torch.from_numpy(lab)
+    boxes = tumour_boxes(lab)
+    for b, l in zip(boxes, lab):
+        r, c, side = b
+        assert side >= 48 and side % 8 == 0 and 0 <= r <= 240 - side and 0 <= c <= 240 - side
+        inside = l[r : r + side, c : c + side]
+        assert (inside > 0).sum() == (l > 0).sum()  # the whole tumour is in the box
+    assert tumour_boxes(torch.zeros(1, 64, 64, dtype=torch.uint8)) == [None]
+
+
+def _bench(args, env=None):
+    return [sys.executable, "-m", "benchmark", "run", *args]
+
+
+def test_same_seed_gives_byte_identical_scores(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for name in ("a", "b"):
+        r = subprocess.run(_bench(["--models", "mean,deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", name]), env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (tmp_path / "a" / "scores.csv").read_bytes(), (tmp_path / "b" / "scores.csv").read_bytes()
+    assert a == b and b"tumour" in a
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_tables(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = ["--models", "mean,deepfuse", "--profile", "smoke", "--epochs", "3", "--out", str(tmp_path)]
+    ref = subprocess.run(_bench(args + ["--run-name", "ref"]), env=env, capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    p = subprocess.Popen(_bench(args + ["--run-name", "k"]), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = tmp_path / "k" / "deepfuse" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert last.exists(), "the run never wrote its first epoch checkpoint"
+    os.killpg(p.pid, signal.SIGKILL)  # mid-training, after epoch 1
+    p.wait()
+    assert not (tmp_path / "k" / "scores.csv").exists()
+    again = subprocess.run(_bench(args + ["--run-name", "k"]), env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for f in ("scores.csv", "leaderboard.csv", "leaderboard.md"):
+        assert (tmp_path / "k" / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), f
