@@ -49,6 +49,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="results folder (default results)")
     p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
     p.add_argument("--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist")
+    p.add_argument("--nproc", type=int, default=1, help="processes (torchrun standalone; gloo on CPU, NCCL on GPUs)")
     p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4")
 
@@ -68,11 +69,36 @@ def config_from_args(args):
     return make_config(args.profile, **over)
 
 
+def _launch_torchrun(nproc: int) -> int:
+    """Re-run this command under torchrun with ``nproc`` processes (rank 0 writes the results)."""
+    import subprocess
+
+    argv = sys.argv[1:]
+    clean = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        clean.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "benchmark", *clean]
+    return subprocess.call(cmd)
+
+
 def _cmd_run(args) -> int:
     from benchmark.runner import run
 
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _launch_torchrun(args.nproc)
     cfg = config_from_args(args)
     run_dir = run(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     res = json.load(open(os.path.join(run_dir, "run.json")))
     md = os.path.join(run_dir, "leaderboard.md")
     if os.path.exists(md):

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from baselines.loss import LossConfig
+from benchmark import distributed as D
 from baselines.registry import get_fuser, resolve_models
 from benchmark.atomic import check_writable, write_json, write_text
 from benchmark.config import RunConfig
@@ -141,11 +142,13 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
         prev = json.load(open(summary_path))
         if prev.get("fingerprint") == fp and prev.get("status") == "done":
             return prev
-    if cfg.retrain or (os.path.exists(summary_path) and json.load(open(summary_path)).get("fingerprint") != fp):
+    if D.is_main() and (cfg.retrain or (os.path.exists(summary_path) and json.load(open(summary_path)).get("fingerprint") != fp)):
         for f in ("last.pt", "best.pt", "train.json", "scores.csv", "decomposition.csv"):
             if os.path.exists(os.path.join(mdir, f)):
                 os.remove(os.path.join(mdir, f))
-    write_json(summary_path, {"name": name, "fingerprint": fp, "status": "running"})
+    D.barrier()
+    if D.is_main():
+        write_json(summary_path, {"name": name, "fingerprint": fp, "status": "running"})
 
     torch.manual_seed(cfg.seed)
     model = entry.build(**kwargs)
@@ -170,7 +173,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
 
     names = resolve_metrics(cfg.metrics)
     rows, samples, drows, dsamples = [], [], [], []
-    loader = torch.utils.data.DataLoader(val_ds, batch_size=cfg.score_batch, shuffle=False, num_workers=cfg.num_workers)
+    loader = torch.utils.data.DataLoader(D.shard(val_ds), batch_size=cfg.score_batch, shuffle=False, num_workers=cfg.num_workers)
     t_fuse, n_img = 0.0, 0
     for b in tqdm(loader, desc=f"{name}: fuse+score", disable=not progress, leave=False):
         x1, x2 = b["x1"].to(dev), b["x2"].to(dev)
@@ -192,31 +195,39 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
                 st = score_metrics(crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos), metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize)
                 for k_, j in enumerate(pos):
                     rows.append({"model": name, "index": idx[j], "region": "tumour", **{k: float(v[k_]) for k, v in st.items()}})
-        if len(samples) < cfg.n_show:
-            samples.extend(fused[: cfg.n_show - len(samples), 0].cpu().numpy())
+        samples.extend((i, fused[j, 0].cpu().numpy()) for j, i in enumerate(idx) if i < cfg.n_show)
         if hasattr(model, "decompose"):
             from benchmark.decomposition import decomposition_rows
 
             torch.set_grad_enabled(False)
 
             drows.extend(decomposition_rows(model, fused, x1, x2, idx, cfg))
-            if len(dsamples) < cfg.n_show:
+            show = [j for j, i in enumerate(idx) if i < cfg.n_show]
+            if show:
                 g = torch.Generator(device=dev).manual_seed(cfg.seed)
-                h1, h2 = model.decompose(fused[: cfg.n_show - len(dsamples)], generator=g)
-                dsamples.extend(np.stack([h1[:, 0].float().cpu().numpy(), h2[:, 0].float().cpu().numpy()], 1))
+                h1, h2 = model.decompose(fused[show], generator=g)
+                dsamples.extend((idx[j], np.stack([h1[k, 0].float().cpu().numpy(), h2[k, 0].float().cpu().numpy()])) for k, j in enumerate(show))
             torch.set_grad_enabled(True)
     info["fuse_seconds_per_image"] = t_fuse / max(n_img, 1)
+    rows, drows = D.gather_rows(rows), D.gather_rows(drows)
+    samples = [v for _, v in sorted(D.gather_rows(samples), key=lambda t: t[0])]
+    dsamples = [v for _, v in sorted(D.gather_rows(dsamples), key=lambda t: t[0])]
+    if not D.is_main():
+        D.barrier()
+        return info
     scores = pd.DataFrame(rows).sort_values(["region", "index"], kind="stable")
     write_text(os.path.join(mdir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
     if drows:
-        write_text(os.path.join(mdir, "decomposition.csv"), pd.DataFrame(drows).to_csv(index=False, float_format="%.10g"))
+        write_text(os.path.join(mdir, "decomposition.csv"), pd.DataFrame(drows).sort_values("index", kind="stable").to_csv(index=False, float_format="%.10g"))
     if samples:
         np.save(os.path.join(mdir, "samples.npy"), np.stack(samples).astype(np.float32))
     if dsamples:
         np.save(os.path.join(mdir, "decomposed.npy"), np.stack(dsamples).astype(np.float32))
     info["status"] = "done"
     info["seconds"] = time.perf_counter() - t0
+    info["processes"] = D.world()
     write_json(summary_path, info)
+    D.barrier()
     return info
 
 
@@ -229,14 +240,16 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> str:
     from metrics.profiles import get_profile
 
     get_profile(cfg.metric_profile)
-    dev = pick_device(cfg.device)
+    dev = D.init_from_env(cfg.device) or pick_device(cfg.device)
     run_dir = os.path.join(cfg.out, cfg.run_name or default_run_name(cfg))
-    check_writable(run_dir)
+    if D.is_main():
+        check_writable(run_dir)
     train_ds, val_ds, data_info = load_data(cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val)
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
     torch.manual_seed(cfg.seed)
-    write_json(os.path.join(run_dir, "config.json"), {"command": " ".join(sys.argv), "config": dataclasses.asdict(cfg), "models": names, "seed": cfg.seed, "data": data_info, "versions": package_versions(), "device": device_info(dev), "shrinks": cfg.shrinks(names)})
+    if D.is_main():
+        write_json(os.path.join(run_dir, "config.json"), {"command": " ".join(sys.argv), "config": dataclasses.asdict(cfg), "models": names, "seed": cfg.seed, "data": data_info, "versions": package_versions(), "device": {**device_info(dev), "processes": D.world()}, "shrinks": cfg.shrinks(names)})
     t0 = time.perf_counter()
     results, failures = {}, {}
     for name in names:
@@ -251,8 +264,12 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> str:
             log(f"[fusionbench] FAILED {name}: {e}")
             if os.environ.get("FUSIONBENCH_DEBUG"):
                 traceback.print_exc()
+    if not D.is_main():
+        D.shutdown()
+        return run_dir
     finish(run_dir, cfg, [n for n in names if n in results], val_ds, dev)
     write_json(os.path.join(run_dir, "run.json"), {"seconds": time.perf_counter() - t0, "models": results, "failures": failures})
+    D.shutdown()
     if failures:
         log(f"[fusionbench] {len(failures)} model(s) failed: {', '.join(failures)}; see {os.path.join(run_dir, 'run.json')}")
     return run_dir

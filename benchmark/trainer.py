@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from baselines.loss import LossConfig, fusion_loss
+from benchmark import distributed as D
 from benchmark.atomic import atomic_path, write_json
 
 
@@ -44,7 +45,20 @@ def model_loss(model, x1, x2, loss_cfg: LossConfig) -> torch.Tensor:
     return fusion_loss(model(x1, x2), x1, x2, loss_cfg)
 
 
+class _LossModule(torch.nn.Module):
+    """The model's training loss as a forward pass, so that DistributedDataParallel sees it."""
+
+    def __init__(self, model, loss_cfg):
+        super().__init__()
+        self.model, self.loss_cfg = model, loss_cfg
+
+    def forward(self, x1, x2):
+        return model_loss(self.model, x1, x2, self.loss_cfg)
+
+
 def save_checkpoint(path: str, obj) -> None:
+    if not D.is_main():  # in a multi-process run rank 0 alone writes
+        return
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -67,13 +81,14 @@ def evaluate_loss(model, ds, cfg: TrainConfig, device) -> tuple[float, float]:
     torch.manual_seed(cfg.seed + 104729)  # stochastic losses (FusionINN's z') see the same draws every epoch
     total, n, last = 0.0, 0, float("nan")
     with torch.no_grad():
-        for batch in _loader(ds, cfg.batch_size, False, None, cfg.reference_quirks, cfg.num_workers):
+        for batch in _loader(D.shard(ds), cfg.batch_size, False, None, cfg.reference_quirks, cfg.num_workers):
             x1, x2 = batch["x1"].to(device), batch["x2"].to(device)
             with _autocast(device, cfg.amp):
                 loss = float(model_loss(model, x1, x2, cfg.loss))
             total += loss * x1.shape[0]
             n += x1.shape[0]
             last = loss
+    total, n = D.all_reduce_sum([total, float(n)])
     return total / max(n, 1), last
 
 
@@ -85,9 +100,20 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    net = None
+    if D.active():
+        # Lazy initialisations (FusionINN's ActNorm) must see the same batch on every rank, and
+        # BatchNorm is synchronised where it can be (SyncBatchNorm needs CUDA).
+        first = [train_ds[i] for i in range(min(len(train_ds), cfg.batch_size))]
+        with torch.no_grad():
+            model_loss(model, torch.stack([b["x1"] for b in first]).to(device), torch.stack([b["x2"] for b in first]).to(device), cfg.loss)
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = torch.nn.parallel.DistributedDataParallel(_LossModule(model, cfg.loss), device_ids=[device.index] if device.type == "cuda" else None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
     state = {"epoch": 0, "best": math.inf, "history": []}
+    D.barrier()
     if resume and os.path.exists(last_path):
         ck = load_checkpoint(last_path, device)
         model.load_state_dict(ck["model"])
@@ -100,7 +126,12 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
     for epoch in range(state["epoch"], end):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-        loader = _loader(train_ds, cfg.batch_size, not cfg.reference_quirks, gen if not cfg.reference_quirks else None, cfg.reference_quirks, cfg.num_workers)
+        if D.active():
+            sampler = torch.utils.data.DistributedSampler(train_ds, D.world(), D.rank(), shuffle=not cfg.reference_quirks, seed=cfg.seed, drop_last=cfg.reference_quirks)
+            sampler.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(train_ds, batch_size=max(1, cfg.batch_size // D.world()), sampler=sampler, drop_last=cfg.reference_quirks, num_workers=cfg.num_workers)
+        else:
+            loader = _loader(train_ds, cfg.batch_size, not cfg.reference_quirks, gen if not cfg.reference_quirks else None, cfg.reference_quirks, cfg.num_workers)
         model.train()
         t0, seen, run_loss = time.perf_counter(), 0, 0.0
         bar = tqdm(loader, desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -109,7 +140,7 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
             if device.type == "cuda":
                 x1, x2 = x1.contiguous(memory_format=torch.channels_last), x2.contiguous(memory_format=torch.channels_last)
             with _autocast(device, cfg.amp):
-                loss = model_loss(model, x1, x2, cfg.loss)
+                loss = net(x1, x2) if net is not None else model_loss(model, x1, x2, cfg.loss)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{name}: training loss became {float(loss)} at epoch {epoch + 1}; lower the learning rate or check the data")
             opt.zero_grad(set_to_none=True)
@@ -126,8 +157,9 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
             state["best"] = val_mean
             save_checkpoint(best_path, model.state_dict())
         save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": state["best"], "history": state["history"]})
+        D.barrier()
     if os.path.exists(best_path) and (stop_after_epochs is None or end == cfg.epochs):
         model.load_state_dict(load_checkpoint(best_path, device))
-    if end == cfg.epochs:
+    if end == cfg.epochs and D.is_main():
         write_json(os.path.join(ckpt_dir, "train.json"), {"config": {**asdict(cfg), "loss": asdict(cfg.loss)}, "best_val_loss": state["best"], "history": state["history"]})
     return state

@@ -97,3 +97,22 @@ def test_killed_run_resumes_to_the_same_tables(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     for f in ("scores.csv", "leaderboard.csv", "leaderboard.md"):
         assert (tmp_path / "k" / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), f
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_give_the_same_scores_as_one(tmp_path):
+    """torchrun with 2 CPU processes (gloo): sharded fusing and scoring, gathered on rank 0."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    one = subprocess.run(_bench(["--models", "mean,max", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "one"]), env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(_bench(["--models", "mean,max,deepfuse", "--profile", "smoke", "--nproc", "2", "--out", str(tmp_path), "--run-name", "two"]), env=env, capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
+    a = pd.read_csv(tmp_path / "one" / "scores.csv")
+    b = pd.read_csv(tmp_path / "two" / "scores.csv")
+    pd.testing.assert_frame_equal(a, b[b.model.isin(["mean", "max"])].reset_index(drop=True))
+    import json
+
+    cfg = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert cfg["device"]["processes"] == 2
+    assert json.loads((tmp_path / "two" / "deepfuse" / "model.json").read_text())["processes"] == 2
+    assert (b.model == "deepfuse").sum() == 16 and b.Q_SSIM.notna().all()  # DDP-trained model scored on all 8 pairs

@@ -46,7 +46,11 @@ class DDFM(nn.Module):
         batch = min(16, cfg.max_batch or 16)
         tcfg = TrainConfig(self.prior_epochs, batch, 1e-3 if cfg.profile != "paper" else 3e-4, cfg.plateau_factor, cfg.plateau_patience, cfg.seed, cfg.amp, LossConfig(), False, cfg.num_workers)
         train(prior, train_ds, val_ds, tcfg, pdir, device, resume=True, progress=progress, name="ddfm prior")
-        prior.unet.save_pretrained(folder)
+        from benchmark import distributed as D
+
+        if D.is_main():  # rank 0 alone writes in a multi-process run
+            prior.unet.save_pretrained(folder)
+        D.barrier()
         self.prior = prior.to(device)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
