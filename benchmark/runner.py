@@ -201,7 +201,12 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
 
             torch.set_grad_enabled(False)
 
-            drows.extend(decomposition_rows(model, fused, x1, x2, idx, cfg))
+            boxes = None
+            if "labels" in b:
+                from benchmark.regions import tumour_boxes
+
+                boxes = tumour_boxes(b["labels"].to(dev))
+            drows.extend(decomposition_rows(model, fused, x1, x2, idx, cfg, boxes))
             show = [j for j, i in enumerate(idx) if i < cfg.n_show]
             if show:
                 g = torch.Generator(device=dev).manual_seed(cfg.seed)
@@ -218,7 +223,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
     scores = pd.DataFrame(rows).sort_values(["region", "index"], kind="stable")
     write_text(os.path.join(mdir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
     if drows:
-        write_text(os.path.join(mdir, "decomposition.csv"), pd.DataFrame(drows).sort_values("index", kind="stable").to_csv(index=False, float_format="%.10g"))
+        write_text(os.path.join(mdir, "decomposition.csv"), pd.DataFrame(drows).sort_values(["region", "index"], kind="stable").to_csv(index=False, float_format="%.10g"))
     if samples:
         np.save(os.path.join(mdir, "samples.npy"), np.stack(samples).astype(np.float32))
     if dsamples:

@@ -106,3 +106,17 @@ def test_ablation_table_and_bench_decompose(tmp_path):
     assert z["x1_mean"].shape == (64, 48) and z["draws_x1"].shape == (3, 64, 48) and (z["x1_std"] > 0).any()
     assert (tmp_path / "dec" / "fused_x2_std.png").exists()
     assert main(["decompose", str(img), "--model-dir", str(tmp_path)]) == 2
+
+
+def test_bench_run_scores_decomposition_on_slice_and_tumour(tmp_path):
+    import pandas as pd
+
+    from benchmark.cli import main
+
+    assert main(["run", "--models", "fusioninn", "--profile", "smoke", "--n-val", "4", "--out", str(tmp_path), "--run-name", "d"]) == 0
+    d = pd.read_csv(tmp_path / "d" / "decomposition.csv")
+    assert set(d.region) == {"slice", "tumour"} and (d.region == "slice").sum() == 4
+    assert {"SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2", "SSIM_x1_spread", "SSIM_x2_spread"} <= set(d.columns)
+    assert (d.draws == 2).all() and (d.SSIM_x1_spread >= 0).all()
+    for f in ("decomposition_leaderboard.md", "decomposition_leaderboard_tumour.md", "figures/decomposition_fusioninn.png"):
+        assert (tmp_path / "d" / f).exists(), f
