@@ -35,27 +35,27 @@ def decompose_draws(model, fused: torch.Tensor, draws: int, seed: int):
     return torch.stack(outs1), torch.stack(outs2)
 
 
-def _rows(h1, h2, x1, x2, indices, region):
+def _rows(h1, h2, x1, x2, indices, region, name):
     d = h1.shape[0]
     s1 = torch.stack([ssim(h1[i], x1) for i in range(d)])
     s2 = torch.stack([ssim(h2[i], x2) for i in range(d)])
     p1 = torch.stack([psnr(h1[i], x1) for i in range(d)])
     p2 = torch.stack([psnr(h2[i], x2) for i in range(d)])
-    return [{"model": "fusioninn", "index": idx, "region": region, "SSIM_x1": float(s1[:, j].mean()), "SSIM_x2": float(s2[:, j].mean()), "PSNR_x1": float(p1[:, j].mean()), "PSNR_x2": float(p2[:, j].mean()), "SSIM_x1_spread": float(s1[:, j].std(unbiased=False)), "SSIM_x2_spread": float(s2[:, j].std(unbiased=False)), "draws": d} for j, idx in enumerate(indices)]
+    return [{"model": name, "index": idx, "region": region, "SSIM_x1": float(s1[:, j].mean()), "SSIM_x2": float(s2[:, j].mean()), "PSNR_x1": float(p1[:, j].mean()), "PSNR_x2": float(p2[:, j].mean()), "SSIM_x1_spread": float(s1[:, j].std(unbiased=False)), "SSIM_x2_spread": float(s2[:, j].std(unbiased=False)), "draws": d} for j, idx in enumerate(indices)]
 
 
-def decomposition_rows(model, fused, x1, x2, indices, cfg, boxes=None) -> list[dict]:
+def decomposition_rows(model, fused, x1, x2, indices, cfg, boxes=None, name: str = "fusioninn") -> list[dict]:
     """Rows for the whole slice and, with tumour ``boxes`` (benchmark.regions), inside each box:
     the full fused image is decomposed, then the decomposed and true sources are cropped alike."""
     h1, h2 = decompose_draws(model, fused, cfg.decomposition_draws, cfg.seed)
-    rows = _rows(h1, h2, x1, x2, indices, "slice")
+    rows = _rows(h1, h2, x1, x2, indices, "slice", name)
     if boxes is not None:
         from benchmark.regions import crop, region_groups
 
         for side, pos in region_groups(boxes).items():
             c1 = torch.stack([crop(h, boxes, pos) for h in h1])
             c2 = torch.stack([crop(h, boxes, pos) for h in h2])
-            rows += _rows(c1, c2, crop(x1, boxes, pos), crop(x2, boxes, pos), [indices[j] for j in pos], "tumour")
+            rows += _rows(c1, c2, crop(x1, boxes, pos), crop(x2, boxes, pos), [indices[j] for j in pos], "tumour", name)
     return rows
 
 

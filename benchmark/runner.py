@@ -206,7 +206,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
                 from benchmark.regions import tumour_boxes
 
                 boxes = tumour_boxes(b["labels"].to(dev))
-            drows.extend(decomposition_rows(model, fused, x1, x2, idx, cfg, boxes))
+            drows.extend(decomposition_rows(model, fused, x1, x2, idx, cfg, boxes, name))
             show = [j for j, i in enumerate(idx) if i < cfg.n_show]
             if show:
                 g = torch.Generator(device=dev).manual_seed(cfg.seed)

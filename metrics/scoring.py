@@ -46,9 +46,12 @@ class Workspace:
         return self._cached("img", make)
 
     def ssim_images(self):
-        if self.quantize_ssim == self.quantize or self.paper_inputs:
-            return self.toolbox_images() if self.quantize_ssim or not self.paper_inputs else self._float_images()
-        return self._float_images() if not self.quantize_ssim else tuple(quantize_255(x, True) for x in (self.x1, self.x2, self.fused))
+        """(A, B, F) for Q_SSIM: float (the paper's Q_SSIM, profile ``fusioninn``) or 8-bit."""
+        if not self.quantize_ssim:
+            return self._float_images()
+        if self.quantize and not self.paper_inputs:
+            return self.toolbox_images()
+        return self._cached("q8", lambda: tuple(quantize_255(x, True) for x in (self.x1, self.x2, self.fused)))
 
     def _float_images(self):
         return self._cached("float", lambda: tuple(quantize_255(x, False) for x in (self.x1, self.x2, self.fused)))
