@@ -298,8 +298,6 @@ def finish(run_dir: str, cfg: RunConfig, names, val_ds, dev) -> None:
     slice_scores = scores[scores.region == "slice"] if "region" in scores else scores
     write_leaderboards(run_dir, slice_scores, caption, style=cfg.table_style, n_boot=cfg.n_boot, seed=cfg.seed)
     if "region" in scores and (scores.region == "tumour").any():
-        from benchmark.regions import __doc__ as _  # noqa: F401
-
         write_leaderboards(run_dir, scores[scores.region == "tumour"], caption.replace("Fusion metrics", "Fusion metrics inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"), stem="leaderboard_tumour", style=cfg.table_style, n_boot=cfg.n_boot, seed=cfg.seed)
     from benchmark.figures import distributions
     from benchmark.tables import metric_columns
