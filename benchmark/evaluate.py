@@ -67,7 +67,7 @@ def evaluate(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_p
                 by_shape.setdefault(f.shape, []).append((k, f))
             for group in by_shape.values():
                 t = lambda arrs: torch.from_numpy(np.stack(arrs))[:, None].to(device)
-                sc = score(t([f for _, f in group]), t([imgs[k][0] for k, _ in group]), t([imgs[k][1] for k, _ in group]), metrics=names, profile=metric_profile, quantize=quantize)
+                sc = score(t([f for _, f in group]), t([imgs[k][0] for k, _ in group]), t([imgs[k][1] for k, _ in group]), metrics=names, profile=metric_profile, quantize=quantize, workload=len(keys) * len(fused))
                 for j, (k, _) in enumerate(group):
                     rows.append({"model": m, "name": k, **{n: float(v[j]) for n, v in sc.items()}})
     scores = pd.DataFrame(rows)

@@ -183,7 +183,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
             torch.cuda.synchronize()
         t_fuse += time.perf_counter() - t1
         n_img += x1.shape[0]
-        s = score_metrics(fused, x1, x2, metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize)
+        s = score_metrics(fused, x1, x2, metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize, workload=len(val_ds))
         idx = [int(i) for i in b["index"]]
         for j, i in enumerate(idx):
             rows.append({"model": name, "index": i, "region": "slice", **{k: float(v[j]) for k, v in s.items()}})
@@ -192,7 +192,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
 
             boxes = tumour_boxes(b["labels"].to(dev))
             for side, pos in region_groups(boxes).items():
-                st = score_metrics(crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos), metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize)
+                st = score_metrics(crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos), metrics=names, profile=cfg.metric_profile, quantize=cfg.quantize, workload=len(val_ds))
                 for k_, j in enumerate(pos):
                     rows.append({"model": name, "index": idx[j], "region": "tumour", **{k: float(v[k_]) for k, v in st.items()}})
         samples.extend((i, fused[j, 0].cpu().numpy()) for j, i in enumerate(idx) if i < cfg.n_show)

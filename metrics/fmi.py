@@ -18,113 +18,135 @@ images at once, in chunks of ``chunk`` windows; identical windows are skipped.
 """
 from __future__ import annotations
 
-import os
-
 import torch
-import torch.nn.functional as F
 
+from metrics import _compile
 from metrics._checks import check_triple
 
 
-def _windows(img: torch.Tensor, w: int) -> torch.Tensor:
-    """All w x w windows of (B, 1, H, W) as (B, L, w*w), elements in MATLAB column-major order."""
-    cols = F.unfold(img, kernel_size=w)  # (B, w*w, L), row-major within the window
-    perm = [r * w + c for c in range(w) for r in range(w)]
-    return cols[:, perm, :].transpose(1, 2)
+def _offsets(w: int, width: int) -> list[int]:
+    """Flat pixel offsets of a w x w window's elements from its top-left pixel, in MATLAB's
+    column-major order (element k = c * w + r is pixel (r, c))."""
+    return [r * width + c for c in range(w) for r in range(w)]
+
+
+def _window_all(mask: torch.Tensor, w: int) -> torch.Tensor:
+    """(B, H-w+1, W-w+1): is ``mask`` (B, 1, H, W) true at all w*w pixels of each window."""
+    h, wd = mask.shape[-2] - w + 1, mask.shape[-1] - w + 1
+    out = mask[:, 0, :h, :wd].clone()
+    for r in range(w):
+        for c in range(w):
+            out &= mask[:, 0, r : r + h, c : c + wd]
+    return out
+
+
+def _gather_windows(img_flat: torch.Tensor, p: torch.Tensor, offsets: list[int]) -> torch.Tensor:
+    """Windows with top-left flat pixel indices ``p`` as columns (l, n) of ``img_flat``."""
+    return torch.stack([img_flat[p + o] for o in offsets])
 
 
 def _minmax(x: torch.Tensor) -> torch.Tensor:
-    lo = x.min(dim=1, keepdim=True).values
-    hi = x.max(dim=1, keepdim=True).values
+    """Min-max normalise each column (window) of (l, N); a constant window becomes ones."""
+    lo = x.min(dim=0, keepdim=True).values
+    hi = x.max(dim=0, keepdim=True).values
     flat = hi == lo
     return torch.where(flat, torch.ones_like(x), (x - lo) / torch.where(flat, torch.ones_like(hi), hi - lo))
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
-    return -(p * torch.log2(torch.where(p != 0, p, torch.ones_like(p)))).sum(dim=1)
+    return -(p * torch.log2(torch.where(p != 0, p, torch.ones_like(p)))).sum(dim=0)
 
 
 def _nfmi(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Normalised FMI between min-max normalised windows ``s`` (source) and ``t`` (fused), (N, l) each."""
-    l = s.shape[1]
-    sp = s / s.sum(dim=1, keepdim=True)
-    tp = t / t.sum(dim=1, keepdim=True)
-    sc, tc = torch.cumsum(sp, dim=1), torch.cumsum(tp, dim=1)
-    st, tt = sp - sp.mean(dim=1, keepdim=True), tp - tp.mean(dim=1, keepdim=True)
-    num = (st * tt).sum(dim=1)
-    c = torch.where(num == 0, torch.zeros_like(num), num / torch.sqrt((st * st).sum(dim=1) * (tt * tt).sum(dim=1)))
+    """Normalised FMI between min-max normalised windows ``s`` (source) and ``t`` (fused), (l, N) each."""
+    l = s.shape[0]
+    sp = s / s.sum(dim=0)
+    tp = t / t.sum(dim=0)
+    sc, tc = torch.cumsum(sp, dim=0), torch.cumsum(tp, dim=0)
+    st, tt = sp - sp.mean(dim=0), tp - tp.mean(dim=0)
+    num = (st * tt).sum(dim=0)
+    c = torch.where(num == 0, torch.zeros_like(num), num / torch.sqrt((st * st).sum(dim=0) * (tt * tt).sum(dim=0)))
     # Two constant windows (both normalised to ones, uniform pdfs): MATLAB's sequential mean of nine
     # 1/9s leaves a 2.8e-17 residue in both centred pdfs, so the toolbox finds c = 1 (not 0) and the
     # window scores 1. Encoded explicitly so that float32 and any summation order agree.
-    both_flat = (s == 1).all(dim=1) & (t == 1).all(dim=1)
+    both_flat = (s == 1).all(dim=0) & (t == 1).all(dim=0)
     c = torch.where(both_flat, torch.ones_like(c), c)
-    i = torch.arange(1, l + 1, dtype=s.dtype, device=s.device)
-    sd_s = torch.sqrt(((i * i * sp).sum(dim=1) - (i * sp).sum(dim=1) ** 2).clamp(min=0))
-    sd_t = torch.sqrt(((i * i * tp).sum(dim=1) - (i * tp).sum(dim=1) ** 2).clamp(min=0))
-    T, S = tc[:, :, None], sc[:, None, :]  # rows: fused index i, columns: source index j
-    prod = T * S
+    i = torch.arange(1, l + 1, dtype=s.dtype, device=s.device)[:, None]
+    sd_s = torch.sqrt(((i * i * sp).sum(dim=0) - (i * sp).sum(dim=0) ** 2).clamp(min=0))
+    sd_t = torch.sqrt(((i * i * tp).sum(dim=0) - (i * tp).sum(dim=0) ** 2).clamp(min=0))
     pos = c >= 0
-    # Frechet-Hoeffding bounds, written as the toolbox writes them: 0.5 (a + b -|a - b|), 0.5 (a + b - 1 + |a + b - 1|)
-    bound = torch.where(pos[:, None, None], 0.5 * (T + S - torch.abs(T - S)), 0.5 * (T + S - 1 + torch.abs(T + S - 1)))
-    cov = (bound - prod).sum(dim=(1, 2))
+    # Frechet-Hoeffding bound copula: upper min(F_i, S_j) when c >= 0, lower max(F_i + S_j - 1, 0)
+    # when c < 0. Its mass in cell (i, j) is the overlap of the fused interval (T_{i-1}, T_i] with
+    # the source interval (S_{j-1}, S_j] (upper) or (1 - S_j, 1 - S_{j-1}] (lower): the toolbox's
+    # 2-D difference of the bound, in one step.
+    T, S = tc[:, None, :], sc[None, :, :]  # rows: fused index i, columns: source index j
+    s0 = torch.cat([torch.zeros_like(sc[:1]), sc[:-1]])
+    t0 = torch.cat([torch.zeros_like(tc[:1]), tc[:-1]])
+    lo = torch.where(pos, s0, 1 - sc)
+    hi = torch.where(pos, sc, 1 - s0)
+    cell = (torch.minimum(T, hi[None]) - torch.maximum(t0[:, None], lo[None])).clamp(min=0)
+    bound = torch.where(pos, torch.minimum(T, S), (T + S - 1).clamp(min=0))
+    cov = bound.sum(dim=(0, 1)) - tc.sum(dim=0) * sc.sum(dim=0)
     sd0 = (sd_s == 0) | (sd_t == 0)
     corr_bound = cov / torch.where(sd0, torch.ones_like(sd_s), sd_t * sd_s)
     safe = torch.where(corr_bound == 0, torch.ones_like(corr_bound), corr_bound)
     phi = torch.where(sd0 | (pos & (c == 0)), torch.zeros_like(c), c / safe)
-    b = F.pad(bound, (1, 0, 1, 0))
-    cell = ((b[:, 1:, 1:] - b[:, :-1, 1:]) - b[:, 1:, :-1]) + b[:, :-1, :-1]  # copula mass of cell (i, j)
-    phi3 = phi[:, None, None]
-    jp = phi3 * cell + ((1 - phi3) * tp[:, :, None]) * sp[:, None, :]
+    jp = phi * cell + ((1 - phi) * tp[:, None, :]) * sp[None, :, :]
     nz = jp != 0
-    je = -(jp * torch.log2(torch.where(nz, torch.abs(jp), torch.ones_like(jp)))).sum(dim=(1, 2))
+    je = -(jp * torch.log2(torch.where(nz, torch.abs(jp), torch.ones_like(jp)))).sum(dim=(0, 1))
     hs, ht = _entropy(sp), _entropy(tp)
     mi = hs + ht - je
     den = hs + ht
     return torch.where((mi == 0) | (den == 0), torch.zeros_like(mi), 2 * mi / torch.where(den == 0, torch.ones_like(den), den))
 
 
-_COMPILED = None
+def _fmi_at(src: torch.Tensor, f: torch.Tensor, p: torch.Tensor, offsets: list[int]) -> torch.Tensor:
+    """Normalised FMI of the windows at flat pixel indices ``p`` of a source and F (flat images).
+
+    The windows are gathered, normalised and scored in one function, so that when compiled no
+    window tensor is ever materialised."""
+    return _nfmi(_minmax(_gather_windows(src, p, offsets)), _minmax(_gather_windows(f, p, offsets)))
 
 
-def _kernel():
-    """``_nfmi`` or, with FUSIONBENCH_COMPILE=1, its ``torch.compile``d form: inductor fuses the
-    ~40 elementwise passes over each window's 9x9 joint-pdf grid into one loop (6x faster on a
-    2-core CPU; about 30 s of compilation once per process, cached on disk by torch)."""
-    global _COMPILED
-    if os.environ.get("FUSIONBENCH_COMPILE", "0") not in ("1", "true", "yes"):
-        return _nfmi
-    if _COMPILED is None:
-        _COMPILED = torch.compile(_nfmi, dynamic=True)
-    return _COMPILED
+def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 65536) -> torch.Tensor:
+    """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features).
 
+    The FMI map value of each window is (FMI_AF + FMI_BF) / 2. Windows that the toolbox skips (the
+    source window equals F's) score 1 without computation; the rest run :func:`_nfmi`, in chunks
+    of ``chunk`` windows, through :func:`metrics._compile.call` (compiled when compiling is active:
+    inductor fuses the gathering and the ~40 passes over each window's 9x9 joint pdf into one
+    vectorised loop).
+    """
+    if window < 2:
+        raise ValueError(f"FMI window must be at least 2 pixels; got {window}")
+    n, _, height, width = a.shape
+    h, w = height - window + 1, width - window + 1
+    offsets = _offsets(window, width)
+    fa, fb, ff = (x.reshape(-1) for x in (a, b, f))
 
-def fmi_map_values(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
-    """FMI map values (FMI_AF + FMI_BF) / 2 for window rows (N, l) of x1 (a), x2 (b) and F (f)."""
-    out = torch.ones(a.shape[0], dtype=a.dtype, device=a.device)
-    eq_a = (a == f).all(dim=1)
-    fn = _minmax(f)
-    f_seen_by_b = torch.where(eq_a[:, None], f, fn)  # the toolbox overwrote F's window in the x1 pass
-    eq_b = (b == f_seen_by_b).all(dim=1)
-    fmi_af = torch.ones_like(out)
-    fmi_bf = torch.ones_like(out)
-    kernel = _kernel()
-    for eq, src, dst in ((eq_a, a, fmi_af), (eq_b, b, fmi_bf)):
+    def pixel(i: torch.Tensor) -> torch.Tensor:  # window index (image, row, col) -> top-left flat pixel
+        return (i // (h * w)) * (height * width) + ((i % (h * w)) // w) * width + i % w
+
+    eq_a = _window_all(a == f, window).flatten()
+    # After the x1 pass the toolbox has replaced F's window by its normalised version, unless the
+    # x1 window equalled F's (then it was skipped): the x2 pass compares x2 with that.
+    eq_b = eq_a & _window_all(b == f, window).flatten()
+    # x2 can equal a normalised F window only where it lies in [0, 1]; test those exactly.
+    maybe = torch.nonzero(~eq_a & _window_all((b >= 0) & (b <= 1), window).flatten()).flatten()
+    if maybe.numel():
+        p = pixel(maybe)
+        eq_b[maybe] = (_gather_windows(fb, p, offsets) == _minmax(_gather_windows(ff, p, offsets))).all(dim=0)
+    fmi_af = torch.ones(n * h * w, dtype=a.dtype, device=a.device)
+    fmi_bf = torch.ones_like(fmi_af)
+    for eq, src, dst in ((eq_a, fa, fmi_af), (eq_b, fb, fmi_bf)):
         todo = torch.nonzero(~eq).flatten()
         for start in range(0, todo.numel(), chunk):
             idx = todo[start : start + chunk]
-            dst[idx] = kernel(_minmax(src[idx]), fn[idx])
-    return (fmi_af + fmi_bf) / 2
-
-
-def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 16384) -> torch.Tensor:
-    """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features)."""
-    if window < 2:
-        raise ValueError(f"FMI window must be at least 2 pixels; got {window}")
-    n = a.shape[0]
-    wa, wb, wf = (_windows(x, window) for x in (a, b, f))
-    per_image = wa.shape[1]
-    vals = fmi_map_values(wa.reshape(-1, wa.shape[-1]), wb.reshape(-1, wb.shape[-1]), wf.reshape(-1, wf.shape[-1]), chunk)
-    return vals.view(n, per_image).mean(dim=1)
+            if idx.numel() == 1 and _compile.active():  # dynamo specialises size 1: score it twice
+                dst[idx] = _compile.call(_fmi_at, src, ff, pixel(idx.repeat(2)), offsets)[:1]
+            else:
+                dst[idx] = _compile.call(_fmi_at, src, ff, pixel(idx), offsets)
+    return ((fmi_af + fmi_bf) / 2).view(n, -1).mean(dim=1)
 
 
 def q_fmi(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, window: int = 3, paper_inputs: bool = False) -> torch.Tensor:

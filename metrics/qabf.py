@@ -18,11 +18,14 @@ import math
 
 import torch
 
+from metrics import _compile
 from metrics._checks import check_triple
 from metrics.filters import correlate, toolbox_centre
 
-SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
-SOBEL_Y = torch.tensor([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]], dtype=torch.float64)
+_SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
+_SOBEL_Y = ((-1.0, -2.0, -1.0), (0.0, 0.0, 0.0), (1.0, 2.0, 1.0))
+SOBEL_X = torch.tensor(_SOBEL_X, dtype=torch.float64)
+SOBEL_Y = torch.tensor(_SOBEL_Y, dtype=torch.float64)
 
 # (Gamma_g, k_g, sigma_g, Gamma_a, k_a, sigma_a, reduction)
 CONSTANTS = {
@@ -39,7 +42,29 @@ def sobel(img: torch.Tensor, mode: str):
         rows, cols = toolbox_centre(img.shape[-2], img.shape[-1], 3)
         gx, gy = (correlate(img, k, "conv_same")[..., rows, cols] for k in (SOBEL_X, SOBEL_Y))
         return gx, gy
+    if _compile.active():
+        b, c, h, w = img.shape
+        gx, gy = _compile.call(_sobel_taps, img.reshape(b * c, h, w), mode == "conv_same")
+        return gx.view(b, c, h, w), gy.view(b, c, h, w)
     return correlate(img, SOBEL_X, mode), correlate(img, SOBEL_Y, mode)
+
+
+def _sobel_taps(img: torch.Tensor, flip: bool):
+    """Same-size Sobel responses of (N, H, W) as sums of shifted slices (the compiled form of
+    ``correlate(.., 'corr_same')``, or ``'conv_same'`` with ``flip``)."""
+    h, w = img.shape[-2], img.shape[-1]
+    xp = torch.nn.functional.pad(img, (1, 1, 1, 1))
+    out = []
+    for k in (_SOBEL_X, _SOBEL_Y):
+        acc = None
+        for r in range(3):
+            for c in range(3):
+                v = k[2 - r][2 - c] if flip else k[r][c]
+                if v:
+                    term = v * xp[..., r : r + h, c : c + w]
+                    acc = term if acc is None else acc + term
+        out.append(acc)
+    return out[0], out[1]
 
 
 def _strength_angle(gx: torch.Tensor, gy: torch.Tensor):
@@ -60,13 +85,21 @@ def _relative(gs: torch.Tensor, gf: torch.Tensor):
 
 def q_xy_from_gradients(grads_a, grads_b, grads_f, constants: str = "liu") -> torch.Tensor:
     """Q^{AB/F} per image from Sobel responses ``(gx, gy)`` of x1 (A), x2 (B) and F."""
-    try:
-        gam_g, k_g, s_g, gam_a, k_a, s_a, reduction = CONSTANTS[constants]
-    except KeyError:
-        raise ValueError(f"unknown Q_XY constants {constants!r}; known: {', '.join(CONSTANTS)}") from None
-    g_f, a_f = _strength_angle(*grads_f)
-    g_a, a_a = _strength_angle(*grads_a)
-    g_b, a_b = _strength_angle(*grads_b)
+    if constants not in CONSTANTS:
+        raise ValueError(f"unknown Q_XY constants {constants!r}; known: {', '.join(CONSTANTS)}")
+    num, den = _compile.call(_q_xy_maps, *grads_a, *grads_b, *grads_f, constants)
+    # The means stay eager: torch's cascaded sums are accurate in float32, a fused loop's are not.
+    if CONSTANTS[constants][-1] == "mean_of_ratio":
+        return (num / den).flatten(1).mean(dim=1)
+    return num.flatten(1).sum(dim=1) / den.flatten(1).sum(dim=1)
+
+
+def _q_xy_maps(ax, ay, bx, by, fx, fy, constants: str):
+    """Per pixel Q_AF w_A + Q_BF w_B and w_A + w_B."""
+    gam_g, k_g, s_g, gam_a, k_a, s_a, _ = CONSTANTS[constants]
+    g_f, a_f = _strength_angle(fx, fy)
+    g_a, a_a = _strength_angle(ax, ay)
+    g_b, a_b = _strength_angle(bx, by)
     G_af, g_a, g_f = _relative(g_a, g_f)
     G_bf, g_b, g_f = _relative(g_b, g_f)
     A_af = torch.abs(torch.abs(a_a - a_f) - math.pi / 2) * 2 / math.pi
@@ -74,9 +107,7 @@ def q_xy_from_gradients(grads_a, grads_b, grads_f, constants: str = "liu") -> to
     q_af = gam_g / (1 + torch.exp(k_g * (G_af - s_g))) * (gam_a / (1 + torch.exp(k_a * (A_af - s_a))))
     q_bf = gam_g / (1 + torch.exp(k_g * (G_bf - s_g))) * (gam_a / (1 + torch.exp(k_a * (A_bf - s_a))))
     w_a, w_b = g_a, g_b  # L = 1
-    if reduction == "mean_of_ratio":
-        return ((q_af * w_a + q_bf * w_b) / (w_a + w_b)).flatten(1).mean(dim=1)
-    return (q_af * w_a + q_bf * w_b).flatten(1).sum(dim=1) / (w_a + w_b).flatten(1).sum(dim=1)
+    return q_af * w_a + q_bf * w_b, w_a + w_b
 
 
 def q_xy(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, constants: str = "liu") -> torch.Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from metrics import _compile
 from metrics._checks import check_triple
 from metrics.fmi import fmi_from_images
 from metrics.ncie import ncie_from_normalized, normalize1
@@ -91,12 +92,15 @@ class Workspace:
         return ncie_from_normalized(normalize1(a), normalize1(b), normalize1(f))
 
 
-def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None, profile: str = "upstream", quantize: bool | None = None, paper_inputs: bool = False, xy_constants: str = "liu", fmi_window: int = 3, chunk_size: int | None = None) -> dict[str, torch.Tensor]:
+def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None, profile: str = "upstream", quantize: bool | None = None, paper_inputs: bool = False, xy_constants: str = "liu", fmi_window: int = 3, chunk_size: int | None = None, workload: int | None = None) -> dict[str, torch.Tensor]:
     """Score a batch with any subset of the registered metrics; returns ``{name: Tensor[B]}``.
 
     Images: float (B, 1, H, W) in [0, 1], on any device; x1 = T1-Gd, x2 = FLAIR. ``metrics``: names
     from :data:`metrics.registry.METRICS` (default: all five, in Table 1 order). ``chunk_size``
-    scores that many images at a time, so memory does not grow with B.
+    scores that many images at a time, so memory does not grow with B. On a CPU, many pairs run
+    compiled kernels (:mod:`metrics._compile`, ``FUSIONBENCH_COMPILE``); ``workload`` is the number
+    of pairs the caller scores in all, batch by batch (default: this call's B), so that every batch
+    of one run, and every rank of a distributed run, makes the same choice.
     """
     from metrics.registry import resolve_metrics
 
@@ -105,8 +109,14 @@ def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None,
     n = fused.shape[0]
     step = chunk_size or n
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    for s in range(0, n, max(1, step)):
-        ws = Workspace(fused[s : s + step], x1[s : s + step], x2[s : s + step], profile, quantize, paper_inputs, xy_constants, fmi_window)
-        for k in names:
-            parts[k].append(getattr(ws, k.lower())())
+    compiled = _compile.active() or _compile.wanted(workload or n, fused.device)
+    with _compile.compiling(compiled):
+        for s in range(0, n, max(1, step)):
+            batch = [x[s : s + step] for x in (fused, x1, x2)]
+            single = compiled and batch[0].shape[0] == 1
+            if single:  # dynamo specialises size 1 (a recompilation): score the image twice
+                batch = [torch.cat([x, x]) for x in batch]
+            ws = Workspace(*batch, profile, quantize, paper_inputs, xy_constants, fmi_window)
+            for k in names:
+                parts[k].append(getattr(ws, k.lower())()[:1] if single else getattr(ws, k.lower())())
     return {k: torch.cat(v) for k, v in parts.items()}
