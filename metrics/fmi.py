@@ -108,7 +108,7 @@ def _fmi_at(src: torch.Tensor, f: torch.Tensor, p: torch.Tensor, offsets: list[i
     return _nfmi(_minmax(_gather_windows(src, p, offsets)), _minmax(_gather_windows(f, p, offsets)))
 
 
-def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 65536) -> torch.Tensor:
+def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 32768) -> torch.Tensor:
     """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features).
 
     The FMI map value of each window is (FMI_AF + FMI_BF) / 2. Windows that the toolbox skips (the
@@ -142,10 +142,15 @@ def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: i
         todo = torch.nonzero(~eq).flatten()
         for start in range(0, todo.numel(), chunk):
             idx = todo[start : start + chunk]
-            if idx.numel() == 1 and _compile.active():  # dynamo specialises size 1: score it twice
-                dst[idx] = _compile.call(_fmi_at, src, ff, pixel(idx.repeat(2)), offsets)[:1]
-            else:
-                dst[idx] = _compile.call(_fmi_at, src, ff, pixel(idx), offsets)
+            k = idx.numel()
+            if k < chunk and todo.numel() > chunk:
+                # Pad the last chunk to the common size (repeating a window): equal-sized buffers
+                # are reused by the allocator, so the process's memory stays flat however many
+                # images are scored, and a compiled kernel sees one shape.
+                idx = torch.cat([idx, idx[-1:].expand(chunk - k)])
+            elif k == 1 and _compile.active():  # dynamo specialises size 1: score it twice
+                idx = idx.repeat(2)
+            dst[idx[:k]] = _compile.call(_fmi_at, src, ff, pixel(idx), offsets)[:k]
     return ((fmi_af + fmi_bf) / 2).view(n, -1).mean(dim=1)
 
 

@@ -105,9 +105,9 @@ def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None,
     from metrics.registry import resolve_metrics
 
     names = resolve_metrics(metrics)
-    check_triple(fused, x1, x2, 21 if get_profile(profile).piella_map == "toolbox" else 11)
-    n = fused.shape[0]
+    n = fused.shape[0] if isinstance(fused, torch.Tensor) else 0
     step = chunk_size or n
+    check_triple(fused, x1, x2, 21 if get_profile(profile).piella_map == "toolbox" else 11, chunk=step)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     compiled = _compile.active() or _compile.wanted(workload or n, fused.device)
     with _compile.compiling(compiled):

@@ -186,6 +186,30 @@ def test_workload_decides_compilation(monkeypatch, pairs):
     assert fmi._compile.call is spy
 
 
+def test_failed_compilation_falls_back_to_eager(monkeypatch, pairs):
+    """No C++ compiler (or any inductor failure): one warning, then eager scores, not a crash."""
+    from metrics import _compile
+
+    def broken_compile(fn, **kw):
+        def run(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return run
+
+    x1, x2 = pairs[0][:2].float(), pairs[1][:2].float()
+    f = (x1 + x2) / 2
+    monkeypatch.setenv("FUSIONBENCH_COMPILE", "0")
+    eager = metrics.score(f, x1, x2)
+    monkeypatch.setattr(_compile, "_BROKEN", [])
+    monkeypatch.setattr(_compile, "_COMPILED", {})
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setenv("FUSIONBENCH_COMPILE", "1")
+    with pytest.warns(RuntimeWarning, match="scoring continues eagerly"):
+        got = metrics.score(f, x1, x2)
+    assert _compile._BROKEN and not _compile.wanted(10_000, "cpu")
+    for m in got:
+        torch.testing.assert_close(got[m], eager[m], atol=2e-5, rtol=0)
+
+
 def test_separable_taps_equal_grouped_convolution():
     """The compiled Gaussian form (shifted slices) equals the eager grouped convolution."""
     from metrics.filters import _separable_conv, _separable_taps, gaussian_1d
@@ -227,3 +251,15 @@ def test_compiled_kernels_match_toolbox(monkeypatch):
                 if want is not None:
                     assert abs(v[i].item() - want) <= 1e-4, f"{case} {profile} {m}: {v[i].item()!r} vs Octave {want!r}"
     assert _compile._COMPILED, "nothing was compiled"
+
+
+def test_value_checks_run_in_chunks_and_name_the_sample(pairs):
+    """score() checks values chunk by chunk (no memory in proportion to B) and names the bad sample."""
+    x1, x2 = pairs[0][:6].float(), pairs[1][:6].float()
+    f = ((x1 + x2) / 2).clone()
+    f[5, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"fused contains NaN or Inf in sample\(s\) \[5\]"):
+        metrics.score(f, x1, x2, chunk_size=2)
+    f[5, 0, 3, 3] = 1.5
+    with pytest.raises(ValueError, match=r"fused has values in \[0, 1.5\] in sample\(s\) \[5\]"):
+        metrics.score(f, x1, x2, chunk_size=4)
