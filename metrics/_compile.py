@@ -6,8 +6,10 @@ kernel into one vectorised C++ loop, which makes scoring several times faster (R
 The price is a one-off compilation per process (about a minute on 2 cores the first time; inductor
 caches the result on disk, so later processes pay a few seconds) and a C++ compiler.
 
-``FUSIONBENCH_COMPILE`` chooses: ``auto`` (default) compiles when one :func:`metrics.score` call
-covers at least :data:`AUTO_MIN_PAIRS` pairs on a CPU, where the compilation pays for itself;
+``FUSIONBENCH_COMPILE`` chooses: ``auto`` (default) compiles when the workload (the pairs of one
+:func:`metrics.score` call, or its ``workload`` argument: all the pairs a ``bench run`` or ``bench
+eval`` scores batch by batch) has at least :data:`AUTO_MIN_PAIRS` pairs on a CPU, where the
+compilation pays for itself;
 ``1`` always (on CPU); ``0`` never. On CUDA the kernels run eager (the GPU is already far inside
 its target). If compilation fails (no compiler), a warning is given once and scoring continues
 eagerly. Compiled and eager kernels agree to float rounding (tests hold both to the toolbox).
@@ -70,6 +72,7 @@ def call(fn, *args):
     try:
         return compiled(*args)
     except Exception as e:  # noqa: BLE001 - a missing compiler surfaces as many exception types
+        result = fn(*args)  # an error of the kernel itself is raised here, as without compiling
         _BROKEN.append(f"{type(e).__name__}: {e}")
         warnings.warn(f"fusionbench: torch.compile of the metric kernels failed ({type(e).__name__}: {str(e)[:200]}); scoring continues eagerly (set FUSIONBENCH_COMPILE=0 to skip the attempt)", RuntimeWarning, stacklevel=2)
-        return fn(*args)
+        return result

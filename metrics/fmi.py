@@ -143,12 +143,7 @@ def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: i
         for start in range(0, todo.numel(), chunk):
             idx = todo[start : start + chunk]
             k = idx.numel()
-            if k < chunk and todo.numel() > chunk:
-                # Pad the last chunk to the common size (repeating a window): equal-sized buffers
-                # are reused by the allocator, so the process's memory stays flat however many
-                # images are scored, and a compiled kernel sees one shape.
-                idx = torch.cat([idx, idx[-1:].expand(chunk - k)])
-            elif k == 1 and _compile.active():  # dynamo specialises size 1: score it twice
+            if k == 1 and _compile.active():  # dynamo specialises size 1 (a recompilation): score it twice
                 idx = idx.repeat(2)
             dst[idx[:k]] = _compile.call(_fmi_at, src, ff, pixel(idx), offsets)[:k]
     return ((fmi_af + fmi_bf) / 2).view(n, -1).mean(dim=1)

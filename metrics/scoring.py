@@ -118,5 +118,6 @@ def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None,
                 batch = [torch.cat([x, x]) for x in batch]
             ws = Workspace(*batch, profile, quantize, paper_inputs, xy_constants, fmi_window)
             for k in names:
-                parts[k].append(getattr(ws, k.lower())()[:1] if single else getattr(ws, k.lower())())
+                v = getattr(ws, k.lower())()
+                parts[k].append(v[:1] if single else v)
     return {k: torch.cat(v) for k, v in parts.items()}

@@ -210,6 +210,20 @@ def test_failed_compilation_falls_back_to_eager(monkeypatch, pairs):
         torch.testing.assert_close(got[m], eager[m], atol=2e-5, rtol=0)
 
 
+def test_kernel_error_is_not_taken_for_a_compiler_failure(monkeypatch):
+    """An error of the kernel itself surfaces as it would eagerly; compiling stays enabled."""
+    from metrics import _compile
+
+    def kernel(x):
+        raise ValueError("bad window size")
+
+    monkeypatch.setattr(_compile, "_BROKEN", [])
+    monkeypatch.setattr(_compile, "_COMPILED", {kernel: kernel})
+    with _compile.compiling(True), pytest.raises(ValueError, match="bad window size"):
+        _compile.call(kernel, torch.zeros(2))
+    assert not _compile._BROKEN
+
+
 def test_separable_taps_equal_grouped_convolution():
     """The compiled Gaussian form (shifted slices) equals the eager grouped convolution."""
     from metrics.filters import _separable_conv, _separable_taps, gaussian_1d
