@@ -19,13 +19,16 @@ from baselines.registry import register_fuser
 
 
 class UNet(RawOutputLoss, nn.Module):
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, loss_on: str = "raw"):
         super().__init__()
         c = widths([64, 128, 256, 512, 1024], width)
         self.down = nn.ModuleList([double_conv(2 if i == 0 else c[i - 1], c[i]) for i in range(5)])
         self.up = nn.ModuleList([nn.ConvTranspose2d(c[i], c[i - 1], 2, stride=2) for i in range(4, 0, -1)])
         self.dec = nn.ModuleList([double_conv(2 * c[i - 1], c[i - 1]) for i in range(4, 0, -1)])
         self.head = nn.Conv2d(c[0], 1, 1)
+        if loss_on not in ("raw", "clamped"):
+            raise ValueError(f"unet loss_on must be 'raw' (the reference) or 'clamped'; got {loss_on!r}")
+        self.loss_on = loss_on
 
     def raw(self, x1, x2):
         """Linear output (B, 1, H, W) from x1 = T1-Gd and x2 = FLAIR (float, [0, 1])."""
@@ -40,6 +43,6 @@ class UNet(RawOutputLoss, nn.Module):
 
 
 @register_fuser("unet", kind="discriminative", trainable=True, reference="Ronneberger et al., MICCAI 2015", batch_size=64)
-def unet(width: float = 1.0):
+def unet(width: float = 1.0, loss_on: str = "raw"):
     """UNet: the classic encoder-decoder with skip connections."""
-    return UNet(width)
+    return UNet(width, loss_on)

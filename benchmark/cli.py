@@ -49,6 +49,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="results folder (default results)")
     p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
     p.add_argument("--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist")
+    p.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="train nothing: load every fuser's weights from a finished run folder (e.g. results/cpu-phantom)")
     p.add_argument("--nproc", type=int, default=1, help="processes (torchrun standalone; gloo on CPU, NCCL on GPUs)")
     p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4")
@@ -59,7 +60,7 @@ def config_from_args(args):
 
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
     over = {}
-    for key in ("models", "data", "epochs", "n_train", "n_val", "batch_size", "width", "seed", "device", "amp", "metric_profile", "metrics", "ddfm_prior", "out", "run_name", "retrain", "table_style"):
+    for key in ("models", "data", "epochs", "n_train", "n_val", "batch_size", "width", "seed", "device", "amp", "metric_profile", "metrics", "ddfm_prior", "out", "run_name", "retrain", "table_style", "from_run"):
         v = getattr(args, key, None)
         if v is not None:
             over[key] = v

@@ -79,3 +79,51 @@ def distributions(path: str, scores, cols, models) -> None:
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def training_curves(path: str, histories: dict[str, list[dict]]) -> None:
+    """One panel per trained model: train and validation loss against optimiser steps (log x), and
+    every extra term a model records (FusionINN: fusion / latent / decomposition terms, and its
+    validation decomposition SSIM on a second axis). ``histories``: name -> ``train.json`` history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, h in histories.items() if h]
+    if not names:
+        return
+    cols = min(4, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
+        h = histories[name]
+        steps = [r.get("step", r["epoch"]) for r in h]
+        ax.plot(steps, [r["train_loss"] for r in h], "-o", ms=2.5, lw=1.2, label="train")
+        ax.plot(steps, [r["val_loss"] for r in h], "-o", ms=2.5, lw=1.2, label="validation")
+        terms = sorted(k for k in h[0] if k.startswith("train_") and k != "train_loss")
+        for k in terms:
+            ax.plot(steps, [r.get(k, float("nan")) for r in h], "--", lw=0.9, label=k.replace("train_", "train "))
+        scores = sorted(k for k in h[0] if k.startswith("val_") and k.endswith(("_x1", "_x2")) and "ssim" in k)
+        if scores:
+            ax2 = ax.twinx()
+            for k in scores:
+                ax2.plot(steps, [r.get(k, float("nan")) for r in h], ":", lw=1.2, label=k.replace("val_", "val ").replace("_", " "))
+            ax2.set_ylim(0, 1)
+            ax2.set_ylabel("SSIM", fontsize=7)
+            ax2.tick_params(labelsize=6)
+            ax2.legend(fontsize=5, loc="center right")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("optimiser steps", fontsize=7)
+        ax.set_ylabel("loss", fontsize=7)
+        ax.set_title(DISPLAY.get(name, name), fontsize=9)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=5, loc="lower left")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -28,7 +28,7 @@ from baselines.loss import LossConfig
 from benchmark import distributed as D
 from baselines.registry import get_fuser, resolve_models
 from benchmark.atomic import check_writable, write_json, write_text
-from benchmark.config import RunConfig
+from benchmark.config import RunConfig, for_model
 from benchmark.data import load_data
 from benchmark.figures import sample_grid
 from benchmark.tables import order_models, write_leaderboards
@@ -100,6 +100,15 @@ def check_output(name: str, source: str, fused, x1: torch.Tensor) -> torch.Tenso
     return fused.clamp(0, 1)
 
 
+def train_config(cfg: RunConfig, batch: int) -> TrainConfig:
+    """The trainer's settings from a run config, at batch size ``batch``."""
+    return TrainConfig(
+        epochs=cfg.epochs, batch_size=batch, lr=cfg.lr, plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
+        seed=cfg.seed, amp=cfg.amp, loss=LossConfig(cfg.loss_lambda, cfg.loss_w), reference_quirks=cfg.reference_quirks,
+        num_workers=cfg.num_workers, crop=cfg.crop, flip=cfg.flip, crops_per_pair=cfg.crops_per_pair, schedule=cfg.schedule, warmup=cfg.warmup,
+    )
+
+
 def _fingerprint(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -110,11 +119,24 @@ def safe_name(name: str) -> str:
 
 def default_run_name(cfg: RunConfig) -> str:
     data = "phantom" if cfg.data == "phantom" else safe_name(os.path.splitext(os.path.basename(cfg.data.split(",")[0]))[0])
+    if cfg.from_run:  # never the folder of a training run: its checkpoints must not be touched
+        return f"{data}-from-{safe_name(os.path.basename(os.path.normpath(cfg.from_run)))}"
     return f"{cfg.profile}-{data}"
 
 
 def caption_for(cfg: RunConfig, n_val: int, dev: torch.device, models=None) -> str:
     text = f"Fusion metrics (mean over {n_val} validation pairs, data {cfg.data}, metric profile {cfg.metric_profile}, profile {cfg.profile}, {dev.type})."
+    if cfg.from_run:
+        text += f" Fusers trained in {cfg.from_run} (not in this run)"
+        try:
+            with open(os.path.join(cfg.from_run, "config.json")) as fh:
+                src = json.load(fh)
+            text += f": profile {src['config']['profile']}, data {src['config']['data']}"
+            if src.get("shrinks"):
+                text += "; not the paper setting: " + "; ".join(src["shrinks"])
+        except (OSError, KeyError, json.JSONDecodeError):
+            pass
+        return text + "."
     shr = cfg.shrinks(models)
     if shr:
         text += " Not the paper setting: " + "; ".join(shr) + "."
@@ -126,21 +148,72 @@ def _fuse_batch(model, x1, x2, amp, dev):
         return model(x1, x2)
 
 
-def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: torch.device, data_info: dict, progress: bool = True) -> dict:
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def trained_source(from_dir: str, name: str) -> dict:
+    """What ``--from RUN_DIR`` takes of model ``name`` in a finished run: the factory's keyword
+    arguments it was built with (architecture, e.g. width), its weights (``best.pt``) and, for
+    DDFM, its prior folder. A model that is not there, unfinished or without weights is an error."""
+    entry = get_fuser(name)
+    mdir = os.path.join(from_dir, safe_name(name))
+    info_path = os.path.join(mdir, "model.json")
+    hint = "train it there first, or leave it out of --models"
+    if not os.path.exists(info_path):
+        raise ValueError(f"--from {from_dir}: model {name!r} is not in that run (no {info_path}); {hint}")
+    with open(info_path) as fh:
+        try:
+            info = json.load(fh)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--from {from_dir}: {info_path} is not readable JSON ({e}); {hint}") from None
+    if info.get("status") != "done":
+        raise ValueError(f"--from {from_dir}: model {name!r} did not finish in that run (status {info.get('status')!r} in {info_path}); {hint}")
+    out = {"kwargs": dict(info.get("kwargs", {})), "weights": None}
+    if entry.trainable:
+        best = os.path.join(mdir, "best.pt")
+        if not os.path.exists(best):
+            raise ValueError(f"--from {from_dir}: model {name!r} has no trained weights (no {best}); {hint}")
+        out["weights"] = best
+        out["sha256"] = file_sha256(best)
+    if "prior_path" in out["kwargs"]:
+        prior = out["kwargs"]["prior_path"] or os.path.join(mdir, "prior", "unet")
+        if not os.path.exists(os.path.join(prior, "config.json")):
+            raise ValueError(f"--from {from_dir}: model {name!r} has no diffusion prior (no {prior}/config.json); {hint}")
+        out["kwargs"]["prior_path"] = prior
+    return out
+
+
+def _when(path: str) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
+
+
+def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: torch.device, data_info: dict, progress: bool = True, log=print) -> dict:
     """Train (if needed), fuse and score one model; writes ``<run>/<model>/scores.csv``. Returns a summary."""
     entry = get_fuser(name)
+    cfg = for_model(cfg, name)
     mdir = os.path.join(run_dir, safe_name(name))
     os.makedirs(mdir, exist_ok=True)
     kwargs = model_kwargs(entry, cfg)
+    source = trained_source(cfg.from_run, name) if cfg.from_run else None
+    if source is not None:
+        kwargs = source["kwargs"]
     batch = cfg.batch_size or entry.batch_size
     if cfg.max_batch:
         batch = min(batch, cfg.max_batch)
-    tcfg = TrainConfig(cfg.epochs, batch, cfg.lr, cfg.plateau_factor, cfg.plateau_patience, cfg.seed, cfg.amp, LossConfig(cfg.loss_lambda, cfg.loss_w), cfg.reference_quirks, cfg.num_workers)
-    fp = _fingerprint({"name": name, "kwargs": kwargs, "train": dataclasses.asdict(tcfg), "data": data_info, "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize], "draws": cfg.decomposition_draws})
+    tcfg = train_config(cfg, batch)
+    trained = {"from": os.path.abspath(cfg.from_run), "weights": source.get("sha256")} if source is not None else dataclasses.asdict(tcfg)
+    fp = _fingerprint({"name": name, "kwargs": kwargs, "train": trained, "data": data_info, "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize], "draws": cfg.decomposition_draws})
     summary_path = os.path.join(mdir, "model.json")
     if not cfg.retrain and os.path.exists(summary_path) and os.path.exists(os.path.join(mdir, "scores.csv")):
-        prev = json.load(open(summary_path))
+        with open(summary_path) as fh:
+            prev = json.load(fh)
         if prev.get("fingerprint") == fp and prev.get("status") == "done":
+            log(f"[fusionbench] reusing {name} from {mdir}, finished {prev.get('finished') or _when(summary_path)}; --retrain to train and score it again")
             return prev
     if D.is_main() and (cfg.retrain or (os.path.exists(summary_path) and json.load(open(summary_path)).get("fingerprint") != fp)):
         for f in ("last.pt", "best.pt", "train.json", "scores.csv", "decomposition.csv"):
@@ -159,11 +232,19 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
         model.to(dev)
     if hasattr(model, "fit_prior"):
         model.fit_prior(train_ds, val_ds, cfg, mdir, dev, progress)
-    if entry.trainable:
+    if source is not None and source["weights"] is not None:
+        log(f"[fusionbench] {name}: weights from {source['weights']} (not trained in this run)")
+        model.load_state_dict(load_checkpoint(source["weights"], dev))
+        info["from"] = source["weights"]
+        info["weights_sha256"] = source["sha256"]
+    elif entry.trainable:
         done = os.path.exists(os.path.join(mdir, "train.json")) and os.path.exists(os.path.join(mdir, "best.pt"))
         if done:
+            log(f"[fusionbench] reusing the trained weights of {name} ({os.path.join(mdir, 'best.pt')}, trained {_when(os.path.join(mdir, 'best.pt'))}); --retrain to train again")
             model.load_state_dict(load_checkpoint(os.path.join(mdir, "best.pt"), dev))
         else:
+            if os.path.exists(os.path.join(mdir, "last.pt")):
+                log(f"[fusionbench] resuming {name} from {os.path.join(mdir, 'last.pt')} (written {_when(os.path.join(mdir, 'last.pt'))})")
             train(model, train_ds, val_ds, tcfg, mdir, dev, resume=True, progress=progress, name=name)
         info["train_seconds"] = time.perf_counter() - t0
         info["batch_size"] = batch
@@ -229,6 +310,7 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
     if dsamples:
         np.save(os.path.join(mdir, "decomposed.npy"), np.stack(dsamples).astype(np.float32))
     info["status"] = "done"
+    info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     info["seconds"] = time.perf_counter() - t0
     info["processes"] = D.world()
     write_json(summary_path, info)
@@ -241,12 +323,23 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> str:
     names = resolve_models(cfg.models)
     if not names:
         raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
+    if cfg.from_run:
+        if not os.path.isfile(os.path.join(cfg.from_run, "config.json")):
+            raise ValueError(f"--from {cfg.from_run}: not a run folder (no config.json); expected a folder written by bench run, e.g. results/cpu-phantom")
+        for name in names:
+            trained_source(cfg.from_run, name)  # every model checked before any work
     resolve_metrics(cfg.metrics)
+    from benchmark.config import parse_per_model
+
+    for model in parse_per_model(cfg.per_model):
+        get_fuser(model)  # an unknown model name in per_model is an error, not silently ignored
     from metrics.profiles import get_profile
 
     get_profile(cfg.metric_profile)
     dev = D.init_from_env(cfg.device) or pick_device(cfg.device)
     run_dir = os.path.join(cfg.out, cfg.run_name or default_run_name(cfg))
+    if cfg.from_run and os.path.abspath(run_dir) == os.path.abspath(cfg.from_run):
+        raise ValueError(f"--from {cfg.from_run}: the new run would write into the run it loads from; give another --run-name")
     if D.is_main():
         check_writable(run_dir)
     train_ds, val_ds, data_info = load_data(cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val)
@@ -260,7 +353,7 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> str:
     for name in names:
         log(f"[fusionbench] {name}")
         try:
-            results[name] = run_model(name, cfg, train_ds, val_ds, run_dir, dev, data_info, progress)
+            results[name] = run_model(name, cfg, train_ds, val_ds, run_dir, dev, data_info, progress, log)
         except (FuserOutputError, RuntimeError, ValueError, ImportError, FloatingPointError, TypeError) as e:
             entry = get_fuser(name)
             if entry.source == "built-in" and not isinstance(e, FuserOutputError):
@@ -303,6 +396,16 @@ def finish(run_dir: str, cfg: RunConfig, names, val_ds, dev) -> None:
     from benchmark.tables import metric_columns
 
     distributions(os.path.join(run_dir, "figures", "distributions.png"), slice_scores, metric_columns(slice_scores), order_models(names))
+    histories = {}
+    for name in order_models(names):
+        tpath = os.path.join(run_dir, safe_name(name), "train.json")
+        if os.path.exists(tpath):
+            with open(tpath) as fh:
+                histories[name] = json.load(fh)["history"]
+    if histories:
+        from benchmark.figures import training_curves
+
+        training_curves(os.path.join(run_dir, "figures", "training.png"), histories)
     if dframes:
         from benchmark.decomposition import write_decomposition_tables
 

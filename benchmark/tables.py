@@ -15,8 +15,8 @@ import pandas as pd
 from benchmark.atomic import write_text
 from metrics.registry import METRICS, TABLE_ORDER
 
-PAPER_ORDER = ["mean", "max", "deepfuse", "funfusean", "half-unet", "unet", "unet++", "unet3+", "ddfm", "fusioninn"]
-DISPLAY = {"mean": "Mean", "max": "Max", "deepfuse": "DeepFuse", "funfusean": "FunFuseAn", "half-unet": "Half-UNet", "unet": "UNet", "unet++": "UNet++", "unet3+": "UNet3+", "ddfm": "DDFM", "fusioninn": "FusionINN"}
+PAPER_ORDER = ["mean", "max", "copy-x1", "copy-x2", "deepfuse", "funfusean", "half-unet", "unet", "unet++", "unet3+", "ddfm", "fusioninn"]
+DISPLAY = {"mean": "Mean", "max": "Max", "copy-x1": "Copy T1-Gd", "copy-x2": "Copy FLAIR", "deepfuse": "DeepFuse", "funfusean": "FunFuseAn", "half-unet": "Half-UNet", "unet": "UNet", "unet++": "UNet++", "unet3+": "UNet3+", "ddfm": "DDFM", "fusioninn": "FusionINN"}
 
 
 def order_models(names) -> list[str]:
@@ -49,12 +49,17 @@ def higher_is_better(col: str) -> bool:
     return METRICS[col].higher_is_better if col in METRICS else True
 
 
+def ranked(col: str) -> bool:
+    """Whether a column is ranked (bold, ≈); the per-source SSIM diagnostics are not."""
+    return METRICS[col].ranked if col in METRICS else True
+
+
 def bold_mask(table: pd.DataFrame, cols, decimals: int = 3) -> pd.DataFrame:
     """True where a value equals its column's best at the displayed precision (ties all bold)."""
     mask = pd.DataFrame(False, index=table.index, columns=cols)
     for c in cols:
         r = table[c].round(decimals)
-        if r.notna().any():
+        if ranked(c) and r.notna().any():
             best = r.max() if higher_is_better(c) else r.min()
             mask[c] = r == best
     return mask
@@ -69,7 +74,7 @@ def _fmt(v: float, s: float | None, decimals: int) -> str:
     return txt
 
 
-STATS_NOTE = "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column (paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05)."
+STATS_NOTE = "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column (paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05). Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
 
 
 def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: bool = False, decimals: int = 3, style: str = "paper") -> str:
@@ -93,7 +98,7 @@ def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: boo
                 lo, hi = table.at[m, f"{c}_lo"], table.at[m, f"{c}_hi"]
                 if not (np.isnan(lo) or np.isnan(hi)):
                     t += f" [{lo:.{decimals}f}, {hi:.{decimals}f}]"
-                if table.at[m, f"{c}_same"] and not mask.at[m, c]:
+                if ranked(c) and table.at[m, f"{c}_same"] and not mask.at[m, c]:
                     t += "$^{\\approx}$" if fmt == "tex" else " ≈"
             cells.append(t)
         rows.append(cells)

@@ -62,12 +62,27 @@ class Workspace:
         pair = {"FA": (f, a), "FB": (f, b), "AB": (a, b)}[which]
         return self._cached(("stats", which, mode, id(images[0])), lambda: ssim_stats(*pair, mode=mode))
 
-    def q_ssim(self, map_mode: str | None = None) -> torch.Tensor:
+    def ssim_per_source(self, map_mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean SSIM(F, x1), mean SSIM(F, x2)) per image, the two halves of Q_SSIM."""
         mode = map_mode or self.profile.ssim_map
-        imgs = self.toolbox_images() if map_mode == "toolbox" else self.ssim_images()
-        m1 = ssim_map(None, None, 255.0, stats=self.stats("FA", mode, imgs)).flatten(1).mean(dim=1)
-        m2 = ssim_map(None, None, 255.0, stats=self.stats("FB", mode, imgs)).flatten(1).mean(dim=1)
+
+        def make():
+            imgs = self.toolbox_images() if map_mode == "toolbox" else self.ssim_images()
+            m1 = ssim_map(None, None, 255.0, stats=self.stats("FA", mode, imgs)).flatten(1).mean(dim=1)
+            m2 = ssim_map(None, None, 255.0, stats=self.stats("FB", mode, imgs)).flatten(1).mean(dim=1)
+            return m1, m2
+
+        return self._cached(("ssim_sources", mode, map_mode == "toolbox"), make)
+
+    def q_ssim(self, map_mode: str | None = None) -> torch.Tensor:
+        m1, m2 = self.ssim_per_source(map_mode)
         return (m1 + m2) / 2
+
+    def q_ssim_x1(self) -> torch.Tensor:
+        return self.ssim_per_source()[0]
+
+    def q_ssim_x2(self) -> torch.Tensor:
+        return self.ssim_per_source()[1]
 
     def q_p(self) -> torch.Tensor:
         mode, imgs = self.profile.piella_map, self.toolbox_images()

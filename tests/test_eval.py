@@ -44,7 +44,7 @@ def test_eval_png_folders_equal_direct_scores(tmp_path, triples):
     out = tmp_path / "out"
     assert main(["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"mine={tmp_path / 'mean'}", "--fused", f"theirs={tmp_path / 'max'}", "--out", str(out)]) == 0
     s = pd.read_csv(out / "scores.csv")
-    assert list(s.columns) == ["model", "name", "Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"]
+    assert list(s.columns) == ["model", "name", "Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P", "Q_SSIM_x1", "Q_SSIM_x2"]
     assert set(s.model) == {"mine", "theirs"} and sorted(s[s.model == "mine"].name) == stems
     t = lambda a: torch.from_numpy(np.round(a * 255) / 255)[:, None].float()
     direct = metrics.score(t(mean), t(x1), t(x2))

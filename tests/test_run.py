@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.cli import main
 
-METRICS = ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"]
+METRICS = ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P", "Q_SSIM_x1", "Q_SSIM_x2"]
 
 
 def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
@@ -29,10 +29,30 @@ def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
     assert {"Q_SSIM_lo", "Q_SSIM_hi", "Q_SSIM_p", "Q_SSIM_same"} <= set(board.columns)
     assert "**" in (d / "leaderboard.md").read_text()
     assert not [p for p in d.rglob("*") if ".tmp" in p.name]
-    # a rerun reuses finished models and gives the same bytes
+    # per-source Q_SSIM: the two halves of Q_SSIM, shown but not ranked (never bold)
+    sl = s[s.region == "slice"]
+    np.testing.assert_allclose(sl.Q_SSIM, (sl.Q_SSIM_x1 + sl.Q_SSIM_x2) / 2, atol=1e-9)
+    md = (d / "leaderboard.md").read_text()
+    assert "| Q_SSIM_x1 | Q_SSIM_x2 |" in md and all(c.count("**") == 0 for line in md.splitlines()[4:] for c in line.split("|")[-3:])
+    # a rerun reuses finished models, says so, and gives the same bytes
+    capsys.readouterr()
     before = (d / "scores.csv").read_bytes()
     assert main(["run", "--models", "mean,max", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]) == 0
     assert (d / "scores.csv").read_bytes() == before
+    out = capsys.readouterr().out
+    assert f"reusing mean from {d / 'mean'}, finished 20" in out and "--retrain" in out
+
+
+def test_copy_anchors_score_what_fusing_nothing_scores(tmp_path):
+    assert main(["run", "--models", "copy-x1,copy-x2,mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "c"]) == 0
+    s = pd.read_csv(tmp_path / "c" / "scores.csv")
+    s = s[s.region == "slice"].groupby("model").mean(numeric_only=True)
+    # a copy is its own source exactly (SSIM 1 against it) and only partly the other
+    assert s.loc["copy-x1", "Q_SSIM_x1"] == pytest.approx(1.0, abs=1e-9) and s.loc["copy-x1", "Q_SSIM_x2"] < 0.95
+    assert s.loc["copy-x2", "Q_SSIM_x2"] == pytest.approx(1.0, abs=1e-9) and s.loc["copy-x2", "Q_SSIM_x1"] < 0.95
+    board = pd.read_csv(tmp_path / "c" / "leaderboard.csv", index_col=0)
+    assert list(board.index) == ["mean", "copy-x1", "copy-x2"]
+    assert "Copy T1-Gd" in (tmp_path / "c" / "leaderboard.md").read_text()
 
 
 def test_unwritable_results_folder(tmp_path, capsys):
@@ -76,3 +96,47 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
     assert main(["run", "--models", "mean", "--profile", "smoke", "--n-val", "3", "--set", "metrics=Q_SSIM,Q_P", "--out", str(tmp_path), "--run-name", "o"]) == 0
     s = pd.read_csv(tmp_path / "o" / "scores.csv")
     assert list(s.columns) == ["model", "index", "region", "Q_SSIM", "Q_P"] and (s.region == "slice").sum() == 3
+
+
+def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):
+    args = ["run", "--models", "deepfuse", "--profile", "smoke", "--epochs", "2", "--out", str(tmp_path), "--run-name", "t"]
+    assert main(args) == 0
+    d = tmp_path / "t"
+    hist = json.loads((d / "deepfuse" / "train.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [1, 2] and hist[1]["step"] > hist[0]["step"] > 0
+    assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in hist)
+    assert (d / "figures" / "training.png").stat().st_size > 5000
+    capsys.readouterr()
+    assert main(args) == 0
+    assert f"reusing deepfuse from {d / 'deepfuse'}, finished" in capsys.readouterr().out
+    # scores gone but weights kept: the run reuses the trained weights and says so
+    os.remove(d / "deepfuse" / "scores.csv")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "reusing the trained weights of deepfuse" in out and (d / "deepfuse" / "scores.csv").exists()
+
+
+def test_from_run_loads_weights_and_trains_nothing(tmp_path, capsys):
+    import hashlib
+
+    assert main(["run", "--models", "mean,deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "src"]) == 0
+    best = tmp_path / "src" / "deepfuse" / "best.pt"
+    sha = hashlib.sha256(best.read_bytes()).hexdigest()
+    capsys.readouterr()
+    assert main(["run", "--models", "mean,deepfuse", "--profile", "smoke", "--from", str(tmp_path / "src"), "--out", str(tmp_path), "--run-name", "dst"]) == 0
+    assert f"weights from {best}" in capsys.readouterr().out
+    assert hashlib.sha256(best.read_bytes()).hexdigest() == sha  # the source checkpoint is untouched
+    dst = tmp_path / "dst" / "deepfuse"
+    assert not any((dst / f).exists() for f in ("last.pt", "best.pt", "train.json"))  # no optimiser step, no checkpoint
+    info = json.loads((dst / "model.json").read_text())
+    assert info["from"] == str(best) and info["weights_sha256"] == sha and "train_seconds" not in info
+    a, b = pd.read_csv(tmp_path / "src" / "scores.csv"), pd.read_csv(tmp_path / "dst" / "scores.csv")
+    pd.testing.assert_frame_equal(a, b)  # same data, same weights: the same scores
+    assert "trained in" in (tmp_path / "dst" / "leaderboard.md").read_text()
+    # a fuser the run does not hold is one clear error naming it, before any work
+    assert main(["run", "--models", "deepfuse,half-unet", "--profile", "smoke", "--from", str(tmp_path / "src"), "--out", str(tmp_path), "--run-name", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'half-unet' is not in that run" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+    assert main(["run", "--models", "mean", "--profile", "smoke", "--from", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

@@ -44,7 +44,8 @@ class DDFM(nn.Module):
             self.prior = load_prior(folder).to(device)
             return
         batch = min(16, cfg.max_batch or 16)
-        tcfg = TrainConfig(self.prior_epochs, batch, 1e-3 if cfg.profile != "paper" else 3e-4, cfg.plateau_factor, cfg.plateau_patience, cfg.seed, cfg.amp, LossConfig(), False, cfg.num_workers)
+        tcfg = TrainConfig(self.prior_epochs, batch, 1e-3 if cfg.profile != "paper" else 3e-4, cfg.plateau_factor, cfg.plateau_patience, cfg.seed, cfg.amp, LossConfig(), False, cfg.num_workers,
+                           crop=cfg.crop, flip=cfg.flip, crops_per_pair=cfg.crops_per_pair)
         train(prior, train_ds, val_ds, tcfg, pdir, device, resume=True, progress=progress, name="ddfm prior")
         from benchmark import distributed as D
 
