@@ -38,7 +38,7 @@ def double_conv(cin: int, cout: int, bias: bool = True) -> nn.Sequential:
 
 
 class RawOutputLoss:
-    """Mixin for fusers trained on an unclamped output (DeepFuse's tanh, UNet's linear head, SPEC §4):
+    """Mixin for fusers trained on an unclamped output (DeepFuse's tanh, UNet's linear head, docs/reference.md §4):
     ``raw(x1, x2)`` goes into the loss; ``forward`` clamps to [0, 1] for fusing and scoring.
 
     ``loss_on = "clamped"`` (an option; the reference trains on the raw output) puts the clamped

@@ -1,4 +1,4 @@
-"""DeepFuse (Prabhakar, Srikar & Babu, ICCV 2017) as the FusionINN authors ran it (SPEC §4).
+"""DeepFuse (Prabhakar, Srikar & Babu, ICCV 2017) as the FusionINN authors ran it (docs/reference.md §4).
 
     x1 --C1(5x5, 1->16)-BN-LReLU--C2(7x7, 16->32)-BN-LReLU--+
                       (tied weights)                       (+)--C3(7x7, 32->32)-BN-ReLU--C4(5x5, 32->16)-BN-ReLU--C5(5x5, 16->1)-BN--tanh
@@ -34,7 +34,7 @@ class DeepFuse(RawOutputLoss, nn.Module):
         return self.reconstruct(self.extract(x1) + self.extract(x2))
 
 
-@register_fuser("deepfuse", kind="discriminative", trainable=True, reference="Prabhakar et al., ICCV 2017", batch_size=64)
+@register_fuser("deepfuse", kind="discriminative", trainable=True, reference="Prabhakar et al., ICCV 2017", batch_size=64, display="DeepFuse", order=10, params=89_155)
 def deepfuse():
     """DeepFuse: tied two-branch CNN with additive feature fusion."""
     return DeepFuse()

@@ -1,4 +1,4 @@
-"""FunFuseAn (Kumar et al., 2020) as the FusionINN authors ran it (SPEC §4).
+"""FunFuseAn (Kumar et al., 2020) as the FusionINN authors ran it (docs/reference.md §4).
 
     x1 (T1-Gd) --LF1: 9x9 1->16----------------------------------------------+
                --HF1: 3x3 1->16, 3x3 16->32, 3x3 32->64 --+                   |
@@ -43,7 +43,7 @@ class FunFuseAn(nn.Module):
         return torch.sigmoid(self.out(fused))
 
 
-@register_fuser("funfusean", kind="discriminative", trainable=True, reference="Kumar et al., FunFuseAn, 2020", batch_size=8)
+@register_fuser("funfusean", kind="discriminative", trainable=True, reference="Kumar et al., FunFuseAn, 2020", batch_size=8, display="FunFuseAn", order=11, params=122_209)
 def funfusean(guard: bool = False):
     """FunFuseAn: separate low/high-frequency branches per modality."""
     return FunFuseAn(guard)

@@ -1,4 +1,4 @@
-"""Half-UNet (Lu et al., Frontiers in Neuroinformatics 2022) as in SPEC §4.
+"""Half-UNet (Lu et al., Frontiers in Neuroinformatics 2022) as in docs/reference.md §4.
 
     [x1, x2] --E1(240)--pool--E2(120)--pool--E3(60)--pool--E4(30)--pool--E5(15)     (64 channels each)
                  |            |            |            |            |
@@ -63,7 +63,7 @@ class HalfUNet(nn.Module):
         return crop_to(torch.sigmoid(self.head(y)), size)
 
 
-@register_fuser("half-unet", kind="discriminative", trainable=True, reference="Lu et al., Front. Neuroinform. 2022", batch_size=64)
+@register_fuser("half-unet", kind="discriminative", trainable=True, reference="Lu et al., Front. Neuroinform. 2022", batch_size=64, display="Half-UNet", order=12, params=334_273)
 def half_unet(variant: str = "paper"):
     """Half-UNet: one-path encoder, full-scale feature fusion (0.34M parameters: always full width)."""
     return HalfUNet(variant)

@@ -1,4 +1,4 @@
-"""The shared fusion loss of every trainable fuser (SPEC §2).
+"""The shared fusion loss of every trainable fuser (docs/reference.md §2).
 
 L = lambda [w (1 - SSIM(F, x1)) + (1 - w)(1 - SSIM(F, x2))] + (1 - lambda)[w MSE(F, x1) + (1 - w) MSE(F, x2)]
 with the Gaussian SSIM of ``pytorch_msssim.ssim`` (11x11, sigma 1.5, K 0.01/0.03, valid filtering,

@@ -8,7 +8,12 @@ ones also expose ``decompose``.
 Third-party packages add fusers without touching this repository through the entry-point group
 ``fusionbench.fusers``: each entry point names a factory (``pkg.module:make_fuser``) returning
 such a callable; optional metadata is read from the factory's ``fusionbench`` dict attribute
-(``kind``, ``trainable``, ``reference``, ``batch_size``, ``description``).
+(``kind``, ``trainable``, ``reference``, ``batch_size``, ``description``, ``display``, ``config``).
+
+The registry is the one place that knows the models: each entry carries its display name, its
+place in the paper's Table 1 (``order``), the run-config fields its factory takes (``config``:
+factory keyword -> config field, declared, never guessed from parameter names), its default batch
+size and its parameter count (declared for built-ins, so listing builds nothing).
 """
 from __future__ import annotations
 
@@ -47,6 +52,9 @@ class FuserEntry:
     source: str = "built-in"
     description: str = ""
     error: str | None = None  # set for a plugin that could not be loaded
+    display: str = ""  # name in tables and figures (default: the registry name)
+    order: int = 1000  # place in the paper's Table 1 (anchors first); others follow alphabetically
+    config: dict = field(default_factory=dict)  # factory keyword -> RunConfig field it takes
     _params: int | None = field(default=None, repr=False)
 
     def build(self, **kwargs):
@@ -61,8 +69,13 @@ class FuserEntry:
             raise
 
     @property
+    def label(self) -> str:
+        return self.display or self.name
+
+    @property
     def params(self) -> int | None:
-        """Trainable parameter count of the default build (None for a broken plugin)."""
+        """Trainable parameter count of the default build (declared for built-ins; a plugin is built
+        once to count; None for a broken plugin)."""
         if self._params is None and self.error is None:
             try:
                 m = self.build()
@@ -72,20 +85,21 @@ class FuserEntry:
         return self._params
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "trainable": self.trainable, "params": self.params, "reference": self.reference, "batch_size": self.batch_size, "source": self.source, "error": self.error}
+        return {"name": self.name, "display": self.label, "kind": self.kind, "trainable": self.trainable, "params": self.params, "reference": self.reference, "batch_size": self.batch_size, "config": dict(self.config), "source": self.source, "error": self.error}
 
 
 _REGISTRY: dict[str, FuserEntry] = {}
 _loaded = False
 
 
-def register_fuser(name: str, *, kind: str, trainable: bool, reference: str = "", batch_size: int = 64, description: str = ""):
-    """Decorator registering a built-in fuser factory under ``name``."""
+def register_fuser(name: str, *, kind: str, trainable: bool, reference: str = "", batch_size: int = 64, description: str = "", display: str = "", order: int = 1000, config: dict | None = None, params: int | None = None):
+    """Decorator registering a built-in fuser factory under ``name`` with its metadata (see module doc)."""
     if kind not in KINDS:
         raise ValueError(f"fuser {name!r}: unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def deco(factory):
-        _REGISTRY[name] = FuserEntry(name, factory, kind, trainable, reference, batch_size, "built-in", description or (factory.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = FuserEntry(name, factory, kind, trainable, reference, batch_size, "built-in", description or (factory.__doc__ or "").strip().split("\n")[0],
+                                     display=display, order=order, config=dict(config or {}), _params=params)
         return factory
 
     return deco
@@ -103,7 +117,8 @@ def _load_plugins() -> None:
             kind = meta.get("kind", "classical")
             if kind not in KINDS:
                 raise ValueError(f"metadata kind {kind!r} is not one of {', '.join(KINDS)}")
-            _REGISTRY[ep.name] = FuserEntry(ep.name, factory, kind, bool(meta.get("trainable", False)), meta.get("reference", ""), int(meta.get("batch_size", 8)), source, meta.get("description", ""))
+            _REGISTRY[ep.name] = FuserEntry(ep.name, factory, kind, bool(meta.get("trainable", False)), meta.get("reference", ""), int(meta.get("batch_size", 8)), source, meta.get("description", ""),
+                                            display=str(meta.get("display", "")), config=dict(meta.get("config", {})))
         except Exception as e:  # a broken plugin must not break the suite: record and report it
             _REGISTRY[ep.name] = FuserEntry(ep.name, None, "classical", False, "", 8, source, error=f"plugin fuser {ep.name!r} (entry point {ep.value!r} in {source}) failed to load: {type(e).__name__}: {e}")
 
@@ -131,21 +146,36 @@ def reload_plugins() -> None:
 
 
 def _order(entry: FuserEntry):
-    mod = getattr(entry.factory, "__module__", "") or ""
-    rank = next((i for i, m in enumerate(_BUILTIN_MODULES) if mod == m or mod.startswith(m + ".")), len(_BUILTIN_MODULES))
-    return (entry.source != "built-in", rank)
+    return (entry.source != "built-in", entry.order, entry.name)
 
 
 def list_fusers() -> list[FuserEntry]:
-    """All registered fusers: built-ins in a fixed order (whatever was imported first), then plugins."""
+    """All registered fusers: built-ins in Table 1 order, then plugins (whatever was imported first)."""
     _ensure_loaded()
     return sorted(_REGISTRY.values(), key=_order)
 
 
-def _smp_entry(name: str) -> FuserEntry:
-    from baselines.smp_fusers import make_smp_entry
+def table_order(names) -> list[str]:
+    """``names`` in the paper's Table 1 order (anchors first), then any other fuser alphabetically."""
+    _ensure_loaded()
+    names = list(dict.fromkeys(names))
+    return sorted(names, key=lambda n: (_REGISTRY[n].order, n) if n in _REGISTRY else (1000, n))
 
-    return make_smp_entry(name)
+
+def display_name(name: str) -> str:
+    """The name a table or figure shows for fuser ``name`` (its registry name if unknown)."""
+    _ensure_loaded()
+    return _REGISTRY[name].label if name in _REGISTRY else name
+
+
+def _smp_entry(name: str) -> FuserEntry:
+    from baselines.smp_fusers import SMP_MISSING, SmpFuser, smp_available
+
+    arch, encoder = SMP_PATTERN.match(name).groups()
+    problem = smp_available()
+    if problem:
+        raise ValueError(f"model {name!r}: {SMP_MISSING} ({problem})")
+    return FuserEntry(name, lambda: SmpFuser(arch, encoder), "discriminative", True, f"segmentation-models-pytorch {arch} with a {encoder} encoder (random init)", 16, "built-in (smp)")
 
 
 def get_fuser(name: str) -> FuserEntry:

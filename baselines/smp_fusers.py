@@ -34,12 +34,10 @@ class SmpFuser(nn.Module):
         return crop_to(torch.sigmoid(self.net(x)), size)
 
 
-def make_smp_entry(name: str):
-    from baselines.registry import SMP_PATTERN, FuserEntry
-
-    arch, encoder = SMP_PATTERN.match(name).groups()
+def smp_available() -> str | None:
+    """None when segmentation-models-pytorch imports; otherwise why not (one line)."""
     try:
         import segmentation_models_pytorch  # noqa: F401
-    except Exception as e:
-        raise ValueError(f"model {name!r}: {SMP_MISSING} ({type(e).__name__}: {e})") from None
-    return FuserEntry(name, lambda: SmpFuser(arch, encoder), "discriminative", True, f"segmentation-models-pytorch {arch} with a {encoder} encoder (random init)", 16, "built-in (smp)")
+    except Exception as e:  # ImportError, or torchvision's operator errors beside a mismatched torch
+        return f"{type(e).__name__}: {e}"
+    return None

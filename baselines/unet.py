@@ -1,4 +1,4 @@
-"""UNet (Ronneberger, Fischer & Brox, MICCAI 2015), the classic net of SPEC §4.
+"""UNet (Ronneberger, Fischer & Brox, MICCAI 2015), the classic net of docs/reference.md §4.
 
     [x1, x2] -> DC(64) -> DC(128) -> DC(256) -> DC(512) -> DC(1024)      (max-pool between)
                   |         |          |          |          |
@@ -42,7 +42,7 @@ class UNet(RawOutputLoss, nn.Module):
         return crop_to(self.head(x), size)
 
 
-@register_fuser("unet", kind="discriminative", trainable=True, reference="Ronneberger et al., MICCAI 2015", batch_size=64)
+@register_fuser("unet", kind="discriminative", trainable=True, reference="Ronneberger et al., MICCAI 2015", batch_size=64, display="UNet", order=13, config={"width": "width"}, params=31_042_945)
 def unet(width: float = 1.0, loss_on: str = "raw"):
     """UNet: the classic encoder-decoder with skip connections."""
     return UNet(width, loss_on)

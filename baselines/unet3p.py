@@ -1,4 +1,4 @@
-"""UNet3+ (Huang et al., ICASSP 2020) without deep supervision, as in SPEC §4.
+"""UNet3+ (Huang et al., ICASSP 2020) without deep supervision, as in docs/reference.md §4.
 
 UNet encoder (64 ... 1024, DC blocks). Each decoder level d fuses five full-scale branches of
 64 channels: shallower encoder maps max-pooled down, the same-level encoder map, deeper decoder
@@ -73,7 +73,7 @@ class UNet3P(nn.Module):
         return crop_to(torch.sigmoid(self.head(dec[0])), size)
 
 
-@register_fuser("unet3+", kind="discriminative", trainable=True, reference="Huang et al., ICASSP 2020", batch_size=64)
+@register_fuser("unet3+", kind="discriminative", trainable=True, reference="Huang et al., ICASSP 2020", batch_size=64, display="UNet3+", order=15, config={"width": "width"}, params=26_971_201)
 def unet3p(width: float = 1.0):
     """UNet3+: full-scale skip connections."""
     return UNet3P(width)

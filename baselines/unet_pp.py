@@ -1,4 +1,4 @@
-"""UNet++ (Zhou et al., DLMIA 2018) without deep supervision, as in SPEC §4.
+"""UNet++ (Zhou et al., DLMIA 2018) without deep supervision, as in docs/reference.md §4.
 
 Nested, dense skip pathways: node X(i, j) = DC(concat(X(i, 0..j-1), up(X(i+1, j-1)))), filters
 64, 128, 256, 512, 1024, bilinear upsampling, output from X(0, 4) through a 1x1 conv and sigmoid.
@@ -41,7 +41,7 @@ class UNetPP(nn.Module):
         return crop_to(torch.sigmoid(self.head(X[(0, 4)])), size)
 
 
-@register_fuser("unet++", kind="discriminative", trainable=True, reference="Zhou et al., DLMIA 2018", batch_size=64)
+@register_fuser("unet++", kind="discriminative", trainable=True, reference="Zhou et al., DLMIA 2018", batch_size=64, display="UNet++", order=14, config={"width": "width"}, params=36_629_057)
 def unet_pp(width: float = 1.0):
     """UNet++: nested dense skip pathways."""
     return UNetPP(width)

@@ -1,1 +1,70 @@
-"""fusionbench's benchmark layer: data, the trainer, ``bench run`` and the leaderboards."""
+"""fusionbench from Python: run the benchmark, or score fused images, and get DataFrames back.
+
+    import benchmark
+    res = benchmark.run(models="mean,max", profile="smoke")      # a RunResult
+    res.scores, res.leaderboard, res.path                        # DataFrames and the run folder
+    df = benchmark.running.evaluate(fused, x1, x2)                       # one row per image
+
+Stages (``benchmark.running``): data -> training -> running -> reporting; the ``bench`` command
+(``benchmark.cli``) is a thin layer over the same functions.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark.config import RunConfig, make_config
+from benchmark.running.evaluate import evaluate_folders
+from benchmark.running.runner import RunResult
+from benchmark.running.runner import run as _run
+
+__all__ = ["RunConfig", "RunResult", "evaluate", "evaluate_folders", "make_config", "run"]
+
+
+def run(models="all", profile: str = "quick", *, progress: bool = True, log=print, **overrides) -> RunResult:
+    """Run the benchmark: ``models`` (names or ``"all"``), a ``profile`` and any RunConfig field as a
+    keyword (``data="phantom"``, ``epochs=3``, ``out="results"``, ``run_name=...``). Returns a
+    :class:`RunResult` with ``.scores`` (every row of ``scores.csv``), ``.leaderboard`` (the slice
+    leaderboard), ``.leaderboards`` (all tables) and ``.path`` (the run folder)."""
+    return _run(make_config(profile, models=models, **overrides), progress=progress, log=log)
+
+
+def _as_images(x, what: str) -> torch.Tensor:
+    """(B, H, W) or (B, 1, H, W) tensor or array, float in [0, 1] or uint8 -> float (B, 1, H, W)."""
+    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{what}: expected a torch.Tensor or numpy array of shape (B, H, W) or (B, 1, H, W); got {type(x).__name__}")
+    if t.dtype == torch.uint8:
+        t = t.float() / 255
+    elif not t.is_floating_point():
+        raise ValueError(f"{what}: dtype {t.dtype}; expected float images in [0, 1] or uint8")
+    if t.ndim == 3:
+        t = t[:, None]
+    if t.ndim != 4 or t.shape[1] != 1:
+        raise ValueError(f"{what}: shape {tuple(t.shape)}; expected (B, H, W) or (B, 1, H, W)")
+    return t
+
+
+def evaluate(fused, x1, x2, metrics=None, metric_profile: str = "upstream", quantize: bool | None = None, device: str | None = None, chunk_size: int = 16) -> pd.DataFrame:
+    """Score fused images against their sources; one row per image (column ``index``), one column
+    per metric. ``fused`` may also be a dict ``{method: images}`` (rows then carry ``model``).
+
+    Images: tensors or arrays, (B, H, W) or (B, 1, H, W), float in [0, 1] or uint8; x1 = T1-Gd,
+    x2 = FLAIR. ``metrics``: names or None for all; ``metric_profile``: upstream | intended | fusioninn.
+    """
+    from metrics import score
+
+    a, b = _as_images(x1, "x1"), _as_images(x2, "x2")
+    methods = fused if isinstance(fused, dict) else {None: fused}
+    frames = []
+    for name, f in methods.items():
+        f = _as_images(f, f"fused[{name!r}]" if name is not None else "fused")
+        dev = torch.device(device) if device else f.device
+        s = score(f.to(dev), a.to(dev), b.to(dev), metrics=metrics, profile=metric_profile, quantize=quantize, chunk_size=chunk_size)
+        df = pd.DataFrame({k: v.double().cpu().numpy() for k, v in s.items()})
+        df.insert(0, "index", np.arange(len(df)))
+        if name is not None:
+            df.insert(0, "model", name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)

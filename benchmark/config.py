@@ -10,7 +10,7 @@ Profiles (every field can be overridden, e.g. ``--epochs 3`` or ``--set width=0.
   (``per_model``); the 27-37M-parameter nets (UNet, UNet++, UNet3+) at 1/4 width; DDFM with a
   small prior trained on crops and 10 sampling steps instead of 100. What it changes is written
   into config.json and the leaderboard caption.
-* ``paper``: SPEC §2: all the data, 400 epochs, the models' own batch sizes, full width.
+* ``paper``: docs/reference.md §2: all the data, 400 epochs, the models' own batch sizes, full width.
 """
 from __future__ import annotations
 

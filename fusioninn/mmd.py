@@ -1,11 +1,11 @@
-"""Maximum mean discrepancy with inverse multiquadric kernels (the FusionINN latent loss, SPEC §3).
+"""Maximum mean discrepancy with inverse multiquadric kernels (the FusionINN latent loss, docs/reference.md §3).
 
 k(a, b) = sum over widths h of h^2 / (h^2 + ||a - b||^2), widths (0.05, 0.2, 0.9);
 MMD^2 = mean k(X, X) + mean k(Y, Y) - 2 mean k(X, Y) (biased estimate, as the reference).
 
 ``mmd_images`` (the paper's form) treats each flattened latent image (57,600 values) as one sample:
 with such long vectors every off-diagonal distance is huge, the kernel is ~0 there, and the loss is
-nearly the constant 6/B with ~zero gradient (SPEC §3). ``mmd_pixels`` (an option) treats latent
+nearly the constant 6/B with ~zero gradient (docs/reference.md §3). ``mmd_pixels`` (an option) treats latent
 pixels as samples of a 1-D distribution, which has a useful gradient.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """FusionINN (Kumar et al., 2024): an invertible flow that fuses T1-Gd and FLAIR and decomposes back.
 
-FrEIA graph on [x1, x2] (2 x H x W), SPEC §3, for k = 3 coupling blocks:
+FrEIA graph on [x1, x2] (2 x H x W), docs/reference.md §3, for k = 3 coupling blocks:
 
     ActNorm -> GLOW(32) -> PermuteRandom -> iRevNet down (8 x H/2 x W/2) -> GLOW(64)
             -> PermuteRandom -> iRevNet up -> GLOW(32) -> Split -> (y: fused, z: latent)
@@ -46,7 +46,7 @@ def _subnet(hidden: int, final_relu: bool):
 
 def build_graph(k: int = 3, clamp: float = 2.0, subnet_final_relu: bool = True, seed: int = 0):
     """The FrEIA GraphINN. Permutations are drawn inside a saved/restored NumPy RNG state, because
-    ``PermuteRandom(seed=...)`` reseeds NumPy's global generator (SPEC §3)."""
+    ``PermuteRandom(seed=...)`` reseeds NumPy's global generator (docs/reference.md §3)."""
     import FrEIA.framework as Ff
     import FrEIA.modules as Fm
 
@@ -161,7 +161,6 @@ class _Flow(nn.Module):
 
     def __init__(self, k, clamp, final_relu, seed):
         super().__init__()
-        self.args = (k, clamp, final_relu, seed)
         self.graph = build_graph(k, clamp, final_relu, seed)
 
     def actnorm(self):
@@ -171,7 +170,7 @@ class _Flow(nn.Module):
         return self.graph(x, rev=rev, jac=False)
 
 
-@register_fuser("fusioninn", kind="invertible", trainable=True, reference="Kumar et al., FusionINN, 2024", batch_size=64)
+@register_fuser("fusioninn", kind="invertible", trainable=True, reference="Kumar et al., FusionINN, 2024", batch_size=64, display="FusionINN", order=17, config={"k": "fusioninn_k", "alpha": "fusioninn_alpha", "latent_prior": "fusioninn_prior", "mmd": "fusioninn_mmd", "seed": "seed"}, params=17_564)
 def fusioninn(k: int = 3, alpha: float = 0.5, latent_prior: str = "normal", mmd: str = "paper", seed: int = 0):
     """FusionINN: invertible fusion and decomposition (FrEIA normalizing flow)."""
     return FusionINN(k, alpha, latent_prior, mmd, seed=seed)

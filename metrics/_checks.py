@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 
 
-def check_images(name: str, x: torch.Tensor, chunk: int | None = None) -> None:
-    """Raise a clear ValueError unless ``x`` is a finite float ``(B, 1, H, W)`` tensor in [0, 1].
+def check_images(name: str, x: torch.Tensor, chunk: int | None = None, tol: float = 1e-6) -> None:
+    """Raise a clear ValueError unless ``x`` is a finite float ``(B, 1, H, W)`` tensor in [0, 1]
+    (``tol`` of slack at either end).
 
     The value checks run ``chunk`` samples at a time, so checking a large batch needs no memory in
     proportion to it.
@@ -24,9 +25,9 @@ def check_images(name: str, x: torch.Tensor, chunk: int | None = None) -> None:
             bad = (torch.nonzero(~finite).flatten() + s).tolist()
             raise ValueError(f"{name} contains NaN or Inf in sample(s) {bad[:10]}; expected finite values in [0, 1]")
         lo, hi = float(part.min()), float(part.max())
-        if lo < -1e-6 or hi > 1 + 1e-6:
+        if lo < -tol or hi > 1 + tol:
             per = part.flatten(1)
-            bad = (torch.nonzero((per.amin(dim=1) < -1e-6) | (per.amax(dim=1) > 1 + 1e-6)).flatten() + s).tolist()
+            bad = (torch.nonzero((per.amin(dim=1) < -tol) | (per.amax(dim=1) > 1 + tol)).flatten() + s).tolist()
             raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}] in sample(s) {bad[:10]}; expected [0, 1]")
 
 

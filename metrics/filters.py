@@ -7,13 +7,6 @@ import torch.nn.functional as F
 from metrics import _compile
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
-    """MATLAB ``fspecial('gaussian', size, sigma)`` normalised to sum 1, shape (size, size)."""
-    r = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
-    g = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
-    return (g / g.sum()).to(dtype)
-
-
 def correlate(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
     """Filter every channel of ``x`` (B, C, H, W) with a 2-D ``kernel``.
 
@@ -46,7 +39,7 @@ def toolbox_centre(h: int, w: int, k: int) -> tuple[slice, slice]:
 
 
 def gaussian_1d(size: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
-    """1-D factor of :func:`gaussian_window` (the 2-D window is its outer product), sum 1."""
+    """1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)`` (the 2-D window is its outer product), sum 1."""
     r = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     g = torch.exp(-(r**2) / (2 * sigma**2))
     return (g / g.sum()).to(dtype)

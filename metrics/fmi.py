@@ -22,6 +22,7 @@ import torch
 
 from metrics import _compile
 from metrics._checks import check_triple
+from metrics._workspace import Workspace
 
 
 def _offsets(w: int, width: int) -> list[int]:
@@ -149,14 +150,17 @@ def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: i
     return ((fmi_af + fmi_bf) / 2).view(n, -1).mean(dim=1)
 
 
-def q_fmi(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, window: int = 3, paper_inputs: bool = False) -> torch.Tensor:
+def q_fmi(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, window: int = 3, paper_inputs: bool = False, work: Workspace | None = None) -> torch.Tensor:
     """Q_FMI per image, ``Tensor[B]`` (higher is better, max 1). Images float (B, 1, H, W) in [0, 1].
 
     ``window`` is the sliding window (3, the paper's setting); ``paper_inputs`` (profile
     ``fusioninn`` only) feeds the images as the authors' RGB PNGs reached MATLAB: three identical
     channels side by side (H x 3W).
     """
-    from metrics.scoring import Workspace
-
-    check_triple(fused, x1, x2, window)
-    return Workspace(fused, x1, x2, profile=profile, quantize=quantize, paper_inputs=paper_inputs, fmi_window=window).q_fmi()
+    if work is None:
+        check_triple(fused, x1, x2, window)
+        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize, paper_inputs=paper_inputs)
+    a, b, f = work.toolbox_images()
+    if work.paper_inputs:  # MATLAB saw the RGB PNG as H x 3W (three channels side by side)
+        a, b, f = (torch.cat([x, x, x], dim=-1) for x in (a, b, f))
+    return fmi_from_images(a, b, f, window)

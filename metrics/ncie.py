@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from metrics._checks import check_triple
+from metrics._workspace import Workspace
 
 BINS = 256
 
@@ -57,9 +58,10 @@ def ncie_from_normalized(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> t
     return 1.0 + term.sum(dim=-1) / 8.0
 
 
-def q_ncie(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None) -> torch.Tensor:
+def q_ncie(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
     """Q_NCIE per image, ``Tensor[B]`` (higher is better, in [0, 1]). Images float (B, 1, H, W) in [0, 1]."""
-    from metrics.scoring import Workspace
-
-    check_triple(fused, x1, x2, 3)
-    return Workspace(fused, x1, x2, profile=profile, quantize=quantize).q_ncie()
+    if work is None:
+        check_triple(fused, x1, x2, 3)
+        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    a, b, f = work.toolbox_images()
+    return ncie_from_normalized(normalize1(a), normalize1(b), normalize1(f))

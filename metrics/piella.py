@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from metrics._checks import check_triple
-from metrics.ssim import ssim_map
+from metrics._workspace import Workspace
+from metrics.ssim import ssim_map, stats_of
 
 
 def q_p_from_stats(stats_ab, stats_fa, stats_fb, data_range: float = 255.0) -> torch.Tensor:
@@ -25,9 +26,10 @@ def q_p_from_stats(stats_ab, stats_fa, stats_fb, data_range: float = 255.0) -> t
     return (lam * m1 + (1 - lam) * m2).flatten(1).mean(dim=1)
 
 
-def q_p(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None) -> torch.Tensor:
+def q_p(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
     """Q_P per image, ``Tensor[B]`` (higher is better, max 1). Images float (B, 1, H, W) in [0, 1]."""
-    from metrics.scoring import Workspace
-
-    check_triple(fused, x1, x2, 21)
-    return Workspace(fused, x1, x2, profile=profile, quantize=quantize).q_p()
+    if work is None:
+        check_triple(fused, x1, x2, 21)
+        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    mode, imgs = work.profile.piella_map, work.toolbox_images()
+    return q_p_from_stats(stats_of(work, "AB", mode, imgs), stats_of(work, "FA", mode, imgs), stats_of(work, "FB", mode, imgs), 255.0)

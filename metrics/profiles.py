@@ -1,4 +1,4 @@
-"""The three metric profiles (shared/reference README, SPEC §6).
+"""The three metric profiles (docs/reference.md §6).
 
 * ``upstream`` (default): Zheng Liu's toolbox as published: ``filter2(window, img, 'valid')`` SSIM
   maps and ``filter2(sobel, img, 'same')`` (correlation, zero padding) Sobel responses.

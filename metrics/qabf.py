@@ -20,6 +20,7 @@ import torch
 
 from metrics import _compile
 from metrics._checks import check_triple
+from metrics._workspace import Workspace
 from metrics.filters import correlate, toolbox_centre
 
 _SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -110,12 +111,14 @@ def _q_xy_maps(ax, ay, bx, by, fx, fy, constants: str):
     return q_af * w_a + q_bf * w_b, w_a + w_b
 
 
-def q_xy(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, constants: str = "liu") -> torch.Tensor:
+def q_xy(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, constants: str = "liu", work: Workspace | None = None) -> torch.Tensor:
     """Q_XY per image, ``Tensor[B]`` (higher is better). Images float (B, 1, H, W) in [0, 1].
 
     ``constants``: ``liu`` (toolbox, default) or ``petrovic2000`` (the paper's constants and ratio of sums).
     """
-    from metrics.scoring import Workspace
-
-    check_triple(fused, x1, x2)
-    return Workspace(fused, x1, x2, profile=profile, quantize=quantize, xy_constants=constants).q_xy()
+    if work is None:
+        check_triple(fused, x1, x2)
+        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    a, b, f = work.toolbox_images()
+    ga, gb, gf = work.cached("sobel", lambda: tuple(sobel(x, work.profile.sobel) for x in (a, b, f)))
+    return q_xy_from_gradients(ga, gb, gf, constants)

@@ -2,7 +2,7 @@
 
 Window ``fspecial('gaussian', 11, 1.5)``, K = (0.01, 0.03), score = plain mean of the SSIM map
 (Wang et al. 2004, eq. 13 with C3 = C2/2). Q_SSIM(F; x1, x2) = (SSIM(F, x1) + SSIM(F, x2)) / 2
-(SPEC §6). Map modes: ``valid`` (Liu's ``filter2(.., 'valid')``; also ``pytorch_msssim.ssim``),
+(docs/reference.md §6). Map modes: ``valid`` (Liu's ``filter2(.., 'valid')``; also ``pytorch_msssim.ssim``),
 ``same`` (zero padded, the corrected authors' copy) and ``toolbox`` (the 11x11 block of valid
 statistics at the image centre that the shipped authors' copy computes; reference README).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from metrics._checks import check_triple
+from metrics._workspace import Workspace
 from metrics.filters import gaussian_1d, gaussian_filter, toolbox_centre
 
 K1, K2 = 0.01, 0.03  # Wang et al. 2004, sec. III-C
@@ -52,17 +53,48 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = 
         return ssim_map(a.to(dt), b.to(dt), data_range, mode).flatten(1).mean(dim=1)
 
 
-def q_ssim(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, map_mode: str | None = None) -> torch.Tensor:
+def q_ssim(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, map_mode: str | None = None, work: Workspace | None = None) -> torch.Tensor:
     """Q_SSIM = (SSIM(F, x1) + SSIM(F, x2)) / 2 per image, ``Tensor[B]`` (higher is better, max 1).
 
     Images: float (B, 1, H, W) in [0, 1]; x1 = T1-Gd, x2 = FLAIR. ``profile`` picks the map mode
     and whether inputs are first quantised to 8 bits (``quantize`` overrides); ``map_mode``
     (``valid``/``same``/``toolbox``) overrides the map, e.g. ``toolbox`` gives the shipped
     ``ssim_index.m``'s 11x11 value. On flat images SSIM is finite (C1, C2 > 0): 1 where F equals
-    the source, the luminance/contrast ratio otherwise.
+    the source, the luminance/contrast ratio otherwise. ``work``: the batch's shared
+    :class:`~metrics._workspace.Workspace` (from :func:`metrics.score`); inputs are then not re-checked.
     """
-    from metrics.scoring import Workspace
+    m1, m2 = ssim_per_source(fused, x1, x2, profile, quantize, map_mode, work)
+    return (m1 + m2) / 2
 
-    check_triple(fused, x1, x2, 21 if map_mode == "toolbox" else 11)
-    ws = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
-    return ws.q_ssim(map_mode)
+
+def q_ssim_x1(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
+    """SSIM(F, x1) per image, the T1-Gd half of Q_SSIM (a diagnostic: a copy of x1 scores 1)."""
+    return ssim_per_source(fused, x1, x2, profile, quantize, None, work)[0]
+
+
+def q_ssim_x2(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
+    """SSIM(F, x2) per image, the FLAIR half of Q_SSIM (a diagnostic: a copy of x2 scores 1)."""
+    return ssim_per_source(fused, x1, x2, profile, quantize, None, work)[1]
+
+
+def stats_of(work: Workspace, which: str, mode: str, images) -> tuple:
+    """The :func:`ssim_stats` of the pair ``which`` (``FA``, ``FB`` or ``AB``) of ``images`` (A, B, F), once per batch."""
+    a, b, f = images
+    pair = {"FA": (f, a), "FB": (f, b), "AB": (a, b)}[which]
+    return work.cached(("stats", which, mode, id(images[0])), lambda: ssim_stats(*pair, mode=mode))
+
+
+def ssim_per_source(fused, x1, x2, profile: str = "upstream", quantize: bool | None = None, map_mode: str | None = None, work: Workspace | None = None):
+    """(mean SSIM(F, x1), mean SSIM(F, x2)) per image in a profile: the two halves of Q_SSIM."""
+    if work is None:
+        check_triple(fused, x1, x2, 21 if map_mode == "toolbox" else 11)
+        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    mode = map_mode or work.profile.ssim_map
+
+    def make():
+        imgs = work.toolbox_images() if map_mode == "toolbox" else work.ssim_images()
+        m1 = ssim_map(None, None, 255.0, stats=stats_of(work, "FA", mode, imgs)).flatten(1).mean(dim=1)
+        m2 = ssim_map(None, None, 255.0, stats=stats_of(work, "FB", mode, imgs)).flatten(1).mean(dim=1)
+        return m1, m2
+
+    return work.cached(("ssim_sources", mode, map_mode == "toolbox"), make)

@@ -1,4 +1,4 @@
-"""Convert [0, 1] float images into what the MATLAB toolbox saw (SPEC §6).
+"""Convert [0, 1] float images into what the MATLAB toolbox saw (docs/reference.md §6).
 
 The toolbox read 8-bit PNGs, so by default the toolbox-faithful metrics quantise each image to the
 integers 0..255 with ``round(255 v)`` (round half to even, as numpy's ``round`` that made the

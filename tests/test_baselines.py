@@ -4,9 +4,9 @@ import torch
 
 from baselines.loss import LossConfig
 from baselines.registry import create_fuser, get_fuser
-from benchmark.trainer import load_checkpoint, model_loss, save_checkpoint
+from benchmark.training.trainer import load_checkpoint, model_loss, save_checkpoint
 
-# SPEC §4 reference counts (FusionINN authors' code); Half-UNet's paper variant sums features (64 -> 1 head).
+# docs/reference.md §4 reference counts (FusionINN authors' code); Half-UNet's paper variant sums features (64 -> 1 head).
 COUNTS = {"deepfuse": 89_155, "funfusean": 122_209, "unet": 31_042_945, "unet++": 36_629_057, "unet3+": 26_971_201}
 SMALL = {"deepfuse": {}, "funfusean": {}, "half-unet": {}, "unet": {"width": 0.125}, "unet++": {"width": 0.125}, "unet3+": {"width": 0.125}}
 

@@ -91,14 +91,16 @@ def test_sampler_is_deterministic_and_in_range():
 
 
 def test_prior_trains_saves_and_loads_through_ddfm_prior(tmp_path):
+    from baselines.ddfm import DDFM
     from benchmark.config import make_config
     from benchmark.data import phantom_split
-    from baselines.ddfm import DDFM
+    from benchmark.running.runner import train_ddfm_prior
 
     tr, va = phantom_split(31, "train", 4, cache=False), phantom_split(31, "val", 2, cache=False)
-    m = DDFM(steps=3, prior_epochs=1, prior_channels="8,8")
-    cfg = make_config("smoke")
-    m.fit_prior(tr, va, cfg, str(tmp_path), "cpu", progress=False)
+    m = DDFM(steps=3)
+    assert m.prior is None  # a model without a prior: the benchmark's trainer makes one
+    cfg = make_config("smoke", ddfm_prior_epochs=1, ddfm_prior_channels="8,8")
+    m.prior = train_ddfm_prior(cfg, tr, va, str(tmp_path), "cpu", progress=False)
     folder = tmp_path / "prior" / "unet"
     assert (folder / "config.json").exists() and (tmp_path / "prior" / "best.pt").exists()
     loaded = load_prior(str(folder))

@@ -62,13 +62,13 @@ def test_loss_terms_finite_with_gradient(mmd, prior):
         t.backward(retain_graph=True)
         g = sum(float(p.grad.abs().sum()) for p in m.parameters() if p.grad is not None)
         assert g > 0, f"{name} has no gradient"
-    # the paper's per-image MMD is ~ the constant 6/B (SPEC §3)
+    # the paper's per-image MMD is ~ the constant 6/B (docs/reference.md §3)
     if mmd == "paper" and prior == "normal":
         assert terms["latent"].item() == pytest.approx(6 / 2, rel=1e-3)
 
 
 def test_training_raises_fusion_ssim(tmp_path):
-    from benchmark.trainer import TrainConfig, train
+    from benchmark.training.trainer import TrainConfig, train
 
     tr, va = phantom_split(21, "train", 16, cache=False), phantom_split(21, "val", 4, cache=False)
     torch.manual_seed(0)

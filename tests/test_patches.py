@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from benchmark.data import phantom_split
-from benchmark.patches import random_patches
-from benchmark.trainer import TrainConfig, train
+from benchmark.training.patches import random_patches
+from benchmark.training.trainer import TrainConfig, train
 
 
 def _grid(b=5, h=40, w=48):

@@ -62,7 +62,7 @@ def test_plugin_runs_and_broken_plugins_do_not_stop_others(plugin_site, tmp_path
     out = r.stdout + r.stderr
     assert "FAILED no-import" in out and "does_not_exist_module" in out
     assert "model 'bad-shape' (plugin broken-plugins) returned shape (8, 1, 240, 239); expected (8, 1, 240, 240)" in out
-    assert "model 'bad-range' (plugin broken-plugins) returned values in" in out
+    assert "model 'bad-range' (plugin broken-plugins) output has values in" in out
     run = json.loads((tmp_path / "res" / "p" / "run.json").read_text())
     assert set(run["failures"]) == {"no-import", "bad-shape", "bad-range"}
     board = (tmp_path / "res" / "p" / "leaderboard.md").read_text()

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.regions import tumour_boxes
-from benchmark.stats import add_statistics, bootstrap_ci, holm, paired_pvalues
-from benchmark.tables import leaderboard, render
+from benchmark.data.regions import tumour_boxes
+from benchmark.reporting.stats import add_statistics, bootstrap_ci, holm, paired_pvalues
+from benchmark.reporting.tables import leaderboard, render
 from conftest import ROOT
 
 

@@ -1,7 +1,7 @@
 """Leaderboards: order, bolding by direction (ties too), formats, and bench table."""
 import pandas as pd
 
-from benchmark.tables import bold_mask, leaderboard, render, write_leaderboards
+from benchmark.reporting.tables import bold_mask, leaderboard, render, write_leaderboards
 
 
 def scores():

@@ -6,7 +6,7 @@ import torch
 
 from baselines.loss import LossConfig, fusion_loss
 from benchmark.data import phantom_split
-from benchmark.trainer import TrainConfig, load_checkpoint, train
+from benchmark.training.trainer import TrainConfig, load_checkpoint, train
 
 
 class TinyFuser(torch.nn.Module):

@@ -1,5 +1,5 @@
 """DDFM's EM fusion step (Zhao et al., "DDFM: Denoising Diffusion Model for Multi-Modality Image
-Fusion", ICCV 2023), as the reference runs it (SPEC §5). A pure function on batched tensors.
+Fusion", ICCV 2023), as the reference runs it (docs/reference.md §5). A pure function on batched tensors.
 
 The model: the fused image F explains x1 = I up to a sparse residual and x2 = V in its gradients:
 with Y = I - V and X = F - V, minimise ||Y - X||_1 + rho/2 ... with a hierarchical-Bayes prior

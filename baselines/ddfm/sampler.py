@@ -1,4 +1,4 @@
-"""The DDIM sampler of DDFM (a loop), SPEC §5.
+"""The DDIM sampler of DDFM (a loop), docs/reference.md §5.
 
 Linear betas 1e-4..0.02 over 1000 steps (diffusers' ``DDPMScheduler`` gives the same
 ``alphas_cumprod``), epsilon prediction, respaced to ``steps`` timesteps t_i = round(i * 999 /

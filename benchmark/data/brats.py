@@ -15,7 +15,7 @@ seg       ``OTMultiClass*``   ``*_seg.nii*``      ``*-seg.nii*``
 Labels are mapped to the BraTS 2018 convention (1 necrotic / non-enhancing core, 2 oedema,
 4 enhancing): 2015's 3 (non-enhancing) becomes 1, 2023's 3 (enhancing) becomes 4.
 Axial slices (last array axis) are selected by ``select``: ``labels12`` (default; the slice holds
-label 1 and label 2, SPEC §1), ``tumour`` (any label), ``nonempty`` (any non-constant slice; for
+label 1 and label 2, docs/reference.md §1), ``tumour`` (any label), ``nonempty`` (any non-constant slice; for
 cases without labels). Each kept image is min-max normalised to [0, 1] over the slice; slices that
 are constant in either modality are dropped and counted (the reference code divides by zero on
 them). Patients are split into train/validation with a seeded shuffle, so no patient is in both.

@@ -1,6 +1,6 @@
 """Model speed: parameters, forward+backward and inference images/s, peak memory (issue: baselines).
 
-    python -m benchmark.speed_models [--models all] [--batch 8] [--device cpu|cuda] [--width 1.0] [--amp]
+    python -m benchmark.tools.speed_models [--models all] [--batch 8] [--device cpu|cuda] [--width 1.0] [--amp]
 
 Each model is timed in its own subprocess (so the CPU peak RSS is that model's) on random
 240x240 pairs: one warm-up step, then ``--steps`` timed steps of Adam on the model's training
@@ -23,9 +23,9 @@ def measure(name: str, batch, device: str, width: float, steps: int, amp: bool, 
 
     from baselines.loss import LossConfig
     from baselines.registry import get_fuser
-    from benchmark.runner import model_kwargs
+    from benchmark.running.runner import model_kwargs
     from benchmark.config import make_config
-    from benchmark.trainer import model_loss
+    from benchmark.training.trainer import model_loss
 
     entry = get_fuser(name)
     cfg = make_config("paper", width=width, ddfm_steps=100)
@@ -33,7 +33,7 @@ def measure(name: str, batch, device: str, width: float, steps: int, amp: bool, 
     if getattr(model, "prior", "absent") is None:  # DDFM: time sampling with an untrained prior of the default size
         from baselines.ddfm.prior import DiffusionPrior
 
-        model.prior = DiffusionPrior(channels=model.prior_channels)
+        model.prior = DiffusionPrior(channels=tuple(int(c) for c in cfg.ddfm_prior_channels.split(",")))
         steps = 1
     dev = torch.device(device)
     bs = entry.batch_size if batch == "paper" else int(batch)
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     print(f"| model | params | batch | train img/s | infer img/s | infer s/img | peak MB |  ({a.device}, width {a.width:g}{', bf16' if a.amp else ''}{', channels-last' if a.channels_last else ''})")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in a.models.split(","):
-        cmd = [sys.executable, "-m", "benchmark.speed_models", "--one", name, "--batch", a.batch, "--device", a.device, "--width", str(a.width), "--steps", str(a.steps)] + (["--amp"] if a.amp else []) + (["--channels-last"] if a.channels_last else [])
+        cmd = [sys.executable, "-m", "benchmark.tools.speed_models", "--one", name, "--batch", a.batch, "--device", a.device, "--width", str(a.width), "--steps", str(a.steps)] + (["--amp"] if a.amp else []) + (["--channels-last"] if a.channels_last else [])
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             print(f"| {name} | failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode} |")

@@ -14,8 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.atomic import check_writable, write_json, write_text
-from benchmark.imageio import list_images, read_image
-from benchmark.tables import write_leaderboards
+from benchmark.data.imageio import list_images, read_image
+from benchmark.reporting.tables import write_leaderboards
 from metrics import score
 from metrics.registry import resolve_metrics
 
@@ -30,7 +30,9 @@ def parse_fused(specs) -> dict[str, str]:
     return out
 
 
-def evaluate(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_profile: str = "upstream", metrics=None, quantize=None, batch: int = 16, device: str = "cpu", progress: bool = True, style: str = "stats") -> pd.DataFrame:
+def evaluate_folders(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_profile: str = "upstream", metrics=None, quantize=None, batch: int = 16, device: str = "cpu", progress: bool = True, style: str = "stats") -> pd.DataFrame:
+    """Score every fused folder against the source folders (same file stem = one triple); writes
+    ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores."""
     names = resolve_metrics(metrics)
     a, b = list_images(x1_dir), list_images(x2_dir)
     problems = []

@@ -1,11 +1,18 @@
-"""The ``bench`` command: list, run, table, eval, data prepare, decompose, ablate."""
+"""The ``bench`` command: list, run, table, eval, data prepare, decompose, ablate.
+
+Each command is a small function over the library (``benchmark.run``, ``benchmark.evaluate_folders``,
+``benchmark.reporting``); errors a user can fix are one line on stderr and exit status 2
+(``FUSIONBENCH_DEBUG=1`` shows the traceback).
+"""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
+
+from benchmark.cli.args import add_run_args, config_from_args
+from benchmark.cli.fusioninn import add_fusioninn_commands
 
 
 def _cmd_list(args) -> int:
@@ -13,7 +20,7 @@ def _cmd_list(args) -> int:
     from metrics.registry import METRICS
 
     fusers = [e.as_dict() for e in list_fusers()]
-    mets = [{"name": m.name, "direction": m.direction, "reference": m.reference} for m in METRICS.values()]
+    mets = [{"name": m.name, "direction": m.direction, "ranked": m.ranked, "lineage": m.lineage, "reference": m.reference} for m in METRICS.values()]
     if args.json:
         print(json.dumps({"fusers": fusers, "metrics": mets}, indent=2))
         return 0
@@ -27,112 +34,64 @@ def _cmd_list(args) -> int:
     print("  smp-<arch>-<encoder>: segmentation-models-pytorch architectures on demand (pip install 'fusionbench[smp]')")
     print("Metrics")
     for m in mets:
-        print(f"  {m['name']:<8} {m['direction']} is better   {m['reference']}")
+        note = "" if m["ranked"] else " (diagnostic, not ranked)"
+        print(f"  {m['name']:<10} {m['direction']} is better{note:<26} lineage {m['lineage']:<6} {m['reference']}")
     return 0
-
-
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", default="all", help="comma-separated fuser names or 'all' (see bench list)")
-    p.add_argument("--data", default="phantom", help="'phantom' (embedded), FILE.h5 from 'bench data prepare', or TRAIN.h5,VAL.h5")
-    p.add_argument("--profile", default="quick", help="smoke | quick | paper")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--n-train", type=int)
-    p.add_argument("--n-val", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--width", type=float, help="width multiplier of UNet/UNet++/UNet3+")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
-    p.add_argument("--metric-profile", help="upstream (default) | intended | fusioninn")
-    p.add_argument("--metrics", help="comma-separated metric names (default all five)")
-    p.add_argument("--ddfm-prior", help="local diffusers UNet2DModel folder to use as DDFM's prior")
-    p.add_argument("--out", help="results folder (default results)")
-    p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
-    p.add_argument("--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist")
-    p.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="train nothing: load every fuser's weights from a finished run folder (e.g. results/cpu-phantom)")
-    p.add_argument("--nproc", type=int, default=1, help="processes (torchrun standalone; gloo on CPU, NCCL on GPUs)")
-    p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4")
-
-
-def config_from_args(args):
-    from benchmark.config import RunConfig, make_config, parse_override
-
-    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
-    over = {}
-    for key in ("models", "data", "epochs", "n_train", "n_val", "batch_size", "width", "seed", "device", "amp", "metric_profile", "metrics", "ddfm_prior", "out", "run_name", "retrain", "table_style", "from_run"):
-        v = getattr(args, key, None)
-        if v is not None:
-            over[key] = v
-    for item in args.set:
-        k, v = parse_override(fields, item)
-        over[k] = v
-    return make_config(args.profile, **over)
 
 
 def _launch_torchrun(nproc: int) -> int:
     """Re-run this command under torchrun with ``nproc`` processes (rank 0 writes the results)."""
     import subprocess
 
-    argv = sys.argv[1:]
-    clean = []
-    skip = False
-    for a in argv:
+    clean, skip = [], False
+    for a in sys.argv[1:]:
         if skip:
             skip = False
-            continue
-        if a == "--nproc":
+        elif a == "--nproc":
             skip = True
-            continue
-        if a.startswith("--nproc="):
-            continue
-        clean.append(a)
+        elif not a.startswith("--nproc="):
+            clean.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "benchmark", *clean]
     return subprocess.call(cmd)
 
 
 def _cmd_run(args) -> int:
-    from benchmark.runner import run
+    from benchmark.running.runner import run
 
     if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _launch_torchrun(args.nproc)
-    cfg = config_from_args(args)
-    run_dir = run(cfg)
+    res = run(config_from_args(args))
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
-    res = json.load(open(os.path.join(run_dir, "run.json")))
-    md = os.path.join(run_dir, "leaderboard.md")
-    if os.path.exists(md):
-        print(open(md).read())
-    print(f"results: {run_dir}  ({res['seconds']:.0f} s)")
-    return 1 if res["failures"] else 0
+    md = os.path.join(res.path, "leaderboard.md")
+    if res.leaderboard is not None and os.path.exists(md):
+        with open(md) as fh:
+            print(fh.read())
+    print(f"results: {res.path}  ({res.seconds:.0f} s)")
+    return 1 if res.failures else 0
 
 
 def _cmd_table(args) -> int:
     import pandas as pd
 
-    from benchmark.tables import write_leaderboards
+    from benchmark.reporting import write_score_tables
 
     path = os.path.join(args.run_dir, "scores.csv")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv")
-    scores = pd.read_csv(path)
-    caption = f"Fusion metrics ({args.run_dir})."
-    if "region" in scores:
-        if (scores.region == "tumour").any():
-            write_leaderboards(args.run_dir, scores[scores.region == "tumour"], caption.replace("Fusion metrics", "Fusion metrics inside the tumour box"), with_std=args.std, stem="leaderboard_tumour", style=args.style)
-        scores = scores[scores.region == "slice"]
-    write_leaderboards(args.run_dir, scores, caption, with_std=args.std, style=args.style)
-    print(open(os.path.join(args.run_dir, "leaderboard.md")).read())
-    return 0
+    tables = write_score_tables(args.run_dir, pd.read_csv(path), f"Fusion metrics ({args.run_dir}).", style=args.style, with_std=args.std)
+    with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
+        print(fh.read())
+    return 0 if "slice" in tables else 2
 
 
 def _cmd_eval(args) -> int:
-    from benchmark.evaluate import evaluate, parse_fused
+    from benchmark.running.evaluate import evaluate_folders, parse_fused
 
     out = args.out or os.path.join("results", "eval")
-    evaluate(args.x1, args.x2, parse_fused(args.fused), out, args.metric_profile, args.metrics, None if not args.no_quantize else False, device=args.device)
-    print(open(os.path.join(out, "leaderboard.md")).read())
+    evaluate_folders(args.x1, args.x2, parse_fused(args.fused), out, args.metric_profile, args.metrics, None if not args.no_quantize else False, device=args.device)
+    with open(os.path.join(out, "leaderboard.md")) as fh:
+        print(fh.read())
     print(f"results: {out}")
     return 0
 
@@ -153,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(fn=_cmd_list)
     pr = sub.add_parser("run", help="train, fuse, score and tabulate")
-    _add_run_args(pr)
+    add_run_args(pr)
     pr.set_defaults(fn=_cmd_run)
     pt = sub.add_parser("table", help="rebuild the leaderboards of a run folder from scores.csv")
     pt.add_argument("run_dir")
@@ -180,12 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--val-fraction", type=float, default=0.12)
     pp.add_argument("--seed", type=int, default=0)
     pp.set_defaults(fn=_cmd_data_prepare)
-    try:
-        from benchmark.cli_fusioninn import add_fusioninn_commands
-
-        add_fusioninn_commands(sub)
-    except ImportError:
-        pass
+    add_fusioninn_commands(sub)
     return p
 
 
@@ -198,7 +152,3 @@ def main(argv=None) -> int:
             raise
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

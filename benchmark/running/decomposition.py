@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from benchmark.atomic import write_text
-from benchmark.tables import render, leaderboard
+from benchmark.reporting.tables import render, leaderboard
 from metrics.ssim import ssim
 
 COLUMNS = ["SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]
@@ -45,12 +45,12 @@ def _rows(h1, h2, x1, x2, indices, region, name):
 
 
 def decomposition_rows(model, fused, x1, x2, indices, cfg, boxes=None, name: str = "fusioninn") -> list[dict]:
-    """Rows for the whole slice and, with tumour ``boxes`` (benchmark.regions), inside each box:
+    """Rows for the whole slice and, with tumour ``boxes`` (benchmark.data.regions), inside each box:
     the full fused image is decomposed, then the decomposed and true sources are cropped alike."""
     h1, h2 = decompose_draws(model, fused, cfg.decomposition_draws, cfg.seed)
     rows = _rows(h1, h2, x1, x2, indices, "slice", name)
     if boxes is not None:
-        from benchmark.regions import crop, region_groups
+        from benchmark.data.regions import crop, region_groups
 
         for side, pos in region_groups(boxes).items():
             c1 = torch.stack([crop(h, boxes, pos) for h in h1])
@@ -59,15 +59,19 @@ def decomposition_rows(model, fused, x1, x2, indices, cfg, boxes=None, name: str
     return rows
 
 
-def write_decomposition_tables(run_dir: str, rows: pd.DataFrame, caption: str) -> None:
+def write_decomposition_tables(run_dir: str, rows: pd.DataFrame, caption: str) -> dict:
+    """``decomposition.csv`` and a leaderboard per region; returns ``{"decomposition": table, ...}``."""
+    out = {}
     write_text(os.path.join(run_dir, "decomposition.csv"), rows.to_csv(index=False, float_format="%.10g"))
     regions = rows["region"].unique() if "region" in rows else ["slice"]
     for region in regions:
         part = rows[rows["region"] == region] if "region" in rows else rows
         stem = "decomposition_leaderboard" + ("" if region == "slice" else f"_{region}")
         table = leaderboard(part, COLUMNS + ["SSIM_x1_spread", "SSIM_x2_spread"])
+        out[stem.replace("_leaderboard", "")] = table
         write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
         where = "" if region == "slice" else " inside the tumour box (labels 1, 2, 4 dilated by 5 px)"
         cap = f"Decomposition{where}: SSIM and PSNR of each decomposed source against the true one (mean over images and {int(part['draws'].iloc[0])} latent draws). {caption}"
         write_text(os.path.join(run_dir, f"{stem}.md"), render(table, COLUMNS, "md", cap))
         write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, COLUMNS, "tex", cap.replace("_", "\\_")))
+    return out

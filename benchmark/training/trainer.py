@@ -1,7 +1,7 @@
 """The one training loop for every trainable fuser (nanoGPT-style: readable in one screen).
 
 Adam (lr 3e-4) with ReduceLROnPlateau (factor 0.95, patience 8) on the mean validation loss
-(SPEC §2), batch size from the registry entry, epochs from the profile. A model contributes only
+(docs/reference.md §2), batch size from the registry entry, epochs from the profile. A model contributes only
 its loss: ``model.loss(x1, x2, loss_cfg)`` if it defines one, else the shared fusion loss on
 ``model(x1, x2)``. A checkpoint is written every epoch (``last.pt``: model, optimiser, scheduler,
 epoch, best loss, history) and the best model by validation loss is kept (``best.pt``: its state
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from baselines.loss import LossConfig, fusion_loss
 from benchmark import distributed as D
 from benchmark.atomic import atomic_path, write_json
-from benchmark.patches import random_patches
+from benchmark.training.patches import random_patches
 
 
 @dataclass

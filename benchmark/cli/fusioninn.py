@@ -1,8 +1,12 @@
-"""``bench decompose`` and ``bench ablate``: FusionINN's decomposition and Table 2."""
+"""``bench decompose`` and ``bench ablate``: FusionINN's decomposition and its Table 2."""
 from __future__ import annotations
 
-import json
 import os
+
+from benchmark.cli.args import add_run_args, config_from_args
+
+# The FusionINN trained on the CPU whose weights ship with the repository (results/README.md).
+DEFAULT_FUSIONINN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "results", "cpu-phantom", "fusioninn")
 
 
 def _cmd_decompose(args) -> int:
@@ -10,27 +14,22 @@ def _cmd_decompose(args) -> int:
     import torch
     from skimage import io as skio
 
-    from baselines.registry import get_fuser
+    from baselines.loading import load_model_folder
     from benchmark.atomic import atomic_path
-    from benchmark.decomposition import decompose_draws
-    from benchmark.imageio import EXTS, read_image, stem
-    from benchmark.trainer import load_checkpoint
+    from benchmark.data.imageio import EXTS, read_image, stem
+    from benchmark.running.decomposition import decompose_draws
 
-    mdir = args.model_dir
-    info_path, ckpt = os.path.join(mdir, "model.json"), os.path.join(mdir, "best.pt")
-    if not (os.path.exists(info_path) and os.path.exists(ckpt)):
-        raise FileNotFoundError(f"{mdir}: expected model.json and best.pt of a trained FusionINN (results/<run>/fusioninn)")
-    info = json.load(open(info_path))
-    if info.get("name") != "fusioninn":
-        raise ValueError(f"{mdir}: holds model {info.get('name')!r}; bench decompose needs a FusionINN folder")
-    model = get_fuser("fusioninn").build(**info.get("kwargs", {}))
-    model.load_state_dict(load_checkpoint(ckpt))
-    model.eval()
+    mdir = args.model_dir or DEFAULT_FUSIONINN
+    if not os.path.isdir(mdir):
+        raise ValueError(f"{mdir}: no FusionINN folder there; give --model-dir results/<run>/fusioninn of a finished run")
+    model = load_model_folder(mdir, expected="fusioninn")
     src = args.image
+    if not os.path.exists(src):
+        raise FileNotFoundError(f"{src}: no such image or folder")
     files = [os.path.join(src, f) for f in sorted(os.listdir(src)) if f.lower().endswith(EXTS)] if os.path.isdir(src) else [src]
     if not files:
         raise ValueError(f"{src}: no images ({', '.join(EXTS)})")
-    out = args.out or os.path.join(mdir, "decomposed")
+    out = args.out or os.path.join("results", "decomposed")
     os.makedirs(out, exist_ok=True)
     for f in files:
         img = read_image(f)
@@ -49,13 +48,12 @@ def _cmd_decompose(args) -> int:
             with atomic_path(os.path.join(out, f"{s}_{k}.png"), ".png") as tmp:
                 skio.imsave(tmp, (np.clip(a, 0, 1) * 255).round().astype(np.uint8), check_contrast=False, extension=".png")
         print(f"{f}: mean std x1 {float(res['x1_std'].mean()):.4f}, x2 {float(res['x2_std'].mean()):.4f}")
-    print(f"wrote {out}")
+    print(f"wrote {out} (weights: {mdir})")
     return 0
 
 
 def _cmd_ablate(args) -> int:
-    from benchmark.ablation import PAPER_SWEEPS, ablate
-    from benchmark.cli import config_from_args
+    from benchmark.running.ablation import PAPER_SWEEPS, ablate
 
     if not args.paper and not (args.param and args.values):
         raise ValueError("bench ablate needs --param and --values, or --paper for all four of the paper's sweeps")
@@ -68,18 +66,16 @@ def _cmd_ablate(args) -> int:
 
 
 def add_fusioninn_commands(sub) -> None:
-    from benchmark.cli import _add_run_args
-
     p = sub.add_parser("decompose", help="decompose fused images with a trained FusionINN")
     p.add_argument("image", help="a fused image or a folder of them")
-    p.add_argument("--model-dir", required=True, help="results/<run>/fusioninn")
+    p.add_argument("--model-dir", help="results/<run>/fusioninn (default: the FusionINN committed in results/cpu-phantom)")
     p.add_argument("--draws", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out")
+    p.add_argument("--out", help="output folder (default results/decomposed)")
     p.set_defaults(fn=_cmd_decompose)
     a = sub.add_parser("ablate", help="FusionINN Table 2 sweeps")
     a.add_argument("--param", help="alpha | lambda | k | prior")
     a.add_argument("--values", help="comma-separated values")
     a.add_argument("--paper", action="store_true", help="run all four of the paper's sweeps")
-    _add_run_args(a)
+    add_run_args(a)
     a.set_defaults(fn=_cmd_ablate)

@@ -12,17 +12,13 @@ import os
 import numpy as np
 import pandas as pd
 
+from baselines.registry import display_name, table_order
 from benchmark.atomic import write_text
 from metrics.registry import METRICS, TABLE_ORDER
 
-PAPER_ORDER = ["mean", "max", "copy-x1", "copy-x2", "deepfuse", "funfusean", "half-unet", "unet", "unet++", "unet3+", "ddfm", "fusioninn"]
-DISPLAY = {"mean": "Mean", "max": "Max", "copy-x1": "Copy T1-Gd", "copy-x2": "Copy FLAIR", "deepfuse": "DeepFuse", "funfusean": "FunFuseAn", "half-unet": "Half-UNet", "unet": "UNet", "unet++": "UNet++", "unet3+": "UNet3+", "ddfm": "DDFM", "fusioninn": "FusionINN"}
-
-
 def order_models(names) -> list[str]:
-    names = list(dict.fromkeys(names))
-    known = [n for n in PAPER_ORDER if n in names]
-    return known + sorted(n for n in names if n not in PAPER_ORDER)
+    """Model names in the registry's Table 1 order (anchors first), then any other alphabetically."""
+    return table_order(names)
 
 
 def metric_columns(scores: pd.DataFrame) -> list[str]:
@@ -77,17 +73,19 @@ def _fmt(v: float, s: float | None, decimals: int) -> str:
 STATS_NOTE = "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column (paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05). Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
 
 
-def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: bool = False, decimals: int = 3, style: str = "paper") -> str:
+def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: bool = False, decimals: int = 3, style: str = "paper", index_label: str = "Model") -> str:
     """The leaderboard as ``md`` or ``tex`` text; ``style="stats"`` adds CIs and the tie marker
-    (needs the columns of :func:`benchmark.stats.add_statistics`)."""
+    (needs the columns of :func:`benchmark.reporting.stats.add_statistics`). Rows are shown by
+    the fusers' display names; ``index_label`` heads the first column."""
     mask = bold_mask(table, cols, decimals)
     stats_on = style == "stats" and all(f"{c}_lo" in table.columns for c in cols)
     if stats_on:
         caption = (caption + " " if caption else "") + STATS_NOTE.format(mark="$^{\\approx}$" if fmt == "tex" else "≈")
-    heads = ["Model"] + [c.replace("_", "\\_") if fmt == "tex" else c for c in cols]
+    heads = [index_label] + [c.replace("_", "\\_") if fmt == "tex" else c for c in cols]
     rows = []
     for m in table.index:
-        cells = [DISPLAY.get(m, m).replace("_", "\\_") if fmt == "tex" else DISPLAY.get(m, m)]
+        label = display_name(str(m))
+        cells = [label.replace("_", "\\_") if fmt == "tex" else label]
         for c in cols:
             t = _fmt(table.at[m, c], table.at[m, f"{c}_std"] if with_std else None, decimals)
             if fmt == "tex":
@@ -119,14 +117,14 @@ def write_leaderboards(run_dir: str, scores: pd.DataFrame, caption: str = "", wi
     """Write ``<stem>.csv``, ``.tex`` and ``.md`` under ``run_dir`` (atomically); returns the table.
 
     ``style="stats"`` (default) adds bootstrap CIs and paired tests against the best
-    (:mod:`benchmark.stats`); ``style="paper"`` is the plain Table 1 layout.
+    (:mod:`benchmark.reporting.stats`); ``style="paper"`` is the plain Table 1 layout.
     """
     if style not in ("stats", "paper"):
         raise ValueError(f"unknown table style {style!r}; expected 'stats' or 'paper'")
     cols = list(columns or metric_columns(scores))
     table = leaderboard(scores, cols)
     if style == "stats":
-        from benchmark.stats import add_statistics
+        from benchmark.reporting.stats import add_statistics
 
         table = add_statistics(table, scores, cols, higher_is_better, n_boot, seed)
     write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))

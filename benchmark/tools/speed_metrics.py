@@ -1,6 +1,6 @@
 """Metric speed and memory: pairs/s for each metric and for all five together.
 
-    python -m benchmark.speed_metrics [--n 1153] [--chunk 16] [--device cpu|cuda] [--dtype float32] [--compile auto|1|0]
+    python -m benchmark.tools.speed_metrics [--n 1153] [--chunk 16] [--device cpu|cuda] [--dtype float32] [--compile auto|1|0]
 
 Scores ``n`` phantom pairs at 240x240 (64 distinct pairs generated, repeated to ``n``; fused =
 0.6 x1 + 0.4 x2) with the ``upstream`` profile, ``chunk`` pairs at a time, so that peak memory does

@@ -1,24 +1,33 @@
-"""Figures: the sample grid of the paper's Fig. 3 (sources, then each model's fused image)."""
+"""Figures: the sample grid of the paper's Fig. 3, the decomposition grid of its Fig. 4, metric
+distributions and learning curves.
+
+Drawn with matplotlib's object API (``matplotlib.figure.Figure``), never ``pyplot``: no global
+backend is switched, so calling these from a notebook leaves the user's matplotlib as it was.
+"""
 from __future__ import annotations
 
 import os
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
+from baselines.registry import display_name
 from benchmark.atomic import atomic_path
-from benchmark.tables import DISPLAY
+
+
+def _save(fig: Figure, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
 
 
 def sample_grid(path: str, x1: np.ndarray, x2: np.ndarray, fused: dict[str, np.ndarray], title: str = "") -> None:
     """Rows: validation pairs; columns: T1-Gd, FLAIR, then each model. Arrays (n, H, W) in [0, 1]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = [("T1-Gd", x1), ("FLAIR", x2)] + [(DISPLAY.get(k, k), v) for k, v in fused.items()]
+    cols = [("T1-Gd", x1), ("FLAIR", x2)] + [(display_name(k), v) for k, v in fused.items()]
     n = x1.shape[0]
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n + (0.3 if title else 0)), squeeze=False)
+    fig = Figure(figsize=(1.6 * len(cols), 1.6 * n + (0.3 if title else 0)))
+    axes = fig.subplots(n, len(cols), squeeze=False)
     for r in range(n):
         for c, (label, imgs) in enumerate(cols):
             ax = axes[r, c]
@@ -30,22 +39,15 @@ def sample_grid(path: str, x1: np.ndarray, x2: np.ndarray, fused: dict[str, np.n
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def decomposition_grid(path: str, x1, x2, fused, x1_hat, x2_hat) -> None:
     """The paper's Fig. 4: T1-Gd, FLAIR, fused, decomposed T1-Gd, decomposed FLAIR per row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cols = [("T1-Gd", x1), ("FLAIR", x2), ("Fused", fused), ("Decomposed T1-Gd", x1_hat), ("Decomposed FLAIR", x2_hat)]
     n = x1.shape[0]
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.8 * len(cols), 1.8 * n), squeeze=False)
+    fig = Figure(figsize=(1.8 * len(cols), 1.8 * n))
+    axes = fig.subplots(n, len(cols), squeeze=False)
     for r in range(n):
         for c, (label, imgs) in enumerate(cols):
             axes[r, c].imshow(imgs[r], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -54,48 +56,36 @@ def decomposition_grid(path: str, x1, x2, fused, x1_hat, x2_hat) -> None:
             if r == 0:
                 axes[r, c].set_title(label, fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def distributions(path: str, scores, cols, models) -> None:
     """Per-image distribution of each metric per model (box plots), models in table order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 0.35 * len(models) + 1.2), squeeze=False)
+    fig = Figure(figsize=(2.6 * len(cols), 0.35 * len(models) + 1.2))
+    axes = fig.subplots(1, len(cols), squeeze=False)
     for ax, c in zip(axes[0], cols):
         data = [scores.loc[scores.model == m, c].dropna().to_numpy() for m in models]
-        ax.boxplot(data, orientation="horizontal", tick_labels=[DISPLAY.get(m, m) for m in models], showfliers=True, flierprops={"markersize": 2})
+        ax.boxplot(data, orientation="horizontal", tick_labels=[display_name(m) for m in models], showfliers=True, flierprops={"markersize": 2})
         ax.invert_yaxis()
         ax.set_title(c, fontsize=9)
         ax.tick_params(labelsize=7)
         if ax is not axes[0][0]:
             ax.set_yticklabels([])
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def training_curves(path: str, histories: dict[str, list[dict]]) -> None:
     """One panel per trained model: train and validation loss against optimiser steps (log x), and
     every extra term a model records (FusionINN: fusion / latent / decomposition terms, and its
     validation decomposition SSIM on a second axis). ``histories``: name -> ``train.json`` history."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = [n for n, h in histories.items() if h]
     if not names:
         return
     cols = min(4, len(names))
     rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(3.4 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
@@ -117,13 +107,12 @@ def training_curves(path: str, histories: dict[str, list[dict]]) -> None:
             ax2.legend(fontsize=5, loc="center right")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("optimiser steps", fontsize=7)
         ax.set_ylabel("loss", fontsize=7)
-        ax.set_title(DISPLAY.get(name, name), fontsize=9)
+        ax.set_title(display_name(name), fontsize=9)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=5, loc="lower left")
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)

@@ -1,0 +1,104 @@
+"""Load a trained fuser from a run folder: ``load_fuser("results/cpu-phantom", "unet")``.
+
+A run folder (written by ``bench run``) holds one folder per model with ``model.json`` (the
+factory's keyword arguments, e.g. the width it was built at, and ``status: done``), ``best.pt``
+(the weights, for a trainable fuser) and, for DDFM, ``prior/unet`` (its diffusion prior as a
+diffusers folder). Weights are read with ``torch.load(weights_only=True)``: a results folder
+cannot run code on the reader's machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+
+from baselines.registry import get_fuser
+
+
+def model_folder(run_dir: str, name: str) -> str:
+    """The folder of model ``name`` inside a run folder (names are made file-system safe)."""
+    return os.path.join(run_dir, re.sub(r"[^A-Za-z0-9_.+-]", "_", name))
+
+
+@dataclass
+class TrainedFuser:
+    """Where a finished model of a run keeps what it needs: factory keywords, weights, prior."""
+
+    name: str
+    folder: str
+    kwargs: dict
+    weights: str | None  # best.pt of a trainable fuser
+
+
+def find_trained(run_dir: str, name: str, folder: str | None = None) -> TrainedFuser:
+    """Locate model ``name`` in ``run_dir`` (or in ``folder``); a model that is not there,
+    unfinished or missing its weights (or DDFM's prior) raises one ValueError naming the file."""
+    entry = get_fuser(name)
+    folder = folder or model_folder(run_dir, name)
+    info_path = os.path.join(folder, "model.json")
+    hint = "train it there first, or leave it out of --models"
+    if not os.path.exists(info_path):
+        raise ValueError(f"{run_dir}: model {name!r} is not in that run (no {info_path}); {hint}")
+    try:
+        with open(info_path) as fh:
+            info = json.load(fh)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{info_path}: not readable JSON ({e}); expected the model.json that bench run writes") from None
+    if info.get("status") != "done":
+        raise ValueError(f"{run_dir}: model {name!r} did not finish in that run (status {info.get('status')!r} in {info_path}); {hint}")
+    kwargs = dict(info.get("kwargs", {}))
+    weights = None
+    if entry.trainable:
+        weights = os.path.join(folder, "best.pt")
+        if not os.path.exists(weights):
+            raise ValueError(f"{run_dir}: model {name!r} has no trained weights (no {weights}); {hint}")
+    if "prior_path" in kwargs:
+        prior = kwargs["prior_path"] or os.path.join(folder, "prior", "unet")
+        if not os.path.exists(os.path.join(prior, "config.json")):
+            raise ValueError(f"{run_dir}: model {name!r} has no diffusion prior (no {prior}/config.json); {hint}")
+        kwargs["prior_path"] = prior
+    return TrainedFuser(name, folder, kwargs, weights)
+
+
+def load_weights(model: torch.nn.Module, path: str, device="cpu") -> None:
+    """Load a state dict saved by the trainer into ``model``; a damaged file is one clear error."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+    except Exception as e:  # a truncated or foreign file: say which, never suggest weights_only=False
+        raise ValueError(f"{path}: cannot load these weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); expected a best.pt written by bench run") from None
+
+
+def load_fuser(run_dir: str, name: str, device="cpu"):
+    """The trained fuser ``name`` of a finished run folder, built as it was trained, in eval mode."""
+    return _load(find_trained(run_dir, name), device)
+
+
+def load_model_folder(folder: str, expected: str | None = None, device="cpu"):
+    """The trained fuser kept in one model folder (``results/<run>/<model>``), in eval mode;
+    ``expected`` names the fuser the caller needs (another one there is an error)."""
+    info_path = os.path.join(folder, "model.json")
+    if not os.path.exists(info_path):
+        raise ValueError(f"{folder}: no model.json; expected the folder of a trained model (results/<run>/<model>)")
+    try:
+        with open(info_path) as fh:
+            name = json.load(fh).get("name")
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{info_path}: not readable JSON ({e}); expected the model.json that bench run writes") from None
+    if expected is not None and name != expected:
+        raise ValueError(f"{folder}: holds model {name!r}; expected a {expected} folder")
+    return _load(find_trained(os.path.dirname(os.path.normpath(folder)), name, folder), device)
+
+
+def _load(found: TrainedFuser, device):
+    name = found.name
+    torch.manual_seed(0)
+    model = get_fuser(name).build(**found.kwargs)
+    if found.weights is not None:
+        load_weights(model, found.weights, device)
+    if isinstance(model, torch.nn.Module):
+        model.to(device).eval()
+    return model

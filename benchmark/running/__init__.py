@@ -1,0 +1,1 @@
+"""Running the benchmark: the staged runner, folder evaluation, FusionINN's decomposition and ablations."""

@@ -1,0 +1,435 @@
+"""``bench run`` in stages that hand objects to each other, not files.
+
+    run(cfg)                                   -> RunResult (scores, leaderboards, path)
+      for each model:
+        prepare(name, ...)                     -> Prepared: built, loaded (--from) or trained
+        evaluate_model(prepared, val_ds, ...)  -> ModelResult: slice and tumour score rows, samples,
+                                                  FusionINN's decomposition rows
+        persist_model(prepared, result)        -> the model's folder (written once, atomically)
+      report(run_dir, cfg, results, ...)       -> leaderboards, figures (benchmark.reporting)
+
+Layout of ``results/<run-name>/``: ``config.json`` (everything needed to rerun: config, seed,
+package versions, device), ``scores.csv`` (one row per image, region and model, one column per
+metric), ``leaderboard.{csv,tex,md}``, ``figures/`` (samples, training curves, distributions),
+``run.json`` (timings, failures) and one folder per model (checkpoints, ``train.json``, per-model
+scores). A rerun of the same command reuses finished models and checkpoints (``--retrain`` trains
+again) and says what it reuses, so a killed run resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from baselines.ddfm.prior import DiffusionPrior, load_prior
+from baselines.loading import find_trained, load_weights, model_folder
+from baselines.loss import LossConfig
+from baselines.registry import get_fuser, resolve_models
+from benchmark import distributed as D
+from benchmark.atomic import atomic_path, check_writable, write_json, write_text
+from benchmark.config import RunConfig, for_model, parse_per_model
+from benchmark.data import load_data
+from benchmark.data.regions import crop, region_groups, tumour_boxes
+from benchmark.reporting import report
+from benchmark.running.decomposition import decomposition_rows
+from benchmark.training.trainer import TrainConfig, train
+from metrics import score as score_metrics
+from metrics._checks import check_images
+from metrics.profiles import get_profile
+from metrics.registry import resolve_metrics
+
+
+class FuserOutputError(RuntimeError):
+    pass
+
+
+@dataclass
+class Prepared:
+    """A fuser ready to fuse: the module and what the run records about it."""
+
+    name: str
+    model: object
+    folder: str
+    info: dict
+
+
+@dataclass
+class ModelResult:
+    """What evaluating one fuser on the validation split gives."""
+
+    info: dict
+    scores: pd.DataFrame  # one row per image and region (slice, tumour), one column per metric
+    decomposition: pd.DataFrame | None = None  # FusionINN: per-image decomposition SSIM / PSNR
+    samples: np.ndarray | None = None  # (n_show, H, W) fused images for the figure
+    decomposed: np.ndarray | None = None  # (n_show, 2, H, W) decomposed sources
+    history: list | None = None  # the learning curve (train.json)
+
+
+@dataclass
+class RunResult:
+    """What ``run`` returns: the run folder and its tables as DataFrames."""
+
+    path: str
+    scores: pd.DataFrame
+    leaderboard: pd.DataFrame | None
+    leaderboards: dict = field(default_factory=dict)  # "slice", "tumour", "decomposition", ...
+    failures: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    return dev
+
+
+def package_versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for p in ("fusionbench", "torch", "numpy", "scipy", "pandas", "h5py", "nibabel", "matplotlib", "diffusers", "FrEIA", "nilearn", "segmentation-models-pytorch"):
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def device_info(dev: torch.device) -> dict:
+    info = {"device": str(dev), "platform": platform.platform(), "cpu_threads": torch.get_num_threads()}
+    if dev.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(dev)
+    return info
+
+
+def model_kwargs(entry, cfg: RunConfig) -> dict:
+    """The factory's keyword arguments: the config fields its registry entry declares, plus any
+    ``extra`` given for this model by name."""
+    out = {kw: getattr(cfg, fld) for kw, fld in entry.config.items()}
+    out.update(cfg.extra.get(entry.name, {}))
+    return out
+
+
+def train_config(cfg: RunConfig, batch: int) -> TrainConfig:
+    """The trainer's settings from a run config, at batch size ``batch``."""
+    return TrainConfig(
+        epochs=cfg.epochs, batch_size=batch, lr=cfg.lr, plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
+        seed=cfg.seed, amp=cfg.amp, loss=LossConfig(cfg.loss_lambda, cfg.loss_w), reference_quirks=cfg.reference_quirks,
+        num_workers=cfg.num_workers, crop=cfg.crop, flip=cfg.flip, crops_per_pair=cfg.crops_per_pair, schedule=cfg.schedule, warmup=cfg.warmup,
+    )
+
+
+def check_output(name: str, source: str, fused, x1: torch.Tensor) -> torch.Tensor:
+    """Validate a fuser's output: a finite float (B, 1, H, W) tensor in [0, 1] like x1 (1e-4 slack, then clamped)."""
+    who = f"model {name!r} ({source})"
+    if not isinstance(fused, torch.Tensor):
+        raise FuserOutputError(f"{who} returned {type(fused).__name__}; expected a torch.Tensor of shape {tuple(x1.shape)}")
+    if tuple(fused.shape) != tuple(x1.shape):
+        raise FuserOutputError(f"{who} returned shape {tuple(fused.shape)}; expected {tuple(x1.shape)} like its inputs")
+    try:
+        check_images(f"{who} output", fused, tol=1e-4)
+    except ValueError as e:
+        raise FuserOutputError(str(e)) from None
+    return fused.float().clamp(0, 1)
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _safe(name: str) -> str:
+    return os.path.basename(model_folder("", name))
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    data = "phantom" if cfg.data == "phantom" else _safe(os.path.splitext(os.path.basename(cfg.data.split(",")[0]))[0])
+    if cfg.from_run:  # never the folder of a training run: its checkpoints must not be touched
+        return f"{data}-from-{_safe(os.path.basename(os.path.normpath(cfg.from_run)))}"
+    return f"{cfg.profile}-{data}"
+
+
+def caption_for(cfg: RunConfig, n_val: int, dev: torch.device, models=None) -> str:
+    text = f"Fusion metrics (mean over {n_val} validation pairs, data {cfg.data}, metric profile {cfg.metric_profile}, profile {cfg.profile}, {dev.type})."
+    if cfg.from_run:
+        text += f" Fusers trained in {cfg.from_run} (not in this run)"
+        try:
+            with open(os.path.join(cfg.from_run, "config.json")) as fh:
+                src = json.load(fh)
+            text += f": profile {src['config']['profile']}, data {src['config']['data']}"
+            if src.get("shrinks"):
+                text += "; not the paper setting: " + "; ".join(src["shrinks"])
+        except (OSError, KeyError, json.JSONDecodeError):
+            pass
+        return text + "."
+    shr = cfg.shrinks(models)
+    if shr:
+        text += " Not the paper setting: " + "; ".join(shr) + "."
+    return text
+
+
+def _when(path: str) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
+
+
+def _batch_size(entry, cfg: RunConfig) -> int:
+    batch = cfg.batch_size or entry.batch_size
+    return min(batch, cfg.max_batch) if cfg.max_batch else batch
+
+
+def _fingerprint_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, source) -> str:
+    entry = get_fuser(name)
+    trained = {"from": os.path.abspath(cfg.from_run), "weights": file_sha256(source.weights) if source.weights else None} if source is not None else dataclasses.asdict(train_config(cfg, _batch_size(entry, cfg)))
+    prior = {"epochs": cfg.ddfm_prior_epochs, "channels": cfg.ddfm_prior_channels} if "prior_path" in kwargs and not kwargs["prior_path"] else None
+    return _fingerprint({"name": name, "kwargs": kwargs, "train": trained, "prior": prior, "data": data_info, "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize], "draws": cfg.decomposition_draws})
+
+
+def train_ddfm_prior(cfg: RunConfig, train_ds, val_ds, folder: str, dev, progress: bool = True, log=print) -> DiffusionPrior:
+    """Train DDFM's diffusion prior with the one trainer (or reuse it), saved as a diffusers folder."""
+    pdir = os.path.join(folder, "prior")
+    unet_dir = os.path.join(pdir, "unet")
+    if os.path.exists(os.path.join(unet_dir, "config.json")) and os.path.exists(os.path.join(pdir, "train.json")):
+        log(f"[fusionbench] reusing the DDFM prior in {unet_dir} (trained {_when(os.path.join(pdir, 'train.json'))})")
+        return load_prior(unet_dir).to(dev)
+    torch.manual_seed(cfg.seed)
+    prior = DiffusionPrior(channels=tuple(int(c) for c in str(cfg.ddfm_prior_channels).split(",")))
+    tcfg = dataclasses.replace(train_config(cfg, min(16, cfg.max_batch or 16)), epochs=cfg.ddfm_prior_epochs, lr=1e-3 if cfg.profile != "paper" else 3e-4, schedule="plateau", warmup=0)
+    train(prior, train_ds, val_ds, tcfg, pdir, dev, resume=True, progress=progress, name="ddfm prior")
+    if D.is_main():  # rank 0 alone writes in a multi-process run
+        prior.unet.save_pretrained(unet_dir)
+    D.barrier()
+    return prior.to(dev)
+
+
+def prepare(name: str, cfg: RunConfig, train_ds, val_ds, folder: str, dev: torch.device, fingerprint: str, progress: bool = True, log=print) -> Prepared:
+    """Build fuser ``name`` and make it ready to fuse: load its weights (``--from``), reuse its
+    finished checkpoint, or train it with the one trainer (DDFM: train its prior)."""
+    entry = get_fuser(name)
+    source = find_trained(cfg.from_run, name) if cfg.from_run else None
+    kwargs = source.kwargs if source is not None else model_kwargs(entry, cfg)
+    torch.manual_seed(cfg.seed)
+    model = entry.build(**kwargs)
+    info = {"name": name, "source": entry.source, "kind": entry.kind, "kwargs": kwargs, "fingerprint": fingerprint}
+    t0 = time.perf_counter()
+    if isinstance(model, torch.nn.Module):
+        info["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        model.to(dev)
+    if getattr(model, "prior", False) is None:  # DDFM without a given prior: train one here
+        model.prior = train_ddfm_prior(cfg, train_ds, val_ds, folder, dev, progress, log)
+    if source is not None and source.weights is not None:
+        log(f"[fusionbench] {name}: weights from {source.weights} (not trained in this run)")
+        load_weights(model, source.weights, dev)
+        info["from"], info["weights_sha256"] = source.weights, file_sha256(source.weights)
+    elif entry.trainable:
+        best, last = os.path.join(folder, "best.pt"), os.path.join(folder, "last.pt")
+        batch = _batch_size(entry, cfg)
+        if os.path.exists(os.path.join(folder, "train.json")) and os.path.exists(best):
+            log(f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); --retrain to train again")
+            load_weights(model, best, dev)
+        else:
+            if os.path.exists(last):
+                log(f"[fusionbench] resuming {name} from {last} (written {_when(last)})")
+            train(model, train_ds, val_ds, train_config(cfg, batch), folder, dev, resume=True, progress=progress, name=name)
+        info.update(train_seconds=time.perf_counter() - t0, batch_size=batch, epochs=cfg.epochs)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    return Prepared(name, model, folder, info)
+
+
+def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, progress: bool = True) -> ModelResult:
+    """Fuse the validation split with a prepared fuser and score every image, over the whole slice
+    and (with labels) inside the tumour box; FusionINN is also decomposed. Rows of every rank of a
+    distributed run are gathered on rank 0."""
+    entry, model, name = get_fuser(prep.name), prep.model, prep.name
+    metric_names = resolve_metrics(cfg.metrics)
+
+    def scored(f, a, b):
+        return score_metrics(f, a, b, metrics=metric_names, profile=cfg.metric_profile, quantize=cfg.quantize, workload=len(val_ds))
+
+    rows, drows, samples, dsamples = [], [], [], []
+    t_fuse, n_img = 0.0, 0
+    loader = torch.utils.data.DataLoader(D.shard(val_ds), batch_size=cfg.score_batch, shuffle=False, num_workers=cfg.num_workers)
+    with torch.no_grad():
+        for b in tqdm(loader, desc=f"{name}: fuse+score", disable=not progress, leave=False):
+            x1, x2 = b["x1"].to(dev), b["x2"].to(dev)
+            idx = [int(i) for i in b["index"]]
+            t1 = time.perf_counter()
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+                out = model(x1, x2)
+            fused = check_output(name, entry.source, out, x1)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t_fuse += time.perf_counter() - t1
+            n_img += x1.shape[0]
+            s = scored(fused, x1, x2)
+            rows += [{"model": name, "index": i, "region": "slice", **{k: float(v[j]) for k, v in s.items()}} for j, i in enumerate(idx)]
+            boxes = tumour_boxes(b["labels"].to(dev)) if "labels" in b else None
+            if boxes is not None:
+                for pos in region_groups(boxes).values():
+                    st = scored(crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos))
+                    rows += [{"model": name, "index": idx[j], "region": "tumour", **{k: float(v[n]) for k, v in st.items()}} for n, j in enumerate(pos)]
+            show = [j for j, i in enumerate(idx) if i < cfg.n_show]
+            samples += [(idx[j], fused[j, 0].cpu().numpy()) for j in show]
+            if hasattr(model, "decompose"):
+                drows += decomposition_rows(model, fused, x1, x2, idx, cfg, boxes, name)
+                if show:
+                    h1, h2 = model.decompose(fused[show], generator=torch.Generator(device=dev).manual_seed(cfg.seed))
+                    dsamples += [(idx[j], np.stack([h1[n, 0].float().cpu().numpy(), h2[n, 0].float().cpu().numpy()])) for n, j in enumerate(show)]
+    info = {**prep.info, "fuse_seconds_per_image": t_fuse / max(n_img, 1)}
+    rows, drows = D.gather_rows(rows), D.gather_rows(drows)
+    samples = [v for _, v in sorted(D.gather_rows(samples), key=lambda t: t[0])]
+    dsamples = [v for _, v in sorted(D.gather_rows(dsamples), key=lambda t: t[0])]
+    scores = pd.DataFrame(rows).sort_values(["region", "index"], kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
+    dec = pd.DataFrame(drows).sort_values(["region", "index"], kind="stable").reset_index(drop=True) if drows else None
+    history = None
+    tpath = os.path.join(prep.folder, "train.json")
+    if os.path.exists(tpath):
+        with open(tpath) as fh:
+            history = json.load(fh)["history"]
+    return ModelResult(info, scores, dec, np.stack(samples).astype(np.float32) if samples else None, np.stack(dsamples).astype(np.float32) if dsamples else None, history)
+
+
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    with atomic_path(path, ".npy") as tmp:
+        np.save(tmp, arr)
+
+
+def persist_model(folder: str, result: ModelResult) -> None:
+    """Write a model's results into its folder (atomically), ``model.json`` last, marked done."""
+    csv = dict(index=False, float_format="%.10g")
+    write_text(os.path.join(folder, "scores.csv"), result.scores.to_csv(**csv))
+    if result.decomposition is not None:
+        write_text(os.path.join(folder, "decomposition.csv"), result.decomposition.to_csv(**csv))
+    if result.samples is not None:
+        _save_npy(os.path.join(folder, "samples.npy"), result.samples)
+    if result.decomposed is not None:
+        _save_npy(os.path.join(folder, "decomposed.npy"), result.decomposed)
+    write_json(os.path.join(folder, "model.json"), result.info)
+
+
+def load_model_result(folder: str, info: dict) -> ModelResult:
+    """A finished model's results from its folder (a rerun reusing a previous run's work)."""
+    def opt_csv(f):
+        p = os.path.join(folder, f)
+        return pd.read_csv(p) if os.path.exists(p) else None
+
+    def opt_npy(f):
+        p = os.path.join(folder, f)
+        return np.load(p) if os.path.exists(p) else None
+
+    history = None
+    if os.path.exists(os.path.join(folder, "train.json")):
+        with open(os.path.join(folder, "train.json")) as fh:
+            history = json.load(fh)["history"]
+    return ModelResult(info, pd.read_csv(os.path.join(folder, "scores.csv")), opt_csv("decomposition.csv"), opt_npy("samples.npy"), opt_npy("decomposed.npy"), history)
+
+
+def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: torch.device, data_info: dict, progress: bool = True, log=print) -> ModelResult | None:
+    """One model through the stages (reusing a finished one); None on the non-zero ranks."""
+    cfg = for_model(cfg, name)
+    entry = get_fuser(name)
+    folder = model_folder(run_dir, name)
+    os.makedirs(folder, exist_ok=True)
+    source = find_trained(cfg.from_run, name) if cfg.from_run else None
+    kwargs = source.kwargs if source is not None else model_kwargs(entry, cfg)
+    fp = _fingerprint_of(name, cfg, kwargs, data_info, source)
+    summary = os.path.join(folder, "model.json")
+    prev = None
+    if os.path.exists(summary):
+        with open(summary) as fh:
+            prev = json.load(fh)
+    if not cfg.retrain and prev and prev.get("fingerprint") == fp and prev.get("status") == "done" and os.path.exists(os.path.join(folder, "scores.csv")):
+        log(f"[fusionbench] reusing {name} from {folder}, finished {prev.get('finished') or _when(summary)}; --retrain to train and score it again")
+        return load_model_result(folder, prev)
+    if D.is_main() and (cfg.retrain or (prev and prev.get("fingerprint") != fp)):
+        for f in ("last.pt", "best.pt", "train.json", "scores.csv", "decomposition.csv"):
+            if os.path.exists(os.path.join(folder, f)):
+                os.remove(os.path.join(folder, f))
+    D.barrier()
+    if D.is_main():
+        write_json(summary, {"name": name, "fingerprint": fp, "status": "running"})
+    t0 = time.perf_counter()
+    prep = prepare(name, cfg, train_ds, val_ds, folder, dev, fp, progress, log)
+    result = evaluate_model(prep, val_ds, cfg, dev, progress)
+    if not D.is_main():
+        D.barrier()
+        return None
+    result.info.update(status="done", finished=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=time.perf_counter() - t0, processes=D.world())
+    persist_model(folder, result)
+    D.barrier()
+    return result
+
+
+def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
+    """Run the benchmark described by ``cfg``; returns a :class:`RunResult`. A plugin that fails is
+    reported and the others still run; a built-in that fails raises."""
+    names = resolve_models(cfg.models)
+    if not names:
+        raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
+    resolve_metrics(cfg.metrics)
+    get_profile(cfg.metric_profile)
+    for model in parse_per_model(cfg.per_model):
+        get_fuser(model)  # an unknown model name in per_model is an error, not silently ignored
+    if cfg.from_run:
+        if not os.path.isfile(os.path.join(cfg.from_run, "config.json")):
+            raise ValueError(f"--from {cfg.from_run}: not a run folder (no config.json); expected a folder written by bench run, e.g. results/cpu-phantom")
+        for name in names:
+            find_trained(cfg.from_run, name)  # every model checked before any work
+    dev = D.init_from_env(cfg.device) or pick_device(cfg.device)
+    run_dir = os.path.join(cfg.out, cfg.run_name or default_run_name(cfg))
+    if cfg.from_run and os.path.abspath(run_dir) == os.path.abspath(cfg.from_run):
+        raise ValueError(f"--from {cfg.from_run}: the new run would write into the run it loads from; give another --run-name")
+    if D.is_main():
+        check_writable(run_dir)
+    train_ds, val_ds, data_info = load_data(cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val)
+    if len(val_ds) == 0:
+        raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
+    torch.manual_seed(cfg.seed)
+    if D.is_main():
+        write_json(os.path.join(run_dir, "config.json"), {"command": " ".join(sys.argv), "config": dataclasses.asdict(cfg), "models": names, "seed": cfg.seed, "data": data_info, "versions": package_versions(), "device": {**device_info(dev), "processes": D.world()}, "shrinks": cfg.shrinks(names)})
+    t0 = time.perf_counter()
+    results, failures = {}, {}
+    for name in names:
+        log(f"[fusionbench] {name}")
+        try:
+            res = run_model(name, cfg, train_ds, val_ds, run_dir, dev, data_info, progress, log)
+            if res is not None:
+                results[name] = res
+        except (FuserOutputError, RuntimeError, ValueError, ImportError, FloatingPointError, TypeError) as e:
+            if get_fuser(name).source == "built-in" and not isinstance(e, FuserOutputError):
+                raise
+            failures[name] = str(e)
+            log(f"[fusionbench] FAILED {name}: {e}")
+            if os.environ.get("FUSIONBENCH_DEBUG"):
+                traceback.print_exc()
+    if not D.is_main():
+        D.shutdown()
+        return RunResult(run_dir, pd.DataFrame(), None, failures=failures)
+    tables = report(run_dir, cfg, results, val_ds, caption_for(cfg, len(val_ds), dev, names))
+    seconds = time.perf_counter() - t0
+    write_json(os.path.join(run_dir, "run.json"), {"seconds": seconds, "models": {k: v.info for k, v in results.items()}, "failures": failures})
+    D.shutdown()
+    if failures:
+        log(f"[fusionbench] {len(failures)} model(s) failed: {', '.join(failures)}; see {os.path.join(run_dir, 'run.json')}")
+    return RunResult(run_dir, tables.pop("scores"), tables.get("slice"), tables, failures, seconds)

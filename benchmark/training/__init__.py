@@ -1,0 +1,1 @@
+"""Training: the one trainer and its random patches."""
