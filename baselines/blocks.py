@@ -1,4 +1,5 @@
 """Building blocks shared by the baselines: padding to a multiple, conv-BN-ReLU, widths."""
+
 from __future__ import annotations
 
 import torch
@@ -29,7 +30,9 @@ def widths(base, width: float) -> list[int]:
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 3, bias: bool = True) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 def double_conv(cin: int, cout: int, bias: bool = True) -> nn.Sequential:

@@ -4,13 +4,14 @@
                --HF1: 3x3 1->16, 3x3 16->32, 3x3 32->64 --+                   |
                                                           +-- max(a,b)/(a+b+1e-8) --R: 5x5 64->32, 5x5 32->16 --+
     x2 (FLAIR) --HF2: 5x5 1->16, 5x5 16->32, 3x3 32->64 --+                   |                                  |
-               --LF2: 7x7 1->16----------------------------------------------+-- (LF1 + LF2 + R) / 3 --5x5 16->1--sigmoid
+               --LF2: 7x7 1->16----------------------------------------------+-- (LF1 + LF2 + R) / 3 --5x5 16->1--sigm.
 
 Every convolution but the last is followed by BatchNorm and LeakyReLU(0.2). 122,209 trainable
 parameters. The high-frequency fusion max(a, b) / (a + b + 1e-8) can blow up where a + b is near
 zero (LeakyReLU outputs may be negative), which saturates the sigmoid at initialisation; the
 paper's form is the default, and ``guard=True`` uses |a| + |b| + 1e-8 in the denominator.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,7 +44,16 @@ class FunFuseAn(nn.Module):
         return torch.sigmoid(self.out(fused))
 
 
-@register_fuser("funfusean", kind="discriminative", trainable=True, reference="Kumar et al., FunFuseAn, 2020", batch_size=8, display="FunFuseAn", order=11, params=122_209)
+@register_fuser(
+    "funfusean",
+    kind="discriminative",
+    trainable=True,
+    reference="Kumar et al., FunFuseAn, 2020",
+    batch_size=8,
+    display="FunFuseAn",
+    order=11,
+    params=122_209,
+)
 def funfusean(guard: bool = False):
     """FunFuseAn: separate low/high-frequency branches per modality."""
     return FunFuseAn(guard)

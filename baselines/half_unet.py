@@ -12,6 +12,7 @@ full-scale features by summation as the Half-UNet paper does (64 -> 1 head, 334,
 convolutions on 32 channels (3,200 parameters that never receive a gradient), giving exactly the
 reference count of 337,729. Upsampling is bilinear with align_corners=True as in the reference.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,7 +30,9 @@ class _Block(nn.Module):
         self.bn = nn.BatchNorm2d(c)
         self.conv2 = nn.Conv2d(c, c, 3, padding=1)
         # The reference's ghost modules build a depthwise 3x3 conv on half the channels and discard its output.
-        self.inert = nn.ModuleList([nn.Conv2d(c // 2, c // 2, 3, padding=1, groups=c // 2) for _ in range(2)]) if inert else None
+        self.inert = (
+            nn.ModuleList([nn.Conv2d(c // 2, c // 2, 3, padding=1, groups=c // 2) for _ in range(2)]) if inert else None
+        )
 
     def forward(self, x):
         return self.conv2(F.relu(self.bn(self.conv1(x))))
@@ -63,7 +66,16 @@ class HalfUNet(nn.Module):
         return crop_to(torch.sigmoid(self.head(y)), size)
 
 
-@register_fuser("half-unet", kind="discriminative", trainable=True, reference="Lu et al., Front. Neuroinform. 2022", batch_size=64, display="Half-UNet", order=12, params=334_273)
+@register_fuser(
+    "half-unet",
+    kind="discriminative",
+    trainable=True,
+    reference="Lu et al., Front. Neuroinform. 2022",
+    batch_size=64,
+    display="Half-UNet",
+    order=12,
+    params=334_273,
+)
 def half_unet(variant: str = "paper"):
     """Half-UNet: one-path encoder, full-scale feature fusion (0.34M parameters: always full width)."""
     return HalfUNet(variant)

@@ -6,6 +6,7 @@ factory's keyword arguments, e.g. the width it was built at, and ``status: done`
 diffusers folder). Weights are read with ``torch.load(weights_only=True)``: a results folder
 cannot run code on the reader's machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,9 +47,14 @@ def find_trained(run_dir: str, name: str, folder: str | None = None) -> TrainedF
         with open(info_path) as fh:
             info = json.load(fh)
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{info_path}: not readable JSON ({e}); expected the model.json that bench run writes") from None
+        raise ValueError(
+            f"{info_path}: not readable JSON ({e}); expected the model.json that bench run writes"
+        ) from None
     if info.get("status") != "done":
-        raise ValueError(f"{run_dir}: model {name!r} did not finish in that run (status {info.get('status')!r} in {info_path}); {hint}")
+        raise ValueError(
+            f"{run_dir}: model {name!r} did not finish in that run (status {info.get('status')!r} in "
+            f"{info_path}); {hint}"
+        )
     kwargs = dict(info.get("kwargs", {}))
     weights = None
     if entry.trainable:
@@ -69,7 +75,10 @@ def load_weights(model: torch.nn.Module, path: str, device="cpu") -> None:
         state = torch.load(path, map_location=device, weights_only=True)
         model.load_state_dict(state)
     except Exception as e:  # a truncated or foreign file: say which, never suggest weights_only=False
-        raise ValueError(f"{path}: cannot load these weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); expected a best.pt written by bench run") from None
+        raise ValueError(
+            f"{path}: cannot load these weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); expected "
+            "a best.pt written by bench run"
+        ) from None
 
 
 def load_fuser(run_dir: str, name: str, device="cpu"):
@@ -87,7 +96,9 @@ def load_model_folder(folder: str, expected: str | None = None, device="cpu"):
         with open(info_path) as fh:
             name = json.load(fh).get("name")
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{info_path}: not readable JSON ({e}); expected the model.json that bench run writes") from None
+        raise ValueError(
+            f"{info_path}: not readable JSON ({e}); expected the model.json that bench run writes"
+        ) from None
     if expected is not None and name != expected:
         raise ValueError(f"{folder}: holds model {name!r}; expected a {expected} folder")
     return _load(find_trained(os.path.dirname(os.path.normpath(folder)), name, folder), device)

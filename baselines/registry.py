@@ -15,6 +15,7 @@ place in the paper's Table 1 (``order``), the run-config fields its factory take
 factory keyword -> config field, declared, never guessed from parameter names), its default batch
 size and its parameter count (declared for built-ins, so listing builds nothing).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -65,7 +66,9 @@ class FuserEntry:
             return self.factory(**kwargs)
         except Exception as e:
             if self.source != "built-in":
-                raise RuntimeError(f"plugin fuser {self.name!r} (from {self.source}) failed to build: {type(e).__name__}: {e}") from e
+                raise RuntimeError(
+                    f"plugin fuser {self.name!r} (from {self.source}) failed to build: {type(e).__name__}: {e}"
+                ) from e
             raise
 
     @property
@@ -81,25 +84,62 @@ class FuserEntry:
                 m = self.build()
             except Exception:
                 return None
-            self._params = sum(p.numel() for p in m.parameters() if p.requires_grad) if isinstance(m, torch.nn.Module) else 0
+            self._params = (
+                sum(p.numel() for p in m.parameters() if p.requires_grad) if isinstance(m, torch.nn.Module) else 0
+            )
         return self._params
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "display": self.label, "kind": self.kind, "trainable": self.trainable, "params": self.params, "reference": self.reference, "batch_size": self.batch_size, "config": dict(self.config), "source": self.source, "error": self.error}
+        return {
+            "name": self.name,
+            "display": self.label,
+            "kind": self.kind,
+            "trainable": self.trainable,
+            "params": self.params,
+            "reference": self.reference,
+            "batch_size": self.batch_size,
+            "config": dict(self.config),
+            "source": self.source,
+            "error": self.error,
+        }
 
 
 _REGISTRY: dict[str, FuserEntry] = {}
 _loaded = False
 
 
-def register_fuser(name: str, *, kind: str, trainable: bool, reference: str = "", batch_size: int = 64, description: str = "", display: str = "", order: int = 1000, config: dict | None = None, params: int | None = None):
+def register_fuser(
+    name: str,
+    *,
+    kind: str,
+    trainable: bool,
+    reference: str = "",
+    batch_size: int = 64,
+    description: str = "",
+    display: str = "",
+    order: int = 1000,
+    config: dict | None = None,
+    params: int | None = None,
+):
     """Decorator registering a built-in fuser factory under ``name`` with its metadata (see module doc)."""
     if kind not in KINDS:
         raise ValueError(f"fuser {name!r}: unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def deco(factory):
-        _REGISTRY[name] = FuserEntry(name, factory, kind, trainable, reference, batch_size, "built-in", description or (factory.__doc__ or "").strip().split("\n")[0],
-                                     display=display, order=order, config=dict(config or {}), _params=params)
+        _REGISTRY[name] = FuserEntry(
+            name,
+            factory,
+            kind,
+            trainable,
+            reference,
+            batch_size,
+            "built-in",
+            description or (factory.__doc__ or "").strip().split("\n")[0],
+            display=display,
+            order=order,
+            config=dict(config or {}),
+            _params=params,
+        )
         return factory
 
     return deco
@@ -117,10 +157,30 @@ def _load_plugins() -> None:
             kind = meta.get("kind", "classical")
             if kind not in KINDS:
                 raise ValueError(f"metadata kind {kind!r} is not one of {', '.join(KINDS)}")
-            _REGISTRY[ep.name] = FuserEntry(ep.name, factory, kind, bool(meta.get("trainable", False)), meta.get("reference", ""), int(meta.get("batch_size", 8)), source, meta.get("description", ""),
-                                            display=str(meta.get("display", "")), config=dict(meta.get("config", {})))
+            _REGISTRY[ep.name] = FuserEntry(
+                ep.name,
+                factory,
+                kind,
+                bool(meta.get("trainable", False)),
+                meta.get("reference", ""),
+                int(meta.get("batch_size", 8)),
+                source,
+                meta.get("description", ""),
+                display=str(meta.get("display", "")),
+                config=dict(meta.get("config", {})),
+            )
         except Exception as e:  # a broken plugin must not break the suite: record and report it
-            _REGISTRY[ep.name] = FuserEntry(ep.name, None, "classical", False, "", 8, source, error=f"plugin fuser {ep.name!r} (entry point {ep.value!r} in {source}) failed to load: {type(e).__name__}: {e}")
+            _REGISTRY[ep.name] = FuserEntry(
+                ep.name,
+                None,
+                "classical",
+                False,
+                "",
+                8,
+                source,
+                error=f"plugin fuser {ep.name!r} (entry point {ep.value!r} in {source}) failed to load: "
+                f"{type(e).__name__}: {e}",
+            )
 
 
 def _ensure_loaded() -> None:
@@ -175,7 +235,15 @@ def _smp_entry(name: str) -> FuserEntry:
     problem = smp_available()
     if problem:
         raise ValueError(f"model {name!r}: {SMP_MISSING} ({problem})")
-    return FuserEntry(name, lambda: SmpFuser(arch, encoder), "discriminative", True, f"segmentation-models-pytorch {arch} with a {encoder} encoder (random init)", 16, "built-in (smp)")
+    return FuserEntry(
+        name,
+        lambda: SmpFuser(arch, encoder),
+        "discriminative",
+        True,
+        f"segmentation-models-pytorch {arch} with a {encoder} encoder (random init)",
+        16,
+        "built-in (smp)",
+    )
 
 
 def get_fuser(name: str) -> FuserEntry:
@@ -188,7 +256,10 @@ def get_fuser(name: str) -> FuserEntry:
         _REGISTRY[name] = entry
         return entry
     known = ", ".join(sorted(_REGISTRY))
-    raise ValueError(f"unknown model {name!r}; known models: {known} (and smp-<arch>-<encoder> with segmentation-models-pytorch installed)")
+    raise ValueError(
+        f"unknown model {name!r}; known models: {known} (and smp-<arch>-<encoder> with "
+        "segmentation-models-pytorch installed)"
+    )
 
 
 def create_fuser(name: str, **kwargs):

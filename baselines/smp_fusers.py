@@ -6,6 +6,7 @@ its encoders, built with ``encoder_weights=None`` (nothing is downloaded), ``in_
 downsample five times) and the output is cropped back. smp needs torchvision, which has no CPU
 build beside the CPU torch wheel; it is the optional extra ``fusionbench[smp]``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,10 @@ from torch import nn
 
 from baselines.blocks import crop_to, pad_to_multiple
 
-SMP_MISSING = "segmentation-models-pytorch is not installed: the smp-* fusers need the optional extra (pip install 'fusionbench[smp]', which also needs torchvision)"
+SMP_MISSING = (
+    "segmentation-models-pytorch is not installed: the smp-* fusers need the optional extra "
+    "(pip install 'fusionbench[smp]', which also needs torchvision)"
+)
 
 
 class SmpFuser(nn.Module):
@@ -24,7 +28,9 @@ class SmpFuser(nn.Module):
         except Exception as e:  # ImportError, or torchvision's operator errors beside a mismatched torch
             raise ImportError(f"{SMP_MISSING} ({type(e).__name__}: {e})") from None
         try:
-            self.net = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, in_channels=2, classes=1, activation=None)
+            self.net = smp.create_model(
+                arch, encoder_name=encoder, encoder_weights=None, in_channels=2, classes=1, activation=None
+            )
         except (KeyError, ValueError) as e:
             raise ValueError(f"smp-{arch}-{encoder}: segmentation-models-pytorch cannot build this ({e})") from None
 

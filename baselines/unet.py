@@ -8,6 +8,7 @@ DC = (conv3x3-BN-ReLU) x 2. 31,042,945 parameters at full width (the reference c
 linear as in the reference (trained on the raw output, clamped to [0, 1] when fusing).
 ``width`` scales every channel count (the ``quick`` profile uses 1/4).
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,7 +43,17 @@ class UNet(RawOutputLoss, nn.Module):
         return crop_to(self.head(x), size)
 
 
-@register_fuser("unet", kind="discriminative", trainable=True, reference="Ronneberger et al., MICCAI 2015", batch_size=64, display="UNet", order=13, config={"width": "width"}, params=31_042_945)
+@register_fuser(
+    "unet",
+    kind="discriminative",
+    trainable=True,
+    reference="Ronneberger et al., MICCAI 2015",
+    batch_size=64,
+    display="UNet",
+    order=13,
+    config={"width": "width"},
+    params=31_042_945,
+)
 def unet(width: float = 1.0, loss_on: str = "raw"):
     """UNet: the classic encoder-decoder with skip connections."""
     return UNet(width, loss_on)

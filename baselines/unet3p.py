@@ -6,6 +6,7 @@ maps (and the bottleneck) bilinearly upsampled, each conv3x3-BN-ReLU to 64 chann
 channels are fused by conv3x3-BN-ReLU. The output is a 3x3 conv and sigmoid.
 26,971,201 parameters at full width; ``width`` scales every channel count.
 """
+
 from __future__ import annotations
 
 import torch
@@ -73,7 +74,17 @@ class UNet3P(nn.Module):
         return crop_to(torch.sigmoid(self.head(dec[0])), size)
 
 
-@register_fuser("unet3+", kind="discriminative", trainable=True, reference="Huang et al., ICASSP 2020", batch_size=64, display="UNet3+", order=15, config={"width": "width"}, params=26_971_201)
+@register_fuser(
+    "unet3+",
+    kind="discriminative",
+    trainable=True,
+    reference="Huang et al., ICASSP 2020",
+    batch_size=64,
+    display="UNet3+",
+    order=15,
+    config={"width": "width"},
+    params=26_971_201,
+)
 def unet3p(width: float = 1.0):
     """UNet3+: full-scale skip connections."""
     return UNet3P(width)

@@ -4,6 +4,7 @@ Nested, dense skip pathways: node X(i, j) = DC(concat(X(i, 0..j-1), up(X(i+1, j-
 64, 128, 256, 512, 1024, bilinear upsampling, output from X(0, 4) through a 1x1 conv and sigmoid.
 DC = (conv3x3-BN-ReLU) x 2. 36,629,057 parameters at full width; ``width`` scales the filters.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,11 +38,23 @@ class UNetPP(nn.Module):
         up = lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=True)
         for j in range(1, 5):
             for i in range(0, 5 - j):
-                X[(i, j)] = self.nodes[f"{i}_{j}"](torch.cat([X[(i, k)] for k in range(j)] + [up(X[(i + 1, j - 1)])], 1))
+                X[(i, j)] = self.nodes[f"{i}_{j}"](
+                    torch.cat([X[(i, k)] for k in range(j)] + [up(X[(i + 1, j - 1)])], 1)
+                )
         return crop_to(torch.sigmoid(self.head(X[(0, 4)])), size)
 
 
-@register_fuser("unet++", kind="discriminative", trainable=True, reference="Zhou et al., DLMIA 2018", batch_size=64, display="UNet++", order=14, config={"width": "width"}, params=36_629_057)
+@register_fuser(
+    "unet++",
+    kind="discriminative",
+    trainable=True,
+    reference="Zhou et al., DLMIA 2018",
+    batch_size=64,
+    display="UNet++",
+    order=14,
+    config={"width": "width"},
+    params=36_629_057,
+)
 def unet_pp(width: float = 1.0):
     """UNet++: nested dense skip pathways."""
     return UNetPP(width)

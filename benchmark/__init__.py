@@ -8,6 +8,7 @@
 Stages (``benchmark.running``): data -> training -> running -> reporting; the ``bench`` command
 (``benchmark.cli``) is a thin layer over the same functions.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,9 @@ def _as_images(x, what: str) -> torch.Tensor:
     """(B, H, W) or (B, 1, H, W) tensor or array, float in [0, 1] or uint8 -> float (B, 1, H, W)."""
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{what}: expected a torch.Tensor or numpy array of shape (B, H, W) or (B, 1, H, W); got {type(x).__name__}")
+        raise TypeError(
+            f"{what}: expected a torch.Tensor or numpy array of shape (B, H, W) or (B, 1, H, W); got {type(x).__name__}"
+        )
     if t.dtype == torch.uint8:
         t = t.float() / 255
     elif not t.is_floating_point():
@@ -46,7 +49,16 @@ def _as_images(x, what: str) -> torch.Tensor:
     return t
 
 
-def evaluate(fused, x1, x2, metrics=None, metric_profile: str = "upstream", quantize: bool | None = None, device: str | None = None, chunk_size: int = 16) -> pd.DataFrame:
+def evaluate(
+    fused,
+    x1,
+    x2,
+    metrics=None,
+    metric_profile: str = "upstream",
+    quantize: bool | None = None,
+    device: str | None = None,
+    chunk_size: int = 16,
+) -> pd.DataFrame:
     """Score fused images against their sources; one row per image (column ``index``), one column
     per metric. ``fused`` may also be a dict ``{method: images}`` (rows then carry ``model``).
 
@@ -61,7 +73,15 @@ def evaluate(fused, x1, x2, metrics=None, metric_profile: str = "upstream", quan
     for name, f in methods.items():
         f = _as_images(f, f"fused[{name!r}]" if name is not None else "fused")
         dev = torch.device(device) if device else f.device
-        s = score(f.to(dev), a.to(dev), b.to(dev), metrics=metrics, profile=metric_profile, quantize=quantize, chunk_size=chunk_size)
+        s = score(
+            f.to(dev),
+            a.to(dev),
+            b.to(dev),
+            metrics=metrics,
+            profile=metric_profile,
+            quantize=quantize,
+            chunk_size=chunk_size,
+        )
         df = pd.DataFrame({k: v.double().cpu().numpy() for k, v in s.items()})
         df.insert(0, "index", np.arange(len(df)))
         if name is not None:

@@ -1,4 +1,5 @@
 """Atomic file writes: write a temporary file in the same folder, then ``os.replace`` it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -40,4 +41,6 @@ def check_writable(folder: str) -> None:
         os.close(fd)
         os.remove(tmp)
     except OSError as e:
-        raise PermissionError(f"results folder {folder!r} is not writable ({e.strerror}); choose another with --out") from None
+        raise PermissionError(
+            f"results folder {folder!r} is not writable ({e.strerror}); choose another with --out"
+        ) from None

@@ -12,6 +12,7 @@ Profiles (every field can be overridden, e.g. ``--epochs 3`` or ``--set width=0.
   into config.json and the leaderboard caption.
 * ``paper``: docs/reference.md §2: all the data, 400 epochs, the models' own batch sizes, full width.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,9 +85,14 @@ class RunConfig:
         if self.width != 1.0 and (models is None or {"unet", "unet++", "unet3+"} & set(models)):
             out.append(f"UNet/UNet++/UNet3+ at width x{self.width:g}")
         if trains and self.crop is not None:
-            out.append(f"trained on random {self.crop}x{self.crop} crops{' with flips' if self.flip else ''}, {self.crops_per_pair} per pair per epoch (paper: whole slices)")
+            out.append(
+                f"trained on random {self.crop}x{self.crop} crops{' with flips' if self.flip else ''}, "
+                f"{self.crops_per_pair} per pair per epoch (paper: whole slices)"
+            )
         if trains and (self.schedule != "plateau" or self.lr != 3e-4):
-            sched = f"cosine schedule ({self.warmup} warm-up steps)" if self.schedule == "cosine" else "plateau schedule"
+            sched = (
+                f"cosine schedule ({self.warmup} warm-up steps)" if self.schedule == "cosine" else "plateau schedule"
+            )
             out.append(f"Adam lr {self.lr:g}, {sched} (paper: 3e-4, plateau)")
         for model, over in parse_per_model(self.per_model).items():
             if models is None or model in models:
@@ -97,7 +103,10 @@ class RunConfig:
         if trains and self.max_batch is not None:
             out.append(f"batch <= {self.max_batch} (paper 64, FunFuseAn 8)")
         if self.ddfm_prior is None and (models is None or "ddfm" in models):
-            out.append(f"DDFM prior trained here (channels {self.ddfm_prior_channels}, {self.ddfm_prior_epochs} epochs), not the ImageNet prior")
+            out.append(
+                f"DDFM prior trained here (channels {self.ddfm_prior_channels}, {self.ddfm_prior_epochs} "
+                "epochs), not the ImageNet prior"
+            )
         if self.ddfm_steps != 100 and (models is None or "ddfm" in models):
             out.append(f"DDFM {self.ddfm_steps} sampling steps (paper 100)")
         return out
@@ -131,16 +140,50 @@ def for_model(cfg: RunConfig, name: str) -> RunConfig:
 
 
 PROFILES: dict[str, dict] = {
-    "smoke": dict(n_train=16, n_val=8, epochs=1, max_batch=8, width=0.125, crop=64, flip=True, schedule="cosine", lr=1e-3, ddfm_steps=10, ddfm_prior_epochs=1, ddfm_prior_channels="16,16,32", phantom_train=16, phantom_val=8, n_show=2, decomposition_draws=2),
+    "smoke": dict(
+        n_train=16,
+        n_val=8,
+        epochs=1,
+        max_batch=8,
+        width=0.125,
+        crop=64,
+        flip=True,
+        schedule="cosine",
+        lr=1e-3,
+        ddfm_steps=10,
+        ddfm_prior_epochs=1,
+        ddfm_prior_channels="16,16,32",
+        phantom_train=16,
+        phantom_val=8,
+        n_show=2,
+        decomposition_draws=2,
+    ),
     # quick: tuned on the 2-core CPU (README, "Profiles"); every trained fuser reaches Q_SSIM >= 0.88
     # (FusionINN's fusion >= 0.85) on the phantom validation split. Per-model learning rates and
     # budgets were measured: DeepFuse's BatchNorm-before-tanh head diverges at 1e-3;
     # UNet++ (and UNet) start on a flat-output plateau that 4e-3 (2e-3) leaves within the budget,
     # UNet's raw linear head is unstable under the SSIM loss, so it is trained on its clamped output
     # (``loss_on``), FusionINN needs ~1400 steps (cheap on 32x32 crops).
-    "quick": dict(n_train=64, n_val=24, epochs=6, max_batch=16, width=0.25, crop=64, flip=True, crops_per_pair=10, schedule="cosine", lr=1e-3, warmup=20,
-                  per_model="deepfuse.lr=3e-4,unet.lr=2e-3,unet++.lr=4e-3,unet3+.lr=2e-3,fusioninn.lr=2e-3,fusioninn.crop=32,fusioninn.crops_per_pair=60",
-                  extra={"unet": {"loss_on": "clamped"}}, ddfm_steps=10, ddfm_prior_epochs=2, ddfm_prior_channels="16,16,32", phantom_train=64, phantom_val=24),
+    "quick": dict(
+        n_train=64,
+        n_val=24,
+        epochs=6,
+        max_batch=16,
+        width=0.25,
+        crop=64,
+        flip=True,
+        crops_per_pair=10,
+        schedule="cosine",
+        lr=1e-3,
+        warmup=20,
+        per_model="deepfuse.lr=3e-4,unet.lr=2e-3,unet++.lr=4e-3,unet3+.lr=2e-3,fusioninn.lr=2e-3,fusioninn.crop=32,fusioninn.crops_per_pair=60",
+        extra={"unet": {"loss_on": "clamped"}},
+        ddfm_steps=10,
+        ddfm_prior_epochs=2,
+        ddfm_prior_channels="16,16,32",
+        phantom_train=64,
+        phantom_val=24,
+    ),
     "paper": dict(epochs=400, width=1.0),
 }
 

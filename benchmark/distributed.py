@@ -7,6 +7,7 @@ CUDA), the validation set is sharded for fusing and scoring, and the score rows 
 rank 0, which alone writes results. Multi-node works the same way with torchrun's usual
 ``--nnodes``/``--rdzv-endpoint`` arguments.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ with such long vectors every off-diagonal distance is huge, the kernel is ~0 the
 nearly the constant 6/B with ~zero gradient (docs/reference.md §3). ``mmd_pixels`` (an option) treats latent
 pixels as samples of a 1-D distribution, which has a useful gradient.
 """
+
 from __future__ import annotations
 
 import torch

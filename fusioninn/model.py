@@ -21,6 +21,7 @@ makes scale and shift non-negative, as in the paper (``subnet_final_relu=False``
 Images are float (B, 1, H, W) in [0, 1], x1 = T1-Gd, x2 = FLAIR; H and W must be even (the
 iRevNet downsampling halves them).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,13 +53,22 @@ def build_graph(k: int = 3, clamp: float = 2.0, subnet_final_relu: bool = True, 
 
     state = np.random.get_state()
     try:
-        nodes = [Ff.InputNode(2, 240, 240, name="input")]  # nominal size: the blocks are convolutional, any even H, W runs
+        nodes = [
+            Ff.InputNode(2, 240, 240, name="input")
+        ]  # nominal size: the blocks are convolutional, any even H, W runs
         nodes.append(Ff.Node(nodes[-1], Fm.ActNorm, {}, name="actnorm"))
         for i in range(k):
             half = i % 2 == 1
             if half:
                 nodes.append(Ff.Node(nodes[-1], Fm.IRevNetDownsampling, {}, name=f"down{i}"))
-            nodes.append(Ff.Node(nodes[-1], Fm.GLOWCouplingBlock, {"subnet_constructor": _subnet(64 if half else 32, subnet_final_relu), "clamp": clamp}, name=f"glow{i}"))
+            nodes.append(
+                Ff.Node(
+                    nodes[-1],
+                    Fm.GLOWCouplingBlock,
+                    {"subnet_constructor": _subnet(64 if half else 32, subnet_final_relu), "clamp": clamp},
+                    name=f"glow{i}",
+                )
+            )
             if i < k - 1:
                 nodes.append(Ff.Node(nodes[-1], Fm.PermuteRandom, {"seed": seed + i}, name=f"perm{i}"))
             if half:
@@ -71,7 +81,16 @@ def build_graph(k: int = 3, clamp: float = 2.0, subnet_final_relu: bool = True, 
 
 
 class FusionINN(nn.Module):
-    def __init__(self, k: int = 3, alpha: float = 0.5, latent_prior: str = "normal", mmd: str = "paper", clamp: float = 2.0, subnet_final_relu: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        k: int = 3,
+        alpha: float = 0.5,
+        latent_prior: str = "normal",
+        mmd: str = "paper",
+        clamp: float = 2.0,
+        subnet_final_relu: bool = True,
+        seed: int = 0,
+    ):
         super().__init__()
         if not 1 <= k <= 4:
             raise ValueError(f"FusionINN k (coupling blocks) must be 1..4; got {k}")
@@ -152,7 +171,12 @@ class FusionINN(nn.Module):
         decomposed source (one seeded latent draw) against the true one; batch means."""
         fused = self.fuse(x1, x2)
         h1, h2 = self.decompose(fused, torch.Generator(device=fused.device).manual_seed(0))
-        return {"fusion_ssim_x1": ssim(fused, x1).mean(), "fusion_ssim_x2": ssim(fused, x2).mean(), "decomposition_ssim_x1": ssim(h1, x1).mean(), "decomposition_ssim_x2": ssim(h2, x2).mean()}
+        return {
+            "fusion_ssim_x1": ssim(fused, x1).mean(),
+            "fusion_ssim_x2": ssim(fused, x2).mean(),
+            "decomposition_ssim_x1": ssim(h1, x1).mean(),
+            "decomposition_ssim_x2": ssim(h2, x2).mean(),
+        }
 
 
 class _Flow(nn.Module):
@@ -170,7 +194,23 @@ class _Flow(nn.Module):
         return self.graph(x, rev=rev, jac=False)
 
 
-@register_fuser("fusioninn", kind="invertible", trainable=True, reference="Kumar et al., FusionINN, 2024", batch_size=64, display="FusionINN", order=17, config={"k": "fusioninn_k", "alpha": "fusioninn_alpha", "latent_prior": "fusioninn_prior", "mmd": "fusioninn_mmd", "seed": "seed"}, params=17_564)
+@register_fuser(
+    "fusioninn",
+    kind="invertible",
+    trainable=True,
+    reference="Kumar et al., FusionINN, 2024",
+    batch_size=64,
+    display="FusionINN",
+    order=17,
+    config={
+        "k": "fusioninn_k",
+        "alpha": "fusioninn_alpha",
+        "latent_prior": "fusioninn_prior",
+        "mmd": "fusioninn_mmd",
+        "seed": "seed",
+    },
+    params=17_564,
+)
 def fusioninn(k: int = 3, alpha: float = 0.5, latent_prior: str = "normal", mmd: str = "paper", seed: int = 0):
     """FusionINN: invertible fusion and decomposition (FrEIA normalizing flow)."""
     return FusionINN(k, alpha, latent_prior, mmd, seed=seed)

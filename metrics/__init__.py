@@ -4,6 +4,7 @@ Every metric is a pure function ``(fused, x1, x2) -> Tensor[B]`` on float (B, 1,
 [0, 1] (x1 = T1-Gd, x2 = FLAIR), on any device, in float32 or float64. :func:`score` computes any
 subset at once, sharing work; :func:`get_metric` and :func:`list_metrics` hand out the callables.
 """
+
 from metrics.fmi import q_fmi
 from metrics.ncie import q_ncie
 from metrics.piella import q_p
@@ -13,4 +14,20 @@ from metrics.registry import METRICS, TABLE_ORDER, get_metric, list_metrics, res
 from metrics.scoring import score
 from metrics.ssim import q_ssim, q_ssim_x1, q_ssim_x2, ssim
 
-__all__ = ["METRICS", "PROFILES", "TABLE_ORDER", "get_metric", "list_metrics", "q_fmi", "q_ncie", "q_p", "q_ssim", "q_ssim_x1", "q_ssim_x2", "q_xy", "resolve_metrics", "score", "ssim"]
+__all__ = [
+    "METRICS",
+    "PROFILES",
+    "TABLE_ORDER",
+    "get_metric",
+    "list_metrics",
+    "q_fmi",
+    "q_ncie",
+    "q_p",
+    "q_ssim",
+    "q_ssim_x1",
+    "q_ssim_x2",
+    "q_xy",
+    "resolve_metrics",
+    "score",
+    "ssim",
+]

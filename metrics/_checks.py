@@ -1,4 +1,5 @@
 """Input checks shared by every metric: shapes first, then math (torchmetrics style)."""
+
 from __future__ import annotations
 
 import torch
@@ -16,7 +17,9 @@ def check_images(name: str, x: torch.Tensor, chunk: int | None = None, tol: floa
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (B, 1, H, W) float images in [0, 1]")
     if not x.is_floating_point():
-        raise ValueError(f"{name} has dtype {x.dtype}; expected a float tensor in [0, 1] (convert 8-bit images with x / 255)")
+        raise ValueError(
+            f"{name} has dtype {x.dtype}; expected a float tensor in [0, 1] (convert 8-bit images with x / 255)"
+        )
     step = max(1, chunk or x.shape[0])
     for s in range(0, x.shape[0], step):
         part = x[s : s + step]
@@ -31,7 +34,9 @@ def check_images(name: str, x: torch.Tensor, chunk: int | None = None, tol: floa
             raise ValueError(f"{name} has values in [{lo:.4g}, {hi:.4g}] in sample(s) {bad[:10]}; expected [0, 1]")
 
 
-def check_triple(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, min_size: int = 11, chunk: int | None = None) -> None:
+def check_triple(
+    fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, min_size: int = 11, chunk: int | None = None
+) -> None:
     """Check a (fused, x1, x2) triple: same shape, float, finite, in [0, 1], at least ``min_size`` pixels a side."""
     check_images("x1", x1, chunk)
     check_images("x2", x2, chunk)

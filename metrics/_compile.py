@@ -14,6 +14,7 @@ compilation pays for itself;
 its target). If compilation fails (no compiler), a warning is given once and scoring continues
 eagerly. Compiled and eager kernels agree to float rounding (tests hold both to the toolbox).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,5 +75,10 @@ def call(fn, *args):
     except Exception as e:  # noqa: BLE001 - a missing compiler surfaces as many exception types
         result = fn(*args)  # an error of the kernel itself is raised here, as without compiling
         _BROKEN.append(f"{type(e).__name__}: {e}")
-        warnings.warn(f"fusionbench: torch.compile of the metric kernels failed ({type(e).__name__}: {str(e)[:200]}); scoring continues eagerly (set FUSIONBENCH_COMPILE=0 to skip the attempt)", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"fusionbench: torch.compile of the metric kernels failed ({type(e).__name__}: {str(e)[:200]}); "
+            "scoring continues eagerly (set FUSIONBENCH_COMPILE=0 to skip the attempt)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return result

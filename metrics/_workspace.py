@@ -6,6 +6,7 @@ chunk and hands it to every metric function, which computes an intermediate once
 :meth:`Workspace.cached`; a metric called on its own builds a private one. The workspace knows no
 metric: it holds the images and the cache, and the metric files hold the maths.
 """
+
 from __future__ import annotations
 
 from metrics.profiles import get_profile
@@ -20,10 +21,14 @@ class Workspace:
     did; ``paper_inputs`` (profile ``fusioninn`` only) reproduces the authors' matplotlib PNG path.
     """
 
-    def __init__(self, fused, x1, x2, profile: str = "upstream", quantize: bool | None = None, paper_inputs: bool = False):
+    def __init__(
+        self, fused, x1, x2, profile: str = "upstream", quantize: bool | None = None, paper_inputs: bool = False
+    ):
         self.profile = get_profile(profile)
         if paper_inputs and self.profile.name != "fusioninn":
-            raise ValueError("paper_inputs (the authors' matplotlib PNG path) is an option of the 'fusioninn' profile only")
+            raise ValueError(
+                "paper_inputs (the authors' matplotlib PNG path) is an option of the 'fusioninn' profile only"
+            )
         self.fused, self.x1, self.x2 = fused, x1, x2
         self.quantize = True if quantize is None else bool(quantize)
         self.quantize_ssim = self.profile.quantize_ssim if quantize is None else bool(quantize)
@@ -38,10 +43,16 @@ class Workspace:
 
     def toolbox_images(self):
         """(A, B, F) in 0..255 units as the toolbox saw them."""
+
         def make():
             if self.paper_inputs:
-                return (paper_input_path(self.x1, True), paper_input_path(self.x2, True), paper_input_path(self.fused, False))
+                return (
+                    paper_input_path(self.x1, True),
+                    paper_input_path(self.x2, True),
+                    paper_input_path(self.fused, False),
+                )
             return tuple(quantize_255(x, self.quantize) for x in (self.x1, self.x2, self.fused))
+
         return self.cached("img", make)
 
     def ssim_images(self):

@@ -1,4 +1,5 @@
 """Windows and the toolbox's filtering modes, batched over (B, C, H, W) tensors."""
+
 from __future__ import annotations
 
 import torch

@@ -16,6 +16,7 @@ replaced by its normalised version, so the x2 pass tests ``x2 window == normalis
 negative joint masses enter as -p log2|p| (MATLAB's ``real``). Vectorised: all windows of all
 images at once, in chunks of ``chunk`` windows; identical windows are skipped.
 """
+
 from __future__ import annotations
 
 import torch
@@ -98,7 +99,9 @@ def _nfmi(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     hs, ht = _entropy(sp), _entropy(tp)
     mi = hs + ht - je
     den = hs + ht
-    return torch.where((mi == 0) | (den == 0), torch.zeros_like(mi), 2 * mi / torch.where(den == 0, torch.ones_like(den), den))
+    return torch.where(
+        (mi == 0) | (den == 0), torch.zeros_like(mi), 2 * mi / torch.where(den == 0, torch.ones_like(den), den)
+    )
 
 
 def _fmi_at(src: torch.Tensor, f: torch.Tensor, p: torch.Tensor, offsets: list[int]) -> torch.Tensor:
@@ -109,7 +112,9 @@ def _fmi_at(src: torch.Tensor, f: torch.Tensor, p: torch.Tensor, offsets: list[i
     return _nfmi(_minmax(_gather_windows(src, p, offsets)), _minmax(_gather_windows(f, p, offsets)))
 
 
-def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 32768) -> torch.Tensor:
+def fmi_from_images(
+    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 32768
+) -> torch.Tensor:
     """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features).
 
     The FMI map value of each window is (FMI_AF + FMI_BF) / 2. Windows that the toolbox skips (the
@@ -150,7 +155,16 @@ def fmi_from_images(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: i
     return ((fmi_af + fmi_bf) / 2).view(n, -1).mean(dim=1)
 
 
-def q_fmi(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, window: int = 3, paper_inputs: bool = False, work: Workspace | None = None) -> torch.Tensor:
+def q_fmi(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    window: int = 3,
+    paper_inputs: bool = False,
+    work: Workspace | None = None,
+) -> torch.Tensor:
     """Q_FMI per image, ``Tensor[B]`` (higher is better, max 1). Images float (B, 1, H, W) in [0, 1].
 
     ``window`` is the sliding window (3, the paper's setting); ``paper_inputs`` (profile

@@ -12,6 +12,7 @@ Defined where the toolbox is not: a constant non-zero image makes ``normalize1``
 information: NCC with it is 0); three such images give R = I and NCIE = 1 - log_256(3) = 0.8019.
 Eigenvalues are clamped at 0 and 0 log 0 = 0.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,7 +40,9 @@ def _entropy_bits(p: torch.Tensor, dims) -> torch.Tensor:
 def ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Nonlinear correlation coefficient of two 0..255 integer-valued image batches, ``Tensor[B]``."""
     n = a.shape[0]
-    idx = (a.flatten(1).long() * BINS + b.flatten(1).long()) + torch.arange(n, device=a.device).view(-1, 1) * BINS * BINS
+    idx = (a.flatten(1).long() * BINS + b.flatten(1).long()) + torch.arange(n, device=a.device).view(
+        -1, 1
+    ) * BINS * BINS
     h = torch.bincount(idx.flatten(), minlength=n * BINS * BINS).view(n, BINS, BINS).to(a.dtype)
     h = h / h.sum(dim=(1, 2), keepdim=True)
     hx = _entropy_bits(h.sum(dim=1), 1)
@@ -52,13 +55,22 @@ def ncie_from_normalized(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> t
     """NCIE from images already passed through :func:`normalize1`."""
     n_ab, n_af, n_bf = ncc(a, b), ncc(a, f), ncc(b, f)
     one = torch.ones_like(n_ab)
-    r = torch.stack([torch.stack([one, n_ab, n_af], -1), torch.stack([n_ab, one, n_bf], -1), torch.stack([n_af, n_bf, one], -1)], -2)
+    r = torch.stack(
+        [torch.stack([one, n_ab, n_af], -1), torch.stack([n_ab, one, n_bf], -1), torch.stack([n_af, n_bf, one], -1)], -2
+    )
     ev = torch.linalg.eigvalsh(r).clamp(min=0) / 3.0
     term = torch.where(ev > 0, ev * torch.log2(torch.where(ev > 0, ev, torch.ones_like(ev))), torch.zeros_like(ev))
     return 1.0 + term.sum(dim=-1) / 8.0
 
 
-def q_ncie(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
+def q_ncie(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    work: Workspace | None = None,
+) -> torch.Tensor:
     """Q_NCIE per image, ``Tensor[B]`` (higher is better, in [0, 1]). Images float (B, 1, H, W) in [0, 1]."""
     if work is None:
         check_triple(fused, x1, x2, 3)

@@ -6,6 +6,7 @@ weight is lambda = s_A^2 / (s_A^2 + s_B^2) from the sources' local variances. Wh
 s_A^2 + s_B^2 == 0 exactly (flat in both sources, e.g. a zero background), 0.5 is added to both,
 so lambda = 0.5 there, as in the toolbox.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,10 +27,19 @@ def q_p_from_stats(stats_ab, stats_fa, stats_fb, data_range: float = 255.0) -> t
     return (lam * m1 + (1 - lam) * m2).flatten(1).mean(dim=1)
 
 
-def q_p(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
+def q_p(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    work: Workspace | None = None,
+) -> torch.Tensor:
     """Q_P per image, ``Tensor[B]`` (higher is better, max 1). Images float (B, 1, H, W) in [0, 1]."""
     if work is None:
         check_triple(fused, x1, x2, 21)
         work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
     mode, imgs = work.profile.piella_map, work.toolbox_images()
-    return q_p_from_stats(stats_of(work, "AB", mode, imgs), stats_of(work, "FA", mode, imgs), stats_of(work, "FB", mode, imgs), 255.0)
+    return q_p_from_stats(
+        stats_of(work, "AB", mode, imgs), stats_of(work, "FA", mode, imgs), stats_of(work, "FB", mode, imgs), 255.0
+    )

@@ -13,6 +13,7 @@ All toolbox-faithful computations run on images scaled to 0..255, because the to
 PNGs and several of its constants (SSIM's C1/C2 with L = 255, Q_XY's 1e-5 substitutions) are in
 those units. ``quantize`` (default True) rounds to integers first, as the 8-bit files did.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

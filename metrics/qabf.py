@@ -12,6 +12,7 @@ before the arctangent; zero strengths -> 1e-5, in the order the toolbox does the
 substitution happens during the x1 pass. On flat images every pixel has g = 1e-5 and G = 1, and
 the score is finite (0.9867 * orientation term with Liu's constants; see reference README).
 """
+
 from __future__ import annotations
 
 import math
@@ -111,7 +112,15 @@ def _q_xy_maps(ax, ay, bx, by, fx, fy, constants: str):
     return q_af * w_a + q_bf * w_b, w_a + w_b
 
 
-def q_xy(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, constants: str = "liu", work: Workspace | None = None) -> torch.Tensor:
+def q_xy(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    constants: str = "liu",
+    work: Workspace | None = None,
+) -> torch.Tensor:
     """Q_XY per image, ``Tensor[B]`` (higher is better). Images float (B, 1, H, W) in [0, 1].
 
     ``constants``: ``liu`` (toolbox, default) or ``petrovic2000`` (the paper's constants and ratio of sums).

@@ -10,6 +10,7 @@ source (the paper's Table 2 reports them): diagnostics shown beside the five but
 copy of one source maximises one of them; together they show whether a fuser combines both.
 All seven are Zheng Liu's toolbox lineage (``liu``), in the three profiles of :mod:`metrics.profiles`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,12 +44,51 @@ METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
         MetricInfo("Q_SSIM", True, "Wang et al., IEEE TIP 2004", "mean SSIM of F against each source", fn=q_ssim),
-        MetricInfo("Q_FMI", True, "Haghighat et al., Comput. Electr. Eng. 2011; Fast-FMI, AICT 2014", "feature (pixel) mutual information, 3x3 windows", fn=q_fmi, options=(("fmi_window", "window"),), min_size=3),
-        MetricInfo("Q_NCIE", True, "Wang, Shen & Jin, Image Fusion (Stathaki ed.) 2008", "nonlinear correlation information entropy", fn=q_ncie, min_size=3),
-        MetricInfo("Q_XY", True, "Xydeas & Petrovic, Electronics Letters 2000", "gradient (edge) preservation Q^AB/F", fn=q_xy, options=(("xy_constants", "constants"),), min_size=3),
-        MetricInfo("Q_P", True, "Piella & Heijmans, ICIP 2003", "saliency-weighted SSIM (Piella index, variant 1)", fn=q_p),
-        MetricInfo("Q_SSIM_x1", True, "Wang et al., IEEE TIP 2004", "SSIM of F against T1-Gd (Q_SSIM's first half; diagnostic, not ranked)", ranked=False, fn=q_ssim_x1),
-        MetricInfo("Q_SSIM_x2", True, "Wang et al., IEEE TIP 2004", "SSIM of F against FLAIR (Q_SSIM's second half; diagnostic, not ranked)", ranked=False, fn=q_ssim_x2),
+        MetricInfo(
+            "Q_FMI",
+            True,
+            "Haghighat et al., Comput. Electr. Eng. 2011; Fast-FMI, AICT 2014",
+            "feature (pixel) mutual information, 3x3 windows",
+            fn=q_fmi,
+            options=(("fmi_window", "window"),),
+            min_size=3,
+        ),
+        MetricInfo(
+            "Q_NCIE",
+            True,
+            "Wang, Shen & Jin, Image Fusion (Stathaki ed.) 2008",
+            "nonlinear correlation information entropy",
+            fn=q_ncie,
+            min_size=3,
+        ),
+        MetricInfo(
+            "Q_XY",
+            True,
+            "Xydeas & Petrovic, Electronics Letters 2000",
+            "gradient (edge) preservation Q^AB/F",
+            fn=q_xy,
+            options=(("xy_constants", "constants"),),
+            min_size=3,
+        ),
+        MetricInfo(
+            "Q_P", True, "Piella & Heijmans, ICIP 2003", "saliency-weighted SSIM (Piella index, variant 1)", fn=q_p
+        ),
+        MetricInfo(
+            "Q_SSIM_x1",
+            True,
+            "Wang et al., IEEE TIP 2004",
+            "SSIM of F against T1-Gd (Q_SSIM's first half; diagnostic, not ranked)",
+            ranked=False,
+            fn=q_ssim_x1,
+        ),
+        MetricInfo(
+            "Q_SSIM_x2",
+            True,
+            "Wang et al., IEEE TIP 2004",
+            "SSIM of F against FLAIR (Q_SSIM's second half; diagnostic, not ranked)",
+            ranked=False,
+            fn=q_ssim_x2,
+        ),
     )
 }
 

@@ -4,6 +4,7 @@ The inputs are checked once; then, chunk by chunk, one :class:`~metrics._workspa
 goes to every metric function of :mod:`metrics.registry`, so the 8-bit inputs, the SSIM statistics
 and the Sobel responses are computed once per chunk and reused by every metric that needs them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,19 @@ from metrics.profiles import get_profile
 from metrics.registry import METRICS, resolve_metrics
 
 
-def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None, profile: str = "upstream", quantize: bool | None = None, paper_inputs: bool = False, xy_constants: str = "liu", fmi_window: int = 3, chunk_size: int | None = None, workload: int | None = None) -> dict[str, torch.Tensor]:
+def score(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    metrics=None,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    paper_inputs: bool = False,
+    xy_constants: str = "liu",
+    fmi_window: int = 3,
+    chunk_size: int | None = None,
+    workload: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Score a batch with any subset of the registered metrics; returns ``{name: Tensor[B]}``.
 
     Images: float (B, 1, H, W) in [0, 1], on any device; x1 = T1-Gd, x2 = FLAIR. ``metrics``: names
@@ -41,6 +54,12 @@ def score(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, metrics=None,
             ws = Workspace(*batch, profile, quantize, paper_inputs)
             for k in names:
                 info = METRICS[k]
-                v = info.fn(*batch, profile=profile, quantize=quantize, work=ws, **{mine: extra[ours] for ours, mine in info.options})
+                v = info.fn(
+                    *batch,
+                    profile=profile,
+                    quantize=quantize,
+                    work=ws,
+                    **{mine: extra[ours] for ours, mine in info.options},
+                )
                 parts[k].append(v[:1] if single else v)
     return {k: torch.cat(v) for k, v in parts.items()}

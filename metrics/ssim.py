@@ -6,6 +6,7 @@ Window ``fspecial('gaussian', 11, 1.5)``, K = (0.01, 0.03), score = plain mean o
 ``same`` (zero padded, the corrected authors' copy) and ``toolbox`` (the 11x11 block of valid
 statistics at the image centre that the shipped authors' copy computes; reference README).
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,9 @@ def ssim_stats(a: torch.Tensor, b: torch.Tensor, mode: str = "valid"):
     return mu_a, mu_b, e_aa - mu_a * mu_a, e_bb - mu_b * mu_b, e_ab - mu_a * mu_b
 
 
-def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = "valid", stats=None) -> torch.Tensor:
+def ssim_map(
+    a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = "valid", stats=None
+) -> torch.Tensor:
     """SSIM map of (B, 1, H, W) images (Wang et al. 2004, eq. 13); ``stats`` reuses :func:`ssim_stats`."""
     mu_a, mu_b, var_a, var_b, cov = stats if stats is not None else ssim_stats(a, b, mode)
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
@@ -53,7 +56,15 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = 
         return ssim_map(a.to(dt), b.to(dt), data_range, mode).flatten(1).mean(dim=1)
 
 
-def q_ssim(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, map_mode: str | None = None, work: Workspace | None = None) -> torch.Tensor:
+def q_ssim(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    map_mode: str | None = None,
+    work: Workspace | None = None,
+) -> torch.Tensor:
     """Q_SSIM = (SSIM(F, x1) + SSIM(F, x2)) / 2 per image, ``Tensor[B]`` (higher is better, max 1).
 
     Images: float (B, 1, H, W) in [0, 1]; x1 = T1-Gd, x2 = FLAIR. ``profile`` picks the map mode
@@ -67,24 +78,47 @@ def q_ssim(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str
     return (m1 + m2) / 2
 
 
-def q_ssim_x1(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
+def q_ssim_x1(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    work: Workspace | None = None,
+) -> torch.Tensor:
     """SSIM(F, x1) per image, the T1-Gd half of Q_SSIM (a diagnostic: a copy of x1 scores 1)."""
     return ssim_per_source(fused, x1, x2, profile, quantize, None, work)[0]
 
 
-def q_ssim_x2(fused: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None) -> torch.Tensor:
+def q_ssim_x2(
+    fused: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    work: Workspace | None = None,
+) -> torch.Tensor:
     """SSIM(F, x2) per image, the FLAIR half of Q_SSIM (a diagnostic: a copy of x2 scores 1)."""
     return ssim_per_source(fused, x1, x2, profile, quantize, None, work)[1]
 
 
 def stats_of(work: Workspace, which: str, mode: str, images) -> tuple:
-    """The :func:`ssim_stats` of the pair ``which`` (``FA``, ``FB`` or ``AB``) of ``images`` (A, B, F), once per batch."""
+    """The :func:`ssim_stats` of the pair ``which`` (``FA``, ``FB`` or ``AB``) of ``images`` (A, B, F), once "
+    "per batch."""
     a, b, f = images
     pair = {"FA": (f, a), "FB": (f, b), "AB": (a, b)}[which]
     return work.cached(("stats", which, mode, id(images[0])), lambda: ssim_stats(*pair, mode=mode))
 
 
-def ssim_per_source(fused, x1, x2, profile: str = "upstream", quantize: bool | None = None, map_mode: str | None = None, work: Workspace | None = None):
+def ssim_per_source(
+    fused,
+    x1,
+    x2,
+    profile: str = "upstream",
+    quantize: bool | None = None,
+    map_mode: str | None = None,
+    work: Workspace | None = None,
+):
     """(mean SSIM(F, x1), mean SSIM(F, x2)) per image in a profile: the two halves of Q_SSIM."""
     if work is None:
         check_triple(fused, x1, x2, 21 if map_mode == "toolbox" else 11)

@@ -10,6 +10,7 @@ from their scripts and not checked against MATLAB: every image went through
 vmin 0, vmax 1 (out-of-range values clipped), each mapped through matplotlib's grey colour table to
 8 bits (about floor(256 v), with 24 of 256 levels one lower than that).
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,11 +1,12 @@
 """Phantom determinism and contrasts, HDF5 round trip and errors, the BraTS importer on real layouts."""
+
 import h5py
 import numpy as np
 import pytest
 
 from benchmark.data import H5Pairs, load_data
 from benchmark.data.brats import find_cases, prepare
-from benchmark.data.phantom import make_pair, make_split
+from benchmark.data.phantom import make_split
 
 
 def test_phantom_is_deterministic_and_seeded():

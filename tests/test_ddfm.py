@@ -1,4 +1,5 @@
 """DDFM: the EM step against an independent dense solve, the sampler, the prior's train/save/load."""
+
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import torch
 
 from baselines.ddfm.em_fusion import EMState, em_step
 from baselines.ddfm.prior import DiffusionPrior, load_prior
-from baselines.ddfm.sampler import ddfm_sample, schedule
+from baselines.ddfm.sampler import schedule
 
 
 def _dense_ops(h, w):
@@ -59,7 +60,9 @@ def test_em_step_batched_state_shapes_and_flat_images():
     for _ in range(3):
         out, st = em_step(f, i, v, st)
     assert out.shape == f.shape and st.tau_a.shape == (3, 1, 1, 1) and st.H.shape == f.shape
-    assert torch.isfinite(out).all() and all(torch.isfinite(t).all() for t in (st.C, st.D, st.F1, st.F2, st.H, st.tau_a, st.tau_b))
+    assert torch.isfinite(out).all() and all(
+        torch.isfinite(t).all() for t in (st.C, st.D, st.F1, st.F2, st.H, st.tau_a, st.tau_b)
+    )
     # batched equals one at a time
     g = torch.rand(2, 1, 8, 8) * 2 - 1
     a, b = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)

@@ -1,4 +1,5 @@
 """FusionINN: parameter count, exact inverse, seeded decomposition, losses, training, ablation, bench decompose."""
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,9 @@ from metrics import q_ssim
 def test_parameter_count():
     m = FusionINN(k=3)
     assert sum(p.numel() for p in m.parameters() if p.requires_grad) == 17_564
-    assert sum(p.numel() for p in m.parameters() if not p.requires_grad) == 84  # fixed permutation / downsampling kernels
+    assert (
+        sum(p.numel() for p in m.parameters() if not p.requires_grad) == 84
+    )  # fixed permutation / downsampling kernels
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
@@ -92,12 +95,41 @@ def test_ablation_table_and_bench_decompose(tmp_path):
     from benchmark.cli import main
 
     out = tmp_path / "res"
-    assert main(["ablate", "--param", "alpha", "--values", "0.5,1.0", "--profile", "smoke", "--n-train", "8", "--n-val", "4", "--out", str(out), "--run-name", "a"]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                "--param",
+                "alpha",
+                "--values",
+                "0.5,1.0",
+                "--profile",
+                "smoke",
+                "--n-train",
+                "8",
+                "--n-val",
+                "4",
+                "--out",
+                str(out),
+                "--run-name",
+                "a",
+            ]
+        )
+        == 0
+    )
     t = pd.read_csv(out / "a" / "ablation_alpha.csv", index_col=0)
     assert list(t.index) == [0.5, 1.0]
-    assert list(t.columns) == ["Fusion SSIM T1-Gd", "Fusion SSIM FLAIR", "Decomposition SSIM T1-Gd", "Decomposition SSIM FLAIR"]
+    assert list(t.columns) == [
+        "Fusion SSIM T1-Gd",
+        "Fusion SSIM FLAIR",
+        "Decomposition SSIM T1-Gd",
+        "Decomposition SSIM FLAIR",
+    ]
     assert t.notna().all().all() and ((t > -1) & (t <= 1)).all().all()
-    assert "\\toprule" in (out / "a" / "ablation_alpha.tex").read_text() and "**" in (out / "a" / "ablation_alpha.md").read_text()
+    assert (
+        "\\toprule" in (out / "a" / "ablation_alpha.tex").read_text()
+        and "**" in (out / "a" / "ablation_alpha.md").read_text()
+    )
     mdir = out / "a" / "alpha-0.5" / "fusioninn"
     img = tmp_path / "fused.png"
     skio.imsave(img, (np.random.default_rng(0).random((64, 48)) * 255).astype(np.uint8), check_contrast=False)
@@ -113,10 +145,31 @@ def test_bench_run_scores_decomposition_on_slice_and_tumour(tmp_path):
 
     from benchmark.cli import main
 
-    assert main(["run", "--models", "fusioninn", "--profile", "smoke", "--n-val", "4", "--out", str(tmp_path), "--run-name", "d"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "fusioninn",
+                "--profile",
+                "smoke",
+                "--n-val",
+                "4",
+                "--out",
+                str(tmp_path),
+                "--run-name",
+                "d",
+            ]
+        )
+        == 0
+    )
     d = pd.read_csv(tmp_path / "d" / "decomposition.csv")
     assert set(d.region) == {"slice", "tumour"} and (d.region == "slice").sum() == 4
     assert {"SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2", "SSIM_x1_spread", "SSIM_x2_spread"} <= set(d.columns)
     assert (d.draws == 2).all() and (d.SSIM_x1_spread >= 0).all()
-    for f in ("decomposition_leaderboard.md", "decomposition_leaderboard_tumour.md", "figures/decomposition_fusioninn.png"):
+    for f in (
+        "decomposition_leaderboard.md",
+        "decomposition_leaderboard_tumour.md",
+        "figures/decomposition_fusioninn.png",
+    ):
         assert (tmp_path / "d" / f).exists(), f

@@ -1,4 +1,5 @@
 """Identities, symmetry, batching, precision, flat images, devices, options."""
+
 import math
 
 import numpy as np
@@ -195,6 +196,7 @@ def test_failed_compilation_falls_back_to_eager(monkeypatch, pairs):
     def broken_compile(fn, **kw):
         def run(*args):
             raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
         return run
 
     x1, x2 = pairs[0][:2].float(), pairs[1][:2].float()
@@ -242,14 +244,16 @@ def test_compiled_kernels_match_toolbox(monkeypatch):
     import json
 
     import numpy as np
-
     from conftest import DATA
+
     from metrics import _compile
 
     ref = json.loads((DATA / "reference" / "reference.json").read_text())
     cases = [k for k, v in sorted(ref["cases"].items()) if not k.startswith(("c09", "c19"))]  # one size, 8-bit
     arrays = [np.load(DATA / "reference" / ref["cases"][k]["file"]) for k in cases]
-    f, a, b = (torch.tensor(np.stack([d[key] for d in arrays]).astype(np.float32))[:, None] / 255 for key in ("F", "A", "B"))
+    f, a, b = (
+        torch.tensor(np.stack([d[key] for d in arrays]).astype(np.float32))[:, None] / 255 for key in ("F", "A", "B")
+    )
     column = {"upstream": "upstream", "intended": "intended", "fusioninn": "toolbox"}
     monkeypatch.setattr(_compile, "_BROKEN", [])
     for profile in ("upstream", "intended", "fusioninn"):
@@ -262,8 +266,12 @@ def test_compiled_kernels_match_toolbox(monkeypatch):
             for i, case in enumerate(cases):
                 if case.startswith("c10") and m == "Q_P" and profile != "fusioninn":
                     continue  # reference README hazard: Piella's weight on flat plateaus is rounding residue
-                assert abs(v[i].item() - eager[m][i].item()) <= 2e-5, f"{case} {profile} {m}: compiled {v[i].item()!r} vs eager {eager[m][i].item()!r}"
-                want = ref["cases"][case]["values"]["upstream" if (profile, m) == ("fusioninn", "Q_SSIM") else column[profile]][m]
+                assert abs(v[i].item() - eager[m][i].item()) <= 2e-5, (
+                    f"{case} {profile} {m}: compiled {v[i].item()!r} vs eager {eager[m][i].item()!r}"
+                )
+                want = ref["cases"][case]["values"][
+                    "upstream" if (profile, m) == ("fusioninn", "Q_SSIM") else column[profile]
+                ][m]
                 if want is not None:
                     assert abs(v[i].item() - want) <= 1e-4, f"{case} {profile} {m}: {v[i].item()!r} vs Octave {want!r}"
     assert _compile._COMPILED, "nothing was compiled"

@@ -1,12 +1,13 @@
 """Every oracle case of the MATLAB toolbox (Octave), in all three profiles, float64 and float32."""
+
 import json
 
 import numpy as np
 import pytest
 import torch
+from conftest import DATA
 
 import metrics
-from conftest import DATA
 
 TABLE1 = ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"]  # the toolbox metrics the oracle holds
 
@@ -66,7 +67,14 @@ def test_reference_float32(case, profile):
 def test_shipped_ssim_index_11x11(case):
     """The shipped ssim_index.m (toolbox column): the 11x11 centre block of valid statistics."""
     f, a, b = load(case, torch.float64)
-    v = metrics.q_ssim(f, a, b, profile="fusioninn", quantize=quantize_for(case) if quantize_for(case) is not None else True, map_mode="toolbox")
+    v = metrics.q_ssim(
+        f,
+        a,
+        b,
+        profile="fusioninn",
+        quantize=quantize_for(case) if quantize_for(case) is not None else True,
+        map_mode="toolbox",
+    )
     ref = REF["cases"][case]["values"]["toolbox"]["Q_SSIM"]
     assert abs(v.item() - ref) <= 1e-9
 
@@ -74,5 +82,11 @@ def test_shipped_ssim_index_11x11(case):
 def test_single_metric_functions_agree_with_score():
     f, a, b = load("r01_pat0005_mean", torch.float64)
     s = metrics.score(f, a, b)
-    for name, fn in (("Q_SSIM", metrics.q_ssim), ("Q_FMI", metrics.q_fmi), ("Q_NCIE", metrics.q_ncie), ("Q_XY", metrics.q_xy), ("Q_P", metrics.q_p)):
+    for name, fn in (
+        ("Q_SSIM", metrics.q_ssim),
+        ("Q_FMI", metrics.q_fmi),
+        ("Q_NCIE", metrics.q_ncie),
+        ("Q_XY", metrics.q_xy),
+        ("Q_P", metrics.q_p),
+    ):
         assert torch.equal(fn(f, a, b), s[name]), name

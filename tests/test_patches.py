@@ -1,4 +1,5 @@
 """Patch training: random crops with flips, the same for both sources; training on crops learns."""
+
 import json
 
 import pytest
@@ -27,7 +28,9 @@ def test_patch_shapes_positions_and_pairing():
         v = p1[i, 0] - 1000 * i
         top, left = divmod(int(v[0, 0]), 48)
         assert 0 <= top <= 40 - 16 and 0 <= left <= 48 - 16  # inside the image
-        torch.testing.assert_close(p1[i, 0], x1[i, 0, top:top + 16, left:left + 16])  # a contiguous, unflipped window
+        torch.testing.assert_close(
+            p1[i, 0], x1[i, 0, top : top + 16, left : left + 16]
+        )  # a contiguous, unflipped window
 
 
 def test_patches_are_seeded_and_flips_apply_to_both_sources():
@@ -38,8 +41,8 @@ def test_patches_are_seeded_and_flips_apply_to_both_sources():
     torch.testing.assert_close(a[0], b[0])
     assert not torch.equal(a[0], c[0])
     torch.testing.assert_close(a[1], a[0] + 0.5)
-    rows_down = (a[0][:, 0, 1, 0] > a[0][:, 0, 0, 0])  # rows increasing = not flipped up-down
-    cols_right = (a[0][:, 0, 0, 1] > a[0][:, 0, 0, 0])
+    rows_down = a[0][:, 0, 1, 0] > a[0][:, 0, 0, 0]  # rows increasing = not flipped up-down
+    cols_right = a[0][:, 0, 0, 1] > a[0][:, 0, 0, 0]
     assert 0 < int(rows_down.sum()) < 64 and 0 < int(cols_right.sum()) < 64  # both flips occur, not always
 
 
@@ -54,7 +57,9 @@ def test_patch_errors():
 class _Tiny(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 3, padding=1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 3, padding=1)
+        )
 
     def forward(self, x1, x2):
         return torch.sigmoid(self.net(torch.cat([x1, x2], 1)))
@@ -64,7 +69,9 @@ def test_training_on_crops_lowers_whole_slice_validation_loss(tmp_path):
     tr, va = phantom_split(5, "train", 8, cache=False), phantom_split(5, "val", 4, cache=False)
     torch.manual_seed(0)
     m = _Tiny()
-    cfg = TrainConfig(epochs=3, batch_size=8, lr=1e-2, crop=48, flip=True, crops_per_pair=4, schedule="cosine", warmup=2)
+    cfg = TrainConfig(
+        epochs=3, batch_size=8, lr=1e-2, crop=48, flip=True, crops_per_pair=4, schedule="cosine", warmup=2
+    )
     hist = train(m, tr, va, cfg, str(tmp_path), progress=False, name="tiny")["history"]
     assert [h["step"] for h in hist] == [4, 8, 12]  # 8 pairs x 4 crops / batch 8 per epoch
     assert hist[-1]["val_loss"] < hist[0]["val_loss"] and hist[-1]["train_loss"] < hist[0]["train_loss"]
@@ -78,7 +85,17 @@ def test_fusioninn_records_its_loss_terms_and_decomposition_ssim(tmp_path):
     tr, va = phantom_split(5, "train", 4, cache=False), phantom_split(5, "val", 2, cache=False)
     torch.manual_seed(0)
     m = fm.FusionINN()
-    hist = train(m, tr, va, TrainConfig(epochs=1, batch_size=4, lr=1e-3, crop=32), str(tmp_path), progress=False)["history"]
-    for k in ("train_fusion", "train_latent", "train_decomposition", "val_fusion", "val_decomposition", "val_decomposition_ssim_x1", "val_decomposition_ssim_x2"):
+    hist = train(m, tr, va, TrainConfig(epochs=1, batch_size=4, lr=1e-3, crop=32), str(tmp_path), progress=False)[
+        "history"
+    ]
+    for k in (
+        "train_fusion",
+        "train_latent",
+        "train_decomposition",
+        "val_fusion",
+        "val_decomposition",
+        "val_decomposition_ssim_x1",
+        "val_decomposition_ssim_x2",
+    ):
         assert k in hist[0], k
     assert 0 <= hist[0]["val_decomposition_ssim_x1"] <= 1

@@ -1,4 +1,5 @@
 """The registry with the example plugin installed (as a real distribution's entry points)."""
+
 import json
 import os
 import pathlib
@@ -6,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 PLUGIN_SRC = ROOT / "examples" / "plugin" / "src"
@@ -17,7 +17,9 @@ def make_dist(site: pathlib.Path, dist: str, entries: dict, modules: dict | None
     info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[fusionbench.fusers]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()))
+    (info / "entry_points.txt").write_text(
+        "[fusionbench.fusers]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items())
+    )
     for name, code in (modules or {}).items():
         (site / f"{name}.py").write_text(code)
 
@@ -32,14 +34,25 @@ BROKEN = {
 def plugin_site(tmp_path):
     site = tmp_path / "site"
     make_dist(site, "fusionbench-example-plugin", {"contrast-avg": "fusionbench_example_plugin:make_fuser"})
-    make_dist(site, "broken-plugins", {"no-import": "does_not_exist_module:make", "bad-shape": "bad_shape_plugin:make", "bad-range": "bad_range_plugin:make"}, BROKEN)
+    make_dist(
+        site,
+        "broken-plugins",
+        {
+            "no-import": "does_not_exist_module:make",
+            "bad-shape": "bad_shape_plugin:make",
+            "bad-range": "bad_range_plugin:make",
+        },
+        BROKEN,
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(PLUGIN_SRC), str(ROOT), env.get("PYTHONPATH", "")])
     return env
 
 
 def bench(env, *args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "benchmark", *args], env=env, capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark", *args], env=env, capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_plugin_appears_in_bench_list(plugin_site):
@@ -48,16 +61,36 @@ def test_plugin_appears_in_bench_list(plugin_site):
     fusers = {f["name"]: f for f in json.loads(r.stdout)["fusers"]}
     assert {"mean", "max"} <= set(fusers)
     ex = fusers["contrast-avg"]
-    assert ex["source"] == "plugin fusionbench-example-plugin" and ex["kind"] == "classical" and ex["params"] == 0 and ex["error"] is None
+    assert (
+        ex["source"] == "plugin fusionbench-example-plugin"
+        and ex["kind"] == "classical"
+        and ex["params"] == 0
+        and ex["error"] is None
+    )
     assert "does_not_exist_module" in fusers["no-import"]["error"] and "no-import" in fusers["no-import"]["error"]
     for f in fusers.values():
         assert set(f) >= {"name", "kind", "trainable", "params", "source"}
     r = bench(plugin_site, "list")
-    assert "contrast-avg" in r.stdout and "plugin fusionbench-example-plugin" in r.stdout and "higher is better" in r.stdout
+    assert (
+        "contrast-avg" in r.stdout
+        and "plugin fusionbench-example-plugin" in r.stdout
+        and "higher is better" in r.stdout
+    )
 
 
 def test_plugin_runs_and_broken_plugins_do_not_stop_others(plugin_site, tmp_path):
-    r = bench(plugin_site, "run", "--models", "mean,contrast-avg,no-import,bad-shape,bad-range", "--profile", "smoke", "--out", str(tmp_path / "res"), "--run-name", "p")
+    r = bench(
+        plugin_site,
+        "run",
+        "--models",
+        "mean,contrast-avg,no-import,bad-shape,bad-range",
+        "--profile",
+        "smoke",
+        "--out",
+        str(tmp_path / "res"),
+        "--run-name",
+        "p",
+    )
     assert r.returncode == 1, r.stdout + r.stderr  # failures are reported in the exit status
     out = r.stdout + r.stderr
     assert "FAILED no-import" in out and "does_not_exist_module" in out

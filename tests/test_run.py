@@ -1,4 +1,5 @@
 """bench run end to end on the smoke profile, and its bad inputs."""
+
 import json
 import os
 
@@ -13,19 +14,55 @@ METRICS = ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P", "Q_SSIM_x1", "Q_SSIM_x2"]
 
 
 def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
-    assert main(["run", "--models", "mean,max", "--data", "phantom", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "mean,max",
+                "--data",
+                "phantom",
+                "--profile",
+                "smoke",
+                "--out",
+                str(tmp_path),
+                "--run-name",
+                "r",
+            ]
+        )
+        == 0
+    )
     d = tmp_path / "r"
-    for f in ("config.json", "scores.csv", "leaderboard.csv", "leaderboard.tex", "leaderboard.md", "figures/samples.png", "run.json"):
+    for f in (
+        "config.json",
+        "scores.csv",
+        "leaderboard.csv",
+        "leaderboard.tex",
+        "leaderboard.md",
+        "figures/samples.png",
+        "run.json",
+    ):
         assert (d / f).exists(), f
     cfg = json.loads((d / "config.json").read_text())
-    assert cfg["seed"] == 0 and cfg["config"]["profile"] == "smoke" and "torch" in cfg["versions"] and cfg["device"]["device"] == "cpu"
+    assert (
+        cfg["seed"] == 0
+        and cfg["config"]["profile"] == "smoke"
+        and "torch" in cfg["versions"]
+        and cfg["device"]["device"] == "cpu"
+    )
     s = pd.read_csv(d / "scores.csv")
     assert list(s.columns) == ["model", "index", "region"] + METRICS and len(s) == 32
     assert s[s.region == "slice"].groupby("model").size().to_dict() == {"mean": 8, "max": 8}
-    assert (s.region == "tumour").sum() == 16 and (d / "leaderboard_tumour.md").exists() and (d / "figures" / "distributions.png").exists()
+    assert (
+        (s.region == "tumour").sum() == 16
+        and (d / "leaderboard_tumour.md").exists()
+        and (d / "figures" / "distributions.png").exists()
+    )
     board = pd.read_csv(d / "leaderboard.csv", index_col=0)
     assert list(board.index) == ["mean", "max"]
-    np.testing.assert_allclose(board.loc["mean", "Q_SSIM"], s[(s.model == "mean") & (s.region == "slice")].Q_SSIM.mean(), atol=1e-6)
+    np.testing.assert_allclose(
+        board.loc["mean", "Q_SSIM"], s[(s.model == "mean") & (s.region == "slice")].Q_SSIM.mean(), atol=1e-6
+    )
     assert {"Q_SSIM_lo", "Q_SSIM_hi", "Q_SSIM_p", "Q_SSIM_same"} <= set(board.columns)
     assert "**" in (d / "leaderboard.md").read_text()
     assert not [p for p in d.rglob("*") if ".tmp" in p.name]
@@ -33,7 +70,9 @@ def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
     sl = s[s.region == "slice"]
     np.testing.assert_allclose(sl.Q_SSIM, (sl.Q_SSIM_x1 + sl.Q_SSIM_x2) / 2, atol=1e-9)
     md = (d / "leaderboard.md").read_text()
-    assert "| Q_SSIM_x1 | Q_SSIM_x2 |" in md and all(c.count("**") == 0 for line in md.splitlines()[4:] for c in line.split("|")[-3:])
+    assert "| Q_SSIM_x1 | Q_SSIM_x2 |" in md and all(
+        c.count("**") == 0 for line in md.splitlines()[4:] for c in line.split("|")[-3:]
+    )
     # a rerun reuses finished models, says so, and gives the same bytes
     capsys.readouterr()
     before = (d / "scores.csv").read_bytes()
@@ -44,7 +83,12 @@ def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
 
 
 def test_copy_anchors_score_what_fusing_nothing_scores(tmp_path):
-    assert main(["run", "--models", "copy-x1,copy-x2,mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "c"]) == 0
+    assert (
+        main(
+            ["run", "--models", "copy-x1,copy-x2,mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "c"]
+        )
+        == 0
+    )
     s = pd.read_csv(tmp_path / "c" / "scores.csv")
     s = s[s.region == "slice"].groupby("model").mean(numeric_only=True)
     # a copy is its own source exactly (SSIM 1 against it) and only partly the other
@@ -83,7 +127,24 @@ def test_bad_data_specs(tmp_path, capsys):
     d[2, 2, 0, 0] = np.inf
     with h5py.File(p, "w") as f:
         f["data"] = d
-    assert main(["run", "--models", "mean", "--profile", "smoke", "--data", f"{p},{p}", "--out", str(tmp_path / "o"), "--run-name", "x"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "mean",
+                "--profile",
+                "smoke",
+                "--data",
+                f"{p},{p}",
+                "--out",
+                str(tmp_path / "o"),
+                "--run-name",
+                "x",
+            ]
+        )
+        == 2
+    )
     assert "sample 2 contains NaN or Inf" in capsys.readouterr().err
     assert not (tmp_path / "o" / "x" / "scores.csv").exists()
 
@@ -93,13 +154,44 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
     assert "unknown config field 'nope'" in capsys.readouterr().err
     assert main(["run", "--models", "mean", "--profile", "bogus", "--out", str(tmp_path)]) == 2
     assert "unknown profile 'bogus'" in capsys.readouterr().err
-    assert main(["run", "--models", "mean", "--profile", "smoke", "--n-val", "3", "--set", "metrics=Q_SSIM,Q_P", "--out", str(tmp_path), "--run-name", "o"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "mean",
+                "--profile",
+                "smoke",
+                "--n-val",
+                "3",
+                "--set",
+                "metrics=Q_SSIM,Q_P",
+                "--out",
+                str(tmp_path),
+                "--run-name",
+                "o",
+            ]
+        )
+        == 0
+    )
     s = pd.read_csv(tmp_path / "o" / "scores.csv")
     assert list(s.columns) == ["model", "index", "region", "Q_SSIM", "Q_P"] and (s.region == "slice").sum() == 3
 
 
 def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):
-    args = ["run", "--models", "deepfuse", "--profile", "smoke", "--epochs", "2", "--out", str(tmp_path), "--run-name", "t"]
+    args = [
+        "run",
+        "--models",
+        "deepfuse",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "t",
+    ]
     assert main(args) == 0
     d = tmp_path / "t"
     hist = json.loads((d / "deepfuse" / "train.json").read_text())["history"]
@@ -119,11 +211,31 @@ def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):
 def test_from_run_loads_weights_and_trains_nothing(tmp_path, capsys):
     import hashlib
 
-    assert main(["run", "--models", "mean,deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "src"]) == 0
+    assert (
+        main(["run", "--models", "mean,deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "src"])
+        == 0
+    )
     best = tmp_path / "src" / "deepfuse" / "best.pt"
     sha = hashlib.sha256(best.read_bytes()).hexdigest()
     capsys.readouterr()
-    assert main(["run", "--models", "mean,deepfuse", "--profile", "smoke", "--from", str(tmp_path / "src"), "--out", str(tmp_path), "--run-name", "dst"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "mean,deepfuse",
+                "--profile",
+                "smoke",
+                "--from",
+                str(tmp_path / "src"),
+                "--out",
+                str(tmp_path),
+                "--run-name",
+                "dst",
+            ]
+        )
+        == 0
+    )
     assert f"weights from {best}" in capsys.readouterr().out
     assert hashlib.sha256(best.read_bytes()).hexdigest() == sha  # the source checkpoint is untouched
     dst = tmp_path / "dst" / "deepfuse"
@@ -134,9 +246,41 @@ def test_from_run_loads_weights_and_trains_nothing(tmp_path, capsys):
     pd.testing.assert_frame_equal(a, b)  # same data, same weights: the same scores
     assert "trained in" in (tmp_path / "dst" / "leaderboard.md").read_text()
     # a fuser the run does not hold is one clear error naming it, before any work
-    assert main(["run", "--models", "deepfuse,half-unet", "--profile", "smoke", "--from", str(tmp_path / "src"), "--out", str(tmp_path), "--run-name", "bad"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "deepfuse,half-unet",
+                "--profile",
+                "smoke",
+                "--from",
+                str(tmp_path / "src"),
+                "--out",
+                str(tmp_path),
+                "--run-name",
+                "bad",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "model 'half-unet' is not in that run" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
-    assert main(["run", "--models", "mean", "--profile", "smoke", "--from", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--models",
+                "mean",
+                "--profile",
+                "smoke",
+                "--from",
+                str(tmp_path / "nowhere"),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "not a run folder" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Leaderboard statistics, tumour regions, byte-identical reruns, and resuming a killed run."""
+
 import os
 import signal
 import subprocess
@@ -9,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 
 from benchmark.data.regions import tumour_boxes
 from benchmark.reporting.stats import add_statistics, bootstrap_ci, holm, paired_pvalues
 from benchmark.reporting.tables import leaderboard, render
-from conftest import ROOT
 
 
 def test_bootstrap_interval_contains_mean_and_shrinks_with_more_images():
@@ -29,7 +30,9 @@ def test_bootstrap_interval_contains_mean_and_shrinks_with_more_images():
 def test_paired_wilcoxon_known_answer_and_holm():
     # b is worse than a on every one of 10 images: exact two-sided p = 2 / 2^10
     a = np.linspace(0.8, 0.9, 10)
-    wide = pd.DataFrame({"a": a, "b": a - 0.01 - np.arange(10) * 1e-3, "c": a + np.tile([1e-3, -1e-3], 5) * np.arange(1, 11)})
+    wide = pd.DataFrame(
+        {"a": a, "b": a - 0.01 - np.arange(10) * 1e-3, "c": a + np.tile([1e-3, -1e-3], 5) * np.arange(1, 11)}
+    )
     p = paired_pvalues(wide, "a")
     assert p["b"] == pytest.approx(min(1, 2 * 2 / 2**10))  # Holm: two comparisons, smallest p doubled
     assert p["c"] > 0.05
@@ -41,7 +44,11 @@ def test_statistics_in_tables_mark_ties_with_the_best():
     rows = []
     for i in range(30):
         base = rng.normal(0.8, 0.02)
-        rows += [{"model": "best", "index": i, "Q_SSIM": base + 0.02}, {"model": "same", "index": i, "Q_SSIM": base + 0.02 + rng.normal(0, 1e-3)}, {"model": "worse", "index": i, "Q_SSIM": base}]
+        rows += [
+            {"model": "best", "index": i, "Q_SSIM": base + 0.02},
+            {"model": "same", "index": i, "Q_SSIM": base + 0.02 + rng.normal(0, 1e-3)},
+            {"model": "worse", "index": i, "Q_SSIM": base},
+        ]
     s = pd.DataFrame(rows)
     t = add_statistics(leaderboard(s, ["Q_SSIM"]), s, ["Q_SSIM"], lambda c: True, 1000, 0)
     assert t.loc["worse", "Q_SSIM_p"] < 1e-3 and not t.loc["worse", "Q_SSIM_same"]
@@ -72,7 +79,13 @@ def _bench(args, env=None):
 def test_same_seed_gives_byte_identical_scores(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for name in ("a", "b"):
-        r = subprocess.run(_bench(["--models", "mean,deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", name]), env=env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            _bench(["--models", "mean,deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", name]),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
     a, b = (tmp_path / "a" / "scores.csv").read_bytes(), (tmp_path / "b" / "scores.csv").read_bytes()
     assert a == b and b"tumour" in a
@@ -84,7 +97,13 @@ def test_killed_run_resumes_to_the_same_tables(tmp_path):
     args = ["--models", "mean,deepfuse", "--profile", "smoke", "--epochs", "3", "--out", str(tmp_path)]
     ref = subprocess.run(_bench(args + ["--run-name", "ref"]), env=env, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
-    p = subprocess.Popen(_bench(args + ["--run-name", "k"]), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        _bench(args + ["--run-name", "k"]),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     last = tmp_path / "k" / "deepfuse" / "last.pt"
     deadline = time.time() + 300
     while not last.exists() and time.time() < deadline and p.poll() is None:
@@ -103,9 +122,34 @@ def test_killed_run_resumes_to_the_same_tables(tmp_path):
 def test_two_gloo_processes_give_the_same_scores_as_one(tmp_path):
     """torchrun with 2 CPU processes (gloo): sharded fusing and scoring, gathered on rank 0."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    one = subprocess.run(_bench(["--models", "mean,max", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "one"]), env=env, capture_output=True, text=True, timeout=600)
+    one = subprocess.run(
+        _bench(["--models", "mean,max", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "one"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run(_bench(["--models", "mean,max,deepfuse", "--profile", "smoke", "--nproc", "2", "--out", str(tmp_path), "--run-name", "two"]), env=env, capture_output=True, text=True, timeout=600)
+    two = subprocess.run(
+        _bench(
+            [
+                "--models",
+                "mean,max,deepfuse",
+                "--profile",
+                "smoke",
+                "--nproc",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--run-name",
+                "two",
+            ]
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
     a = pd.read_csv(tmp_path / "one" / "scores.csv")
     b = pd.read_csv(tmp_path / "two" / "scores.csv")

@@ -1,4 +1,5 @@
 """Leaderboards: order, bolding by direction (ties too), formats, and bench table."""
+
 import pandas as pd
 
 from benchmark.reporting.tables import bold_mask, leaderboard, render, write_leaderboards

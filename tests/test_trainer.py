@@ -1,4 +1,5 @@
 """The one trainer, exercised with a tiny trainable fuser on phantom data."""
+
 import json
 
 import pytest
@@ -14,7 +15,9 @@ class TinyFuser(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 3, padding=1))
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 3, padding=1)
+        )
 
     def forward(self, x1, x2):
         return torch.sigmoid(self.net(torch.cat([x1, x2], 1)))
@@ -36,7 +39,9 @@ def test_fusion_loss_matches_definition():
     from metrics.ssim import ssim
 
     lam, w = 0.8, 0.5
-    want = lam * (w * (1 - ssim(f, x1).mean()) + (1 - w) * (1 - ssim(f, x2).mean())) + (1 - lam) * (w * ((f - x1) ** 2).mean() + (1 - w) * ((f - x2) ** 2).mean())
+    want = lam * (w * (1 - ssim(f, x1).mean()) + (1 - w) * (1 - ssim(f, x2).mean())) + (1 - lam) * (
+        w * ((f - x1) ** 2).mean() + (1 - w) * ((f - x2) ** 2).mean()
+    )
     torch.testing.assert_close(fusion_loss(f, x1, x2, LossConfig(lam, w)), want)
     assert fusion_loss(x1, x1, x1).item() == pytest.approx(0.0, abs=1e-6)
 
@@ -73,10 +78,24 @@ def test_resumed_training_equals_uninterrupted(data, tmp_path):
 
 def test_plateau_scheduler_and_reference_quirks(data, tmp_path):
     tr, va = data
-    cfg = TrainConfig(epochs=2, batch_size=5, lr=3e-3, seed=0, plateau_patience=0, plateau_factor=0.5, reference_quirks=True)
+    cfg = TrainConfig(
+        epochs=2, batch_size=5, lr=3e-3, seed=0, plateau_patience=0, plateau_factor=0.5, reference_quirks=True
+    )
     state = train(_model(), tr, va, cfg, str(tmp_path), progress=False)
     lrs = [h["lr"] for h in state["history"]]
     assert lrs[0] in (3e-3, 1.5e-3) and all(lr <= 3e-3 for lr in lrs)
+
+
+def test_reference_quirks_on_differ_from_off(data, tmp_path):
+    """Quirks on: file order and the last partial batch dropped (12 pairs at batch 5: 2 steps);
+    off: shuffled, every pair used (3 steps). Different batches, different weights."""
+    tr, va = data
+    kw = dict(epochs=1, batch_size=5, lr=3e-3, seed=0)
+    on, off = _model(), _model()
+    h_on = train(on, tr, va, TrainConfig(**kw, reference_quirks=True), str(tmp_path / "on"), progress=False)["history"]
+    h_off = train(off, tr, va, TrainConfig(**kw), str(tmp_path / "off"), progress=False)["history"]
+    assert h_on[0]["step"] == 2 and h_off[0]["step"] == 3
+    assert not torch.equal(on.net[0].weight, off.net[0].weight)
 
 
 def test_nan_loss_is_a_clear_error(data, tmp_path):

@@ -23,6 +23,7 @@ itself, not circular). The state (C, D, F1, F2, H, tau_a, tau_b) starts at C = D
 F1 = F2 = H = 0, tau_a = tau_b = 1 and is carried across the sampler's steps. Images are
 (B, 1, H, W); means are per image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

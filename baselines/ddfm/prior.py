@@ -8,6 +8,7 @@ denoising loss), so it gets checkpoints, resume, progress and device handling fo
 saved as a diffusers folder. ``load_prior(path)`` reads any local diffusers ``UNet2DModel``
 folder; nothing is ever downloaded (``local_files_only``).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,19 @@ class DiffusionPrior(nn.Module):
         from diffusers import DDPMScheduler, UNet2DModel
 
         self.size = size
-        self.unet = unet or UNet2DModel(sample_size=size, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=tuple(channels), down_block_types=("DownBlock2D",) * len(channels), up_block_types=("UpBlock2D",) * len(channels), norm_num_groups=min(8, min(channels)))
-        self.noise = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", prediction_type="epsilon")
+        self.unet = unet or UNet2DModel(
+            sample_size=size,
+            in_channels=1,
+            out_channels=1,
+            layers_per_block=1,
+            block_out_channels=tuple(channels),
+            down_block_types=("DownBlock2D",) * len(channels),
+            up_block_types=("UpBlock2D",) * len(channels),
+            norm_num_groups=min(8, min(channels)),
+        )
+        self.noise = DDPMScheduler(
+            num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", prediction_type="epsilon"
+        )
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.unet(x_t, t).sample
@@ -62,9 +74,15 @@ def load_prior(path: str) -> DiffusionPrior:
     from diffusers import UNet2DModel
 
     if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "config.json")):
-        raise FileNotFoundError(f"--ddfm-prior {path}: not a diffusers UNet2DModel folder (expected config.json and weights); DDFM will not fall back to random weights")
+        raise FileNotFoundError(
+            f"--ddfm-prior {path}: not a diffusers UNet2DModel folder (expected config.json and weights); DDFM "
+            "will not fall back to random weights"
+        )
     unet = UNet2DModel.from_pretrained(path, local_files_only=True)
     if unet.config.in_channels not in (1, 3) or unet.config.out_channels != unet.config.in_channels:
-        raise ValueError(f"--ddfm-prior {path}: in/out channels {unet.config.in_channels}/{unet.config.out_channels}; expected 1 (grey) or 3 (RGB)")
+        raise ValueError(
+            f"--ddfm-prior {path}: in/out channels {unet.config.in_channels}/{unet.config.out_channels}; "
+            "expected 1 (grey) or 3 (RGB)"
+        )
     size = unet.config.sample_size if isinstance(unet.config.sample_size, int) else unet.config.sample_size[0]
     return DiffusionPrior(size=size, unet=unet)

@@ -13,6 +13,7 @@ All images of a batch are sampled together (the reference samples one at a time)
 noise comes from a generator reset to ``seed`` for every image (the reference resets 3407 per
 image), so every image starts from the same x_T.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,13 +26,29 @@ def schedule(steps: int = 100, train_steps: int = 1000):
     """(timesteps descending, alphas_cumprod) from diffusers' schedulers."""
     from diffusers import DDIMScheduler
 
-    s = DDIMScheduler(num_train_timesteps=train_steps, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", timestep_spacing="linspace", clip_sample=False, set_alpha_to_one=True)
+    s = DDIMScheduler(
+        num_train_timesteps=train_steps,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        timestep_spacing="linspace",
+        clip_sample=False,
+        set_alpha_to_one=True,
+    )
     s.set_timesteps(steps)
     return s.timesteps.clone(), s.alphas_cumprod.clone()
 
 
 @torch.no_grad()
-def ddfm_sample(eps_model, i: torch.Tensor, v: torch.Tensor, steps: int = 100, seed: int = 3407, progress: bool = False, fuse: bool = True) -> torch.Tensor:
+def ddfm_sample(
+    eps_model,
+    i: torch.Tensor,
+    v: torch.Tensor,
+    steps: int = 100,
+    seed: int = 3407,
+    progress: bool = False,
+    fuse: bool = True,
+) -> torch.Tensor:
     """Sample a fused image for sources ``i`` = x1 and ``v`` = x2, (B, C, H, W) in [-1, 1].
 
     ``eps_model(x_t, t)`` predicts the noise (C channels). ``fuse=False`` runs plain DDIM (no EM).

@@ -4,6 +4,7 @@ Each command is a small function over the library (``benchmark.run``, ``benchmar
 ``benchmark.reporting``); errors a user can fix are one line on stderr and exit status 2
 (``FUSIONBENCH_DEBUG=1`` shows the traceback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,10 @@ def _cmd_list(args) -> int:
     from metrics.registry import METRICS
 
     fusers = [e.as_dict() for e in list_fusers()]
-    mets = [{"name": m.name, "direction": m.direction, "ranked": m.ranked, "lineage": m.lineage, "reference": m.reference} for m in METRICS.values()]
+    mets = [
+        {"name": m.name, "direction": m.direction, "ranked": m.ranked, "lineage": m.lineage, "reference": m.reference}
+        for m in METRICS.values()
+    ]
     if args.json:
         print(json.dumps({"fusers": fusers, "metrics": mets}, indent=2))
         return 0
@@ -28,10 +32,15 @@ def _cmd_list(args) -> int:
     print(f"  {'name':<14}{'kind':<16}{'trainable':<11}{'params':>12}  {'source':<34}reference")
     for f in fusers:
         params = "-" if f["params"] is None else f"{f['params']:,}"
-        print(f"  {f['name']:<14}{f['kind']:<16}{('yes' if f['trainable'] else 'no'):<11}{params:>12}  {f['source']:<34}{f['reference']}")
+        print(
+            f"  {f['name']:<14}{f['kind']:<16}{('yes' if f['trainable'] else 'no'):<11}{params:>12}  "
+            f"{f['source']:<34}{f['reference']}"
+        )
         if f["error"]:
             print(f"      ERROR: {f['error']}")
-    print("  smp-<arch>-<encoder>: segmentation-models-pytorch architectures on demand (pip install 'fusionbench[smp]')")
+    print(
+        "  smp-<arch>-<encoder>: segmentation-models-pytorch architectures on demand (pip install 'fusionbench[smp]')"
+    )
     print("Metrics")
     for m in mets:
         note = "" if m["ranked"] else " (diagnostic, not ranked)"
@@ -51,7 +60,16 @@ def _launch_torchrun(nproc: int) -> int:
             skip = True
         elif not a.startswith("--nproc="):
             clean.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "benchmark", *clean]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "benchmark",
+        *clean,
+    ]
     return subprocess.call(cmd)
 
 
@@ -78,8 +96,12 @@ def _cmd_table(args) -> int:
 
     path = os.path.join(args.run_dir, "scores.csv")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv")
-    tables = write_score_tables(args.run_dir, pd.read_csv(path), f"Fusion metrics ({args.run_dir}).", style=args.style, with_std=args.std)
+        raise FileNotFoundError(
+            f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
+        )
+    tables = write_score_tables(
+        args.run_dir, pd.read_csv(path), f"Fusion metrics ({args.run_dir}).", style=args.style, with_std=args.std
+    )
     with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
         print(fh.read())
     return 0 if "slice" in tables else 2
@@ -89,7 +111,16 @@ def _cmd_eval(args) -> int:
     from benchmark.running.evaluate import evaluate_folders, parse_fused
 
     out = args.out or os.path.join("results", "eval")
-    evaluate_folders(args.x1, args.x2, parse_fused(args.fused), out, args.metric_profile, args.metrics, None if not args.no_quantize else False, device=args.device)
+    evaluate_folders(
+        args.x1,
+        args.x2,
+        parse_fused(args.fused),
+        out,
+        args.metric_profile,
+        args.metrics,
+        None if not args.no_quantize else False,
+        device=args.device,
+    )
     with open(os.path.join(out, "leaderboard.md")) as fh:
         print(fh.read())
     print(f"results: {out}")
@@ -99,14 +130,18 @@ def _cmd_eval(args) -> int:
 def _cmd_data_prepare(args) -> int:
     from benchmark.data.brats import prepare
 
-    summary = prepare(args.brats_dir, args.out, tuple(args.modalities.split(",")), args.select, args.val_fraction, args.seed)
+    summary = prepare(
+        args.brats_dir, args.out, tuple(args.modalities.split(",")), args.select, args.val_fraction, args.seed
+    )
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description="fusionbench: benchmark medical image fusion (T1-Gd + FLAIR).")
+    p = argparse.ArgumentParser(
+        prog="bench", description="fusionbench: benchmark medical image fusion (T1-Gd + FLAIR)."
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     pl = sub.add_parser("list", help="list fusers and metrics")
     pl.add_argument("--json", action="store_true")

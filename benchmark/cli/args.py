@@ -1,4 +1,5 @@
 """Command-line arguments shared by ``bench run`` and ``bench ablate``, and the config they give."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,9 @@ import dataclasses
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="all", help="comma-separated fuser names or 'all' (see bench list)")
-    p.add_argument("--data", default="phantom", help="'phantom' (embedded), FILE.h5 from 'bench data prepare', or TRAIN.h5,VAL.h5")
+    p.add_argument(
+        "--data", default="phantom", help="'phantom' (embedded), FILE.h5 from 'bench data prepare', or TRAIN.h5,VAL.h5"
+    )
     p.add_argument("--profile", default="quick", help="smoke | quick | paper")
     p.add_argument("--epochs", type=int)
     p.add_argument("--n-train", type=int)
@@ -22,11 +25,20 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ddfm-prior", help="local diffusers UNet2DModel folder to use as DDFM's prior")
     p.add_argument("--out", help="results folder (default results)")
     p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
-    p.add_argument("--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist")
-    p.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="train nothing: load every fuser's weights from a finished run folder (e.g. results/cpu-phantom)")
+    p.add_argument(
+        "--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist"
+    )
+    p.add_argument(
+        "--from",
+        dest="from_run",
+        metavar="RUN_DIR",
+        help="train nothing: load every fuser's weights from a finished run folder (e.g. results/cpu-phantom)",
+    )
     p.add_argument("--nproc", type=int, default=1, help="processes (torchrun standalone; gloo on CPU, NCCL on GPUs)")
     p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4"
+    )
 
 
 def config_from_args(args):
@@ -34,7 +46,26 @@ def config_from_args(args):
 
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
     over = {}
-    for key in ("models", "data", "epochs", "n_train", "n_val", "batch_size", "width", "seed", "device", "amp", "metric_profile", "metrics", "ddfm_prior", "out", "run_name", "retrain", "table_style", "from_run"):
+    for key in (
+        "models",
+        "data",
+        "epochs",
+        "n_train",
+        "n_val",
+        "batch_size",
+        "width",
+        "seed",
+        "device",
+        "amp",
+        "metric_profile",
+        "metrics",
+        "ddfm_prior",
+        "out",
+        "run_name",
+        "retrain",
+        "table_style",
+        "from_run",
+    ):
         v = getattr(args, key, None)
         if v is not None:
             over[key] = v

@@ -1,4 +1,5 @@
 """``bench decompose`` and ``bench ablate``: FusionINN's decomposition and its Table 2."""
+
 from __future__ import annotations
 
 import os
@@ -6,7 +7,9 @@ import os
 from benchmark.cli.args import add_run_args, config_from_args
 
 # The FusionINN trained on the CPU whose weights ship with the repository (results/README.md).
-DEFAULT_FUSIONINN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "results", "cpu-phantom", "fusioninn")
+DEFAULT_FUSIONINN = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "results", "cpu-phantom", "fusioninn"
+)
 
 
 def _cmd_decompose(args) -> int:
@@ -21,12 +24,18 @@ def _cmd_decompose(args) -> int:
 
     mdir = args.model_dir or DEFAULT_FUSIONINN
     if not os.path.isdir(mdir):
-        raise ValueError(f"{mdir}: no FusionINN folder there; give --model-dir results/<run>/fusioninn of a finished run")
+        raise ValueError(
+            f"{mdir}: no FusionINN folder there; give --model-dir results/<run>/fusioninn of a finished run"
+        )
     model = load_model_folder(mdir, expected="fusioninn")
     src = args.image
     if not os.path.exists(src):
         raise FileNotFoundError(f"{src}: no such image or folder")
-    files = [os.path.join(src, f) for f in sorted(os.listdir(src)) if f.lower().endswith(EXTS)] if os.path.isdir(src) else [src]
+    files = (
+        [os.path.join(src, f) for f in sorted(os.listdir(src)) if f.lower().endswith(EXTS)]
+        if os.path.isdir(src)
+        else [src]
+    )
     if not files:
         raise ValueError(f"{src}: no images ({', '.join(EXTS)})")
     out = args.out or os.path.join("results", "decomposed")
@@ -37,16 +46,28 @@ def _cmd_decompose(args) -> int:
             raise ValueError(f"{f}: {img.shape[0]}x{img.shape[1]}; FusionINN needs even height and width")
         fused = torch.from_numpy(img)[None, None]
         h1, h2 = decompose_draws(model, fused, args.draws, args.seed)
-        res = {"x1_mean": h1.mean(0)[0, 0], "x2_mean": h2.mean(0)[0, 0], "x1_std": h1.std(0, unbiased=False)[0, 0], "x2_std": h2.std(0, unbiased=False)[0, 0]}
+        res = {
+            "x1_mean": h1.mean(0)[0, 0],
+            "x2_mean": h2.mean(0)[0, 0],
+            "x1_std": h1.std(0, unbiased=False)[0, 0],
+            "x2_std": h2.std(0, unbiased=False)[0, 0],
+        }
         s = stem(f)
         with atomic_path(os.path.join(out, f"{s}_decomposed.npz"), ".npz") as tmp:
-            np.savez(tmp, **{k: v.numpy() for k, v in res.items()}, draws_x1=h1[:, 0, 0].numpy(), draws_x2=h2[:, 0, 0].numpy())
+            np.savez(
+                tmp,
+                **{k: v.numpy() for k, v in res.items()},
+                draws_x1=h1[:, 0, 0].numpy(),
+                draws_x2=h2[:, 0, 0].numpy(),
+            )
         for k, v in res.items():
             a = v.numpy()
             if k.endswith("std"):  # uncertainty map, stretched for viewing (raw values in the .npz)
                 a = a / a.max() if a.max() > 0 else a
             with atomic_path(os.path.join(out, f"{s}_{k}.png"), ".png") as tmp:
-                skio.imsave(tmp, (np.clip(a, 0, 1) * 255).round().astype(np.uint8), check_contrast=False, extension=".png")
+                skio.imsave(
+                    tmp, (np.clip(a, 0, 1) * 255).round().astype(np.uint8), check_contrast=False, extension=".png"
+                )
         print(f"{f}: mean std x1 {float(res['x1_std'].mean()):.4f}, x2 {float(res['x2_std'].mean()):.4f}")
     print(f"wrote {out} (weights: {mdir})")
     return 0
@@ -68,7 +89,9 @@ def _cmd_ablate(args) -> int:
 def add_fusioninn_commands(sub) -> None:
     p = sub.add_parser("decompose", help="decompose fused images with a trained FusionINN")
     p.add_argument("image", help="a fused image or a folder of them")
-    p.add_argument("--model-dir", help="results/<run>/fusioninn (default: the FusionINN committed in results/cpu-phantom)")
+    p.add_argument(
+        "--model-dir", help="results/<run>/fusioninn (default: the FusionINN committed in results/cpu-phantom)"
+    )
     p.add_argument("--draws", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default results/decomposed)")

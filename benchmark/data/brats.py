@@ -23,6 +23,7 @@ Output: ``data`` (N, 4, H, W) float32 with channel 2 = first modality (x1) and c
 (x2), channels 0-1 zero as in the authors' files; ``seg`` (N, H, W) uint8; ``split`` (0 train,
 1 validation); ``patient`` and ``slice`` per row.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,11 +62,28 @@ def find_cases(root: str, modalities=("t1ce", "flair")) -> list[dict]:
                 found[kind] = os.path.join(d, hits[0])
         if all(m in found for m in modalities):
             seg = found.get("seg")
-            layout = "2015" if seg and os.path.basename(seg).startswith("OT") else "2023" if seg and seg.endswith(("-seg.nii", "-seg.nii.gz")) else "2018"
-            cases.append({"patient": os.path.basename(d), "x1": found[modalities[0]], "x2": found[modalities[1]], "seg": seg, "layout": layout})
+            layout = (
+                "2015"
+                if seg and os.path.basename(seg).startswith("OT")
+                else "2023"
+                if seg and seg.endswith(("-seg.nii", "-seg.nii.gz"))
+                else "2018"
+            )
+            cases.append(
+                {
+                    "patient": os.path.basename(d),
+                    "x1": found[modalities[0]],
+                    "x2": found[modalities[1]],
+                    "seg": seg,
+                    "layout": layout,
+                }
+            )
     if not cases:
         want = " and ".join(f"{m} ({', '.join(PATTERNS[m])})" for m in modalities)
-        raise ValueError(f"{root}: no case folder holds both {want}; BraTS 2015 (T1c*, Flair*), 2018-2021 (*_t1ce, *_flair) and 2023+ (*-t1c, *-t2f) names are recognised")
+        raise ValueError(
+            f"{root}: no case folder holds both {want}; BraTS 2015 (T1c*, Flair*), 2018-2021 (*_t1ce, *_flair) "
+            "and 2023+ (*-t1c, *-t2f) names are recognised"
+        )
     return cases
 
 
@@ -88,7 +106,15 @@ def _keep(labels: np.ndarray | None, select: str) -> bool:
     return bool((labels > 0).any())
 
 
-def prepare(root: str, out: str, modalities=("t1ce", "flair"), select: str = "labels12", val_fraction: float = 0.12, seed: int = 0, progress: bool = True) -> dict:
+def prepare(
+    root: str,
+    out: str,
+    modalities=("t1ce", "flair"),
+    select: str = "labels12",
+    val_fraction: float = 0.12,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Import every case under ``root`` into ``out`` (HDF5, written atomically); returns a summary dict."""
     import h5py
     import nibabel as nib
@@ -109,7 +135,15 @@ def prepare(root: str, out: str, modalities=("t1ce", "flair"), select: str = "la
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, f".{os.path.basename(out)}.{os.getpid()}.tmp")
-    summary = {"cases": len(cases), "modalities": list(modalities), "select": select, "kept": {"train": 0, "val": 0}, "dropped_constant": 0, "not_selected": 0, "val_patients": sorted(val_patients)}
+    summary = {
+        "cases": len(cases),
+        "modalities": list(modalities),
+        "select": select,
+        "kept": {"train": 0, "val": 0},
+        "dropped_constant": 0,
+        "not_selected": 0,
+        "val_patients": sorted(val_patients),
+    }
     try:
         with h5py.File(tmp, "w") as f:
             data = shape = None
@@ -122,16 +156,38 @@ def prepare(root: str, out: str, modalities=("t1ce", "flair"), select: str = "la
                         raise ValueError(f"{case[key]}: volume has shape {v.shape}; expected 3-D (H, W, slices)")
                     vols.append(v)
                 if vols[0].shape != vols[1].shape:
-                    raise ValueError(f"{case['patient']}: {case['x1']} has shape {vols[0].shape} but {case['x2']} has {vols[1].shape}")
+                    raise ValueError(
+                        f"{case['patient']}: {case['x1']} has shape {vols[0].shape} but {case['x2']} has "
+                        f"{vols[1].shape}"
+                    )
                 seg = _labels(np.asarray(nib.load(case["seg"]).dataobj), case["layout"]) if case["seg"] else None
                 if seg is not None and seg.shape != vols[0].shape:
-                    raise ValueError(f"{case['seg']}: labels have shape {seg.shape}; expected {vols[0].shape} like the images")
+                    raise ValueError(
+                        f"{case['seg']}: labels have shape {seg.shape}; expected {vols[0].shape} like the images"
+                    )
                 if shape is None:
                     shape = vols[0].shape[:2]
-                    data = f.create_dataset("data", shape=(0, 4, *shape), maxshape=(None, 4, *shape), dtype="f4", chunks=(1, 4, *shape), compression="gzip", compression_opts=4)
-                    segds = f.create_dataset("seg", shape=(0, *shape), maxshape=(None, *shape), dtype="u1", chunks=(1, *shape), compression="gzip")
+                    data = f.create_dataset(
+                        "data",
+                        shape=(0, 4, *shape),
+                        maxshape=(None, 4, *shape),
+                        dtype="f4",
+                        chunks=(1, 4, *shape),
+                        compression="gzip",
+                        compression_opts=4,
+                    )
+                    segds = f.create_dataset(
+                        "seg",
+                        shape=(0, *shape),
+                        maxshape=(None, *shape),
+                        dtype="u1",
+                        chunks=(1, *shape),
+                        compression="gzip",
+                    )
                 elif vols[0].shape[:2] != shape:
-                    raise ValueError(f"{case['x1']}: slices are {vols[0].shape[:2]}; expected {shape} like the first case")
+                    raise ValueError(
+                        f"{case['x1']}: slices are {vols[0].shape[:2]}; expected {shape} like the first case"
+                    )
                 split = 1 if case["patient"] in val_patients else 0
                 for z in range(vols[0].shape[2]):
                     lab = seg[:, :, z] if seg is not None else None
@@ -155,7 +211,9 @@ def prepare(root: str, out: str, modalities=("t1ce", "flair"), select: str = "la
                     rows.append((case["patient"], z, split))
                     summary["kept"]["val" if split else "train"] += 1
             if not rows:
-                raise ValueError(f"{root}: no slice passed --select {select} (dropped {summary['dropped_constant']} constant slices)")
+                raise ValueError(
+                    f"{root}: no slice passed --select {select} (dropped {summary['dropped_constant']} constant slices)"
+                )
             f.create_dataset("patient", data=np.array([r[0] for r in rows], dtype="S"))
             f.create_dataset("slice", data=np.array([r[1] for r in rows], dtype="i4"))
             f.create_dataset("split", data=np.array([r[2] for r in rows], dtype="u1"))

@@ -4,6 +4,7 @@ x1 = T1-Gd, x2 = FLAIR, float32 in [0, 1]. ``load_data`` turns a ``--data`` spec
 (train, validation) datasets: ``phantom`` (embedded default), ``FILE.h5`` (a file written by
 ``bench data prepare``, with a ``split`` dataset), or ``TRAIN.h5,VAL.h5`` (the authors' pair of files).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,11 @@ class ArrayPairs(torch.utils.data.Dataset):
         return len(self.x1)
 
     def __getitem__(self, i):
-        item = {"x1": torch.from_numpy(np.ascontiguousarray(self.x1[i]))[None], "x2": torch.from_numpy(np.ascontiguousarray(self.x2[i]))[None], "index": i}
+        item = {
+            "x1": torch.from_numpy(np.ascontiguousarray(self.x1[i]))[None],
+            "x2": torch.from_numpy(np.ascontiguousarray(self.x2[i]))[None],
+            "index": i,
+        }
         if self.labels is not None:
             item["labels"] = torch.from_numpy(np.ascontiguousarray(self.labels[i]))
         return item
@@ -80,10 +85,16 @@ class H5Pairs(torch.utils.data.Dataset):
             raise ValueError(f"{path}: not a readable HDF5 file ({e})") from None
         with f:
             if "data" not in f:
-                raise ValueError(f"{path}: no dataset 'data'; found {sorted(f.keys())}. Expected 'data' of shape (N, 4, H, W) with channel 2 = T1-Gd and channel 3 = FLAIR")
+                raise ValueError(
+                    f"{path}: no dataset 'data'; found {sorted(f.keys())}. Expected 'data' of shape (N, 4, H, "
+                    "W) with channel 2 = T1-Gd and channel 3 = FLAIR"
+                )
             shape = f["data"].shape
             if len(shape) != 4 or shape[1] < 4:
-                raise ValueError(f"{path}: dataset 'data' has shape {shape}; expected (N, 4, H, W) with channel 2 = T1-Gd and channel 3 = FLAIR")
+                raise ValueError(
+                    f"{path}: dataset 'data' has shape {shape}; expected (N, 4, H, W) with channel 2 = T1-Gd "
+                    "and channel 3 = FLAIR"
+                )
             self.shape = shape
             self.has_labels = "seg" in f
             self.split = np.asarray(f["split"]) if "split" in f else None
@@ -126,22 +137,38 @@ def _first(ds, n):
     return torch.utils.data.Subset(ds, range(n))
 
 
-def load_data(spec: str, seed: int = 0, n_train: int | None = None, n_val: int | None = None, phantom_train: int = 512, phantom_val: int = 128):
+def load_data(
+    spec: str,
+    seed: int = 0,
+    n_train: int | None = None,
+    n_val: int | None = None,
+    phantom_train: int = 512,
+    phantom_val: int = 128,
+):
     """(train, val, description) for a ``--data`` spec; ``n_train``/``n_val`` take the first n of each split."""
     if spec == "phantom":
         nt = phantom_train if n_train is None else n_train
         nv = phantom_val if n_val is None else n_val
-        return phantom_split(seed, "train", nt), phantom_split(seed, "val", nv), {"data": "phantom", "seed": seed, "n_train": nt, "n_val": nv, "size": [phantom.SIZE, phantom.SIZE]}
+        return (
+            phantom_split(seed, "train", nt),
+            phantom_split(seed, "val", nv),
+            {"data": "phantom", "seed": seed, "n_train": nt, "n_val": nv, "size": [phantom.SIZE, phantom.SIZE]},
+        )
     parts = spec.split(",")
     if len(parts) == 2:
         tr, va = H5Pairs(parts[0]), H5Pairs(parts[1])
     elif len(parts) == 1 and spec.endswith((".h5", ".hdf5")):
         full = H5Pairs(spec)
         if full.split is None:
-            raise ValueError(f"{spec}: no 'split' dataset; give the train and validation files as TRAIN.h5,VAL.h5 or write the file with 'bench data prepare'")
+            raise ValueError(
+                f"{spec}: no 'split' dataset; give the train and validation files as TRAIN.h5,VAL.h5 or write "
+                "the file with 'bench data prepare'"
+            )
         tr = H5Pairs(spec, np.nonzero(full.split == 0)[0], name=f"{full.name}/train")
         va = H5Pairs(spec, np.nonzero(full.split == 1)[0], name=f"{full.name}/val")
     else:
-        raise ValueError(f"unknown data {spec!r}; expected 'phantom', FILE.h5 (from 'bench data prepare') or TRAIN.h5,VAL.h5")
+        raise ValueError(
+            f"unknown data {spec!r}; expected 'phantom', FILE.h5 (from 'bench data prepare') or TRAIN.h5,VAL.h5"
+        )
     tr, va = _first(tr, n_train), _first(va, n_val)
     return tr, va, {"data": spec, "seed": seed, "n_train": len(tr), "n_val": len(va)}

@@ -1,4 +1,5 @@
 """Reading user images for ``bench eval``: PNG (8/16-bit), TIFF, .npy and NIfTI slices -> [0, 1] float."""
+
 from __future__ import annotations
 
 import os

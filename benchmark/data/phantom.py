@@ -14,6 +14,7 @@ BraTS. Each image is min-max normalised to [0, 1] (float32), like the paper's pr
 The same ``(seed, split, index)`` always gives the same bytes; train and validation pairs are
 drawn from separate streams.
 """
+
 from __future__ import annotations
 
 import functools
@@ -103,7 +104,9 @@ def make_pair(seed: int, split: str, index: int):
     rng = np.random.default_rng([seed, _SPLIT_STREAM[split], index])
     z = rng.integers(t1.shape[0])
     mat, off = _pose(rng, t1.shape[1:])
-    warp = lambda img: ndimage.affine_transform(img, mat, offset=off, output_shape=(SIZE, SIZE), order=1, mode="constant", cval=0.0)
+    warp = lambda img: ndimage.affine_transform(
+        img, mat, offset=off, output_shape=(SIZE, SIZE), order=1, mode="constant", cval=0.0
+    )
     brain_soft = np.clip(warp((t1[z] > 0.04).astype(np.float32)), 0, 1)
     p_gm, p_wm = np.clip(warp(gm[z]), 0, 1), np.clip(warp(wm[z]), 0, 1)
     brain = brain_soft > 0.5
@@ -133,7 +136,9 @@ def make_pair(seed: int, split: str, index: int):
         bias = np.exp(c[0] * yy + c[1] * xx + c[2] * yy * yy + c[3] * xx * xx + c[4] * xx * yy)
         sigma = rng.uniform(0.008, 0.025)
         img = img * bias
-        img = np.sqrt((img + sigma * rng.standard_normal(img.shape)) ** 2 + (sigma * rng.standard_normal(img.shape)) ** 2)
+        img = np.sqrt(
+            (img + sigma * rng.standard_normal(img.shape)) ** 2 + (sigma * rng.standard_normal(img.shape)) ** 2
+        )
         img = np.where(brain, img, 0.0).astype(np.float32)
         lo, hi = float(img.min()), float(img.max())
         out.append(((img - lo) / (hi - lo)).astype(np.float32))

@@ -8,6 +8,7 @@ of 8, centred on the tumour and shifted to lie inside the image. The same box cr
 which are then scored like whole slices (``region=tumour`` rows beside ``region=slice``).
 Images without tumour labels get no tumour row.
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,4 +47,6 @@ def region_groups(boxes) -> dict:
 
 
 def crop(x: torch.Tensor, boxes, idx) -> torch.Tensor:
-    return torch.stack([x[j, :, boxes[j][0] : boxes[j][0] + boxes[j][2], boxes[j][1] : boxes[j][1] + boxes[j][2]] for j in idx])
+    return torch.stack(
+        [x[j, :, boxes[j][0] : boxes[j][0] + boxes[j][2], boxes[j][1] : boxes[j][1] + boxes[j][2]] for j in idx]
+    )

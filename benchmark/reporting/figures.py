@@ -4,6 +4,7 @@ distributions and learning curves.
 Drawn with matplotlib's object API (``matplotlib.figure.Figure``), never ``pyplot``: no global
 backend is switched, so calling these from a notebook leaves the user's matplotlib as it was.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,7 +66,13 @@ def distributions(path: str, scores, cols, models) -> None:
     axes = fig.subplots(1, len(cols), squeeze=False)
     for ax, c in zip(axes[0], cols):
         data = [scores.loc[scores.model == m, c].dropna().to_numpy() for m in models]
-        ax.boxplot(data, orientation="horizontal", tick_labels=[display_name(m) for m in models], showfliers=True, flierprops={"markersize": 2})
+        ax.boxplot(
+            data,
+            orientation="horizontal",
+            tick_labels=[display_name(m) for m in models],
+            showfliers=True,
+            flierprops={"markersize": 2},
+        )
         ax.invert_yaxis()
         ax.set_title(c, fontsize=9)
         ax.tick_params(labelsize=7)
@@ -86,7 +93,7 @@ def training_curves(path: str, histories: dict[str, list[dict]]) -> None:
     rows = (len(names) + cols - 1) // cols
     fig = Figure(figsize=(3.4 * cols, 2.6 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         h = histories[name]
@@ -100,7 +107,13 @@ def training_curves(path: str, histories: dict[str, list[dict]]) -> None:
         if scores:
             ax2 = ax.twinx()
             for k in scores:
-                ax2.plot(steps, [r.get(k, float("nan")) for r in h], ":", lw=1.2, label=k.replace("val_", "val ").replace("_", " "))
+                ax2.plot(
+                    steps,
+                    [r.get(k, float("nan")) for r in h],
+                    ":",
+                    lw=1.2,
+                    label=k.replace("val_", "val ").replace("_", " "),
+                )
             ax2.set_ylim(0, 1)
             ax2.set_ylabel("SSIM", fontsize=7)
             ax2.tick_params(labelsize=6)

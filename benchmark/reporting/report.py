@@ -1,5 +1,6 @@
 """The reporting stage of a run: from the models' results (DataFrames, arrays) to the run folder's
 tables and figures, written once. Returns the tables as DataFrames."""
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,33 @@ from benchmark.reporting.tables import metric_columns, write_leaderboards
 TUMOUR = "inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"
 
 
-def write_score_tables(run_dir: str, scores: pd.DataFrame, caption: str, style: str = "stats", n_boot: int = 2000, seed: int = 0, with_std: bool = False) -> dict:
+def write_score_tables(
+    run_dir: str,
+    scores: pd.DataFrame,
+    caption: str,
+    style: str = "stats",
+    n_boot: int = 2000,
+    seed: int = 0,
+    with_std: bool = False,
+) -> dict:
     """``scores.csv``'s leaderboards: whole slices (``leaderboard.*``) and, where there are tumour
     rows, ``leaderboard_tumour.*``. Returns ``{"slice": table, "tumour": table}``."""
     out = {}
     slices = scores[scores.region == "slice"] if "region" in scores else scores
-    out["slice"] = write_leaderboards(run_dir, slices, caption, with_std=with_std, style=style, n_boot=n_boot, seed=seed)
+    out["slice"] = write_leaderboards(
+        run_dir, slices, caption, with_std=with_std, style=style, n_boot=n_boot, seed=seed
+    )
     if "region" in scores and (scores.region == "tumour").any():
-        out["tumour"] = write_leaderboards(run_dir, scores[scores.region == "tumour"], caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}"), with_std=with_std, stem="leaderboard_tumour", style=style, n_boot=n_boot, seed=seed)
+        out["tumour"] = write_leaderboards(
+            run_dir,
+            scores[scores.region == "tumour"],
+            caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}"),
+            with_std=with_std,
+            stem="leaderboard_tumour",
+            style=style,
+            n_boot=n_boot,
+            seed=seed,
+        )
     return out
 
 
@@ -53,10 +73,23 @@ def report(run_dir: str, cfg, results: dict, val_ds, caption: str) -> dict:
         items = [val_ds[i] for i in range(n)]
         x1 = np.stack([it["x1"][0].numpy() for it in items])
         x2 = np.stack([it["x2"][0].numpy() for it in items])
-        sample_grid(os.path.join(run_dir, "figures", "samples.png"), x1, x2, {k: v[:n] for k, v in samples.items()}, caption if len(caption) < 120 else "")
+        sample_grid(
+            os.path.join(run_dir, "figures", "samples.png"),
+            x1,
+            x2,
+            {k: v[:n] for k, v in samples.items()},
+            caption if len(caption) < 120 else "",
+        )
         for name in names:
             dec = results[name].decomposed
             if dec is not None and name in samples:
                 slug = os.path.basename(model_folder("", name))
-                decomposition_grid(os.path.join(run_dir, "figures", f"decomposition_{slug}.png"), x1, x2, samples[name][:n], dec[:n, 0], dec[:n, 1])
+                decomposition_grid(
+                    os.path.join(run_dir, "figures", f"decomposition_{slug}.png"),
+                    x1,
+                    x2,
+                    samples[name][:n],
+                    dec[:n, 0],
+                    dec[:n, 1],
+                )
     return tables

@@ -6,6 +6,7 @@
   step-down correction across the other models of that column. A model whose adjusted p-value is
   >= 0.05 is "not significantly different from the best" (marked in the tables).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,7 +64,15 @@ def image_key(scores: pd.DataFrame) -> str:
     raise ValueError("scores table has neither an 'index' nor a 'name' column to pair images across models")
 
 
-def add_statistics(table: pd.DataFrame, scores: pd.DataFrame, cols, higher_is_better, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+def add_statistics(
+    table: pd.DataFrame,
+    scores: pd.DataFrame,
+    cols,
+    higher_is_better,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Add ``<col>_lo``, ``<col>_hi`` (95% CI), ``<col>_p`` (Holm-adjusted vs the best) and
     ``<col>_same`` (True where not significantly different from the best, and for the best)."""
     key = image_key(scores)

@@ -5,6 +5,7 @@ alphabetically); columns are the metrics in Table 1 order. Values are means over
 decimals as in the paper (optionally +- standard deviation); in each column the best value by the
 metric's direction is bold, and every value that ties with it at the displayed precision is bold.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ import pandas as pd
 from baselines.registry import display_name, table_order
 from benchmark.atomic import write_text
 from metrics.registry import METRICS, TABLE_ORDER
+
 
 def order_models(names) -> list[str]:
     """Model names in the registry's Table 1 order (anchors first), then any other alphabetically."""
@@ -70,10 +72,23 @@ def _fmt(v: float, s: float | None, decimals: int) -> str:
     return txt
 
 
-STATS_NOTE = "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column (paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05). Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
+STATS_NOTE = (
+    "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column "
+    "(paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05). "
+    "Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
+)
 
 
-def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: bool = False, decimals: int = 3, style: str = "paper", index_label: str = "Model") -> str:
+def render(
+    table: pd.DataFrame,
+    cols,
+    fmt: str,
+    caption: str = "",
+    with_std: bool = False,
+    decimals: int = 3,
+    style: str = "paper",
+    index_label: str = "Model",
+) -> str:
     """The leaderboard as ``md`` or ``tex`` text; ``style="stats"`` adds CIs and the tie marker
     (needs the columns of :func:`benchmark.reporting.stats.add_statistics`). Rows are shown by
     the fusers' display names; ``index_label`` heads the first column."""
@@ -113,7 +128,17 @@ def render(table: pd.DataFrame, cols, fmt: str, caption: str = "", with_std: boo
     return "\n".join(lines) + "\n"
 
 
-def write_leaderboards(run_dir: str, scores: pd.DataFrame, caption: str = "", with_std: bool = False, stem: str = "leaderboard", columns=None, style: str = "stats", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+def write_leaderboards(
+    run_dir: str,
+    scores: pd.DataFrame,
+    caption: str = "",
+    with_std: bool = False,
+    stem: str = "leaderboard",
+    columns=None,
+    style: str = "stats",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Write ``<stem>.csv``, ``.tex`` and ``.md`` under ``run_dir`` (atomically); returns the table.
 
     ``style="stats"`` (default) adds bootstrap CIs and paired tests against the best

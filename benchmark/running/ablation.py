@@ -5,6 +5,7 @@ rerun); the table reports, as the paper's Table 2 does, the mean SSIM of the fus
 each source and of each decomposed source against the true one (docs/reference.md §3), taken
 from the results the runner returns: nothing is fused twice or read back from disk.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,18 @@ from benchmark.data import load_data
 from benchmark.reporting.tables import render
 from benchmark.running.runner import pick_device, run_model
 
-PARAMS = {"alpha": ("fusioninn_alpha", float), "lambda": ("loss_lambda", float), "k": ("fusioninn_k", int), "prior": ("fusioninn_prior", str)}
-PAPER_SWEEPS = {"alpha": "0.2,0.5,0.8,1.0", "lambda": "0.8,0.9,0.99,0.999", "k": "1,2,3,4", "prior": "zeros,normal,uniform"}
+PARAMS = {
+    "alpha": ("fusioninn_alpha", float),
+    "lambda": ("loss_lambda", float),
+    "k": ("fusioninn_k", int),
+    "prior": ("fusioninn_prior", str),
+}
+PAPER_SWEEPS = {
+    "alpha": "0.2,0.5,0.8,1.0",
+    "lambda": "0.8,0.9,0.99,0.999",
+    "k": "1,2,3,4",
+    "prior": "zeros,normal,uniform",
+}
 COLUMNS = ["Fusion SSIM T1-Gd", "Fusion SSIM FLAIR", "Decomposition SSIM T1-Gd", "Decomposition SSIM FLAIR"]
 # Table 2's fusion SSIM is the float, valid-window SSIM of each source: Q_SSIM's halves in the
 # ``fusioninn`` metric profile (no 8-bit quantisation; docs/reference.md §6).
@@ -38,7 +49,9 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
     if not vals:
         raise ValueError("--values: give at least one value")
     dev = pick_device(cfg.device)
-    root = os.path.join(cfg.out, cfg.run_name or f"ablate-{cfg.profile}-{'phantom' if cfg.data == 'phantom' else 'data'}")
+    root = os.path.join(
+        cfg.out, cfg.run_name or f"ablate-{cfg.profile}-{'phantom' if cfg.data == 'phantom' else 'data'}"
+    )
     check_writable(root)
     train_ds, val_ds, info = load_data(cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val)
     rows = []
@@ -49,9 +62,19 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
         res = run_model("fusioninn", c, train_ds, val_ds, vdir, dev, info, progress, log)
         s = res.scores[res.scores.region == "slice"]
         d = res.decomposition[res.decomposition.region == "slice"]
-        rows.append({param: v, COLUMNS[0]: s["Q_SSIM_x1"].mean(), COLUMNS[1]: s["Q_SSIM_x2"].mean(), COLUMNS[2]: d["SSIM_x1"].mean(), COLUMNS[3]: d["SSIM_x2"].mean()})
+        rows.append(
+            {
+                param: v,
+                COLUMNS[0]: s["Q_SSIM_x1"].mean(),
+                COLUMNS[1]: s["Q_SSIM_x2"].mean(),
+                COLUMNS[2]: d["SSIM_x1"].mean(),
+                COLUMNS[3]: d["SSIM_x2"].mean(),
+            }
+        )
     table = pd.DataFrame(rows).set_index(param)
-    caption = f"FusionINN ablation over {param} (Table 2 layout; profile {cfg.profile}, {len(val_ds)} validation pairs)."
+    caption = (
+        f"FusionINN ablation over {param} (Table 2 layout; profile {cfg.profile}, {len(val_ds)} validation pairs)."
+    )
     write_text(os.path.join(root, f"ablation_{param}.csv"), table.to_csv(float_format="%.6f"))
     shown = table.rename(index=str)
     write_text(os.path.join(root, f"ablation_{param}.md"), render(shown, COLUMNS, "md", caption, index_label=param))

@@ -4,6 +4,7 @@ For every validation image, ``draws`` latent samples z' (seeded: draw d uses see
 the fused image; per source the SSIM (Gaussian, valid, as Table 2) and PSNR against the true
 source are averaged over draws, and their spread (standard deviation over draws) is reported.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import pandas as pd
 import torch
 
 from benchmark.atomic import write_text
-from benchmark.reporting.tables import render, leaderboard
+from benchmark.reporting.tables import leaderboard, render
 from metrics.ssim import ssim
 
 COLUMNS = ["SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]
@@ -41,7 +42,21 @@ def _rows(h1, h2, x1, x2, indices, region, name):
     s2 = torch.stack([ssim(h2[i], x2) for i in range(d)])
     p1 = torch.stack([psnr(h1[i], x1) for i in range(d)])
     p2 = torch.stack([psnr(h2[i], x2) for i in range(d)])
-    return [{"model": name, "index": idx, "region": region, "SSIM_x1": float(s1[:, j].mean()), "SSIM_x2": float(s2[:, j].mean()), "PSNR_x1": float(p1[:, j].mean()), "PSNR_x2": float(p2[:, j].mean()), "SSIM_x1_spread": float(s1[:, j].std(unbiased=False)), "SSIM_x2_spread": float(s2[:, j].std(unbiased=False)), "draws": d} for j, idx in enumerate(indices)]
+    return [
+        {
+            "model": name,
+            "index": idx,
+            "region": region,
+            "SSIM_x1": float(s1[:, j].mean()),
+            "SSIM_x2": float(s2[:, j].mean()),
+            "PSNR_x1": float(p1[:, j].mean()),
+            "PSNR_x2": float(p2[:, j].mean()),
+            "SSIM_x1_spread": float(s1[:, j].std(unbiased=False)),
+            "SSIM_x2_spread": float(s2[:, j].std(unbiased=False)),
+            "draws": d,
+        }
+        for j, idx in enumerate(indices)
+    ]
 
 
 def decomposition_rows(model, fused, x1, x2, indices, cfg, boxes=None, name: str = "fusioninn") -> list[dict]:
@@ -71,7 +86,11 @@ def write_decomposition_tables(run_dir: str, rows: pd.DataFrame, caption: str) -
         out[stem.replace("_leaderboard", "")] = table
         write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
         where = "" if region == "slice" else " inside the tumour box (labels 1, 2, 4 dilated by 5 px)"
-        cap = f"Decomposition{where}: SSIM and PSNR of each decomposed source against the true one (mean over images and {int(part['draws'].iloc[0])} latent draws). {caption}"
+        draws = int(part["draws"].iloc[0])
+        cap = (
+            f"Decomposition{where}: SSIM and PSNR of each decomposed source against the true one "
+            f"(mean over images and {draws} latent draws). {caption}"
+        )
         write_text(os.path.join(run_dir, f"{stem}.md"), render(table, COLUMNS, "md", cap))
         write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, COLUMNS, "tex", cap.replace("_", "\\_")))
     return out

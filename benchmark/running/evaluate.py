@@ -4,6 +4,7 @@ The same file stem in the x1, x2 and fused folders makes one triple. Several fus
 (``--fused mine=DIR1 --fused theirs=DIR2``) are ranked against each other. Writes the same
 ``scores.csv`` (with a ``name`` column holding the file stem) and leaderboards as ``bench run``.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,19 @@ def parse_fused(specs) -> dict[str, str]:
     return out
 
 
-def evaluate_folders(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, metric_profile: str = "upstream", metrics=None, quantize=None, batch: int = 16, device: str = "cpu", progress: bool = True, style: str = "stats") -> pd.DataFrame:
+def evaluate_folders(
+    x1_dir: str,
+    x2_dir: str,
+    fused: dict[str, str],
+    out: str,
+    metric_profile: str = "upstream",
+    metrics=None,
+    quantize=None,
+    batch: int = 16,
+    device: str = "cpu",
+    progress: bool = True,
+    style: str = "stats",
+) -> pd.DataFrame:
     """Score every fused folder against the source folders (same file stem = one triple); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores."""
     names = resolve_metrics(metrics)
@@ -46,7 +59,10 @@ def evaluate_folders(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, 
         if extra:
             problems.append(f"{d}: no source images for {', '.join(extra[:10])}")
     if set(a) != set(b):
-        problems.append(f"x1 and x2 folders differ: only in {x1_dir}: {sorted(set(a) - set(b))[:10]}; only in {x2_dir}: {sorted(set(b) - set(a))[:10]}")
+        problems.append(
+            f"x1 and x2 folders differ: only in {x1_dir}: {sorted(set(a) - set(b))[:10]}; only in {x2_dir}: "
+            f"{sorted(set(b) - set(a))[:10]}"
+        )
     if problems:
         raise ValueError("unmatched files:\n  " + "\n  ".join(problems))
     keys = sorted(a)
@@ -65,15 +81,42 @@ def evaluate_folders(x1_dir: str, x2_dir: str, fused: dict[str, str], out: str, 
             for k in chunk:
                 f = read_image(fl[m][k])
                 if f.shape != imgs[k][0].shape:
-                    raise ValueError(f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected {imgs[k][0].shape[0]}x{imgs[k][0].shape[1]} like {a[k]}")
+                    raise ValueError(
+                        f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected "
+                        f"{imgs[k][0].shape[0]}x{imgs[k][0].shape[1]} like {a[k]}"
+                    )
                 by_shape.setdefault(f.shape, []).append((k, f))
             for group in by_shape.values():
                 t = lambda arrs: torch.from_numpy(np.stack(arrs))[:, None].to(device)
-                sc = score(t([f for _, f in group]), t([imgs[k][0] for k, _ in group]), t([imgs[k][1] for k, _ in group]), metrics=names, profile=metric_profile, quantize=quantize, workload=len(keys) * len(fused))
+                sc = score(
+                    t([f for _, f in group]),
+                    t([imgs[k][0] for k, _ in group]),
+                    t([imgs[k][1] for k, _ in group]),
+                    metrics=names,
+                    profile=metric_profile,
+                    quantize=quantize,
+                    workload=len(keys) * len(fused),
+                )
                 for j, (k, _) in enumerate(group):
                     rows.append({"model": m, "name": k, **{n: float(v[j]) for n, v in sc.items()}})
     scores = pd.DataFrame(rows)
     write_text(os.path.join(out, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
-    write_json(os.path.join(out, "config.json"), {"command": "bench eval", "x1": x1_dir, "x2": x2_dir, "fused": fused, "metric_profile": metric_profile, "quantize": quantize, "metrics": names})
-    write_leaderboards(out, scores, f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}).", style=style)
+    write_json(
+        os.path.join(out, "config.json"),
+        {
+            "command": "bench eval",
+            "x1": x1_dir,
+            "x2": x2_dir,
+            "fused": fused,
+            "metric_profile": metric_profile,
+            "quantize": quantize,
+            "metrics": names,
+        },
+    )
+    write_leaderboards(
+        out,
+        scores,
+        f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}).",
+        style=style,
+    )
     return scores

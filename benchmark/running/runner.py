@@ -15,6 +15,7 @@ metric), ``leaderboard.{csv,tex,md}``, ``figures/`` (samples, training curves, d
 scores). A rerun of the same command reuses finished models and checkpoints (``--retrain`` trains
 again) and says what it reuses, so a killed run resumes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -101,7 +102,20 @@ def package_versions() -> dict:
     from importlib import metadata
 
     out = {"python": sys.version.split()[0]}
-    for p in ("fusionbench", "torch", "numpy", "scipy", "pandas", "h5py", "nibabel", "matplotlib", "diffusers", "FrEIA", "nilearn", "segmentation-models-pytorch"):
+    for p in (
+        "fusionbench",
+        "torch",
+        "numpy",
+        "scipy",
+        "pandas",
+        "h5py",
+        "nibabel",
+        "matplotlib",
+        "diffusers",
+        "FrEIA",
+        "nilearn",
+        "segmentation-models-pytorch",
+    ):
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
@@ -127,9 +141,21 @@ def model_kwargs(entry, cfg: RunConfig) -> dict:
 def train_config(cfg: RunConfig, batch: int) -> TrainConfig:
     """The trainer's settings from a run config, at batch size ``batch``."""
     return TrainConfig(
-        epochs=cfg.epochs, batch_size=batch, lr=cfg.lr, plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-        seed=cfg.seed, amp=cfg.amp, loss=LossConfig(cfg.loss_lambda, cfg.loss_w), reference_quirks=cfg.reference_quirks,
-        num_workers=cfg.num_workers, crop=cfg.crop, flip=cfg.flip, crops_per_pair=cfg.crops_per_pair, schedule=cfg.schedule, warmup=cfg.warmup,
+        epochs=cfg.epochs,
+        batch_size=batch,
+        lr=cfg.lr,
+        plateau_factor=cfg.plateau_factor,
+        plateau_patience=cfg.plateau_patience,
+        seed=cfg.seed,
+        amp=cfg.amp,
+        loss=LossConfig(cfg.loss_lambda, cfg.loss_w),
+        reference_quirks=cfg.reference_quirks,
+        num_workers=cfg.num_workers,
+        crop=cfg.crop,
+        flip=cfg.flip,
+        crops_per_pair=cfg.crops_per_pair,
+        schedule=cfg.schedule,
+        warmup=cfg.warmup,
     )
 
 
@@ -137,7 +163,9 @@ def check_output(name: str, source: str, fused, x1: torch.Tensor) -> torch.Tenso
     """Validate a fuser's output: a finite float (B, 1, H, W) tensor in [0, 1] like x1 (1e-4 slack, then clamped)."""
     who = f"model {name!r} ({source})"
     if not isinstance(fused, torch.Tensor):
-        raise FuserOutputError(f"{who} returned {type(fused).__name__}; expected a torch.Tensor of shape {tuple(x1.shape)}")
+        raise FuserOutputError(
+            f"{who} returned {type(fused).__name__}; expected a torch.Tensor of shape {tuple(x1.shape)}"
+        )
     if tuple(fused.shape) != tuple(x1.shape):
         raise FuserOutputError(f"{who} returned shape {tuple(fused.shape)}; expected {tuple(x1.shape)} like its inputs")
     try:
@@ -171,7 +199,10 @@ def default_run_name(cfg: RunConfig) -> str:
 
 
 def caption_for(cfg: RunConfig, n_val: int, dev: torch.device, models=None) -> str:
-    text = f"Fusion metrics (mean over {n_val} validation pairs, data {cfg.data}, metric profile {cfg.metric_profile}, profile {cfg.profile}, {dev.type})."
+    text = (
+        f"Fusion metrics (mean over {n_val} validation pairs, data {cfg.data}, "
+        f"metric profile {cfg.metric_profile}, profile {cfg.profile}, {dev.type})."
+    )
     if cfg.from_run:
         text += f" Fusers trained in {cfg.from_run} (not in this run)"
         try:
@@ -200,12 +231,32 @@ def _batch_size(entry, cfg: RunConfig) -> int:
 
 def _fingerprint_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, source) -> str:
     entry = get_fuser(name)
-    trained = {"from": os.path.abspath(cfg.from_run), "weights": file_sha256(source.weights) if source.weights else None} if source is not None else dataclasses.asdict(train_config(cfg, _batch_size(entry, cfg)))
-    prior = {"epochs": cfg.ddfm_prior_epochs, "channels": cfg.ddfm_prior_channels} if "prior_path" in kwargs and not kwargs["prior_path"] else None
-    return _fingerprint({"name": name, "kwargs": kwargs, "train": trained, "prior": prior, "data": data_info, "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize], "draws": cfg.decomposition_draws})
+    trained = (
+        {"from": os.path.abspath(cfg.from_run), "weights": file_sha256(source.weights) if source.weights else None}
+        if source is not None
+        else dataclasses.asdict(train_config(cfg, _batch_size(entry, cfg)))
+    )
+    prior = (
+        {"epochs": cfg.ddfm_prior_epochs, "channels": cfg.ddfm_prior_channels}
+        if "prior_path" in kwargs and not kwargs["prior_path"]
+        else None
+    )
+    return _fingerprint(
+        {
+            "name": name,
+            "kwargs": kwargs,
+            "train": trained,
+            "prior": prior,
+            "data": data_info,
+            "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize],
+            "draws": cfg.decomposition_draws,
+        }
+    )
 
 
-def train_ddfm_prior(cfg: RunConfig, train_ds, val_ds, folder: str, dev, progress: bool = True, log=print) -> DiffusionPrior:
+def train_ddfm_prior(
+    cfg: RunConfig, train_ds, val_ds, folder: str, dev, progress: bool = True, log=print
+) -> DiffusionPrior:
     """Train DDFM's diffusion prior with the one trainer (or reuse it), saved as a diffusers folder."""
     pdir = os.path.join(folder, "prior")
     unet_dir = os.path.join(pdir, "unet")
@@ -214,7 +265,13 @@ def train_ddfm_prior(cfg: RunConfig, train_ds, val_ds, folder: str, dev, progres
         return load_prior(unet_dir).to(dev)
     torch.manual_seed(cfg.seed)
     prior = DiffusionPrior(channels=tuple(int(c) for c in str(cfg.ddfm_prior_channels).split(",")))
-    tcfg = dataclasses.replace(train_config(cfg, min(16, cfg.max_batch or 16)), epochs=cfg.ddfm_prior_epochs, lr=1e-3 if cfg.profile != "paper" else 3e-4, schedule="plateau", warmup=0)
+    tcfg = dataclasses.replace(
+        train_config(cfg, min(16, cfg.max_batch or 16)),
+        epochs=cfg.ddfm_prior_epochs,
+        lr=1e-3 if cfg.profile != "paper" else 3e-4,
+        schedule="plateau",
+        warmup=0,
+    )
     train(prior, train_ds, val_ds, tcfg, pdir, dev, resume=True, progress=progress, name="ddfm prior")
     if D.is_main():  # rank 0 alone writes in a multi-process run
         prior.unet.save_pretrained(unet_dir)
@@ -222,7 +279,17 @@ def train_ddfm_prior(cfg: RunConfig, train_ds, val_ds, folder: str, dev, progres
     return prior.to(dev)
 
 
-def prepare(name: str, cfg: RunConfig, train_ds, val_ds, folder: str, dev: torch.device, fingerprint: str, progress: bool = True, log=print) -> Prepared:
+def prepare(
+    name: str,
+    cfg: RunConfig,
+    train_ds,
+    val_ds,
+    folder: str,
+    dev: torch.device,
+    fingerprint: str,
+    progress: bool = True,
+    log=print,
+) -> Prepared:
     """Build fuser ``name`` and make it ready to fuse: load its weights (``--from``), reuse its
     finished checkpoint, or train it with the one trainer (DDFM: train its prior)."""
     entry = get_fuser(name)
@@ -245,12 +312,25 @@ def prepare(name: str, cfg: RunConfig, train_ds, val_ds, folder: str, dev: torch
         best, last = os.path.join(folder, "best.pt"), os.path.join(folder, "last.pt")
         batch = _batch_size(entry, cfg)
         if os.path.exists(os.path.join(folder, "train.json")) and os.path.exists(best):
-            log(f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); --retrain to train again")
+            log(
+                f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); "
+                "--retrain to train again"
+            )
             load_weights(model, best, dev)
         else:
             if os.path.exists(last):
                 log(f"[fusionbench] resuming {name} from {last} (written {_when(last)})")
-            train(model, train_ds, val_ds, train_config(cfg, batch), folder, dev, resume=True, progress=progress, name=name)
+            train(
+                model,
+                train_ds,
+                val_ds,
+                train_config(cfg, batch),
+                folder,
+                dev,
+                resume=True,
+                progress=progress,
+                name=name,
+            )
         info.update(train_seconds=time.perf_counter() - t0, batch_size=batch, epochs=cfg.epochs)
     if isinstance(model, torch.nn.Module):
         model.eval()
@@ -265,11 +345,15 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
     metric_names = resolve_metrics(cfg.metrics)
 
     def scored(f, a, b):
-        return score_metrics(f, a, b, metrics=metric_names, profile=cfg.metric_profile, quantize=cfg.quantize, workload=len(val_ds))
+        return score_metrics(
+            f, a, b, metrics=metric_names, profile=cfg.metric_profile, quantize=cfg.quantize, workload=len(val_ds)
+        )
 
     rows, drows, samples, dsamples = [], [], [], []
     t_fuse, n_img = 0.0, 0
-    loader = torch.utils.data.DataLoader(D.shard(val_ds), batch_size=cfg.score_batch, shuffle=False, num_workers=cfg.num_workers)
+    loader = torch.utils.data.DataLoader(
+        D.shard(val_ds), batch_size=cfg.score_batch, shuffle=False, num_workers=cfg.num_workers
+    )
     with torch.no_grad():
         for b in tqdm(loader, desc=f"{name}: fuse+score", disable=not progress, leave=False):
             x1, x2 = b["x1"].to(dev), b["x2"].to(dev)
@@ -283,31 +367,51 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
             t_fuse += time.perf_counter() - t1
             n_img += x1.shape[0]
             s = scored(fused, x1, x2)
-            rows += [{"model": name, "index": i, "region": "slice", **{k: float(v[j]) for k, v in s.items()}} for j, i in enumerate(idx)]
+            rows += [
+                {"model": name, "index": i, "region": "slice", **{k: float(v[j]) for k, v in s.items()}}
+                for j, i in enumerate(idx)
+            ]
             boxes = tumour_boxes(b["labels"].to(dev)) if "labels" in b else None
             if boxes is not None:
                 for pos in region_groups(boxes).values():
                     st = scored(crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos))
-                    rows += [{"model": name, "index": idx[j], "region": "tumour", **{k: float(v[n]) for k, v in st.items()}} for n, j in enumerate(pos)]
+                    rows += [
+                        {"model": name, "index": idx[j], "region": "tumour", **{k: float(v[n]) for k, v in st.items()}}
+                        for n, j in enumerate(pos)
+                    ]
             show = [j for j, i in enumerate(idx) if i < cfg.n_show]
             samples += [(idx[j], fused[j, 0].cpu().numpy()) for j in show]
             if hasattr(model, "decompose"):
                 drows += decomposition_rows(model, fused, x1, x2, idx, cfg, boxes, name)
                 if show:
                     h1, h2 = model.decompose(fused[show], generator=torch.Generator(device=dev).manual_seed(cfg.seed))
-                    dsamples += [(idx[j], np.stack([h1[n, 0].float().cpu().numpy(), h2[n, 0].float().cpu().numpy()])) for n, j in enumerate(show)]
+                    dsamples += [
+                        (idx[j], np.stack([h1[n, 0].float().cpu().numpy(), h2[n, 0].float().cpu().numpy()]))
+                        for n, j in enumerate(show)
+                    ]
     info = {**prep.info, "fuse_seconds_per_image": t_fuse / max(n_img, 1)}
     rows, drows = D.gather_rows(rows), D.gather_rows(drows)
     samples = [v for _, v in sorted(D.gather_rows(samples), key=lambda t: t[0])]
     dsamples = [v for _, v in sorted(D.gather_rows(dsamples), key=lambda t: t[0])]
-    scores = pd.DataFrame(rows).sort_values(["region", "index"], kind="stable").reset_index(drop=True) if rows else pd.DataFrame()
+    scores = (
+        pd.DataFrame(rows).sort_values(["region", "index"], kind="stable").reset_index(drop=True)
+        if rows
+        else pd.DataFrame()
+    )
     dec = pd.DataFrame(drows).sort_values(["region", "index"], kind="stable").reset_index(drop=True) if drows else None
     history = None
     tpath = os.path.join(prep.folder, "train.json")
     if os.path.exists(tpath):
         with open(tpath) as fh:
             history = json.load(fh)["history"]
-    return ModelResult(info, scores, dec, np.stack(samples).astype(np.float32) if samples else None, np.stack(dsamples).astype(np.float32) if dsamples else None, history)
+    return ModelResult(
+        info,
+        scores,
+        dec,
+        np.stack(samples).astype(np.float32) if samples else None,
+        np.stack(dsamples).astype(np.float32) if dsamples else None,
+        history,
+    )
 
 
 def _save_npy(path: str, arr: np.ndarray) -> None:
@@ -330,6 +434,7 @@ def persist_model(folder: str, result: ModelResult) -> None:
 
 def load_model_result(folder: str, info: dict) -> ModelResult:
     """A finished model's results from its folder (a rerun reusing a previous run's work)."""
+
     def opt_csv(f):
         p = os.path.join(folder, f)
         return pd.read_csv(p) if os.path.exists(p) else None
@@ -342,10 +447,27 @@ def load_model_result(folder: str, info: dict) -> ModelResult:
     if os.path.exists(os.path.join(folder, "train.json")):
         with open(os.path.join(folder, "train.json")) as fh:
             history = json.load(fh)["history"]
-    return ModelResult(info, pd.read_csv(os.path.join(folder, "scores.csv")), opt_csv("decomposition.csv"), opt_npy("samples.npy"), opt_npy("decomposed.npy"), history)
+    return ModelResult(
+        info,
+        pd.read_csv(os.path.join(folder, "scores.csv")),
+        opt_csv("decomposition.csv"),
+        opt_npy("samples.npy"),
+        opt_npy("decomposed.npy"),
+        history,
+    )
 
 
-def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: torch.device, data_info: dict, progress: bool = True, log=print) -> ModelResult | None:
+def run_model(
+    name: str,
+    cfg: RunConfig,
+    train_ds,
+    val_ds,
+    run_dir: str,
+    dev: torch.device,
+    data_info: dict,
+    progress: bool = True,
+    log=print,
+) -> ModelResult | None:
     """One model through the stages (reusing a finished one); None on the non-zero ranks."""
     cfg = for_model(cfg, name)
     entry = get_fuser(name)
@@ -359,8 +481,17 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
     if os.path.exists(summary):
         with open(summary) as fh:
             prev = json.load(fh)
-    if not cfg.retrain and prev and prev.get("fingerprint") == fp and prev.get("status") == "done" and os.path.exists(os.path.join(folder, "scores.csv")):
-        log(f"[fusionbench] reusing {name} from {folder}, finished {prev.get('finished') or _when(summary)}; --retrain to train and score it again")
+    if (
+        not cfg.retrain
+        and prev
+        and prev.get("fingerprint") == fp
+        and prev.get("status") == "done"
+        and os.path.exists(os.path.join(folder, "scores.csv"))
+    ):
+        log(
+            f"[fusionbench] reusing {name} from {folder}, finished {prev.get('finished') or _when(summary)}; "
+            "--retrain to train and score it again"
+        )
         return load_model_result(folder, prev)
     if D.is_main() and (cfg.retrain or (prev and prev.get("fingerprint") != fp)):
         for f in ("last.pt", "best.pt", "train.json", "scores.csv", "decomposition.csv"):
@@ -375,7 +506,12 @@ def run_model(name: str, cfg: RunConfig, train_ds, val_ds, run_dir: str, dev: to
     if not D.is_main():
         D.barrier()
         return None
-    result.info.update(status="done", finished=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=time.perf_counter() - t0, processes=D.world())
+    result.info.update(
+        status="done",
+        finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+        seconds=time.perf_counter() - t0,
+        processes=D.world(),
+    )
     persist_model(folder, result)
     D.barrier()
     return result
@@ -393,21 +529,40 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         get_fuser(model)  # an unknown model name in per_model is an error, not silently ignored
     if cfg.from_run:
         if not os.path.isfile(os.path.join(cfg.from_run, "config.json")):
-            raise ValueError(f"--from {cfg.from_run}: not a run folder (no config.json); expected a folder written by bench run, e.g. results/cpu-phantom")
+            raise ValueError(
+                f"--from {cfg.from_run}: not a run folder (no config.json); expected a folder written by bench "
+                "run, e.g. results/cpu-phantom"
+            )
         for name in names:
             find_trained(cfg.from_run, name)  # every model checked before any work
     dev = D.init_from_env(cfg.device) or pick_device(cfg.device)
     run_dir = os.path.join(cfg.out, cfg.run_name or default_run_name(cfg))
     if cfg.from_run and os.path.abspath(run_dir) == os.path.abspath(cfg.from_run):
-        raise ValueError(f"--from {cfg.from_run}: the new run would write into the run it loads from; give another --run-name")
+        raise ValueError(
+            f"--from {cfg.from_run}: the new run would write into the run it loads from; give another --run-name"
+        )
     if D.is_main():
         check_writable(run_dir)
-    train_ds, val_ds, data_info = load_data(cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val)
+    train_ds, val_ds, data_info = load_data(
+        cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
+    )
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
     torch.manual_seed(cfg.seed)
     if D.is_main():
-        write_json(os.path.join(run_dir, "config.json"), {"command": " ".join(sys.argv), "config": dataclasses.asdict(cfg), "models": names, "seed": cfg.seed, "data": data_info, "versions": package_versions(), "device": {**device_info(dev), "processes": D.world()}, "shrinks": cfg.shrinks(names)})
+        write_json(
+            os.path.join(run_dir, "config.json"),
+            {
+                "command": " ".join(sys.argv),
+                "config": dataclasses.asdict(cfg),
+                "models": names,
+                "seed": cfg.seed,
+                "data": data_info,
+                "versions": package_versions(),
+                "device": {**device_info(dev), "processes": D.world()},
+                "shrinks": cfg.shrinks(names),
+            },
+        )
     t0 = time.perf_counter()
     results, failures = {}, {}
     for name in names:
@@ -428,8 +583,14 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         return RunResult(run_dir, pd.DataFrame(), None, failures=failures)
     tables = report(run_dir, cfg, results, val_ds, caption_for(cfg, len(val_ds), dev, names))
     seconds = time.perf_counter() - t0
-    write_json(os.path.join(run_dir, "run.json"), {"seconds": seconds, "models": {k: v.info for k, v in results.items()}, "failures": failures})
+    write_json(
+        os.path.join(run_dir, "run.json"),
+        {"seconds": seconds, "models": {k: v.info for k, v in results.items()}, "failures": failures},
+    )
     D.shutdown()
     if failures:
-        log(f"[fusionbench] {len(failures)} model(s) failed: {', '.join(failures)}; see {os.path.join(run_dir, 'run.json')}")
+        log(
+            f"[fusionbench] {len(failures)} model(s) failed: {', '.join(failures)}; see "
+            f"{os.path.join(run_dir, 'run.json')}"
+        )
     return RunResult(run_dir, tables.pop("scores"), tables.get("slice"), tables, failures, seconds)

@@ -1,6 +1,7 @@
 """Metric speed and memory: pairs/s for each metric and for all five together.
 
-    python -m benchmark.tools.speed_metrics [--n 1153] [--chunk 16] [--device cpu|cuda] [--dtype float32] [--compile auto|1|0]
+    python -m benchmark.tools.speed_metrics [--n 1153] [--chunk 16] [--device cpu|cuda] [--dtype float32]
+                                            [--compile auto|1|0]
 
 Scores ``n`` phantom pairs at 240x240 (64 distinct pairs generated, repeated to ``n``; fused =
 0.6 x1 + 0.4 x2) with the ``upstream`` profile, ``chunk`` pairs at a time, so that peak memory does
@@ -9,6 +10,7 @@ memory (CUDA: ``max_memory_allocated``; CPU: growth of the process's peak RSS). 
 kernels are compiled as ``metrics.score`` would compile them for ``n`` pairs (``--compile``, i.e.
 ``FUSIONBENCH_COMPILE``); the one-off compilation happens in a warm-up and is reported apart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +50,16 @@ def bench(n: int, chunk: int, device: str, dtype: str, metrics_list) -> dict:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    out = {"n": n, "chunk": chunk, "device": device, "dtype": dtype, "threads": torch.get_num_threads(), "compiled": compiled and not _compile._BROKEN, "warmup_s": warmup_s, "pairs_per_s": {}}
+    out = {
+        "n": n,
+        "chunk": chunk,
+        "device": device,
+        "dtype": dtype,
+        "threads": torch.get_num_threads(),
+        "compiled": compiled and not _compile._BROKEN,
+        "warmup_s": warmup_s,
+        "pairs_per_s": {},
+    }
     for m in list(metrics_list or TABLE_ORDER) + ["all"]:
         t0 = time.perf_counter()
         score(f, a, b, metrics=None if m == "all" else [m], chunk_size=chunk)
@@ -57,7 +68,11 @@ def bench(n: int, chunk: int, device: str, dtype: str, metrics_list) -> dict:
         out["pairs_per_s"][m] = n / dt_s
         if m == "all":
             out["all_seconds"] = dt_s
-    out["peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    out["peak_mb"] = (
+        torch.cuda.max_memory_allocated(dev) / 2**20
+        if dev.type == "cuda"
+        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    )
     return out
 
 
@@ -69,7 +84,12 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float32")
     p.add_argument("--metrics", default=None, help="comma-separated subset (default: each of the five, then all)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--compile", choices=["auto", "1", "0"], default=None, help="compiled kernels on CPU (sets FUSIONBENCH_COMPILE; default: its value, else auto)")
+    p.add_argument(
+        "--compile",
+        choices=["auto", "1", "0"],
+        default=None,
+        help="compiled kernels on CPU (sets FUSIONBENCH_COMPILE; default: its value, else auto)",
+    )
     a = p.parse_args(argv)
     if a.compile is not None:
         import os
@@ -79,7 +99,10 @@ def main(argv=None) -> int:
     if a.json:
         print(json.dumps(r))
         return 0
-    print(f"{r['n']} pairs 240x240, chunk {r['chunk']}, {r['device']} ({r['threads']} threads), {r['dtype']}, {'compiled' if r['compiled'] else 'eager'} kernels (warm-up {r['warmup_s']:.1f} s)")
+    print(
+        f"{r['n']} pairs 240x240, chunk {r['chunk']}, {r['device']} ({r['threads']} threads), {r['dtype']}, "
+        f"{'compiled' if r['compiled'] else 'eager'} kernels (warm-up {r['warmup_s']:.1f} s)"
+    )
     for m, v in r["pairs_per_s"].items():
         print(f"  {m:<7} {v:10.1f} pairs/s")
     print(f"  all five: {r['all_seconds']:.2f} s for {r['n']} pairs; peak memory {r['peak_mb']:.0f} MB")

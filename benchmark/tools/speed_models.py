@@ -8,6 +8,7 @@ loss, then timed inference. On CUDA, ``--batch paper`` uses each model's own bat
 FunFuseAn 8) and peak memory is ``torch.cuda.max_memory_allocated``; ``--channels-last`` and
 ``--amp`` (bf16 autocast) measure the CUDA options of the trainer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,8 @@ def measure(name: str, batch, device: str, width: float, steps: int, amp: bool, 
 
     from baselines.loss import LossConfig
     from baselines.registry import get_fuser
-    from benchmark.running.runner import model_kwargs
     from benchmark.config import make_config
+    from benchmark.running.runner import model_kwargs
     from benchmark.training.trainer import model_loss
 
     entry = get_fuser(name)
@@ -37,7 +38,17 @@ def measure(name: str, batch, device: str, width: float, steps: int, amp: bool, 
         steps = 1
     dev = torch.device(device)
     bs = entry.batch_size if batch == "paper" else int(batch)
-    out = {"model": name, "params": sum(p.numel() for p in model.parameters() if p.requires_grad) if isinstance(model, torch.nn.Module) else 0, "batch": bs, "device": device, "width": width, "amp": amp, "channels_last": channels_last}
+    out = {
+        "model": name,
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad)
+        if isinstance(model, torch.nn.Module)
+        else 0,
+        "batch": bs,
+        "device": device,
+        "width": width,
+        "amp": amp,
+        "channels_last": channels_last,
+    }
     model.to(dev)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
@@ -91,17 +102,42 @@ def main(argv=None) -> int:
         print(json.dumps(measure(a.one, a.batch, a.device, a.width, a.steps, a.amp, a.channels_last)))
         return 0
     rows = []
-    print(f"| model | params | batch | train img/s | infer img/s | infer s/img | peak MB |  ({a.device}, width {a.width:g}{', bf16' if a.amp else ''}{', channels-last' if a.channels_last else ''})")
+    print(
+        f"| model | params | batch | train img/s | infer img/s | infer s/img | peak MB |  ({a.device}, width "
+        f"{a.width:g}{', bf16' if a.amp else ''}{', channels-last' if a.channels_last else ''})"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in a.models.split(","):
-        cmd = [sys.executable, "-m", "benchmark.tools.speed_models", "--one", name, "--batch", a.batch, "--device", a.device, "--width", str(a.width), "--steps", str(a.steps)] + (["--amp"] if a.amp else []) + (["--channels-last"] if a.channels_last else [])
+        cmd = (
+            [
+                sys.executable,
+                "-m",
+                "benchmark.tools.speed_models",
+                "--one",
+                name,
+                "--batch",
+                a.batch,
+                "--device",
+                a.device,
+                "--width",
+                str(a.width),
+                "--steps",
+                str(a.steps),
+            ]
+            + (["--amp"] if a.amp else [])
+            + (["--channels-last"] if a.channels_last else [])
+        )
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             print(f"| {name} | failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode} |")
             continue
         d = json.loads(r.stdout.strip().splitlines()[-1])
         rows.append(d)
-        print(f"| {name} | {d['params']:,} | {d['batch']} | {d.get('train_images_per_s', float('nan')):.2f} | {d['infer_images_per_s']:.2f} | {d['infer_seconds_per_image']:.4f} | {d['peak_mem_mb']:.0f} |", flush=True)
+        print(
+            f"| {name} | {d['params']:,} | {d['batch']} | {d.get('train_images_per_s', float('nan')):.2f} | "
+            f"{d['infer_images_per_s']:.2f} | {d['infer_seconds_per_image']:.4f} | {d['peak_mem_mb']:.0f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -4,12 +4,15 @@ Fully convolutional fusers are trained on patches in the field (DeepFuse on 64x6
 128x128): many more optimiser steps per second on a CPU than whole 240x240 slices, and the nets
 see every position. Validation, fusing and scoring always use whole slices.
 """
+
 from __future__ import annotations
 
 import torch
 
 
-def random_patches(x1: torch.Tensor, x2: torch.Tensor, size: int, flip: bool = False, generator: torch.Generator | None = None):
+def random_patches(
+    x1: torch.Tensor, x2: torch.Tensor, size: int, flip: bool = False, generator: torch.Generator | None = None
+):
     """One random ``size`` x ``size`` patch per pair, the same window (and flips) for x1 and x2.
 
     x1, x2: float (B, 1, H, W) in [0, 1] (x1 = T1-Gd, x2 = FLAIR). With ``flip``, each pair is
@@ -20,7 +23,9 @@ def random_patches(x1: torch.Tensor, x2: torch.Tensor, size: int, flip: bool = F
         raise ValueError(f"x2 has shape {tuple(x2.shape)}; expected {tuple(x1.shape)} like x1")
     b, _, h, w = x1.shape
     if size > h or size > w:
-        raise ValueError(f"crop {size} is larger than the images ({h}x{w}); use a crop of at most {min(h, w)} or crop=None")
+        raise ValueError(
+            f"crop {size} is larger than the images ({h}x{w}); use a crop of at most {min(h, w)} or crop=None"
+        )
     top = torch.randint(0, h - size + 1, (b,), generator=generator)
     left = torch.randint(0, w - size + 1, (b,), generator=generator)
     ar = torch.arange(size)

@@ -9,6 +9,7 @@ dict); ``resume`` continues from ``last.pt``. Randomness is reseeded from (seed,
 epoch, so a resumed run ends with the same weights as an uninterrupted one. Checkpoints are read
 with ``torch.load(weights_only=True)``: a results folder cannot run code on the reader's machine.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,7 +90,9 @@ def _autocast(device: torch.device, amp: bool):
 
 
 def _loader(ds, batch_size, shuffle, generator, drop_last, num_workers):
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last, num_workers=num_workers)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last, num_workers=num_workers
+    )
 
 
 def evaluate_loss(model, ds, cfg: TrainConfig, device) -> tuple[float, float, dict]:
@@ -141,7 +144,9 @@ def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
     if cfg.schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; expected one of {', '.join(SCHEDULES)}")
     if cfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+        )
     total = max(1, cfg.epochs * steps_per_epoch)
 
     def factor(step: int) -> float:  # linear warm-up, then cosine decay to 5% of the peak
@@ -151,7 +156,18 @@ def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: str, device="cpu", resume: bool = True, progress: bool = True, name: str = "model", stop_after_epochs: int | None = None) -> dict:
+def train(
+    model: torch.nn.Module,
+    train_ds,
+    val_ds,
+    cfg: TrainConfig,
+    ckpt_dir: str,
+    device="cpu",
+    resume: bool = True,
+    progress: bool = True,
+    name: str = "model",
+    stop_after_epochs: int | None = None,
+) -> dict:
     """Train ``model`` in place; returns the history. Best weights are loaded into ``model`` at the end.
 
     With ``cfg.crop`` every training pair gives a random ``crop`` x ``crop`` patch (the same one for
@@ -167,7 +183,9 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.crop is not None and cfg.crop < 16:
-        raise ValueError(f"{name}: crop {cfg.crop} is too small; the shared loss's SSIM needs at least 11x11 and the UNets 16x16")
+        raise ValueError(
+            f"{name}: crop {cfg.crop} is too small; the shared loss's SSIM needs at least 11x11 and the UNets 16x16"
+        )
     epoch_ds = _Repeat(train_ds, cfg.crops_per_pair) if cfg.crops_per_pair > 1 else train_ds
     net = None
     if D.active():
@@ -181,7 +199,9 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
             model_loss(model, _to(x1, device, cfg), _to(x2, device, cfg), cfg.loss)
         if device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = torch.nn.parallel.DistributedDataParallel(_LossModule(model, cfg.loss), device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            _LossModule(model, cfg.loss), device_ids=[device.index] if device.type == "cuda" else None
+        )
     per_rank = max(1, cfg.batch_size // D.world()) if D.active() else cfg.batch_size
     n_local = math.ceil(len(epoch_ds) / D.world()) if D.active() else len(epoch_ds)
     steps_per_epoch = n_local // per_rank if cfg.reference_quirks else math.ceil(n_local / per_rank)
@@ -196,7 +216,9 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
         sched.load_state_dict(ck["scheduler"])
         state = {"epoch": int(ck["epoch"]), "best": float(ck["best"]), "history": list(ck["history"])}
     if len(train_ds) < cfg.batch_size and cfg.reference_quirks:
-        raise ValueError(f"{name}: {len(train_ds)} training pairs is fewer than one batch of {cfg.batch_size} with drop_last")
+        raise ValueError(
+            f"{name}: {len(train_ds)} training pairs is fewer than one batch of {cfg.batch_size} with drop_last"
+        )
     end = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, state["epoch"] + stop_after_epochs)
     steps = state["history"][-1].get("step", 0) if state["history"] else 0
     for epoch in range(state["epoch"], end):
@@ -204,11 +226,31 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
         crops = torch.Generator().manual_seed(cfg.seed * 104_723 + epoch * 31 + D.rank())
         if D.active():
-            sampler = torch.utils.data.DistributedSampler(epoch_ds, D.world(), D.rank(), shuffle=not cfg.reference_quirks, seed=cfg.seed, drop_last=cfg.reference_quirks)
+            sampler = torch.utils.data.DistributedSampler(
+                epoch_ds,
+                D.world(),
+                D.rank(),
+                shuffle=not cfg.reference_quirks,
+                seed=cfg.seed,
+                drop_last=cfg.reference_quirks,
+            )
             sampler.set_epoch(epoch)
-            loader = torch.utils.data.DataLoader(epoch_ds, batch_size=per_rank, sampler=sampler, drop_last=cfg.reference_quirks, num_workers=cfg.num_workers)
+            loader = torch.utils.data.DataLoader(
+                epoch_ds,
+                batch_size=per_rank,
+                sampler=sampler,
+                drop_last=cfg.reference_quirks,
+                num_workers=cfg.num_workers,
+            )
         else:
-            loader = _loader(epoch_ds, cfg.batch_size, not cfg.reference_quirks, gen if not cfg.reference_quirks else None, cfg.reference_quirks, cfg.num_workers)
+            loader = _loader(
+                epoch_ds,
+                cfg.batch_size,
+                not cfg.reference_quirks,
+                gen if not cfg.reference_quirks else None,
+                cfg.reference_quirks,
+                cfg.num_workers,
+            )
         model.train()
         t0, seen, run_loss, term_sums = time.perf_counter(), 0, 0.0, {}
         bar = tqdm(loader, desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -224,7 +266,10 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
                     terms = model_terms(model, x1, x2, cfg.loss)
             loss = terms["total"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{name}: training loss became {float(loss)} at epoch {epoch + 1}; lower the learning rate or check the data")
+                raise FloatingPointError(
+                    f"{name}: training loss became {float(loss.detach())} at epoch {epoch + 1}; lower the learning "
+                    "rate or check the data"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -239,19 +284,44 @@ def train(model: torch.nn.Module, train_ds, val_ds, cfg: TrainConfig, ckpt_dir: 
         val_mean, val_last, val_extra = evaluate_loss(model, val_ds, cfg, device)
         if cfg.schedule == "plateau":
             sched.step(val_last if cfg.reference_quirks else val_mean)
-        rec = {"epoch": epoch + 1, "step": steps, "train_loss": run_loss / max(seen, 1), "val_loss": val_mean, "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0, "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+        rec = {
+            "epoch": epoch + 1,
+            "step": steps,
+            "train_loss": run_loss / max(seen, 1),
+            "val_loss": val_mean,
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - t0,
+            "images_per_s": seen / max(time.perf_counter() - t0, 1e-9),
+        }
         rec.update({f"train_{k}": v / max(seen, 1) for k, v in term_sums.items() if k != "total"})
         rec.update({f"val_{k}": v for k, v in val_extra.items()})
         state["history"].append(rec)
         if val_mean < state["best"]:
             state["best"] = val_mean
             save_checkpoint(best_path, model.state_dict())
-        save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch + 1, "best": state["best"], "history": state["history"]})
+        save_checkpoint(
+            last_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch + 1,
+                "best": state["best"],
+                "history": state["history"],
+            },
+        )
         D.barrier()
     if os.path.exists(best_path) and (stop_after_epochs is None or end == cfg.epochs):
         model.load_state_dict(load_checkpoint(best_path, device))
     if cfg.channels_last:
         model.to(memory_format=torch.contiguous_format)
     if end == cfg.epochs and D.is_main():
-        write_json(os.path.join(ckpt_dir, "train.json"), {"config": {**asdict(cfg), "loss": asdict(cfg.loss)}, "best_val_loss": state["best"], "history": state["history"]})
+        write_json(
+            os.path.join(ckpt_dir, "train.json"),
+            {
+                "config": {**asdict(cfg), "loss": asdict(cfg.loss)},
+                "best_val_loss": state["best"],
+                "history": state["history"],
+            },
+        )
     return state

@@ -4,6 +4,7 @@ fused = (c1 x1 + c2 x2) / (c1 + c2), with c the local standard deviation in a 7x
 small floor, so the source with more local structure dominates. Images are float (B, 1, H, W) in
 [0, 1]; x1 = T1-Gd, x2 = FLAIR.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -30,4 +31,9 @@ def make_fuser(window: int = 7):
 
 
 # Optional metadata read by fusionbench's registry.
-make_fuser.fusionbench = {"kind": "classical", "trainable": False, "reference": "fusionbench example plugin", "batch_size": 16}
+make_fuser.fusionbench = {
+    "kind": "classical",
+    "trainable": False,
+    "reference": "fusionbench example plugin",
+    "batch_size": 16,
+}

@@ -1,0 +1,160 @@
+"""The structure a newcomer walks: layers that point one way, no import circles, the Python API."""
+
+import ast
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("metrics", "baselines", "fusioninn", "benchmark")
+LAYER = {"metrics": 0, "baselines": 1, "fusioninn": 1, "benchmark": 2}
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every project module -> the project modules it imports (at module level or inside functions)."""
+    modules = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t and t not in modules:  # "pkg.mod.func" -> "pkg.mod"
+                    t = t.rpartition(".")[0]
+                if t and t != name and not name.startswith(t + "."):  # a package's own __init__ is no edge
+                    deps.add(t)
+        graph[name] = deps
+    return graph
+
+
+def test_layers_point_one_way():
+    """metrics <- models (baselines, fusioninn) <- benchmark: no arrow runs back up."""
+    bad = [(a, b) for a, deps in _imports().items() for b in deps if LAYER[b.split(".")[0]] > LAYER[a.split(".")[0]]]
+    assert not bad, f"imports that run back up the layers: {bad}"
+
+
+def test_no_import_circles():
+    graph = _imports()
+    state, cycles = {}, []
+
+    def visit(n, stack):
+        state[n] = 1
+        for d in sorted(graph.get(n, ())):
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d) :] + [d])
+            elif d not in state:
+                visit(d, stack + [d])
+        state[n] = 2
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n, [n])
+    assert not cycles, f"import circles: {cycles}"
+
+
+def test_python_api_run_returns_what_it_wrote(tmp_path):
+    import benchmark
+
+    res = benchmark.run(
+        models="mean,max", profile="smoke", out=str(tmp_path), run_name="api", progress=False, log=lambda *_: None
+    )
+    assert isinstance(res, benchmark.RunResult) and res.path == str(tmp_path / "api")
+    written = pd.read_csv(tmp_path / "api" / "scores.csv")
+    pd.testing.assert_frame_equal(res.scores.reset_index(drop=True), written, check_exact=False, rtol=1e-9)
+    assert list(res.leaderboard.index) == ["mean", "max"] and "Q_SSIM_lo" in res.leaderboard.columns
+    board = pd.read_csv(tmp_path / "api" / "leaderboard.csv", index_col=0)
+    np.testing.assert_allclose(board["Q_SSIM"], res.leaderboard["Q_SSIM"], atol=1e-6)
+    assert set(res.leaderboards) >= {"slice", "tumour"}
+
+
+def test_python_api_evaluate_tensors_arrays_uint8():
+    import benchmark
+    import metrics
+    from benchmark.data.phantom import make_split
+
+    x1, x2, _ = make_split(7, "val", 3)
+    f = (x1 + x2) / 2
+    want = metrics.score(*(torch.from_numpy(a)[:, None] for a in (f, x1, x2)))
+    df = benchmark.evaluate(torch.from_numpy(f)[:, None], torch.from_numpy(x1)[:, None], torch.from_numpy(x2)[:, None])
+    assert list(df.columns) == ["index"] + list(want) and len(df) == 3
+    for k, v in want.items():
+        np.testing.assert_allclose(df[k], v.double().numpy(), atol=1e-12)
+    df2 = benchmark.evaluate(f, x1, x2, metrics="Q_SSIM,Q_P")  # (B, H, W) arrays
+    np.testing.assert_allclose(df2["Q_SSIM"], df["Q_SSIM"], atol=1e-12)
+    u8 = [np.round(a * 255).astype(np.uint8) for a in (f, x1, x2)]
+    df3 = benchmark.evaluate({"mean": u8[0], "copy": u8[1]}, u8[1], u8[2], metrics=["Q_SSIM_x1"])
+    assert df3.model.tolist() == ["mean"] * 3 + ["copy"] * 3
+    np.testing.assert_allclose(df3[df3.model == "copy"].Q_SSIM_x1, 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        benchmark.evaluate(f[0], x1, x2)
+
+
+def test_fusioninn_and_baselines_api(tmp_path):
+    from baselines import create_fuser, list_fusers, load_fuser
+    from benchmark.cli import main
+    from fusioninn import FusionINN
+
+    assert isinstance(create_fuser("fusioninn"), FusionINN)
+    assert {"mean", "deepfuse", "fusioninn"} <= {e.name for e in list_fusers()}
+    assert main(["run", "--models", "deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]) == 0
+    m = load_fuser(str(tmp_path / "r"), "deepfuse")
+    assert not m.training
+    s = pd.read_csv(tmp_path / "r" / "scores.csv")
+    from benchmark.data import load_data
+    from metrics import score
+
+    _, va, _ = load_data("phantom", 0, 16, 8, 16, 8)
+    x1, x2 = va[0]["x1"][None], va[0]["x2"][None]
+    with torch.no_grad():
+        got = score(m(x1, x2).clamp(0, 1), x1, x2, metrics="Q_SSIM")["Q_SSIM"]
+    want = s[(s.region == "slice") & (s["index"] == 0)].Q_SSIM.item()
+    assert abs(float(got) - want) < 1e-6  # the loaded weights fuse as the run did
+    with pytest.raises(ValueError, match="model 'unet' is not in that run"):
+        load_fuser(str(tmp_path / "r"), "unet")
+
+
+def test_metric_registry_hands_out_callables():
+    import metrics
+
+    assert metrics.get_metric("Q_FMI") is metrics.q_fmi and metrics.get_metric("ssim") is metrics.q_ssim
+    assert metrics.list_metrics()[:5] == ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"]
+    with pytest.raises(ValueError, match="unknown metric"):
+        metrics.get_metric("nope")
+
+
+def test_listing_fusers_builds_nothing(monkeypatch):
+    from baselines.registry import FuserEntry, list_fusers
+
+    def refuse(self, **kw):
+        raise AssertionError(f"{self.name} was built just to be listed")
+
+    monkeypatch.setattr(FuserEntry, "build", refuse)
+    rows = [e.as_dict() for e in list_fusers() if e.source == "built-in"]
+    assert rows and all(r["params"] is not None and r["display"] for r in rows)
+
+
+def test_registry_orders_and_names_the_tables():
+    from baselines.registry import display_name, table_order
+
+    assert table_order(["fusioninn", "zzz-plugin", "mean", "unet", "copy-x1", "aaa-plugin"]) == [
+        "mean",
+        "copy-x1",
+        "unet",
+        "fusioninn",
+        "aaa-plugin",
+        "zzz-plugin",
+    ]
+    assert display_name("unet3+") == "UNet3+" and display_name("not-a-fuser") == "not-a-fuser"
