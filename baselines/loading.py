@@ -34,6 +34,20 @@ class TrainedFuser:
     weights: str | None  # best.pt of a trainable fuser
 
 
+def _accepted(entry, kwargs: dict) -> dict:
+    """The keywords the factory still takes: a run written by an older fusionbench may record
+    settings that have since moved out of the factory (DDFM's prior training settings)."""
+    import inspect
+
+    try:
+        params = inspect.signature(entry.factory).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
 def find_trained(run_dir: str, name: str, folder: str | None = None) -> TrainedFuser:
     """Locate model ``name`` in ``run_dir`` (or in ``folder``); a model that is not there,
     unfinished or missing its weights (or DDFM's prior) raises one ValueError naming the file."""
@@ -55,7 +69,7 @@ def find_trained(run_dir: str, name: str, folder: str | None = None) -> TrainedF
             f"{run_dir}: model {name!r} did not finish in that run (status {info.get('status')!r} in "
             f"{info_path}); {hint}"
         )
-    kwargs = dict(info.get("kwargs", {}))
+    kwargs = _accepted(entry, dict(info.get("kwargs", {})))
     weights = None
     if entry.trainable:
         weights = os.path.join(folder, "best.pt")

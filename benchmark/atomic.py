@@ -44,3 +44,11 @@ def check_writable(folder: str) -> None:
         raise PermissionError(
             f"results folder {folder!r} is not writable ({e.strerror}); choose another with --out"
         ) from None
+
+
+def first_missing(path: str) -> str | None:
+    """The topmost folder of ``path`` that does not exist yet (what creating it would make), or None."""
+    path, top = os.path.abspath(path), None
+    while not os.path.exists(path):
+        top, path = path, os.path.dirname(path)
+    return top

@@ -97,7 +97,7 @@ def test_import_brats2015_layout(shared_data, tmp_path):
 
 def test_import_brats2023_layout_without_labels(shared_data, tmp_path):
     root = str(shared_data / "brats2023-gli-00001-000")
-    with pytest.raises(ValueError, match="needs label files"):
+    with pytest.raises(ValueError, match="needs labels"):
         prepare(root, str(tmp_path / "x.h5"), progress=False)
     assert not (tmp_path / "x.h5").exists()  # nothing half-written
     s = prepare(root, str(tmp_path / "b23.h5"), select="nonempty", modalities=("t1", "t2"), progress=False)

@@ -99,8 +99,17 @@ def _cmd_table(args) -> int:
         raise FileNotFoundError(
             f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
         )
+    from benchmark.reporting.tables import check_scores
+
+    try:
+        scores = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{path}: not a readable scores table ({type(e).__name__}: {e}); expected the scores.csv of a run"
+        ) from None
+    scores = check_scores(scores, path)
     tables = write_score_tables(
-        args.run_dir, pd.read_csv(path), f"Fusion metrics ({args.run_dir}).", style=args.style, with_std=args.std
+        args.run_dir, scores, f"Fusion metrics ({args.run_dir}).", style=args.style, with_std=args.std
     )
     with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
         print(fh.read())
@@ -133,6 +142,8 @@ def _cmd_data_prepare(args) -> int:
     summary = prepare(
         args.brats_dir, args.out, tuple(args.modalities.split(",")), args.select, args.val_fraction, args.seed
     )
+    for s in summary["skipped"]:
+        print(f"bench: skipped patient {s['patient']}: {s['reason']}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -47,12 +47,13 @@ def _match(name: str, kind: str) -> bool:
     return name.endswith((".nii", ".nii.gz")) and any(re.search(p, name) for p in PATTERNS[kind])
 
 
-def find_cases(root: str, modalities=("t1ce", "flair")) -> list[dict]:
-    """Case folders under ``root`` holding both modalities: ``[{"patient", "x1", "x2", "seg", "layout"}]``."""
+def find_cases(root: str, modalities=("t1ce", "flair"), skipped: list | None = None) -> list[dict]:
+    """Case folders under ``root`` holding both modalities: ``[{"patient", "x1", "x2", "seg", "layout"}]``.
+    A folder with only one of them is appended to ``skipped`` (``{"patient", "reason"}``)."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"BraTS folder not found: {root}")
     cases = []
-    for d, _, files in sorted(os.walk(root)):
+    for d, _, files in sorted(os.walk(root, followlinks=True)):
         found = {}
         for kind in (*modalities, "seg"):
             hits = sorted(f for f in files if _match(f, kind))
@@ -60,6 +61,9 @@ def find_cases(root: str, modalities=("t1ce", "flair")) -> list[dict]:
                 raise ValueError(f"{d}: several {kind} files match ({', '.join(hits)}); expected one per case")
             if hits:
                 found[kind] = os.path.join(d, hits[0])
+        if skipped is not None and any(m in found for m in modalities) and not all(m in found for m in modalities):
+            missing = [m for m in modalities if m not in found]
+            skipped.append({"patient": os.path.basename(d), "reason": f"no {' or '.join(missing)} file in {d}"})
         if all(m in found for m in modalities):
             seg = found.get("seg")
             layout = (
@@ -87,7 +91,16 @@ def find_cases(root: str, modalities=("t1ce", "flair")) -> list[dict]:
     return cases
 
 
-def _labels(seg: np.ndarray, layout: str) -> np.ndarray:
+# The label values each release uses (0 = background); anything else means a wrong or damaged file.
+RELEASE_LABELS = {"2015": {0, 1, 2, 3, 4}, "2018": {0, 1, 2, 4}, "2023": {0, 1, 2, 3}}
+
+
+def _labels(seg: np.ndarray, layout: str, path: str = "labels") -> np.ndarray:
+    values = set(np.unique(seg).tolist())
+    extra = sorted(values - RELEASE_LABELS[layout])
+    if extra:
+        want = ", ".join(map(str, sorted(RELEASE_LABELS[layout])))
+        raise ValueError(f"{path}: label values {extra[:10]} are not BraTS {layout} labels; expected {{{want}}}")
     seg = np.rint(seg).astype(np.uint8)
     if layout == "2015":
         seg[seg == 3] = 1  # non-enhancing core joins the necrotic / non-enhancing core label
@@ -104,6 +117,49 @@ def _keep(labels: np.ndarray | None, select: str) -> bool:
     if select == "labels12":
         return bool((labels == 1).any() and (labels == 2).any())
     return bool((labels > 0).any())
+
+
+def _check_output(out: str, out_dir: str) -> None:
+    if os.path.isdir(out):
+        raise ValueError(f"--out {out}: is a folder; expected a file name, e.g. {os.path.join(out, 'brats.h5')}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(
+            f"--out {out}: {out_dir} is a file, not a folder; expected a writable folder for {os.path.basename(out)}"
+        )
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, f".{os.path.basename(out)}.{os.getpid()}.probe")
+        with open(probe, "wb"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(
+            f"--out {out}: cannot write in {out_dir} ({e.strerror or e}); expected a writable folder"
+        ) from None
+
+
+def _read(path: str, nib) -> np.ndarray:
+    try:
+        return np.asarray(nib.load(path).dataobj)
+    except Exception as e:  # truncated or not NIfTI: name the file
+        first = str(e).splitlines()[0][:120] if str(e) else ""
+        raise ValueError(f"{path}: unreadable ({type(e).__name__}: {first}); expected a NIfTI volume") from None
+
+
+def _read_case(case: dict, nib):
+    """(x1, x2) float32 volumes and the mapped labels (or None) of one case; ValueError names the file."""
+    vols = []
+    for key in ("x1", "x2"):
+        v = _read(case[key], nib).astype(np.float32)
+        if v.ndim != 3:
+            raise ValueError(f"{case[key]}: volume has shape {v.shape}; expected 3-D (H, W, slices)")
+        vols.append(v)
+    if vols[0].shape != vols[1].shape:
+        raise ValueError(f"{case['x2']}: shape {vols[1].shape}; expected {vols[0].shape} like {case['x1']}")
+    seg = _labels(_read(case["seg"], nib), case["layout"], case["seg"]) if case["seg"] else None
+    if seg is not None and seg.shape != vols[0].shape:
+        raise ValueError(f"{case['seg']}: labels have shape {seg.shape}; expected {vols[0].shape} like the images")
+    return vols, seg
 
 
 def prepare(
@@ -125,15 +181,16 @@ def prepare(
         raise ValueError(f"modalities must be two different names of {', '.join(MODALITIES)}; got {modalities}")
     if select not in SELECT:
         raise ValueError(f"unknown --select {select!r}; expected one of {', '.join(SELECT)}")
-    cases = find_cases(root, modalities)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    _check_output(out, out_dir)  # before any import work
+    skipped: list[dict] = []
+    cases = find_cases(root, modalities, skipped)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(cases))
     n_val = int(round(val_fraction * len(cases))) if len(cases) > 1 else 0
     n_val = max(1, n_val) if len(cases) > 1 else 0
     val_patients = {cases[i]["patient"] for i in order[:n_val]}
 
-    out_dir = os.path.dirname(os.path.abspath(out))
-    os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, f".{os.path.basename(out)}.{os.getpid()}.tmp")
     summary = {
         "cases": len(cases),
@@ -143,28 +200,22 @@ def prepare(
         "dropped_constant": 0,
         "not_selected": 0,
         "val_patients": sorted(val_patients),
+        "skipped": skipped,
     }
     try:
         with h5py.File(tmp, "w") as f:
             data = shape = None
             rows = []
             for case in tqdm(cases, desc="import", disable=not progress):
-                vols = []
-                for key in ("x1", "x2"):
-                    v = np.asarray(nib.load(case[key]).dataobj, dtype=np.float32)
-                    if v.ndim != 3:
-                        raise ValueError(f"{case[key]}: volume has shape {v.shape}; expected 3-D (H, W, slices)")
-                    vols.append(v)
-                if vols[0].shape != vols[1].shape:
-                    raise ValueError(
-                        f"{case['patient']}: {case['x1']} has shape {vols[0].shape} but {case['x2']} has "
-                        f"{vols[1].shape}"
-                    )
-                seg = _labels(np.asarray(nib.load(case["seg"]).dataobj), case["layout"]) if case["seg"] else None
-                if seg is not None and seg.shape != vols[0].shape:
-                    raise ValueError(
-                        f"{case['seg']}: labels have shape {seg.shape}; expected {vols[0].shape} like the images"
-                    )
+                try:
+                    vols, seg = _read_case(case, nib)
+                except ValueError as e:  # one bad patient is listed and skipped, not fatal
+                    skipped.append({"patient": case["patient"], "reason": str(e)})
+                    continue
+                if seg is None and select != "nonempty":
+                    reason = f"no label file; --select {select} needs labels (use --select nonempty)"
+                    skipped.append({"patient": case["patient"], "reason": reason})
+                    continue
                 if shape is None:
                     shape = vols[0].shape[:2]
                     data = f.create_dataset(
@@ -211,8 +262,11 @@ def prepare(
                     rows.append((case["patient"], z, split))
                     summary["kept"]["val" if split else "train"] += 1
             if not rows:
+                why = "; ".join(f"{s['patient']}: {s['reason']}" for s in skipped[:5])
                 raise ValueError(
-                    f"{root}: no slice passed --select {select} (dropped {summary['dropped_constant']} constant slices)"
+                    f"{root}: no slice passed --select {select} (dropped {summary['dropped_constant']} constant slices"
+                    + (f"; skipped {len(skipped)} patient(s): {why}" if skipped else "")
+                    + ")"
                 )
             f.create_dataset("patient", data=np.array([r[0] for r in rows], dtype="S"))
             f.create_dataset("slice", data=np.array([r[1] for r in rows], dtype="i4"))

@@ -97,7 +97,18 @@ class H5Pairs(torch.utils.data.Dataset):
                 )
             self.shape = shape
             self.has_labels = "seg" in f
+            if self.has_labels and tuple(f["seg"].shape) != (shape[0],) + tuple(shape[2:]):
+                raise ValueError(
+                    f"{path}: dataset 'seg' has shape {tuple(f['seg'].shape)}; "
+                    f"expected {(shape[0],) + tuple(shape[2:])} "
+                    "(one label map per slice of 'data')"
+                )
             self.split = np.asarray(f["split"]) if "split" in f else None
+            if self.split is not None and self.split.shape != (shape[0],):
+                raise ValueError(
+                    f"{path}: dataset 'split' has shape {self.split.shape}; expected ({shape[0]},) "
+                    "(0 = train, 1 = validation for each slice of 'data')"
+                )
         self.indices = np.arange(shape[0]) if indices is None else np.asarray(indices)
         self._file = None
 

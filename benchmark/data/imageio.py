@@ -21,20 +21,16 @@ def read_image(path: str) -> np.ndarray:
     """A 2-D float32 image in [0, 1]. 8-bit integers are divided by 255, 16-bit by 65535; float
     ``.npy``/NIfTI must already lie in [0, 1]; RGB(A) images with equal channels are reduced to grey."""
     low = path.lower()
-    if low.endswith(".npy"):
-        a = np.load(path, allow_pickle=False)
-    elif low.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
-
-        a = np.asarray(nib.load(path).dataobj)
-        a = a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
-    elif low.endswith((".png", ".tif", ".tiff")):
-        from skimage import io as skio
-
-        a = skio.imread(path)
-    else:
+    if not low.endswith(EXTS):
         raise ValueError(f"{path}: unsupported file type; expected one of {', '.join(EXTS)}")
-    a = np.asarray(a)
+    try:
+        a = _decode(path, low)
+    except ValueError as e:
+        if str(e).startswith(path):
+            raise
+        raise ValueError(f"{path}: unreadable ({_reason(e)}); expected {_expected(low)}") from None
+    except Exception as e:  # truncated, empty or mislabelled files raise whatever their decoder raises
+        raise ValueError(f"{path}: unreadable ({_reason(e)}); expected {_expected(low)}") from None
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         rgb = a[..., :3]
         if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
@@ -56,6 +52,36 @@ def read_image(path: str) -> np.ndarray:
     if a.min() < -1e-6 or a.max() > 1 + 1e-6:
         raise ValueError(f"{path}: float values in [{a.min():.4g}, {a.max():.4g}]; expected [0, 1]")
     return np.clip(a, 0, 1)
+
+
+def _decode(path: str, low: str) -> np.ndarray:
+    if low.endswith(".npy"):
+        return np.asarray(np.load(path, allow_pickle=False))
+    if low.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        a = np.asarray(nib.load(path).dataobj)
+        return a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+    from PIL import Image
+
+    with Image.open(path) as im:  # decode fully here, so a truncated file fails now, naming itself
+        im.load()
+    from skimage import io as skio
+
+    return np.asarray(skio.imread(path))
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
+
+
+def _expected(low: str) -> str:
+    if low.endswith(".npy"):
+        return "a NumPy .npy array of one 2-D slice"
+    if low.endswith((".nii", ".nii.gz")):
+        return "a NIfTI file of one 2-D slice"
+    return "a complete grey PNG/TIFF image (8 or 16 bit)"
 
 
 def list_images(folder: str) -> dict[str, str]:

@@ -35,12 +35,49 @@ def leaderboard(scores: pd.DataFrame, columns=None) -> pd.DataFrame:
     if not cols:
         raise ValueError(f"scores table has no metric columns; expected some of {', '.join(TABLE_ORDER)}")
     g = scores.groupby("model", sort=False)[cols]
-    mean, std = g.mean(), g.std(ddof=1)
+    mean, std, count = g.mean(), g.std(ddof=1), g.count()
     out = mean.copy()
     for c in cols:
         out[f"{c}_std"] = std[c]
     out["n"] = g.size()
+    for c in cols:  # a mean over fewer images than the model has (NaN scores) says so: <metric>_n
+        if (count[c] < out["n"]).any():
+            out[f"{c}_n"] = count[c]
     return out.loc[order_models(out.index)]
+
+
+def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.DataFrame:
+    """Validate a scores table (as ``bench table`` reads it): a ``model`` column, at least one row,
+    known or numeric metric columns. NaN scores are kept (the leaderboard counts them out and says
+    over how many images each mean is); ``warn`` (default: print to stderr) names model, metric, rows."""
+    import sys
+
+    if "model" not in scores.columns:
+        raise ValueError(f"{source}: no 'model' column; found {', '.join(map(str, scores.columns)) or 'no columns'}")
+    cols = metric_columns(scores)
+    if not cols:
+        raise ValueError(f"{source}: no metric columns; expected some of {', '.join(TABLE_ORDER)}")
+    if scores.empty:
+        raise ValueError(f"{source}: header only, no score rows")
+    for c in cols:
+        values = pd.to_numeric(scores[c], errors="coerce")
+        bad = scores.index[values.isna() & scores[c].notna()].tolist()
+        if bad:
+            raise ValueError(
+                f"{source}: column {c} holds non-numbers in rows {bad[:10]} (e.g. {scores[c][bad[0]]!r}); "
+                "expected numbers"
+            )
+        scores[c] = values
+    warn = warn or (lambda m: print(m, file=sys.stderr))
+    for c in cols:
+        nan = scores[scores[c].isna()]
+        for model, rows in nan.groupby("model").groups.items():
+            where = nan.loc[rows, "index"].tolist() if "index" in nan else list(rows)
+            warn(
+                f"warning: {source}: {model} has no {c} for {len(rows)} image(s) {where[:10]}; "
+                "its mean is over the others"
+            )
+    return scores
 
 
 def higher_is_better(col: str) -> bool:
@@ -103,6 +140,8 @@ def render(
         cells = [label.replace("_", "\\_") if fmt == "tex" else label]
         for c in cols:
             t = _fmt(table.at[m, c], table.at[m, f"{c}_std"] if with_std else None, decimals)
+            if f"{c}_n" in table.columns and table.at[m, f"{c}_n"] < table.at[m, "n"]:
+                t += f" (n={int(table.at[m, f'{c}_n'])})"  # NaN scores left out of this mean
             if fmt == "tex":
                 t = t.replace("±", "$\\pm$")
             if mask.at[m, c]:

@@ -8,17 +8,19 @@ The same file stem in the x1, x2 and fused folders makes one triple. Several fus
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_writable, write_json, write_text
+from benchmark.atomic import check_writable, first_missing, write_json, write_text
 from benchmark.data.imageio import list_images, read_image
 from benchmark.reporting.tables import write_leaderboards
 from metrics import score
-from metrics.registry import resolve_metrics
+from metrics.profiles import get_profile
+from metrics.registry import METRICS, resolve_metrics
 
 
 def parse_fused(specs) -> dict[str, str]:
@@ -47,6 +49,9 @@ def evaluate_folders(
     """Score every fused folder against the source folders (same file stem = one triple); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores."""
     names = resolve_metrics(metrics)
+    need = max(METRICS[n].min_size for n in names)
+    if "Q_P" in names and get_profile(metric_profile).piella_map == "toolbox":
+        need = max(need, 21)  # the shipped toolbox's Piella maps are 21x21 blocks
     a, b = list_images(x1_dir), list_images(x2_dir)
     problems = []
     fl = {}
@@ -71,8 +76,38 @@ def evaluate_folders(
         x1, x2 = read_image(a[k]), read_image(b[k])
         if x1.shape != x2.shape:
             raise ValueError(f"{b[k]} is {x2.shape[0]}x{x2.shape[1]}; expected {x1.shape[0]}x{x1.shape[1]} like {a[k]}")
+        if min(x1.shape) < need:
+            raise ValueError(f"{a[k]} is {x1.shape[0]}x{x1.shape[1]}; the metrics need at least {need}x{need} pixels")
         imgs[k] = (x1, x2)
+    created = first_missing(out)
     check_writable(out)
+    try:
+        return _score_folders(
+            keys,
+            imgs,
+            a,
+            fl,
+            fused,
+            out,
+            names,
+            metric_profile,
+            quantize,
+            batch,
+            device,
+            progress,
+            style,
+            x1_dir,
+            x2_dir,
+        )
+    except BaseException:
+        if created:  # nothing partial: no output folder of a failed eval is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _score_folders(
+    keys, imgs, a, fl, fused, out, names, metric_profile, quantize, batch, device, progress, style, x1_dir, x2_dir
+):
     rows = []
     for m, files in fused.items():
         for s in tqdm(range(0, len(keys), batch), desc=f"eval {m}", disable=not progress, leave=False):

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 import traceback
@@ -38,7 +39,7 @@ from baselines.loading import find_trained, load_weights, model_folder
 from baselines.loss import LossConfig
 from baselines.registry import get_fuser, resolve_models
 from benchmark import distributed as D
-from benchmark.atomic import atomic_path, check_writable, write_json, write_text
+from benchmark.atomic import atomic_path, check_writable, first_missing, write_json, write_text
 from benchmark.config import RunConfig, for_model, parse_per_model
 from benchmark.data import load_data
 from benchmark.data.regions import crop, region_groups, tumour_boxes
@@ -229,6 +230,56 @@ def _batch_size(entry, cfg: RunConfig) -> int:
     return min(batch, cfg.max_batch) if cfg.max_batch else batch
 
 
+_PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _files_sha(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(set(paths)):
+        with open(p, "rb") as fh:
+            h.update(os.path.relpath(p, _PROJECT).encode() + b"\0" + fh.read())
+    return h.hexdigest()[:16]
+
+
+def _py_files(folder: str) -> list[str]:
+    return [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".py")]
+
+
+def code_version(name: str) -> dict:
+    """What a result depends on besides its config: the fusionbench version, a hash of the fuser's
+    source (its module or package, the shared loss and blocks, the trainer) and of the metrics'
+    source; a plugin is named by its distribution and version. Changed code retrains or rescores."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("fusionbench")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    entry = get_fuser(name)
+    out = {"fusionbench": version, "metrics": _files_sha(_py_files(os.path.join(_PROJECT, "metrics")))}
+    if entry.source.startswith("plugin"):
+        out["fuser"] = entry.source
+        dist = entry.source.split(" ", 1)[-1]
+        try:
+            out["fuser"] += " " + metadata.version(dist)
+        except (metadata.PackageNotFoundError, ValueError):
+            pass
+        return out
+    mod = sys.modules.get(getattr(entry.factory, "__module__", ""), None)
+    src = getattr(mod, "__file__", None)
+    # a fuser in a package of its own (ddfm/, fusioninn/) depends on the whole package
+    files = (
+        [src]
+        if src and os.path.dirname(src) == os.path.join(_PROJECT, "baselines")
+        else _py_files(os.path.dirname(src or ""))
+    )
+    shared = ["baselines/loss.py", "baselines/blocks.py"] + [
+        f"benchmark/training/{f}" for f in ("trainer.py", "patches.py")
+    ]
+    out["fuser"] = _files_sha(files + [os.path.join(_PROJECT, f) for f in shared])
+    return out
+
+
 def _fingerprint_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, source) -> str:
     entry = get_fuser(name)
     trained = (
@@ -249,6 +300,7 @@ def _fingerprint_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, so
             "prior": prior,
             "data": data_info,
             "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize],
+            "code": code_version(name),
             "draws": cfg.decomposition_draws,
         }
     )
@@ -311,13 +363,21 @@ def prepare(
     elif entry.trainable:
         best, last = os.path.join(folder, "best.pt"), os.path.join(folder, "last.pt")
         batch = _batch_size(entry, cfg)
+        reused = False
         if os.path.exists(os.path.join(folder, "train.json")) and os.path.exists(best):
-            log(
-                f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); "
-                "--retrain to train again"
-            )
-            load_weights(model, best, dev)
-        else:
+            try:
+                load_weights(model, best, dev)
+                reused = True
+                log(
+                    f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); "
+                    "--retrain to train again"
+                )
+            except ValueError as e:
+                log(f"[fusionbench] {e}; training {name} again")
+                for f in (best, last, os.path.join(folder, "train.json")):
+                    if os.path.exists(f):
+                        os.remove(f)
+        if not reused:
             if os.path.exists(last):
                 log(f"[fusionbench] resuming {name} from {last} (written {_when(last)})")
             train(
@@ -419,6 +479,20 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
         np.save(tmp, arr)
 
 
+_CHECKED = ("best.pt", "scores.csv", "decomposition.csv", "prior/unet/diffusion_pytorch_model.safetensors")
+
+
+def damaged_files(folder: str, info: dict) -> list[str]:
+    """Files of a finished model whose content no longer matches its checksum in ``model.json`` (a
+    file that is gone is not damage: what needs it is redone, e.g. scoring with the kept weights)."""
+    bad = []
+    for f, sha in (info.get("checksums") or {}).items():
+        p = os.path.join(folder, f)
+        if os.path.exists(p) and file_sha256(p) != sha:
+            bad.append(p)
+    return bad
+
+
 def persist_model(folder: str, result: ModelResult) -> None:
     """Write a model's results into its folder (atomically), ``model.json`` last, marked done."""
     csv = dict(index=False, float_format="%.10g")
@@ -429,6 +503,10 @@ def persist_model(folder: str, result: ModelResult) -> None:
         _save_npy(os.path.join(folder, "samples.npy"), result.samples)
     if result.decomposed is not None:
         _save_npy(os.path.join(folder, "decomposed.npy"), result.decomposed)
+    # checksums of what a rerun would reuse, verified before it does (a damaged file retrains)
+    result.info["checksums"] = {
+        f: file_sha256(os.path.join(folder, f)) for f in _CHECKED if os.path.exists(os.path.join(folder, f))
+    }
     write_json(os.path.join(folder, "model.json"), result.info)
 
 
@@ -479,8 +557,18 @@ def run_model(
     summary = os.path.join(folder, "model.json")
     prev = None
     if os.path.exists(summary):
-        with open(summary) as fh:
-            prev = json.load(fh)
+        try:
+            with open(summary) as fh:
+                prev = json.load(fh)
+        except (OSError, json.JSONDecodeError):
+            log(f"[fusionbench] {summary} is damaged; {name} is trained and scored again")
+    damaged = damaged_files(folder, prev) if prev and prev.get("status") == "done" else []
+    if damaged and not cfg.retrain:
+        log(
+            f"[fusionbench] {name}: {', '.join(damaged)} changed since the run that wrote it (checksum); "
+            "training and scoring again"
+        )
+        cfg = dataclasses.replace(cfg, retrain=True)
     if (
         not cfg.retrain
         and prev
@@ -493,7 +581,11 @@ def run_model(
             "--retrain to train and score it again"
         )
         return load_model_result(folder, prev)
-    if D.is_main() and (cfg.retrain or (prev and prev.get("fingerprint") != fp)):
+    if D.is_main() and (
+        cfg.retrain
+        or (prev is not None and prev.get("fingerprint") != fp)
+        or (os.path.exists(summary) and prev is None)
+    ):
         for f in ("last.pt", "best.pt", "train.json", "scores.csv", "decomposition.csv"):
             if os.path.exists(os.path.join(folder, f)):
                 os.remove(os.path.join(folder, f))
@@ -541,8 +633,47 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         raise ValueError(
             f"--from {cfg.from_run}: the new run would write into the run it loads from; give another --run-name"
         )
+    created = first_missing(run_dir)
     if D.is_main():
         check_writable(run_dir)
+        _remove_run_outputs(run_dir)  # a failed rerun must not leave the last run's tables looking current
+    try:
+        return _run_in(run_dir, cfg, names, dev, progress, log)
+    except BaseException:
+        if created and D.is_main() and not _holds_finished_work(run_dir):
+            shutil.rmtree(created, ignore_errors=True)  # nothing partial: no folder this run made is left behind
+        raise
+
+
+_RUN_OUTPUTS = ("scores.csv", "run.json", "decomposition.csv")
+
+
+def _remove_run_outputs(run_dir: str) -> None:
+    for f in os.listdir(run_dir):
+        p = os.path.join(run_dir, f)
+        if f in _RUN_OUTPUTS or (f.startswith(("leaderboard", "decomposition_leaderboard")) and os.path.isfile(p)):
+            os.remove(p)
+    figs = os.path.join(run_dir, "figures")
+    if os.path.isdir(figs):
+        shutil.rmtree(figs)
+
+
+def _holds_finished_work(run_dir: str) -> bool:
+    """Whether a run folder holds anything worth keeping (a checkpoint or a finished model)."""
+    for d, _, fs in os.walk(run_dir):
+        if any(f.endswith(".pt") for f in fs):
+            return True
+        if "model.json" in fs:
+            try:
+                with open(os.path.join(d, "model.json")) as fh:
+                    if json.load(fh).get("status") == "done":
+                        return True
+            except (OSError, json.JSONDecodeError):
+                pass
+    return False
+
+
+def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log) -> RunResult:
     train_ds, val_ds, data_info = load_data(
         cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
     )

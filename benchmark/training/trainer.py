@@ -82,7 +82,13 @@ def save_checkpoint(path: str, obj) -> None:
 
 
 def load_checkpoint(path: str, device="cpu"):
-    return torch.load(path, map_location=device, weights_only=True)
+    """A checkpoint written by :func:`save_checkpoint` (``weights_only``: it cannot run code); a
+    damaged or foreign file is one ValueError naming it."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        first = str(e).splitlines()[0][:160] if str(e) else ""
+        raise ValueError(f"{path}: damaged or not a fusionbench checkpoint ({type(e).__name__}: {first})") from None
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -210,11 +216,17 @@ def train(
     state = {"epoch": 0, "best": math.inf, "history": []}
     D.barrier()
     if resume and os.path.exists(last_path):
-        ck = load_checkpoint(last_path, device)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        state = {"epoch": int(ck["epoch"]), "best": float(ck["best"]), "history": list(ck["history"])}
+        try:
+            ck = load_checkpoint(last_path, device)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            state = {"epoch": int(ck["epoch"]), "best": float(ck["best"]), "history": list(ck["history"])}
+        except (ValueError, KeyError, RuntimeError) as e:  # a damaged checkpoint: say so, start again
+            print(f"[fusionbench] {name}: cannot resume from {last_path} ({e}); training from the start", flush=True)
+            for f in (last_path, best_path):
+                if os.path.exists(f):
+                    os.remove(f)
     if len(train_ds) < cfg.batch_size and cfg.reference_quirks:
         raise ValueError(
             f"{name}: {len(train_ds)} training pairs is fewer than one batch of {cfg.batch_size} with drop_last"

@@ -1,0 +1,229 @@
+"""Bad input gets one clear line naming the file, exit status 2, and leaves nothing partial or stale."""
+
+import json
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+from skimage import io as skio
+
+from benchmark.cli import main
+from benchmark.data.phantom import make_split
+
+
+def _one_line(capsys, *needles):
+    raw = capsys.readouterr().err.replace("\r", "\n")
+    err = "\n".join(
+        line for line in raw.splitlines() if line.strip() and not line.rstrip().endswith(("it/s]", "s/it]"))
+    )  # bar redraws aside
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and "weights_only=False" not in err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    x1, x2, _ = make_split(43, "val", 2)
+    return x1, x2
+
+
+def _folders(tmp_path, pairs):
+    x1, x2 = pairs
+    for name, arr in (("a", x1), ("b", x2), ("f", (x1 + x2) / 2)):
+        (tmp_path / name).mkdir(exist_ok=True)
+        for i, img in enumerate(arr):
+            skio.imsave(tmp_path / name / f"s{i}.png", np.round(img * 255).astype(np.uint8), check_contrast=False)
+    return [str(tmp_path / n) for n in "abf"]
+
+
+def _eval(a, b, f, out):
+    return main(["eval", "--x1", a, "--x2", b, "--fused", f, "--out", out])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text", "empty"])
+def test_unreadable_png_names_the_file(tmp_path, pairs, capsys, damage):
+    a, b, f = _folders(tmp_path, pairs)
+    bad = os.path.join(f, "s1.png")
+    data = open(bad, "rb").read()
+    with open(bad, "wb") as fh:
+        fh.write({"truncated": data[: len(data) // 2], "text": b"not an image", "empty": b""}[damage])
+    assert _eval(a, b, f, str(tmp_path / "out")) == 2
+    _one_line(capsys, bad, "expected a complete grey PNG/TIFF image")
+    assert not (tmp_path / "out").exists()  # no output folder of a failed eval
+
+
+def test_truncated_npy_and_small_images_name_the_file(tmp_path, pairs, capsys):
+    a, b, f = _folders(tmp_path, pairs)
+    np.save(os.path.join(f, "s0.npy"), np.zeros((240, 240), np.float32))
+    os.remove(os.path.join(f, "s0.png"))
+    raw = open(os.path.join(f, "s0.npy"), "rb").read()
+    open(os.path.join(f, "s0.npy"), "wb").write(raw[:100])
+    assert _eval(a, b, f, str(tmp_path / "o1")) == 2
+    _one_line(capsys, os.path.join(f, "s0.npy"), "expected a NumPy .npy array")
+    for d in "abf":
+        shutil.rmtree(tmp_path / d)
+        (tmp_path / d).mkdir()
+        skio.imsave(tmp_path / d / "tiny.png", np.zeros((8, 8), np.uint8), check_contrast=False)
+    assert _eval(*(str(tmp_path / d) for d in "abf"), str(tmp_path / "o2")) == 2
+    _one_line(capsys, str(tmp_path / "a" / "tiny.png"), "need at least")
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def _nii(path, arr):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(arr, np.eye(4)), str(path))
+
+
+def _brats(root, patient, flair=True, labels=None, truncate=None):
+    d = root / patient
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(len(patient))
+    vol = rng.random((32, 32, 4)).astype(np.float32)
+    _nii(d / f"{patient}_t1ce.nii.gz", vol)
+    if flair:
+        _nii(d / f"{patient}_flair.nii.gz", vol[::-1].copy())
+    seg = np.zeros((32, 32, 4), np.int16)
+    seg[8:16, 8:16] = 1
+    seg[16:24, 16:24] = 2
+    if labels is not None:
+        seg[0, 0, 0] = labels
+    _nii(d / f"{patient}_seg.nii.gz", seg)
+    if truncate:
+        p = d / f"{patient}_{truncate}.nii.gz"
+        p.write_bytes(p.read_bytes()[:60])
+
+
+def test_data_prepare_lists_every_skipped_patient(tmp_path, capsys):
+    root = tmp_path / "brats"
+    _brats(root, "good1")
+    _brats(root, "good2")
+    _brats(root, "noflair", flair=False)
+    _brats(root, "badlabel", labels=-1)
+    _brats(root, "broken", truncate="flair")
+    out = tmp_path / "o.h5"
+    assert main(["data", "prepare", str(root), "--out", str(out), "--val-fraction", "0.2"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped patient noflair: no flair file" in err
+    assert "skipped patient badlabel:" in err and "label values [-1] are not BraTS 2018 labels" in err
+    assert "skipped patient broken:" in err and "broken_flair.nii.gz: unreadable" in err
+    with h5py.File(out) as f:
+        summary = json.loads(f.attrs["summary"])
+        assert {s["patient"] for s in summary["skipped"]} == {"noflair", "badlabel", "broken"}
+        assert set(np.unique(f["seg"][:])) <= {0, 1, 2}  # nothing wrapped to 255
+
+
+def test_data_prepare_checks_the_output_before_importing(tmp_path, capsys):
+    root = tmp_path / "brats"
+    _brats(root, "p1")
+    assert main(["data", "prepare", str(root), "--out", str(tmp_path)]) == 2
+    _one_line(capsys, f"--out {tmp_path}: is a folder")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["data", "prepare", str(root), "--out", str(blocker / "o.h5")]) == 2
+    _one_line(capsys, f"{blocker} is a file, not a folder")
+
+
+def test_hdf5_seg_and_split_checked_against_data(tmp_path, capsys):
+    d = np.random.rand(4, 4, 32, 32).astype(np.float32)
+    for name, extra in (
+        ("seg", {"seg": np.zeros((4, 32, 31), np.uint8)}),
+        ("split", {"split": np.array([0, 1], np.uint8)}),
+    ):
+        p = tmp_path / f"{name}.h5"
+        with h5py.File(p, "w") as f:
+            f["data"] = d
+            if name == "seg":
+                f["split"] = np.array([0, 0, 1, 1], np.uint8)
+            for k, v in extra.items():
+                f[k] = v
+        assert (
+            main(["run", "--models", "mean", "--profile", "smoke", "--data", str(p), "--out", str(tmp_path / "o")]) == 2
+        )
+        _one_line(capsys, str(p), f"dataset '{name}' has shape")
+    assert not (tmp_path / "o").exists()  # no empty run folder
+
+
+def test_random_bytes_in_a_checkpoint(tmp_path):
+    from baselines import load_fuser
+
+    assert main(["run", "--models", "deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]) == 0
+    best = tmp_path / "r" / "deepfuse" / "best.pt"
+    best.write_bytes(os.urandom(2000))
+    with pytest.raises(ValueError) as e:
+        load_fuser(str(tmp_path / "r"), "deepfuse")
+    assert str(best) in str(e.value) and "weights_only=False" not in str(e.value)
+
+
+def test_damaged_checkpoint_of_a_finished_model_is_retrained(tmp_path, capsys):
+    args = ["run", "--models", "deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 0
+    best = tmp_path / "r" / "deepfuse" / "best.pt"
+    best.write_bytes(best.read_bytes()[:-10] + b"0123456789")
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{best} changed since the run that wrote it" in out and "reusing deepfuse" not in out
+    info = json.loads((tmp_path / "r" / "deepfuse" / "model.json").read_text())
+    import hashlib
+
+    assert info["checksums"]["best.pt"] == hashlib.sha256(best.read_bytes()).hexdigest()
+
+
+def test_changed_code_retrains(tmp_path, capsys, monkeypatch):
+    from benchmark.running import runner
+
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "reusing mean" in capsys.readouterr().out
+    real = runner.code_version
+    monkeypatch.setattr(runner, "code_version", lambda name: {**real(name), "fuser": "changed"})
+    assert main(args) == 0
+    assert "reusing mean" not in capsys.readouterr().out
+
+
+def test_failed_rerun_leaves_no_stale_tables(tmp_path, capsys):
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 0
+    d = tmp_path / "r"
+    assert (d / "leaderboard.md").exists() and (d / "scores.csv").exists()
+    bad = tmp_path / "nan.h5"
+    arr = np.random.rand(4, 4, 32, 32).astype(np.float32)
+    arr[3, 2, 0, 0] = np.nan
+    with h5py.File(bad, "w") as f:
+        f["data"] = arr
+    assert main(args + ["--data", f"{bad},{bad}"]) == 2
+    _one_line(capsys, "contains NaN or Inf")
+    left = {p.name for p in d.iterdir()}
+    assert not left & {"scores.csv", "leaderboard.md", "leaderboard.csv", "run.json"}, left
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("", "not a readable scores table"),
+        ("model,index,region,Q_SSIM\n", "header only"),
+        ("model,index,region,Q_SSIM\na,0,slice,x\n", "non-numbers"),
+    ],
+)
+def test_bench_table_validates(tmp_path, capsys, content, needle):
+    (tmp_path / "scores.csv").write_text(content)
+    assert main(["table", str(tmp_path)]) == 2
+    _one_line(capsys, str(tmp_path / "scores.csv"), needle)
+
+
+def test_bench_table_counts_nan_scores(tmp_path, capsys):
+    rows = "".join(
+        f"a,{i},slice,{0.5 + i / 100},{'' if i < 2 else 0.6}\nb,{i},slice,{0.6 + i / 100},0.7\n" for i in range(8)
+    )
+    (tmp_path / "scores.csv").write_text("model,index,region,Q_SSIM,Q_P\n" + rows)
+    assert main(["table", str(tmp_path)]) == 0
+    cap = capsys.readouterr()
+    assert "a has no Q_P for 2 image(s) [0, 1]" in cap.err
+    assert "0.600 (n=6)" in (tmp_path / "leaderboard.md").read_text()
