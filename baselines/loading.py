@@ -90,9 +90,17 @@ def load_weights(model: torch.nn.Module, path: str, device="cpu") -> None:
         model.load_state_dict(state)
     except Exception as e:  # a truncated or foreign file: say which, never suggest weights_only=False
         raise ValueError(
-            f"{path}: cannot load these weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}); expected "
-            "a best.pt written by bench run"
+            f"{path}: cannot load these weights ({checkpoint_problem(e)}); expected a best.pt written by bench run"
         ) from None
+
+
+def checkpoint_problem(e: Exception) -> str:
+    """Why torch could not read a checkpoint, in one line, without torch's advice on forcing the load."""
+    text = str(e)
+    if "Weights only load failed" in text:
+        return "it holds pickled Python objects besides tensors; such files are never loaded"
+    first = text.splitlines()[0][:160] if text else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def load_fuser(run_dir: str, name: str, device="cpu"):

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from baselines.loading import checkpoint_problem
 from baselines.loss import LossConfig, fusion_loss
 from benchmark import distributed as D
 from benchmark.atomic import atomic_path, write_json
@@ -87,8 +88,7 @@ def load_checkpoint(path: str, device="cpu"):
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        first = str(e).splitlines()[0][:160] if str(e) else ""
-        raise ValueError(f"{path}: damaged or not a fusionbench checkpoint ({type(e).__name__}: {first})") from None
+        raise ValueError(f"{path}: damaged or not a fusionbench checkpoint ({checkpoint_problem(e)})") from None
 
 
 def _autocast(device: torch.device, amp: bool):
