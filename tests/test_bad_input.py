@@ -227,3 +227,10 @@ def test_bench_table_counts_nan_scores(tmp_path, capsys):
     cap = capsys.readouterr()
     assert "a has no Q_P for 2 image(s) [0, 1]" in cap.err
     assert "0.600 (n=6)" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    assert main(["table", str(tmp_path)]) == 2
+    _one_line(capsys, str(tmp_path / "scores.csv"))
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "table", str(tmp_path)])

@@ -2,7 +2,7 @@
 
 Each command is a small function over the library (``benchmark.run``, ``benchmark.evaluate_folders``,
 ``benchmark.reporting``); errors a user can fix are one line on stderr and exit status 2
-(``FUSIONBENCH_DEBUG=1`` shows the traceback).
+(``bench --debug ...`` or ``FUSIONBENCH_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench", description="fusionbench: benchmark medical image fusion (T1-Gd + FLAIR)."
     )
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also FUSIONBENCH_DEBUG=1)")
     sub = p.add_subparsers(dest="cmd", required=True)
     pl = sub.add_parser("list", help="list fusers and metrics")
     pl.add_argument("--json", action="store_true")
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
     try:
         return args.fn(args)
     except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as e:
-        if os.environ.get("FUSIONBENCH_DEBUG"):
+        if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise
         print(f"bench: error: {e}", file=sys.stderr)
         return 2

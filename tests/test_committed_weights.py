@@ -1,0 +1,65 @@
+"""The weights of results/cpu-phantom ship with the repository: they load safely and work out of the box."""
+
+import pathlib
+
+import numpy as np
+import torch
+from skimage import io as skio
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RUN = ROOT / "results" / "cpu-phantom"
+
+
+def test_committed_weights_are_small_and_load_with_weights_only():
+    from baselines import load_fuser
+    from baselines.registry import get_fuser
+
+    files = sorted(RUN.glob("*/best.pt"))
+    assert files, "results/cpu-phantom holds no weights"
+    sizes = [f.stat().st_size for f in files]
+    assert max(sizes) <= 20 * 2**20 and sum(sizes) <= 60 * 2**20
+    for f in files:
+        state = torch.load(f, weights_only=True)  # tensors only: loading runs no code
+        assert state and all(isinstance(v, torch.Tensor) for v in state.values())
+    for name in ("deepfuse", "unet3+", "fusioninn"):
+        assert get_fuser(name).trainable and not load_fuser(str(RUN), name).training
+
+
+def test_bench_decompose_with_the_default_weights(tmp_path, capsys):
+    from benchmark.cli import main
+    from benchmark.data.phantom import make_split
+
+    x1, x2, _ = make_split(3, "val", 1)
+    img = tmp_path / "fused.png"
+    skio.imsave(img, np.round((x1[0] + x2[0]) / 2 * 255).astype(np.uint8), check_contrast=False)
+    assert main(["decompose", str(img), "--draws", "2", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert str(RUN / "fusioninn") in out
+    for k in ("x1_mean", "x2_mean", "x1_std", "x2_std"):
+        assert (tmp_path / "out" / f"fused_{k}.png").exists()
+    z = np.load(tmp_path / "out" / "fused_decomposed.npz")
+    assert z["x1_mean"].shape == (240, 240) and z["draws_x1"].shape == (2, 240, 240)
+    from metrics import ssim
+
+    got = float(ssim(torch.from_numpy(z["x1_mean"])[None, None], torch.from_numpy(x1[:1])[:, None]))
+    assert got > 0.8, got  # the committed FusionINN gives T1-Gd back from a fused image
+
+
+def test_from_committed_run_trains_nothing(tmp_path):
+    from benchmark.cli import main
+
+    args = [
+        "run",
+        "--models",
+        "mean,fusioninn",
+        "--profile",
+        "smoke",
+        "--from",
+        str(RUN),
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "f",
+    ]
+    assert main(args) == 0
+    assert not (tmp_path / "f" / "fusioninn" / "best.pt").exists()
