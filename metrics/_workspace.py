@@ -9,6 +9,7 @@ metric: it holds the images and the cache, and the metric files hold the maths.
 
 from __future__ import annotations
 
+from metrics._checks import check_triple
 from metrics.profiles import get_profile
 from metrics.toolbox_input import paper_input_path, quantize_255
 
@@ -34,6 +35,15 @@ class Workspace:
         self.quantize_ssim = self.profile.quantize_ssim if quantize is None else bool(quantize)
         self.paper_inputs = paper_inputs
         self._cache: dict = {}
+
+    @classmethod
+    def of(cls, work, fused, x1, x2, profile: str, quantize, min_size: int = 11, paper_inputs: bool = False):
+        """The batch's shared ``work`` from :func:`metrics.score` (inputs already checked), or, for
+        a metric called on its own, the inputs checked and a private workspace."""
+        if work is not None:
+            return work
+        check_triple(fused, x1, x2, min_size)
+        return cls(fused, x1, x2, profile=profile, quantize=quantize, paper_inputs=paper_inputs)
 
     def cached(self, key, make):
         """``make()`` once per key for this batch."""

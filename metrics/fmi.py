@@ -22,7 +22,6 @@ from __future__ import annotations
 import torch
 
 from metrics import _compile
-from metrics._checks import check_triple
 from metrics._workspace import Workspace
 
 
@@ -171,9 +170,7 @@ def q_fmi(
     ``fusioninn`` only) feeds the images as the authors' RGB PNGs reached MATLAB: three identical
     channels side by side (H x 3W).
     """
-    if work is None:
-        check_triple(fused, x1, x2, window)
-        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize, paper_inputs=paper_inputs)
+    work = Workspace.of(work, fused, x1, x2, profile, quantize, window, paper_inputs)
     a, b, f = work.toolbox_images()
     if work.paper_inputs:  # MATLAB saw the RGB PNG as H x 3W (three channels side by side)
         a, b, f = (torch.cat([x, x, x], dim=-1) for x in (a, b, f))

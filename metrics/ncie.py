@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 
-from metrics._checks import check_triple
 from metrics._workspace import Workspace
 
 BINS = 256
@@ -72,8 +71,6 @@ def q_ncie(
     work: Workspace | None = None,
 ) -> torch.Tensor:
     """Q_NCIE per image, ``Tensor[B]`` (higher is better, in [0, 1]). Images float (B, 1, H, W) in [0, 1]."""
-    if work is None:
-        check_triple(fused, x1, x2, 3)
-        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    work = Workspace.of(work, fused, x1, x2, profile, quantize, 3)
     a, b, f = work.toolbox_images()
     return ncie_from_normalized(normalize1(a), normalize1(b), normalize1(f))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from metrics._checks import check_triple
 from metrics._workspace import Workspace
 from metrics.ssim import ssim_map, stats_of
 
@@ -36,9 +35,7 @@ def q_p(
     work: Workspace | None = None,
 ) -> torch.Tensor:
     """Q_P per image, ``Tensor[B]`` (higher is better, max 1). Images float (B, 1, H, W) in [0, 1]."""
-    if work is None:
-        check_triple(fused, x1, x2, 21)
-        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    work = Workspace.of(work, fused, x1, x2, profile, quantize, 21)
     mode, imgs = work.profile.piella_map, work.toolbox_images()
     return q_p_from_stats(
         stats_of(work, "AB", mode, imgs), stats_of(work, "FA", mode, imgs), stats_of(work, "FB", mode, imgs), 255.0

@@ -20,7 +20,6 @@ import math
 import torch
 
 from metrics import _compile
-from metrics._checks import check_triple
 from metrics._workspace import Workspace
 from metrics.filters import correlate, toolbox_centre
 
@@ -125,9 +124,7 @@ def q_xy(
 
     ``constants``: ``liu`` (toolbox, default) or ``petrovic2000`` (the paper's constants and ratio of sums).
     """
-    if work is None:
-        check_triple(fused, x1, x2)
-        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    work = Workspace.of(work, fused, x1, x2, profile, quantize)
     a, b, f = work.toolbox_images()
     ga, gb, gf = work.cached("sobel", lambda: tuple(sobel(x, work.profile.sobel) for x in (a, b, f)))
     return q_xy_from_gradients(ga, gb, gf, constants)

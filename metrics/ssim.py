@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from metrics._checks import check_triple
 from metrics._workspace import Workspace
 from metrics.filters import gaussian_1d, gaussian_filter, toolbox_centre
 
@@ -120,9 +119,7 @@ def ssim_per_source(
     work: Workspace | None = None,
 ):
     """(mean SSIM(F, x1), mean SSIM(F, x2)) per image in a profile: the two halves of Q_SSIM."""
-    if work is None:
-        check_triple(fused, x1, x2, 21 if map_mode == "toolbox" else 11)
-        work = Workspace(fused, x1, x2, profile=profile, quantize=quantize)
+    work = Workspace.of(work, fused, x1, x2, profile, quantize, 21 if map_mode == "toolbox" else 11)
     mode = map_mode or work.profile.ssim_map
 
     def make():

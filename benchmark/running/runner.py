@@ -64,6 +64,7 @@ class Prepared:
     model: object
     folder: str
     info: dict
+    history: list | None = None  # the learning curve of a trained fuser
 
 
 @dataclass
@@ -350,7 +351,7 @@ def prepare(
     torch.manual_seed(cfg.seed)
     model = entry.build(**kwargs)
     info = {"name": name, "source": entry.source, "kind": entry.kind, "kwargs": kwargs, "fingerprint": fingerprint}
-    t0 = time.perf_counter()
+    t0, history = time.perf_counter(), None
     if isinstance(model, torch.nn.Module):
         info["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
         model.to(dev)
@@ -367,7 +368,7 @@ def prepare(
         if os.path.exists(os.path.join(folder, "train.json")) and os.path.exists(best):
             try:
                 load_weights(model, best, dev)
-                reused = True
+                reused, history = True, _read_history(folder)
                 log(
                     f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); "
                     "--retrain to train again"
@@ -380,7 +381,7 @@ def prepare(
         if not reused:
             if os.path.exists(last):
                 log(f"[fusionbench] resuming {name} from {last} (written {_when(last)})")
-            train(
+            history = train(
                 model,
                 train_ds,
                 val_ds,
@@ -390,11 +391,11 @@ def prepare(
                 resume=True,
                 progress=progress,
                 name=name,
-            )
+            )["history"]
         info.update(train_seconds=time.perf_counter() - t0, batch_size=batch, epochs=cfg.epochs)
     if isinstance(model, torch.nn.Module):
         model.eval()
-    return Prepared(name, model, folder, info)
+    return Prepared(name, model, folder, info, history)
 
 
 def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, progress: bool = True) -> ModelResult:
@@ -459,18 +460,13 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
         else pd.DataFrame()
     )
     dec = pd.DataFrame(drows).sort_values(["region", "index"], kind="stable").reset_index(drop=True) if drows else None
-    history = None
-    tpath = os.path.join(prep.folder, "train.json")
-    if os.path.exists(tpath):
-        with open(tpath) as fh:
-            history = json.load(fh)["history"]
     return ModelResult(
         info,
         scores,
         dec,
         np.stack(samples).astype(np.float32) if samples else None,
         np.stack(dsamples).astype(np.float32) if dsamples else None,
-        history,
+        prep.history,
     )
 
 
@@ -491,6 +487,15 @@ def damaged_files(folder: str, info: dict) -> list[str]:
         if os.path.exists(p) and file_sha256(p) != sha:
             bad.append(p)
     return bad
+
+
+def _read_history(folder: str) -> list | None:
+    """The learning curve a previous process wrote (``train.json``), if any."""
+    path = os.path.join(folder, "train.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)["history"]
 
 
 def persist_model(folder: str, result: ModelResult) -> None:
@@ -521,10 +526,7 @@ def load_model_result(folder: str, info: dict) -> ModelResult:
         p = os.path.join(folder, f)
         return np.load(p) if os.path.exists(p) else None
 
-    history = None
-    if os.path.exists(os.path.join(folder, "train.json")):
-        with open(os.path.join(folder, "train.json")) as fh:
-            history = json.load(fh)["history"]
+    history = _read_history(folder)
     return ModelResult(
         info,
         pd.read_csv(os.path.join(folder, "scores.csv")),
