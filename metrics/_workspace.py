@@ -65,6 +65,13 @@ class Workspace:
 
         return self.cached("img", make)
 
+    def lineage_images(self):
+        """The batch as the lineages' originals receive it (:class:`metrics.lineage.LineageImages`):
+        the toolbox images, 0..255 (8-bit unless ``quantize=False``)."""
+        from metrics.lineage._images import LineageImages
+
+        return self.cached("lineage", lambda: LineageImages(*self.toolbox_images()))
+
     def ssim_images(self):
         """(A, B, F) for Q_SSIM: float (the paper's Q_SSIM, profile ``fusioninn``) or 8-bit."""
         if not self.quantize_ssim:

@@ -9,6 +9,11 @@ The five Table 1 metrics are ranked (higher is better: bold and paired tests in 
 source (the paper's Table 2 reports them): diagnostics shown beside the five but not ranked, since a
 copy of one source maximises one of them; together they show whether a fuser combines both.
 All seven are Zheng Liu's toolbox lineage (``liu``), in the three profiles of :mod:`metrics.profiles`.
+
+The other lineages (:mod:`metrics.lineage`: ``vifb``, ``tang``, ``mefb``, ``cddfuse``) register
+every metric as ``<lineage>:<key>``, ``key`` being the original's own name. Their columns
+(:func:`column_names`) are the bare keys when one lineage is scored and ``<lineage>:<key>`` when
+several are; :func:`metric_info` finds a metric from either.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from metrics._workspace import Workspace
 from metrics.fmi import q_fmi
+from metrics.lineage import LINEAGES, SOURCES, SPECS, Spec
 from metrics.ncie import q_ncie
 from metrics.piella import q_p
 from metrics.qabf import q_xy
@@ -34,6 +41,8 @@ class MetricInfo:
     options: tuple = ()  # (score() keyword, this metric's keyword) pairs it accepts
     min_size: int = 11  # smallest image side the metric is defined on
     lineage: str = "liu"
+    key: str = ""  # the original's own name (lineage metrics; the column when one lineage is scored)
+    checked: bool = True  # False: implemented from the original's definition, not checked against its output
 
     @property
     def direction(self) -> str:
@@ -93,11 +102,64 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 TABLE_ORDER = tuple(METRICS)  # the paper's Table 1 column order, then the per-source diagnostics
+ALL_LINEAGES = ("liu", *LINEAGES)
 
 
-def list_metrics() -> list[str]:
-    """Every registered metric name, in table order."""
-    return list(TABLE_ORDER)
+def _lineage_fn(spec: Spec, name: str):
+    def fn(fused, x1, x2, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None):
+        work = Workspace.of(work, fused, x1, x2, profile, quantize, spec.min_size)
+        return spec(work.lineage_images(), name)
+
+    fn.__name__ = name.replace(":", "_")
+    fn.__doc__ = f"{name}: {spec.description} (``{spec.key}`` of {name.split(':')[0]}), ``Tensor[B]``."
+    return fn
+
+
+for _lin, _specs in SPECS.items():
+    for _s in _specs:
+        _name = f"{_lin}:{_s.key}"
+        METRICS[_name] = MetricInfo(
+            _name,
+            _s.higher_is_better,
+            _s.reference,
+            _s.description,
+            fn=_lineage_fn(_s, _name),
+            min_size=_s.min_size,
+            lineage=_lin,
+            key=_s.key,
+            checked=_s.checked,
+        )
+
+
+def lineage_of(name: str) -> str:
+    return METRICS[name].lineage
+
+
+def list_metrics(lineage: str | None = None) -> list[str]:
+    """Every registered metric name (or those of one lineage), in table order."""
+    return [k for k, m in METRICS.items() if lineage is None or m.lineage == lineage]
+
+
+def source_of(lineage: str) -> str:
+    """Where a lineage's original code lives (repository @ commit, files)."""
+    return SOURCES.get(lineage, "zhengliu6699/imageFusionMetrics (Liu et al., IEEE TPAMI 2012), see docs/reference.md")
+
+
+def column_names(names) -> dict[str, str]:
+    """Column name per metric: bare keys for one lineage, ``lineage:key`` for several; Liu's as named."""
+    others = {METRICS[n].lineage for n in names} - {"liu"}
+    return {n: (METRICS[n].key if len(others) == 1 and METRICS[n].lineage != "liu" else n) for n in names}
+
+
+def metric_info(column: str) -> MetricInfo | None:
+    """The metric behind a scores column: a registered name, or a lineage metric's bare key (the
+    same key means the same direction in every lineage; tested)."""
+    if column in METRICS:
+        return METRICS[column]
+    for m in METRICS.values():
+        if m.key and m.key == column:
+            return m
+    return None
 
 
 def get_metric(name: str) -> Callable:
@@ -105,9 +167,27 @@ def get_metric(name: str) -> Callable:
     return METRICS[resolve_metrics([name])[0]].fn
 
 
-def resolve_metrics(names=None) -> list[str]:
-    """Validate metric names (a list or comma-separated string; None or 'all' = every metric)."""
+def parse_lineages(lineages) -> list[str]:
+    """Validate lineage names (a list or comma-separated string)."""
+    if isinstance(lineages, str):
+        lineages = [x.strip() for x in lineages.split(",") if x.strip()]
+    out = []
+    for x in lineages:
+        if x.lower() not in ALL_LINEAGES:
+            raise ValueError(f"unknown lineage {x!r}; known lineages: {', '.join(ALL_LINEAGES)}")
+        if x.lower() not in out:
+            out.append(x.lower())
+    return out
+
+
+def resolve_metrics(names=None, lineages=None) -> list[str]:
+    """Validate metric names (a list or comma-separated string; None or 'all' = the Table 1 set,
+    Liu's lineage). ``lineages`` (e.g. ``"vifb,cddfuse"``) adds every metric of each; a lineage's
+    metric is ``vifb:Qabf``, and a bare ``Qabf`` is found among the lineages given."""
+    chosen = parse_lineages(lineages) if lineages else []
     if names is None or names == "all" or names == ["all"]:
+        if chosen:
+            return [k for k in METRICS if METRICS[k].lineage in chosen]
         return list(TABLE_ORDER)
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
@@ -116,6 +196,12 @@ def resolve_metrics(names=None) -> list[str]:
     for n in names:
         key = lookup.get(n.lower()) or lookup.get("q_" + n.lower())
         if key is None:
-            raise ValueError(f"unknown metric {n!r}; known metrics: {', '.join(TABLE_ORDER)}")
+            for lin in chosen:
+                key = key or lookup.get(f"{lin}:{n.lower()}")
+        if key is None:
+            raise ValueError(
+                f"unknown metric {n!r}; known metrics: {', '.join(TABLE_ORDER)} and <lineage>:<name> "
+                f"for the lineages {', '.join(LINEAGES)} (bench list)"
+            )
         out.append(key)
-    return [k for k in TABLE_ORDER if k in out]
+    return [k for k in METRICS if k in out]

@@ -7,13 +7,17 @@ and the Sobel responses are computed once per chunk and reused by every metric t
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from metrics import _compile
 from metrics._checks import check_triple
 from metrics._workspace import Workspace
 from metrics.profiles import get_profile
-from metrics.registry import METRICS, resolve_metrics
+from metrics.registry import METRICS, column_names, resolve_metrics
+
+log = logging.getLogger("fusionbench.metrics")
 
 
 def score(
@@ -28,6 +32,8 @@ def score(
     fmi_window: int = 3,
     chunk_size: int | None = None,
     workload: int | None = None,
+    lineages=None,
+    notes: list | None = None,
 ) -> dict[str, torch.Tensor]:
     """Score a batch with any subset of the registered metrics; returns ``{name: Tensor[B]}``.
 
@@ -37,8 +43,15 @@ def score(
     compiled kernels (:mod:`metrics._compile`, ``FUSIONBENCH_COMPILE``); ``workload`` is the number
     of pairs the caller scores in all, batch by batch (default: this call's B), so that every batch
     of one run, and every rank of a distributed run, makes the same choice.
+
+    ``lineages`` (``"vifb"``, ``"tang,cddfuse"``, ...) scores every metric of those lineages
+    (:mod:`metrics.lineage`) on the 8-bit images; their keys are the originals' names, prefixed
+    ``lineage:`` when several lineages are scored (:func:`metrics.registry.column_names`). Where an
+    original gives NaN or errors, the value is NaN and the reason is logged (``fusionbench.metrics``)
+    and appended to ``notes`` as ``(column, sample indices, reason)``.
     """
-    names = resolve_metrics(metrics)
+    names = resolve_metrics(metrics, lineages)
+    cols = column_names(names)
     extra = {"xy_constants": xy_constants, "fmi_window": fmi_window}
     n = fused.shape[0] if isinstance(fused, torch.Tensor) else 0
     step = chunk_size or n
@@ -52,6 +65,7 @@ def score(
             if single:  # dynamo specialises size 1 (a recompilation): score the image twice
                 batch = [torch.cat([x, x]) for x in batch]
             ws = Workspace(*batch, profile, quantize, paper_inputs)
+            chunk_start = s
             for k in names:
                 info = METRICS[k]
                 v = info.fn(
@@ -62,4 +76,14 @@ def score(
                     **{mine: extra[ours] for ours, mine in info.options},
                 )
                 parts[k].append(v[:1] if single else v)
-    return {k: torch.cat(v) for k, v in parts.items()}
+            li = ws._cache.get("lineage")
+            for name, idx, reason in li.notes if li is not None else ():
+                idx = sorted({i for i in idx if not single or i == 0})
+                _note(cols.get(name, name), [chunk_start + i for i in idx], reason, notes)
+    return {cols[k]: torch.cat(v) for k, v in parts.items()}
+
+
+def _note(column: str, idx: list[int], reason: str, notes: list | None) -> None:
+    if notes is not None:
+        notes.append((column, idx, reason))
+    log.warning("%s is NaN for %d image(s) %s: %s", column, len(idx), idx[:10], reason)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from baselines.registry import display_name, table_order
 from benchmark.atomic import write_text
-from metrics.registry import METRICS, TABLE_ORDER
+from metrics.registry import TABLE_ORDER, metric_info
 
 
 def order_models(names) -> list[str]:
@@ -24,7 +24,9 @@ def order_models(names) -> list[str]:
 
 
 def metric_columns(scores: pd.DataFrame) -> list[str]:
-    return [m for m in TABLE_ORDER if m in scores.columns]
+    """The metric columns of a scores table: Table 1's in its order, then lineage metrics as they come."""
+    liu = [m for m in TABLE_ORDER if m in scores.columns]
+    return liu + [c for c in scores.columns if c not in liu and metric_info(str(c)) is not None]
 
 
 def leaderboard(scores: pd.DataFrame, columns=None) -> pd.DataFrame:
@@ -81,12 +83,14 @@ def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.
 
 
 def higher_is_better(col: str) -> bool:
-    return METRICS[col].higher_is_better if col in METRICS else True
+    m = metric_info(col)
+    return m.higher_is_better if m is not None else True
 
 
 def ranked(col: str) -> bool:
     """Whether a column is ranked (bold, ≈); the per-source SSIM diagnostics are not."""
-    return METRICS[col].ranked if col in METRICS else True
+    m = metric_info(col)
+    return m.ranked if m is not None else True
 
 
 def bold_mask(table: pd.DataFrame, cols, decimals: int = 3) -> pd.DataFrame:

@@ -1,0 +1,60 @@
+"""The images a lineage's original code receives, and a cache shared by its metrics.
+
+The originals read 8-bit files: VIFB, MEFB and Tang's MATLAB code get ``uint8`` arrays and apply
+their own ``double()`` / ``im2double()``; CDDFuse's ``Evaluator`` gets float32 arrays holding
+0..255. Here every lineage metric receives :class:`LineageImages`: the three images in 0..255
+units (float32 or float64, (B, 1, H, W)) and, per sample, whether the fused image is 8-bit
+(integer-valued). A non-integer fused image is what the originals see when handed a float image
+(the shared case c19): some then error, some rescale it, and each lineage module reproduces that.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class LineageImages:
+    """A, B, F in 0..255 units (x1 = A = T1-Gd, the "visible" role; x2 = B = FLAIR, the "infrared"
+    role), with a per-batch cache and the reasons for NaN values (:meth:`note`)."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, f: torch.Tensor):
+        self.a, self.b, self.f = a, b, f
+        self.f_integer = (f == torch.round(f)).flatten(1).all(dim=1)
+        self.ab_integer = bool(((a == torch.round(a)) & (b == torch.round(b))).all())
+        self._cache: dict = {}
+        self.notes: list[tuple[str, list[int], str]] = []
+
+    def as_double(self) -> "LineageImages":
+        """The same batch in float64 (cached; NaN notes go to this object's list)."""
+
+        def make():
+            li = LineageImages(self.a.double(), self.b.double(), self.f.double())
+            li.notes = self.notes
+            return li
+
+        return self.cached("float64", make)
+
+    @property
+    def n(self) -> int:
+        return self.a.shape[0]
+
+    def cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def note(self, metric: str, mask: torch.Tensor, reason: str) -> None:
+        """Record that ``metric`` is NaN for the samples in ``mask`` and why."""
+        idx = torch.nonzero(mask.flatten()).flatten().tolist()
+        if idx:
+            self.notes.append((metric, idx, reason))
+
+    def nan_where(self, metric: str, values: torch.Tensor, mask: torch.Tensor, reason: str) -> torch.Tensor:
+        """``values`` with NaN where ``mask`` (per sample), the reason noted."""
+        self.note(metric, mask, reason)
+        return torch.where(mask.to(values.device), torch.full_like(values, float("nan")), values)
+
+    def nan_if_nonfinite(self, metric: str, values: torch.Tensor, reason: str) -> torch.Tensor:
+        """Note the samples where the original itself returns NaN (e.g. 0/0 on a constant image)."""
+        self.note(metric, ~torch.isfinite(values), reason)
+        return values

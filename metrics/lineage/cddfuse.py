@@ -1,0 +1,124 @@
+"""CDDFuse's 12 metrics (Zhao et al., CVPR 2023; Zhaozixiang1228/MMIF-CDDFuse @ fd8da1f3,
+``utils/Evaluator.py``, copied into some 30 fusion repositories).
+
+Called as its ``test_MIF.py`` calls them, ``Evaluator.X(F, ir = B, vi = A)`` on what
+``image_read_cv2(.., 'GRAY')`` returns (0..255 values). Quirks kept: ``EN`` rounds F (half to
+even) into uint8 bins; ``AG`` is the plain mean of sqrt((gx^2 + gy^2) / 2); ``MI`` treats every
+distinct value as its own label (sklearn ``mutual_info_score``, nats; a float F keeps its values);
+``MSE`` on the 0..255 scale and ``PSNR`` with peak max(F); ``VIFF`` is the sum over sources of
+Sheikh-Bovik's multiscale pixel VIF (NaN -> 1); ``SSIM`` the sum of two skimage 0.19 SSIMs with
+its defaults on float input (7x7 uniform window, sample covariance, data_range 2, so the
+stabilising constants all but vanish). The original computes in float32; here in the inputs'
+dtype (float64 agrees with it to its float32 rounding, about 1e-7 relative).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from metrics.lineage import kernels as K
+from metrics.lineage._images import LineageImages
+from metrics.lineage._spec import Spec
+
+
+def en(li: LineageImages, name: str) -> torch.Tensor:
+    return K.entropy(K.hist(torch.round(li.f).clamp(0, 255))) / K.LOG2
+
+
+def sd(li: LineageImages, name: str) -> torch.Tensor:
+    return K.std_pop(li.f)
+
+
+def sf(li: LineageImages, name: str) -> torch.Tensor:
+    rf, cf, nr, nc = K.sum_sq_diffs(li.f)
+    return torch.sqrt(rf / nr + cf / nc)
+
+
+def ag(li: LineageImages, name: str) -> torch.Tensor:
+    gx, gy = K.gradient(li.f)
+    return torch.sqrt((gx * gx + gy * gy) / 2).mean(dim=(1, 2, 3))
+
+
+def mi(li: LineageImages, name: str) -> torch.Tensor:
+    if bool(li.f_integer.all()) and li.ab_integer:
+        lab = [x.clamp(0, 255) for x in (li.a, li.b, li.f)]
+        return K.mutual_information(lab[2], lab[0]) + K.mutual_information(lab[2], lab[1])
+    return K.label_mutual_information(li.f, li.a) + K.label_mutual_information(li.f, li.b)
+
+
+def _mse(li: LineageImages) -> torch.Tensor:
+    return (((li.a - li.f) ** 2).mean(dim=(1, 2, 3)) + ((li.b - li.f) ** 2).mean(dim=(1, 2, 3))) / 2
+
+
+def mse(li: LineageImages, name: str) -> torch.Tensor:
+    return _mse(li)
+
+
+def psnr(li: LineageImages, name: str) -> torch.Tensor:
+    peak = li.f.flatten(1).max(dim=1).values
+    return 10 * torch.log10(peak**2 / _mse(li))
+
+
+def cc(li: LineageImages, name: str) -> torch.Tensor:
+    v = (K.pearson(li.a, li.f) + K.pearson(li.b, li.f)) / 2
+    return li.nan_if_nonfinite(name, v, "the correlation divides 0 by 0 on a constant image")
+
+
+def scd(li: LineageImages, name: str) -> torch.Tensor:
+    v = K.pearson(li.a, li.f - li.b) + K.pearson(li.b, li.f - li.a)
+    return li.nan_if_nonfinite(name, v, "F minus a source is constant (e.g. F equals it): 0/0 in the correlation")
+
+
+def viff(li: LineageImages, name: str) -> torch.Tensor:
+    return K.vifp_mscale(li.a, li.f) + K.vifp_mscale(li.b, li.f)
+
+
+def qabf(li: LineageImages, name: str) -> torch.Tensor:
+    return K.qabf(li.a, li.b, li.f)
+
+
+def _mean7_f32(x: torch.Tensor) -> torch.Tensor:
+    """scipy ``uniform_filter(size=7)`` on float32, inside the image: one 1-D pass per axis, each
+    accumulated in double and stored as float32 (so the result is float32-rounded twice)."""
+    w = torch.full((7, 1), 1.0 / 7.0, dtype=torch.float64, device=x.device)
+    y = K.filt(x.double(), w, "valid").float()
+    return K.filt(y.double(), w.t(), "valid").float()
+
+
+def _skimage_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """skimage 0.19 ``structural_similarity(x, y)`` on float32 images, operation for operation in
+    float32 as there: 7x7 uniform window, sample covariance (49/48), data_range 2 (the float
+    dtype's range), mean over the map cropped by 3 taken in float64. Float32 matters: with the
+    constants all but gone, E[x^2] - mu^2 cancels and the original's rounding shows in the 5th
+    decimal on near-constant images."""
+    out = x.dtype
+    x, y = x.float(), y.float()
+    ux, uy = _mean7_f32(x), _mean7_f32(y)
+    uxx, uyy, uxy = _mean7_f32(x * x), _mean7_f32(y * y), _mean7_f32(x * y)
+    norm = 49.0 / 48.0
+    vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
+    a1, a2 = 2 * ux * uy + c1, 2 * vxy + c2
+    b1, b2 = ux**2 + uy**2 + c1, vx + vy + c2
+    s = (a1 * a2) / (b1 * b2)
+    return s.double().mean(dim=(1, 2, 3)).to(out)
+
+
+def ssim(li: LineageImages, name: str) -> torch.Tensor:
+    return _skimage_ssim(li.f, li.a) + _skimage_ssim(li.f, li.b)
+
+
+SPECS = (
+    Spec("EN", en, True, "Roberts et al., J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
+    Spec("SD", sd, True, "Rao, Meas. Sci. Technol. 1997", "standard deviation of F"),
+    Spec("SF", sf, True, "Eskicioglu & Fisher, IEEE TCOM 1995", "spatial frequency"),
+    Spec("AG", ag, True, "Cui et al., Opt. Commun. 2015", "average gradient (plain mean)"),
+    Spec("MI", mi, True, "Qu, Zhang & Yan, Electron. Lett. 2002", "MI(F,A) + MI(F,B), nats, value labels", f64=True),
+    Spec("MSE", mse, False, "Jagalingam & Hegde, Aquatic Procedia 2015", "mean squared error, 0..255"),
+    Spec("CC", cc, True, "Deshmukh & Bhosale, IJIP 2010", "mean correlation coefficient"),
+    Spec("PSNR", psnr, True, "Jagalingam & Hegde, Aquatic Procedia 2015", "PSNR with peak max(F)"),
+    Spec("SCD", scd, True, "Aslantas & Bendes, AEU 2015", "sum of the correlations of differences"),
+    Spec("VIFF", viff, True, "Sheikh & Bovik, IEEE TIP 2006", "multiscale pixel VIF, summed over sources", f64=True),
+    Spec("Qabf", qabf, True, "Xydeas & Petrovic, Electron. Lett. 2000", "gradient preservation Q^AB/F"),
+    Spec("SSIM", ssim, True, "Wang et al., IEEE TIP 2004", "skimage SSIM(F,A) + SSIM(F,B)", min_size=7),
+)

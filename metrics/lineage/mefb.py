@@ -1,0 +1,173 @@
+"""MEFB's metrics (Zhang, Inf. Fusion 2021; xingchenzhang/MEFB @ 9e185bf8, ``metrics/``).
+
+Called as MEFB's ``compute_metrics.m`` calls them, ``metrics<Name>(imgA = A, imgB = B, F)`` on
+8-bit images. Eleven are VIFB's code (same values; ``SD`` is VIFB's ``Variance``); the others are
+Zheng Liu's toolbox functions as MEFB wraps them: ``NMI`` (Hossny), ``TE`` (Cvejic's Tsallis, with
+the toolbox's transposed marginals kept), ``Qncie`` (= Q_NCIE), ``Qc`` (Cvejic), ``Qw`` (Piella's
+edge-dependent index), ``Qy`` (Yang), ``Qcb`` (converted with ``im2double`` before ``normalize1``,
+which moves its rounding: up to 1.2e-3 from VIFB's copy on real slices). These originals
+``normalize1`` their inputs, which divides 0 by 0 on a constant non-zero image and then errors
+indexing a histogram: NaN here, with that reason. Not implemented: ``Qp`` (a port of Kovesi's
+phase congruency), ``VIF`` (Han's VIFF), ``FMI``; ``MEF_SSIM`` errors on grey inputs in the
+original (``rgb2gray`` of a 2-D image, in MATLAB too) and is NaN here with that reason.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from metrics.lineage import kernels as K
+from metrics.lineage import vifb
+from metrics.lineage._images import LineageImages
+from metrics.lineage._spec import Spec
+from metrics.ncie import ncie_from_normalized
+from metrics.ssim import ssim_map
+
+CONSTANT = "normalize1 divides 0 by 0 on a constant non-zero image and the original then errors indexing a histogram"
+
+
+def _normalized(li: LineageImages):
+    """``normalize1`` of A, B, F and the samples where one of them is a constant non-zero image."""
+
+    def make():
+        imgs = [K.normalize1(x) for x in (li.a, li.b, li.f)]
+        bad = torch.zeros(li.n, dtype=torch.bool, device=li.a.device)
+        for x in imgs:
+            bad |= ~torch.isfinite(x).flatten(1).all(dim=1)
+        imgs = [torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x) for x in imgs]
+        return imgs, bad
+
+    return li.cached("mefb_norm", make)
+
+
+def nmi(li: LineageImages, name: str) -> torch.Tensor:
+    """Hossny's normalised MI: 2 (I(A;F) / (H(A) + H(F)) + I(B;F) / (H(B) + H(F))), bits."""
+    (a, b, f), bad = _normalized(li)
+
+    def part(s):
+        h = K.joint_hist(s, f)
+        hs, hf, hsf = K.entropy(h.sum(dim=2)), K.entropy(h.sum(dim=1)), K.entropy(h, dims=(1, 2))
+        return (hs + hf - hsf) / (hf + hs)
+
+    return li.nan_where(name, 2 * (part(a) + part(b)), bad, CONSTANT)
+
+
+def te(li: LineageImages, name: str) -> torch.Tensor:
+    """Cvejic's Tsallis measure, q = 1.85, summed over sources. The toolbox's ``tsallis`` pairs
+    h(i, j) with colmarg(i) * rowmarg(j) (its marginals are transposed); kept."""
+    (a, b, f), bad = _normalized(li)
+    q = 1.85
+
+    def part(s):
+        h = K.joint_hist(s, f)
+        h = h / h.sum(dim=(1, 2), keepdim=True)
+        col, row = h.sum(dim=1), h.sum(dim=2)  # sum(h) (per column), sum(h') (per row)
+        buff = col.unsqueeze(2) * row.unsqueeze(1)
+        ok = buff != 0
+        term = torch.where(ok, h**q / torch.where(ok, buff, torch.ones_like(buff)) ** (q - 1), torch.zeros_like(h))
+        return (1 - term.sum(dim=(1, 2))) / (1 - q)
+
+    return li.nan_where(name, part(a) + part(b), bad, CONSTANT)
+
+
+def qncie(li: LineageImages, name: str) -> torch.Tensor:
+    (a, b, f), bad = _normalized(li)
+    return li.nan_where(name, ncie_from_normalized(a, b, f), bad, CONSTANT)
+
+
+def _moments(x, y, n: int):
+    m = K.separable(torch.cat([x, y, x * x, y * y, x * y], dim=1), K.gaussian_1d(n, 1.5, x))
+    mx, my, exx, eyy, exy = m.split(1, dim=1)
+    return mx, my, exx - mx * mx, eyy - my * my, exy - mx * my
+
+
+def _ssim_maps(x, y, n: int, c1: float, c2: float):
+    mx, my, vx, vy, cxy = _moments(x, y, n)
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s, vx, vy, cxy
+
+
+def _nanmean(x: torch.Tensor) -> torch.Tensor:
+    """mean2(x(~isnan(x))) per image."""
+    keep = ~torch.isnan(x)
+    return torch.where(keep, x, torch.zeros_like(x)).sum(dim=(1, 2, 3)) / keep.sum(dim=(1, 2, 3))
+
+
+def qy(li: LineageImages, name: str) -> torch.Tensor:
+    """Yang et al.'s index: 7x7 Gaussian SSIM maps with C1 = C2 = 2e-16; where SSIM(A, B) >= 0.75
+    the variance-weighted mean of SSIM(A, F) and SSIM(B, F), elsewhere their maximum."""
+    s_ab, va, vb, _ = _ssim_maps(li.a, li.b, 7, 2e-16, 2e-16)
+    s_af = _ssim_maps(li.a, li.f, 7, 2e-16, 2e-16)[0]
+    s_bf = _ssim_maps(li.b, li.f, 7, 2e-16, 2e-16)[0]
+    binm = (s_ab >= 0.75).to(s_ab.dtype)
+    lam = va / (va + vb)
+    q = (lam * s_af + (1 - lam) * s_bf) * binm + torch.fmax(s_af, s_bf) * (1 - binm)
+    return _nanmean(q)
+
+
+def qc(li: LineageImages, name: str) -> torch.Tensor:
+    """Cvejic et al.'s index: covariance-weighted mean of SSIM(A, F) and SSIM(B, F) (7x7, C 2e-16)."""
+    s_af, _, _, c_af = _ssim_maps(li.a, li.f, 7, 2e-16, 2e-16)
+    s_bf, _, _, c_bf = _ssim_maps(li.b, li.f, 7, 2e-16, 2e-16)
+    w = c_af / (c_af + c_bf)
+    sim = w * s_af + (1 - w) * s_bf
+    sim = torch.where(w < 0, torch.zeros_like(sim), sim)
+    sim = torch.where(w > 1, torch.ones_like(sim), sim)
+    return _nanmean(sim)
+
+
+def qw(li: LineageImages, name: str) -> torch.Tensor:
+    """Piella & Heijmans' edge-dependent index as the toolbox's ``metricPeilla`` (case 3): Wang
+    SSIM (11x11, L 255) between Prewitt edge-strength images, weighted by the sources' local
+    variances (0.5 added where both are 0) and normalised by their maximum."""
+    f1 = K.kernel([[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]], li.a)
+    f2 = K.kernel([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]], li.a)
+
+    def edge(x):
+        gx, gy = K.filt(x, f1, "same"), K.filt(x, f2, "same")
+        return torch.sqrt(gx * gx + gy * gy)
+
+    ea, eb, ef = edge(li.a), edge(li.b), edge(li.f)
+    _, _, va, vb, _ = _moments(ea, eb, 11)
+    zero = ((va + vb) == 0).to(va.dtype) * 0.5
+    va, vb = va + zero, vb + zero
+    lam = va / (va + vb)
+    s1 = ssim_map(None, None, 255.0, stats=_moments(ef, ea, 11))
+    s2 = ssim_map(None, None, 255.0, stats=_moments(ef, eb, 11))
+    cw = torch.maximum(va, vb)
+    cw = cw / cw.sum(dim=(1, 2, 3), keepdim=True)
+    return (cw * (lam * s1 + (1 - lam) * s2)).sum(dim=(1, 2, 3))
+
+
+def qcb(li: LineageImages, name: str) -> torch.Tensor:
+    """MEFB's copy: ``im2double`` (x / 255 for an 8-bit image; a float one unchanged), then ``normalize1``."""
+    scale = torch.where(li.f_integer.view(-1, 1, 1, 1), li.f / 255, li.f)
+    imgs = (K.normalize1(li.a / 255), K.normalize1(li.b / 255), K.normalize1(scale))
+    return li.nan_if_nonfinite(name, vifb.chen_blum(*imgs), vifb.CONSTANT)
+
+
+def mef_ssim(li: LineageImages, name: str) -> torch.Tensor:
+    """The original calls ``rgb2gray`` on each grey source and errors (MATLAB and Octave alike)."""
+    v = torch.zeros(li.n, dtype=li.a.dtype, device=li.a.device)
+    return li.nan_where(name, v, torch.ones_like(v, dtype=torch.bool), "the original errors on grey images (rgb2gray)")
+
+
+SPECS = (
+    Spec("Cross_entropy", vifb.cross_entropy, False, vifb.REF_CE, "mean cross-entropy, sources to F"),
+    Spec("Entropy", vifb.entropy_floor, True, "Aardt, J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
+    Spec("NMI", nmi, True, "Hossny, Nahavandi & Creighton, Electron. Lett. 2008", "normalised mutual information"),
+    Spec("Psnr", vifb.psnr, True, "Jagalingam & Hegde, Aquatic Procedia 2015", "PSNR, peak 255, VIFB's mse"),
+    Spec("Qncie", qncie, True, "Wang, Shen & Jin, 2008", "nonlinear correlation information entropy"),
+    Spec("TE", te, True, "Cvejic, Canagarajah & Bull, Electron. Lett. 2006", "Tsallis entropy measure, q 1.85"),
+    Spec("Avg_gradient", vifb.avg_gradient, True, "Cui et al., Opt. Commun. 2015", "average gradient of F"),
+    Spec("Edge_intensity", vifb.edge_intensity, True, "Rajalingam & Priya, IJESI 2018", "mean Sobel magnitude"),
+    Spec("Qabf", vifb.qabf, True, "Xydeas & Petrovic, Electron. Lett. 2000", "gradient preservation Q^AB/F"),
+    Spec("SD", vifb.variance, True, "Rao, Meas. Sci. Technol. 1997", "standard deviation of F"),
+    Spec("Spatial_frequency", vifb.spatial_frequency, True, "Eskicioglu & Fisher, IEEE TCOM 1995", "spatial frequency"),
+    Spec("Qc", qc, True, "Cvejic et al., IJSP 2005", "covariance-weighted SSIM index", min_size=11, f64=True),
+    Spec("Qw", qw, True, "Piella & Heijmans, ICIP 2003", "edge-dependent fusion quality index", min_size=11, f64=True),
+    Spec("Qy", qy, True, "Yang et al., Inf. Fusion 2008", "SSIM-based similarity index", min_size=11, f64=True),
+    Spec("MEF_SSIM", mef_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "errors on grey inputs in the original"),
+    Spec("Qcb", qcb, True, "Chen & Blum, Image Vis. Comput. 2009", "human-perception contrast preservation"),
+    Spec("Qcv", vifb.qcv, False, "Chen & Varshney, Inf. Fusion 2007", "regional CSF-weighted distortion"),
+)

@@ -1,0 +1,174 @@
+"""Tang's evaluation code (Linfeng-Tang/Evaluation-for-Image-Fusion @ 0e87153b,
+``Evaluation/analysis_Reference.m`` and what it calls; used by SeAFusion, PSFusion and others).
+
+Called as its ``Evaluation_for_Single_Image.m`` calls ``analysis_Reference(F, ir = B, vi = A)``.
+Quirks kept: ``EN`` is MATLAB ``entropy`` of F (a non-integer F goes through ``im2uint8`` and
+saturates); ``MI`` is in bits, from Qu's ``Hab.m``, whose ``x + 1`` on uint8 saturates, merging
+grey levels 254 and 255 in the joint histogram; ``MSE`` and ``PSNR`` use [0, 1]-scaled images but
+peak 255 (+48.13 dB over the usual); ``SF`` divides by the number of differences; ``SSIM`` is the
+*mean* of two MATLAB ``ssim`` calls on doubles in 0..255, where the default DynamicRange is 1 (so
+its constants all but vanish); ``VIF`` is the sum over sources of Sheikh-Bovik's ``vifp_mscale``.
+All but EN and MI see ``im2double(x) * 255``: for an 8-bit image its values, for a float F
+(which ``im2double`` leaves unscaled) F * 255, as the original does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from metrics.lineage import kernels as K
+from metrics.lineage._images import LineageImages
+from metrics.lineage._spec import Spec
+
+
+def _float_f(li: LineageImages) -> torch.Tensor:
+    """``im2double(F) * 255``: F for an 8-bit F, F * 255 for a float one."""
+    return li.cached("tang_f", lambda: torch.where(li.f_integer.view(-1, 1, 1, 1), li.f, li.f * 255))
+
+
+def _entropy_matlab(x: torch.Tensor, integer: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``entropy``: 256-bin histogram of the uint8 image (a double one through ``im2uint8``)."""
+    u8 = torch.where(integer.view(-1, 1, 1, 1), x, K.round_half_away(x.clamp(0, 1) * 255))
+    return K.entropy(K.hist(u8.clamp(0, 255))) / K.LOG2
+
+
+def en(li: LineageImages, name: str) -> torch.Tensor:
+    return _entropy_matlab(li.f, li.f_integer)
+
+
+def mi(li: LineageImages, name: str) -> torch.Tensor:
+    """MI(B, F) + MI(A, F) in bits; entropies from ``entropy``, joint from ``Hab`` (254/255 merged)."""
+    ok = li.f_integer & li.ab_integer
+    f = torch.where(ok.view(-1, 1, 1, 1), li.f, torch.zeros_like(li.f)).clamp(0, 255)
+    a, b = ((x if li.ab_integer else torch.zeros_like(x)).clamp(0, 255) for x in (li.a, li.b))
+    ent = [K.entropy(K.hist(x)) for x in (a, b, f)]
+
+    def joint(s):
+        return K.entropy(K.joint_hist(s.clamp(max=254), f.clamp(max=254)), dims=(1, 2))
+
+    v = (ent[0] + ent[2] - joint(a) + ent[1] + ent[2] - joint(b)) / K.LOG2
+    reason = "the original indexes a 256x256 histogram with the pixel values and errors on a non-integer image"
+    return li.nan_where(name, v, ~ok, reason)
+
+
+def _mse01(li: LineageImages) -> torch.Tensor:
+    f = torch.where(li.f_integer.view(-1, 1, 1, 1), li.f / 255, li.f)
+    a, b = li.a / 255, li.b / 255
+    m, n = f.shape[-2:]
+    return 0.5 * ((f - a) ** 2).sum(dim=(1, 2, 3)) / (m * n) + 0.5 * ((f - b) ** 2).sum(dim=(1, 2, 3)) / (m * n)
+
+
+def mse(li: LineageImages, name: str) -> torch.Tensor:
+    return _mse01(li)
+
+
+def psnr(li: LineageImages, name: str) -> torch.Tensor:
+    return 20 * torch.log10(255 / torch.sqrt(_mse01(li)))
+
+
+def sf(li: LineageImages, name: str) -> torch.Tensor:
+    rf, cf, nr, nc = K.sum_sq_diffs(_float_f(li))
+    return torch.sqrt(rf / nr + cf / nc)
+
+
+def sd(li: LineageImages, name: str) -> torch.Tensor:
+    return K.std_pop(_float_f(li))
+
+
+def vif(li: LineageImages, name: str) -> torch.Tensor:
+    f = _float_f(li)
+    return K.vifp_mscale(li.b, f) + K.vifp_mscale(li.a, f)
+
+
+def ag(li: LineageImages, name: str) -> torch.Tensor:
+    f = _float_f(li)
+    gx, gy = K.gradient(f)
+    r, c = f.shape[-2:]
+    return torch.sqrt((gx * gx + gy * gy) / 2).sum(dim=(1, 2, 3)) / ((r - 1) * (c - 1))
+
+
+def cc(li: LineageImages, name: str) -> torch.Tensor:
+    f = _float_f(li)
+    v = (K.pearson(li.b, f) + K.pearson(li.a, f)) / 2
+    return li.nan_if_nonfinite(name, v, "the correlation divides 0 by 0 on a constant image")
+
+
+def scd(li: LineageImages, name: str) -> torch.Tensor:
+    f = _float_f(li)
+    v = K.pearson(f - li.a, li.b) + K.pearson(f - li.b, li.a)
+    return li.nan_if_nonfinite(name, v, "F minus a source is constant (e.g. F equals it): 0/0 in the correlation")
+
+
+def qabf(li: LineageImages, name: str) -> torch.Tensor:
+    return K.qabf(li.b, li.a, _float_f(li))
+
+
+def nabf(li: LineageImages, name: str) -> torch.Tensor:
+    """Shreyamsha Kumar's modified fusion-artefact measure N^AB/F (``analysis_nabf.m``): Sobel/8
+    on a mirror-extended image, Petrovic's constants (Td 2, L 1.5, kg 19, ka 22, Nrg 0.9999,
+    Nra 0.9995), artefacts where the "fused" edge is stronger than both "sources'". Lower is better."""
+    vt = K.kernel([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], li.a) / 8
+    ht = K.kernel([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]], li.a) / 8
+
+    def edges(x):
+        gv, gh = K.filt(x, vt, "reflect"), K.filt(x, ht, "reflect")
+        both0 = (gv == 0) & (gh == 0)
+        return torch.sqrt(gh * gh + gv * gv), torch.where(both0, torch.zeros_like(gv), torch.atan(gv / gh))
+
+    # Tang's ``analysis_Reference`` passes (ir, vi, fused) to ``analysis_nabf(f, I1, I2)``: the
+    # "fused" role goes to B (FLAIR / infrared) and F is scored as the second source. Kept: it is
+    # what the original returns.
+    (g_f, t_f), (g_a, t_a), (g_b, t_b) = edges(li.b), edges(li.a), edges(_float_f(li))
+
+    def q(g_s, t_s):
+        zero = (g_s == 0) | (g_f == 0)
+        rel = torch.where(zero, torch.zeros_like(g_s), torch.where(g_s > g_f, g_f / g_s, g_s / g_f))
+        ang = torch.abs(torch.abs(t_s - t_f) - math.pi / 2) * 2 / math.pi
+        qg = 0.9999 / (1 + torch.exp(-19 * (rel - 0.5)))
+        qa = 0.9995 / (1 + torch.exp(-22 * (ang - 0.5)))
+        return torch.sqrt(qg * qa)
+
+    def weight(g):
+        return torch.where(g >= 2, g**1.5, torch.full_like(g, 0.001))
+
+    w_a, w_b = weight(g_a), weight(g_b)
+    na = ((g_f > g_a) & (g_f > g_b)).to(g_f.dtype)
+    num = (na * ((1 - q(g_a, t_a)) * w_a + (1 - q(g_b, t_b)) * w_b)).sum(dim=(1, 2, 3))
+    return num / (w_a + w_b).sum(dim=(1, 2, 3))
+
+
+def _ssim_matlab(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``ssim(x, y)`` on doubles with its defaults: 11x11 Gaussian (sigma 1.5), replicate
+    padding, 'same' map, DynamicRange 1 (C1 = 1e-4, C2 = 9e-4), mean of the map."""
+    m = K.separable(torch.cat([x, y, x * x, y * y, x * y], dim=1), K.gaussian_1d(11, 1.5, x), "replicate")
+    mx, my, exx, eyy, exy = m.split(1, dim=1)
+    vx, vy, cxy = exx - mx * mx, eyy - my * my, exy - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def ssim(li: LineageImages, name: str) -> torch.Tensor:
+    f = _float_f(li)
+    return 0.5 * _ssim_matlab(f, li.b) + 0.5 * _ssim_matlab(f, li.a)
+
+
+SPECS = (
+    Spec("EN", en, True, "Roberts et al., J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
+    Spec("MI", mi, True, "Qu, Zhang & Yan, Electron. Lett. 2002", "MI(A,F) + MI(B,F), bits"),
+    Spec("PSNR", psnr, True, "Jagalingam & Hegde, Aquatic Procedia 2015", "PSNR, [0,1] MSE, peak 255"),
+    Spec("MSE", mse, False, "Jagalingam & Hegde, Aquatic Procedia 2015", "mean squared error, [0,1] scale"),
+    Spec("SF", sf, True, "Eskicioglu & Fisher, IEEE TCOM 1995", "spatial frequency"),
+    Spec("SD", sd, True, "Rao, Meas. Sci. Technol. 1997", "standard deviation of F"),
+    Spec("VIF", vif, True, "Sheikh & Bovik, IEEE TIP 2006", "multiscale pixel VIF, summed over sources", f64=True),
+    Spec("AG", ag, True, "Cui et al., Opt. Commun. 2015", "average gradient"),
+    Spec("CC", cc, True, "Deshmukh & Bhosale, IJIP 2010", "mean correlation coefficient"),
+    Spec("SCD", scd, True, "Aslantas & Bendes, AEU 2015", "sum of the correlations of differences"),
+    Spec("Qabf", qabf, True, "Xydeas & Petrovic, Electron. Lett. 2000", "gradient preservation Q^AB/F"),
+    Spec("Nabf", nabf, False, "Shreyamsha Kumar, SIViP 2013", "fusion artefacts N^AB/F (modified)"),
+    Spec(
+        "SSIM", ssim, True, "Wang et al., IEEE TIP 2004", "mean of MATLAB ssim(F,B), ssim(F,A)", min_size=11, f64=True
+    ),
+)

@@ -1,0 +1,202 @@
+"""VIFB's 13 metrics (Zhang, Ye & Xiao, CVPR-W 2020; xingchenzhang/VIFB @ 22b2ea9d, ``metrics/``).
+
+Called as VIFB's ``compute_metrics.m`` calls them, ``metrics<Name>(imgVI = A, imgIR = B, F)`` on
+8-bit images. Quirks kept: ``Psnr`` and ``Rmse`` take "mse" = sqrt(sum of squared errors) / (M N);
+``Spatial_frequency`` divides by M N; ``Avg_gradient`` by (M - 1)(N - 1); ``Ssim`` is the *sum*
+SSIM(A, F) + SSIM(B, F) (range up to 2); ``Mutinf`` min-max stretches each image and rounds it
+(``int16``) before a 256-bin joint histogram, natural log; ``Cross_entropy`` and ``Entropy`` index
+256-bin histograms with the pixel values (a non-integer F makes ``Cross_entropy`` error: NaN here).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from metrics.lineage import kernels as K
+from metrics.lineage._images import LineageImages
+from metrics.lineage._spec import Spec
+from metrics.ssim import ssim_map, ssim_stats
+
+NON_INTEGER = "the original indexes a 256-bin histogram with the pixel values and errors on a non-integer image"
+
+
+def _hist_p(x: torch.Tensor) -> torch.Tensor:
+    h = K.hist(x.clamp(0, 255))
+    return h / h.sum(dim=1, keepdim=True)
+
+
+def cross_entropy(li: LineageImages, name: str) -> torch.Tensor:
+    """Mean over sources of sum_k P_S(k) log2(P_S(k) / P_F(k)) over grey levels where both are non-zero."""
+    ok = li.f_integer & li.ab_integer
+    f = torch.where(ok.view(-1, 1, 1, 1), li.f, torch.zeros_like(li.f))
+    pf = _hist_p(f)
+
+    def ce(s):
+        ps = _hist_p(s)
+        both = (ps > 0) & (pf > 0)
+        safe = torch.where(both, ps / torch.where(both, pf, torch.ones_like(pf)), torch.ones_like(ps))
+        return (ps * torch.log2(safe)).sum(dim=1)
+
+    a, b = (x if li.ab_integer else torch.zeros_like(x) for x in (li.a, li.b))
+    return li.nan_where(name, (ce(a) + ce(b)) / 2, ~ok, NON_INTEGER)
+
+
+def entropy_floor(li: LineageImages, name: str) -> torch.Tensor:
+    """Entropy (bits) of F's 256-bin histogram, bins floor(F)."""
+    h = K.hist(torch.floor(li.f).clamp(0, 255))
+    return K.entropy(h) / K.LOG2
+
+
+def mutinf(li: LineageImages, name: str) -> torch.Tensor:
+    """I(A; F) + I(B; F) in nats after VIFB's per-image min-max stretch to 0..255 (int16 rounding)."""
+    f = K.minmax_255(li.f)
+    return K.mutual_information(K.minmax_255(li.a), f) + K.mutual_information(K.minmax_255(li.b), f)
+
+
+def _root_sse(x, y):
+    m, n = x.shape[-2:]
+    return torch.sqrt(((x - y) ** 2).sum(dim=(1, 2, 3))) / (m * n)
+
+
+def psnr(li: LineageImages, name: str) -> torch.Tensor:
+    mes = (_root_sse(li.a, li.f) + _root_sse(li.b, li.f)) / 2
+    return 20 * torch.log10(255.0 / torch.sqrt(mes))
+
+
+def rmse(li: LineageImages, name: str) -> torch.Tensor:
+    return (_root_sse(li.a, li.f) + _root_sse(li.b, li.f)) / 2
+
+
+def avg_gradient(li: LineageImages, name: str) -> torch.Tensor:
+    gx, gy = K.gradient(li.f)
+    r, c = li.f.shape[-2:]
+    return torch.sqrt((gx * gx + gy * gy) / 2).sum(dim=(1, 2, 3)) / ((r - 1) * (c - 1))
+
+
+def edge_intensity(li: LineageImages, name: str) -> torch.Tensor:
+    """Mean Sobel magnitude, ``imfilter(F, fspecial('sobel'), 'replicate')`` and its transpose."""
+    w = K.kernel(K.SOBEL_H1, li.f)
+    gx = K.filt(li.f, w, "replicate")
+    gy = K.filt(li.f, w.t(), "replicate")
+    return torch.sqrt(gx * gx + gy * gy).mean(dim=(1, 2, 3))
+
+
+def qabf(li: LineageImages, name: str) -> torch.Tensor:
+    return li.cached("qabf", lambda: K.qabf(li.a, li.b, li.f))
+
+
+def variance(li: LineageImages, name: str) -> torch.Tensor:
+    """VIFB's "Variance" is the standard deviation sqrt(mean((F - mean F)^2))."""
+    return K.std_pop(li.f)
+
+
+def spatial_frequency(li: LineageImages, name: str) -> torch.Tensor:
+    rf, cf, _, _ = K.sum_sq_diffs(li.f)
+    m, n = li.f.shape[-2:]
+    return torch.sqrt(rf / (m * n) + cf / (m * n))
+
+
+def wang_ssim_sum(li: LineageImages, name: str) -> torch.Tensor:
+    """SSIM(A, F) + SSIM(B, F): 11x11 Gaussian (sigma 1.5), 'valid' maps, L = 255."""
+
+    def s(x):
+        return ssim_map(None, None, 255.0, stats=ssim_stats(x, li.f, "valid")).mean(dim=(1, 2, 3))
+
+    return s(li.a) + s(li.b)
+
+
+def _gaussian31(sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """1-D factor of ``gaussian2d``'s unnormalised 31x31 window exp(-(x^2+y^2)/2s^2) / (2 pi s^2)."""
+    r = torch.arange(-15, 16, dtype=like.dtype, device=like.device)
+    return torch.exp(-(r**2) / (2 * sigma * sigma)) / math.sqrt(2 * math.pi * sigma * sigma)
+
+
+def chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Q_CB per image, always computed in float64 (float32 changes it in the first decimal: the
+    contrast ratio is ill-conditioned where an image is flat) and returned in the inputs' dtype."""
+    return _chen_blum(a.double(), b.double(), f.double()).to(a.dtype)
+
+
+def _chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Chen & Blum's Q_CB as ``metricChenBlum.m`` (the images already through ``normalize1``):
+    a DoG contrast-sensitivity filter in the frequency domain (f0 15.3870, f1 1.3456, a 0.7622,
+    frequencies scaled by size / 30), local contrast from 31x31 Gaussians (sigma 2 and 4) as
+    G2-normalised band-pass, masking C^3 / (C^2 + 1e-4), saliency-weighted preservation."""
+    hang, lie = a.shape[-2:]
+    u = K.freqspace(lie, a) * (lie / 30)
+    v = K.freqspace(hang, a) * (hang / 30)
+    r = torch.sqrt(u.view(1, -1) ** 2 + v.view(-1, 1) ** 2)
+    sd = torch.exp(-((r / 15.3870) ** 2)) - 0.7622 * torch.exp(-((r / 1.3456) ** 2))
+    g1, g2 = _gaussian31(2.0, a), _gaussian31(4.0, a)
+
+    def cp(x):
+        y = K.csf_filter(x, sd)
+        c = torch.abs(K.filter2_same_separable(y, g1) / K.filter2_same_separable(y, g2) - 1)
+        return c**3 / (c**2 + 0.0001)
+
+    c1, c2, cf = cp(a), cp(b), cp(f)
+    q1 = torch.where(c1 < cf, c1 / cf, cf / c1)
+    q2 = torch.where(c2 < cf, c2 / cf, cf / c2)
+    den = c1 * c1 + c2 * c2
+    q = (c1 * c1) / den * q1 + (c2 * c2) / den * q2
+    return q.mean(dim=(1, 2, 3))
+
+
+def chen_varshney(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Chen & Varshney's Q_CV as ``metricChen.m`` (images already through ``normalize1``): Sobel
+    strength^5 summed over 16x16 blocks as saliency, Mannos-Sakrison CSF-filtered differences
+    (frequencies scaled by size / 8), mean square per block; lower is better."""
+    hang, lie = a.shape[-2:]
+    f1 = K.kernel([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], a)
+    f2 = K.kernel([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]], a)
+
+    def saliency(x):
+        gx, gy = K.filt(x, f1, "same"), K.filt(x, f2, "same")
+        return K.block_sums(torch.sqrt(gx * gx + gy * gy) ** 5, 16)
+
+    u = K.freqspace(lie, a) * (lie / 8)
+    v = K.freqspace(hang, a) * (hang / 8)
+    r = torch.sqrt(u.view(1, -1) ** 2 + v.view(-1, 1) ** 2)
+    theta = 2.6 * (0.0192 + 0.144 * r) * torch.exp(-((0.144 * r) ** 1.1))
+
+    def dist(x):
+        d = K.csf_filter(x - f, theta)
+        return K.block_sums(d * d, 16) / 256.0
+
+    r1, r2 = saliency(a), saliency(b)
+    q = (r1 * dist(a) + r2 * dist(b)).sum(dim=(1, 2)) / (r1 + r2).sum(dim=(1, 2))
+    return q.real
+
+
+CONSTANT = "the original divides 0 by 0 on a constant image"
+
+
+def qcb(li: LineageImages, name: str) -> torch.Tensor:
+    """VIFB's copy converts with ``double()``: ``normalize1`` of the 0..255 values."""
+    v = chen_blum(*(K.normalize1(x) for x in (li.a, li.b, li.f)))
+    return li.nan_if_nonfinite(name, v, CONSTANT)
+
+
+def qcv(li: LineageImages, name: str) -> torch.Tensor:
+    v = chen_varshney(*(K.normalize1(x) for x in (li.a, li.b, li.f)))
+    return li.nan_if_nonfinite(name, v, CONSTANT)
+
+
+REF_CE = "Bulanon, Burks & Alchanatis, Biosyst. Eng. 2009"
+SPECS = (
+    Spec("Cross_entropy", cross_entropy, False, REF_CE, "mean cross-entropy of each source's histogram to F's"),
+    Spec("Entropy", entropy_floor, True, "Aardt, J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
+    Spec("Mutinf", mutinf, True, "Qu, Zhang & Yan, Electron. Lett. 2002", "MI(A,F) + MI(B,F), nats"),
+    Spec("Psnr", psnr, True, "Jagalingam & Hegde, Aquatic Procedia 2015", "PSNR, peak 255, VIFB's mse"),
+    Spec("Avg_gradient", avg_gradient, True, "Cui et al., Opt. Commun. 2015", "average gradient of F"),
+    Spec("Edge_intensity", edge_intensity, True, "Rajalingam & Priya, IJESI 2018", "mean Sobel magnitude of F"),
+    Spec("Qabf", qabf, True, "Xydeas & Petrovic, Electron. Lett. 2000", "gradient preservation Q^AB/F"),
+    Spec("Variance", variance, True, "Rao, Meas. Sci. Technol. 1997", "standard deviation of F"),
+    Spec("Spatial_frequency", spatial_frequency, True, "Eskicioglu & Fisher, IEEE TCOM 1995", "spatial frequency"),
+    Spec("Rmse", rmse, False, "Jagalingam & Hegde, Aquatic Procedia 2015", "VIFB's root error per pixel"),
+    Spec("Ssim", wang_ssim_sum, True, "Wang et al., IEEE TIP 2004", "SSIM(A,F) + SSIM(B,F)", min_size=11),
+    Spec("Qcb", qcb, True, "Chen & Blum, Image Vis. Comput. 2009", "human-perception contrast preservation"),
+    Spec("Qcv", qcv, False, "Chen & Varshney, Inf. Fusion 2007", "regional CSF-weighted distortion"),
+)
