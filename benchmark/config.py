@@ -47,6 +47,7 @@ class RunConfig:
     amp: bool = False
     metric_profile: str = "upstream"
     metrics: str = "all"
+    lineage: str = ""  # metric sets of other evaluation code: "vifb", "tang,cddfuse", "liu,vifb" (metrics.lineage)
     quantize: bool | None = None
     score_batch: int = 16
     table_style: str = "stats"  # "stats": CIs and paired tests; "paper": the plain Table 1 layout

@@ -18,15 +18,28 @@ from benchmark.cli.fusioninn import add_fusioninn_commands
 
 def _cmd_list(args) -> int:
     from baselines.registry import list_fusers
-    from metrics.registry import METRICS
+    from metrics.lineage.mefb import NOT_IMPLEMENTED as MEFB_MISSING
+    from metrics.lineage.tang import NOT_IMPLEMENTED as TANG_MISSING
+    from metrics.registry import ALL_LINEAGES, METRICS, source_of
 
     fusers = [e.as_dict() for e in list_fusers()]
     mets = [
-        {"name": m.name, "direction": m.direction, "ranked": m.ranked, "lineage": m.lineage, "reference": m.reference}
+        {
+            "name": m.name,
+            "column": m.key or m.name,
+            "direction": m.direction,
+            "ranked": m.ranked,
+            "lineage": m.lineage,
+            "checked_against_original": m.checked,
+            "description": m.description,
+            "reference": m.reference,
+        }
         for m in METRICS.values()
     ]
+    missing = {"tang": TANG_MISSING, "mefb": MEFB_MISSING}
     if args.json:
-        print(json.dumps({"fusers": fusers, "metrics": mets}, indent=2))
+        lineages = {x: {"source": source_of(x), "not_implemented": list(missing.get(x, ()))} for x in ALL_LINEAGES}
+        print(json.dumps({"fusers": fusers, "metrics": mets, "lineages": lineages}, indent=2))
         return 0
     print("Fusers")
     print(f"  {'name':<14}{'kind':<16}{'trainable':<11}{'params':>12}  {'source':<34}reference")
@@ -41,10 +54,16 @@ def _cmd_list(args) -> int:
     print(
         "  smp-<arch>-<encoder>: segmentation-models-pytorch architectures on demand (pip install 'fusionbench[smp]')"
     )
-    print("Metrics")
-    for m in mets:
-        note = "" if m["ranked"] else " (diagnostic, not ranked)"
-        print(f"  {m['name']:<10} {m['direction']} is better{note:<26} lineage {m['lineage']:<6} {m['reference']}")
+    print("Metrics, by lineage (bench eval/run --lineage NAME; the column is the original's own name)")
+    for lineage in ALL_LINEAGES:
+        print(f"  {lineage}: {source_of(lineage)}")
+        for m in (x for x in mets if x["lineage"] == lineage):
+            note = "" if m["ranked"] else " (diagnostic, not ranked)"
+            if not m["checked_against_original"]:
+                note += " (not checked against the original)"
+            print(f"    {m['column']:<18} {m['direction']:<6} is better  {m['description']}; {m['reference']}{note}")
+        if missing.get(lineage):
+            print(f"    not implemented: {', '.join(missing[lineage])} (docs/lineages.md)")
     return 0
 
 
@@ -129,6 +148,7 @@ def _cmd_eval(args) -> int:
         args.metrics,
         None if not args.no_quantize else False,
         device=args.device,
+        lineage=args.lineage,
     )
     with open(os.path.join(out, "leaderboard.md")) as fh:
         print(fh.read())
@@ -172,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--fused", required=True, action="append", help="folder of fused images, or NAME=DIR (repeatable)")
     pe.add_argument("--metric-profile", default="upstream")
     pe.add_argument("--metrics")
+    pe.add_argument(
+        "--lineage",
+        help="score every metric of these lineages as their originals compute them: vifb | tang | mefb | "
+        "cddfuse | liu (Table 1); comma-separated for several (columns then lineage:name)",
+    )
     pe.add_argument("--no-quantize", action="store_true", help="do not round to 8 bits before the toolbox metrics")
     pe.add_argument("--device", default="cpu")
     pe.add_argument("--out")

@@ -22,6 +22,11 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
     p.add_argument("--metric-profile", help="upstream (default) | intended | fusioninn")
     p.add_argument("--metrics", help="comma-separated metric names (default all five)")
+    p.add_argument(
+        "--lineage",
+        help="score every metric of these lineages instead, as their originals compute them: "
+        "vifb | tang | mefb | cddfuse | liu (Table 1), comma-separated (bench list)",
+    )
     p.add_argument("--ddfm-prior", help="local diffusers UNet2DModel folder to use as DDFM's prior")
     p.add_argument("--out", help="results folder (default results)")
     p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
@@ -59,6 +64,7 @@ def config_from_args(args):
         "amp",
         "metric_profile",
         "metrics",
+        "lineage",
         "ddfm_prior",
         "out",
         "run_name",

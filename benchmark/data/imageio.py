@@ -17,9 +17,10 @@ def stem(path: str) -> str:
     return os.path.splitext(b)[0]
 
 
-def read_image(path: str) -> np.ndarray:
+def read_image(path: str, colour: bool = False) -> np.ndarray:
     """A 2-D float32 image in [0, 1]. 8-bit integers are divided by 255, 16-bit by 65535; float
-    ``.npy``/NIfTI must already lie in [0, 1]; RGB(A) images with equal channels are reduced to grey."""
+    ``.npy``/NIfTI must already lie in [0, 1]; RGB(A) images with equal channels are reduced to grey.
+    ``colour``: an RGB image with different channels is returned as (H, W, 3) instead of refused."""
     low = path.lower()
     if not low.endswith(EXTS):
         raise ValueError(f"{path}: unsupported file type; expected one of {', '.join(EXTS)}")
@@ -34,10 +35,16 @@ def read_image(path: str) -> np.ndarray:
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         rgb = a[..., :3]
         if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-            raise ValueError(f"{path}: colour image with different channels; expected a grey image")
+            if not colour:
+                raise ValueError(f"{path}: colour image with different channels; expected a grey image")
+            return _to_unit(path, rgb)
         a = rgb[..., 0]
     if a.ndim != 2:
         raise ValueError(f"{path}: image has shape {a.shape}; expected a 2-D slice")
+    return _to_unit(path, a)
+
+
+def _to_unit(path: str, a: np.ndarray) -> np.ndarray:
     if a.dtype == np.uint8:
         return (a / 255.0).astype(np.float32)
     if a.dtype == np.uint16:

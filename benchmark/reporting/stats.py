@@ -77,16 +77,22 @@ def add_statistics(
     ``<col>_same`` (True where not significantly different from the best, and for the best)."""
     key = image_key(scores)
     out = table.copy()
+    extra = {}
     for c in cols:
+        if not table[c].notna().any():  # no model has a value (an original that errors on every image)
+            for suffix in ("lo", "hi", "p"):
+                extra[f"{c}_{suffix}"] = pd.Series(np.nan, index=table.index)
+            extra[f"{c}_same"] = pd.Series(False, index=table.index)
+            continue
         wide = scores.pivot_table(index=key, columns="model", values=c, aggfunc="first")
         lo, hi = {}, {}
         for m in table.index:
             lo[m], hi[m] = bootstrap_ci(wide[m].to_numpy() if m in wide else [], n_boot, seed)
-        out[f"{c}_lo"] = pd.Series(lo)
-        out[f"{c}_hi"] = pd.Series(hi)
+        extra[f"{c}_lo"] = pd.Series(lo)
+        extra[f"{c}_hi"] = pd.Series(hi)
         means = table[c]
         best = means.idxmax() if higher_is_better(c) else means.idxmin()
         p = paired_pvalues(wide[[m for m in table.index if m in wide]], best) if best in wide else {}
-        out[f"{c}_p"] = pd.Series({m: (np.nan if m == best else p.get(m, np.nan)) for m in table.index})
-        out[f"{c}_same"] = pd.Series({m: bool(m == best or p.get(m, 0.0) >= alpha) for m in table.index})
-    return out
+        extra[f"{c}_p"] = pd.Series({m: (np.nan if m == best else p.get(m, np.nan)) for m in table.index})
+        extra[f"{c}_same"] = pd.Series({m: bool(m == best or p.get(m, 0.0) >= alpha) for m in table.index})
+    return pd.concat([out, pd.DataFrame(extra, index=table.index)], axis=1) if extra else out

@@ -115,9 +115,10 @@ def _fmt(v: float, s: float | None, decimals: int) -> str:
 
 STATS_NOTE = (
     "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column "
-    "(paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05). "
-    "Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
+    "(paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05)."
 )
+DIAGNOSTIC_NOTE = " Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
+DIRECTION_NOTE = " Lower is better for {cols}."
 
 
 def render(
@@ -137,6 +138,11 @@ def render(
     stats_on = style == "stats" and all(f"{c}_lo" in table.columns for c in cols)
     if stats_on:
         caption = (caption + " " if caption else "") + STATS_NOTE.format(mark="$^{\\approx}$" if fmt == "tex" else "≈")
+        if any(not ranked(c) for c in cols):
+            caption += DIAGNOSTIC_NOTE
+    lower = [c for c in cols if not higher_is_better(c)]
+    if lower:
+        caption += DIRECTION_NOTE.format(cols=", ".join(c.replace("_", "\\_") if fmt == "tex" else c for c in lower))
     heads = [index_label] + [c.replace("_", "\\_") if fmt == "tex" else c for c in cols]
     rows = []
     for m in table.index:

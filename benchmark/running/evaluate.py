@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from benchmark.atomic import check_writable, first_missing, write_json, write_text
 from benchmark.data.imageio import list_images, read_image
 from benchmark.reporting.tables import write_leaderboards
-from metrics import score
+from metrics.colour import colour_score
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, resolve_metrics
 
@@ -45,10 +45,12 @@ def evaluate_folders(
     device: str = "cpu",
     progress: bool = True,
     style: str = "stats",
+    lineage=None,
 ) -> pd.DataFrame:
     """Score every fused folder against the source folders (same file stem = one triple); writes
-    ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores."""
-    names = resolve_metrics(metrics)
+    ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores.
+    ``lineage`` (e.g. ``"vifb"``) scores every metric of those lineages (:mod:`metrics.lineage`)."""
+    names = resolve_metrics(metrics, lineage)
     need = max(METRICS[n].min_size for n in names)
     if "Q_P" in names and get_profile(metric_profile).piella_map == "toolbox":
         need = max(need, 21)  # the shipped toolbox's Piella maps are 21x21 blocks
@@ -73,10 +75,10 @@ def evaluate_folders(
     keys = sorted(a)
     imgs = {}
     for k in keys:
-        x1, x2 = read_image(a[k]), read_image(b[k])
-        if x1.shape != x2.shape:
+        x1, x2 = read_image(a[k], colour=True), read_image(b[k], colour=True)
+        if x1.shape[:2] != x2.shape[:2]:
             raise ValueError(f"{b[k]} is {x2.shape[0]}x{x2.shape[1]}; expected {x1.shape[0]}x{x1.shape[1]} like {a[k]}")
-        if min(x1.shape) < need:
+        if min(x1.shape[:2]) < need:
             raise ValueError(f"{a[k]} is {x1.shape[0]}x{x1.shape[1]}; the metrics need at least {need}x{need} pixels")
         imgs[k] = (x1, x2)
     created = first_missing(out)
@@ -98,6 +100,7 @@ def evaluate_folders(
             style,
             x1_dir,
             x2_dir,
+            lineage,
         )
     except BaseException:
         if created:  # nothing partial: no output folder of a failed eval is left behind
@@ -105,8 +108,29 @@ def evaluate_folders(
         raise
 
 
+def _batch(arrs, device) -> torch.Tensor:
+    """(B, C, H, W) from 2-D grey or (H, W, 3) RGB arrays."""
+    x = torch.from_numpy(np.stack(arrs))
+    return (x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()).to(device)
+
+
 def _score_folders(
-    keys, imgs, a, fl, fused, out, names, metric_profile, quantize, batch, device, progress, style, x1_dir, x2_dir
+    keys,
+    imgs,
+    a,
+    fl,
+    fused,
+    out,
+    names,
+    metric_profile,
+    quantize,
+    batch,
+    device,
+    progress,
+    style,
+    x1_dir,
+    x2_dir,
+    lineage,
 ):
     rows = []
     for m, files in fused.items():
@@ -114,20 +138,20 @@ def _score_folders(
             chunk = keys[s : s + batch]
             by_shape = {}
             for k in chunk:
-                f = read_image(fl[m][k])
-                if f.shape != imgs[k][0].shape:
+                f = read_image(fl[m][k], colour=True)
+                if f.shape[:2] != imgs[k][0].shape[:2]:
                     raise ValueError(
                         f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected "
                         f"{imgs[k][0].shape[0]}x{imgs[k][0].shape[1]} like {a[k]}"
                     )
-                by_shape.setdefault(f.shape, []).append((k, f))
+                # one batch per size and channel layout (grey or RGB fused image and sources)
+                by_shape.setdefault((f.shape, imgs[k][0].shape, imgs[k][1].shape), []).append((k, f))
             for group in by_shape.values():
-                t = lambda arrs: torch.from_numpy(np.stack(arrs))[:, None].to(device)
-                sc = score(
-                    t([f for _, f in group]),
-                    t([imgs[k][0] for k, _ in group]),
-                    t([imgs[k][1] for k, _ in group]),
-                    metrics=names,
+                sc = colour_score(
+                    _batch([f for _, f in group], device),
+                    _batch([imgs[k][0] for k, _ in group], device),
+                    _batch([imgs[k][1] for k, _ in group], device),
+                    names,
                     profile=metric_profile,
                     quantize=quantize,
                     workload=len(keys) * len(fused),
@@ -146,12 +170,15 @@ def _score_folders(
             "metric_profile": metric_profile,
             "quantize": quantize,
             "metrics": names,
+            "lineage": lineage,
         },
     )
     write_leaderboards(
         out,
         scores,
-        f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}).",
+        f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"
+        + (f", lineages {lineage}" if lineage else "")
+        + ").",
         style=style,
     )
     return scores

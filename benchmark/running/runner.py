@@ -403,7 +403,7 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
     and (with labels) inside the tumour box; FusionINN is also decomposed. Rows of every rank of a
     distributed run are gathered on rank 0."""
     entry, model, name = get_fuser(prep.name), prep.model, prep.name
-    metric_names = resolve_metrics(cfg.metrics)
+    metric_names = resolve_metrics(cfg.metrics, cfg.lineage or None)
 
     def scored(f, a, b):
         return score_metrics(
@@ -617,7 +617,7 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
     names = resolve_models(cfg.models)
     if not names:
         raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
-    resolve_metrics(cfg.metrics)
+    resolve_metrics(cfg.metrics, cfg.lineage or None)
     get_profile(cfg.metric_profile)
     for model in parse_per_model(cfg.per_model):
         get_fuser(model)  # an unknown model name in per_model is an error, not silently ignored

@@ -152,6 +152,8 @@ def mef_ssim(li: LineageImages, name: str) -> torch.Tensor:
     return li.nan_where(name, v, torch.ones_like(v, dtype=torch.bool), "the original errors on grey images (rgb2gray)")
 
 
+# Keys of the original not implemented here (docs/lineages.md says why).
+NOT_IMPLEMENTED = ("Qp", "VIF", "FMI")
 SPECS = (
     Spec("Cross_entropy", vifb.cross_entropy, False, vifb.REF_CE, "mean cross-entropy, sources to F"),
     Spec("Entropy", vifb.entropy_floor, True, "Aardt, J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
