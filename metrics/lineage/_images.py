@@ -17,20 +17,35 @@ class LineageImages:
     """A, B, F in 0..255 units (x1 = A = T1-Gd, the "visible" role; x2 = B = FLAIR, the "infrared"
     role), with a per-batch cache and the reasons for NaN values (:meth:`note`)."""
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, f: torch.Tensor):
+    CHUNK = 4  # images per pass: 240x240 float64 moments of 4 images stay in cache (2-3x faster than 16)
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, parent=None, offset: int = 0):
         self.a, self.b, self.f = a, b, f
+        self._parent, self._offset = parent, offset
         self.f_integer = (f == torch.round(f)).flatten(1).all(dim=1)
         self.ab_integer = bool(((a == torch.round(a)) & (b == torch.round(b))).all())
         self._cache: dict = {}
         self.notes: list[tuple[str, list[int], str]] = []
 
+    def chunks(self) -> list["LineageImages"]:
+        """The batch in pieces of :attr:`CHUNK` images (cached, so their intermediates are shared
+        by every metric); their NaN notes come back here with the right sample indices."""
+
+        def make():
+            return [
+                LineageImages(
+                    self.a[s : s + self.CHUNK], self.b[s : s + self.CHUNK], self.f[s : s + self.CHUNK], self, s
+                )
+                for s in range(0, self.n, self.CHUNK)
+            ]
+
+        return self.cached("chunks", make)
+
     def as_double(self) -> "LineageImages":
         """The same batch in float64 (cached; NaN notes go to this object's list)."""
 
         def make():
-            li = LineageImages(self.a.double(), self.b.double(), self.f.double())
-            li.notes = self.notes
-            return li
+            return LineageImages(self.a.double(), self.b.double(), self.f.double(), self, 0)
 
         return self.cached("float64", make)
 
@@ -46,7 +61,15 @@ class LineageImages:
     def note(self, metric: str, mask: torch.Tensor, reason: str) -> None:
         """Record that ``metric`` is NaN for the samples in ``mask`` and why."""
         idx = torch.nonzero(mask.flatten()).flatten().tolist()
-        if idx:
+        if idx and self._parent is not None:
+            self._parent.note(
+                metric,
+                torch.zeros(self._offset + len(mask.flatten()), dtype=torch.bool).index_fill_(
+                    0, torch.tensor([self._offset + i for i in idx]), True
+                ),
+                reason,
+            )
+        elif idx:
             self.notes.append((metric, idx, reason))
 
     def nan_where(self, metric: str, values: torch.Tensor, mask: torch.Tensor, reason: str) -> torch.Tensor:

@@ -23,6 +23,8 @@ class Spec:
     f64: bool = False
 
     def __call__(self, li, name: str):
+        if li.n > li.CHUNK:
+            return torch.cat([self(part, name) for part in li.chunks()])
         if self.f64 and li.a.dtype != torch.float64:
             return self.fn(li.as_double(), name).to(li.a.dtype)
         return self.fn(li, name)
