@@ -73,14 +73,14 @@ def evaluate_folders(
     if problems:
         raise ValueError("unmatched files:\n  " + "\n  ".join(problems))
     keys = sorted(a)
-    imgs = {}
+    imgs = {}  # shapes only: the sources are read again batch by batch, so memory does not grow with N
     for k in keys:
         x1, x2 = read_image(a[k], colour=True), read_image(b[k], colour=True)
         if x1.shape[:2] != x2.shape[:2]:
             raise ValueError(f"{b[k]} is {x2.shape[0]}x{x2.shape[1]}; expected {x1.shape[0]}x{x1.shape[1]} like {a[k]}")
         if min(x1.shape[:2]) < need:
             raise ValueError(f"{a[k]} is {x1.shape[0]}x{x1.shape[1]}; the metrics need at least {need}x{need} pixels")
-        imgs[k] = (x1, x2)
+        imgs[k] = (x1.shape, x2.shape)
     created = first_missing(out)
     check_writable(out)
     try:
@@ -88,6 +88,7 @@ def evaluate_folders(
             keys,
             imgs,
             a,
+            b,
             fl,
             fused,
             out,
@@ -118,6 +119,7 @@ def _score_folders(
     keys,
     imgs,
     a,
+    b,
     fl,
     fused,
     out,
@@ -137,20 +139,20 @@ def _score_folders(
         for s in tqdm(range(0, len(keys), batch), desc=f"eval {m}", disable=not progress, leave=False):
             chunk = keys[s : s + batch]
             by_shape = {}
+            src = {k: (read_image(a[k], colour=True), read_image(b[k], colour=True)) for k in chunk}
             for k in chunk:
                 f = read_image(fl[m][k], colour=True)
-                if f.shape[:2] != imgs[k][0].shape[:2]:
+                if f.shape[:2] != imgs[k][0][:2]:
                     raise ValueError(
-                        f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected "
-                        f"{imgs[k][0].shape[0]}x{imgs[k][0].shape[1]} like {a[k]}"
+                        f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected {imgs[k][0][0]}x{imgs[k][0][1]} like {a[k]}"
                     )
                 # one batch per size and channel layout (grey or RGB fused image and sources)
-                by_shape.setdefault((f.shape, imgs[k][0].shape, imgs[k][1].shape), []).append((k, f))
+                by_shape.setdefault((f.shape, imgs[k][0], imgs[k][1]), []).append((k, f))
             for group in by_shape.values():
                 sc = colour_score(
                     _batch([f for _, f in group], device),
-                    _batch([imgs[k][0] for k, _ in group], device),
-                    _batch([imgs[k][1] for k, _ in group], device),
+                    _batch([src[k][0] for k, _ in group], device),
+                    _batch([src[k][1] for k, _ in group], device),
                     names,
                     profile=metric_profile,
                     quantize=quantize,

@@ -1,0 +1,135 @@
+"""End-to-end speed of ``bench eval`` per metric set, against a per-image NumPy reference.
+
+    python -m benchmark.tools.speed_lineages [--n 1153] [--sets liu,cddfuse,vifb,tang,mefb]
+                                             [--ref-n 16] [--out FILE.md]
+
+Writes ``n`` triples of 240x240 8-bit PNGs (64 distinct phantom pairs repeated; fused = the mean),
+then for each metric set runs ``bench eval`` (``--lineage SET``; ``liu`` = the Table 1 five) in a
+fresh process with fresh compile caches (``TORCHINDUCTOR_CACHE_DIR``, ``XDG_CACHE_HOME`` in a new
+temporary folder), timing the whole command (reading the images, any compilation, scoring,
+leaderboards) with ``/usr/bin/time`` for wall time and peak resident memory. Peak memory is also
+measured at ``n // 8`` triples, to show it does not grow with ``n``. Side by side, the per-image
+NumPy float64 CDDFuse set (:mod:`benchmark.tools.numpy_reference`) is timed on ``ref_n`` triples
+and extrapolated to ``n``. Prints a Markdown table (and writes it to ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def write_triples(folder: str, n: int) -> None:
+    from PIL import Image
+
+    from benchmark.data.phantom import make_split
+
+    x1, x2, _ = make_split(7, "val", min(n, 64))
+    for role in ("x1", "x2", "fused"):
+        os.makedirs(os.path.join(folder, role), exist_ok=True)
+    imgs = [np.round(x * 255).astype(np.uint8) for x in (x1, x2, (x1 + x2) / 2)]
+    for i in range(n):
+        for role, arr in zip(("x1", "x2", "fused"), imgs):
+            Image.fromarray(arr[i % len(arr)]).save(os.path.join(folder, role, f"{i:05d}.png"))
+
+
+def run_eval(folder: str, metric_set: str, n_label: str) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one ``bench eval`` in a fresh process with empty caches."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"), XDG_CACHE_HOME=cache)
+        cmd = [
+            "/usr/bin/time",
+            "-f",
+            "%e %M",
+            sys.executable,
+            "-m",
+            "benchmark",
+            "eval",
+            "--x1",
+            os.path.join(folder, "x1"),
+            "--x2",
+            os.path.join(folder, "x2"),
+            "--fused",
+            f"mean={os.path.join(folder, 'fused')}",
+            "--out",
+            os.path.join(cache, "out"),
+        ]
+        if metric_set != "liu":
+            cmd += ["--lineage", metric_set]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"bench eval --lineage {metric_set} ({n_label}) failed:\n{p.stderr[-2000:]}")
+        wall, rss_kb = p.stderr.strip().splitlines()[-1].split()
+        return float(wall), float(rss_kb) / 1024
+
+
+def numpy_reference_seconds(folder: str, ref_n: int) -> float:
+    """Seconds per triple of the per-image NumPy float64 CDDFuse set (reading included)."""
+    from PIL import Image
+
+    from benchmark.tools.numpy_reference import cddfuse_metrics
+
+    t0 = time.perf_counter()
+    for i in range(ref_n):
+        f, a, b = (
+            np.asarray(Image.open(os.path.join(folder, r, f"{i:05d}.png")), dtype=np.float64)
+            for r in ("fused", "x1", "x2")
+        )
+        cddfuse_metrics(f, a, b)
+    return (time.perf_counter() - t0) / ref_n
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1153)
+    p.add_argument("--sets", default="liu,cddfuse,vifb,tang,mefb")
+    p.add_argument("--ref-n", type=int, default=16)
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        big, small = os.path.join(tmp, "big"), os.path.join(tmp, "small")
+        write_triples(big, args.n)
+        write_triples(small, max(1, args.n // 8))
+        ref = numpy_reference_seconds(big, min(args.ref_n, args.n))
+        rows = []
+        for s in sets:
+            wall, rss = run_eval(big, s, f"n={args.n}")
+            _, rss_small = run_eval(small, s, f"n={args.n // 8}")
+            rows.append((s, wall, args.n / wall, rss_small, rss))
+            print(
+                f"{s}: {wall:.1f} s, {args.n / wall:.1f} triples/s, peak RSS {rss_small:.0f} -> {rss:.0f} MiB",
+                flush=True,
+            )
+    cpu = f"{os.cpu_count()} CPU cores"
+    lines = [
+        f"`bench eval` of {args.n} triples (240x240, 8-bit PNG), fresh process and empty caches, {cpu}, "
+        f"torch {__import__('torch').__version__}.",
+        "",
+        "| metric set | wall (s) | triples/s | peak RSS at n/8 -> n (MiB) | vs NumPy CDDFuse set, per image |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for s, wall, rate, r0, r1 in rows:
+        lines.append(f"| {s} | {wall:.1f} | {rate:.1f} | {r0:.0f} -> {r1:.0f} | {ref * args.n / wall:.1f}x |")
+    lines += [
+        "",
+        f"NumPy float64 per-image CDDFuse set (benchmark.tools.numpy_reference): {ref * 1000:.0f} ms per triple "
+        f"(timed on {min(args.ref_n, args.n)} triples, reading included), {ref * args.n:.0f} s for {args.n}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        from benchmark.atomic import write_text
+
+        write_text(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
