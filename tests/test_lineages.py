@@ -16,36 +16,15 @@ import pytest
 import torch
 
 from metrics import score
-from metrics.lineage import LINEAGES, SPECS, lineage_values
+from metrics.lineage import HAZARDS, LINEAGES, SPECS, lineage_values
+from metrics.lineage import NOT_IMPLEMENTED as LINEAGE_MISSING
 from metrics.registry import METRICS, column_names, metric_info, resolve_metrics
 
 DATA = Path(__file__).parent / "data" / "reference"
 ORACLE = json.loads((DATA / "lineage.json").read_text())
 CASES = sorted(ORACLE["cases"])
 
-# Values an exact port cannot reproduce, each with its reason (docs/lineages.md, "Hazards").
-FLAT = "ill-conditioned on flat regions: the value is a ratio of the original's rounding noise"
-HAZARDS = {
-    ("vifb", "Qcb", "r01_pat0005_mean"): FLAT,
-    ("vifb", "Qcb", "r02_gli00001_max"): FLAT,
-    ("mefb", "Qcb", "c07_brain_avg"): FLAT,
-    ("mefb", "Qcb", "r01_pat0005_mean"): FLAT,
-    ("mefb", "Qcb", "r02_gli00001_max"): FLAT,
-    ("mefb", "Qc", "c10_zero_var_regions"): FLAT,
-    ("mefb", "Qc", "c16_const_F"): FLAT,
-    ("mefb", "Qy", "c10_zero_var_regions"): FLAT,
-    ("cddfuse", "SSIM", "c05_near_const_F"): "float32 cancellation in skimage on a near-constant F (1.5e-6 absolute)",
-}
-# Keys of lineage.json not implemented (docs/lineages.md says why); the oracle ran none but FMI_dct on c13.
-NOT_IMPLEMENTED = {
-    ("tang", "MS_SSIM"),
-    ("tang", "FMI_pixel"),
-    ("tang", "FMI_dct"),
-    ("tang", "FMI_w"),
-    ("mefb", "Qp"),
-    ("mefb", "VIF"),
-    ("mefb", "FMI"),
-}
+NOT_IMPLEMENTED = {(lin, k) for lin, keys in LINEAGE_MISSING.items() for k in keys}
 
 
 def load(case: str, dtype=torch.float64):

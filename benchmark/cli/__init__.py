@@ -18,8 +18,7 @@ from benchmark.cli.fusioninn import add_fusioninn_commands
 
 def _cmd_list(args) -> int:
     from baselines.registry import list_fusers
-    from metrics.lineage.mefb import NOT_IMPLEMENTED as MEFB_MISSING
-    from metrics.lineage.tang import NOT_IMPLEMENTED as TANG_MISSING
+    from metrics.lineage import NOT_IMPLEMENTED as missing
     from metrics.registry import ALL_LINEAGES, METRICS, source_of
 
     fusers = [e.as_dict() for e in list_fusers()]
@@ -36,7 +35,6 @@ def _cmd_list(args) -> int:
         }
         for m in METRICS.values()
     ]
-    missing = {"tang": TANG_MISSING, "mefb": MEFB_MISSING}
     if args.json:
         lineages = {x: {"source": source_of(x), "not_implemented": list(missing.get(x, ()))} for x in ALL_LINEAGES}
         print(json.dumps({"fusers": fusers, "metrics": mets, "lineages": lineages}, indent=2))

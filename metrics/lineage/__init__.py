@@ -34,6 +34,23 @@ SPECS: dict[str, tuple[Spec, ...]] = {
     "cddfuse": cddfuse.SPECS,
 }
 LINEAGES = tuple(SPECS)
+NOT_IMPLEMENTED = {"tang": tang.NOT_IMPLEMENTED, "mefb": mefb.NOT_IMPLEMENTED}
+
+# Values of lineage.json an exact port cannot reproduce, each with its reason (docs/lineages.md):
+# where the original's value is decided by its own rounding, a different (equally exact) order of
+# floating-point operations gives a different number.
+FLAT = "ill-conditioned on flat regions: the value is a ratio of the original's rounding noise"
+HAZARDS = {
+    ("vifb", "Qcb", "r01_pat0005_mean"): FLAT,
+    ("vifb", "Qcb", "r02_gli00001_max"): FLAT,
+    ("mefb", "Qcb", "c07_brain_avg"): FLAT,
+    ("mefb", "Qcb", "r01_pat0005_mean"): FLAT,
+    ("mefb", "Qcb", "r02_gli00001_max"): FLAT,
+    ("mefb", "Qc", "c10_zero_var_regions"): FLAT,
+    ("mefb", "Qc", "c16_const_F"): FLAT,
+    ("mefb", "Qy", "c10_zero_var_regions"): FLAT,
+    ("cddfuse", "SSIM", "c05_near_const_F"): "float32 cancellation in skimage on a near-constant F (1.5e-6 absolute)",
+}
 
 
 def lineage_values(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lineage: str, keys=None):
@@ -48,4 +65,4 @@ def lineage_values(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lineag
     return out, li.notes
 
 
-__all__ = ["LINEAGES", "SOURCES", "SPECS", "LineageImages", "Spec", "lineage_values"]
+__all__ = ["HAZARDS", "LINEAGES", "NOT_IMPLEMENTED", "SOURCES", "SPECS", "LineageImages", "Spec", "lineage_values"]
