@@ -70,7 +70,8 @@ def scd(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def viff(li: LineageImages, name: str) -> torch.Tensor:
-    return K.vifp_mscale(li.a, li.f) + K.vifp_mscale(li.b, li.f)
+    v_a, v_b = K.vifp_mscale_pair(li.a, li.b, li.f)
+    return v_a + v_b
 
 
 def qabf(li: LineageImages, name: str) -> torch.Tensor:

@@ -82,6 +82,16 @@ def separable(x: torch.Tensor, g: torch.Tensor, mode: str = "valid") -> torch.Te
     return z
 
 
+def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid"):
+    """Local Gaussian means of each image in ``xs`` and of the products ``xs[i] * xs[j]`` for
+    ``(i, j)`` in ``pairs``, filtered together in one :func:`separable` pass (each map once, however
+    many pairs share it). Returns (list of means, {pair: mean of the product})."""
+    maps = list(xs) + [xs[i] * xs[j] for i, j in pairs]
+    m = separable(torch.cat(maps, dim=1), g, mode)
+    n = len(xs)
+    return list(m[:, :n].split(1, dim=1)), {p: m[:, n + k : n + k + 1] for k, p in enumerate(pairs)}
+
+
 def _pad_symmetric(x: torch.Tensor, pad) -> torch.Tensor:
     left, right, top, bottom = pad
     parts = [torch.flip(x[..., :top, :], (-2,)), x, torch.flip(x[..., x.shape[-2] - bottom :, :], (-2,))]
@@ -243,37 +253,47 @@ def vifp_mscale(ref: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True) 
     """Sheikh & Bovik's multiscale pixel-domain VIF (``vifp_mscale.m``; CDDFuse's ``compare_viff``):
     four scales with N = 17, 9, 5, 3 Gaussian windows (sigma N / 5), 'valid' filtering, factor-2
     decimation after filtering from the second scale, sigma_nsq = 2, eps = 1e-10; NaN -> 1 (CDDFuse)."""
+    return vifp_mscale_pair(ref, ref, dist, nan_to_one)[0]
+
+
+def vifp_mscale_pair(ref_a: torch.Tensor, ref_b: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True):
+    """(:func:`vifp_mscale` (ref_a, dist), (ref_b, dist)), the distorted image's moments and
+    decimation computed once for both."""
     eps, sigma_nsq = 1e-10, 2.0
-    num = torch.zeros(ref.shape[0], dtype=ref.dtype, device=ref.device)
-    den = torch.zeros_like(num)
+    zero = torch.zeros(dist.shape[0], dtype=dist.dtype, device=dist.device)
+    num, den = [zero, zero], [zero, zero]
+    refs = [ref_a, ref_b]
     for scale in range(1, 5):
         n = 2 ** (4 - scale + 1) + 1
-        win = gaussian_1d(n, n / 5.0, ref)
+        win = gaussian_1d(n, n / 5.0, dist)
         if scale > 1:
-            ref = separable(ref, win)[..., ::2, ::2]
-            dist = separable(dist, win)[..., ::2, ::2]
-        m = separable(torch.cat([ref, dist, ref * ref, dist * dist, ref * dist], dim=1), win)
-        mu1, mu2, e11, e22, e12 = m.split(1, dim=1)
-        s1 = (e11 - mu1 * mu1).clamp(min=0)
-        s2 = (e22 - mu2 * mu2).clamp(min=0)
-        s12 = e12 - mu1 * mu2
-        g = s12 / (s1 + eps)
-        sv = s2 - g * s12
-        low1 = s1 < eps
-        g = torch.where(low1, torch.zeros_like(g), g)
-        sv = torch.where(low1, s2, sv)
-        s1 = torch.where(low1, torch.zeros_like(s1), s1)
-        low2 = s2 < eps
-        g = torch.where(low2, torch.zeros_like(g), g)
-        sv = torch.where(low2, torch.zeros_like(sv), sv)
-        neg = g < 0
-        sv = torch.where(neg, s2, sv)
-        g = torch.where(neg, torch.zeros_like(g), g)
-        sv = torch.where(sv <= eps, torch.full_like(sv, eps), sv)
-        num = num + torch.log10(1 + g * g * s1 / (sv + sigma_nsq)).sum(dim=(1, 2, 3))
-        den = den + torch.log10(1 + s1 / sigma_nsq).sum(dim=(1, 2, 3))
-    v = num / den
-    return torch.where(torch.isnan(v), torch.ones_like(v), v) if nan_to_one else v
+            down = separable(torch.cat([*refs, dist], dim=1), win)[..., ::2, ::2]
+            refs, dist = [down[:, 0:1], down[:, 1:2]], down[:, 2:3]
+        (mu_a, mu_b, mu_f), e = local_moments([*refs, dist], [(0, 0), (1, 1), (2, 2), (0, 2), (1, 2)], win)
+        s2 = (e[(2, 2)] - mu_f * mu_f).clamp(min=0)
+        for k, (mu1, e11, e12) in enumerate(((mu_a, e[(0, 0)], e[(0, 2)]), (mu_b, e[(1, 1)], e[(1, 2)]))):
+            s1 = (e11 - mu1 * mu1).clamp(min=0)
+            s12 = e12 - mu1 * mu_f
+            g = s12 / (s1 + eps)
+            sv = s2 - g * s12
+            low1 = s1 < eps
+            g = torch.where(low1, torch.zeros_like(g), g)
+            sv = torch.where(low1, s2, sv)
+            s1 = torch.where(low1, torch.zeros_like(s1), s1)
+            low2 = s2 < eps
+            g = torch.where(low2, torch.zeros_like(g), g)
+            sv = torch.where(low2, torch.zeros_like(sv), sv)
+            neg = g < 0
+            sv = torch.where(neg, s2, sv)
+            g = torch.where(neg, torch.zeros_like(g), g)
+            sv = torch.where(sv <= eps, torch.full_like(sv, eps), sv)
+            num[k] = num[k] + torch.log10(1 + g * g * s1 / (sv + sigma_nsq)).sum(dim=(1, 2, 3))
+            den[k] = den[k] + torch.log10(1 + s1 / sigma_nsq).sum(dim=(1, 2, 3))
+    out = []
+    for k in range(2):
+        v = num[k] / den[k]
+        out.append(torch.where(torch.isnan(v), torch.ones_like(v), v) if nan_to_one else v)
+    return out[0], out[1]
 
 
 def freqspace(n: int, like: torch.Tensor) -> torch.Tensor:

@@ -75,16 +75,26 @@ def qncie(li: LineageImages, name: str) -> torch.Tensor:
     return li.nan_where(name, ncie_from_normalized(a, b, f), bad, CONSTANT)
 
 
-def _moments(x, y, n: int):
-    m = K.separable(torch.cat([x, y, x * x, y * y, x * y], dim=1), K.gaussian_1d(n, 1.5, x))
-    mx, my, exx, eyy, exy = m.split(1, dim=1)
-    return mx, my, exx - mx * mx, eyy - my * my, exy - mx * my
+def _yang_maps(li: LineageImages):
+    """The toolbox's ``ssim_yang`` (7x7 Gaussian, sigma 1.5, 'valid', C1 = C2 = 2e-16) for (A, B),
+    (A, F) and (B, F), from one pass over the nine local moments; shared by Qc and Qy.
+    Returns {pair: (ssim map, var of first, var of second, covariance)}."""
 
+    def make():
+        pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+        mu, e = K.local_moments([li.a, li.b, li.f], pairs, K.gaussian_1d(7, 1.5, li.a))
+        var = [e[(k, k)] - mu[k] * mu[k] for k in range(3)]
+        out = {}
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            cov = e[(i, j)] - mu[i] * mu[j]
+            c = 2e-16
+            s = ((2 * mu[i] * mu[j] + c) * (2 * cov + c)) / (
+                (mu[i] * mu[i] + mu[j] * mu[j] + c) * (var[i] + var[j] + c)
+            )
+            out[(i, j)] = (s, var[i], var[j], cov)
+        return out
 
-def _ssim_maps(x, y, n: int, c1: float, c2: float):
-    mx, my, vx, vy, cxy = _moments(x, y, n)
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s, vx, vy, cxy
+    return li.cached("mefb_yang", make)
 
 
 def _nanmean(x: torch.Tensor) -> torch.Tensor:
@@ -96,9 +106,9 @@ def _nanmean(x: torch.Tensor) -> torch.Tensor:
 def qy(li: LineageImages, name: str) -> torch.Tensor:
     """Yang et al.'s index: 7x7 Gaussian SSIM maps with C1 = C2 = 2e-16; where SSIM(A, B) >= 0.75
     the variance-weighted mean of SSIM(A, F) and SSIM(B, F), elsewhere their maximum."""
-    s_ab, va, vb, _ = _ssim_maps(li.a, li.b, 7, 2e-16, 2e-16)
-    s_af = _ssim_maps(li.a, li.f, 7, 2e-16, 2e-16)[0]
-    s_bf = _ssim_maps(li.b, li.f, 7, 2e-16, 2e-16)[0]
+    m = _yang_maps(li)
+    s_ab, va, vb, _ = m[(0, 1)]
+    s_af, s_bf = m[(0, 2)][0], m[(1, 2)][0]
     binm = (s_ab >= 0.75).to(s_ab.dtype)
     lam = va / (va + vb)
     q = (lam * s_af + (1 - lam) * s_bf) * binm + torch.fmax(s_af, s_bf) * (1 - binm)
@@ -107,8 +117,8 @@ def qy(li: LineageImages, name: str) -> torch.Tensor:
 
 def qc(li: LineageImages, name: str) -> torch.Tensor:
     """Cvejic et al.'s index: covariance-weighted mean of SSIM(A, F) and SSIM(B, F) (7x7, C 2e-16)."""
-    s_af, _, _, c_af = _ssim_maps(li.a, li.f, 7, 2e-16, 2e-16)
-    s_bf, _, _, c_bf = _ssim_maps(li.b, li.f, 7, 2e-16, 2e-16)
+    m = _yang_maps(li)
+    (s_af, _, _, c_af), (s_bf, _, _, c_bf) = m[(0, 2)], m[(1, 2)]
     w = c_af / (c_af + c_bf)
     sim = w * s_af + (1 - w) * s_bf
     sim = torch.where(w < 0, torch.zeros_like(sim), sim)
@@ -127,16 +137,20 @@ def qw(li: LineageImages, name: str) -> torch.Tensor:
         gx, gy = K.filt(x, f1, "same"), K.filt(x, f2, "same")
         return torch.sqrt(gx * gx + gy * gy)
 
-    ea, eb, ef = edge(li.a), edge(li.b), edge(li.f)
-    _, _, va, vb, _ = _moments(ea, eb, 11)
-    zero = ((va + vb) == 0).to(va.dtype) * 0.5
-    va, vb = va + zero, vb + zero
+    pairs = [(0, 0), (1, 1), (2, 2), (2, 0), (2, 1)]
+    mu, e = K.local_moments([edge(li.a), edge(li.b), edge(li.f)], pairs, K.gaussian_1d(11, 1.5, li.a))
+    var = [e[(k, k)] - mu[k] * mu[k] for k in range(3)]
+    zero = ((var[0] + var[1]) == 0).to(var[0].dtype) * 0.5
+    va, vb = var[0] + zero, var[1] + zero
     lam = va / (va + vb)
-    s1 = ssim_map(None, None, 255.0, stats=_moments(ef, ea, 11))
-    s2 = ssim_map(None, None, 255.0, stats=_moments(ef, eb, 11))
+
+    def wang(k):  # SSIM(F edges, source k edges), C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2
+        stats = (mu[2], mu[k], var[2], var[k], e[(2, k)] - mu[2] * mu[k])
+        return ssim_map(None, None, 255.0, stats=stats)
+
     cw = torch.maximum(va, vb)
     cw = cw / cw.sum(dim=(1, 2, 3), keepdim=True)
-    return (cw * (lam * s1 + (1 - lam) * s2)).sum(dim=(1, 2, 3))
+    return (cw * (lam * wang(0) + (1 - lam) * wang(1))).sum(dim=(1, 2, 3))
 
 
 def qcb(li: LineageImages, name: str) -> torch.Tensor:

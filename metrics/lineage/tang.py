@@ -78,8 +78,8 @@ def sd(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def vif(li: LineageImages, name: str) -> torch.Tensor:
-    f = _float_f(li)
-    return K.vifp_mscale(li.b, f) + K.vifp_mscale(li.a, f)
+    v_b, v_a = K.vifp_mscale_pair(li.b, li.a, _float_f(li))
+    return v_b + v_a
 
 
 def ag(li: LineageImages, name: str) -> torch.Tensor:
@@ -139,20 +139,24 @@ def nabf(li: LineageImages, name: str) -> torch.Tensor:
     return num / (w_a + w_b).sum(dim=(1, 2, 3))
 
 
-def _ssim_matlab(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """MATLAB ``ssim(x, y)`` on doubles with its defaults: 11x11 Gaussian (sigma 1.5), replicate
-    padding, 'same' map, DynamicRange 1 (C1 = 1e-4, C2 = 9e-4), mean of the map."""
-    m = K.separable(torch.cat([x, y, x * x, y * y, x * y], dim=1), K.gaussian_1d(11, 1.5, x), "replicate")
-    mx, my, exx, eyy, exy = m.split(1, dim=1)
-    vx, vy, cxy = exx - mx * mx, eyy - my * my, exy - mx * my
+def _ssim_matlab_maps(f: torch.Tensor, refs: list) -> list:
+    """MATLAB ``ssim(f, r)`` for each r on doubles with its defaults: 11x11 Gaussian (sigma 1.5),
+    replicate padding, 'same' map, DynamicRange 1 (C1 = 1e-4, C2 = 9e-4); the mean of each map."""
+    pairs = [(0, 0)] + [p for k in range(1, len(refs) + 1) for p in ((k, k), (0, k))]
+    mu, e = K.local_moments([f, *refs], pairs, K.gaussian_1d(11, 1.5, f), "replicate")
     c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean(dim=(1, 2, 3))
+    vf = e[(0, 0)] - mu[0] * mu[0]
+    out = []
+    for k in range(1, len(refs) + 1):
+        vr, cov = e[(k, k)] - mu[k] * mu[k], e[(0, k)] - mu[0] * mu[k]
+        s = ((2 * mu[0] * mu[k] + c1) * (2 * cov + c2)) / ((mu[0] * mu[0] + mu[k] * mu[k] + c1) * (vf + vr + c2))
+        out.append(s.mean(dim=(1, 2, 3)))
+    return out
 
 
 def ssim(li: LineageImages, name: str) -> torch.Tensor:
-    f = _float_f(li)
-    return 0.5 * _ssim_matlab(f, li.b) + 0.5 * _ssim_matlab(f, li.a)
+    s_b, s_a = _ssim_matlab_maps(_float_f(li), [li.b, li.a])
+    return 0.5 * s_b + 0.5 * s_a
 
 
 # Keys of the original not implemented here (docs/lineages.md says why).
