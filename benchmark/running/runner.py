@@ -300,7 +300,7 @@ def _fingerprint_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, so
             "train": trained,
             "prior": prior,
             "data": data_info,
-            "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize],
+            "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize] + ([cfg.lineage] if cfg.lineage else []),
             "code": code_version(name),
             "draws": cfg.decomposition_draws,
         }
