@@ -7,7 +7,8 @@ is kept (``colour_score``):
   against channel k of an RGB source (or the grey source), and average the channel scores. Two
   exceptions kept: VIFB's ``Spatial_frequency`` sizes the image with ``[m, n] = size(F)``, which
   for an RGB F walks the channels side by side as one M x 3N image; MEFB's ``NMI``, ``TE``,
-  ``Qc``, ``Qw`` and ``Qy`` keep only the first channel of an RGB F when both sources are grey.
+  ``Qc``, ``Qw`` and ``Qy`` keep only the first channel of an RGB F when both sources are grey;
+  MEFB's ``MEF_SSIM`` converts every image with ``rgb2gray``.
 - ``tang``: its driver converts every RGB image with MATLAB ``rgb2gray`` (0.298936 R + 0.587043 G
   + 0.114021 B, rounded to 8 bits).
 - ``cddfuse``: its reader ``image_read_cv2(.., 'GRAY')`` converts with OpenCV (0.299 R + 0.587 G +
@@ -63,7 +64,10 @@ def colour_score(fused, x1, x2, names, **kw) -> dict[str, torch.Tensor]:
             for n in group:
                 col, key = cols[n], METRICS[n].key
                 k_cols = [p[_col(p, n)] for p in per]
-                if lineage == "mefb" and key in MEFB_FIRST_CHANNEL and x1.shape[1] == x2.shape[1] == 1:
+                if lineage == "mefb" and key == "MEF_SSIM":  # its wrapper converts every image with rgb2gray
+                    grey = [_grey(x, _MATLAB, "matlab") for x in (fused, x1, x2)]
+                    out[col] = next(iter(score(*grey, metrics=[n], **kw).values()))
+                elif lineage == "mefb" and key in MEFB_FIRST_CHANNEL and x1.shape[1] == x2.shape[1] == 1:
                     out[col] = k_cols[0]
                 elif lineage == "vifb" and key == "Spatial_frequency" and fused.shape[1] == 3:
                     side = torch.cat([fused[:, k : k + 1] for k in range(3)], dim=-1)

@@ -92,6 +92,8 @@ def _expected_rgb(lineage, case):
     out = {k: float(np.mean([float(p[k][0]) for p in per])) for k in per[0]}
     if lineage == "mefb":
         out.update({k: float(per[0][k][0]) for k in MEFB_FIRST_CHANNEL})
+        grey = np.floor(rgb @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103]) + 0.5)
+        out["MEF_SSIM"] = float(lineage_values(t(grey), a, b, "mefb", {"MEF_SSIM"})[0]["MEF_SSIM"][0])
     if lineage == "vifb":
         side = np.concatenate([rgb[..., k] for k in range(3)], axis=1)
         out["Spatial_frequency"] = float(
@@ -137,7 +139,9 @@ def test_bench_list_shows_every_metric_with_lineage_and_direction(capsys):
     assert lineages == {"liu", "vifb", "tang", "mefb", "cddfuse"}
     mse = [m for m in data["metrics"] if m["name"] == "tang:MSE"][0]
     assert mse["direction"] == "lower" and mse["column"] == "MSE" and mse["reference"]
-    assert "MS_SSIM" in data["lineages"]["tang"]["not_implemented"]
+    assert "FMI_pixel" in data["lineages"]["tang"]["not_implemented"]
+    mef = [m for m in data["metrics"] if m["name"] == "mefb:MEF_SSIM"][0]
+    assert mef["checked_against_original"] is False
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert "cddfuse: Zhaozixiang1228/MMIF-CDDFuse @ fd8da1f3" in text and "Nabf" in text

@@ -8,8 +8,9 @@ edge-dependent index), ``Qy`` (Yang), ``Qcb`` (converted with ``im2double`` befo
 which moves its rounding: up to 1.2e-3 from VIFB's copy on real slices). These originals
 ``normalize1`` their inputs, which divides 0 by 0 on a constant non-zero image and then errors
 indexing a histogram: NaN here, with that reason. Not implemented: ``Qp`` (a port of Kovesi's
-phase congruency), ``VIF`` (Han's VIFF), ``FMI``; ``MEF_SSIM`` errors on grey inputs in the
-original (``rgb2gray`` of a 2-D image, in MATLAB too) and is NaN here with that reason.
+phase congruency), ``VIF`` (Han's VIFF), ``FMI``. ``MEF_SSIM`` errors on grey inputs in the
+original (``rgb2gray`` of a 2-D image, in MATLAB too); here it is the value the original gives for
+the same images as equal-channel RGB (not checked against the original).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from metrics.lineage import kernels as K
 from metrics.lineage import vifb
 from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
+from metrics.lineage.tang import mef_ms_ssim
 from metrics.ncie import ncie_from_normalized
 from metrics.ssim import ssim_map
 
@@ -161,9 +163,11 @@ def qcb(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def mef_ssim(li: LineageImages, name: str) -> torch.Tensor:
-    """The original calls ``rgb2gray`` on each grey source and errors (MATLAB and Octave alike)."""
-    v = torch.zeros(li.n, dtype=li.a.dtype, device=li.a.device)
-    return li.nan_where(name, v, torch.ones_like(v, dtype=torch.bool), "the original errors on grey images (rgb2gray)")
+    """Ma et al.'s multi-scale MEF-SSIM of F against (A, B) (``mef_ms_ssim``, Tang's MS_SSIM code).
+    The original calls ``rgb2gray`` on every image and so errors on grey ones (MATLAB and Octave
+    alike); this is its value on the same images given as RGB with three equal channels (which
+    ``rgb2gray`` maps back to the grey values). Not checked against the original on grey images."""
+    return mef_ms_ssim([li.a, li.b], li.f)
 
 
 # Keys of the original not implemented here (docs/lineages.md says why).
@@ -183,7 +187,16 @@ SPECS = (
     Spec("Qc", qc, True, "Cvejic et al., IJSP 2005", "covariance-weighted SSIM index", min_size=11, f64=True),
     Spec("Qw", qw, True, "Piella & Heijmans, ICIP 2003", "edge-dependent fusion quality index", min_size=11, f64=True),
     Spec("Qy", qy, True, "Yang et al., Inf. Fusion 2008", "SSIM-based similarity index", min_size=11, f64=True),
-    Spec("MEF_SSIM", mef_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "errors on grey inputs in the original"),
+    Spec(
+        "MEF_SSIM",
+        mef_ssim,
+        True,
+        "Ma, Zeng & Wang, IEEE TIP 2015",
+        "multi-scale MEF-SSIM (the original errors on grey images)",
+        checked=False,
+        min_size=44,
+        f64=True,
+    ),
     Spec("Qcb", qcb, True, "Chen & Blum, Image Vis. Comput. 2009", "human-perception contrast preservation"),
     Spec("Qcv", vifb.qcv, False, "Chen & Varshney, Inf. Fusion 2007", "regional CSF-weighted distortion"),
 )
