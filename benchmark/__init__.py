@@ -58,12 +58,14 @@ def evaluate(
     quantize: bool | None = None,
     device: str | None = None,
     chunk_size: int = 16,
+    lineage=None,
 ) -> pd.DataFrame:
     """Score fused images against their sources; one row per image (column ``index``), one column
     per metric. ``fused`` may also be a dict ``{method: images}`` (rows then carry ``model``).
 
     Images: tensors or arrays, (B, H, W) or (B, 1, H, W), float in [0, 1] or uint8; x1 = T1-Gd,
-    x2 = FLAIR. ``metrics``: names or None for all; ``metric_profile``: upstream | intended | fusioninn.
+    x2 = FLAIR. ``metrics``: names or None for all; ``metric_profile``: upstream | intended | fusioninn;
+    ``lineage``: score another evaluation code's metric set instead (``"cddfuse"``, ``"vifb,tang"``).
     """
     from metrics import score
 
@@ -80,6 +82,7 @@ def evaluate(
             metrics=metrics,
             profile=metric_profile,
             quantize=quantize,
+            lineages=lineage,
             chunk_size=chunk_size,
         )
         df = pd.DataFrame({k: v.double().cpu().numpy() for k, v in s.items()})

@@ -145,3 +145,11 @@ def test_bench_list_shows_every_metric_with_lineage_and_direction(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert "cddfuse: Zhaozixiang1228/MMIF-CDDFuse @ fd8da1f3" in text and "Nabf" in text
+
+
+def test_python_api_evaluate_with_a_lineage():
+    import benchmark
+
+    z = np.load(DATA / f"{CASES[0]}.npz")
+    df = benchmark.evaluate(z["F"][None], z["A"][None], z["B"][None], lineage="tang")
+    assert df.loc[0, "PSNR"] == pytest.approx(ORACLE[CASES[0]]["tang"]["PSNR"], rel=1e-6)
