@@ -19,13 +19,15 @@ class LineageImages:
 
     CHUNK = 4  # images per pass: 240x240 float64 moments of 4 images stay in cache (2-3x faster than 16)
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, parent=None, offset: int = 0):
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, notes: list | None = None, offset: int = 0):
+        # A piece of a batch (chunks, as_double) shares the batch's notes list and knows its offset;
+        # it holds no reference back to the batch, so no reference cycle keeps images alive.
         self.a, self.b, self.f = a, b, f
-        self._parent, self._offset = parent, offset
+        self._offset = offset
         self.f_integer = (f == torch.round(f)).flatten(1).all(dim=1)
         self.ab_integer = bool(((a == torch.round(a)) & (b == torch.round(b))).all())
         self._cache: dict = {}
-        self.notes: list[tuple[str, list[int], str]] = []
+        self.notes: list[tuple[str, list[int], str]] = notes if notes is not None else []
 
     def chunks(self) -> list["LineageImages"]:
         """The batch in pieces of :attr:`CHUNK` images (cached, so their intermediates are shared
@@ -34,7 +36,11 @@ class LineageImages:
         def make():
             return [
                 LineageImages(
-                    self.a[s : s + self.CHUNK], self.b[s : s + self.CHUNK], self.f[s : s + self.CHUNK], self, s
+                    self.a[s : s + self.CHUNK],
+                    self.b[s : s + self.CHUNK],
+                    self.f[s : s + self.CHUNK],
+                    self.notes,
+                    self._offset + s,
                 )
                 for s in range(0, self.n, self.CHUNK)
             ]
@@ -45,7 +51,7 @@ class LineageImages:
         """The same batch in float64 (cached; NaN notes go to this object's list)."""
 
         def make():
-            return LineageImages(self.a.double(), self.b.double(), self.f.double(), self, 0)
+            return LineageImages(self.a.double(), self.b.double(), self.f.double(), self.notes, self._offset)
 
         return self.cached("float64", make)
 
@@ -61,16 +67,8 @@ class LineageImages:
     def note(self, metric: str, mask: torch.Tensor, reason: str) -> None:
         """Record that ``metric`` is NaN for the samples in ``mask`` and why."""
         idx = torch.nonzero(mask.flatten()).flatten().tolist()
-        if idx and self._parent is not None:
-            self._parent.note(
-                metric,
-                torch.zeros(self._offset + len(mask.flatten()), dtype=torch.bool).index_fill_(
-                    0, torch.tensor([self._offset + i for i in idx]), True
-                ),
-                reason,
-            )
-        elif idx:
-            self.notes.append((metric, idx, reason))
+        if idx:
+            self.notes.append((metric, [self._offset + i for i in idx], reason))
 
     def nan_where(self, metric: str, values: torch.Tensor, mask: torch.Tensor, reason: str) -> torch.Tensor:
         """``values`` with NaN where ``mask`` (per sample), the reason noted."""
