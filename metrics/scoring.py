@@ -55,7 +55,8 @@ def score(
     extra = {"xy_constants": xy_constants, "fmi_window": fmi_window}
     n = fused.shape[0] if isinstance(fused, torch.Tensor) else 0
     step = chunk_size or n
-    check_triple(fused, x1, x2, 21 if get_profile(profile).piella_map == "toolbox" else 11, chunk=step)
+    need = max([METRICS[k].min_size for k in names] + [21 if get_profile(profile).piella_map == "toolbox" else 11])
+    check_triple(fused, x1, x2, need, chunk=step)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     compiled = _compile.active() or _compile.wanted(workload or n, fused.device)
     with _compile.compiling(compiled):

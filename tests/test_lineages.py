@@ -172,3 +172,9 @@ def test_leaderboard_bolds_the_lowest_for_lower_is_better():
     mask = bold_mask(table, ["MSE", "SSIM"])
     assert bool(mask.loc["a", "MSE"]) and not bool(mask.loc["b", "MSE"])
     assert bool(mask.loc["b", "SSIM"])
+
+
+def test_too_small_for_a_lineage_is_one_clear_error():
+    x = torch.rand(2, 1, 32, 32)
+    with pytest.raises(ValueError, match="at least 44x44"):
+        score(x, x, x, lineages="tang")  # MS_SSIM's three scales need 44 pixels a side
