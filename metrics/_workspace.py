@@ -72,6 +72,11 @@ class Workspace:
 
         return self.cached("lineage", lambda: LineageImages(*self.toolbox_images()))
 
+    def lineage_notes(self) -> list:
+        """``(metric, sample indices, reason)`` for every NaN the lineage metrics gave this batch."""
+        li = self._cache.get("lineage")
+        return li.notes if li is not None else []
+
     def ssim_images(self):
         """(A, B, F) for Q_SSIM: float (the paper's Q_SSIM, profile ``fusioninn``) or 8-bit."""
         if not self.quantize_ssim:

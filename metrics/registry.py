@@ -131,10 +131,6 @@ for _lin, _specs in SPECS.items():
         )
 
 
-def lineage_of(name: str) -> str:
-    return METRICS[name].lineage
-
-
 def list_metrics(lineage: str | None = None) -> list[str]:
     """Every registered metric name (or those of one lineage), in table order."""
     return [k for k, m in METRICS.items() if lineage is None or m.lineage == lineage]

@@ -77,8 +77,7 @@ def score(
                     **{mine: extra[ours] for ours, mine in info.options},
                 )
                 parts[k].append(v[:1] if single else v)
-            li = ws._cache.get("lineage")
-            for name, idx, reason in li.notes if li is not None else ():
+            for name, idx, reason in ws.lineage_notes():
                 idx = sorted({i for i in idx if not single or i == 0})
                 _note(cols.get(name, name), [chunk_start + i for i in idx], reason, notes)
     return {cols[k]: torch.cat(v) for k, v in parts.items()}
