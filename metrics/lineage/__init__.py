@@ -40,12 +40,17 @@ NOT_IMPLEMENTED = {"tang": tang.NOT_IMPLEMENTED, "mefb": mefb.NOT_IMPLEMENTED}
 # where the original's value is decided by its own rounding, a different (equally exact) order of
 # floating-point operations gives a different number.
 FLAT = "ill-conditioned on flat regions: the value is a ratio of the original's rounding noise"
+FFT_ROUNDING = (
+    "ill-conditioned on flat regions, where the value is a ratio of FFT rounding noise: it moves with"
+    " the FFT's code path (the original ran FFTW; torch's CPU FFT rounds differently on different CPUs)"
+)
 HAZARDS = {
-    ("vifb", "Qcb", "r01_pat0005_mean"): FLAT,
-    ("vifb", "Qcb", "r02_gli00001_max"): FLAT,
-    ("mefb", "Qcb", "c07_brain_avg"): FLAT,
-    ("mefb", "Qcb", "r01_pat0005_mean"): FLAT,
-    ("mefb", "Qcb", "r02_gli00001_max"): FLAT,
+    ("vifb", "Qcb", "c07_brain_avg"): FFT_ROUNDING,
+    ("vifb", "Qcb", "r01_pat0005_mean"): FFT_ROUNDING,
+    ("vifb", "Qcb", "r02_gli00001_max"): FFT_ROUNDING,
+    ("mefb", "Qcb", "c07_brain_avg"): FFT_ROUNDING,
+    ("mefb", "Qcb", "r01_pat0005_mean"): FFT_ROUNDING,
+    ("mefb", "Qcb", "r02_gli00001_max"): FFT_ROUNDING,
     ("mefb", "Qc", "c10_zero_var_regions"): FLAT,
     ("mefb", "Qc", "c16_const_F"): FLAT,
     ("mefb", "Qy", "c10_zero_var_regions"): FLAT,
@@ -65,4 +70,14 @@ def lineage_values(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lineag
     return out, li.notes
 
 
-__all__ = ["HAZARDS", "LINEAGES", "NOT_IMPLEMENTED", "SOURCES", "SPECS", "LineageImages", "Spec", "lineage_values"]
+__all__ = [
+    "FLAT",
+    "HAZARDS",
+    "LINEAGES",
+    "NOT_IMPLEMENTED",
+    "SOURCES",
+    "SPECS",
+    "LineageImages",
+    "Spec",
+    "lineage_values",
+]

@@ -244,24 +244,29 @@ def vifp_mscale(ref: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True) 
     return vifp_mscale_pair(ref, ref, dist, nan_to_one)[0]
 
 
-def vifp_mscale_pair(ref_a: torch.Tensor, ref_b: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True):
-    """(:func:`vifp_mscale` (ref_a, dist), (ref_b, dist)), the distorted image's moments and
-    decimation computed once for both."""
-    eps, sigma_nsq = 1e-10, 2.0
-    zero = torch.zeros(dist.shape[0], dtype=dist.dtype, device=dist.device)
-    num, den = [zero, zero], [zero, zero]
-    refs = [ref_a, ref_b]
+def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float):
+    """Per scale of Sheikh & Bovik's ``vifp_mscale.m``, for each reference in ``refs`` against
+    ``dist``: the maps (information with distortion, without distortion, gain g). Four scales with
+    N = 17, 9, 5, 3 Gaussian windows (sigma N / 5), 'valid' filtering, factor-2 decimation after
+    filtering from the second scale, eps = 1e-10; ``dist``'s moments and decimation are computed
+    once for every reference. Yields [(num, den, g) per reference] per scale."""
+    eps = 1e-10
+    refs = list(refs)
+    r = len(refs)
+    pairs = [(k, k) for k in range(r + 1)] + [(k, r) for k in range(r)]
     for scale in range(1, 5):
         n = 2 ** (4 - scale + 1) + 1
         win = gaussian_1d(n, n / 5.0, dist)
         if scale > 1:
             down = separable(torch.cat([*refs, dist], dim=1), win)[..., ::2, ::2]
-            refs, dist = [down[:, 0:1], down[:, 1:2]], down[:, 2:3]
-        (mu_a, mu_b, mu_f), e = local_moments([*refs, dist], [(0, 0), (1, 1), (2, 2), (0, 2), (1, 2)], win)
-        s2 = (e[(2, 2)] - mu_f * mu_f).clamp(min=0)
-        for k, (mu1, e11, e12) in enumerate(((mu_a, e[(0, 0)], e[(0, 2)]), (mu_b, e[(1, 1)], e[(1, 2)]))):
-            s1 = (e11 - mu1 * mu1).clamp(min=0)
-            s12 = e12 - mu1 * mu_f
+            refs, dist = list(down[:, :r].split(1, dim=1)), down[:, r : r + 1]
+        mu, e = local_moments([*refs, dist], pairs, win)
+        mu_f = mu[r]
+        s2 = (e[(r, r)] - mu_f * mu_f).clamp(min=0)
+        out = []
+        for k in range(r):
+            s1 = (e[(k, k)] - mu[k] * mu[k]).clamp(min=0)
+            s12 = e[(k, r)] - mu[k] * mu_f
             g = s12 / (s1 + eps)
             sv = s2 - g * s12
             low1 = s1 < eps
@@ -275,8 +280,21 @@ def vifp_mscale_pair(ref_a: torch.Tensor, ref_b: torch.Tensor, dist: torch.Tenso
             sv = torch.where(neg, s2, sv)
             g = torch.where(neg, torch.zeros_like(g), g)
             sv = torch.where(sv <= eps, torch.full_like(sv, eps), sv)
-            num[k] = num[k] + torch.log10(1 + g * g * s1 / (sv + sigma_nsq)).sum(dim=(1, 2, 3))
-            den[k] = den[k] + torch.log10(1 + s1 / sigma_nsq).sum(dim=(1, 2, 3))
+            num = torch.log10(1 + g * g * s1 / (sv + sigma_nsq))
+            den = torch.log10(1 + s1 / sigma_nsq)
+            out.append((num, den, g))
+        yield out
+
+
+def vifp_mscale_pair(ref_a: torch.Tensor, ref_b: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True):
+    """(:func:`vifp_mscale` (ref_a, dist), (ref_b, dist)): sigma_nsq = 2, the ratio of the sums of
+    :func:`vifp_scales`' maps over pixels and scales; NaN -> 1 (CDDFuse)."""
+    zero = torch.zeros(dist.shape[0], dtype=dist.dtype, device=dist.device)
+    num, den = [zero, zero], [zero, zero]
+    for per_ref in vifp_scales([ref_a, ref_b], dist, 2.0):
+        for k, (n_map, d_map, _) in enumerate(per_ref):
+            num[k] = num[k] + n_map.sum(dim=(1, 2, 3))
+            den[k] = den[k] + d_map.sum(dim=(1, 2, 3))
     out = []
     for k in range(2):
         v = num[k] / den[k]

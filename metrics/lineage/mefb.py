@@ -7,8 +7,8 @@ the toolbox's transposed marginals kept), ``Qncie`` (= Q_NCIE), ``Qc`` (Cvejic),
 edge-dependent index), ``Qy`` (Yang), ``Qcb`` (converted with ``im2double`` before ``normalize1``,
 which moves its rounding: up to 1.2e-3 from VIFB's copy on real slices). These originals
 ``normalize1`` their inputs, which divides 0 by 0 on a constant non-zero image and then errors
-indexing a histogram: NaN here, with that reason. Not implemented: ``Qp`` (a port of Kovesi's
-phase congruency), ``VIF`` (Han's VIFF), ``FMI``. ``MEF_SSIM`` errors on grey inputs in the
+indexing a histogram: NaN here, with that reason. ``VIF`` is Han's VIFF (not Sheikh-Bovik's VIF as
+in Tang and CDDFuse). Not implemented: ``Qp`` (a port of Kovesi's phase congruency), ``FMI``. ``MEF_SSIM`` errors on grey inputs in the
 original (``rgb2gray`` of a 2-D image, in MATLAB too); here it is the value the original gives for
 the same images as equal-channel RGB (not checked against the original).
 """
@@ -170,8 +170,25 @@ def mef_ssim(li: LineageImages, name: str) -> torch.Tensor:
     return mef_ms_ssim([li.a, li.b], li.f)
 
 
+def vif(li: LineageImages, name: str) -> torch.Tensor:
+    """Han, Cai, Cao & Xu's VIFF (``metricsVIF.m``): Sheikh-Bovik's four-scale pixel VIF maps of each
+    source against F (:func:`K.vifp_scales`) with visual noise sigma_nsq = 0.005 * 255^2; at each
+    pixel the source with the smaller gain g is kept (ties: B), each scale's ratio
+    sum(VID + C) / sum(VIND + C) with C = 1e-7, weighted by [1, 0, 0.15, 1] / 2.15 and summed."""
+    weights = [w / 2.15 for w in (1.0, 0.0, 0.15, 1.0)]
+    total = torch.zeros(li.n, dtype=li.f.dtype, device=li.f.device)
+    for w, ((num_a, den_a, g_a), (num_b, den_b, g_b)) in zip(
+        weights, K.vifp_scales([li.a, li.b], li.f, 0.005 * 255 * 255)
+    ):
+        pick_a = g_a < g_b
+        vid = (torch.where(pick_a, num_a, num_b) + 1e-7).sum(dim=(1, 2, 3))
+        vind = (torch.where(pick_a, den_a, den_b) + 1e-7).sum(dim=(1, 2, 3))
+        total = total + w * (vid / vind)
+    return total
+
+
 # Keys of the original not implemented here (docs/lineages.md says why).
-NOT_IMPLEMENTED = ("Qp", "VIF", "FMI")
+NOT_IMPLEMENTED = ("Qp", "FMI")
 SPECS = (
     Spec("Cross_entropy", vifb.cross_entropy, False, vifb.REF_CE, "mean cross-entropy, sources to F"),
     Spec("Entropy", vifb.entropy_floor, True, "Aardt, J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
@@ -199,4 +216,7 @@ SPECS = (
     ),
     Spec("Qcb", qcb, True, "Chen & Blum, Image Vis. Comput. 2009", "human-perception contrast preservation"),
     Spec("Qcv", vifb.qcv, False, "Chen & Varshney, Inf. Fusion 2007", "regional CSF-weighted distortion"),
+    Spec(
+        "VIF", vif, True, "Han, Cai, Cao & Xu, Inf. Fusion 2013", "VIFF: multiscale VIF of F vs both sources", f64=True
+    ),
 )
