@@ -8,9 +8,11 @@ edge-dependent index), ``Qy`` (Yang), ``Qcb`` (converted with ``im2double`` befo
 which moves its rounding: up to 1.2e-3 from VIFB's copy on real slices). These originals
 ``normalize1`` their inputs, which divides 0 by 0 on a constant non-zero image and then errors
 indexing a histogram: NaN here, with that reason. ``VIF`` is Han's VIFF (not Sheikh-Bovik's VIF as
-in Tang and CDDFuse). Not implemented: ``Qp`` (a port of Kovesi's phase congruency), ``FMI``. ``MEF_SSIM`` errors on grey inputs in the
-original (``rgb2gray`` of a 2-D image, in MATLAB too); here it is the value the original gives for
-the same images as equal-channel RGB (not checked against the original).
+in Tang and CDDFuse); ``Qp`` is Zhao et al.'s index on Liu's port of Kovesi's phase congruency
+(:mod:`metrics.lineage.phase`). ``FMI`` (edge features; the oracle could not run it) is not
+implemented. ``MEF_SSIM`` errors on grey
+inputs in the original (``rgb2gray`` of a 2-D image, in MATLAB too); here it is the value the
+original gives for the same images as equal-channel RGB (not checked against the original).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from metrics.lineage import kernels as K
 from metrics.lineage import vifb
 from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
+from metrics.lineage.phase import phase_congruency
 from metrics.lineage.tang import mef_ms_ssim
 from metrics.ncie import ncie_from_normalized
 from metrics.ssim import ssim_map
@@ -187,8 +190,41 @@ def vif(li: LineageImages, name: str) -> torch.Tensor:
     return total
 
 
+PC_CONSTANT = "phase congruency divides 0 by 0 on a constant image (no response at any scale), as in the original"
+
+
+def qp(li: LineageImages, name: str) -> torch.Tensor:
+    """Zhao, Laganiere & Liu's phase-congruency index (``metricsQp.m``, the toolbox's
+    ``metricZhao``): for each of the phase congruency, the maximum moment and the minimum moment
+    (:func:`phase_congruency`), the largest local correlation (11x11 Gaussian, sigma 1.5, 'same',
+    C = 1e-4) of F's map with A's, B's and their pixelwise maximum (by phase congruency), each
+    masked where the source's phase congruency exceeds 0.1; averaged over the max mask; the three
+    products. A constant image gives 0 / 0 in the original's phase congruency: NaN, noted."""
+    pcs = [phase_congruency(x) for x in (li.a, li.b, li.f)]
+    (pc1, big1, small1), (pc2, big2, small2), (pcf, bigf, smallf) = pcs
+    first = pc1 > pc2
+    mask1, mask2 = pc1 > 0.1, pc2 > 0.1
+    mask3 = torch.where(first, pc1, pc2) > 0.1
+    g = K.gaussian_1d(11, 1.5, li.f)
+    out = torch.ones(li.n, dtype=li.f.dtype, device=li.f.device)
+    for m1, m2, mf in ((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf)):
+        mmax = torch.where(first, m1, m2)
+        imgs = [m1 * mask1, m2 * mask2, mmax * mask3, mf]
+        mu, e = K.local_moments(imgs, [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)], g, "same")
+        var_f = e[(3, 3)] - mu[3] * mu[3]
+        best = None
+        for k, mask in enumerate((mask1, mask2, mask3)):
+            cov = e[(k, 3)] - mu[k] * mu[3]
+            var = e[(k, k)] - mu[k] * mu[k]
+            r = (cov + 1e-4) / (torch.sqrt(torch.abs(var * var_f)) + 1e-4)
+            r = torch.where(mask, r, torch.zeros_like(r))
+            best = r if best is None else torch.maximum(best, r)
+        out = out * best.sum(dim=(1, 2, 3)) / mask3.sum(dim=(1, 2, 3)).to(best.dtype)
+    return li.nan_if_nonfinite(name, out, PC_CONSTANT)
+
+
 # Keys of the original not implemented here (docs/lineages.md says why).
-NOT_IMPLEMENTED = ("Qp", "FMI")
+NOT_IMPLEMENTED = ("FMI",)
 SPECS = (
     Spec("Cross_entropy", vifb.cross_entropy, False, vifb.REF_CE, "mean cross-entropy, sources to F"),
     Spec("Entropy", vifb.entropy_floor, True, "Aardt, J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
@@ -199,6 +235,7 @@ SPECS = (
     Spec("Avg_gradient", vifb.avg_gradient, True, "Cui et al., Opt. Commun. 2015", "average gradient of F"),
     Spec("Edge_intensity", vifb.edge_intensity, True, "Rajalingam & Priya, IJESI 2018", "mean Sobel magnitude"),
     Spec("Qabf", vifb.qabf, True, "Xydeas & Petrovic, Electron. Lett. 2000", "gradient preservation Q^AB/F"),
+    Spec("Qp", qp, True, "Zhao, Laganiere & Liu, IJICIC 2007", "phase-congruency feature index", min_size=11, f64=True),
     Spec("SD", vifb.variance, True, "Rao, Meas. Sci. Technol. 1997", "standard deviation of F"),
     Spec("Spatial_frequency", vifb.spatial_frequency, True, "Eskicioglu & Fisher, IEEE TCOM 1995", "spatial frequency"),
     Spec("Qc", qc, True, "Cvejic et al., IJSP 2005", "covariance-weighted SSIM index", min_size=11, f64=True),

@@ -1,0 +1,126 @@
+"""Phase congruency as Zheng Liu's ``myphasecong3.m`` computes it (a revision of Kovesi's
+``phasecong3.m``), batched; the feature maps of Zhao, Laganiere & Liu's Q_P (MEFB's ``Qp``).
+
+Kovesi, "Image features from phase congruency", Videre 1(3), 1999, and "Phase congruency detects
+corners and edges", DICTA 2003. Log-Gabor filters in the frequency domain, 4 scales (shortest
+wavelength 3, factor 2.1, sigma_on_f 0.55) x 6 orientations (angular sigma pi / 6 / 1.2), each also
+multiplied by a Butterworth low-pass (cutoff 0.45, order 15); per orientation the noise threshold
+comes from the median squared response at the smallest scale (k = 2, divided by 1.7), and the
+frequency-spread weight is a sigmoid (cutoff 0.5, gain 10). Returned per pixel: the phase
+congruency sum(weighted energy) / (sum(amplitude) + 1e-4) over orientations, and the maximum and
+minimum moments M, m of the orientations' phase-congruency covariance.
+
+The filters depend only on the image size; they are built once per size (in float64, like the
+original) and cached. The quirks of the revision are kept: the radius's centre fudge at
+``floor(rows / 2) + 1``, the low-pass built with ``fftshift`` (not ``ifftshift``: they differ for
+odd sizes), the per-orientation PC without the 1e-4 guard (0 / 0 on a constant image, as there).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+NSCALE, NORIENT, MIN_WAVELENGTH, MULT, SIGMA_ON_F, D_THETA_ON_SIGMA = 4, 6, 3.0, 2.1, 0.55, 1.2
+K_NOISE, CUT_OFF, GAIN, EPSILON = 2.0, 0.5, 10.0, 1e-4
+
+
+def _centred_range(n: int) -> torch.Tensor:
+    """The original's normalised frequency coordinates: (-(n-1)/2 .. (n-1)/2) / (n-1) for odd n,
+    (-n/2 .. n/2-1) / n for even n."""
+    i = torch.arange(n, dtype=torch.float64)
+    return (i - (n - 1) / 2) / (n - 1) if n % 2 else (i - n / 2) / n
+
+
+def _lowpass(rows: int, cols: int) -> torch.Tensor:
+    """``lowpassfilter([rows, cols], 0.45, 15)``: Butterworth 1 / (1 + (r / 0.45)^30), ``fftshift``ed."""
+    x = (torch.arange(1, cols + 1, dtype=torch.float64) - (cols // 2 + 1)) / cols
+    y = (torch.arange(1, rows + 1, dtype=torch.float64) - (rows // 2 + 1)) / rows
+    r = torch.sqrt(x.view(1, -1) ** 2 + y.view(-1, 1) ** 2)
+    return torch.fft.fftshift(1.0 / (1.0 + (r / 0.45) ** 30))
+
+
+@functools.lru_cache(maxsize=8)
+def _bank(rows: int, cols: int):
+    """(filters (NORIENT, NSCALE, rows, cols), EM_n per orientation, the noise-energy sums
+    sum(ifft^2) and sum over scale pairs of ifft_i * ifft_j per orientation), on the CPU in float64."""
+    x = _centred_range(cols).view(1, -1).expand(rows, cols)
+    y = _centred_range(rows).view(-1, 1).expand(rows, cols)
+    radius = torch.sqrt(x * x + y * y)
+    radius[rows // 2, cols // 2] = 1.0  # the fudge that keeps log(radius) finite; undone below
+    theta = torch.atan2(-y, x)
+    radius, theta = torch.fft.ifftshift(radius), torch.fft.ifftshift(theta)
+    sin_t, cos_t = torch.sin(theta), torch.cos(theta)
+    lp = _lowpass(rows, cols)
+    log_gabor = []
+    for s in range(NSCALE):
+        fo = 1.0 / (MIN_WAVELENGTH * MULT**s)
+        lg = torch.exp(-(torch.log(radius / fo) ** 2) / (2 * math.log(SIGMA_ON_F) ** 2)) * lp
+        lg[0, 0] = 0.0
+        log_gabor.append(lg)
+    theta_sigma = math.pi / NORIENT / D_THETA_ON_SIGMA
+    filters, em_n, sum_an2, sum_aiaj = [], [], [], []
+    for o in range(NORIENT):
+        angl = o * math.pi / NORIENT
+        ds = sin_t * math.cos(angl) - cos_t * math.sin(angl)
+        dc = cos_t * math.cos(angl) + sin_t * math.sin(angl)
+        spread = torch.exp(-(torch.abs(torch.atan2(ds, dc)) ** 2) / (2 * theta_sigma**2))
+        per_scale = torch.stack([lg * spread for lg in log_gabor])
+        filters.append(per_scale)
+        em_n.append(float((per_scale[0] ** 2).sum()))
+        spatial = torch.fft.ifft2(per_scale).real * math.sqrt(rows * cols)
+        sum_an2.append(float((spatial**2).sum()))
+        sum_aiaj.append(
+            float(sum((spatial[i] * spatial[j]).sum() for i in range(NSCALE - 1) for j in range(i + 1, NSCALE)))
+        )
+    return torch.stack(filters), em_n, sum_an2, sum_aiaj
+
+
+def _median(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``median`` of each row: the middle value, or the mean of the two middle values."""
+    n = x.shape[-1]
+    s = torch.sort(x, dim=-1).values
+    return s[..., n // 2] if n % 2 else (s[..., n // 2 - 1] + s[..., n // 2]) / 2
+
+
+def phase_congruency(im: torch.Tensor):
+    """(phase congruency, M, m) maps of (B, 1, H, W) images in their own units (float64 advised:
+    the original is double throughout)."""
+    b, _, rows, cols = im.shape
+    filters, em_n, sum_an2, sum_aiaj = _bank(rows, cols)
+    filters = filters.to(device=im.device, dtype=im.dtype)
+    spectrum = torch.fft.fft2(im)  # (B, 1, H, W)
+    zero = torch.zeros_like(im)
+    total_energy, total_sum_an = zero, zero
+    covx2, covy2, covxy = zero, zero, zero
+    for o in range(NORIENT):
+        angl = o * math.pi / NORIENT
+        eo = torch.fft.ifft2(spectrum * filters[o])  # (B, NSCALE, H, W)
+        e, od = eo.real, eo.imag
+        an = torch.abs(eo)
+        sum_an = an.sum(dim=1, keepdim=True)
+        sum_e, sum_o = e.sum(dim=1, keepdim=True), od.sum(dim=1, keepdim=True)
+        max_an = an.max(dim=1, keepdim=True).values
+        x_energy = torch.sqrt(sum_e * sum_e + sum_o * sum_o) + EPSILON
+        mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
+        energy = (e * mean_e + od * mean_o - torch.abs(e * mean_o - od * mean_e)).sum(dim=1, keepdim=True)
+        # Noise: the median squared amplitude at the smallest scale, as a Rayleigh mean.
+        mean_e2n = -_median((an[:, 0] ** 2).flatten(1)) / math.log(0.5)
+        noise_power = (mean_e2n / em_n[o]).view(b, 1, 1, 1)
+        tau = torch.sqrt((2 * noise_power * sum_an2[o] + 4 * noise_power * sum_aiaj[o]) / 2)
+        threshold = (tau * math.sqrt(math.pi / 2) + K_NOISE * torch.sqrt((2 - math.pi / 2) * tau * tau)) / 1.7
+        energy = torch.clamp(energy - threshold, min=0)
+        width = sum_an / (max_an + EPSILON) / NSCALE
+        weight = 1.0 / (1 + torch.exp((CUT_OFF - width) * GAIN))
+        weighted = weight * energy
+        total_sum_an = total_sum_an + sum_an
+        total_energy = total_energy + weighted
+        pc = weighted / sum_an
+        covx, covy = pc * math.cos(angl), pc * math.sin(angl)
+        covx2, covy2, covxy = covx2 + covx * covx, covy2 + covy * covy, covxy + covx * covy
+    pc = total_energy / (total_sum_an + EPSILON)
+    covx2, covy2, covxy = covx2 / (NORIENT / 2), covy2 / (NORIENT / 2), covxy / NORIENT
+    denom = torch.sqrt(covxy * covxy + (covx2 - covy2) ** 2) + EPSILON
+    return pc, (covy2 + covx2 + denom) / 2, (covy2 + covx2 - denom) / 2
