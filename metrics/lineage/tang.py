@@ -256,8 +256,18 @@ def fmi_dct(li: LineageImages, name: str) -> torch.Tensor:
     return fmi_from_images(b, a, ff, 3)
 
 
+def fmi_pixel(li: LineageImages, name: str) -> torch.Tensor:
+    """``analysis_fmi(ir, vi, F)`` with no feature argument, read as the key's name and Haghighat's
+    documentation say: Fast-FMI (3x3 windows) on the raw pixels. Not checked against the original:
+    the oracle could not run it (about 530 s per image in Octave), and some copies of Haghighat's
+    code in circulation (MEFB's, for one) default to Sobel-edge features instead."""
+    from metrics.fmi import fmi_from_images
+
+    return fmi_from_images(li.b, li.a, _float_f(li), 3)
+
+
 # Keys of the original not implemented here (docs/lineages.md says why).
-NOT_IMPLEMENTED = ("FMI_pixel", "FMI_w")
+NOT_IMPLEMENTED = ("FMI_w",)
 SPECS = (
     Spec("EN", en, True, "Roberts et al., J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
     Spec("MI", mi, True, "Qu, Zhang & Yan, Electron. Lett. 2002", "MI(A,F) + MI(B,F), bits"),
@@ -273,6 +283,9 @@ SPECS = (
     Spec("Nabf", nabf, False, "Shreyamsha Kumar, SIViP 2013", "fusion artefacts N^AB/F (modified)"),
     Spec(
         "SSIM", ssim, True, "Wang et al., IEEE TIP 2004", "mean of MATLAB ssim(F,B), ssim(F,A)", min_size=11, f64=True
+    ),
+    Spec(
+        "FMI_pixel", fmi_pixel, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of raw pixels", checked=False, f64=True
     ),
     Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features", f64=True),
     Spec("MS_SSIM", ms_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "multi-scale MEF-SSIM", min_size=44, f64=True),
