@@ -183,3 +183,16 @@ def test_too_small_for_a_lineage_is_one_clear_error():
     x = torch.rand(2, 1, 32, 32)
     with pytest.raises(ValueError, match="at least 44x44"):
         score(x, x, x, lineages="tang")  # MS_SSIM's three scales need 44 pixels a side
+
+
+def test_qp_on_constant_images_follows_the_original():
+    """MEFB's Qp: a constant F makes every phase-congruency map 0 / 0 (NaN, noted, as the oracle's
+    c16); a constant source only NaNs that source's moment maps, which MATLAB's max skips, so the
+    index stays finite."""
+    f, a, b = load("c07_brain_avg")
+    flat = torch.full_like(a, 7.0)
+    values, notes = lineage_values(flat, a, b, "mefb", {"Qp"})
+    assert math.isnan(float(values["Qp"][0])) and [k for k, _, _ in notes] == ["Qp"]
+    values, notes = lineage_values(f, flat, b, "mefb", {"Qp"})
+    v = float(values["Qp"][0])
+    assert math.isfinite(v) and 0 < v < 1 and notes == []

@@ -202,13 +202,17 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
     products. A constant image gives 0 / 0 in the original's phase congruency: NaN, noted."""
     pcs = [phase_congruency(x) for x in (li.a, li.b, li.f)]
     (pc1, big1, small1), (pc2, big2, small2), (pcf, bigf, smallf) = pcs
-    first = pc1 > pc2
+    first = (pc1 > pc2).to(pc1.dtype)
+
+    def pick(x1, x2):  # mask .* x1 + (~mask) .* x2: NaN in either map survives, as in MATLAB
+        return first * x1 + (1 - first) * x2
+
     mask1, mask2 = pc1 > 0.1, pc2 > 0.1
-    mask3 = torch.where(first, pc1, pc2) > 0.1
+    mask3 = pick(pc1, pc2) > 0.1
     g = K.gaussian_1d(11, 1.5, li.f)
     out = torch.ones(li.n, dtype=li.f.dtype, device=li.f.device)
     for m1, m2, mf in ((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf)):
-        mmax = torch.where(first, m1, m2)
+        mmax = pick(m1, m2)
         imgs = [m1 * mask1, m2 * mask2, mmax * mask3, mf]
         mu, e = K.local_moments(imgs, [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)], g, "same")
         var_f = e[(3, 3)] - mu[3] * mu[3]
@@ -217,8 +221,10 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
             cov = e[(k, 3)] - mu[k] * mu[3]
             var = e[(k, k)] - mu[k] * mu[k]
             r = (cov + 1e-4) / (torch.sqrt(torch.abs(var * var_f)) + 1e-4)
-            r = torch.where(mask, r, torch.zeros_like(r))
-            best = r if best is None else torch.maximum(best, r)
+            # Outside its mask a map is mu * 0 (NaN where mu is, e.g. next to a constant image's
+            # 0 / 0), and MATLAB's max skips NaN: fmax.
+            r = torch.where(mask, r, mu[k] * 0)
+            best = r if best is None else torch.fmax(best, r)
         out = out * best.sum(dim=(1, 2, 3)) / mask3.sum(dim=(1, 2, 3)).to(best.dtype)
     return li.nan_if_nonfinite(name, out, PC_CONSTANT)
 
@@ -235,7 +241,7 @@ SPECS = (
     Spec("Avg_gradient", vifb.avg_gradient, True, "Cui et al., Opt. Commun. 2015", "average gradient of F"),
     Spec("Edge_intensity", vifb.edge_intensity, True, "Rajalingam & Priya, IJESI 2018", "mean Sobel magnitude"),
     Spec("Qabf", vifb.qabf, True, "Xydeas & Petrovic, Electron. Lett. 2000", "gradient preservation Q^AB/F"),
-    Spec("Qp", qp, True, "Zhao, Laganiere & Liu, IJICIC 2007", "phase-congruency feature index", min_size=11, f64=True),
+    Spec("Qp", qp, True, "Zhao, Laganiere & Liu, IJICIC 2007", "phase-congruency feature index", min_size=11),
     Spec("SD", vifb.variance, True, "Rao, Meas. Sci. Technol. 1997", "standard deviation of F"),
     Spec("Spatial_frequency", vifb.spatial_frequency, True, "Eskicioglu & Fisher, IEEE TCOM 1995", "spatial frequency"),
     Spec("Qc", qc, True, "Cvejic et al., IJSP 2005", "covariance-weighted SSIM index", min_size=11, f64=True),

@@ -97,6 +97,12 @@ def phase_congruency(im: torch.Tensor):
     filters, em_n, sum_an2, sum_aiaj = _bank(rows, cols)
     filters = filters.to(device=im.device, dtype=im.dtype)
     spectrum = torch.fft.fft2(im)
+    # A constant image has no energy off the DC term; FFTs may leave rounding noise there (FFTW's
+    # exact zeros are what make the original's 0 / 0), so it is set to exactly zero.
+    flat = (im == im[..., :1, :1]).flatten(1).all(dim=1).view(-1, 1, 1, 1)
+    dc_only = torch.zeros_like(spectrum)
+    dc_only[..., 0, 0] = spectrum[..., 0, 0]
+    spectrum = torch.where(flat, dc_only, spectrum)
     zero = torch.zeros_like(im)
     total_energy, total_sum_an, covx2, covy2, covxy = zero, zero, zero, zero, zero
     for o in range(NORIENT):
