@@ -284,9 +284,7 @@ SPECS = (
     Spec(
         "SSIM", ssim, True, "Wang et al., IEEE TIP 2004", "mean of MATLAB ssim(F,B), ssim(F,A)", min_size=11, f64=True
     ),
-    Spec(
-        "FMI_pixel", fmi_pixel, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of raw pixels", checked=False, f64=True
-    ),
-    Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features", f64=True),
+    Spec("FMI_pixel", fmi_pixel, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of raw pixels", checked=False),
+    Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features"),
     Spec("MS_SSIM", ms_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "multi-scale MEF-SSIM", min_size=44, f64=True),
 )
