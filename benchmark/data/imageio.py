@@ -73,7 +73,9 @@ def _decode(path: str, low: str) -> np.ndarray:
 
     with Image.open(path) as im:  # decode fully here, so a truncated file fails now, naming itself
         im.load()
-    from skimage import io as skio
+        if im.mode in ("L", "RGB", "RGBA"):  # 8-bit: Pillow's array is the image (decoded once)
+            return np.asarray(im)
+    from skimage import io as skio  # 16-bit and other modes: skimage keeps their dtype
 
     return np.asarray(skio.imread(path))
 
