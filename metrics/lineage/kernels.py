@@ -7,11 +7,12 @@ lineage modules say which original uses which block and with what quirks.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
+
+from metrics.filters import separable_matmul
 
 LOG2 = math.log(2.0)
 
@@ -62,32 +63,10 @@ def gaussian_1d(n: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
 
 
 def separable(x: torch.Tensor, g: torch.Tensor, mode: str = "valid") -> torch.Tensor:
-    """Filter with the window ``outer(g, g)`` (symmetric odd ``g``): ``mode`` as :func:`filt`.
-
-    The two 1-D passes run as matrix products with banded (Toeplitz) matrices, ``T_h' X T_w``:
-    BLAS does ~15x the multiply-adds of a tap loop but so much faster that a 17-tap float64 window
-    over 240x240 maps takes 11 ms instead of 51 (shifted slices) or ~650 (a float64 grouped
-    convolution). Equal to the 2-D filtering to ~1e-15 relative (only the order of the sums moves).
-    """
+    """Filter with the window ``outer(g, g)`` (symmetric odd ``g``): ``mode`` as :func:`filt`; as
+    banded matrix products (:func:`metrics.filters.separable_matmul`)."""
     p = g.numel() // 2
-    x = _pad(x, (p, p, p, p), mode)
-    taps = tuple(float(v) for v in g.flatten())
-    rows = _band(x.shape[-2], taps, x.dtype, x.device)
-    cols = _band(x.shape[-1], taps, x.dtype, x.device)
-    return torch.matmul(rows.t(), torch.matmul(x, cols))
-
-
-@functools.lru_cache(maxsize=64)
-def _band(n: int, taps: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(n, n - k + 1) matrix whose column j holds the k taps at rows j .. j + k - 1: ``x @ band``
-    is the 'valid' correlation of each row of ``x`` with the taps."""
-    k = len(taps)
-    m = n - k + 1
-    band = torch.zeros(n, m, dtype=torch.float64)
-    cols = torch.arange(m)
-    for i, t in enumerate(taps):
-        band[cols + i, cols] = t
-    return band.to(dtype=dtype, device=device)
+    return separable_matmul(_pad(x, (p, p, p, p), mode), g.to(dtype=x.dtype, device=x.device))
 
 
 def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid"):
