@@ -196,3 +196,20 @@ def test_qp_on_constant_images_follows_the_original():
     values, notes = lineage_values(f, flat, b, "mefb", {"Qp"})
     v = float(values["Qp"][0])
     assert math.isfinite(v) and 0 < v < 1 and notes == []
+
+
+def test_matlab_sobel_edges_thin_a_step_to_one_column():
+    """MEFB's FMI features: MATLAB's default ``edge`` (Sobel, threshold 4 mean(b), thinning that
+    keeps b(c-1) <= b(c) > b(c+1)). A vertical step between columns 9 and 10 gives equal strength in
+    both columns; the asymmetric comparison keeps column 10 only. A constant image has no edges."""
+    from metrics.lineage.kernels import edge_sobel
+
+    x = torch.zeros(2, 1, 16, 20, dtype=torch.float64)
+    x[0, ..., 10:] = 200.0
+    x[1] = 7.0
+    e = edge_sobel(x)
+    want = torch.zeros(16, 20, dtype=torch.float64)
+    want[:, 10] = 1
+    assert torch.equal(e[0, 0], want)
+    assert not e[1].any()
+    assert torch.equal(edge_sobel(x.transpose(-1, -2))[0, 0], want.t())  # rows likewise

@@ -342,3 +342,28 @@ def block_sums(x: torch.Tensor, size: int) -> torch.Tensor:
         x = F.pad(x, (0, pw, 0, ph))
     b = x.shape[0]
     return x.reshape(b, x.shape[-2] // size, size, x.shape[-1] // size, size).sum(dim=(2, 4))  # (B, rows, cols)
+
+
+def edge_sobel(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``edge(I)`` (its defaults: Sobel, automatic threshold, both directions, thinning) of
+    each (B, 1, H, W) image in its own units, as a 0/1 image in ``x``'s dtype; computed in float64
+    (MATLAB keeps a double input double). Gradients: correlation with fspecial('sobel') / 8 and its
+    transpose, replicate padding; b = gx^2 + gy^2, cut at 4 mean(b); thinning keeps a pixel where
+    |gx| >= |gy| - 100 eps and b(r, c-1) <= b(r, c) > b(r, c+1), or |gy| >= |gx| - 100 eps and
+    b(r-1, c) <= b(r, c) > b(r+1, c) (a missing neighbour at the border counts as passed)."""
+    d = x.double()
+    sobel = kernel(SOBEL_H1, d) / 8
+    by = filt(d, sobel, "replicate")
+    bx = filt(d, sobel.t().contiguous(), "replicate")
+    b = bx * bx + by * by
+    cutoff = 4 * b.mean(dim=(1, 2, 3), keepdim=True)
+    ax, ay = torch.abs(bx), torch.abs(by)
+    tol = 100 * torch.finfo(torch.float64).eps
+    yes_c = torch.ones_like(b[..., :, :1], dtype=torch.bool)
+    yes_r = torch.ones_like(b[..., :1, :], dtype=torch.bool)
+    left = torch.cat([yes_c, b[..., :, :-1] <= b[..., :, 1:]], dim=-1)
+    right = torch.cat([b[..., :, :-1] > b[..., :, 1:], yes_c], dim=-1)
+    up = torch.cat([yes_r, b[..., :-1, :] <= b[..., 1:, :]], dim=-2)
+    down = torch.cat([b[..., :-1, :] > b[..., 1:, :], yes_r], dim=-2)
+    e = (b > cutoff) & (((ax >= ay - tol) & left & right) | ((ay >= ax - tol) & up & down))
+    return e.to(x.dtype)

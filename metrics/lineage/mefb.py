@@ -9,10 +9,10 @@ which moves its rounding: up to 1.2e-3 from VIFB's copy on real slices). These o
 ``normalize1`` their inputs, which divides 0 by 0 on a constant non-zero image and then errors
 indexing a histogram: NaN here, with that reason. ``VIF`` is Han's VIFF (not Sheikh-Bovik's VIF as
 in Tang and CDDFuse); ``Qp`` is Zhao et al.'s index on Liu's port of Kovesi's phase congruency
-(:mod:`metrics.lineage.phase`). ``FMI`` (edge features; the oracle could not run it) is not
-implemented. ``MEF_SSIM`` errors on grey
-inputs in the original (``rgb2gray`` of a 2-D image, in MATLAB too); here it is the value the
-original gives for the same images as equal-channel RGB (not checked against the original).
+(:mod:`metrics.lineage.phase`). ``FMI`` (Fast-FMI of MATLAB's Sobel edge maps; the oracle could
+not run it) is implemented from the original's definition, not checked against it. ``MEF_SSIM``
+errors on grey inputs in the original (``rgb2gray`` of a 2-D image, in MATLAB too); here it is the
+value the original gives for the same images as equal-channel RGB (not checked against the original).
 """
 
 from __future__ import annotations
@@ -229,8 +229,19 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
     return li.nan_if_nonfinite(name, out, PC_CONSTANT)
 
 
-# Keys of the original not implemented here (docs/lineages.md says why).
-NOT_IMPLEMENTED = ("FMI",)
+def fmi(li: LineageImages, name: str) -> torch.Tensor:
+    """Haghighat's Fast-FMI as MEFB calls it, ``FMI(A, B, F)`` with its default feature ``'edge'``
+    and 3x3 windows: the windowed FMI of :func:`metrics.fmi.fmi_from_images` (the same code) on
+    MATLAB's default Sobel edge maps (:func:`K.edge_sobel`) of the double 0..255 images. Not
+    checked against the original: the oracle could not run it (about 530 s per image in Octave,
+    whose ``edge`` also refuses double images outside [0, 1])."""
+    from metrics.fmi import fmi_from_images
+
+    return fmi_from_images(K.edge_sobel(li.a), K.edge_sobel(li.b), K.edge_sobel(li.f), 3)
+
+
+# Keys of the original not implemented here (docs/lineages.md says why): none.
+NOT_IMPLEMENTED = ()
 SPECS = (
     Spec("Cross_entropy", vifb.cross_entropy, False, vifb.REF_CE, "mean cross-entropy, sources to F"),
     Spec("Entropy", vifb.entropy_floor, True, "Aardt, J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
@@ -259,6 +270,14 @@ SPECS = (
     ),
     Spec("Qcb", qcb, True, "Chen & Blum, Image Vis. Comput. 2009", "human-perception contrast preservation"),
     Spec("Qcv", vifb.qcv, False, "Chen & Varshney, Inf. Fusion 2007", "regional CSF-weighted distortion"),
+    Spec(
+        "FMI",
+        fmi,
+        True,
+        "Haghighat, Aghagolzadeh & Seyedarabi, CEE 2011",
+        "Fast-FMI of Sobel edge maps",
+        checked=False,
+    ),
     Spec(
         "VIF", vif, True, "Han, Cai, Cao & Xu, Inf. Fusion 2013", "VIFF: multiscale VIF of F vs both sources", f64=True
     ),
