@@ -257,13 +257,14 @@ def fmi_dct(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def fmi_pixel(li: LineageImages, name: str) -> torch.Tensor:
-    """``analysis_fmi(ir, vi, F)`` with no feature argument, read as the key's name and Haghighat's
-    documentation say: Fast-FMI (3x3 windows) on the raw pixels. Not checked against the original:
-    the oracle could not run it (about 530 s per image in Octave), and some copies of Haghighat's
-    code in circulation (MEFB's, for one) default to Sobel-edge features instead."""
+    """``analysis_fmi(ir, vi, F)`` with no feature argument: Haghighat's Fast-FMI (3x3 windows) on
+    MATLAB's default Sobel edge maps (:func:`K.edge_sobel`), despite the key's name: the copy of
+    Haghighat's code that MEFB ships (the same function) sets ``feature = 'edge'`` when none is
+    given, and wrappers of Tang's ``analysis_fmi`` describe the call as its "edge mode". Not checked
+    against the original: the oracle could not run it (about 530 s per image in Octave)."""
     from metrics.fmi import fmi_from_images
 
-    return fmi_from_images(li.b, li.a, _float_f(li), 3)
+    return fmi_from_images(K.edge_sobel(li.b), K.edge_sobel(li.a), K.edge_sobel(_float_f(li)), 3)
 
 
 # Keys of the original not implemented here (docs/lineages.md says why).
@@ -284,7 +285,14 @@ SPECS = (
     Spec(
         "SSIM", ssim, True, "Wang et al., IEEE TIP 2004", "mean of MATLAB ssim(F,B), ssim(F,A)", min_size=11, f64=True
     ),
-    Spec("FMI_pixel", fmi_pixel, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of raw pixels", checked=False),
+    Spec(
+        "FMI_pixel",
+        fmi_pixel,
+        True,
+        "Haghighat & Razian, AICT 2014",
+        "Fast-FMI of Sobel edge maps (default feature)",
+        checked=False,
+    ),
     Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features"),
     Spec("MS_SSIM", ms_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "multi-scale MEF-SSIM", min_size=44, f64=True),
 )
