@@ -86,16 +86,16 @@ def _mean7_f32(x: torch.Tensor) -> torch.Tensor:
     return K.filt(y.double(), w.t(), "valid").float()
 
 
-def _skimage_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _skimage_ssim(x: torch.Tensor, y: torch.Tensor, x_means=None) -> torch.Tensor:
     """skimage 0.19 ``structural_similarity(x, y)`` on float32 images, operation for operation in
     float32 as there: 7x7 uniform window, sample covariance (49/48), data_range 2 (the float
     dtype's range), mean over the map cropped by 3 taken in float64. Float32 matters: with the
     constants all but gone, E[x^2] - mu^2 cancels and the original's rounding shows in the 5th
-    decimal on near-constant images."""
+    decimal on near-constant images. ``x_means``: x's local means of x and x^2, if already known."""
     out = x.dtype
     x, y = x.float(), y.float()
-    ux, uy = _mean7_f32(x), _mean7_f32(y)
-    uxx, uyy, uxy = _mean7_f32(x * x), _mean7_f32(y * y), _mean7_f32(x * y)
+    ux, uxx = x_means if x_means is not None else _f_means(x)
+    uy, uyy, uxy = _mean7_f32(y), _mean7_f32(y * y), _mean7_f32(x * y)
     norm = 49.0 / 48.0
     vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
     c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
@@ -105,8 +105,15 @@ def _skimage_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return s.double().mean(dim=(1, 2, 3)).to(out)
 
 
+def _f_means(x: torch.Tensor):
+    x = x.float()
+    return _mean7_f32(x), _mean7_f32(x * x)
+
+
 def ssim(li: LineageImages, name: str) -> torch.Tensor:
-    return _skimage_ssim(li.f, li.a) + _skimage_ssim(li.f, li.b)
+    """SSIM(F, A) + SSIM(F, B), F's local means computed once."""
+    f_means = _f_means(li.f)
+    return _skimage_ssim(li.f, li.a, f_means) + _skimage_ssim(li.f, li.b, f_means)
 
 
 SPECS = (
