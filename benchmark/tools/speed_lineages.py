@@ -8,8 +8,8 @@ then for each metric set runs ``bench eval`` (``--lineage SET``; ``liu`` = the T
 fresh process with fresh compile caches (``TORCHINDUCTOR_CACHE_DIR``, ``XDG_CACHE_HOME`` in a new
 temporary folder), timing the whole command (reading the images, any compilation, scoring,
 leaderboards) with ``/usr/bin/time`` for wall time and peak resident memory. Peak memory is also
-measured at ``n // 8`` triples, to show it does not grow with ``n``. Side by side, the per-image
-NumPy float64 CDDFuse set (:mod:`benchmark.tools.numpy_reference`) is timed on ``ref_n`` triples
+measured at ``n // 8`` triples (compiling as for ``n``), to show it does not grow with ``n``. Side
+by side, the per-image NumPy float64 CDDFuse set (:mod:`benchmark.tools.numpy_reference`) is timed on ``ref_n`` triples
 and extrapolated to ``n``. Prints a Markdown table (and writes it to ``--out``).
 """
 
@@ -39,10 +39,16 @@ def write_triples(folder: str, n: int) -> None:
             Image.fromarray(arr[i % len(arr)]).save(os.path.join(folder, role, f"{i:05d}.png"))
 
 
-def run_eval(folder: str, metric_set: str, n_label: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one ``bench eval`` in a fresh process with empty caches."""
+def run_eval(folder: str, metric_set: str, n_label: str, compile_as: int | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one ``bench eval`` in a fresh process with empty caches.
+    ``compile_as``: compile (or not) as a workload of that many triples would, so that a small
+    memory-check run uses the same kernels as the large one (the compiler itself takes memory)."""
+    from metrics import _compile
+
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"), XDG_CACHE_HOME=cache)
+        if compile_as is not None:
+            env["FUSIONBENCH_COMPILE"] = "1" if _compile.wanted(compile_as, "cpu") else "0"
         cmd = [
             "/usr/bin/time",
             "-f",
@@ -101,7 +107,7 @@ def main(argv=None) -> int:
         rows = []
         for s in sets:
             wall, rss = run_eval(big, s, f"n={args.n}")
-            _, rss_small = run_eval(small, s, f"n={args.n // 8}")
+            _, rss_small = run_eval(small, s, f"n={args.n // 8}", compile_as=args.n)
             rows.append((s, wall, args.n / wall, rss_small, rss))
             print(
                 f"{s}: {wall:.1f} s, {args.n / wall:.1f} triples/s, peak RSS {rss_small:.0f} -> {rss:.0f} MiB",
