@@ -1,10 +1,9 @@
 """Optional ``torch.compile`` of the metric kernels on CPU.
 
 On a CPU, eager PyTorch runs the metrics' many small elementwise passes (a 9x9 joint pdf per FMI
-window, the Sobel and Q_XY maps) one memory pass at a time; inductor fuses each kernel into one
-vectorised C++ loop, which makes scoring several times faster (README, "Speed"). (Gaussian
-filtering needs no compiling: it runs as BLAS matrix products, :func:`metrics.filters.gaussian_filter`.)
-The price is a one-off compilation per process (about 20 s on 2 cores the first time; inductor
+window, an 11-tap Gaussian over five moment maps) one memory pass at a time; inductor fuses each
+kernel into one vectorised C++ loop, which makes scoring several times faster (README, "Speed").
+The price is a one-off compilation per process (about a minute on 2 cores the first time; inductor
 caches the result on disk, so later processes pay a few seconds) and a C++ compiler.
 
 ``FUSIONBENCH_COMPILE`` chooses: ``auto`` (default) compiles when the workload (the pairs of one

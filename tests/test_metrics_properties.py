@@ -228,19 +228,28 @@ def test_kernel_error_is_not_taken_for_a_compiler_failure(monkeypatch):
     assert not _compile._BROKEN
 
 
-def test_gaussian_filter_equals_the_2d_window():
-    """The banded-matrix Gaussian filter equals filtering with the 2-D window outer(g, g), 'valid'
-    and 'same' (zero padding), on non-square maps."""
-    import torch.nn.functional as F
-
-    from metrics.filters import gaussian_1d, gaussian_filter
+def test_separable_taps_equal_grouped_convolution():
+    """The compiled Gaussian form (shifted slices) equals the eager grouped convolution."""
+    from metrics.filters import _separable_conv, _separable_taps, gaussian_1d
 
     x = torch.rand(3, 5, 40, 33, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     g = gaussian_1d(11, 1.5)
-    w = torch.outer(g, g).expand(5, 1, 11, 11)
-    for mode, pad in (("valid", 0), ("same", 5)):
-        want = F.conv2d(x, w, padding=pad, groups=5)
-        torch.testing.assert_close(gaussian_filter(x, g, mode), want, atol=1e-13, rtol=0)
+    for pad in (0, 5):
+        torch.testing.assert_close(_separable_taps(x, g, pad), _separable_conv(x, g, pad), atol=1e-13, rtol=0)
+
+
+def test_banded_matrix_filter_equals_the_2d_window():
+    """The lineages' banded-matrix Gaussian filter equals filtering with the 2-D window outer(g, g)
+    ('valid'), on non-square maps, for several window sizes."""
+    import torch.nn.functional as F
+
+    from metrics.filters import gaussian_1d, separable_matmul
+
+    x = torch.rand(3, 5, 40, 33, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for k in (3, 11, 17):
+        g = gaussian_1d(k, k / 5)
+        want = F.conv2d(x, torch.outer(g, g).expand(5, 1, k, k), groups=5)
+        torch.testing.assert_close(separable_matmul(x, g), want, atol=1e-13, rtol=0)
 
 
 def test_compiled_kernels_match_toolbox(monkeypatch):
