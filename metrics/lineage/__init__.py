@@ -71,6 +71,7 @@ def lineage_values(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor, lineag
 
 
 __all__ = [
+    "FFT_ROUNDING",
     "FLAT",
     "HAZARDS",
     "LINEAGES",
