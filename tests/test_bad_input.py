@@ -56,6 +56,21 @@ def test_unreadable_png_names_the_file(tmp_path, pairs, capsys, damage):
     assert not (tmp_path / "out").exists()  # no output folder of a failed eval
 
 
+@pytest.mark.parametrize("role", [0, 1])
+def test_damaged_source_png_is_caught_before_scoring(tmp_path, pairs, capsys, role, monkeypatch):
+    """The sources are checked from their headers (and a PNG's chunks) before anything is scored."""
+    import benchmark.running.evaluate as ev
+
+    folders = _folders(tmp_path, pairs)
+    bad = os.path.join(folders[role], "s1.png")
+    data = open(bad, "rb").read()
+    open(bad, "wb").write(data[: len(data) // 2])
+    monkeypatch.setattr(ev, "colour_score", lambda *a, **k: pytest.fail("scored before the sources were checked"))
+    assert _eval(*folders, str(tmp_path / "out")) == 2
+    _one_line(capsys, bad, "expected a complete grey PNG/TIFF image")
+    assert not (tmp_path / "out").exists()
+
+
 def test_truncated_npy_and_small_images_name_the_file(tmp_path, pairs, capsys):
     a, b, f = _folders(tmp_path, pairs)
     np.save(os.path.join(f, "s0.npy"), np.zeros((240, 240), np.float32))

@@ -44,6 +44,37 @@ def read_image(path: str, colour: bool = False) -> np.ndarray:
     return _to_unit(path, a)
 
 
+def probe_image(path: str) -> tuple[int, int]:
+    """(height, width) of an image file without decoding its pixels (a PNG's chunks are still
+    checked, so a truncated file fails here, naming itself). ``bench eval`` checks every source
+    pair this way before scoring, then decodes each file once, batch by batch."""
+    low = path.lower()
+    if not low.endswith(EXTS):
+        raise ValueError(f"{path}: unsupported file type; expected one of {', '.join(EXTS)}")
+    try:
+        if low.endswith(".npy"):
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        elif low.endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            shape = nib.load(path).shape
+            shape = shape[:2] if len(shape) == 3 and shape[-1] == 1 else shape
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                shape = (im.size[1], im.size[0])
+                if low.endswith(".png"):
+                    im.verify()
+    except Exception as e:  # truncated, empty or mislabelled files raise whatever their decoder raises
+        raise ValueError(f"{path}: unreadable ({_reason(e)}); expected {_expected(low)}") from None
+    if len(shape) == 3 and shape[-1] in (3, 4):
+        shape = shape[:2]
+    if len(shape) != 2:
+        raise ValueError(f"{path}: image has shape {tuple(shape)}; expected a 2-D slice")
+    return int(shape[0]), int(shape[1])
+
+
 def _to_unit(path: str, a: np.ndarray) -> np.ndarray:
     if a.dtype == np.uint8:
         return (a / 255.0).astype(np.float32)

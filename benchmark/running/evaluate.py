@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.atomic import check_writable, first_missing, write_json, write_text
-from benchmark.data.imageio import list_images, read_image
+from benchmark.data.imageio import list_images, probe_image, read_image
 from benchmark.reporting.tables import write_leaderboards
 from metrics.colour import colour_score
 from metrics.profiles import get_profile
@@ -73,14 +73,14 @@ def evaluate_folders(
     if problems:
         raise ValueError("unmatched files:\n  " + "\n  ".join(problems))
     keys = sorted(a)
-    imgs = {}  # shapes only: the sources are read again batch by batch, so memory does not grow with N
+    imgs = {}  # sizes from the files' headers: the pixels are decoded once, batch by batch
     for k in keys:
-        x1, x2 = read_image(a[k], colour=True), read_image(b[k], colour=True)
-        if x1.shape[:2] != x2.shape[:2]:
-            raise ValueError(f"{b[k]} is {x2.shape[0]}x{x2.shape[1]}; expected {x1.shape[0]}x{x1.shape[1]} like {a[k]}")
-        if min(x1.shape[:2]) < need:
-            raise ValueError(f"{a[k]} is {x1.shape[0]}x{x1.shape[1]}; the metrics need at least {need}x{need} pixels")
-        imgs[k] = (x1.shape, x2.shape)
+        s1, s2 = probe_image(a[k]), probe_image(b[k])
+        if s1 != s2:
+            raise ValueError(f"{b[k]} is {s2[0]}x{s2[1]}; expected {s1[0]}x{s1[1]} like {a[k]}")
+        if min(s1) < need:
+            raise ValueError(f"{a[k]} is {s1[0]}x{s1[1]}; the metrics need at least {need}x{need} pixels")
+        imgs[k] = s1
     created = first_missing(out)
     check_writable(out)
     try:
@@ -142,12 +142,12 @@ def _score_folders(
             src = {k: (read_image(a[k], colour=True), read_image(b[k], colour=True)) for k in chunk}
             for k in chunk:
                 f = read_image(fl[m][k], colour=True)
-                if f.shape[:2] != imgs[k][0][:2]:
+                if f.shape[:2] != imgs[k]:
                     raise ValueError(
-                        f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected {imgs[k][0][0]}x{imgs[k][0][1]} like {a[k]}"
+                        f"{fl[m][k]} is {f.shape[0]}x{f.shape[1]}; expected {imgs[k][0]}x{imgs[k][1]} like {a[k]}"
                     )
                 # one batch per size and channel layout (grey or RGB fused image and sources)
-                by_shape.setdefault((f.shape, imgs[k][0], imgs[k][1]), []).append((k, f))
+                by_shape.setdefault((f.shape, src[k][0].shape, src[k][1].shape), []).append((k, f))
             for group in by_shape.values():
                 sc = colour_score(
                     _batch([f for _, f in group], device),
