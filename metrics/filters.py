@@ -68,32 +68,59 @@ def _separable_conv(x: torch.Tensor, g: torch.Tensor, pad: int) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, 1, k).expand(c, 1, 1, k), padding=(0, pad), groups=c)
 
 
-def separable_matmul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """'valid' filtering of the last two dims with the window ``outer(g, g)`` as two matrix products
-    with banded (Toeplitz) matrices, ``T_h' X T_w`` (the lineage metrics' filter). BLAS does ~W/k
-    times the multiply-adds of a tap loop, yet on a 2-core CPU it is 2-5x faster than shifted slices
-    and 10-60x faster than a grouped convolution (float64: 11 ms against 51 and ~650 for a 17-tap
-    window over 32 240x240 maps), eager, with nothing to compile. Equal to the 2-D filtering to
-    ~1e-15 relative (float64). Table 1's :func:`gaussian_filter` keeps its convolution / tap-loop
-    forms: the training losses use it, and a change of its rounding would change every trained
-    fuser's committed results in their last digits."""
+def separable_matmul(x: torch.Tensor, g: torch.Tensor, pad: str = "valid", stride: int = 1) -> torch.Tensor:
+    """Filtering of the last two dims with the window ``outer(g, g)`` (odd ``g``) as two matrix
+    products with banded (Toeplitz) matrices, ``T_h' X T_w`` (the lineage metrics' filter). BLAS does
+    ~W/k times the multiply-adds of a tap loop, yet on a 2-core CPU it is 2-5x faster than shifted
+    slices and 10-60x faster than a grouped convolution (float64: 11 ms against 51 and ~650 for a
+    17-tap window over 32 240x240 maps), eager, with nothing to compile. Equal to the 2-D filtering
+    to ~1e-15 relative (float64).
+
+    ``pad``: ``valid`` (no padding, output shrinks by k - 1), or a border of k // 2 pixels folded
+    into the matrices instead of copied around the image: ``same`` (zeros), ``replicate``,
+    ``reflect`` (edge not repeated), ``symmetric`` (edge repeated). ``stride``: keep every
+    ``stride``-th output row and column (filter-then-decimate without computing what is dropped).
+
+    Table 1's :func:`gaussian_filter` keeps its convolution / tap-loop forms: the training losses use
+    it, and a change of its rounding would change every trained fuser's committed results in their
+    last digits."""
     taps = tuple(float(v) for v in g.flatten())
-    rows = _band(x.shape[-2], taps, x.dtype, x.device)
-    cols = _band(x.shape[-1], taps, x.dtype, x.device)
+    rows = _band(x.shape[-2], taps, x.dtype, x.device, pad, stride)
+    cols = _band(x.shape[-1], taps, x.dtype, x.device, pad, stride)
     return torch.matmul(rows.t(), torch.matmul(x, cols))
 
 
-@functools.lru_cache(maxsize=64)
-def _band(n: int, taps: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(n, n - k + 1) matrix whose column j holds the k taps at rows j .. j + k - 1: ``x @ band``
-    is the 'valid' correlation of each row of ``x`` with the taps."""
+_PADS = ("valid", "same", "replicate", "reflect", "symmetric")
+
+
+@functools.lru_cache(maxsize=128)
+def _band(n: int, taps: tuple, dtype: torch.dtype, device: torch.device, pad: str = "valid", stride: int = 1):
+    """(n, outputs) matrix: ``x @ band`` correlates each row of ``x`` (length n) with the taps,
+    after padding it as ``pad`` says, keeping every ``stride``-th output. Built in float64: a tap
+    that several padded positions share (a replicated edge) is their sum."""
+    if pad not in _PADS:
+        raise ValueError(f"unknown padding {pad!r}; expected one of {', '.join(_PADS)}")
     k = len(taps)
-    m = n - k + 1
-    band = torch.zeros(n, m, dtype=torch.float64)
+    p = 0 if pad == "valid" else k // 2
+    if p >= n and pad in ("reflect", "symmetric"):
+        raise ValueError(f"a {k}-tap window cannot {pad}-pad a side of {n} pixels")
+    i = torch.arange(-p, n + p)  # padded position -> source pixel (-1: a zero)
+    if pad == "same":
+        src = torch.where((i >= 0) & (i < n), i, torch.full_like(i, -1))
+    elif pad == "replicate":
+        src = i.clamp(0, n - 1)
+    elif pad == "reflect":
+        src = torch.where(i < 0, -i, torch.where(i >= n, 2 * (n - 1) - i, i))
+    elif pad == "symmetric":
+        src = torch.where(i < 0, -i - 1, torch.where(i >= n, 2 * n - 1 - i, i))
+    else:
+        src = i
+    m = n + 2 * p - k + 1
+    band = torch.zeros(n + 1, m, dtype=torch.float64)  # the last row collects the zeros' taps
     cols = torch.arange(m)
-    for i, t in enumerate(taps):
-        band[cols + i, cols] = t
-    return band.to(dtype=dtype, device=device)
+    for t_i, t in enumerate(taps):
+        band.index_put_((src[cols + t_i], cols), torch.full((m,), t, dtype=torch.float64), accumulate=True)
+    return band[:n, ::stride].contiguous().to(dtype=dtype, device=device)
 
 
 def gaussian_filter(x: torch.Tensor, g: torch.Tensor, mode: str) -> torch.Tensor:

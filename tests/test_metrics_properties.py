@@ -252,6 +252,62 @@ def test_banded_matrix_filter_equals_the_2d_window():
         torch.testing.assert_close(separable_matmul(x, g), want, atol=1e-13, rtol=0)
 
 
+@pytest.mark.parametrize("pad", ["same", "replicate", "reflect", "symmetric"])
+def test_banded_matrix_filter_folds_padding_and_decimation(pad):
+    """Padding folded into the banded matrices equals padding the image and filtering 'valid'
+    (every mode the lineages use), and ``stride=2`` equals filtering then keeping every 2nd pixel."""
+    import torch.nn.functional as F
+
+    from metrics.filters import gaussian_1d, separable_matmul
+    from metrics.lineage.kernels import _pad
+
+    x = torch.rand(2, 3, 37, 45, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 255
+    for k in (3, 9, 31):
+        g = gaussian_1d(k, k / 5)
+        p = k // 2
+        want = F.conv2d(_pad(x, (p, p, p, p), pad), torch.outer(g, g).expand(3, 1, k, k), groups=3)
+        torch.testing.assert_close(separable_matmul(x, g, pad), want, atol=1e-10, rtol=0)
+        torch.testing.assert_close(separable_matmul(x, g, pad, stride=2), want[..., ::2, ::2], atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="unknown padding"):
+        separable_matmul(x, g, "wrap")
+
+
+def test_separable_3x3_filters_equal_the_convolution_exactly_on_integer_images():
+    """The lineages' 3x3 Sobel / Prewitt filters run as two passes of shifted slices: on 0..255
+    integer images the result is the grouped convolution's bit for bit, in every padding mode."""
+    import torch.nn.functional as F
+
+    from metrics.lineage import kernels as K
+
+    x = torch.randint(0, 256, (2, 1, 31, 29), generator=torch.Generator().manual_seed(3)).double()
+    prewitt = [[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]
+    for rows in (K.SOBEL_H1, K.SOBEL_H3, prewitt):
+        assert K._rank_one_3x3(K.kernel(rows, x)) is not None
+        for scale in (1.0, 8.0):
+            k = K.kernel(rows, x) / scale
+            for mode in ("same", "replicate", "reflect", "valid"):
+                for conv in (False, True):
+                    kk = torch.flip(k, (0, 1)) if conv else k
+                    want = F.conv2d(K._pad(x, (1, 1, 1, 1), mode), kk.view(1, 1, 3, 3))
+                    assert torch.equal(K.filt(x, k, mode, conv), want), (rows, scale, mode, conv)
+    assert K._rank_one_3x3(K.kernel([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 10.0]], x)) is None
+
+
+def test_cddfuse_uniform_filter_is_scipys_bit_for_bit():
+    """CDDFuse's SSIM windows are scipy ``uniform_filter(size=7)`` on float32 images; reproduced
+    exactly (the near-constant oracle case c05 depends on the last bit)."""
+    import numpy as np
+    from scipy.ndimage import uniform_filter
+
+    from metrics.lineage.cddfuse import _mean7_f32
+
+    rng = np.random.default_rng(4)
+    x = (rng.integers(0, 256, (3, 1, 40, 36)) * (rng.random((3, 1, 40, 36)) > 0.3)).astype(np.float32)
+    for img in (x, x * x):
+        want = np.stack([uniform_filter(i[0], 7) for i in img])[:, None, 3:-3, 3:-3]
+        assert np.array_equal(_mean7_f32(torch.from_numpy(img)).numpy(), want)
+
+
 def test_compiled_kernels_match_toolbox(monkeypatch):
     """FUSIONBENCH_COMPILE=1: the compiled kernels (FMI, Gaussian moments) give the Octave values in
     float32 within 1e-4 for every 240x240 oracle case and profile, and agree with eager scoring."""

@@ -54,7 +54,6 @@ HAZARDS = {
     ("mefb", "Qc", "c10_zero_var_regions"): FLAT,
     ("mefb", "Qc", "c16_const_F"): FLAT,
     ("mefb", "Qy", "c10_zero_var_regions"): FLAT,
-    ("cddfuse", "SSIM", "c05_near_const_F"): "float32 cancellation in skimage on a near-constant F (1.5e-6 absolute)",
 }
 
 
