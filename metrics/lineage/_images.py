@@ -19,13 +19,26 @@ class LineageImages:
 
     CHUNK = 4  # images per pass: 240x240 float64 moments of 4 images stay in cache (2-3x faster than 16)
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, notes: list | None = None, offset: int = 0):
+    def __init__(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        f: torch.Tensor,
+        notes: list | None = None,
+        offset: int = 0,
+        flags: tuple | None = None,
+    ):
         # A piece of a batch (chunks, as_double) shares the batch's notes list and knows its offset;
-        # it holds no reference back to the batch, so no reference cycle keeps images alive.
+        # it holds no reference back to the batch, so no reference cycle keeps images alive. Its
+        # ``flags`` (per sample: F integer-valued, A and B integer-valued) come from the batch rather
+        # than being recomputed; ``ab_integer`` is whether A and B are, over this piece.
         self.a, self.b, self.f = a, b, f
         self._offset = offset
-        self.f_integer = (f == torch.round(f)).flatten(1).all(dim=1)
-        self.ab_integer = bool(((a == torch.round(a)) & (b == torch.round(b))).all())
+        if flags is None:
+            f_integer = (f == torch.round(f)).flatten(1).all(dim=1)
+            flags = (f_integer, ((a == torch.round(a)) & (b == torch.round(b))).flatten(1).all(dim=1))
+        self.f_integer, self._ab_integer = flags  # per sample
+        self.ab_integer = bool(self._ab_integer.all())
         self._cache: dict = {}
         self.notes: list[tuple[str, list[int], str]] = notes if notes is not None else []
 
@@ -41,6 +54,7 @@ class LineageImages:
                     self.f[s : s + self.CHUNK],
                     self.notes,
                     self._offset + s,
+                    (self.f_integer[s : s + self.CHUNK], self._ab_integer[s : s + self.CHUNK]),
                 )
                 for s in range(0, self.n, self.CHUNK)
             ]
@@ -51,7 +65,8 @@ class LineageImages:
         """The same batch in float64 (cached; NaN notes go to this object's list)."""
 
         def make():
-            return LineageImages(self.a.double(), self.b.double(), self.f.double(), self.notes, self._offset)
+            flags = (self.f_integer, self._ab_integer)
+            return LineageImages(self.a.double(), self.b.double(), self.f.double(), self.notes, self._offset, flags)
 
         return self.cached("float64", make)
 

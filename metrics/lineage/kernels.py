@@ -113,9 +113,13 @@ def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid"):
     """Local Gaussian means of each image in ``xs`` and of the products ``xs[i] * xs[j]`` for
     ``(i, j)`` in ``pairs``, filtered together in one :func:`separable` pass (each map once, however
     many pairs share it). Returns (list of means, {pair: mean of the product})."""
-    maps = list(xs) + [xs[i] * xs[j] for i, j in pairs]
-    m = separable(torch.cat(maps, dim=1), g, mode)
     n = len(xs)
+    buf = torch.empty((xs[0].shape[0], n + len(pairs), *xs[0].shape[-2:]), dtype=xs[0].dtype, device=xs[0].device)
+    for k, x in enumerate(xs):
+        buf[:, k : k + 1] = x
+    for k, (i, j) in enumerate(pairs):  # products written in place: no temporaries, no concatenation
+        torch.mul(xs[i], xs[j], out=buf[:, n + k : n + k + 1])
+    m = separable(buf, g, mode)
     return list(m[:, :n].split(1, dim=1)), {p: m[:, n + k : n + k + 1] for k, p in enumerate(pairs)}
 
 
@@ -301,26 +305,25 @@ def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float):
             refs, dist = list(down[:, :r].split(1, dim=1)), down[:, r : r + 1]
         mu, e = local_moments([*refs, dist], pairs, win)
         mu_f = mu[r]
-        s2 = (e[(r, r)] - mu_f * mu_f).clamp(min=0)
+        s2 = (e[(r, r)] - mu_f * mu_f).clamp_(min=0)
+        low2 = s2 < eps
         out = []
         for k in range(r):
-            s1 = (e[(k, k)] - mu[k] * mu[k]).clamp(min=0)
+            s1 = (e[(k, k)] - mu[k] * mu[k]).clamp_(min=0)
             s12 = e[(k, r)] - mu[k] * mu_f
             g = s12 / (s1 + eps)
             sv = s2 - g * s12
+            # The original's corrections, in its order: where s1 < eps, g = 0, sv = s2, s1 = 0; where
+            # s2 < eps, g = 0, sv = 0; where (then) g < 0, sv = s2, g = 0; finally sv >= eps. Folded
+            # into three selections (g < 0 can only hold where neither s1 nor s2 is below eps).
             low1 = s1 < eps
-            g = torch.where(low1, torch.zeros_like(g), g)
-            sv = torch.where(low1, s2, sv)
-            s1 = torch.where(low1, torch.zeros_like(s1), s1)
-            low2 = s2 < eps
-            g = torch.where(low2, torch.zeros_like(g), g)
-            sv = torch.where(low2, torch.zeros_like(sv), sv)
             neg = g < 0
-            sv = torch.where(neg, s2, sv)
-            g = torch.where(neg, torch.zeros_like(g), g)
-            sv = torch.where(sv <= eps, torch.full_like(sv, eps), sv)
-            num = torch.log10(1 + g * g * s1 / (sv + sigma_nsq))
-            den = torch.log10(1 + s1 / sigma_nsq)
+            sv = torch.where(low1 | neg, s2, sv)
+            sv = torch.where(low2 | (sv <= eps), eps, sv)
+            g = torch.where(low1 | low2 | neg, 0.0, g)
+            s1 = torch.where(low1, 0.0, s1)
+            num = (g * g * s1).div_(sv + sigma_nsq).add_(1).log10_()
+            den = (s1 / sigma_nsq).add_(1).log10_()
             out.append((num, den, g))
         yield out
 
