@@ -193,3 +193,74 @@ def test_eval_bad_folders(tmp_path, triples, capsys):
         main(["eval", "--x1", str(tmp_path / "nope"), "--x2", str(tmp_path / "b"), "--fused", str(tmp_path / "g")]) == 2
     )
     assert "folder not found" in capsys.readouterr().err
+
+
+def test_workers_give_the_same_scores_and_name_the_nan_images(tmp_path, triples, caplog):
+    """Batches scored side by side in spawned worker processes give the single process's scores
+    bit for bit; NaN reasons are logged once, naming the images."""
+    import logging
+
+    from benchmark.running.evaluate import evaluate_folders
+
+    x1, x2 = triples
+    stems = [f"s{i}" for i in range(6)]
+    xs1, xs2 = [x1[i % 3] for i in range(6)], [x2[i % 3] for i in range(6)]
+    fused = [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)]
+    fused[4] = xs2[4]  # F = B: CDDFuse's SCD divides 0 by 0 (NaN, with its reason)
+    _write(tmp_path / "a", stems, xs1, "png8")
+    _write(tmp_path / "b", stems, xs2, "png8")
+    _write(tmp_path / "f", stems, fused, "png8")
+    got = {}
+    for w in (1, 2):
+        with caplog.at_level(logging.WARNING, logger="fusionbench.metrics"):
+            caplog.clear()
+            got[w] = evaluate_folders(
+                str(tmp_path / "a"),
+                str(tmp_path / "b"),
+                {"m": str(tmp_path / "f")},
+                str(tmp_path / f"out{w}"),
+                lineage="cddfuse",
+                batch=2,
+                progress=False,
+                workers=w,
+            )
+            assert caplog.text.count("SCD is NaN for 1 image(s) ['s4']") == 1, caplog.text
+    pd.testing.assert_frame_equal(got[1], got[2])
+    assert (tmp_path / "out1" / "scores.csv").read_text() == (tmp_path / "out2" / "scores.csv").read_text()
+
+
+def test_bad_file_in_a_worker_batch_is_one_clear_error(tmp_path, triples, capsys):
+    """A wrong-sized fused image in a batch a worker process scores stops the eval with the
+    single-process error (file, shape, what was expected) and leaves no output folder."""
+    from benchmark.running.evaluate import evaluate_folders
+
+    x1, x2 = triples
+    stems = [f"s{i}" for i in range(6)]
+    _write(tmp_path / "a", stems, [x1[i % 3] for i in range(6)], "png8")
+    _write(tmp_path / "b", stems, [x2[i % 3] for i in range(6)], "png8")
+    _write(tmp_path / "f", stems, [x1[i % 3] for i in range(6)], "png8")
+    skio.imsave(tmp_path / "f" / "s0.png", np.zeros((40, 40), np.uint8), check_contrast=False)  # batch 0: a worker's
+    folders = [str(tmp_path / d) for d in "ab"]
+    with pytest.raises(ValueError, match=r"s0\.png is 40x40; expected 240x240 like .*s0\.png"):
+        evaluate_folders(
+            *folders, {"m": str(tmp_path / "f")}, str(tmp_path / "out"), batch=2, progress=False, workers=2
+        )
+    assert not (tmp_path / "out").exists()
+    args = ["eval", "--x1", folders[0], "--x2", folders[1], "--fused", f"m={tmp_path / 'f'}", "--workers", "0"]
+    assert main([*args, "--out", str(tmp_path / "o2")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "bench: error: workers must be at least 1; got 0"
+
+
+def test_worker_count_rule(monkeypatch):
+    from benchmark.running.evaluate import eval_workers
+
+    monkeypatch.delenv("FUSIONBENCH_EVAL_WORKERS", raising=False)
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert eval_workers("auto", 100, 7, "cpu") == 1  # too few triples to pay for starting processes
+    assert eval_workers("auto", 1153, 73, "cpu") == min(cores, 73)
+    assert eval_workers("auto", 1153, 73, "cuda") == 1
+    assert eval_workers("3", 1153, 2, "cpu") == 2  # never more processes than batches
+    monkeypatch.setenv("FUSIONBENCH_EVAL_WORKERS", "1")
+    assert eval_workers("auto", 1153, 73, "cpu") == 1
+    with pytest.raises(ValueError, match="whole number"):
+        eval_workers("many", 1153, 73, "cpu")

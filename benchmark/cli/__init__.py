@@ -147,6 +147,7 @@ def _cmd_eval(args) -> int:
         None if not args.no_quantize else False,
         device=args.device,
         lineage=args.lineage,
+        workers=args.workers,
     )
     with open(os.path.join(out, "leaderboard.md")) as fh:
         print(fh.read())
@@ -197,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pe.add_argument("--no-quantize", action="store_true", help="do not round to 8 bits before the toolbox metrics")
     pe.add_argument("--device", default="cpu")
+    pe.add_argument(
+        "--workers",
+        default="auto",
+        help="processes scoring batches side by side: a number, or auto (default: one per CPU core for "
+        "256 or more triples on a CPU, else 1; FUSIONBENCH_EVAL_WORKERS overrides auto)",
+    )
     pe.add_argument("--out")
     pe.set_defaults(fn=_cmd_eval)
     pd_ = sub.add_parser("data", help="data tools")
