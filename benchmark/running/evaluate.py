@@ -263,7 +263,7 @@ def _score_folders(
     ]
     n_workers = eval_workers(workers, workload, len(tasks), device)
     results: list = [None] * len(tasks)
-    bar = tqdm(total=len(tasks), desc=f"eval {', '.join(fused)}", disable=not progress, leave=False, unit="batch")
+    bar = tqdm(total=len(tasks), desc=f"eval {', '.join(fused)}", disable=not progress, leave=False)
     metrics_log = logging.getLogger("fusionbench.metrics")
     was_disabled, threads = metrics_log.disabled, torch.get_num_threads()
     metrics_log.disabled = True  # NaN notes are logged below, naming the images
