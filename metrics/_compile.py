@@ -28,6 +28,7 @@ AUTO_MIN_PAIRS = 256
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("fusionbench_compile", default=False)
 _COMPILED: dict = {}
 _BROKEN: list[str] = []
+_CALLS = [0]  # compiled kernel calls made by this process (bench eval: whether to start workers)
 
 
 def setting() -> str:
@@ -63,10 +64,16 @@ def active() -> bool:
     return _ACTIVE.get() and not _BROKEN
 
 
+def compiled_calls() -> int:
+    """How many times this process has run a kernel through :func:`call` while compiling."""
+    return _CALLS[0]
+
+
 def call(fn, *args):
     """``fn(*args)``, through ``torch.compile(fn)`` when compiling is active."""
     if not active():
         return fn(*args)
+    _CALLS[0] += 1
     compiled = _COMPILED.get(fn)
     if compiled is None:
         compiled = _COMPILED[fn] = torch.compile(fn, dynamic=True)

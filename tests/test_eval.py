@@ -264,3 +264,34 @@ def test_worker_count_rule(monkeypatch):
     assert eval_workers("auto", 1153, 73, "cpu") == 1
     with pytest.raises(ValueError, match="whole number"):
         eval_workers("many", 1153, 73, "cpu")
+
+
+def test_auto_workers_stay_single_when_the_metrics_compile(tmp_path, triples, monkeypatch):
+    """Under ``auto``, a first batch that ran compiled kernels keeps the eval in one process (each
+    worker would compile them again); without compiled kernels the rest goes side by side."""
+    import benchmark.running.evaluate as ev
+    from metrics import _compile
+
+    x1, x2 = triples
+    stems = [f"s{i}" for i in range(6)]
+    for d, xs in (("a", x1), ("b", x2), ("f", x1)):
+        _write(tmp_path / d, stems, [xs[i % 3] for i in range(6)], "png8")
+    monkeypatch.setattr(ev, "AUTO_MIN_TRIPLES", 1)
+    monkeypatch.delenv("FUSIONBENCH_EVAL_WORKERS", raising=False)
+    side = []
+    monkeypatch.setattr(
+        ev,
+        "_score_side_by_side",
+        lambda tasks, results, n, bar, first: (
+            side.append(first) or [results.__setitem__(i, ev._score_batch(tasks[i])) for i in range(first, len(tasks))]
+        ),
+    )
+    args = (str(tmp_path / "a"), str(tmp_path / "b"), {"m": str(tmp_path / "f")})
+    kw = dict(lineage="cddfuse", batch=2, progress=False)
+    ev.evaluate_folders(*args, str(tmp_path / "o1"), **kw)
+    assert side == [1]  # batch 0 here, then side by side
+    calls = iter(range(100))
+    monkeypatch.setattr(_compile, "compiled_calls", lambda: next(calls))  # "the first batch compiled"
+    ev.evaluate_folders(*args, str(tmp_path / "o2"), **kw)
+    assert side == [1]  # no second side-by-side run
+    assert (tmp_path / "o1" / "scores.csv").read_text() == (tmp_path / "o2" / "scores.csv").read_text()

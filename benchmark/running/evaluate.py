@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from benchmark.atomic import check_writable, first_missing, write_json, write_text
 from benchmark.data.imageio import list_images, probe_image, read_image
 from benchmark.reporting.tables import write_leaderboards
+from metrics import _compile
 from metrics.colour import colour_score
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, resolve_metrics
@@ -127,7 +128,8 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
     ``FUSIONBENCH_EVAL_WORKERS`` variable overrides ``auto``). ``auto`` uses one single-threaded
     process per CPU core when the eval scores at least :data:`AUTO_MIN_TRIPLES` triples on a CPU
     (batches side by side beat one process whose small tensor operations are split over the
-    cores: 36 -> 29 s for VIFB's 13 metrics on 1,153 triples, 2 cores), else this process alone."""
+    cores; README, "Speed of whole lineages"), else this process alone. Metrics that run compiled
+    kernels are scored by this process alone under ``auto`` (:func:`_score_folders`)."""
     if workers == "auto":
         workers = os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto")
     if workers == "auto":
@@ -188,8 +190,8 @@ def _score_in_worker(task):
         return "error", str(e)
 
 
-def _score_side_by_side(tasks: list, results: list, n_workers: int, bar) -> None:
-    """Fill ``results[i]`` with :func:`_score_batch` of ``tasks[i]``: ``n_workers - 1`` spawned
+def _score_side_by_side(tasks: list, results: list, n_workers: int, bar, first: int = 0) -> None:
+    """Fill ``results[i]`` (``i >= first``) with :func:`_score_batch` of ``tasks[i]``: ``n_workers - 1`` spawned
     processes (spawn, not fork: the parent's OpenMP / BLAS thread pools are not safe to fork) take
     batches in order, two queued each, while this process scores the rest, so no core waits for
     the workers to start (importing torch takes them ~2 s)."""
@@ -198,7 +200,7 @@ def _score_side_by_side(tasks: list, results: list, n_workers: int, bar) -> None
 
     ctx = multiprocessing.get_context("spawn")
     pending: dict = {}
-    nxt = 0
+    nxt = first
 
     def harvest(done) -> None:
         for fut in done:
@@ -268,13 +270,25 @@ def _score_folders(
     was_disabled, threads = metrics_log.disabled, torch.get_num_threads()
     metrics_log.disabled = True  # NaN notes are logged below, naming the images
     try:
+        first = 0
+        auto = str(workers) == "auto" and os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto") == "auto"
+        if n_workers > 1 and auto:
+            # The first batch shows whether these metrics run compiled kernels (on a CPU, for large
+            # workloads): then every worker would compile them again (~25 s of CPU each), which
+            # costs more than side-by-side scoring gains, so this process scores on alone.
+            calls = _compile.compiled_calls()
+            results[0] = _score_batch(tasks[0])
+            bar.update()
+            first = 1
+            if _compile.compiled_calls() > calls:
+                n_workers = 1
         if n_workers == 1:
-            for i, task in enumerate(tasks):
-                results[i] = _score_batch(task)
+            for i in range(first, len(tasks)):
+                results[i] = _score_batch(tasks[i])
                 bar.update()
         else:
             torch.set_num_threads(1)  # this process scores batches too, beside n_workers - 1 others
-            _score_side_by_side(tasks, results, n_workers, bar)
+            _score_side_by_side(tasks, results, n_workers, bar, first)
     finally:
         metrics_log.disabled = was_disabled
         torch.set_num_threads(threads)
