@@ -7,7 +7,8 @@ Writes ``n`` triples of 240x240 8-bit PNGs (64 distinct phantom pairs repeated; 
 then for each metric set runs ``bench eval`` (``--lineage SET``; ``liu`` = the Table 1 five) in a
 fresh process with fresh compile caches (``TORCHINDUCTOR_CACHE_DIR``, ``XDG_CACHE_HOME`` in a new
 temporary folder), timing the whole command (reading the images, any compilation, scoring,
-leaderboards) with ``/usr/bin/time`` for wall time and peak resident memory. Peak memory is also
+leaderboards) with ``/usr/bin/time`` for wall time and peak resident memory (of the largest process:
+with ``bench eval``'s worker processes, each holds about as much). Peak memory is also
 measured at ``n // 8`` triples (compiling as for ``n``), to show it does not grow with ``n``. Side
 by side, the per-image NumPy float64 CDDFuse set (:mod:`benchmark.tools.numpy_reference`) is timed on ``ref_n`` triples
 and extrapolated to ``n``. Prints a Markdown table (and writes it to ``--out``).
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
         f"`bench eval` of {args.n} triples (240x240, 8-bit PNG), fresh process and empty caches, {cpu}, "
         f"torch {__import__('torch').__version__}.",
         "",
-        "| metric set | wall (s) | triples/s | peak RSS at n/8 -> n (MiB) | vs NumPy CDDFuse set, per image |",
+        "| metric set | wall (s) | triples/s | peak RSS at n/8 -> n (MiB, largest process) "
+        "| vs NumPy CDDFuse set, per image |",
         "|---|---:|---:|---|---:|",
     ]
     for s, wall, rate, r0, r1 in rows:
