@@ -287,7 +287,7 @@ def test_auto_workers_stay_single_when_the_metrics_compile(tmp_path, triples, mo
         ),
     )
     args = (str(tmp_path / "a"), str(tmp_path / "b"), {"m": str(tmp_path / "f")})
-    kw = dict(lineage="cddfuse", batch=2, progress=False)
+    kw = dict(lineage="cddfuse", batch=2, progress=False, workers="auto")
     ev.evaluate_folders(*args, str(tmp_path / "o1"), **kw)
     assert side == [1]  # batch 0 here, then side by side
     calls = iter(range(100))

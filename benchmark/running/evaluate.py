@@ -51,12 +51,14 @@ def evaluate_folders(
     progress: bool = True,
     style: str = "stats",
     lineage=None,
-    workers: int | str = "auto",
+    workers: int | str = 1,
 ) -> pd.DataFrame:
     """Score every fused folder against the source folders (same file stem = one triple); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores.
     ``lineage`` (e.g. ``"vifb"``) scores every metric of those lineages (:mod:`metrics.lineage`).
-    ``workers``: processes scoring batches side by side on a CPU (:func:`eval_workers`)."""
+    ``workers``: processes scoring batches side by side on a CPU, or ``"auto"`` (:func:`eval_workers`;
+    ``bench eval``'s default). From a script, more than one needs the script's work under
+    ``if __name__ == "__main__":``, as for any spawned Python process."""
     names = resolve_metrics(metrics, lineage)
     need = max(METRICS[n].min_size for n in names)
     if "Q_P" in names and get_profile(metric_profile).piella_map == "toolbox":
