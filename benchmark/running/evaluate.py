@@ -182,7 +182,7 @@ def _score_batch(task) -> tuple[list[dict], list]:
 
 def _worker_init() -> None:
     torch.set_num_threads(1)  # one process per core
-    logging.getLogger("fusionbench.metrics").disabled = True  # the main process logs the NaN notes
+    log.disabled = True  # the main process logs the NaN notes
 
 
 def _score_in_worker(task):
@@ -268,9 +268,8 @@ def _score_folders(
     n_workers = eval_workers(workers, workload, len(tasks), device)
     results: list = [None] * len(tasks)
     bar = tqdm(total=len(tasks), desc=f"eval {', '.join(fused)}", disable=not progress, leave=False)
-    metrics_log = logging.getLogger("fusionbench.metrics")
-    was_disabled, threads = metrics_log.disabled, torch.get_num_threads()
-    metrics_log.disabled = True  # NaN notes are logged below, naming the images
+    was_disabled, threads = log.disabled, torch.get_num_threads()
+    log.disabled = True  # metrics.score's own NaN warnings: the notes are logged below, naming the images
     try:
         first = 0
         auto = str(workers) == "auto" and os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto") == "auto"
@@ -292,7 +291,7 @@ def _score_folders(
             torch.set_num_threads(1)  # this process scores batches too, beside n_workers - 1 others
             _score_side_by_side(tasks, results, n_workers, bar, first)
     finally:
-        metrics_log.disabled = was_disabled
+        log.disabled = was_disabled
         torch.set_num_threads(threads)
         bar.close()
     rows = []

@@ -315,7 +315,8 @@ def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float):
             sv = s2 - g * s12
             # The original's corrections, in its order: where s1 < eps, g = 0, sv = s2, s1 = 0; where
             # s2 < eps, g = 0, sv = 0; where (then) g < 0, sv = s2, g = 0; finally sv >= eps. Folded
-            # into three selections (g < 0 can only hold where neither s1 nor s2 is below eps).
+            # into selections on the uncorrected g: where s1 or s2 is below eps, g < 0 changes nothing
+            # the corrections have not already decided (g is 0; sv is s2, or eps where s2 < eps).
             low1 = s1 < eps
             neg = g < 0
             sv = torch.where(low1 | neg, s2, sv)
