@@ -3,8 +3,10 @@
 On a CPU, eager PyTorch runs the metrics' many small elementwise passes (a 9x9 joint pdf per FMI
 window, an 11-tap Gaussian over five moment maps) one memory pass at a time; inductor fuses each
 kernel into one vectorised C++ loop, which makes scoring several times faster (README, "Speed").
-The price is a one-off compilation per process (about a minute on 2 cores the first time; inductor
-caches the result on disk, so later processes pay a few seconds) and a C++ compiler.
+The price is a one-off compilation per process (about 6 s on 2 cores the first time; inductor
+caches the result on disk, so later processes pay about a second) and a C++ compiler. Only the
+kernels that gain more than their compilation costs go through :func:`call` (Q_FMI's windowed
+joint pdfs); the rest are eager forms that need no compiling (banded matrix products, shifted slices).
 
 ``FUSIONBENCH_COMPILE`` chooses: ``auto`` (default) compiles when the workload (the pairs of one
 :func:`metrics.score` call, or its ``workload`` argument: all the pairs a ``bench run`` or ``bench
@@ -69,16 +71,24 @@ def compiled_calls() -> int:
     return _CALLS[0]
 
 
-def call(fn, *args):
-    """``fn(*args)``, through ``torch.compile(fn)`` when compiling is active."""
+def call(fn, *args, varying: tuple[int, ...] = ()):
+    """``fn(*args)``, through ``torch.compile(fn)`` when compiling is active.
+
+    Shapes are static (a static kernel compiles in about a third of the time of a dynamic one and
+    runs as fast), except the first dimension of the tensor arguments at the positions ``varying``,
+    which may change from call to call without a recompilation (e.g. a batch's images, when the
+    last batch is smaller). Callers keep every other shape fixed."""
     if not active():
         return fn(*args)
     _CALLS[0] += 1
     compiled = _COMPILED.get(fn)
     if compiled is None:
-        compiled = _COMPILED[fn] = torch.compile(fn, dynamic=True)
+        compiled = _COMPILED[fn] = torch.compile(fn, dynamic=None)
+    for i in varying:
+        torch._dynamo.mark_dynamic(args[i], 0)
     try:
-        return compiled(*args)
+        with _trusted_isa():
+            return compiled(*args)
     except Exception as e:  # noqa: BLE001 - a missing compiler surfaces as many exception types
         result = fn(*args)  # an error of the kernel itself is raised here, as without compiling
         _BROKEN.append(f"{type(e).__name__}: {e}")
@@ -89,3 +99,15 @@ def call(fn, *args):
             stacklevel=2,
         )
         return result
+
+
+def _trusted_isa():
+    """Inductor's first compilation in a process with empty caches builds and loads a test program
+    for every SIMD instruction set the CPU reports (about 6 s on 2 cores, more than the metric kernel
+    itself); trust the CPU's report instead (``cpp.vec_isa_ok``), unless the user set it. Should the
+    compiler then fail, :func:`call` falls back to eager scoring with its one warning."""
+    from torch._inductor import config
+
+    if config.cpp.vec_isa_ok is not None:
+        return contextlib.nullcontext()
+    return config.patch({"cpp.vec_isa_ok": True})

@@ -103,24 +103,29 @@ def _nfmi(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _fmi_at(src: torch.Tensor, f: torch.Tensor, p: torch.Tensor, offsets: list[int]) -> torch.Tensor:
-    """Normalised FMI of the windows at flat pixel indices ``p`` of a source and F (flat images).
+def _fmi_at(src: torch.Tensor, f: torch.Tensor, ps: torch.Tensor, pf: torch.Tensor, offsets: list[int]) -> torch.Tensor:
+    """Normalised FMI of the windows at flat pixel indices ``ps`` of the flat source image(s) and
+    ``pf`` of the flat fused image(s).
 
     The windows are gathered, normalised and scored in one function, so that when compiled no
     window tensor is ever materialised."""
-    return _nfmi(_minmax(_gather_windows(src, p, offsets)), _minmax(_gather_windows(f, p, offsets)))
+    return _nfmi(_minmax(_gather_windows(src, ps, offsets)), _minmax(_gather_windows(f, pf, offsets)))
+
+
+CHUNK = 16384  # windows one kernel call scores; compiled, every call has exactly this many (static shapes)
 
 
 def fmi_from_images(
-    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = 32768
+    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = CHUNK
 ) -> torch.Tensor:
     """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features).
 
     The FMI map value of each window is (FMI_AF + FMI_BF) / 2. Windows that the toolbox skips (the
-    source window equals F's) score 1 without computation; the rest run :func:`_nfmi`, in chunks
-    of ``chunk`` windows, through :func:`metrics._compile.call` (compiled when compiling is active:
-    inductor fuses the gathering and the ~40 passes over each window's 9x9 joint pdf into one
-    vectorised loop).
+    source window equals F's) score 1 without computation; the rest, of both sources together, run
+    :func:`_nfmi` in chunks of ``chunk`` windows through :func:`metrics._compile.call` (compiled
+    when compiling is active: inductor fuses the gathering and the ~40 passes over each window's
+    9x9 joint pdf into one vectorised loop). Compiled, the last chunk is padded to ``chunk``
+    windows (repeats of its last one, dropped after), so that one static kernel serves every call.
     """
     if window < 2:
         raise ValueError(f"FMI window must be at least 2 pixels; got {window}")
@@ -141,17 +146,22 @@ def fmi_from_images(
     if maybe.numel():
         p = pixel(maybe)
         eq_b[maybe] = (_gather_windows(fb, p, offsets) == _minmax(_gather_windows(ff, p, offsets))).all(dim=0)
-    fmi_af = torch.ones(n * h * w, dtype=a.dtype, device=a.device)
-    fmi_bf = torch.ones_like(fmi_af)
-    for eq, src, dst in ((eq_a, fa, fmi_af), (eq_b, fb, fmi_bf)):
-        todo = torch.nonzero(~eq).flatten()
-        for start in range(0, todo.numel(), chunk):
-            idx = todo[start : start + chunk]
-            k = idx.numel()
-            if k == 1 and _compile.active():  # dynamo specialises size 1 (a recompilation): score it twice
-                idx = idx.repeat(2)
-            dst[idx[:k]] = _compile.call(_fmi_at, src, ff, pixel(idx), offsets)[:k]
-    return ((fmi_af + fmi_bf) / 2).view(n, -1).mean(dim=1)
+    # Both passes in one list: x1's windows index the first half of ``src``, x2's the second.
+    todo_a, todo_b = torch.nonzero(~eq_a).flatten(), torch.nonzero(~eq_b).flatten()
+    src = torch.cat([fa, fb])
+    pf = torch.cat([pixel(todo_a), pixel(todo_b)])
+    ps = pf.clone()
+    ps[todo_a.numel() :] += fa.numel()
+    dst = torch.cat([todo_a, todo_b + n * h * w])
+    fmi = torch.ones(2 * n * h * w, dtype=a.dtype, device=a.device)  # skipped windows score 1
+    compiled = _compile.active()
+    for start in range(0, dst.numel(), chunk):
+        cs, cf = ps[start : start + chunk], pf[start : start + chunk]
+        k = cs.numel()
+        if compiled and k < chunk:
+            cs, cf = (torch.cat([x, x[-1:].expand(chunk - k)]) for x in (cs, cf))
+        fmi[dst[start : start + k]] = _compile.call(_fmi_at, src, ff, cs, cf, offsets, varying=(0, 1))[:k]
+    return ((fmi[: n * h * w] + fmi[n * h * w :]) / 2).view(n, -1).mean(dim=1)
 
 
 def q_fmi(

@@ -12,23 +12,27 @@ from __future__ import annotations
 import torch
 
 from metrics._workspace import Workspace
-from metrics.filters import gaussian_1d, gaussian_filter, toolbox_centre
+from metrics.filters import gaussian_1d, gaussian_filter, separable_matmul, toolbox_centre
 
 K1, K2 = 0.01, 0.03  # Wang et al. 2004, sec. III-C
 
 
-def ssim_stats(a: torch.Tensor, b: torch.Tensor, mode: str = "valid"):
+def ssim_stats(a: torch.Tensor, b: torch.Tensor, mode: str = "valid", scoring: bool = False):
     """Local Gaussian moments ``(mu_a, mu_b, var_a, var_b, cov_ab)`` of (B, 1, H, W) images.
 
-    The five moments are filtered in one grouped convolution (torchmetrics' layout). ``var`` and
-    ``cov`` are ``E[x^2] - mu^2`` as in ``ssim_index.m`` (not clamped: the toolbox does not).
+    The five moments are filtered together: in one grouped convolution (torchmetrics' layout; the
+    training losses, differentiable), or with ``scoring`` as two banded matrix products
+    (:func:`metrics.filters.separable_matmul`: 10x faster on a CPU, eager, nothing to compile; equal
+    to float rounding). ``var`` and ``cov`` are ``E[x^2] - mu^2`` as in ``ssim_index.m`` (not
+    clamped: the toolbox does not).
     """
     if mode == "toolbox":
         rows, cols = toolbox_centre(a.shape[-2], a.shape[-1], 21)
         a, b = a[..., rows, cols], b[..., rows, cols]
         mode = "valid"
     g = gaussian_1d(11, 1.5, dtype=a.dtype, device=a.device)
-    m = gaussian_filter(torch.cat([a, b, a * a, b * b, a * b], dim=1), g, mode)
+    x = torch.cat([a, b, a * a, b * b, a * b], dim=1)
+    m = separable_matmul(x, g, mode) if scoring else gaussian_filter(x, g, mode)
     mu_a, mu_b, e_aa, e_bb, e_ab = m.split(1, dim=1)
     return mu_a, mu_b, e_aa - mu_a * mu_a, e_bb - mu_b * mu_b, e_ab - mu_a * mu_b
 
@@ -106,7 +110,7 @@ def stats_of(work: Workspace, which: str, mode: str, images) -> tuple:
     "per batch."""
     a, b, f = images
     pair = {"FA": (f, a), "FB": (f, b), "AB": (a, b)}[which]
-    return work.cached(("stats", which, mode, id(images[0])), lambda: ssim_stats(*pair, mode=mode))
+    return work.cached(("stats", which, mode, id(images[0])), lambda: ssim_stats(*pair, mode=mode, scoring=True))
 
 
 def ssim_per_source(

@@ -83,13 +83,14 @@ def test_every_oracle_value_float32(lineage):
 def test_hazards_really_differ_and_are_the_only_exceptions():
     """Each documented hazard is a real difference (so the list cannot rot into a blanket excuse).
     The FFT-rounding ones move with the CPU's FFT code path: on some machines they match, so
-    for them the test bounds the difference instead (2e-3, the largest seen across machines)."""
+    for them the test bounds the difference instead (5e-3; the largest seen across machines is 2.9e-3,
+    VIFB r01 on an AMD EPYC, where an Intel machine gave under 2e-3)."""
     for (lineage, key, case), why in HAZARDS.items():
         f, a, b = load(case)
         v = float(lineage_values(f, a, b, lineage, {key})[0][key][0])
         r = float(ORACLE["cases"][case][lineage][key])
         if why == FFT_ROUNDING:
-            assert close(v, r, 2e-3), (lineage, key, case, v, r)
+            assert close(v, r, 5e-3), (lineage, key, case, v, r)
         else:
             assert not close(v, r, 1e-6), (lineage, key, case)
 

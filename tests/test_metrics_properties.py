@@ -168,7 +168,7 @@ def test_workload_decides_compilation(monkeypatch, pairs):
 
     seen = []
 
-    def spy(fn, *args):
+    def spy(fn, *args, **kw):
         seen.append(_compile.active())
         return fn(*args)
 
@@ -228,14 +228,17 @@ def test_kernel_error_is_not_taken_for_a_compiler_failure(monkeypatch):
     assert not _compile._BROKEN
 
 
-def test_separable_taps_equal_grouped_convolution():
-    """The compiled Gaussian form (shifted slices) equals the eager grouped convolution."""
-    from metrics.filters import _separable_conv, _separable_taps, gaussian_1d
+def test_scoring_ssim_statistics_equal_the_training_losses():
+    """Scoring filters the SSIM moments with banded matrices, the training loss with a grouped
+    convolution: the two agree to float rounding, in both map modes and in float32 and float64."""
+    from metrics.ssim import ssim_stats
 
-    x = torch.rand(3, 5, 40, 33, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    g = gaussian_1d(11, 1.5)
-    for pad in (0, 5):
-        torch.testing.assert_close(_separable_taps(x, g, pad), _separable_conv(x, g, pad), atol=1e-13, rtol=0)
+    gen = torch.Generator().manual_seed(1)
+    for dtype, tol in ((torch.float64, 1e-9), (torch.float32, 0.05)):
+        a, b = (torch.round(torch.rand(3, 1, 40, 33, generator=gen) * 255).to(dtype) for _ in range(2))
+        for mode in ("valid", "same"):
+            for got, want in zip(ssim_stats(a, b, mode, scoring=True), ssim_stats(a, b, mode)):
+                torch.testing.assert_close(got, want, atol=tol, rtol=0)
 
 
 def test_banded_matrix_filter_equals_the_2d_window():
@@ -277,12 +280,13 @@ def test_separable_3x3_filters_equal_the_convolution_exactly_on_integer_images()
     integer images the result is the grouped convolution's bit for bit, in every padding mode."""
     import torch.nn.functional as F
 
+    from metrics.filters import rank_one_3x3
     from metrics.lineage import kernels as K
 
     x = torch.randint(0, 256, (2, 1, 31, 29), generator=torch.Generator().manual_seed(3)).double()
     prewitt = [[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]
     for rows in (K.SOBEL_H1, K.SOBEL_H3, prewitt):
-        assert K._rank_one_3x3(K.kernel(rows, x)) is not None
+        assert rank_one_3x3(K.kernel(rows, x)) is not None
         for scale in (1.0, 8.0):
             k = K.kernel(rows, x) / scale
             for mode in ("same", "replicate", "reflect", "valid"):
@@ -290,7 +294,26 @@ def test_separable_3x3_filters_equal_the_convolution_exactly_on_integer_images()
                     kk = torch.flip(k, (0, 1)) if conv else k
                     want = F.conv2d(K._pad(x, (1, 1, 1, 1), mode), kk.view(1, 1, 3, 3))
                     assert torch.equal(K.filt(x, k, mode, conv), want), (rows, scale, mode, conv)
-    assert K._rank_one_3x3(K.kernel([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 10.0]], x)) is None
+    assert rank_one_3x3(K.kernel([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 10.0]], x)) is None
+
+
+def test_table1_sobel_filters_equal_the_convolution_exactly_on_integer_images():
+    """Q_XY's Sobel responses (shifted slices on a CPU) equal the grouped convolution bit for bit
+    on 8-bit images, in each of the profiles' filtering modes."""
+    import torch.nn.functional as F
+
+    from metrics.filters import correlate
+    from metrics.qabf import SOBEL_X, SOBEL_Y
+
+    x = torch.randint(0, 256, (2, 1, 31, 29), generator=torch.Generator().manual_seed(4)).float()
+    for k in (SOBEL_X, SOBEL_Y):
+        kk = k.float()
+        assert torch.equal(correlate(x, k, "valid"), F.conv2d(x, kk.view(1, 1, 3, 3)))
+        assert torch.equal(correlate(x, k, "corr_same"), F.conv2d(x, kk.view(1, 1, 3, 3), padding=1))
+        flipped = torch.flip(kk, (0, 1)).view(1, 1, 3, 3)
+        assert torch.equal(correlate(x, k, "conv_same"), F.conv2d(x, flipped, padding=1))
+    with pytest.raises(ValueError, match="unknown filtering mode"):
+        correlate(x, SOBEL_X, "full")
 
 
 def test_cddfuse_uniform_filter_is_scipys_bit_for_bit():
