@@ -33,7 +33,10 @@ def ssim_stats(a: torch.Tensor, b: torch.Tensor, mode: str = "valid", scoring: b
     g = gaussian_1d(11, 1.5, dtype=a.dtype, device=a.device)
     x = torch.cat([a, b, a * a, b * b, a * b], dim=1)
     m = separable_matmul(x, g, mode) if scoring else gaussian_filter(x, g, mode)
-    mu_a, mu_b, e_aa, e_bb, e_ab = m.split(1, dim=1)
+    return _moments_to_stats(*m.split(1, dim=1))
+
+
+def _moments_to_stats(mu_a, mu_b, e_aa, e_bb, e_ab):
     return mu_a, mu_b, e_aa - mu_a * mu_a, e_bb - mu_b * mu_b, e_ab - mu_a * mu_b
 
 
@@ -106,11 +109,34 @@ def q_ssim_x2(
 
 
 def stats_of(work: Workspace, which: str, mode: str, images) -> tuple:
-    """The :func:`ssim_stats` of the pair ``which`` (``FA``, ``FB`` or ``AB``) of ``images`` (A, B, F), once "
-    "per batch."""
-    a, b, f = images
-    pair = {"FA": (f, a), "FB": (f, b), "AB": (a, b)}[which]
-    return work.cached(("stats", which, mode, id(images[0])), lambda: ssim_stats(*pair, mode=mode, scoring=True))
+    """The :func:`ssim_stats` of the pair ``which`` (``FA``, ``FB`` or ``AB``) of ``images`` (A, B, F),
+    once per batch. The three pairs share six of their fifteen filtered maps (mu_F, E[F^2], ...):
+    each distinct map is filtered once, nine in all for Q_SSIM and Q_P together."""
+    x, y = which[0], which[1]
+
+    def make():
+        m = filtered_moments(work, mode, images, (x, y, x + x, y + y, x + y))
+        return _moments_to_stats(*m)
+
+    return work.cached(("stats", which, mode, id(images[0])), make)
+
+
+def filtered_moments(work: Workspace, mode: str, images, names) -> list:
+    """Gaussian-filtered maps named ``A``, ``B``, ``F`` (an image) or ``AB``, ``FF``, ... (a product)
+    of the batch's ``images`` (A, B, F), each filtered once per batch; those not yet filtered go
+    through :func:`metrics.filters.separable_matmul` together."""
+    done = work.cached(("moments", mode, id(images[0])), dict)
+    todo = [n for n in dict.fromkeys(names) if n not in done]
+    if todo:
+        img = dict(zip("ABF", images))
+        if mode == "toolbox":
+            rows, cols = toolbox_centre(img["A"].shape[-2], img["A"].shape[-1], 21)
+            img = {k: v[..., rows, cols] for k, v in img.items()}
+        maps = [img[n] if len(n) == 1 else img[n[0]] * img[n[1]] for n in todo]
+        g = gaussian_1d(11, 1.5, dtype=maps[0].dtype, device=maps[0].device)
+        out = separable_matmul(torch.cat(maps, dim=1), g, "valid" if mode == "toolbox" else mode)
+        done.update(zip(todo, out.split(1, dim=1)))
+    return [done[n] for n in names]
 
 
 def ssim_per_source(

@@ -239,6 +239,16 @@ def test_scoring_ssim_statistics_equal_the_training_losses():
         for mode in ("valid", "same"):
             for got, want in zip(ssim_stats(a, b, mode, scoring=True), ssim_stats(a, b, mode)):
                 torch.testing.assert_close(got, want, atol=tol, rtol=0)
+    # metrics.score filters each distinct map of the three pairs once: the same statistics
+    from metrics._workspace import Workspace
+    from metrics.ssim import stats_of
+
+    a, b, f = (torch.round(torch.rand(2, 1, 40, 33, generator=gen, dtype=torch.float64) * 255) for _ in range(3))
+    for mode in ("valid", "same", "toolbox"):
+        work = Workspace(f, a, b)
+        for which, pair in (("FA", (f, a)), ("AB", (a, b)), ("FB", (f, b))):
+            for got, want in zip(stats_of(work, which, mode, (a, b, f)), ssim_stats(*pair, mode, scoring=True)):
+                torch.testing.assert_close(got, want, atol=1e-9, rtol=0)
 
 
 def test_banded_matrix_filter_equals_the_2d_window():
