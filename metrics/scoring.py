@@ -62,9 +62,6 @@ def score(
     with _compile.compiling(compiled):
         for s in range(0, n, max(1, step)):
             batch = [x[s : s + step] for x in (fused, x1, x2)]
-            single = compiled and batch[0].shape[0] == 1
-            if single:  # dynamo specialises size 1 (a recompilation): score the image twice
-                batch = [torch.cat([x, x]) for x in batch]
             ws = Workspace(*batch, profile, quantize, paper_inputs)
             chunk_start = s
             for k in names:
@@ -76,9 +73,8 @@ def score(
                     work=ws,
                     **{mine: extra[ours] for ours, mine in info.options},
                 )
-                parts[k].append(v[:1] if single else v)
+                parts[k].append(v)
             for name, idx, reason in ws.lineage_notes():
-                idx = sorted({i for i in idx if not single or i == 0})
                 _note(cols.get(name, name), [chunk_start + i for i in idx], reason, notes)
     return {cols[k]: torch.cat(v) for k, v in parts.items()}
 

@@ -296,7 +296,7 @@ def _score_folders(
         auto = str(workers) == "auto" and os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto") == "auto"
         if n_workers > 1 and auto:
             # The first batch shows whether these metrics run compiled kernels (on a CPU, for large
-            # workloads): then every worker would compile them again (~25 s of CPU each), which
+            # workloads): then every worker would compile them again (~10 s of CPU each), which
             # costs more than side-by-side scoring gains, so this process scores on alone.
             calls = _compile.compiled_calls()
             results[0] = _score_batch(tasks[0])
