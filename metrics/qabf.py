@@ -47,16 +47,20 @@ def sobel(img: torch.Tensor, mode: str):
 
 def _strength_angle(gx: torch.Tensor, gy: torch.Tensor):
     g = torch.sqrt(gx * gx + gy * gy)
-    gx = gx + (gx == 0).to(gx.dtype) * 1e-5
-    return g, torch.atan(gy / gx)
+    return g, torch.atan(gy / _nonzero(gx))
+
+
+def _nonzero(x: torch.Tensor) -> torch.Tensor:
+    """The toolbox's ``x + (x == 0) * 1e-5``: exactly 1e-5 where x is 0, x elsewhere, in one pass."""
+    return torch.where(x == 0, 1e-5, x)
 
 
 def _relative(gs: torch.Tensor, gf: torch.Tensor):
     """Toolbox order: bimap from the raw strengths, then substitute zeros in the source, then in F."""
     bimap = gs > gf
-    gs = gs + (gs == 0).to(gs.dtype) * 1e-5
+    gs = _nonzero(gs)
     buffer1 = gf / gs
-    gf = gf + (gf == 0).to(gf.dtype) * 1e-5
+    gf = _nonzero(gf)
     buffer2 = gs / gf
     return torch.where(bimap, buffer1, buffer2), gs, gf
 
