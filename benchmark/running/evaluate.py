@@ -148,19 +148,26 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
     return max(1, min(n, n_batches))
 
 
-def _score_batch(task, loaded=None) -> tuple[list[dict], list]:
+def _score_batch(task) -> tuple[list[dict], list]:
     """Score one batch of triples: ``task`` = (model, {stem: (x1 path, x2 path, fused path, (h, w))},
-    metric names, profile, quantize, device, workload); ``loaded``: its images, already read by
-    :func:`_load_batch`. Returns (rows, NaN notes as (column, stems, reason))."""
+    metric names, profile, quantize, device, workload). Returns (rows, NaN notes as (column, stems,
+    reason))."""
     m, files, names, metric_profile, quantize, device, workload = task
-    by_shape = _load_batch(task) if loaded is None else loaded
+    by_shape = {}
+    src = {k: (read_image(p1, colour=True), read_image(p2, colour=True)) for k, (p1, p2, _, _) in files.items()}
+    for k, (p1, _, pf, size) in files.items():
+        f = read_image(pf, colour=True)
+        if f.shape[:2] != size:
+            raise ValueError(f"{pf} is {f.shape[0]}x{f.shape[1]}; expected {size[0]}x{size[1]} like {p1}")
+        # one batch per size and channel layout (grey or RGB fused image and sources)
+        by_shape.setdefault((f.shape, src[k][0].shape, src[k][1].shape), []).append((k, f))
     rows, notes = [], []
     for group in by_shape.values():
         got: list = []
         sc = colour_score(
-            _batch([f for _, f, _ in group], device),
-            _batch([s[0] for _, _, s in group], device),
-            _batch([s[1] for _, _, s in group], device),
+            _batch([f for _, f in group], device),
+            _batch([src[k][0] for k, _ in group], device),
+            _batch([src[k][1] for k, _ in group], device),
             names,
             profile=metric_profile,
             quantize=quantize,
@@ -168,37 +175,9 @@ def _score_batch(task, loaded=None) -> tuple[list[dict], list]:
             notes=got,
         )
         notes += [(col, [group[i][0] for i in idx], reason) for col, idx, reason in got]
-        for j, (k, _, _) in enumerate(group):
+        for j, (k, _) in enumerate(group):
             rows.append({"model": m, "name": k, **{n: float(v[j]) for n, v in sc.items()}})
     return rows, notes
-
-
-def _load_batch(task) -> dict:
-    """The images of one batch, grouped by size and channel layout (grey or RGB fused image and
-    sources): {shapes: [(stem, fused, (x1, x2))]}. A fused image of the wrong size is a ValueError."""
-    files = task[1]
-    by_shape: dict = {}
-    for k, (p1, p2, pf, size) in files.items():
-        src = (read_image(p1, colour=True), read_image(p2, colour=True))
-        f = read_image(pf, colour=True)
-        if f.shape[:2] != size:
-            raise ValueError(f"{pf} is {f.shape[0]}x{f.shape[1]}; expected {size[0]}x{size[1]} like {p1}")
-        by_shape.setdefault((f.shape, src[0].shape, src[1].shape), []).append((k, f, src))
-    return by_shape
-
-
-def _score_in_order(tasks: list, results: list, bar, first: int = 0) -> None:
-    """Fill ``results[i]`` (``i >= first``) in this process, reading batch i + 1 in a thread while
-    batch i is scored (decoding PNGs and scoring run side by side, neither holding the GIL for long)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as reader:
-        nxt = reader.submit(_load_batch, tasks[first]) if first < len(tasks) else None
-        for i in range(first, len(tasks)):
-            loaded = nxt.result()
-            nxt = reader.submit(_load_batch, tasks[i + 1]) if i + 1 < len(tasks) else None
-            results[i] = _score_batch(tasks[i], loaded)
-            bar.update()
 
 
 def _worker_init() -> None:
@@ -305,7 +284,9 @@ def _score_folders(
             if _compile.compiled_calls() > calls:
                 n_workers = 1
         if n_workers == 1:
-            _score_in_order(tasks, results, bar, first)
+            for i in range(first, len(tasks)):
+                results[i] = _score_batch(tasks[i])
+                bar.update()
         else:
             torch.set_num_threads(1)  # this process scores batches too, beside n_workers - 1 others
             _score_side_by_side(tasks, results, n_workers, bar, first)
