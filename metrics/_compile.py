@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 import warnings
 
 import torch
@@ -31,6 +32,7 @@ _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("fusionbench_comp
 _COMPILED: dict = {}
 _BROKEN: list[str] = []
 _CALLS = [0]  # compiled kernel calls made by this process (bench eval: whether to start workers)
+_WARMING: list[threading.Thread] = []  # the warm-up thread (warm_up), until a kernel call joins it
 
 
 def setting() -> str:
@@ -80,6 +82,8 @@ def call(fn, *args, varying: tuple[int, ...] = ()):
     last batch is smaller). Callers keep every other shape fixed."""
     if not active():
         return fn(*args)
+    if _WARMING and _WARMING[0] is not threading.current_thread():
+        _WARMING.pop().join()  # the kernel is being compiled in the background: wait for it, once
     _CALLS[0] += 1
     compiled = _COMPILED.get(fn)
     if compiled is None:
@@ -111,3 +115,25 @@ def _trusted_isa():
     if config.cpp.vec_isa_ok is not None:
         return contextlib.nullcontext()
     return config.patch({"cpp.vec_isa_ok": True})
+
+
+def warm_up(job) -> None:
+    """Run ``job`` (a call that compiles the kernels, e.g. scoring one dummy triple) in a background
+    thread, so that compiling (mostly Python and a C++ compiler, ~10 s on 2 cores) overlaps eager
+    work of the caller's. The first :func:`call` of another thread waits for it; :func:`warming`
+    says whether it still runs. A failure in ``job`` is left to that first call to meet again."""
+
+    def run():
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - the caller's own kernel call compiles (or reports) instead
+            pass
+
+    t = threading.Thread(target=run, name="fusionbench-compile", daemon=True)
+    _WARMING[:] = [t]
+    t.start()
+
+
+def warming() -> bool:
+    """Whether a :func:`warm_up` thread is still compiling."""
+    return bool(_WARMING) and _WARMING[0].is_alive()

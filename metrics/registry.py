@@ -43,6 +43,7 @@ class MetricInfo:
     lineage: str = "liu"
     key: str = ""  # the original's own name (lineage metrics; the column when one lineage is scored)
     checked: bool = True  # False: implemented from the original's definition, not checked against its output
+    compiled: bool = False  # True: runs a compiled kernel on a CPU for large workloads (metrics._compile)
 
     @property
     def direction(self) -> str:
@@ -61,6 +62,7 @@ METRICS: dict[str, MetricInfo] = {
             fn=q_fmi,
             options=(("fmi_window", "window"),),
             min_size=3,
+            compiled=True,
         ),
         MetricInfo(
             "Q_NCIE",
@@ -128,6 +130,7 @@ for _lin, _specs in SPECS.items():
             lineage=_lin,
             key=_s.key,
             checked=_s.checked,
+            compiled=_s.compiled,
         )
 
 

@@ -295,3 +295,35 @@ def test_auto_workers_stay_single_when_the_metrics_compile(tmp_path, triples, mo
     ev.evaluate_folders(*args, str(tmp_path / "o2"), **kw)
     assert side == [1]  # no second side-by-side run
     assert (tmp_path / "o1" / "scores.csv").read_text() == (tmp_path / "o2" / "scores.csv").read_text()
+
+
+def test_metrics_deferred_while_their_kernel_compiles_get_the_same_scores(tmp_path, triples, monkeypatch):
+    """With compiled kernels (FUSIONBENCH_COMPILE=1), bench eval compiles them in a background
+    thread and scores the other metrics first; the batches scored meanwhile get the compiled
+    metrics once the kernel is ready. Scores (and columns, prefixed for two lineages) equal the
+    batch-by-batch run's, and the columns keep their order."""
+    import benchmark.running.evaluate as ev
+    from metrics import _compile
+
+    x1, x2 = triples
+    stems = [f"s{i}" for i in range(6)]
+    xs1, xs2 = [x1[i % 3] for i in range(6)], [x2[i % 3] for i in range(6)]
+    _write(tmp_path / "a", stems, xs1, "png8")
+    _write(tmp_path / "b", stems, xs2, "png8")
+    _write(tmp_path / "f", stems, [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)], "png8")
+    monkeypatch.setenv("FUSIONBENCH_COMPILE", "1")
+    monkeypatch.setattr(_compile, "_BROKEN", [])
+    args = (str(tmp_path / "a"), str(tmp_path / "b"), {"m": str(tmp_path / "f")})
+    names = "Q_FMI,Q_SSIM,tang:FMI_dct,tang:FMI_pixel,tang:EN,cddfuse:EN,cddfuse:SCD"
+    kw = dict(metrics=names, lineage="tang,cddfuse", batch=2, progress=False, workers=1)
+    seen = []
+    real = _compile.warming
+    answers = iter([True, True])  # the first two batches are scored while "still compiling"
+    monkeypatch.setattr(_compile, "warming", lambda: seen.append(1) or next(answers, None) or real())
+    deferred = ev.evaluate_folders(*args, str(tmp_path / "deferred"), **kw)
+    assert len(seen) >= 3 and not _compile._BROKEN
+    monkeypatch.setattr(ev, "_deferrable", lambda *a: [])
+    whole = ev.evaluate_folders(*args, str(tmp_path / "whole"), **kw)
+    assert list(deferred.columns) == list(whole.columns)
+    assert {"Q_FMI", "tang:FMI_dct", "tang:FMI_pixel", "tang:EN", "cddfuse:EN"} <= set(whole.columns)
+    pd.testing.assert_frame_equal(deferred, whole)

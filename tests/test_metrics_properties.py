@@ -397,3 +397,25 @@ def test_value_checks_run_in_chunks_and_name_the_sample(pairs):
     f[5, 0, 3, 3] = 1.5
     with pytest.raises(ValueError, match=r"fused has values in \[0, 1.5\] in sample\(s\) \[5\]"):
         metrics.score(f, x1, x2, chunk_size=4)
+
+
+def test_compiled_flag_names_exactly_the_metrics_that_run_compiled_kernels(monkeypatch, pairs):
+    """``MetricInfo.compiled`` (bench eval compiles those kernels in the background and scores the
+    other metrics meanwhile) is true exactly for the metrics that call a compiled kernel."""
+    from metrics import _compile
+    from metrics.registry import METRICS
+
+    calls = []
+
+    def spy(fn, *args, **kw):
+        calls.append(fn)
+        return fn(*args)
+
+    monkeypatch.setattr(_compile, "call", spy)
+    x1, x2 = pairs[0][:1, :, 96:144, 96:144].float(), pairs[1][:1, :, 96:144, 96:144].float()  # not background
+    f = (x1 + x2) / 2
+    for name, info in METRICS.items():
+        calls.clear()
+        with _compile.compiling(True):
+            metrics.score(f, x1, x2, metrics=[name], lineages=info.lineage if info.lineage != "liu" else None)
+        assert bool(calls) == info.compiled, name

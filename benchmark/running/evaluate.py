@@ -22,7 +22,8 @@ from benchmark.reporting.tables import write_leaderboards
 from metrics import _compile
 from metrics.colour import colour_score
 from metrics.profiles import get_profile
-from metrics.registry import METRICS, resolve_metrics
+from metrics.registry import METRICS, column_names, resolve_metrics
+from metrics.scoring import score
 
 log = logging.getLogger("fusionbench.metrics")
 AUTO_MIN_TRIPLES = 256  # below this, starting worker processes (~2 s each) does not pay
@@ -148,10 +149,11 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
     return max(1, min(n, n_batches))
 
 
-def _score_batch(task) -> tuple[list[dict], list]:
+def _score_batch(task, columns: dict | None = None) -> tuple[list[dict], list]:
     """Score one batch of triples: ``task`` = (model, {stem: (x1 path, x2 path, fused path, (h, w))},
     metric names, profile, quantize, device, workload). Returns (rows, NaN notes as (column, stems,
-    reason))."""
+    reason)). ``columns``: when ``task`` holds part of the metrics, the column of each metric in the
+    whole set (a column's name depends on which lineages are scored together)."""
     m, files, names, metric_profile, quantize, device, workload = task
     by_shape = {}
     src = {k: (read_image(p1, colour=True), read_image(p2, colour=True)) for k, (p1, p2, _, _) in files.items()}
@@ -174,10 +176,70 @@ def _score_batch(task) -> tuple[list[dict], list]:
             workload=workload,
             notes=got,
         )
+        if columns is not None:
+            part = column_names(names)
+            rename = {part[n]: columns[n] for n in names}
+            sc = {rename[c]: v for c, v in sc.items()}
+            got = [(rename.get(c, c), idx, reason) for c, idx, reason in got]
         notes += [(col, [group[i][0] for i in idx], reason) for col, idx, reason in got]
         for j, (k, _) in enumerate(group):
             rows.append({"model": m, "name": k, **{n: float(v[j]) for n, v in sc.items()}})
     return rows, notes
+
+
+def _deferrable(names: list[str], workload: int, device: str) -> list[str]:
+    """The metrics whose compiled kernels are worth compiling in the background while the others
+    are scored: those that run compiled kernels (on a CPU, for a large workload), when others exist."""
+    if not _compile.wanted(workload, device):
+        return []
+    late = [n for n in names if METRICS[n].compiled]
+    return late if len(late) < len(names) else []
+
+
+def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size) -> None:
+    """Fill ``results`` in this process while the kernels of the ``deferred`` metrics compile in a
+    background thread (:func:`metrics._compile.warm_up`, on one dummy triple of ``size``): until
+    they are compiled, batches are scored without those metrics, which are scored for them once the
+    kernels are ready (their files read again, so memory stays flat). Every score is the one the
+    batch gets when scored whole: the same kernels on the same images."""
+    m, _, names, metric_profile, quantize, _, workload = tasks[0]
+    early = [n for n in names if n not in deferred]
+    cols = column_names(names)
+    g = torch.Generator().manual_seed(0)
+    dummy = [torch.rand(1, 1, *size, generator=g) for _ in range(3)]
+    _compile.warm_up(
+        lambda: score(*dummy, metrics=deferred, profile=metric_profile, quantize=quantize, workload=workload, notes=[])
+    )
+
+    def part(task, which):
+        return (task[0], task[1], which, *task[3:])
+
+    pending: list[int] = []
+
+    def catch_up() -> None:
+        for j in pending:
+            rows, notes = results[j]
+            late_rows, late_notes = _score_batch(part(tasks[j], deferred), cols)
+            merged = []
+            for r, d in zip(rows, late_rows, strict=True):
+                both = {**r, **d}
+                merged.append({"model": r["model"], "name": r["name"], **{c: both[c] for c in cols.values()}})
+            results[j] = (merged, notes + late_notes)
+            bar.update()
+        pending.clear()
+
+    for i, task in enumerate(tasks):
+        if pending and not _compile.warming():
+            catch_up()
+        if _compile.warming():
+            results[i] = _score_batch(part(task, early), cols)
+            pending.append(i)
+            if not bar.disable:
+                bar.total += 1
+        else:
+            results[i] = _score_batch(task)
+        bar.update()
+    catch_up()
 
 
 def _worker_init() -> None:
@@ -273,7 +335,11 @@ def _score_folders(
     try:
         first = 0
         auto = str(workers) == "auto" and os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto") == "auto"
-        if n_workers > 1 and auto:
+        deferred = _deferrable(names, workload, device) if (n_workers == 1 or auto) else []
+        if deferred:  # compiled kernels: one process (each worker would compile them again)
+            n_workers, first = 1, len(tasks)
+            _score_deferring(tasks, results, bar, deferred, imgs[keys[0]])
+        elif n_workers > 1 and auto:
             # The first batch shows whether these metrics run compiled kernels (on a CPU, for large
             # workloads): then every worker would compile them again (~10 s of CPU each), which
             # costs more than side-by-side scoring gains, so this process scores on alone.

@@ -21,6 +21,7 @@ class Spec:
     # changes it beyond 1e-4: moments E[x^2] - mu^2 of 0..255 images cancel, and these originals'
     # stabilising constants are too small (or absent) to hide it.
     f64: bool = False
+    compiled: bool = False  # True: runs a compiled kernel on a CPU for large workloads (metrics._compile)
 
     def __call__(self, li, name: str):
         if li.n > li.CHUNK:

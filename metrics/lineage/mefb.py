@@ -277,6 +277,7 @@ SPECS = (
         "Haghighat, Aghagolzadeh & Seyedarabi, CEE 2011",
         "Fast-FMI of Sobel edge maps",
         checked=False,
+        compiled=True,
     ),
     Spec(
         "VIF", vif, True, "Han, Cai, Cao & Xu, Inf. Fusion 2013", "VIFF: multiscale VIF of F vs both sources", f64=True

@@ -292,7 +292,8 @@ SPECS = (
         "Haghighat & Razian, AICT 2014",
         "Fast-FMI of Sobel edge maps (default feature)",
         checked=False,
+        compiled=True,
     ),
-    Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features"),
+    Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features", compiled=True),
     Spec("MS_SSIM", ms_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "multi-scale MEF-SSIM", min_size=44, f64=True),
 )
