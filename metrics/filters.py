@@ -182,7 +182,7 @@ def gaussian_filter(x: torch.Tensor, g: torch.Tensor, mode: str) -> torch.Tensor
     Equal to filtering with the 2-D window ``outer(g, g)`` (up to float rounding; 22 instead of 121
     multiply-adds a pixel). ``mode``: ``valid`` or ``same`` (zero padding); the window is symmetric,
     so correlation and convolution agree. Scoring uses :func:`separable_matmul` instead
-    (:func:`metrics.ssim.ssim_stats` with ``scoring=True``): 10x faster on a CPU, with nothing to compile.
+    (:func:`metrics.ssim.filtered_moments`): 10x faster on a CPU, with nothing to compile.
     """
     if mode not in ("valid", "same"):
         raise ValueError(f"unknown Gaussian filtering mode {mode!r}")

@@ -17,22 +17,20 @@ from metrics.filters import gaussian_1d, gaussian_filter, separable_matmul, tool
 K1, K2 = 0.01, 0.03  # Wang et al. 2004, sec. III-C
 
 
-def ssim_stats(a: torch.Tensor, b: torch.Tensor, mode: str = "valid", scoring: bool = False):
+def ssim_stats(a: torch.Tensor, b: torch.Tensor, mode: str = "valid"):
     """Local Gaussian moments ``(mu_a, mu_b, var_a, var_b, cov_ab)`` of (B, 1, H, W) images.
 
-    The five moments are filtered together: in one grouped convolution (torchmetrics' layout; the
-    training losses, differentiable), or with ``scoring`` as two banded matrix products
-    (:func:`metrics.filters.separable_matmul`: 10x faster on a CPU, eager, nothing to compile; equal
-    to float rounding). ``var`` and ``cov`` are ``E[x^2] - mu^2`` as in ``ssim_index.m`` (not
-    clamped: the toolbox does not).
+    The five moments are filtered in one grouped convolution (torchmetrics' layout; the training
+    losses, differentiable). Scoring filters them with banded matrices instead
+    (:func:`filtered_moments`, through :func:`stats_of`). ``var`` and ``cov`` are ``E[x^2] - mu^2``
+    as in ``ssim_index.m`` (not clamped: the toolbox does not).
     """
     if mode == "toolbox":
         rows, cols = toolbox_centre(a.shape[-2], a.shape[-1], 21)
         a, b = a[..., rows, cols], b[..., rows, cols]
         mode = "valid"
     g = gaussian_1d(11, 1.5, dtype=a.dtype, device=a.device)
-    x = torch.cat([a, b, a * a, b * b, a * b], dim=1)
-    m = separable_matmul(x, g, mode) if scoring else gaussian_filter(x, g, mode)
+    m = gaussian_filter(torch.cat([a, b, a * a, b * b, a * b], dim=1), g, mode)
     return _moments_to_stats(*m.split(1, dim=1))
 
 
@@ -124,7 +122,8 @@ def stats_of(work: Workspace, which: str, mode: str, images) -> tuple:
 def filtered_moments(work: Workspace, mode: str, images, names) -> list:
     """Gaussian-filtered maps named ``A``, ``B``, ``F`` (an image) or ``AB``, ``FF``, ... (a product)
     of the batch's ``images`` (A, B, F), each filtered once per batch; those not yet filtered go
-    through :func:`metrics.filters.separable_matmul` together."""
+    through :func:`metrics.filters.separable_matmul` together (10x faster than the grouped
+    convolution on a CPU, eager, nothing to compile; equal to float rounding)."""
     done = work.cached(("moments", mode, id(images[0])), dict)
     todo = [n for n in dict.fromkeys(names) if n not in done]
     if todo:

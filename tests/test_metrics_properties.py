@@ -229,26 +229,20 @@ def test_kernel_error_is_not_taken_for_a_compiler_failure(monkeypatch):
 
 
 def test_scoring_ssim_statistics_equal_the_training_losses():
-    """Scoring filters the SSIM moments with banded matrices, the training loss with a grouped
-    convolution: the two agree to float rounding, in both map modes and in float32 and float64."""
-    from metrics.ssim import ssim_stats
+    """Scoring filters each distinct SSIM moment map of the three pairs once, with banded matrices;
+    the training loss filters a pair's five maps with a grouped convolution. The statistics agree
+    to float rounding, in every map mode and in float32 and float64."""
+    from metrics._workspace import Workspace
+    from metrics.ssim import ssim_stats, stats_of
 
     gen = torch.Generator().manual_seed(1)
     for dtype, tol in ((torch.float64, 1e-9), (torch.float32, 0.05)):
-        a, b = (torch.round(torch.rand(3, 1, 40, 33, generator=gen) * 255).to(dtype) for _ in range(2))
-        for mode in ("valid", "same"):
-            for got, want in zip(ssim_stats(a, b, mode, scoring=True), ssim_stats(a, b, mode)):
-                torch.testing.assert_close(got, want, atol=tol, rtol=0)
-    # metrics.score filters each distinct map of the three pairs once: the same statistics
-    from metrics._workspace import Workspace
-    from metrics.ssim import stats_of
-
-    a, b, f = (torch.round(torch.rand(2, 1, 40, 33, generator=gen, dtype=torch.float64) * 255) for _ in range(3))
-    for mode in ("valid", "same", "toolbox"):
-        work = Workspace(f, a, b)
-        for which, pair in (("FA", (f, a)), ("AB", (a, b)), ("FB", (f, b))):
-            for got, want in zip(stats_of(work, which, mode, (a, b, f)), ssim_stats(*pair, mode, scoring=True)):
-                torch.testing.assert_close(got, want, atol=1e-9, rtol=0)
+        a, b, f = (torch.round(torch.rand(2, 1, 40, 33, generator=gen) * 255).to(dtype) for _ in range(3))
+        for mode in ("valid", "same", "toolbox"):
+            work = Workspace(f, a, b)
+            for which, pair in (("FA", (f, a)), ("AB", (a, b)), ("FB", (f, b))):
+                for got, want in zip(stats_of(work, which, mode, (a, b, f)), ssim_stats(*pair, mode)):
+                    torch.testing.assert_close(got, want, atol=tol, rtol=0)
 
 
 def test_banded_matrix_filter_equals_the_2d_window():

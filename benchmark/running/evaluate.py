@@ -202,7 +202,7 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size)
     they are compiled, batches are scored without those metrics, which are scored for them once the
     kernels are ready (their files read again, so memory stays flat). Every score is the one the
     batch gets when scored whole: the same kernels on the same images."""
-    m, _, names, metric_profile, quantize, _, workload = tasks[0]
+    _, _, names, metric_profile, quantize, _, workload = tasks[0]
     early = [n for n in names if n not in deferred]
     cols = column_names(names)
     g = torch.Generator().manual_seed(0)
