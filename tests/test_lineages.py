@@ -199,6 +199,24 @@ def test_qp_on_constant_images_follows_the_original():
     assert math.isfinite(v) and 0 < v < 1 and notes == []
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_phase_congruency_median_is_matlabs(dtype):
+    """The noise estimate's row median (one selection): NumPy's median for odd and even lengths,
+    with ties at, across and away from the middle, and for constant rows."""
+    from metrics.lineage.phase import _median
+
+    g = torch.Generator().manual_seed(3)
+    rows = [
+        torch.rand(6, 57600, generator=g, dtype=dtype),
+        torch.randint(0, 4, (6, 57600), generator=g).to(dtype),  # many ties at the middle
+        torch.randint(0, 3, (6, 11), generator=g).to(dtype),  # odd length
+        torch.tensor([[1.0, 2.0, 3.0, 3.0, 3.0, 9.0], [0.0, 0.0, 5.0, 5.0, 7.0, 8.0]], dtype=dtype),
+        torch.full((2, 8), 2.5, dtype=dtype),
+    ]
+    for x in rows:
+        assert torch.equal(_median(x), torch.from_numpy(np.median(x.numpy(), axis=-1)).to(dtype))
+
+
 def test_matlab_sobel_edges_thin_a_step_to_one_column():
     """MEFB's FMI features: MATLAB's default ``edge`` (Sobel, threshold 4 mean(b), thinning that
     keeps b(c-1) <= b(c) > b(c+1)). A vertical step between columns 9 and 10 gives equal strength in

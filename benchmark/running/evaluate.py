@@ -243,6 +243,9 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size)
 
 
 def _worker_init() -> None:
+    from benchmark.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the main process (a spawned worker starts with glibc's defaults)
     torch.set_num_threads(1)  # one process per core
     log.disabled = True  # the main process logs the NaN notes
 

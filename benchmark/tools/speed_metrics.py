@@ -8,7 +8,8 @@ Scores ``n`` phantom pairs at 240x240 (64 distinct pairs generated, repeated to 
 not grow with ``n``. Prints pairs/s per metric, for all five together (sharing work), and the peak
 memory (CUDA: ``max_memory_allocated``; CPU: growth of the process's peak RSS). On a CPU the
 kernels are compiled as ``metrics.score`` would compile them for ``n`` pairs (``--compile``, i.e.
-``FUSIONBENCH_COMPILE``); the one-off compilation happens in a warm-up and is reported apart.
+``FUSIONBENCH_COMPILE``); the one-off compilation happens in a warm-up and is reported apart. The
+allocator is set up as ``bench`` sets it (:mod:`benchmark.allocator`; ``FUSIONBENCH_MALLOC=0``: not).
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ def main(argv=None) -> int:
         import os
 
         os.environ["FUSIONBENCH_COMPILE"] = a.compile
+    from benchmark.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as ``bench`` does (FUSIONBENCH_MALLOC=0: glibc's defaults)
     r = bench(a.n, a.chunk, a.device, a.dtype, a.metrics.split(",") if a.metrics else None)
     if a.json:
         print(json.dumps(r))

@@ -80,12 +80,15 @@ def _bank(rows: int, cols: int):
 
 def _median(x: torch.Tensor) -> torch.Tensor:
     """MATLAB ``median`` of each row: the middle value, or the mean of the two middle values
-    (two selections, no sort)."""
+    (one selection, no sort: the upper middle value is the lower one when it occurs past the middle,
+    else the smallest value above it; a second selection took 1.6 times as long here)."""
     n = x.shape[-1]
-    upper = torch.kthvalue(x, n // 2 + 1, dim=-1).values
     if n % 2:
-        return upper
-    return (torch.kthvalue(x, n // 2, dim=-1).values + upper) / 2
+        return torch.kthvalue(x, n // 2 + 1, dim=-1).values
+    lower = torch.kthvalue(x, n // 2, dim=-1, keepdim=True).values
+    repeated = (x <= lower).sum(dim=-1, keepdim=True) > n // 2
+    above = torch.where(x > lower, x, torch.full_like(x, float("inf"))).amin(dim=-1, keepdim=True)
+    return ((lower + torch.where(repeated, lower, above)) / 2).squeeze(-1)
 
 
 def phase_congruency(im: torch.Tensor):
