@@ -4,9 +4,11 @@ Scoring a batch allocates and frees hundreds of image-sized tensors (a 240x240 f
 images is 1.8 MB). glibc's ``malloc`` serves blocks that large with ``mmap`` (above a threshold that
 starts at 128 KiB) and trims the top of its heap back to the kernel, so the next tensor of the same
 size arrives as fresh pages the kernel must fault in and zero, one 4 KiB page at a time. Measured on
-the project's 2-core CPU, ``metrics.score`` of 64 phantom triples in batches of 16: mefb 7,700-11,800
-minor page faults per triple with glibc's defaults against 340-450 with the settings below, and
-10-30% less wall time for liu, vifb, tang and mefb (cddfuse, whose few maps are small, is unchanged).
+the project's 2-core CPU: ``metrics.score`` of 64 phantom triples in batches of 16 made 7,700-11,800
+minor page faults per triple for mefb with glibc's defaults, 340-450 with the settings below (10-30%
+less wall time for liu, vifb, tang and mefb in that loop); whole ``bench eval`` runs of 1153 triples
+spend half the system time (tang 4.3 against 11.0 s, mefb 5.4 against 10.7 s) and mefb 9% less wall
+time, while liu and tang end to end stay within the machine's noise (wall ratios 0.997 and 0.993).
 
 The settings (glibc ``mallopt``): blocks up to 32 MiB (the largest threshold glibc accepts on 64-bit)
 come from the heap, not ``mmap``; the heap keeps up to 1 GiB of free memory at its top rather than
