@@ -72,6 +72,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out")
     args = p.parse_args(argv)
+    from benchmark.allocator import keep_freed_memory
+
+    keep_freed_memory()  # time each metric as ``bench`` runs it (FUSIONBENCH_MALLOC=0: glibc's defaults)
     lines = [
         "| lineage | metric | largest difference, float64 | float32 | ms / image | documented hazards |",
         "|---|---|---:|---:|---:|---|",
