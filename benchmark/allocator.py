@@ -9,7 +9,7 @@ minor page faults per triple for mefb with glibc's defaults, 340-450 with the se
 less wall time for liu, vifb, tang and mefb in that loop); whole ``bench eval`` runs of 1153 triples
 spend half the system time or less (tang 3.6 against 8.8 s, mefb 5.4 against 10.7 s); wall time:
 tang 7% less (ratios 0.92-0.94 over two A/B pairs; a first, noisier set 0.84-1.15), mefb 9% less
-(one pair), liu unchanged (0.997 over four pairs: its batches are smaller).
+(one pair), liu unchanged (0.997 over four pairs).
 
 The settings (glibc ``mallopt``): blocks up to 32 MiB (the largest threshold glibc accepts on 64-bit)
 come from the heap, not ``mmap``; the heap keeps up to 1 GiB of free memory at its top rather than
