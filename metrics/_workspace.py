@@ -9,6 +9,10 @@ metric: it holds the images and the cache, and the metric files hold the maths.
 
 from __future__ import annotations
 
+import functools
+
+import torch
+
 from metrics._checks import check_triple
 from metrics.profiles import get_profile
 from metrics.toolbox_input import paper_input_path, quantize_255
@@ -84,3 +88,28 @@ class Workspace:
         if self.quantize and not self.paper_inputs:
             return self.toolbox_images()
         return self.cached("q8", lambda: tuple(quantize_255(x, True) for x in (self.x1, self.x2, self.fused)))
+
+
+def one_image_twice(batch: list) -> bool:
+    """Whether a batch of one image should be scored twice over (``batch`` = [fused, x1, x2]): on
+    a CPU with several threads, torch splits a reduction to one value over the threads (two
+    partial sums), so a lone image's scores would differ in the last digits from those it gets in
+    any batch, or on one thread (bench eval's one-image last batch, with workers or without).
+    Doubled, it gets a batch's. (Switching to one thread instead would make torch.compile compile
+    its kernels again: the thread count is in its guards.)"""
+    f = batch[0]
+    return isinstance(f, torch.Tensor) and f.shape[0] == 1 and f.device.type == "cpu" and torch.get_num_threads() > 1
+
+
+def batch_invariant(fn):
+    """A metric ``fn(fused, x1, x2, ..., work=None) -> Tensor[B]`` whose scores of a single image,
+    called without a shared :class:`Workspace`, equal those of the image in a batch, bit for bit
+    (:func:`one_image_twice`; :func:`metrics.score` doubles such a batch itself)."""
+
+    @functools.wraps(fn)
+    def wrapper(fused, x1, x2, *args, work=None, **kwargs):
+        if work is None and one_image_twice([fused, x1, x2]):
+            return fn(*(torch.cat([x, x]) for x in (fused, x1, x2)), *args, **kwargs)[:1]
+        return fn(fused, x1, x2, *args, work=work, **kwargs)
+
+    return wrapper

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from metrics import _compile
-from metrics._workspace import Workspace
+from metrics._workspace import Workspace, batch_invariant
 
 
 def _offsets(w: int, width: int) -> list[int]:
@@ -164,6 +164,7 @@ def fmi_from_images(
     return ((fmi[: n * h * w] + fmi[n * h * w :]) / 2).view(n, -1).mean(dim=1)
 
 
+@batch_invariant
 def q_fmi(
     fused: torch.Tensor,
     x1: torch.Tensor,

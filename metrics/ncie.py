@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics._workspace import Workspace
+from metrics._workspace import Workspace, batch_invariant
 
 BINS = 256
 
@@ -62,6 +62,7 @@ def ncie_from_normalized(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> t
     return 1.0 + term.sum(dim=-1) / 8.0
 
 
+@batch_invariant
 def q_ncie(
     fused: torch.Tensor,
     x1: torch.Tensor,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics._workspace import Workspace
+from metrics._workspace import Workspace, batch_invariant
 from metrics.ssim import ssim_map, stats_of
 
 
@@ -26,6 +26,7 @@ def q_p_from_stats(stats_ab, stats_fa, stats_fb, data_range: float = 255.0) -> t
     return (lam * m1 + (1 - lam) * m2).flatten(1).mean(dim=1)
 
 
+@batch_invariant
 def q_p(
     fused: torch.Tensor,
     x1: torch.Tensor,

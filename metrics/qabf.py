@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from metrics._workspace import Workspace
+from metrics._workspace import Workspace, batch_invariant
 from metrics.filters import correlate, toolbox_centre
 
 _SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -92,6 +92,7 @@ def _q_xy_maps(ax, ay, bx, by, fx, fy, constants: str):
     return q_af * w_a + q_bf * w_b, w_a + w_b
 
 
+@batch_invariant
 def q_xy(
     fused: torch.Tensor,
     x1: torch.Tensor,

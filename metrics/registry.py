@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from metrics._workspace import Workspace
+from metrics._workspace import Workspace, batch_invariant
 from metrics.fmi import q_fmi
 from metrics.lineage import LINEAGES, SOURCES, SPECS, Spec
 from metrics.ncie import q_ncie
@@ -108,6 +108,7 @@ ALL_LINEAGES = ("liu", *LINEAGES)
 
 
 def _lineage_fn(spec: Spec, name: str):
+    @batch_invariant
     def fn(fused, x1, x2, profile: str = "upstream", quantize: bool | None = None, work: Workspace | None = None):
         work = Workspace.of(work, fused, x1, x2, profile, quantize, spec.min_size)
         return spec(work.lineage_images(), name)

@@ -13,7 +13,7 @@ import torch
 
 from metrics import _compile
 from metrics._checks import check_triple
-from metrics._workspace import Workspace
+from metrics._workspace import Workspace, one_image_twice
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, column_names, resolve_metrics
 
@@ -62,21 +62,22 @@ def score(
     with _compile.compiling(compiled):
         for s in range(0, n, max(1, step)):
             batch = [x[s : s + step] for x in (fused, x1, x2)]
-            ws = Workspace(*batch, profile, quantize, paper_inputs)
-            chunk_start = s
-            for k in names:
-                info = METRICS[k]
-                v = info.fn(
-                    *batch,
-                    profile=profile,
-                    quantize=quantize,
-                    work=ws,
-                    **{mine: extra[ours] for ours, mine in info.options},
-                )
-                parts[k].append(v)
-            for name, idx, reason in ws.lineage_notes():
-                _note(cols.get(name, name), [chunk_start + i for i in idx], reason, notes)
+            _score_chunk(batch, s, names, cols, profile, quantize, paper_inputs, extra, parts, notes)
     return {cols[k]: torch.cat(v) for k, v in parts.items()}
+
+
+def _score_chunk(batch, chunk_start, names, cols, profile, quantize, paper_inputs, extra, parts, notes) -> None:
+    n = batch[0].shape[0]
+    if one_image_twice(batch):  # a lone image gets the scores it gets in any batch
+        batch = [torch.cat([x, x]) for x in batch]
+    ws = Workspace(*batch, profile, quantize, paper_inputs)
+    for k in names:
+        info = METRICS[k]
+        options = {mine: extra[ours] for ours, mine in info.options}
+        parts[k].append(info.fn(*batch, profile=profile, quantize=quantize, work=ws, **options)[:n])
+    for name, idx, reason in ws.lineage_notes():
+        if any(i < n for i in idx):
+            _note(cols.get(name, name), [chunk_start + i for i in idx if i < n], reason, notes)
 
 
 def _note(column: str, idx: list[int], reason: str, notes: list | None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics._workspace import Workspace
+from metrics._workspace import Workspace, batch_invariant
 from metrics.filters import gaussian_1d, gaussian_filter, separable_matmul, toolbox_centre
 
 K1, K2 = 0.01, 0.03  # Wang et al. 2004, sec. III-C
@@ -60,6 +60,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0, mode: str = 
         return ssim_map(a.to(dt), b.to(dt), data_range, mode).flatten(1).mean(dim=1)
 
 
+@batch_invariant
 def q_ssim(
     fused: torch.Tensor,
     x1: torch.Tensor,
@@ -82,6 +83,7 @@ def q_ssim(
     return (m1 + m2) / 2
 
 
+@batch_invariant
 def q_ssim_x1(
     fused: torch.Tensor,
     x1: torch.Tensor,
@@ -94,6 +96,7 @@ def q_ssim_x1(
     return ssim_per_source(fused, x1, x2, profile, quantize, None, work)[0]
 
 
+@batch_invariant
 def q_ssim_x2(
     fused: torch.Tensor,
     x1: torch.Tensor,

@@ -413,3 +413,30 @@ def test_compiled_flag_names_exactly_the_metrics_that_run_compiled_kernels(monke
         with _compile.compiling(True):
             metrics.score(f, x1, x2, metrics=[name], lineages=info.lineage if info.lineage != "liu" else None)
         assert bool(calls) == info.compiled, name
+
+
+def test_scores_do_not_depend_on_the_batch_or_the_thread_count(pairs):
+    """Bit for bit: a batch of five (lineage pieces of 3 + 2 images) on two CPU threads, on one,
+    and each image alone on two (a single image's reductions to one value would otherwise be split
+    over the threads and round differently; bench eval's results may not depend on its workers),
+    and each metric function called alone on one image."""
+    x1, x2 = (torch.round(x[:5].float() * 255) / 255 for x in pairs)
+    f = torch.round((0.6 * x1 + 0.4 * x2) * 255) / 255
+    threads = torch.get_num_threads()
+    try:
+        for lineages in (None, "vifb,tang,mefb,cddfuse"):
+            torch.set_num_threads(2)
+            batch = metrics.score(f, x1, x2, lineages=lineages)
+            alone = [metrics.score(f[i : i + 1], x1[i : i + 1], x2[i : i + 1], lineages=lineages) for i in range(5)]
+            torch.set_num_threads(1)
+            one_thread = metrics.score(f, x1, x2, lineages=lineages)
+            for m, v in batch.items():
+                for other in (one_thread[m], torch.cat([a[m] for a in alone])):
+                    assert torch.equal(v.isnan(), other.isnan()), m
+                    assert torch.equal(v[~v.isnan()], other[~v.isnan()]), m
+            torch.set_num_threads(2)
+            for m, v in batch.items():  # each metric function called alone on one image (no shared work)
+                single = metrics.METRICS[m].fn(f[2:3], x1[2:3], x2[2:3])
+                assert torch.equal(single, v[2:3]) or (single.isnan().all() and v[2:3].isnan().all()), m
+    finally:
+        torch.set_num_threads(threads)

@@ -43,20 +43,25 @@ class LineageImages:
         self.notes: list[tuple[str, list[int], str]] = notes if notes is not None else []
 
     def chunks(self) -> list["LineageImages"]:
-        """The batch in pieces of :attr:`CHUNK` images (cached, so their intermediates are shared
+        """The batch in pieces of at most :attr:`CHUNK` images (cached, so their intermediates are shared
         by every metric); their NaN notes come back here with the right sample indices."""
 
         def make():
+            # Pieces of equal size (+-1), so that none holds a single image when the batch has more:
+            # a reduction to one value is split over the CPU threads, and its rounding would then
+            # depend on how many there are (metrics.scoring.score scores single images on one).
+            k = -(-self.n // self.CHUNK)
+            bounds = [self.n * i // k for i in range(k + 1)]
             return [
                 LineageImages(
-                    self.a[s : s + self.CHUNK],
-                    self.b[s : s + self.CHUNK],
-                    self.f[s : s + self.CHUNK],
+                    self.a[s:e],
+                    self.b[s:e],
+                    self.f[s:e],
                     self.notes,
                     self._offset + s,
-                    (self.f_integer[s : s + self.CHUNK], self._ab_integer[s : s + self.CHUNK]),
+                    (self.f_integer[s:e], self._ab_integer[s:e]),
                 )
-                for s in range(0, self.n, self.CHUNK)
+                for s, e in zip(bounds, bounds[1:])
             ]
 
         return self.cached("chunks", make)
