@@ -297,37 +297,6 @@ def test_auto_workers_stay_single_when_the_metrics_compile(tmp_path, triples, mo
     assert (tmp_path / "o1" / "scores.csv").read_text() == (tmp_path / "o2" / "scores.csv").read_text()
 
 
-@pytest.mark.parametrize("main_helps", [False, True])
-def test_workers_compile_the_kernels_once_and_give_the_same_scores(tmp_path, triples, monkeypatch, main_helps):
-    """With compiled kernels and two processes, this process scores the other metrics and the
-    worker compiles and runs the kernels (this process runs none, unless deferred parts pile up:
-    then it loads them from the cache and helps). Scores equal the one-process run bit for bit."""
-    import benchmark.running.evaluate as ev
-    from metrics import _compile
-
-    x1, x2 = triples
-    stems = [f"s{i}" for i in range(8)]
-    xs1, xs2 = [x1[i % 3] for i in range(8)], [x2[i % 3] for i in range(8)]
-    _write(tmp_path / "a", stems, xs1, "png8")
-    _write(tmp_path / "b", stems, xs2, "png8")
-    _write(tmp_path / "f", stems, [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)], "png8")
-    monkeypatch.setenv("FUSIONBENCH_COMPILE", "1")
-    monkeypatch.setattr(_compile, "_BROKEN", [])
-    monkeypatch.setattr(ev, "HELP_MIN_WAITING", 0 if main_helps else 100)
-    args = (str(tmp_path / "a"), str(tmp_path / "b"), {"m": str(tmp_path / "f")})
-    kw = dict(metrics="tang:FMI_dct,tang:EN,cddfuse:EN,cddfuse:SCD", lineage="tang,cddfuse", batch=1, progress=False)
-    one = ev.evaluate_folders(*args, str(tmp_path / "one"), workers=1, **kw)
-    calls = _compile.compiled_calls()
-    split = []
-    real = ev._score_split
-    monkeypatch.setattr(ev, "_score_split", lambda *a: split.append(a[4]) or real(*a))
-    two = ev.evaluate_folders(*args, str(tmp_path / "two"), workers=2, **kw)
-    assert split == [["tang:FMI_dct"]] and not _compile._BROKEN
-    assert (_compile.compiled_calls() > calls) == main_helps
-    pd.testing.assert_frame_equal(one, two)
-    assert (tmp_path / "one" / "scores.csv").read_text() == (tmp_path / "two" / "scores.csv").read_text()
-
-
 def test_metrics_deferred_while_their_kernel_compiles_get_the_same_scores(tmp_path, triples, monkeypatch):
     """With compiled kernels (FUSIONBENCH_COMPILE=1), bench eval compiles them in a background
     thread and scores the other metrics first; the batches scored meanwhile get the compiled

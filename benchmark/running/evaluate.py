@@ -27,9 +27,6 @@ from metrics.scoring import score
 
 log = logging.getLogger("fusionbench.metrics")
 AUTO_MIN_TRIPLES = 256  # below this, starting worker processes (~2 s each) does not pay
-# Compiled kernels with workers: this process loads them too (~3 s) only when at least this many
-# deferred parts per worker wait for a worker, every batch being taken (_score_split).
-HELP_MIN_WAITING = 4
 
 
 def parse_fused(specs) -> dict[str, str]:
@@ -134,10 +131,8 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
     ``FUSIONBENCH_EVAL_WORKERS`` variable overrides ``auto``). ``auto`` uses one single-threaded
     process per CPU core when the eval scores at least :data:`AUTO_MIN_TRIPLES` triples on a CPU
     (batches side by side beat one process whose small tensor operations are split over the
-    cores; README, "Speed of whole lineages"), else this process alone. Where some metrics run
-    compiled kernels, the workers compile them once and score them while this process scores the
-    rest (:func:`_score_split`); where every metric does, this process scores alone under ``auto``
-    (:func:`_score_folders`)."""
+    cores; README, "Speed of whole lineages"), else this process alone. Metrics that run compiled
+    kernels are scored by this process alone under ``auto`` (:func:`_score_folders`)."""
     if workers == "auto":
         workers = os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto")
     if workers == "auto":
@@ -201,21 +196,6 @@ def _deferrable(names: list[str], workload: int, device: str) -> list[str]:
     return late if len(late) < len(names) else []
 
 
-def _part(task, names: list[str]):
-    """``task`` with only the metrics ``names``."""
-    return (task[0], task[1], names, *task[3:])
-
-
-def _merge(first: tuple[list[dict], list], late: tuple[list[dict], list], cols: dict) -> tuple[list[dict], list]:
-    """A batch's (rows, notes) scored without the deferred metrics, joined with those metrics'
-    (``late``); columns in the whole set's order."""
-    merged = []
-    for r, d in zip(first[0], late[0], strict=True):
-        both = {**r, **d}
-        merged.append({"model": r["model"], "name": r["name"], **{c: both[c] for c in cols.values()}})
-    return merged, first[1] + late[1]
-
-
 def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size) -> None:
     """Fill ``results`` in this process while the kernels of the ``deferred`` metrics compile in a
     background thread (:func:`metrics._compile.warm_up`, on one dummy triple of ``size``): until
@@ -231,12 +211,20 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size)
         lambda: score(*dummy, metrics=deferred, profile=metric_profile, quantize=quantize, workload=workload, notes=[])
     )
 
-    part = _part
+    def part(task, which):
+        return (task[0], task[1], which, *task[3:])
+
     pending: list[int] = []
 
     def catch_up() -> None:
         for j in pending:
-            results[j] = _merge(results[j], _score_batch(part(tasks[j], deferred), cols), cols)
+            rows, notes = results[j]
+            late_rows, late_notes = _score_batch(part(tasks[j], deferred), cols)
+            merged = []
+            for r, d in zip(rows, late_rows, strict=True):
+                both = {**r, **d}
+                merged.append({"model": r["model"], "name": r["name"], **{c: both[c] for c in cols.values()}})
+            results[j] = (merged, notes + late_notes)
             bar.update()
         pending.clear()
 
@@ -262,9 +250,9 @@ def _worker_init() -> None:
     log.disabled = True  # the main process logs the NaN notes
 
 
-def _score_in_worker(job):
+def _score_in_worker(task):
     try:
-        return "ok", _score_batch(*job)
+        return "ok", _score_batch(task)
     except ValueError as e:  # bad input: one clear line in the main process, as without workers
         return "error", str(e)
 
@@ -294,7 +282,7 @@ def _score_side_by_side(tasks: list, results: list, n_workers: int, bar, first: 
             while nxt < len(tasks) or pending:
                 harvest([f for f in pending if f.done()])
                 while nxt < len(tasks) and len(pending) < 2 * (n_workers - 1):
-                    pending[ex.submit(_score_in_worker, (tasks[nxt], None))] = nxt
+                    pending[ex.submit(_score_in_worker, tasks[nxt])] = nxt
                     nxt += 1
                 if nxt < len(tasks):
                     results[nxt] = _score_batch(tasks[nxt])
@@ -302,91 +290,6 @@ def _score_side_by_side(tasks: list, results: list, n_workers: int, bar, first: 
                     bar.update()
                 elif pending:
                     harvest(wait(pending, return_when=FIRST_COMPLETED).done)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-
-
-def _score_split(tasks: list, results: list, n_workers: int, bar, deferred: list[str]) -> None:
-    """Fill ``results`` with ``n_workers - 1`` spawned processes beside this one when some metrics
-    (``deferred``) run compiled kernels: this process scores the other metrics of each batch and
-    never compiles; the workers compile the kernels once (the first batch a worker gets is whole),
-    then score the deferred metrics of the batches this process has done, or whole batches when
-    there are none. When every batch is taken and deferred parts still wait, this process loads
-    the kernels from inductor's on-disk cache (a few seconds; the workers have compiled them) and
-    helps, if enough of them wait to pay for that. No process compiles what another has compiled,
-    compiling never competes with scoring for this process's interpreter, and every process runs
-    single-threaded, the same kernels on the same images: the scores are those of the batches
-    scored whole, in one process (tested)."""
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
-
-    names = tasks[0][2]
-    early = [n for n in names if n not in deferred]
-    cols = column_names(names)
-    first_parts: dict[int, tuple] = {}  # batch -> its other metrics' (rows, notes), awaiting the deferred ones
-    waiting: deque[int] = deque()  # batches whose deferred part nobody has taken yet
-    pending: dict = {}  # future -> (batch, whether it scores the deferred part only)
-    nxt = 0  # the next batch nobody has taken
-    kernels_cached = False  # a worker has scored the deferred metrics: their kernels are in the cache
-    helping = False  # this process has loaded the kernels (worth it only for a long queue of deferred parts)
-    help_from = HELP_MIN_WAITING * (n_workers - 1)
-
-    def store(i: int, late: bool, result) -> None:
-        results[i] = _merge(first_parts.pop(i), result, cols) if late else result
-        bar.update()
-
-    def harvest(done) -> None:
-        nonlocal kernels_cached
-        for fut in done:
-            i, late = pending.pop(fut)
-            status, result = fut.result()
-            if status == "error":
-                raise ValueError(result)
-            store(i, late, result)
-            kernels_cached = True
-
-    ctx = multiprocessing.get_context("spawn")
-    # This process's own batch runs in a thread (torch releases the interpreter while it computes),
-    # so that a worker gets its next batch the moment it finishes one.
-    with (
-        ProcessPoolExecutor(n_workers - 1, mp_context=ctx, initializer=_worker_init) as ex,
-        ThreadPoolExecutor(1) as here,
-    ):
-        mine, mine_is = None, (0, "first")
-        try:
-            while True:
-                harvest([f for f in pending if f.done()])
-                if mine is not None and mine.done():
-                    i, kind = mine_is
-                    if kind == "first":  # the batch's deferred part can go now
-                        first_parts[i] = mine.result()
-                        waiting.append(i)
-                        if not bar.disable:
-                            bar.total += 1
-                        bar.update()
-                    else:
-                        store(i, True, mine.result())
-                    mine = None
-                while len(pending) < 2 * (n_workers - 1) and (waiting or nxt < len(tasks)):
-                    if waiting:  # deferred parts first: they free their batch's first part
-                        i = waiting.popleft()
-                        pending[ex.submit(_score_in_worker, (_part(tasks[i], deferred), cols))] = (i, True)
-                    else:
-                        pending[ex.submit(_score_in_worker, (tasks[nxt], None))] = (nxt, False)
-                        nxt += 1
-                if mine is None and nxt < len(tasks):
-                    mine, mine_is = here.submit(_score_batch, _part(tasks[nxt], early), cols), (nxt, "first")
-                    nxt += 1
-                elif mine is None and waiting and (helping or kernels_cached and len(waiting) >= help_from):
-                    helping = True
-                    i = waiting.pop()  # the last, so that the workers' queue order is kept
-                    mine, mine_is = here.submit(_score_batch, _part(tasks[i], deferred), cols), (i, "late")
-                if mine is None and not pending:
-                    break
-                wait([*pending, *([mine] if mine is not None else [])], return_when=FIRST_COMPLETED)
         except BaseException:
             for fut in pending:
                 fut.cancel()
@@ -435,19 +338,14 @@ def _score_folders(
     try:
         first = 0
         auto = str(workers) == "auto" and os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto") == "auto"
-        deferred = _deferrable(names, workload, device)
-        if deferred and n_workers > 1:
-            torch.set_num_threads(1)  # one thread per process
-            _score_split(tasks, results, n_workers, bar, deferred)
-            first = len(tasks)
-        elif deferred:  # compiled kernels, one process: compiled in a background thread meanwhile
+        deferred = _deferrable(names, workload, device) if (n_workers == 1 or auto) else []
+        if deferred:  # compiled kernels: one process (each worker would compile them again)
+            n_workers, first = 1, len(tasks)
             _score_deferring(tasks, results, bar, deferred, imgs[keys[0]])
-            first = len(tasks)
         elif n_workers > 1 and auto:
             # The first batch shows whether these metrics run compiled kernels (on a CPU, for large
-            # workloads): then all of them do (none is left to score while compiling), and every
-            # worker would compile them again (~10 s of CPU each), which costs more than
-            # side-by-side scoring gains, so this process scores on alone.
+            # workloads): then every worker would compile them again (~10 s of CPU each), which
+            # costs more than side-by-side scoring gains, so this process scores on alone.
             calls = _compile.compiled_calls()
             results[0] = _score_batch(tasks[0])
             bar.update()
@@ -458,7 +356,7 @@ def _score_folders(
             for i in range(first, len(tasks)):
                 results[i] = _score_batch(tasks[i])
                 bar.update()
-        elif first < len(tasks):
+        else:
             torch.set_num_threads(1)  # this process scores batches too, beside n_workers - 1 others
             _score_side_by_side(tasks, results, n_workers, bar, first)
     finally:
