@@ -196,35 +196,41 @@ def test_eval_bad_folders(tmp_path, triples, capsys):
 
 
 def test_workers_give_the_same_scores_and_name_the_nan_images(tmp_path, triples, caplog):
-    """Batches scored side by side in spawned worker processes give the single process's scores
-    bit for bit; NaN reasons are logged once, naming the images."""
+    """Batches scored side by side in spawned worker processes (one thread each) give the single
+    process's scores (two threads) bit for bit, a last batch of one image included; NaN reasons are
+    logged once, naming the images."""
     import logging
 
     from benchmark.running.evaluate import evaluate_folders
 
     x1, x2 = triples
-    stems = [f"s{i}" for i in range(6)]
-    xs1, xs2 = [x1[i % 3] for i in range(6)], [x2[i % 3] for i in range(6)]
+    stems = [f"s{i}" for i in range(7)]
+    xs1, xs2 = [x1[i % 3] for i in range(7)], [x2[i % 3] for i in range(7)]
     fused = [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)]
     fused[4] = xs2[4]  # F = B: CDDFuse's SCD divides 0 by 0 (NaN, with its reason)
     _write(tmp_path / "a", stems, xs1, "png8")
     _write(tmp_path / "b", stems, xs2, "png8")
     _write(tmp_path / "f", stems, fused, "png8")
     got = {}
-    for w in (1, 2):
-        with caplog.at_level(logging.WARNING, logger="fusionbench.metrics"):
-            caplog.clear()
-            got[w] = evaluate_folders(
-                str(tmp_path / "a"),
-                str(tmp_path / "b"),
-                {"m": str(tmp_path / "f")},
-                str(tmp_path / f"out{w}"),
-                lineage="cddfuse",
-                batch=2,
-                progress=False,
-                workers=w,
-            )
-            assert caplog.text.count("SCD is NaN for 1 image(s) ['s4']") == 1, caplog.text
+    threads = torch.get_num_threads()
+    try:
+        for w in (1, 2):
+            torch.set_num_threads(2)
+            with caplog.at_level(logging.WARNING, logger="fusionbench.metrics"):
+                caplog.clear()
+                got[w] = evaluate_folders(
+                    str(tmp_path / "a"),
+                    str(tmp_path / "b"),
+                    {"m": str(tmp_path / "f")},
+                    str(tmp_path / f"out{w}"),
+                    lineage="cddfuse",
+                    batch=2,
+                    progress=False,
+                    workers=w,
+                )
+                assert caplog.text.count("SCD is NaN for 1 image(s) ['s4']") == 1, caplog.text
+    finally:
+        torch.set_num_threads(threads)
     pd.testing.assert_frame_equal(got[1], got[2])
     assert (tmp_path / "out1" / "scores.csv").read_text() == (tmp_path / "out2" / "scores.csv").read_text()
 
