@@ -108,7 +108,8 @@ def batch_invariant(fn):
 
     @functools.wraps(fn)
     def wrapper(fused, x1, x2, *args, work=None, **kwargs):
-        if work is None and one_image_twice([fused, x1, x2]):
+        shared = work is not None or any(isinstance(v, Workspace) for v in args)  # given positionally
+        if not shared and one_image_twice([fused, x1, x2]):
             return fn(*(torch.cat([x, x]) for x in (fused, x1, x2)), *args, **kwargs)[:1]
         return fn(fused, x1, x2, *args, work=work, **kwargs)
 

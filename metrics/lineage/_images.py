@@ -49,7 +49,7 @@ class LineageImages:
         def make():
             # Pieces of equal size (+-1), so that none holds a single image when the batch has more:
             # a reduction to one value is split over the CPU threads, and its rounding would then
-            # depend on how many there are (metrics.scoring.score scores single images on one).
+            # depend on how many there are (a lone image is scored twice over: one_image_twice).
             k = -(-self.n // self.CHUNK)
             bounds = [self.n * i // k for i in range(k + 1)]
             return [
