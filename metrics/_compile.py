@@ -6,7 +6,8 @@ kernel into one vectorised C++ loop, which makes scoring several times faster (R
 The price is a one-off compilation per process (about 6 s on 2 cores the first time; inductor
 caches the result on disk, so later processes pay about a second) and a C++ compiler. Only the
 kernels that gain more than their compilation costs go through :func:`call` (Q_FMI's windowed
-joint pdfs); the rest are eager forms that need no compiling (banded matrix products, shifted slices).
+joint pdfs, phase congruency's per-orientation sums over its scales); the rest are eager forms that
+need no compiling (banded matrix products, shifted slices).
 
 ``FUSIONBENCH_COMPILE`` chooses: ``auto`` (default) compiles when the workload (the pairs of one
 :func:`metrics.score` call, or its ``workload`` argument: all the pairs a ``bench run`` or ``bench
@@ -77,9 +78,10 @@ def call(fn, *args, varying: tuple[int, ...] = ()):
     """``fn(*args)``, through ``torch.compile(fn)`` when compiling is active.
 
     Shapes are static (a static kernel compiles in about a third of the time of a dynamic one and
-    runs as fast), except the first dimension of the tensor arguments at the positions ``varying``,
-    which may change from call to call without a recompilation (e.g. a batch's images, when the
-    last batch is smaller). Callers keep every other shape fixed."""
+    runs as fast), except the first dimension of the tensor arguments at the positions ``varying``
+    (or dimension ``d`` of argument ``i`` for an entry ``(i, d)``), which may change from call to
+    call without a recompilation (e.g. a batch's images, when the last batch is smaller). Callers
+    keep every other shape fixed."""
     if not active():
         return fn(*args)
     if _WARMING and _WARMING[0] is not threading.current_thread():
@@ -88,8 +90,9 @@ def call(fn, *args, varying: tuple[int, ...] = ()):
     compiled = _COMPILED.get(fn)
     if compiled is None:
         compiled = _COMPILED[fn] = torch.compile(fn, dynamic=None)
-    for i in varying:
-        torch._dynamo.mark_dynamic(args[i], 0)
+    for v in varying:
+        i, dim = v if isinstance(v, tuple) else (v, 0)
+        torch._dynamo.mark_dynamic(args[i], dim)
     try:
         with _trusted_isa():
             return compiled(*args)

@@ -199,6 +199,36 @@ def test_qp_on_constant_images_follows_the_original():
     assert math.isfinite(v) and 0 < v < 1 and notes == []
 
 
+def test_compiled_qp_equals_the_original_and_the_eager_kernel(monkeypatch):
+    """MEFB's Qp runs its phase congruency's per-orientation sums compiled for large workloads:
+    every oracle value again (float64 1e-6, float32 1e-4, the constant-F NaN noted), within float
+    rounding of the eager kernel, one compilation serving every batch and image size."""
+    from metrics import _compile
+    from metrics.lineage import phase
+
+    monkeypatch.setattr(_compile, "_BROKEN", [])
+    calls = []
+    real_call = _compile.call
+    monkeypatch.setattr(_compile, "call", lambda fn, *a, **kw: calls.append(fn) or real_call(fn, *a, **kw))
+    for dtype, tol in ((torch.float64, 1e-6), (torch.float32, 1e-4)):
+        imgs = [load(case, dtype) for case in CASES]
+        eager = [lineage_values(*x, "mefb", {"Qp"}) for x in imgs]
+        with _compile.compiling(True):
+            compiled = [lineage_values(*x, "mefb", {"Qp"}) for x in imgs]
+            # a batch of three images of another size: no second compilation needed (dynamic pixels)
+            batch = torch.cat([x[0][..., :101, :87] for x in imgs[:3]])
+            lineage_values(batch, batch.flip(-1), batch.flip(-2), "mefb", {"Qp"})
+        for case, (ev, en), (cv, cn) in zip(CASES, eager, compiled):
+            ref = float(ORACLE["cases"][case]["mefb"]["Qp"])  # "NaN" for the constant F
+            v, e = float(cv["Qp"][0]), float(ev["Qp"][0])
+            if math.isnan(ref):
+                assert math.isnan(v) and [k for k, _, _ in cn] == ["Qp"], case
+                continue
+            assert close(v, ref, tol), (case, dtype, v, ref)
+            assert abs(v - e) <= (1e-12 if dtype == torch.float64 else 1e-5), (case, dtype, v, e)
+    assert phase._orientation in calls and phase._orientation in _compile._COMPILED and not _compile._BROKEN
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_phase_congruency_median_is_matlabs(dtype):
     """The noise estimate's row median (one selection): NumPy's median for odd and even lengths,
