@@ -74,7 +74,7 @@ def compiled_calls() -> int:
     return _CALLS[0]
 
 
-def call(fn, *args, varying: tuple[int, ...] = ()):
+def call(fn, *args, varying: tuple[int | tuple[int, int], ...] = ()):
     """``fn(*args)``, through ``torch.compile(fn)`` when compiling is active.
 
     Shapes are static (a static kernel compiles in about a third of the time of a dynamic one and
