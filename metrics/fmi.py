@@ -141,8 +141,12 @@ def fmi_from_images(
     # After the x1 pass the toolbox has replaced F's window by its normalised version, unless the
     # x1 window equalled F's (then it was skipped): the x2 pass compares x2 with that.
     eq_b = eq_a & _window_all(b == f, window).flatten()
-    # x2 can equal a normalised F window only where it lies in [0, 1]; test those exactly.
-    maybe = torch.nonzero(~eq_a & _window_all((b >= 0) & (b <= 1), window).flatten()).flatten()
+    # x2 can equal a normalised F window, which holds both a 0 and a 1 (exactly: (lo - lo) / span and
+    # span / span) or is all ones (a flat one), only where it lies in [0, 1] and does the same; test
+    # those exactly (a few windows, not every window of a dark or binary image).
+    both = ~_window_all(b != 0, window) & ~_window_all(b != 1, window)
+    shape = (both | _window_all(b == 1, window)) & _window_all((b >= 0) & (b <= 1), window)
+    maybe = torch.nonzero(~eq_a & shape.flatten()).flatten()
     if maybe.numel():
         p = pixel(maybe)
         eq_b[maybe] = (_gather_windows(fb, p, offsets) == _minmax(_gather_windows(ff, p, offsets))).all(dim=0)
