@@ -112,11 +112,23 @@ def _fmi_at(src: torch.Tensor, f: torch.Tensor, ps: torch.Tensor, pf: torch.Tens
     return _nfmi(_minmax(_gather_windows(src, ps, offsets)), _minmax(_gather_windows(f, pf, offsets)))
 
 
+def _fmi_at_f32(
+    src: torch.Tensor, f: torch.Tensor, ps: torch.Tensor, pf: torch.Tensor, offsets: list[int]
+) -> torch.Tensor:
+    """:func:`_fmi_at` on float64 images with the normalised windows scored in float32: the min-max
+    normalisation needs float64 where windows vary by less than float32 resolves (wavelet features
+    far from any edge, Tang's ``FMI_w``); the ~40 passes over each 9x9 joint pdf do not, and run 4x
+    faster in float32 (within 2.2e-7 of all-float64 on the shared cases)."""
+    s = _minmax(_gather_windows(src, ps, offsets)).to(torch.float32)
+    t = _minmax(_gather_windows(f, pf, offsets)).to(torch.float32)
+    return _nfmi(s, t).to(src.dtype)
+
+
 CHUNK = 16384  # windows one kernel call scores; compiled, every call has exactly this many (static shapes)
 
 
 def fmi_from_images(
-    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = CHUNK
+    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = CHUNK, score_f32: bool = False
 ) -> torch.Tensor:
     """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features).
 
@@ -126,6 +138,8 @@ def fmi_from_images(
     when compiling is active: inductor fuses the gathering and the ~40 passes over each window's
     9x9 joint pdf into one vectorised loop). Compiled, the last chunk is padded to ``chunk``
     windows (repeats of its last one, dropped after), so that one static kernel serves every call.
+    ``score_f32``: float64 images' windows are normalised in float64 and scored in float32
+    (:func:`_fmi_at_f32`).
     """
     if window < 2:
         raise ValueError(f"FMI window must be at least 2 pixels; got {window}")
@@ -159,12 +173,13 @@ def fmi_from_images(
     dst = torch.cat([todo_a, todo_b + n * h * w])
     fmi = torch.ones(2 * n * h * w, dtype=a.dtype, device=a.device)  # skipped windows score 1
     compiled = _compile.active()
+    kernel = _fmi_at_f32 if score_f32 and a.dtype == torch.float64 else _fmi_at
     for start in range(0, dst.numel(), chunk):
         cs, cf = ps[start : start + chunk], pf[start : start + chunk]
         k = cs.numel()
         if compiled and k < chunk:
             cs, cf = (torch.cat([x, x[-1:].expand(chunk - k)]) for x in (cs, cf))
-        fmi[dst[start : start + k]] = _compile.call(_fmi_at, src, ff, cs, cf, offsets, varying=(0, 1))[:k]
+        fmi[dst[start : start + k]] = _compile.call(kernel, src, ff, cs, cf, offsets, varying=(0, 1))[:k]
     return ((fmi[: n * h * w] + fmi[n * h * w :]) / 2).view(n, -1).mean(dim=1)
 
 

@@ -19,6 +19,7 @@ import math
 import torch
 
 from metrics.lineage import kernels as K
+from metrics.lineage import wavelet as W
 from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
 
@@ -258,17 +259,29 @@ def fmi_dct(li: LineageImages, name: str) -> torch.Tensor:
 
 def fmi_pixel(li: LineageImages, name: str) -> torch.Tensor:
     """``analysis_fmi(ir, vi, F)`` with no feature argument: Haghighat's Fast-FMI (3x3 windows) on
-    MATLAB's default Sobel edge maps (:func:`K.edge_sobel`), despite the key's name: the copy of
-    Haghighat's code that MEFB ships (the same function) sets ``feature = 'edge'`` when none is
-    given, and wrappers of Tang's ``analysis_fmi`` describe the call as its "edge mode". Not checked
-    against the original: the oracle could not run it (about 530 s per image in Octave)."""
+    MATLAB's default Sobel edge maps (:func:`K.edge_sobel`), despite the key's name: Tang's
+    ``analysis_fmi.m`` (Linfeng-Tang/SeAFusion @ d3ae78e4, ``Evaluation/``; the same function MEFB
+    ships) sets ``feature = 'edge'`` when none is given. Not checked against the original: the
+    oracle could not run it (about 530 s per image in Octave)."""
     from metrics.fmi import fmi_from_images
 
     return fmi_from_images(K.edge_sobel(li.b), K.edge_sobel(li.a), K.edge_sobel(_float_f(li)), 3)
 
 
+def fmi_w(li: LineageImages, name: str) -> torch.Tensor:
+    """``analysis_fmi(ir, vi, F, 'wavelet')``: Haghighat's Fast-FMI (3x3 windows) on each image's
+    ``rerange([cA, cH; cV, cD])``, the single-level ``dwt2(x, 'dmey')`` subbands side by side, min-max
+    scaled to [0, 1] (:mod:`metrics.lineage.wavelet`; Tang's ``analysis_fmi.m`` as SeAFusion ships it).
+    Not checked against the original: Octave has no ``dwt2`` and the oracle could not run it, and
+    MATLAB's ``dmey`` taps come from a third-party copy (:data:`metrics.lineage.wavelet.DMEY_HALF`)."""
+    from metrics.fmi import fmi_from_images
+
+    feats = [W.rerange(W.dwt2_mosaic(x)) for x in (li.b, li.a, _float_f(li))]
+    return fmi_from_images(*feats, 3, score_f32=True)
+
+
 # Keys of the original not implemented here (docs/lineages.md says why).
-NOT_IMPLEMENTED = ("FMI_w",)
+NOT_IMPLEMENTED = ()
 SPECS = (
     Spec("EN", en, True, "Roberts et al., J. Appl. Remote Sens. 2008", "entropy of F (bits)"),
     Spec("MI", mi, True, "Qu, Zhang & Yan, Electron. Lett. 2002", "MI(A,F) + MI(B,F), bits"),
@@ -295,5 +308,15 @@ SPECS = (
         compiled=True,
     ),
     Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features", compiled=True),
+    Spec(
+        "FMI_w",
+        fmi_w,
+        True,
+        "Haghighat & Razian, AICT 2014",
+        "Fast-FMI of Discrete Meyer wavelet features",
+        checked=False,
+        f64=True,
+        compiled=True,
+    ),
     Spec("MS_SSIM", ms_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "multi-scale MEF-SSIM", min_size=44, f64=True),
 )
