@@ -71,15 +71,14 @@ def _analysis(n: int, taps: tuple, dtype: torch.dtype, device: torch.device) -> 
     return out.to(dtype=dtype, device=device)
 
 
-def dwt2_mosaic(x: torch.Tensor, filters: tuple | None = None) -> torch.Tensor:
+def dwt2_mosaic(x: torch.Tensor) -> torch.Tensor:
     """``[cA, cH; cV, cD]`` of MATLAB's ``[cA, cH, cV, cD] = dwt2(x, 'dmey')`` for every
-    (B, 1, H, W) image: (B, 1, 2 Mh, 2 Mw), Mh = floor((H + 101) / 2). ``filters``: (Lo_D, Hi_D)
-    instead of ``dmey``'s. cH is high-pass down the columns and low-pass along the rows, cV the
-    reverse, as MATLAB names them."""
-    lo, hi = filters or dmey()
+    (B, 1, H, W) image: (B, 1, 2 Mh, 2 Mw), Mh = floor((H + 101) / 2). cH is high-pass down the
+    columns and low-pass along the rows, cV the reverse, as MATLAB names them."""
+    lo, hi = dmey()
     h, w = x.shape[-2:]
-    rows = torch.cat([_analysis(h, tuple(lo), x.dtype, x.device), _analysis(h, tuple(hi), x.dtype, x.device)], 1)
-    cols = torch.cat([_analysis(w, tuple(lo), x.dtype, x.device), _analysis(w, tuple(hi), x.dtype, x.device)], 1)
+    rows = torch.cat([_analysis(h, lo, x.dtype, x.device), _analysis(h, hi, x.dtype, x.device)], 1)
+    cols = torch.cat([_analysis(w, lo, x.dtype, x.device), _analysis(w, hi, x.dtype, x.device)], 1)
     p = torch.matmul(rows.t(), torch.matmul(x, cols))  # [[cA, cV], [cH, cD]]: rows' filter picks the band row
     mh, mw = rows.shape[1] // 2, cols.shape[1] // 2
     return torch.cat(
