@@ -1,0 +1,167 @@
+"""What the slowest metric sets' own definitions cost on this machine, before any other work.
+
+    python -m benchmark.tools.speed_floor [--triples 32] [--n 1153]
+
+The issue's target, every metric set in under 30 s for 1,153 triples, is met by ``liu``,
+``cddfuse`` and ``vifb`` on the 2-core CPU but not by ``tang`` and ``mefb``. This measures the
+core that their originals' definitions impose, timed alone on ``triples`` of the phantom triples
+that :mod:`benchmark.tools.speed_lineages` scores (240x240, 8-bit, fused = the mean), float32
+images as ``bench eval`` scores them, and extrapolated to ``n`` triples:
+
+- ``mefb``'s ``Qp``: three phase congruencies a triple, each 24 inverse 2-D FFTs of a 240x240
+  complex image (4 scales x 6 orientations of log-Gabor filters; each response is needed whole).
+  Timed alone with their filter products, as phase congruency runs them (per orientation, 4 scales
+  x 4 images in one call), without anything after. Also the noise estimate the original takes per
+  image and orientation, the median of the 57,600 squared smallest-scale amplitudes (an exact
+  selection: the threshold it sets decides which energy counts), timed as
+  :func:`metrics.lineage.phase._median` runs it (4 images a call).
+- ``tang``'s three Fast-FMI metrics (``FMI_pixel``, ``FMI_dct``, ``FMI_w``): the 3x3 windows each
+  scores a triple (counted on the triples; the windows the original skips, where the source's
+  window equals F's, are not counted), each a 9x9 joint pdf and its entropy. Timed alone: only
+  the compiled FMI kernel's calls (:func:`metrics.fmi._fmi_at`, or ``_fmi_at_f32`` for ``FMI_w``),
+  not the feature images or the window selection.
+
+Also the start of a fresh process that imports torch and the metrics. Prints one line per part
+and the sum per set, in ms a triple and in seconds for ``n`` triples (plus the start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import torch
+
+FMI_KEYS = ("FMI_pixel", "FMI_dct", "FMI_w")
+
+
+def triples(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(A, B, F) in 0..255 float32, (k, 1, 240, 240): ``speed_lineages``' 8-bit phantom triples."""
+    from benchmark.tools.speed_metrics import pairs
+
+    _, a, b = pairs(k, "cpu", torch.float32)
+    a, b = torch.round(a * 255), torch.round(b * 255)
+    return a, b, torch.round((a + b) / 2)
+
+
+def start_seconds(runs: int = 3) -> float:
+    """Fastest of ``runs`` fresh processes that import torch and the metrics."""
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch, metrics, metrics.lineage"], check=True)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -> tuple[float, float]:
+    """ms a triple of ``Qp``'s filter products and inverse FFTs alone, and of its noise medians
+    alone (fastest of ``repeats`` passes each)."""
+    from metrics.lineage.phase import NORIENT, NSCALE, _bank, _median
+
+    filters = _bank(a.shape[-2], a.shape[-1])[0].to(torch.float32)
+    spectra = [torch.fft.fft2(x[i : i + 4, 0]) for x in (a, b, f) for i in range(0, len(x), 4)]
+    assert filters.shape[1] == NSCALE
+
+    def filtered():  # (NSCALE, 4, H, W) complex responses, one orientation at a time as phase congruency
+        for spectrum in spectra:
+            for o in range(NORIENT):
+                yield torch.fft.ifft2(filters[o][:, None] * spectrum[None])
+
+    smallest = [r[0].abs().square().flatten(1) for r in filtered()]  # (4, H * W) each
+
+    def fastest(job) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            job()
+            best = min(best, time.perf_counter() - t0)
+        return best / len(a) * 1000
+
+    return (
+        fastest(lambda: [None for _ in filtered()]),
+        fastest(lambda: [_median(x) for x in smallest]),
+    )
+
+
+def fmi_windows_and_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """{key: (windows a triple, ms a triple of the compiled kernel's calls alone)} for Tang's FMI
+    metrics, scored 4 triples a call as ``bench eval`` scores lineage metrics."""
+    import metrics.fmi as fmi
+    from metrics import _compile
+    from metrics.lineage import LineageImages, tang
+
+    specs = {s.key: s for s in tang.SPECS if s.key in FMI_KEYS}
+    kernels = (fmi._fmi_at, fmi._fmi_at_f32)
+    out = {}
+    for key, spec in specs.items():
+        windows, seconds = [0], [0.0]
+        real_call = _compile.call
+
+        def counted(fn, *args, **kw):
+            if fn not in kernels:
+                return real_call(fn, *args, **kw)
+            if not _compile.active():  # eager: the windows it is given are exactly the scored ones
+                windows[0] += args[2].numel()
+                return real_call(fn, *args, **kw)
+            t0 = time.perf_counter()
+            r = real_call(fn, *args, **kw)
+            seconds[0] += time.perf_counter() - t0
+            return r
+
+        fmi._compile.call = counted
+        try:
+            for compiled in (False, True, True):  # count eagerly; compile, then time
+                seconds[0] = 0.0
+                with _compile.compiling(compiled):
+                    for i in range(0, len(a), 4):
+                        spec(LineageImages(a[i : i + 4], b[i : i + 4], f[i : i + 4]), key)
+        finally:
+            fmi._compile.call = real_call
+        out[key] = (windows[0] / len(a), seconds[0] / len(a) * 1000)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--triples", type=int, default=32, help="triples timed (a multiple of 4)")
+    p.add_argument("--n", type=int, default=1153, help="triples to extrapolate to")
+    args = p.parse_args(argv)
+    from benchmark.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as bench sets it up
+    a, b, f = triples(args.triples)
+    start = start_seconds()
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.triples} triples timed")
+    print(f"fresh process importing torch and the metrics: {start:.1f} s")
+    ffts, medians = qp_ms(a, b, f)
+    print(
+        f"mefb Qp: 72 filter products and inverse FFTs a triple: {ffts:.1f} ms a triple, "
+        f"{ffts * args.n / 1000:.1f} s for {args.n}"
+    )
+    print(
+        f"mefb Qp: 18 noise medians a triple: {medians:.1f} ms a triple, {medians * args.n / 1000:.1f} s for {args.n}"
+    )
+    total = 0.0
+    for key, (windows, ms) in fmi_windows_and_ms(a, b, f).items():
+        total += ms
+        print(
+            f"tang {key}: {windows:,.0f} windows a triple, {ms:.1f} ms a triple "
+            f"({ms / windows * 1e6:.0f} ns a window), {ms * args.n / 1000:.1f} s for {args.n}"
+        )
+    print(
+        f"tang's FMI kernels together: {total:.1f} ms a triple, "
+        f"{total * args.n / 1000 + start:.1f} s for {args.n} with the start"
+    )
+    qp = ffts + medians
+    print(
+        f"mefb's Qp FFTs and medians together: {qp:.1f} ms a triple, "
+        f"{qp * args.n / 1000 + start:.1f} s for {args.n} with the start"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
