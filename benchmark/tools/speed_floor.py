@@ -46,24 +46,30 @@ def triples(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return a, b, torch.round((a + b) / 2)
 
 
-def start_seconds(runs: int = 3) -> float:
-    """Fastest of ``runs`` fresh processes that import torch and the metrics."""
+def fastest(job, runs: int) -> float:
+    """Seconds of the fastest of ``runs`` calls of ``job()``."""
     best = float("inf")
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import torch, metrics, metrics.lineage"], check=True)
+        job()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def start_seconds(runs: int = 3) -> float:
+    """Fastest of ``runs`` fresh processes that import torch and the metrics."""
+    return fastest(
+        lambda: subprocess.run([sys.executable, "-c", "import torch, metrics, metrics.lineage"], check=True), runs
+    )
 
 
 def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -> tuple[float, float]:
     """ms a triple of ``Qp``'s filter products and inverse FFTs alone, and of its noise medians
     alone (fastest of ``repeats`` passes each)."""
-    from metrics.lineage.phase import NORIENT, NSCALE, _bank, _median
+    from metrics.lineage.phase import NORIENT, _bank, _median
 
     filters = _bank(a.shape[-2], a.shape[-1])[0].to(torch.float32)
     spectra = [torch.fft.fft2(x[i : i + 4, 0]) for x in (a, b, f) for i in range(0, len(x), 4)]
-    assert filters.shape[1] == NSCALE
 
     def filtered():  # (NSCALE, 4, H, W) complex responses, one orientation at a time as phase congruency
         for spectrum in spectra:
@@ -72,17 +78,10 @@ def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -
 
     smallest = [r[0].abs().square().flatten(1) for r in filtered()]  # (4, H * W) each
 
-    def fastest(job) -> float:
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            job()
-            best = min(best, time.perf_counter() - t0)
-        return best / len(a) * 1000
-
+    per_triple = 1000 / len(a)
     return (
-        fastest(lambda: [None for _ in filtered()]),
-        fastest(lambda: [_median(x) for x in smallest]),
+        fastest(lambda: [None for _ in filtered()], repeats) * per_triple,
+        fastest(lambda: [_median(x) for x in smallest], repeats) * per_triple,
     )
 
 
