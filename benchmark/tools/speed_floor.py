@@ -21,8 +21,11 @@ images as ``bench eval`` scores them, and extrapolated to ``n`` triples:
   the compiled FMI kernel's calls (:func:`metrics.fmi._fmi_at`, or ``_fmi_at_f32`` for ``FMI_w``),
   not the feature images or the window selection.
 
-Also the start of a fresh process that imports torch and the metrics. Prints one line per part
-and the sum per set, in ms a triple and in seconds for ``n`` triples (plus the start).
+Also the start of a fresh process that imports torch and the metrics, and every metric of both
+sets scored alone (4 triples a call, compiled where ``bench eval`` compiles, no work shared between
+metrics): for ``tang``, its 14 metrics other than the Fast-FMI ones take more than 30 s for 1,153
+triples by themselves. Prints one line per part and the sum per set, in ms a triple and in seconds
+for ``n`` triples (plus the start).
 """
 
 from __future__ import annotations
@@ -127,6 +130,25 @@ def fmi_windows_and_ms(
     return out
 
 
+def metric_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str, repeats: int = 2) -> dict[str, float]:
+    """{key: ms a triple} of every metric of ``lineage`` scored alone, 4 triples a call as ``bench
+    eval`` scores lineage metrics, compiled kernels compiled (as for a large workload); fastest of
+    ``repeats`` timed passes after one pass that compiles."""
+    from metrics import _compile
+    from metrics.lineage import SPECS, LineageImages
+
+    def one(spec):
+        for i in range(0, len(a), 4):
+            spec(LineageImages(a[i : i + 4], b[i : i + 4], f[i : i + 4]), spec.key)
+
+    out = {}
+    with _compile.compiling(True):
+        for spec in SPECS[lineage]:
+            one(spec)
+            out[spec.key] = fastest(lambda: one(spec), repeats) * 1000 / len(a)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--triples", type=int, default=32, help="triples timed (a multiple of 4)")
@@ -163,6 +185,18 @@ def main(argv=None) -> int:
         f"mefb's Qp FFTs and medians together: {qp:.1f} ms a triple, "
         f"{qp * args.n / 1000 + start:.1f} s for {args.n} with the start"
     )
+    for lineage in ("tang", "mefb"):
+        ms = metric_ms(a, b, f, lineage)
+        print(
+            f"{lineage}, each metric alone: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(ms.items(), key=lambda kv: -kv[1]))
+        )
+        rest = sum(v for k, v in ms.items() if lineage != "tang" or k not in FMI_KEYS)
+        what = "its metrics other than the Fast-FMI ones" if lineage == "tang" else "all its metrics"
+        print(
+            f"{lineage}: {what}, one by one: {rest:.1f} ms a triple, "
+            f"{rest * args.n / 1000 + start:.1f} s for {args.n} with the start"
+        )
     return 0
 
 
