@@ -1,6 +1,10 @@
-"""A per-image NumPy/SciPy float64 implementation of the CDDFuse metric set, written from the
-definitions in :mod:`metrics.lineage.cddfuse`: the baseline the batched PyTorch lineage is timed
-against (``benchmark.tools.speed_lineages``) and checked against (``tests/test_lineages.py``).
+"""Per-image NumPy/SciPy float64 implementations of two metric sets: the CDDFuse set
+(:func:`cddfuse_metrics`, written from the definitions in :mod:`metrics.lineage.cddfuse`) and the
+Table 1 five in Liu's toolbox's ``upstream`` profile (:func:`liu_metrics`, from the definitions in
+:mod:`metrics.ssim`, :mod:`metrics.fmi`, :mod:`metrics.ncie`, :mod:`metrics.qabf`,
+:mod:`metrics.piella`): the baselines the batched PyTorch sets are timed against
+(``benchmark.tools.speed_lineages``) and checked against, with the originals' values
+(``tests/test_numpy_reference.py``).
 
 One triple at a time, as the per-image evaluators of the field run (CDDFuse's own ``Evaluator``
 takes about 0.8 s per 240x240 triple on the project's 2-core CPU, lineage.json). Images are 2-D
@@ -14,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.ndimage import correlate, correlate1d
 from scipy.signal import convolve2d
 
 
@@ -115,4 +120,165 @@ def cddfuse_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, fl
         "VIFF": _vifp(a, f) + _vifp(b, f),
         "Qabf": _qabf(a, b, f),
         "SSIM": float(ssim(f, a) + ssim(f, b)),
+    }
+
+
+# --- Liu's toolbox, profile upstream (the Table 1 five) -------------------------------------------
+
+
+def _gauss_1d(n: int, sigma: float) -> np.ndarray:
+    r = np.arange(n) - (n - 1) / 2
+    g = np.exp(-(r * r) / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def _moments_valid(maps: list, g: np.ndarray) -> list:
+    """``filter2(g g', x, 'valid')`` of each map: a separable pass per axis (the window is the outer
+    product of ``g``), cropped to the pixels whose window lies inside the image."""
+    k = len(g) // 2
+    out = []
+    for x in maps:
+        y = correlate1d(correlate1d(x, g, axis=0, mode="constant"), g, axis=1, mode="constant")
+        out.append(y[k:-k, k:-k])
+    return out
+
+
+def _ssim_stats(x: np.ndarray, y: np.ndarray, g: np.ndarray):
+    mx, my, exx, eyy, exy = _moments_valid([x, y, x * x, y * y, x * y], g)
+    return mx, my, exx - mx * mx, eyy - my * my, exy - mx * my
+
+
+def _ssim_map(stats, c1: float, c2: float) -> np.ndarray:
+    mx, my, vx, vy, cxy = stats
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def _normalize1(x: np.ndarray) -> np.ndarray:
+    lo, hi = x.min(), x.max()
+    if hi == lo:
+        return np.zeros_like(x)
+    return np.floor((x - lo) / (hi - lo) * 255 + 0.5)
+
+
+def _ncc(x: np.ndarray, y: np.ndarray) -> float:
+    h = np.bincount((x.astype(np.int64) * 256 + y.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
+    h = h / h.sum()
+    hb = lambda p: float(-(p[p > 0] * np.log2(p[p > 0])).sum())  # noqa: E731
+    return (hb(h.sum(axis=1)) + hb(h.sum(axis=0)) - hb(h)) / 8.0
+
+
+def _ncie(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    a, b, f = _normalize1(a), _normalize1(b), _normalize1(f)
+    n_ab, n_af, n_bf = _ncc(a, b), _ncc(a, f), _ncc(b, f)
+    r = np.array([[1.0, n_ab, n_af], [n_ab, 1.0, n_bf], [n_af, n_bf, 1.0]])
+    ev = np.clip(np.linalg.eigvalsh(r), 0, None) / 3
+    ev = ev[ev > 0]
+    return float(1 + (ev * np.log2(ev)).sum() / 8.0)
+
+
+_SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+_SOBEL_Y = np.array([[-1.0, -2, -1], [0, 0, 0], [1, 2, 1]])
+
+
+def _q_xy(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    """``metricXydeas.m``: Sobel by ``filter2(.., 'same')`` (correlation, zero padding), the per-pixel
+    ratio averaged, the toolbox's 1e-5 substitutions in its order."""
+
+    def grad(x):
+        gx = correlate(x, _SOBEL_X, mode="constant")
+        gy = correlate(x, _SOBEL_Y, mode="constant")
+        return np.sqrt(gx * gx + gy * gy), np.arctan(gy / np.where(gx == 0, 1e-5, gx))
+
+    (ga, ta), (gb, tb), (gf, tf) = grad(a), grad(b), grad(f)
+
+    def q(gs, ts, gf):  # relative strength from the raw strengths, zeros replaced in S, then in F
+        bigger = gs > gf
+        gs = np.where(gs == 0, 1e-5, gs)
+        r1 = gf / gs
+        gf = np.where(gf == 0, 1e-5, gf)
+        rel = np.where(bigger, r1, gs / gf)
+        ang = np.abs(np.abs(ts - tf) - math.pi / 2) * 2 / math.pi
+        return 1 / (1 + np.exp(-10 * (rel - 0.5))) / (1 + np.exp(-20 * (ang - 0.75))), gs, gf
+
+    q_a, ga, gf = q(ga, ta, gf)
+    q_b, gb, gf = q(gb, tb, gf)
+    return float(((q_a * ga + q_b * gb) / (ga + gb)).mean())
+
+
+def _windows(x: np.ndarray) -> np.ndarray:
+    """(N, 9) 3x3 windows of ``x``, row-major over their positions, each in MATLAB's column-major order."""
+    v = np.lib.stride_tricks.sliding_window_view(x, (3, 3))  # (h, w, row, col)
+    return v.transpose(0, 1, 3, 2).reshape(-1, 9)
+
+
+def _minmax_rows(x: np.ndarray) -> np.ndarray:
+    lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+    flat = hi == lo
+    return np.where(flat, 1.0, (x - lo) / np.where(flat, 1.0, hi - lo))
+
+
+def _nfmi_rows(s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Normalised Fast-FMI of min-max normalised windows, rows of (N, 9): source ``s``, fused ``t``."""
+    sp, tp = s / s.sum(axis=1, keepdims=True), t / t.sum(axis=1, keepdims=True)
+    sc, tc = np.cumsum(sp, axis=1), np.cumsum(tp, axis=1)
+    sd, td = sp - sp.mean(axis=1, keepdims=True), tp - tp.mean(axis=1, keepdims=True)
+    num = (sd * td).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(num == 0, 0.0, num / np.sqrt((sd * sd).sum(axis=1) * (td * td).sum(axis=1)))
+    c = np.where((s == 1).all(axis=1) & (t == 1).all(axis=1), 1.0, c)  # two flat windows: c = 1 (MATLAB residue)
+    i = np.arange(1, 10, dtype=np.float64)
+    std_s = np.sqrt(np.clip(sp @ (i * i) - (sp @ i) ** 2, 0, None))
+    std_t = np.sqrt(np.clip(tp @ (i * i) - (tp @ i) ** 2, 0, None))
+    pos = (c >= 0)[:, None, None]
+    T, S = tc[:, :, None], sc[:, None, :]  # (N, fused i, source j)
+    bound = np.where(pos, np.minimum(T, S), np.clip(T + S - 1, 0, None))
+    # the bound copula's mass in cell (i, j): its 2-D difference
+    cell = bound - np.concatenate([np.zeros_like(bound[:, :1, :]), bound[:, :-1, :]], axis=1)
+    cell = cell - np.concatenate([np.zeros_like(cell[:, :, :1]), cell[:, :, :-1]], axis=2)
+    cov = bound.sum(axis=(1, 2)) - tc.sum(axis=1) * sc.sum(axis=1)
+    sd0 = (std_s == 0) | (std_t == 0)
+    corr = cov / np.where(sd0, 1.0, std_s * std_t)
+    phi = np.where(sd0 | (c == 0), 0.0, c / np.where(corr == 0, 1.0, corr))
+    jp = phi[:, None, None] * cell + (1 - phi)[:, None, None] * tp[:, :, None] * sp[:, None, :]
+    aj = np.abs(jp)
+    je = -(jp * np.log2(np.where(aj > 0, aj, 1.0))).sum(axis=(1, 2))  # MATLAB's real(): -p log2|p|
+    ent = lambda p: -(p * np.log2(np.where(p > 0, p, 1.0))).sum(axis=1)  # noqa: E731
+    hs, ht = ent(sp), ent(tp)
+    mi, den = hs + ht - je, hs + ht
+    return np.where((mi == 0) | (den == 0), 0.0, 2 * mi / np.where(den == 0, 1.0, den))
+
+
+def _q_fmi(a: np.ndarray, b: np.ndarray, f: np.ndarray, chunk: int = 8192) -> float:
+    """``fmi.m`` with raw-pixel features and 3x3 windows: windows where the source equals F score 1;
+    after the x1 pass F's window is its normalised version, which the x2 pass compares x2 with (the
+    toolbox's quirk)."""
+    wa, wb, wf = _windows(a), _windows(b), _windows(f)
+    eq_a = (wa == wf).all(axis=1)
+    wf2 = np.where(eq_a[:, None], wf, _minmax_rows(wf))
+    eq_b = (wb == wf2).all(axis=1)
+    out = np.ones((2, len(wf)))
+    for k, (ws, eq, wt) in enumerate(((wa, eq_a, wf), (wb, eq_b, wf2))):
+        idx = np.flatnonzero(~eq)
+        for s in range(0, len(idx), chunk):
+            j = idx[s : s + chunk]
+            out[k, j] = _nfmi_rows(_minmax_rows(ws[j]), _minmax_rows(wt[j]))
+    return float(out.mean(axis=0).mean())
+
+
+def liu_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """The Table 1 five of one triple (F, A = x1, B = x2) in Liu's toolbox's ``upstream`` profile,
+    2-D float64 arrays of 8-bit values (0..255)."""
+    g = _gauss_1d(11, 1.5)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    st_fa, st_fb, st_ab = _ssim_stats(f, a, g), _ssim_stats(f, b, g), _ssim_stats(a, b, g)
+    m_fa, m_fb = _ssim_map(st_fa, c1, c2), _ssim_map(st_fb, c1, c2)
+    va, vb = st_ab[2], st_ab[3]
+    flat = (va + vb == 0) * 0.5  # flat in both sources: lambda = 0.5 (metricPeilla.m)
+    lam = (va + flat) / (va + vb + 2 * flat)
+    return {
+        "Q_SSIM": float((m_fa.mean() + m_fb.mean()) / 2),
+        "Q_FMI": _q_fmi(a, b, f),
+        "Q_NCIE": _ncie(a, b, f),
+        "Q_XY": _q_xy(a, b, f),
+        "Q_P": float((lam * m_fa + (1 - lam) * m_fb).mean()),
     }

@@ -1,0 +1,64 @@
+"""The per-image NumPy float64 references that the speed tables time the batched sets against
+(benchmark.tools.numpy_reference) compute the same sets: Liu's five equal the toolbox (reference.json,
+profile upstream) and fusionbench's; the CDDFuse set equals CDDFuse's own values (lineage.json)."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import metrics
+from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics
+from metrics.lineage import lineage_values
+
+DATA = Path(__file__).parent / "data" / "reference"
+TOOLBOX = json.loads((DATA / "reference.json").read_text())
+LINEAGE = json.loads((DATA / "lineage.json").read_text())
+
+
+def triple(case: str):
+    z = np.load(DATA / f"{case}.npz")
+    return [z[k].astype(np.float64) for k in "FAB"]
+
+
+@pytest.mark.parametrize("case", sorted(TOOLBOX["cases"]))
+def test_liu_numpy_reference_equals_the_toolbox_and_fusionbench(case):
+    f, a, b = triple(case)
+    got = liu_metrics(f, a, b)
+    assert list(got) == ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"]
+    ours = metrics.score(
+        *(torch.from_numpy(x)[None, None] / 255 for x in (f, a, b)),
+        metrics=list(got),
+        quantize=False if case.startswith("c19") else None,  # c19's F holds .5 values, fed unrounded
+    )
+    octave = TOOLBOX["cases"][case]["values"]["upstream"]
+    tol = TOOLBOX["cases"][case]["abs_tolerance"]["upstream"]
+    for m, v in got.items():
+        if octave[m] is None:  # Octave errors on a constant non-zero image (NCIE); both define it alike
+            assert math.isfinite(v)
+        else:
+            assert abs(v - octave[m]) <= tol[m], (case, m, v, octave[m])
+        if not (case == "c10_zero_var_regions" and m == "Q_P"):  # the README's flat-plateau hazard
+            assert v == pytest.approx(ours[m].item(), abs=1e-9), (case, m)
+
+
+@pytest.mark.parametrize("case", sorted(LINEAGE["cases"]))
+def test_cddfuse_numpy_reference_equals_cddfuse_and_fusionbench(case):
+    f, a, b = triple(case)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = cddfuse_metrics(f, a, b)
+    ours = lineage_values(*(torch.from_numpy(x)[None, None] for x in (f, a, b)), "cddfuse")[0]
+    original = LINEAGE["cases"][case]["cddfuse"]
+    assert set(got) == set(original)
+    for k, v in got.items():
+        r = original[k]
+        if r == "NaN":
+            assert math.isnan(v) and math.isnan(float(ours[k][0])), (case, k)
+            continue
+        # CDDFuse computes in float32 (2e-7); its SSIM is float32 skimage (1.3e-5 on near-constant F)
+        rel = 2e-5 if k == "SSIM" else 2e-7
+        assert abs(v - r) <= rel * max(1.0, abs(r)), (case, k, v, r)
+        assert abs(v - float(ours[k][0])) <= rel * max(1.0, abs(r)), (case, k)
