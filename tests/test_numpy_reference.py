@@ -1,6 +1,7 @@
 """The per-image NumPy float64 references that the speed tables time the batched sets against
 (benchmark.tools.numpy_reference) compute the same sets: Liu's five equal the toolbox (reference.json,
-profile upstream) and fusionbench's; the CDDFuse set equals CDDFuse's own values (lineage.json)."""
+profile upstream) and fusionbench's; the CDDFuse and VIFB sets equal their originals' own values
+(lineage.json) and fusionbench's."""
 
 import json
 import math
@@ -11,8 +12,8 @@ import pytest
 import torch
 
 import metrics
-from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics
-from metrics.lineage import lineage_values
+from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics, vifb_metrics
+from metrics.lineage import FFT_ROUNDING, HAZARDS, lineage_values
 
 DATA = Path(__file__).parent / "data" / "reference"
 TOOLBOX = json.loads((DATA / "reference.json").read_text())
@@ -60,5 +61,23 @@ def test_cddfuse_numpy_reference_equals_cddfuse_and_fusionbench(case):
             continue
         # CDDFuse computes in float32 (2e-7); its SSIM is float32 skimage (1.3e-5 on near-constant F)
         rel = 2e-5 if k == "SSIM" else 2e-7
+        assert abs(v - r) <= rel * max(1.0, abs(r)), (case, k, v, r)
+        assert abs(v - float(ours[k][0])) <= rel * max(1.0, abs(r)), (case, k)
+
+
+@pytest.mark.parametrize("case", sorted(LINEAGE["cases"]))
+def test_vifb_numpy_reference_equals_vifb_and_fusionbench(case):
+    f, a, b = triple(case)
+    got = vifb_metrics(f, a, b)
+    ours = lineage_values(*(torch.from_numpy(x)[None, None] for x in (f, a, b)), "vifb")[0]
+    original = LINEAGE["cases"][case]["vifb"]
+    assert set(got) == set(original)
+    for k, v in got.items():
+        r = original[k]
+        if r == "NaN" or isinstance(r, dict):  # NaN, or the original errors (Cross_entropy on a float F)
+            assert math.isnan(v) and math.isnan(float(ours[k][0])), (case, k)
+            continue
+        # Qcb on flat regions is a ratio of FFT rounding noise (docs/lineages.md): bounded, not equal
+        rel = 5e-3 if HAZARDS.get(("vifb", k, case)) == FFT_ROUNDING else 1e-6
         assert abs(v - r) <= rel * max(1.0, abs(r)), (case, k, v, r)
         assert abs(v - float(ours[k][0])) <= rel * max(1.0, abs(r)), (case, k)

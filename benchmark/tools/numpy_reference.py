@@ -1,16 +1,16 @@
-"""Per-image NumPy/SciPy float64 implementations of two metric sets: the CDDFuse set
-(:func:`cddfuse_metrics`, written from the definitions in :mod:`metrics.lineage.cddfuse`) and the
-Table 1 five in Liu's toolbox's ``upstream`` profile (:func:`liu_metrics`, from the definitions in
-:mod:`metrics.ssim`, :mod:`metrics.fmi`, :mod:`metrics.ncie`, :mod:`metrics.qabf`,
-:mod:`metrics.piella`): the baselines the batched PyTorch sets are timed against
-(``benchmark.tools.speed_lineages``) and checked against, with the originals' values
-(``tests/test_numpy_reference.py``).
+"""Per-image NumPy/SciPy float64 implementations of three metric sets: the CDDFuse set
+(:func:`cddfuse_metrics`, written from the definitions in :mod:`metrics.lineage.cddfuse`), VIFB's 13
+(:func:`vifb_metrics`, from :mod:`metrics.lineage.vifb`) and the Table 1 five in Liu's toolbox's
+``upstream`` profile (:func:`liu_metrics`, from the definitions in :mod:`metrics.ssim`,
+:mod:`metrics.fmi`, :mod:`metrics.ncie`, :mod:`metrics.qabf`, :mod:`metrics.piella`). They are
+the baselines the batched PyTorch sets are timed against (``benchmark.tools.speed_lineages``), and
+they are checked against the originals' values (``tests/test_numpy_reference.py``).
 
 One triple at a time, as the per-image evaluators of the field run (CDDFuse's own ``Evaluator``
 takes about 0.8 s per 240x240 triple on the project's 2-core CPU, lineage.json). Images are 2-D
-float64 arrays in 0..255. Not the original (which works in float32 and needs scikit-learn): SSIM
-here is scikit-image's, in float64, so it differs from the original's float32 in the 5th decimal on
-near-constant images.
+float64 arrays in 0..255. The CDDFuse set is not the original (which works in float32 and needs
+scikit-learn): SSIM here is scikit-image's, in float64, so it differs from the original's float32 in
+the 5th decimal on near-constant images.
 """
 
 from __future__ import annotations
@@ -281,4 +281,144 @@ def liu_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]
         "Q_NCIE": _ncie(a, b, f),
         "Q_XY": _q_xy(a, b, f),
         "Q_P": float((lam * m_fa + (1 - lam) * m_fb).mean()),
+    }
+
+
+# --- VIFB's 13 metrics --------------------------------------------------------------------------
+
+
+def _round_away(x: np.ndarray) -> np.ndarray:
+    """MATLAB ``round``: halves away from zero (``np.round`` rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _hist256(x: np.ndarray) -> np.ndarray:
+    return np.bincount(np.clip(x, 0, 255).astype(np.int64).ravel(), minlength=256).astype(np.float64)
+
+
+def _entropy_nats(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _minmax_255(x: np.ndarray) -> np.ndarray:
+    lo, hi = x.min(), x.max()
+    return np.zeros_like(x) if hi == lo else _round_away((x - lo) / (hi - lo) * 255)
+
+
+def _mi_256_nats(x: np.ndarray, y: np.ndarray) -> float:
+    joint = np.bincount((x.astype(np.int64) * 256 + y.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
+    return _entropy_nats(joint.sum(axis=1)) + _entropy_nats(joint.sum(axis=0)) - _entropy_nats(joint.ravel())
+
+
+def _normalize1_liu(x: np.ndarray) -> np.ndarray:
+    """``normalize1.m``: min-max to 0..255, rounded; an all-zero image stays zeros, a constant
+    non-zero one divides 0 by 0 (NaN)."""
+    lo, hi = x.min(), x.max()
+    if lo == 0 and hi == 0:
+        return x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _round_away((x - lo) / (hi - lo) * 255)
+
+
+def _freq_radius(h: int, w: int, scale: float) -> np.ndarray:
+    """sqrt(u^2 + v^2) on MATLAB's ``freqspace`` grid, frequencies times size / ``scale``."""
+    u = (np.arange(w) - w // 2) * (2.0 / w) * (w / scale)
+    v = (np.arange(h) - h // 2) * (2.0 / h) * (h / scale)
+    return np.sqrt(u[None, :] ** 2 + v[:, None] ** 2)
+
+
+def _csf(x: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """``ifft2(ifftshift(fftshift(fft2(x)) .* S))``: complex."""
+    return np.fft.ifft2(np.fft.fft2(x) * np.fft.ifftshift(response))
+
+
+def _filter_same(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``filter2(g g', x, 'same')`` (zero padding) of a real or complex image."""
+    if np.iscomplexobj(x):
+        return _filter_same(x.real, g) + 1j * _filter_same(x.imag, g)
+    return correlate1d(correlate1d(x, g, axis=0, mode="constant"), g, axis=1, mode="constant")
+
+
+def _chen_blum(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    h, w = a.shape
+    r = _freq_radius(h, w, 30)
+    sd = np.exp(-((r / 15.3870) ** 2)) - 0.7622 * np.exp(-((r / 1.3456) ** 2))
+    t = np.arange(-15, 16, dtype=np.float64)
+    g1, g2 = (np.exp(-(t * t) / (2 * s * s)) / math.sqrt(2 * math.pi * s * s) for s in (2.0, 4.0))
+
+    def contrast(x):
+        y = _csf(x, sd)
+        c = np.abs(_filter_same(y, g1) / _filter_same(y, g2) - 1)
+        return c**3 / (c**2 + 0.0001)
+
+    c1, c2, cf = contrast(a), contrast(b), contrast(f)
+    q1 = np.where(c1 < cf, c1 / cf, cf / c1)
+    q2 = np.where(c2 < cf, c2 / cf, cf / c2)
+    den = c1 * c1 + c2 * c2
+    return float((c1 * c1 / den * q1 + c2 * c2 / den * q2).mean())
+
+
+def _block_sums(x: np.ndarray, size: int) -> np.ndarray:
+    h, w = x.shape
+    x = np.pad(x, ((0, -h % size), (0, -w % size)))
+    return x.reshape(x.shape[0] // size, size, x.shape[1] // size, size).sum(axis=(1, 3))
+
+
+def _chen_varshney(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
+    h, w = a.shape
+    r = _freq_radius(h, w, 8)
+    theta = 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
+
+    def saliency(x):
+        gx = correlate(x, _SOBEL_X, mode="constant")
+        gy = correlate(x, _SOBEL_Y, mode="constant")
+        return _block_sums(np.sqrt(gx * gx + gy * gy) ** 5, 16)
+
+    def dist(x):
+        d = _csf(x - f, theta)
+        return _block_sums(d * d, 16) / 256.0  # the complex square, as the original
+
+    r1, r2 = saliency(a), saliency(b)
+    return float(((r1 * dist(a) + r2 * dist(b)).sum() / (r1 + r2).sum()).real)
+
+
+def vifb_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """VIFB's 13 metrics of one triple (F, A = x1 = imgVI, B = x2 = imgIR), 2-D float64 arrays in
+    0..255 (8-bit values; a non-integer image makes ``Cross_entropy`` NaN, where the original errors)."""
+    m, n = f.shape
+    integer = all(np.array_equal(x, np.round(x)) for x in (a, b, f))
+    pf = _hist256(f) / f.size
+
+    def ce(s):
+        ps = _hist256(s) / s.size
+        both = (ps > 0) & (pf > 0)
+        return float((ps[both] * np.log2(ps[both] / pf[both])).sum())
+
+    mes = (math.sqrt(((a - f) ** 2).sum()) / (m * n) + math.sqrt(((b - f) ** 2).sum()) / (m * n)) / 2
+    gy, gx = np.gradient(f)
+    sob = np.array([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]])  # fspecial('sobel')
+    ex, ey = correlate(f, sob, mode="nearest"), correlate(f, sob.T, mode="nearest")
+    g = _gauss_1d(11, 1.5)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    fm = _minmax_255(f)
+    na, nb, nf = (_normalize1_liu(x) for x in (a, b, f))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qcb, qcv = _chen_blum(na, nb, nf), _chen_varshney(na, nb, nf)
+    return {
+        "Cross_entropy": (ce(a) + ce(b)) / 2 if integer else math.nan,
+        "Entropy": _entropy_bits(_hist256(np.floor(f))),
+        "Mutinf": _mi_256_nats(_minmax_255(a), fm) + _mi_256_nats(_minmax_255(b), fm),
+        "Psnr": 20 * math.log10(255.0 / math.sqrt(mes)),
+        "Avg_gradient": float(np.sqrt((gx * gx + gy * gy) / 2).sum() / ((m - 1) * (n - 1))),
+        "Edge_intensity": float(np.sqrt(ex * ex + ey * ey).mean()),
+        "Qabf": _qabf(a, b, f),
+        "Variance": float(f.std()),
+        "Spatial_frequency": math.sqrt(
+            ((f[:, 1:] - f[:, :-1]) ** 2).sum() / (m * n) + ((f[1:] - f[:-1]) ** 2).sum() / (m * n)
+        ),
+        "Rmse": mes,
+        "Ssim": float(_ssim_map(_ssim_stats(a, f, g), c1, c2).mean() + _ssim_map(_ssim_stats(b, f, g), c1, c2).mean()),
+        "Qcb": qcb if math.isfinite(qcb) else math.nan,
+        "Qcv": qcv if math.isfinite(qcv) else math.nan,
     }

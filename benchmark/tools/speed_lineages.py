@@ -11,7 +11,7 @@ leaderboards) with ``/usr/bin/time`` for wall time and peak resident memory (of 
 with ``bench eval``'s worker processes, each holds about as much). Peak memory is also
 measured at ``n // 8`` triples (compiling as for ``n``), to show it does not grow with ``n``. Side
 by side, in the same run, the per-image NumPy float64 implementation of the same set
-(:mod:`benchmark.tools.numpy_reference`: ``liu`` and ``cddfuse``; the other sets have none) is timed
+(:mod:`benchmark.tools.numpy_reference`: ``liu``, ``cddfuse`` and ``vifb``; ``tang`` and ``mefb`` have none) is timed
 on ``ref_n`` triples, reading included, and extrapolated to ``n``. Prints a Markdown table (and
 writes it to ``--out``).
 """
@@ -80,9 +80,9 @@ def run_eval(folder: str, metric_set: str, n_label: str, compile_as: int | None 
 
 def numpy_references() -> dict:
     """{metric set: its per-image NumPy float64 implementation}."""
-    from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics
+    from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics, vifb_metrics
 
-    return {"liu": liu_metrics, "cddfuse": cddfuse_metrics}
+    return {"liu": liu_metrics, "cddfuse": cddfuse_metrics, "vifb": vifb_metrics}
 
 
 def numpy_reference_seconds(folder: str, ref_n: int, metric_set: str = "cddfuse") -> float:
