@@ -153,22 +153,24 @@ def _ssim_map(stats, c1: float, c2: float) -> np.ndarray:
     return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
 
 
-def _normalize1(x: np.ndarray) -> np.ndarray:
+def _round_away(x: np.ndarray) -> np.ndarray:
+    """MATLAB ``round``: halves away from zero (``np.round`` rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _minmax_255(x: np.ndarray) -> np.ndarray:
     lo, hi = x.min(), x.max()
-    if hi == lo:
-        return np.zeros_like(x)
-    return np.floor((x - lo) / (hi - lo) * 255 + 0.5)
+    return np.zeros_like(x) if hi == lo else _round_away((x - lo) / (hi - lo) * 255)
 
 
 def _ncc(x: np.ndarray, y: np.ndarray) -> float:
-    h = np.bincount((x.astype(np.int64) * 256 + y.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
-    h = h / h.sum()
-    hb = lambda p: float(-(p[p > 0] * np.log2(p[p > 0])).sum())  # noqa: E731
-    return (hb(h.sum(axis=1)) + hb(h.sum(axis=0)) - hb(h)) / 8.0
+    joint = np.bincount((x.astype(np.int64) * 256 + y.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
+    h = _entropy_bits
+    return (h(joint.sum(axis=1)) + h(joint.sum(axis=0)) - h(joint.ravel())) / 8.0  # log base 256
 
 
 def _ncie(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
-    a, b, f = _normalize1(a), _normalize1(b), _normalize1(f)
+    a, b, f = _minmax_255(a), _minmax_255(b), _minmax_255(f)  # normalize1.m; constant -> zeros
     n_ab, n_af, n_bf = _ncc(a, b), _ncc(a, f), _ncc(b, f)
     r = np.array([[1.0, n_ab, n_af], [n_ab, 1.0, n_bf], [n_af, n_bf, 1.0]])
     ev = np.clip(np.linalg.eigvalsh(r), 0, None) / 3
@@ -287,28 +289,8 @@ def liu_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]
 # --- VIFB's 13 metrics --------------------------------------------------------------------------
 
 
-def _round_away(x: np.ndarray) -> np.ndarray:
-    """MATLAB ``round``: halves away from zero (``np.round`` rounds them to even)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
 def _hist256(x: np.ndarray) -> np.ndarray:
     return np.bincount(np.clip(x, 0, 255).astype(np.int64).ravel(), minlength=256).astype(np.float64)
-
-
-def _entropy_nats(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
-
-
-def _minmax_255(x: np.ndarray) -> np.ndarray:
-    lo, hi = x.min(), x.max()
-    return np.zeros_like(x) if hi == lo else _round_away((x - lo) / (hi - lo) * 255)
-
-
-def _mi_256_nats(x: np.ndarray, y: np.ndarray) -> float:
-    joint = np.bincount((x.astype(np.int64) * 256 + y.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
-    return _entropy_nats(joint.sum(axis=1)) + _entropy_nats(joint.sum(axis=0)) - _entropy_nats(joint.ravel())
 
 
 def _normalize1_liu(x: np.ndarray) -> np.ndarray:
@@ -408,7 +390,7 @@ def vifb_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float
     return {
         "Cross_entropy": (ce(a) + ce(b)) / 2 if integer else math.nan,
         "Entropy": _entropy_bits(_hist256(np.floor(f))),
-        "Mutinf": _mi_256_nats(_minmax_255(a), fm) + _mi_256_nats(_minmax_255(b), fm),
+        "Mutinf": _mi_nats(_minmax_255(a), fm) + _mi_nats(_minmax_255(b), fm),
         "Psnr": 20 * math.log10(255.0 / math.sqrt(mes)),
         "Avg_gradient": float(np.sqrt((gx * gx + gy * gy) / 2).sum() / ((m - 1) * (n - 1))),
         "Edge_intensity": float(np.sqrt(ex * ex + ey * ey).mean()),
