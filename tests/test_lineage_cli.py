@@ -145,6 +145,10 @@ def test_bench_list_shows_every_metric_with_lineage_and_direction(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert "cddfuse: Zhaozixiang1228/MMIF-CDDFuse @ fd8da1f3" in text and "Nabf" in text
+    diag = [line for line in text.splitlines() if line.strip().startswith("Q_SSIM_x")]
+    assert len(diag) == 2 and all(line.count("diagnostic, not ranked") == 1 for line in diag)
+    fmi_w = [line for line in text.splitlines() if line.strip().startswith("FMI_w ")]
+    assert len(fmi_w) == 1 and fmi_w[0].count("not checked against the original") == 1
 
 
 def test_python_api_evaluate_with_a_lineage():
