@@ -43,6 +43,22 @@ def _grey(x: torch.Tensor, w, rule: str) -> torch.Tensor:
     return (y / 255).clamp(0, 1).to(x.dtype)
 
 
+_RULES = {
+    "vifb": "each channel of F against the same channel of an RGB source (or the grey source), channel "
+    "scores averaged; Spatial_frequency on the channels side by side",
+    "mefb": "each channel of F against the same channel of an RGB source (or the grey source), channel "
+    "scores averaged; NMI, TE, Qc, Qw, Qy on F's first channel when both sources are grey; MEF_SSIM on rgb2gray",
+    "tang": "MATLAB rgb2gray of every RGB image, rounded to 8 bits",
+    "cddfuse": "OpenCV grey (0.299 R + 0.587 G + 0.114 B) of every RGB image, rounded to 8 bits",
+    "liu": "the Y channel of YCbCr (BT.601) of every RGB image",
+}
+
+
+def colour_rules(names) -> dict[str, str]:
+    """How RGB images are scored, for each lineage of the resolved metric ``names`` (in order)."""
+    return {lin: _RULES[lin] for lin in dict.fromkeys(METRICS[n].lineage for n in names)}
+
+
 def _channel(x: torch.Tensor, k: int) -> torch.Tensor:
     return x if x.shape[1] == 1 else x[:, k : k + 1]
 

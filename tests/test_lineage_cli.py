@@ -49,6 +49,9 @@ def test_eval_lineage_columns_equal_the_original(tmp_path, lineage, capsys):
 def test_eval_several_lineages_prefix_columns_and_liu_keeps_names(tmp_path):
     out = tmp_path / "out"
     assert main(["eval", *_folders(tmp_path), "--lineage", "liu,tang,cddfuse", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["rgb_triples"] == 0 and config["colour_rules"] == {}  # grey images: no colour rule applied
+    assert "RGB" not in (out / "leaderboard.md").read_text()
     cols = list(pd.read_csv(out / "scores.csv").columns)
     assert "Q_SSIM" in cols and "tang:PSNR" in cols and "cddfuse:PSNR" in cols and "PSNR" not in cols
 
@@ -109,9 +112,16 @@ def _expected_rgb(lineage, case):
 
 
 @pytest.mark.parametrize("lineage", ["vifb", "tang", "mefb", "cddfuse"])
-def test_rgb_fused_image_follows_the_lineage_rule(tmp_path, lineage):
+def test_rgb_fused_image_follows_the_lineage_rule(tmp_path, lineage, caplog):
     out = tmp_path / "out"
     assert main(["eval", *_folders(tmp_path, _rgb), "--lineage", lineage, "--out", str(out)]) == 0
+    # the run says which triples were colour and which rule scored them: log, config and caption
+    config = json.loads((out / "config.json").read_text())
+    assert config["rgb_triples"] == len(CASES) and list(config["colour_rules"]) == [lineage]
+    rule = {"tang": "rgb2gray", "cddfuse": "OpenCV", "vifb": "each channel", "mefb": "each channel"}[lineage]
+    assert rule in config["colour_rules"][lineage]
+    assert f"2 of 2 triples hold RGB images (mine/{CASES[0]}" in caplog.text and rule in caplog.text
+    assert "2 with RGB images" in (out / "leaderboard.md").read_text()
     scores = pd.read_csv(out / "scores.csv").set_index("name")
     want = _expected_rgb(lineage, CASES[0])
     for key, v in want.items():

@@ -20,7 +20,7 @@ from benchmark.atomic import check_writable, first_missing, write_json, write_te
 from benchmark.data.imageio import list_images, probe_image, read_image
 from benchmark.reporting.tables import write_leaderboards
 from metrics import _compile
-from metrics.colour import colour_score
+from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, column_names, resolve_metrics
 from metrics.scoring import score
@@ -182,6 +182,8 @@ def _score_batch(task, columns: dict | None = None) -> tuple[list[dict], list]:
             sc = {rename[c]: v for c, v in sc.items()}
             got = [(rename.get(c, c), idx, reason) for c, idx, reason in got]
         notes += [(col, [group[i][0] for i in idx], reason) for col, idx, reason in got]
+        if max(len(x.shape) for x in (group[0][1], *src[group[0][0]])) == 3:  # an RGB image in the triple
+            notes.append((None, [k for k, _ in group], "colour"))
         for j, (k, _) in enumerate(group):
             rows.append({"model": m, "name": k, **{n: float(v[j]) for n, v in sc.items()}})
     return rows, notes
@@ -363,11 +365,23 @@ def _score_folders(
         log.disabled = was_disabled
         torch.set_num_threads(threads)
         bar.close()
-    rows = []
+    rows, colour = [], {}
     for task_rows, notes in results:
         rows += task_rows
         for col, stems, reason in notes:
+            if col is None:  # the batch's triples hold an RGB image (a deferred batch reports twice)
+                colour.update({(task_rows[0]["model"], k): None for k in stems})
+                continue
             log.warning("%s is NaN for %d image(s) %s: %s", col, len(stems), stems[:10], reason)
+    rules = colour_rules(names) if colour else {}
+    if colour:
+        log.warning(
+            "%d of %d triples hold RGB images (%s): scored with each lineage's colour rule: %s",
+            len(colour),
+            len(keys) * len(fused),
+            ", ".join(f"{m}/{k}" for m, k in list(colour)[:10]) + (", ..." if len(colour) > 10 else ""),
+            "; ".join(f"{lin}: {r}" for lin, r in rules.items()),
+        )
     scores = pd.DataFrame(rows)
     write_text(os.path.join(out, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
     write_json(
@@ -381,6 +395,8 @@ def _score_folders(
             "quantize": quantize,
             "metrics": names,
             "lineage": lineage,
+            "rgb_triples": len(colour),
+            "colour_rules": rules,
         },
     )
     write_leaderboards(
@@ -388,6 +404,7 @@ def _score_folders(
         scores,
         f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"
         + (f", lineages {lineage}" if lineage else "")
+        + (f"; {len(colour)} with RGB images, scored by each lineage's colour rule (config.json)" if colour else "")
         + ").",
         style=style,
     )
