@@ -198,7 +198,7 @@ def test_eval_bad_folders(tmp_path, triples, capsys):
 def test_workers_give_the_same_scores_and_name_the_nan_images(tmp_path, triples, caplog):
     """Batches scored side by side in spawned worker processes (one thread each) give the single
     process's scores (two threads) bit for bit, a last batch of one image included; NaN reasons are
-    logged once, naming the images."""
+    logged once for all batches, naming the images and the fused folder."""
     import logging
 
     from benchmark.running.evaluate import evaluate_folders
@@ -207,7 +207,7 @@ def test_workers_give_the_same_scores_and_name_the_nan_images(tmp_path, triples,
     stems = [f"s{i}" for i in range(7)]
     xs1, xs2 = [x1[i % 3] for i in range(7)], [x2[i % 3] for i in range(7)]
     fused = [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)]
-    fused[4] = xs2[4]  # F = B: CDDFuse's SCD divides 0 by 0 (NaN, with its reason)
+    fused[1] = fused[4] = xs2[4]  # F = B: CDDFuse's SCD divides 0 by 0 (NaN, with its reason), in two batches
     _write(tmp_path / "a", stems, xs1, "png8")
     _write(tmp_path / "b", stems, xs2, "png8")
     _write(tmp_path / "f", stems, fused, "png8")
@@ -228,7 +228,9 @@ def test_workers_give_the_same_scores_and_name_the_nan_images(tmp_path, triples,
                     progress=False,
                     workers=w,
                 )
-                assert caplog.text.count("SCD is NaN for 1 image(s) ['s4']") == 1, caplog.text
+                # one line for both batches' NaNs, naming the images and the fused folder
+                assert caplog.text.count("SCD is NaN for 2 image(s) ['s1', 's4'] of fused folder m:") == 1, caplog.text
+                assert caplog.text.count("SCD is NaN") == 1, caplog.text
     finally:
         torch.set_num_threads(threads)
     pd.testing.assert_frame_equal(got[1], got[2])

@@ -365,14 +365,16 @@ def _score_folders(
         log.disabled = was_disabled
         torch.set_num_threads(threads)
         bar.close()
-    rows, colour = [], {}
+    rows, colour, nans = [], {}, {}
     for task_rows, notes in results:
         rows += task_rows
         for col, stems, reason in notes:
             if col is None:  # the batch's triples hold an RGB image (a deferred batch reports twice)
                 colour.update({(task_rows[0]["model"], k): None for k in stems})
-                continue
-            log.warning("%s is NaN for %d image(s) %s: %s", col, len(stems), stems[:10], reason)
+            else:  # one line per fused folder, metric and reason, whatever the batches
+                nans.setdefault((task_rows[0]["model"], col, reason), {}).update(dict.fromkeys(stems))
+    for (m, col, reason), stems in nans.items():
+        log.warning("%s is NaN for %d image(s) %s of fused folder %s: %s", col, len(stems), list(stems)[:10], m, reason)
     rules = colour_rules(names) if colour else {}
     if colour:
         log.warning(
