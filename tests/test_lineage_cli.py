@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -56,9 +57,10 @@ def test_eval_several_lineages_prefix_columns_and_liu_keeps_names(tmp_path):
     assert "Q_SSIM" in cols and "tang:PSNR" in cols and "cddfuse:PSNR" in cols and "PSNR" not in cols
 
 
-def test_run_with_a_lineage(tmp_path):
+def test_run_with_a_lineage(tmp_path, caplog):
     import benchmark
 
+    caplog.set_level(logging.WARNING, logger="fusionbench.metrics")
     res = benchmark.run(
         models="mean,copy-x1",
         profile="smoke",
@@ -74,6 +76,13 @@ def test_run_with_a_lineage(tmp_path):
     assert "Q_SSIM" not in res.scores.columns
     board = pd.read_csv(tmp_path / "lin" / "leaderboard.csv", index_col=0)
     assert {"MSE", "PSNR", "SSIM"} <= set(board.columns)
+    # F = T1-Gd: SCD's correlation is 0/0. One line per model, metric and region, naming the
+    # validation images (not their positions in a scoring batch), whatever the batches
+    n = int(res.scores.query("model == 'copy-x1' and region == 'slice'")["SCD"].isna().sum())
+    assert n == int((res.scores["region"] == "slice").sum()) // 2 > 4
+    want = f"copy-x1: SCD is NaN for {n} image(s) {list(range(n))[:10]} (slice): F minus a source is constant"
+    assert caplog.text.count(want) == 1, caplog.text
+    assert caplog.text.count("SCD is NaN") == caplog.text.count("copy-x1: SCD is NaN") == 2, caplog.text  # + tumour
 
 
 def _rgb(z):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -50,6 +51,8 @@ from metrics import score as score_metrics
 from metrics._checks import check_images
 from metrics.profiles import get_profile
 from metrics.registry import resolve_metrics
+
+metric_log = logging.getLogger("fusionbench.metrics")
 
 
 class FuserOutputError(RuntimeError):
@@ -405,10 +408,27 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
     entry, model, name = get_fuser(prep.name), prep.model, prep.name
     metric_names = resolve_metrics(cfg.metrics, cfg.lineage or None)
 
-    def scored(f, a, b):
-        return score_metrics(
-            f, a, b, metrics=metric_names, profile=cfg.metric_profile, quantize=cfg.quantize, workload=len(val_ds)
-        )
+    nans: dict = {}  # (column, region, reason) -> validation indices: logged once per model below
+
+    def scored(f, a, b, ids, region):
+        got: list = []
+        quiet, metric_log.disabled = metric_log.disabled, True  # metrics.score's own lines name batch positions
+        try:
+            s = score_metrics(
+                f,
+                a,
+                b,
+                metrics=metric_names,
+                profile=cfg.metric_profile,
+                quantize=cfg.quantize,
+                workload=len(val_ds),
+                notes=got,
+            )
+        finally:
+            metric_log.disabled = quiet
+        for col, pos, reason in got:
+            nans.setdefault((col, region, reason), {}).update(dict.fromkeys(ids[j] for j in pos))
+        return s
 
     rows, drows, samples, dsamples = [], [], [], []
     t_fuse, n_img = 0.0, 0
@@ -427,7 +447,7 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
                 torch.cuda.synchronize()
             t_fuse += time.perf_counter() - t1
             n_img += x1.shape[0]
-            s = scored(fused, x1, x2)
+            s = scored(fused, x1, x2, idx, "slice")
             rows += [
                 {"model": name, "index": i, "region": "slice", **{k: float(v[j]) for k, v in s.items()}}
                 for j, i in enumerate(idx)
@@ -435,7 +455,8 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
             boxes = tumour_boxes(b["labels"].to(dev)) if "labels" in b else None
             if boxes is not None:
                 for pos in region_groups(boxes).values():
-                    st = scored(crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos))
+                    inside = (crop(fused, boxes, pos), crop(x1, boxes, pos), crop(x2, boxes, pos))
+                    st = scored(*inside, [idx[j] for j in pos], "tumour")
                     rows += [
                         {"model": name, "index": idx[j], "region": "tumour", **{k: float(v[n]) for k, v in st.items()}}
                         for n, j in enumerate(pos)
@@ -450,6 +471,10 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
                         (idx[j], np.stack([h1[n, 0].float().cpu().numpy(), h2[n, 0].float().cpu().numpy()]))
                         for n, j in enumerate(show)
                     ]
+    for (col, region, reason), ids in nans.items():
+        metric_log.warning(
+            "%s: %s is NaN for %d image(s) %s (%s): %s", name, col, len(ids), sorted(ids)[:10], region, reason
+        )
     info = {**prep.info, "fuse_seconds_per_image": t_fuse / max(n_img, 1)}
     rows, drows = D.gather_rows(rows), D.gather_rows(drows)
     samples = [v for _, v in sorted(D.gather_rows(samples), key=lambda t: t[0])]
