@@ -50,6 +50,10 @@ def test_eval_lineage_columns_equal_the_original(tmp_path, lineage, capsys):
 def test_eval_several_lineages_prefix_columns_and_liu_keeps_names(tmp_path):
     out = tmp_path / "out"
     assert main(["eval", *_folders(tmp_path), "--lineage", "liu,tang,cddfuse", "--out", str(out)]) == 0
+    written = {p.name: p.read_text() for p in out.glob("leaderboard.*")}
+    assert main(["table", str(out)]) == 0  # the same leaderboards, caption included
+    assert {p.name: p.read_text() for p in out.glob("leaderboard.*")} == written
+    assert "Lower is better for tang:MSE, tang:Nabf, cddfuse:MSE" in written["leaderboard.md"]
     config = json.loads((out / "config.json").read_text())
     assert config["rgb_triples"] == 0 and config["colour_rules"] == {}  # grey images: no colour rule applied
     assert "RGB" not in (out / "leaderboard.md").read_text()
@@ -65,6 +69,7 @@ def test_run_with_a_lineage(tmp_path, caplog):
         models="mean,copy-x1",
         profile="smoke",
         lineage="cddfuse",
+        n_boot=300,  # bench table below must rebuild with the run's draws, not its default 2000
         out=str(tmp_path),
         run_name="lin",
         progress=False,
@@ -76,6 +81,12 @@ def test_run_with_a_lineage(tmp_path, caplog):
     assert "Q_SSIM" not in res.scores.columns
     board = pd.read_csv(tmp_path / "lin" / "leaderboard.csv", index_col=0)
     assert {"MSE", "PSNR", "SSIM"} <= set(board.columns)
+    # bench table rebuilds the run's own leaderboards to the last digit (from scores.csv's 10
+    # digits, with the run's bootstrap draws), caption (what the profile shrinks) included
+    written = {p.name: p.read_text() for p in (tmp_path / "lin").glob("leaderboard*.*")}
+    assert "profile smoke" in written["leaderboard.md"] and "leaderboard_tumour.tex" in written
+    assert main(["table", str(tmp_path / "lin")]) == 0
+    assert {p.name: p.read_text() for p in (tmp_path / "lin").glob("leaderboard*.*")} == written
     # F = T1-Gd: SCD's correlation is 0/0. One line per model, metric and region, naming the
     # validation images (not their positions in a scoring batch), whatever the batches
     n = int(res.scores.query("model == 'copy-x1' and region == 'slice'")["SCD"].isna().sum())

@@ -49,6 +49,31 @@ def test_write_and_bench_table_rebuild(tmp_path):
     assert "±" in md and "FusionINN" in md
     csv = pd.read_csv(tmp_path / "leaderboard.csv", index_col=0)
     assert csv.loc["deepfuse", "Q_SSIM"] == pd.Series([0.9, 0.9001, 0.9002]).mean().round(6)
+    assert f"Fusion metrics ({tmp_path})." in md  # no config.json: a generic caption
+    # a run folder written before captions were recorded: its shrinks still reach the caption
+    (tmp_path / "config.json").write_text('{"shrinks": ["6 epochs (paper 400)", "64 training pairs"]}')
+    assert main(["table", str(tmp_path)]) == 0
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "Not the paper setting: 6 epochs (paper 400); 64 training pairs." in md
     write_leaderboards(str(tmp_path), s, "x", stem="other")
     assert (tmp_path / "other.tex").exists()
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_bench_table_rebuilds_the_committed_run_to_the_byte(tmp_path):
+    """``bench table`` on the committed quick run's scores.csv and config.json writes its six
+    leaderboard files exactly as the run did: the values from scores.csv's 10 digits, the
+    bootstrap's draws and seed, and the caption with everything the profile shrinks."""
+    import shutil
+    from pathlib import Path
+
+    from benchmark.cli import main
+
+    ref = Path(__file__).parents[1] / "results" / "quick-phantom-reference"
+    for f in ("scores.csv", "config.json"):
+        shutil.copy(ref / f, tmp_path / f)
+    assert main(["table", str(tmp_path)]) == 0
+    names = [f"leaderboard{r}.{x}" for r in ("", "_tumour") for x in ("csv", "md", "tex")]
+    for name in names:
+        assert (tmp_path / name).read_text() == (ref / name).read_text(), name
+    assert "Not the paper setting: 6 epochs (paper 400)" in (tmp_path / "leaderboard.md").read_text()

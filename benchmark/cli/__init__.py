@@ -106,6 +106,27 @@ def _cmd_run(args) -> int:
     return 1 if res.failures else 0
 
 
+def _run_tables(run_dir: str) -> dict:
+    """How the run wrote its leaderboards (``config.json``), so that a rebuilt table equals them:
+    its caption (data, profiles, everything it shrinks from the paper) and the bootstrap's draws
+    and seed. Folders written before captions were recorded get a generic caption with the
+    recorded shrinks; folders without a config, the defaults."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as fh:
+            config = json.load(fh)
+    except (OSError, ValueError):
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    run = config.get("config") if isinstance(config.get("config"), dict) else {}
+    out = {k: run[k] for k in ("n_boot", "seed") if isinstance(run.get(k), int)}
+    if isinstance(config.get("caption"), str):
+        return {**out, "caption": config["caption"]}
+    text = f"Fusion metrics ({run_dir})."
+    if config.get("shrinks"):
+        text += " Not the paper setting: " + "; ".join(map(str, config["shrinks"])) + "."
+    return {**out, "caption": text}
+
+
 def _cmd_table(args) -> int:
     import pandas as pd
 
@@ -125,9 +146,7 @@ def _cmd_table(args) -> int:
             f"{path}: not a readable scores table ({type(e).__name__}: {e}); expected the scores.csv of a run"
         ) from None
     scores = check_scores(scores, path)
-    tables = write_score_tables(
-        args.run_dir, scores, f"Fusion metrics ({args.run_dir}).", style=args.style, with_std=args.std
-    )
+    tables = write_score_tables(args.run_dir, scores, style=args.style, with_std=args.std, **_run_tables(args.run_dir))
     with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
         print(fh.read())
     return 0 if "slice" in tables else 2

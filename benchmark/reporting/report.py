@@ -10,9 +10,8 @@ import pandas as pd
 
 from baselines.loading import model_folder
 from baselines.registry import table_order
-from benchmark.atomic import write_text
 from benchmark.reporting.figures import decomposition_grid, distributions, sample_grid, training_curves
-from benchmark.reporting.tables import metric_columns, write_leaderboards
+from benchmark.reporting.tables import metric_columns, write_leaderboards, write_scores
 
 TUMOUR = "inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"
 
@@ -55,9 +54,9 @@ def report(run_dir: str, cfg, results: dict, val_ds, caption: str) -> dict:
     if not names:
         return {"scores": pd.DataFrame()}
     scores = pd.concat([results[n].scores for n in names], ignore_index=True)
-    write_text(os.path.join(run_dir, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
-    tables = {"scores": scores, **write_score_tables(run_dir, scores, caption, cfg.table_style, cfg.n_boot, cfg.seed)}
-    slices = scores[scores.region == "slice"]
+    written = write_scores(os.path.join(run_dir, "scores.csv"), scores)
+    tables = {"scores": scores, **write_score_tables(run_dir, written, caption, cfg.table_style, cfg.n_boot, cfg.seed)}
+    slices = written[written.region == "slice"]
     distributions(os.path.join(run_dir, "figures", "distributions.png"), slices, metric_columns(slices), names)
     histories = {n: results[n].history for n in names if results[n].history}
     if histories:

@@ -8,6 +8,7 @@ metric's direction is bold, and every value that ties with it at the displayed p
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -175,6 +176,15 @@ def render(
     lines += [" & ".join(r) + " \\\\" for r in rows]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def write_scores(path: str, scores: pd.DataFrame) -> pd.DataFrame:
+    """Write ``scores.csv`` (10 significant digits) and return the scores as read back from it: the
+    leaderboards are built from these, as ``bench table`` builds them from the file, so that a
+    rebuilt leaderboard equals the run's own to the last digit."""
+    text = scores.to_csv(index=False, float_format="%.10g")
+    write_text(path, text)
+    return pd.read_csv(io.StringIO(text))
 
 
 def write_leaderboards(

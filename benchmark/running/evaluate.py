@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_writable, first_missing, write_json, write_text
+from benchmark.atomic import check_writable, first_missing, write_json
 from benchmark.data.imageio import list_images, probe_image, read_image
-from benchmark.reporting.tables import write_leaderboards
+from benchmark.reporting.tables import write_leaderboards, write_scores
 from metrics import _compile
 from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
@@ -385,7 +385,13 @@ def _score_folders(
             "; ".join(f"{lin}: {r}" for lin, r in rules.items()),
         )
     scores = pd.DataFrame(rows)
-    write_text(os.path.join(out, "scores.csv"), scores.to_csv(index=False, float_format="%.10g"))
+    caption = (
+        f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"
+        + (f", lineages {lineage}" if lineage else "")
+        + (f"; {len(colour)} with RGB images, scored by each lineage's colour rule (config.json)" if colour else "")
+        + ")."
+    )
+    written = write_scores(os.path.join(out, "scores.csv"), scores)
     write_json(
         os.path.join(out, "config.json"),
         {
@@ -399,15 +405,8 @@ def _score_folders(
             "lineage": lineage,
             "rgb_triples": len(colour),
             "colour_rules": rules,
+            "caption": caption,  # bench table rebuilds the leaderboards with it
         },
     )
-    write_leaderboards(
-        out,
-        scores,
-        f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"
-        + (f", lineages {lineage}" if lineage else "")
-        + (f"; {len(colour)} with RGB images, scored by each lineage's colour rule (config.json)" if colour else "")
-        + ").",
-        style=style,
-    )
+    write_leaderboards(out, written, caption, style=style)
     return scores

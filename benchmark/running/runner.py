@@ -707,6 +707,7 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
     torch.manual_seed(cfg.seed)
+    caption = caption_for(cfg, len(val_ds), dev, names)
     if D.is_main():
         write_json(
             os.path.join(run_dir, "config.json"),
@@ -719,6 +720,7 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
                 "versions": package_versions(),
                 "device": {**device_info(dev), "processes": D.world()},
                 "shrinks": cfg.shrinks(names),
+                "caption": caption,  # bench table rebuilds the leaderboards with it
             },
         )
     t0 = time.perf_counter()
@@ -739,7 +741,7 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
     if not D.is_main():
         D.shutdown()
         return RunResult(run_dir, pd.DataFrame(), None, failures=failures)
-    tables = report(run_dir, cfg, results, val_ds, caption_for(cfg, len(val_ds), dev, names))
+    tables = report(run_dir, cfg, results, val_ds, caption)
     seconds = time.perf_counter() - t0
     write_json(
         os.path.join(run_dir, "run.json"),
