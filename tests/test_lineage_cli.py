@@ -61,7 +61,7 @@ def test_eval_several_lineages_prefix_columns_and_liu_keeps_names(tmp_path):
     assert "Q_SSIM" in cols and "tang:PSNR" in cols and "cddfuse:PSNR" in cols and "PSNR" not in cols
 
 
-def test_run_with_a_lineage(tmp_path, caplog):
+def test_run_with_a_lineage(tmp_path, caplog, capsys):
     import benchmark
 
     caplog.set_level(logging.WARNING, logger="fusionbench.metrics")
@@ -87,6 +87,12 @@ def test_run_with_a_lineage(tmp_path, caplog):
     assert "profile smoke" in written["leaderboard.md"] and "leaderboard_tumour.tex" in written
     assert main(["table", str(tmp_path / "lin")]) == 0
     assert {p.name: p.read_text() for p in (tmp_path / "lin").glob("leaderboard*.*")} == written
+    # bench eval into the run's folder would replace its record beside its other tables: refused
+    record = {p.name: p.read_bytes() for p in (tmp_path / "lin").iterdir() if p.is_file()}
+    (tmp_path / "src").mkdir()
+    assert main(["eval", *_folders(tmp_path / "src"), "--out", str(tmp_path / "lin")]) == 2
+    assert {p.name: p.read_bytes() for p in (tmp_path / "lin").iterdir() if p.is_file()} == record
+    assert "the folder of a bench run" in capsys.readouterr().err
     # F = T1-Gd: SCD's correlation is 0/0. One line per model, metric and region, naming the
     # validation images (not their positions in a scoring batch), whatever the batches
     n = int(res.scores.query("model == 'copy-x1' and region == 'slice'")["SCD"].isna().sum())

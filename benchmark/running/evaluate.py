@@ -7,6 +7,7 @@ The same file stem in the x1, x2 and fused folders makes one triple. Several fus
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -91,6 +92,7 @@ def evaluate_folders(
         if min(s1) < need:
             raise ValueError(f"{a[k]} is {s1[0]}x{s1[1]}; the metrics need at least {need}x{need} pixels")
         imgs[k] = s1
+    _refuse_run_folder(out)
     created = first_missing(out)
     check_writable(out)
     try:
@@ -118,6 +120,24 @@ def evaluate_folders(
         if created:  # nothing partial: no output folder of a failed eval is left behind
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def _refuse_run_folder(out: str) -> None:
+    """``bench eval`` writes ``scores.csv``, ``config.json`` and leaderboards: into the folder of a
+    ``bench run`` they would replace the run's record (which its resume reads) beside the run's
+    other tables and figures, which would then disagree with them. Refused, naming the folder."""
+    is_run = os.path.isfile(os.path.join(out, "run.json"))
+    try:
+        with open(os.path.join(out, "config.json")) as fh:
+            config = json.load(fh)
+        is_run = is_run or (isinstance(config, dict) and "config" in config)
+    except (OSError, ValueError):
+        pass
+    if is_run:
+        raise ValueError(
+            f"--out {out}: the folder of a bench run (its config.json and tables would be replaced); "
+            "expected a new folder or one written by bench eval"
+        )
 
 
 def _batch(arrs, device) -> torch.Tensor:
