@@ -71,6 +71,21 @@ def test_damaged_source_png_is_caught_before_scoring(tmp_path, pairs, capsys, ro
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "device, needle", [("cuda", "CUDA is not available"), ("cuda:7", "--device cuda:7"), ("foo", "not a device")]
+)
+def test_eval_on_a_device_this_machine_lacks(tmp_path, pairs, capsys, device, needle, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: device == "cuda:7")  # cuda:7 on a 1-GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    a, b, f = _folders(tmp_path, pairs)
+    args = ["eval", "--x1", a, "--x2", b, "--fused", f, "--device", device, "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    _one_line(capsys, needle)
+    assert not (tmp_path / "out").exists()
+
+
 def test_truncated_npy_and_small_images_name_the_file(tmp_path, pairs, capsys):
     a, b, f = _folders(tmp_path, pairs)
     np.save(os.path.join(f, "s0.npy"), np.zeros((240, 240), np.float32))

@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cddfuse | liu (Table 1); comma-separated for several (columns then lineage:name)",
     )
     pe.add_argument("--no-quantize", action="store_true", help="do not round to 8 bits before the toolbox metrics")
-    pe.add_argument("--device", default="cpu")
+    pe.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N")
     pe.add_argument(
         "--workers",
         default="auto",

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from benchmark.atomic import check_writable, first_missing, write_json
 from benchmark.data.imageio import list_images, probe_image, read_image
+from benchmark.distributed import pick_device
 from benchmark.reporting.tables import write_leaderboards, write_scores
 from metrics import _compile
 from metrics.colour import colour_rules, colour_score
@@ -61,6 +62,7 @@ def evaluate_folders(
     ``workers``: processes scoring batches side by side on a CPU, or ``"auto"`` (:func:`eval_workers`;
     ``bench eval``'s default). From a script, more than one needs the script's work under
     ``if __name__ == "__main__":``, as for any spawned Python process."""
+    device = str(pick_device(str(device)))
     names = resolve_metrics(metrics, lineage)
     need = max(METRICS[n].min_size for n in names)
     if "Q_P" in names and get_profile(metric_profile).piella_map == "toolbox":

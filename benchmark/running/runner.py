@@ -44,6 +44,7 @@ from benchmark.atomic import atomic_path, check_writable, first_missing, write_j
 from benchmark.config import RunConfig, for_model, parse_per_model
 from benchmark.data import load_data
 from benchmark.data.regions import crop, region_groups, tumour_boxes
+from benchmark.distributed import pick_device
 from benchmark.reporting import report
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, train
@@ -92,15 +93,6 @@ class RunResult:
     leaderboards: dict = field(default_factory=dict)  # "slice", "tumour", "decomposition", ...
     failures: dict = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
-    return dev
 
 
 def package_versions() -> dict:
