@@ -198,8 +198,81 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
     if bad:
         raise ValueError(f"unknown config field(s) {', '.join(bad)}; known fields: {', '.join(sorted(names))}")
     cfg = RunConfig(**{**PROFILES[profile], "profile": profile, **overrides})
-    parse_per_model(cfg.per_model)  # a malformed per_model is an error before any work
+    check_config(cfg)
+    for model in parse_per_model(cfg.per_model):  # a malformed per_model is an error before any work
+        check_config(for_model(cfg, model), f"per_model {model}: ")
     return cfg
+
+
+# Fields with a range: (lowest, highest or None); a field typed "| None" may also be None. Checked
+# before any work, so that a value no model can use fails in one line, not after training.
+_RANGES = {
+    "n_train": (1, None),
+    "n_val": (1, None),
+    "epochs": (0, None),
+    "batch_size": (1, None),
+    "max_batch": (1, None),
+    "width": (0, None),  # > 0
+    "lr": (0, None),  # > 0
+    "plateau_factor": (0, 1),  # > 0 and < 1
+    "plateau_patience": (0, None),
+    "loss_lambda": (0, 1),
+    "loss_w": (0, 1),
+    "crop": (1, None),
+    "crops_per_pair": (1, None),
+    "warmup": (0, None),
+    "seed": (0, 2**32 - 1),
+    "score_batch": (1, None),
+    "n_boot": (1, None),
+    "n_show": (0, None),
+    "phantom_train": (1, None),
+    "phantom_val": (1, None),
+    "ddfm_steps": (1, None),
+    "ddfm_prior_epochs": (0, None),
+    "fusioninn_alpha": (0, 1),
+    "decomposition_draws": (1, None),
+    "num_workers": (0, None),
+}
+_OPEN = {"width", "lr", "plateau_factor"}  # bounds excluded
+
+
+def check_config(cfg: RunConfig, where: str = "") -> None:
+    """One clear error for a field no run can use (a negative count, a zero batch, an unknown
+    schedule); model-specific limits (crop sizes, FusionINN's k) are checked by the models."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
+    for name, (lo, hi) in _RANGES.items():
+        v, typ = getattr(cfg, name), types[name]
+        if v is None and "None" in typ:
+            continue
+        whole = typ.startswith("int")
+        number = isinstance(v, int) if whole else isinstance(v, (int, float))
+        if number and not isinstance(v, bool) and v == v:
+            low_ok = v > lo if name in _OPEN else v >= lo
+            high_ok = hi is None or (v < hi if name in _OPEN else v <= hi)
+            if low_ok and high_ok:
+                continue
+        cmp_lo, cmp_hi = (">", "<") if name in _OPEN else (">=", "<=")
+        want = f"{'a whole number' if whole else 'a number'} {cmp_lo} {lo}" + (f" and {cmp_hi} {hi}" if hi else "")
+        raise ValueError(f"{where}config field {name} = {v!r}: expected {want}" + (" or None" if "None" in typ else ""))
+    from benchmark.reporting.tables import STYLES
+    from benchmark.training.trainer import SCHEDULES
+    from fusioninn.model import K_RANGE, MMD, PRIORS
+
+    if not (isinstance(cfg.fusioninn_k, int) and K_RANGE[0] <= cfg.fusioninn_k <= K_RANGE[1]):
+        raise ValueError(
+            f"{where}config field fusioninn_k = {cfg.fusioninn_k!r}: expected a whole number from {K_RANGE[0]} to "
+            f"{K_RANGE[1]} (FusionINN's coupling blocks)"
+        )
+
+    for name, allowed in (
+        ("schedule", SCHEDULES),
+        ("table_style", STYLES),
+        ("fusioninn_prior", PRIORS),
+        ("fusioninn_mmd", MMD),
+    ):
+        v = getattr(cfg, name)
+        if v not in allowed:
+            raise ValueError(f"{where}config field {name} = {v!r}: expected one of {', '.join(allowed)}")
 
 
 def parse_override(cfg_fields: dict, text: str):

@@ -35,6 +35,7 @@ from metrics.ssim import ssim
 
 PRIORS = ("normal", "zeros", "uniform")
 MMD = ("paper", "pixels")
+K_RANGE = (1, 4)  # coupling blocks: the blocks alternate full and half resolution up to four
 
 
 def _subnet(hidden: int, final_relu: bool):
@@ -92,8 +93,8 @@ class FusionINN(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        if not 1 <= k <= 4:
-            raise ValueError(f"FusionINN k (coupling blocks) must be 1..4; got {k}")
+        if not K_RANGE[0] <= k <= K_RANGE[1]:
+            raise ValueError(f"FusionINN k (coupling blocks) must be {K_RANGE[0]}..{K_RANGE[1]}; got {k}")
         if latent_prior not in PRIORS:
             raise ValueError(f"latent_prior must be one of {', '.join(PRIORS)}; got {latent_prior!r}")
         if mmd not in MMD:

@@ -138,6 +138,8 @@ def test_ablation_table_and_bench_decompose(tmp_path):
     assert z["x1_mean"].shape == (64, 48) and z["draws_x1"].shape == (3, 64, 48) and (z["x1_std"] > 0).any()
     assert (tmp_path / "dec" / "fused_x2_std.png").exists()
     assert main(["decompose", str(img), "--model-dir", str(tmp_path)]) == 2
+    args = ["decompose", str(img), "--model-dir", str(mdir), "--draws", "0", "--out", str(tmp_path / "d0")]
+    assert main(args) == 2 and not (tmp_path / "d0").exists()  # was a torch.stack error
 
 
 def test_bench_run_scores_decomposition_on_slice_and_tumour(tmp_path):

@@ -178,6 +178,41 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
     assert list(s.columns) == ["model", "index", "region", "Q_SSIM", "Q_P"] and (s.region == "slice").sum() == 3
 
 
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--epochs", "-1"], "epochs = -1: expected a whole number >= 0"),
+        (["--set", "n_boot=0"], "n_boot = 0: expected a whole number >= 1"),
+        (["--width", "0"], "width = 0.0: expected a number > 0"),
+        (["--set", "decomposition_draws=0"], "decomposition_draws = 0"),
+        (["--set", "seed=-5"], "seed = -5"),
+        (["--set", "loss_lambda=2"], "loss_lambda = 2.0: expected a number >= 0 and <= 1"),
+        (["--set", "table_style=foo"], "table_style = 'foo': expected one of stats, paper"),
+        (["--set", "fusioninn_k=5"], "fusioninn_k = 5: expected a whole number from 1 to 4"),
+        (["--set", "per_model=fusioninn.lr=0"], "per_model fusioninn: config field lr = 0.0: expected a number > 0"),
+    ],
+)
+def test_a_value_no_run_can_use_fails_before_any_work(tmp_path, capsys, args, needle):
+    """Before, these trained every fuser and then raised a traceback (n_boot, decomposition_draws,
+    table_style) or ran with a meaningless setting (negative epochs, lambda outside [0, 1])."""
+    cmd = ["run", "--models", "fusioninn", "--profile", "smoke", *args, "--out", str(tmp_path / "r")]
+    assert main(cmd) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_profile_passes_the_config_check_and_ablation_checks_each_value(tmp_path, capsys):
+    from benchmark.config import PROFILES, make_config
+
+    for name in PROFILES:
+        make_config(name)  # raises if a shipped profile broke a range
+    cmd = ["ablate", "--param", "k", "--values", "2,5", "--profile", "smoke", "--out", str(tmp_path / "a")]
+    assert main(cmd) == 2  # the bad last value stops the sweep before the first is trained
+    assert "--values 5: config field fusioninn_k = 5" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
 def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):
     args = [
         "run",

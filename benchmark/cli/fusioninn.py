@@ -22,6 +22,8 @@ def _cmd_decompose(args) -> int:
     from benchmark.data.imageio import EXTS, read_image, stem
     from benchmark.running.decomposition import decompose_draws
 
+    if args.draws < 1:
+        raise ValueError(f"--draws {args.draws}: expected at least 1 latent draw")
     mdir = args.model_dir or DEFAULT_FUSIONINN
     if not os.path.isdir(mdir):
         raise ValueError(

@@ -18,6 +18,8 @@ from baselines.registry import display_name, table_order
 from benchmark.atomic import write_text
 from metrics.registry import TABLE_ORDER, metric_info
 
+STYLES = ("stats", "paper")  # leaderboard layouts: CIs and paired tests | the plain Table 1
+
 
 def order_models(names) -> list[str]:
     """Model names in the registry's Table 1 order (anchors first), then any other alphabetically."""
@@ -203,7 +205,7 @@ def write_leaderboards(
     ``style="stats"`` (default) adds bootstrap CIs and paired tests against the best
     (:mod:`benchmark.reporting.stats`); ``style="paper"`` is the plain Table 1 layout.
     """
-    if style not in ("stats", "paper"):
+    if style not in STYLES:
         raise ValueError(f"unknown table style {style!r}; expected 'stats' or 'paper'")
     cols = list(columns or metric_columns(scores))
     table = leaderboard(scores, cols)

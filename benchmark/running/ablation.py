@@ -14,7 +14,7 @@ import os
 import pandas as pd
 
 from benchmark.atomic import check_writable, write_text
-from benchmark.config import RunConfig
+from benchmark.config import RunConfig, check_config
 from benchmark.data import load_data
 from benchmark.reporting.tables import render
 from benchmark.running.runner import pick_device, run_model
@@ -48,6 +48,8 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
         raise ValueError(f"--values {values!r}: cannot read every value as {typ.__name__} for {param}") from None
     if not vals:
         raise ValueError("--values: give at least one value")
+    for v in vals:  # every value checked before the first is trained
+        check_config(dataclasses.replace(cfg, **{field: v}), f"--values {v}: ")
     dev = pick_device(cfg.device)
     root = os.path.join(
         cfg.out, cfg.run_name or f"ablate-{cfg.profile}-{'phantom' if cfg.data == 'phantom' else 'data'}"
