@@ -254,6 +254,7 @@ def check_config(cfg: RunConfig, where: str = "") -> None:
         cmp_lo, cmp_hi = (">", "<") if name in _OPEN else (">=", "<=")
         want = f"{'a whole number' if whole else 'a number'} {cmp_lo} {lo}" + (f" and {cmp_hi} {hi}" if hi else "")
         raise ValueError(f"{where}config field {name} = {v!r}: expected {want}" + (" or None" if "None" in typ else ""))
+    from baselines.ddfm.prior import check_channels, check_prior_folder
     from benchmark.reporting.tables import STYLES
     from benchmark.training.trainer import SCHEDULES
     from fusioninn.model import K_RANGE, MMD, PRIORS
@@ -264,6 +265,9 @@ def check_config(cfg: RunConfig, where: str = "") -> None:
             f"{K_RANGE[1]} (FusionINN's coupling blocks)"
         )
 
+    check_channels(cfg.ddfm_prior_channels)
+    if cfg.ddfm_prior is not None:
+        check_prior_folder(cfg.ddfm_prior)
     for name, allowed in (
         ("schedule", SCHEDULES),
         ("table_style", STYLES),

@@ -190,11 +190,14 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
         (["--set", "table_style=foo"], "table_style = 'foo': expected one of stats, paper"),
         (["--set", "fusioninn_k=5"], "fusioninn_k = 5: expected a whole number from 1 to 4"),
         (["--set", "per_model=fusioninn.lr=0"], "per_model fusioninn: config field lr = 0.0: expected a number > 0"),
+        (["--set", "ddfm_prior_channels=12,16"], "ddfm_prior_channels = '12,16': expected comma-separated"),
+        (["--set", "ddfm_prior=/no/such/prior"], "--ddfm-prior /no/such/prior: not a diffusers UNet2DModel folder"),
     ],
 )
 def test_a_value_no_run_can_use_fails_before_any_work(tmp_path, capsys, args, needle):
     """Before, these trained every fuser and then raised a traceback (n_boot, decomposition_draws,
-    table_style) or ran with a meaningless setting (negative epochs, lambda outside [0, 1])."""
+    table_style, the DDFM prior's channels or folder) or ran with a meaningless setting (negative
+    epochs, lambda outside [0, 1])."""
     cmd = ["run", "--models", "fusioninn", "--profile", "smoke", *args, "--out", str(tmp_path / "r")]
     assert main(cmd) == 2
     err = capsys.readouterr().err

@@ -69,15 +69,36 @@ class DiffusionPrior(nn.Module):
         return F.mse_loss(self(x_t, t), noise)
 
 
-def load_prior(path: str) -> DiffusionPrior:
-    """A local diffusers ``UNet2DModel`` folder (config.json + weights) as a prior; fails loudly."""
-    from diffusers import UNet2DModel
-
+def check_prior_folder(path: str) -> None:
+    """Fail loudly unless ``path`` looks like a local diffusers ``UNet2DModel`` folder."""
     if not os.path.isdir(path) or not os.path.exists(os.path.join(path, "config.json")):
         raise FileNotFoundError(
             f"--ddfm-prior {path}: not a diffusers UNet2DModel folder (expected config.json and weights); DDFM "
             "will not fall back to random weights"
         )
+
+
+def check_channels(text: str) -> tuple[int, ...]:
+    """``ddfm_prior_channels`` ("32,64,64") as the prior UNet's block widths: whole numbers >= 1,
+    each a multiple of its GroupNorm's group count (``min(8, smallest)``)."""
+    try:
+        channels = tuple(int(c) for c in str(text).split(","))
+    except ValueError:
+        channels = ()
+    groups = min(8, min(channels)) if channels and min(channels) >= 1 else 0
+    if not groups or any(c % groups for c in channels):
+        raise ValueError(
+            f"config field ddfm_prior_channels = {text!r}: expected comma-separated whole numbers >= 1, each a "
+            "multiple of min(8, the smallest) (the prior UNet's GroupNorm groups), e.g. 32,64,64"
+        )
+    return channels
+
+
+def load_prior(path: str) -> DiffusionPrior:
+    """A local diffusers ``UNet2DModel`` folder (config.json + weights) as a prior; fails loudly."""
+    from diffusers import UNet2DModel
+
+    check_prior_folder(path)
     unet = UNet2DModel.from_pretrained(path, local_files_only=True)
     if unet.config.in_channels not in (1, 3) or unet.config.out_channels != unet.config.in_channels:
         raise ValueError(

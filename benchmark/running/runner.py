@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from baselines.ddfm.prior import DiffusionPrior, load_prior
+from baselines.ddfm.prior import DiffusionPrior, check_channels, load_prior
 from baselines.loading import find_trained, load_weights, model_folder
 from baselines.loss import LossConfig
 from baselines.registry import get_fuser, resolve_models
@@ -312,7 +312,7 @@ def train_ddfm_prior(
         log(f"[fusionbench] reusing the DDFM prior in {unet_dir} (trained {_when(os.path.join(pdir, 'train.json'))})")
         return load_prior(unet_dir).to(dev)
     torch.manual_seed(cfg.seed)
-    prior = DiffusionPrior(channels=tuple(int(c) for c in str(cfg.ddfm_prior_channels).split(",")))
+    prior = DiffusionPrior(channels=check_channels(cfg.ddfm_prior_channels))
     tcfg = dataclasses.replace(
         train_config(cfg, min(16, cfg.max_batch or 16)),
         epochs=cfg.ddfm_prior_epochs,
