@@ -244,6 +244,32 @@ def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "reusing the trained weights of deepfuse" in out and (d / "deepfuse" / "scores.csv").exists()
+    # other metrics (a lineage, a metric profile): the same training, scored again (it retrained)
+    best = (d / "deepfuse" / "best.pt").read_bytes()
+    assert main([*args, "--lineage", "cddfuse"]) == 0
+    out = capsys.readouterr().out
+    assert "deepfuse: the metrics (their settings or code) or the decomposition draws changed" in out
+    assert "reusing the trained weights of deepfuse" in out and (d / "deepfuse" / "best.pt").read_bytes() == best
+    assert "Qabf" in pd.read_csv(d / "scores.csv").columns and "epoch 1/2" not in capsys.readouterr().err
+    # a training setting: trained again
+    assert main([*args[:-4], "--set", "lr=2e-3", *args[-4:]]) == 0
+    out = capsys.readouterr().out
+    assert "reusing the trained weights" not in out and "changed since" not in out
+    assert json.loads((d / "deepfuse" / "train.json").read_text())["config"]["lr"] == 2e-3
+
+
+def test_ddfm_prior_is_trained_again_when_its_settings_change(tmp_path, capsys):
+    """The prior is DDFM's training: its channels changed, the prior is trained again (it was
+    reused from the previous settings); other metrics alone reuse it."""
+    args = ["run", "--models", "ddfm", "--profile", "smoke", "--set", "ddfm_steps=2", "--out", str(tmp_path)]
+    unet = tmp_path / "smoke-phantom" / "ddfm" / "prior" / "unet" / "config.json"
+    assert main(args) == 0
+    assert json.loads(unet.read_text())["block_out_channels"] == [16, 16, 32]
+    assert main([*args, "--set", "metrics=Q_SSIM"]) == 0
+    assert "reusing the DDFM prior" in capsys.readouterr().out
+    assert main([*args, "--set", "ddfm_prior_channels=8,16"]) == 0
+    assert "reusing the DDFM prior" not in capsys.readouterr().out
+    assert json.loads(unet.read_text())["block_out_channels"] == [8, 16]
 
 
 def test_from_run_loads_weights_and_trains_nothing(tmp_path, capsys):

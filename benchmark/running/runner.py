@@ -276,7 +276,10 @@ def code_version(name: str) -> dict:
     return out
 
 
-def _fingerprint_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, source) -> str:
+def _fingerprints_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, source) -> tuple[str, str]:
+    """(everything a model's results depend on, what its training alone depends on): a change
+    in the second trains again; a change in the first only (the metrics, their settings or code,
+    the decomposition draws) scores the trained weights again."""
     entry = get_fuser(name)
     trained = (
         {"from": os.path.abspath(cfg.from_run), "weights": file_sha256(source.weights) if source.weights else None}
@@ -288,18 +291,15 @@ def _fingerprint_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, so
         if "prior_path" in kwargs and not kwargs["prior_path"]
         else None
     )
-    return _fingerprint(
-        {
-            "name": name,
-            "kwargs": kwargs,
-            "train": trained,
-            "prior": prior,
-            "data": data_info,
-            "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize] + ([cfg.lineage] if cfg.lineage else []),
-            "code": code_version(name),
-            "draws": cfg.decomposition_draws,
-        }
-    )
+    code = code_version(name)
+    training = {"name": name, "kwargs": kwargs, "train": trained, "prior": prior, "data": data_info}
+    whole = {
+        **training,
+        "metrics": [cfg.metric_profile, cfg.metrics, cfg.quantize] + ([cfg.lineage] if cfg.lineage else []),
+        "code": code,
+        "draws": cfg.decomposition_draws,
+    }
+    return _fingerprint(whole), _fingerprint({**training, "code": {k: v for k, v in code.items() if k != "metrics"}})
 
 
 def train_ddfm_prior(
@@ -572,7 +572,7 @@ def run_model(
     os.makedirs(folder, exist_ok=True)
     source = find_trained(cfg.from_run, name) if cfg.from_run else None
     kwargs = source.kwargs if source is not None else model_kwargs(entry, cfg)
-    fp = _fingerprint_of(name, cfg, kwargs, data_info, source)
+    fp, train_fp = _fingerprints_of(name, cfg, kwargs, data_info, source)
     summary = os.path.join(folder, "model.json")
     prev = None
     if os.path.exists(summary):
@@ -600,19 +600,34 @@ def run_model(
             "--retrain to train and score it again"
         )
         return load_model_result(folder, prev)
+    rescore = (
+        not cfg.retrain
+        and prev is not None
+        and prev.get("fingerprint") != fp
+        and prev.get("train_fingerprint") == train_fp
+    )
+    if rescore:
+        log(
+            f"[fusionbench] {name}: the metrics (their settings or code) or the decomposition draws changed "
+            f"since {folder} was scored; reusing its training, scoring again"
+        )
     if D.is_main() and (
         cfg.retrain
         or (prev is not None and prev.get("fingerprint") != fp)
         or (os.path.exists(summary) and prev is None)
     ):
-        for f in ("last.pt", "best.pt", "train.json", "scores.csv", "decomposition.csv"):
+        stale = ("scores.csv", "decomposition.csv") + (() if rescore else ("last.pt", "best.pt", "train.json"))
+        for f in stale:
             if os.path.exists(os.path.join(folder, f)):
                 os.remove(os.path.join(folder, f))
+        if not rescore:  # DDFM's prior is its training: trained again with it
+            shutil.rmtree(os.path.join(folder, "prior"), ignore_errors=True)
     D.barrier()
     if D.is_main():
-        write_json(summary, {"name": name, "fingerprint": fp, "status": "running"})
+        write_json(summary, {"name": name, "fingerprint": fp, "train_fingerprint": train_fp, "status": "running"})
     t0 = time.perf_counter()
     prep = prepare(name, cfg, train_ds, val_ds, folder, dev, fp, progress, log)
+    prep.info["train_fingerprint"] = train_fp
     result = evaluate_model(prep, val_ds, cfg, dev, progress)
     if not D.is_main():
         D.barrier()
