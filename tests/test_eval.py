@@ -1,5 +1,7 @@
 """bench eval: score fused images from any software (PNG, 16-bit PNG, TIFF, NumPy, NIfTI), bad folders."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -290,7 +292,7 @@ def test_auto_workers_stay_single_when_the_metrics_compile(tmp_path, triples, mo
     monkeypatch.setattr(
         ev,
         "_score_side_by_side",
-        lambda tasks, results, n, bar, first: (
+        lambda tasks, results, n, bar, first, finished: (
             side.append(first) or [results.__setitem__(i, ev._score_batch(tasks[i])) for i in range(first, len(tasks))]
         ),
     )
@@ -335,3 +337,65 @@ def test_metrics_deferred_while_their_kernel_compiles_get_the_same_scores(tmp_pa
     assert list(deferred.columns) == list(whole.columns)
     assert {"Q_FMI", "tang:FMI_dct", "tang:FMI_pixel", "tang:EN", "cddfuse:EN"} <= set(whole.columns)
     pd.testing.assert_frame_equal(deferred, whole)
+
+
+def test_rerun_and_interrupted_eval_reuse_the_batches_already_scored(tmp_path, triples, monkeypatch, capsys):
+    """A stopped eval (Ctrl-C) writes no result file but keeps the batches it finished; the same
+    command scores only the rest and ends with the uninterrupted eval's files. A rerun reuses
+    every batch whose images, metrics and code are unchanged, and says so; a touched image
+    scores its batch again; other metrics score everything again."""
+    import benchmark.running.evaluate as ev
+    from benchmark.cli import main
+
+    x1, x2 = triples
+    stems = [f"s{i}" for i in range(6)]
+    xs1, xs2 = [x1[i % 3] for i in range(6)], [x2[i % 3] for i in range(6)]
+    _write(tmp_path / "a", stems, xs1, "png8")
+    _write(tmp_path / "b", stems, xs2, "png8")
+    _write(tmp_path / "f", stems, [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)], "png8")
+    monkeypatch.setattr(ev, "AUTO_MIN_TRIPLES", 10**6)  # one process: the batches in order
+    src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
+
+    def cmd(out, *more):
+        return ["eval", *src, "--lineage", "cddfuse", "--out", str(tmp_path / out), *more]
+
+    monkeypatch.setattr(ev, "_score_batch", _counting(ev._score_batch))
+    real = ev._score_batch
+    assert main(cmd("whole")) == 0 and real.calls == 1  # 6 triples: one batch of 16
+    monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 2))
+    stop = _counting(real, stop_at=3)  # the third batch is interrupted
+    monkeypatch.setattr(ev, "_score_batch", stop)
+    capsys.readouterr()
+    assert main(cmd("out")) == 130
+    assert "interrupted" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [".scored"] and len(list((out / ".scored").iterdir())) == 2
+    again = _counting(real)
+    monkeypatch.setattr(ev, "_score_batch", again)
+    assert main(cmd("out")) == 0 and again.calls == 1  # only the third batch
+    err = capsys.readouterr().err
+    assert "reusing 2 of 3 batches scored by an earlier bench eval" in err
+    for f in ("scores.csv", "leaderboard.md", "leaderboard.csv"):
+        assert (out / f).read_text() == (tmp_path / "whole" / f).read_text(), f
+    # a rerun: nothing scored; a touched image: its batch alone
+    assert main(cmd("out")) == 0 and again.calls == 1 and "reusing 3 of 3" in capsys.readouterr().err
+    os.utime(tmp_path / "f" / "s3.png", ns=(1, 1))
+    assert main(cmd("out")) == 0 and again.calls == 2 and "reusing 2 of 3" in capsys.readouterr().err
+    # other metrics: everything again, and the folder keeps only this eval's batches
+    assert main(["eval", *src, "--out", str(out)]) == 0 and again.calls == 5
+    assert "reusing" not in capsys.readouterr().err and len(list((out / ".scored").iterdir())) == 3
+
+
+def _counting(fn, stop_at=None):
+    def wrapped(*a, **k):
+        wrapped.calls += 1
+        if wrapped.calls == stop_at:
+            raise KeyboardInterrupt
+        return fn(*a, **k)
+
+    wrapped.calls = 0
+    return wrapped
+
+
+def _with_batch(fn, batch):
+    return lambda *a, **k: fn(*a, **{**k, "batch": batch})

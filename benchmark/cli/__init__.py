@@ -252,3 +252,12 @@ def main(argv=None) -> int:
             raise
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
+            raise
+        print(
+            "\nbench: interrupted; no result file was written. The same command resumes: bench run from its "
+            "checkpoints and finished models, bench eval from the batches it scored (OUT/.scored)",
+            file=sys.stderr,
+        )
+        return 130

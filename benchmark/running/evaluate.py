@@ -7,19 +7,23 @@ The same file stem in the x1, x2 and fused folders makes one triple. Several fus
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_writable, first_missing, write_json
+from benchmark.atomic import check_writable, first_missing, write_json, write_text
+from benchmark.data import imageio
 from benchmark.data.imageio import list_images, probe_image, read_image
 from benchmark.distributed import pick_device
+from benchmark.provenance import files_sha, metrics_code
 from benchmark.reporting.tables import write_leaderboards, write_scores
 from metrics import _compile
 from metrics.colour import colour_rules, colour_score
@@ -29,6 +33,10 @@ from metrics.scoring import score
 
 log = logging.getLogger("fusionbench.metrics")
 AUTO_MIN_TRIPLES = 256  # below this, starting worker processes (~2 s each) does not pay
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def parse_fused(specs) -> dict[str, str]:
@@ -55,6 +63,7 @@ def evaluate_folders(
     style: str = "stats",
     lineage=None,
     workers: int | str = 1,
+    say=_say,
 ) -> pd.DataFrame:
     """Score every fused folder against the source folders (same file stem = one triple); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores.
@@ -117,11 +126,72 @@ def evaluate_folders(
             x2_dir,
             lineage,
             workers,
+            say,
         )
-    except BaseException:
-        if created:  # nothing partial: no output folder of a failed eval is left behind
+    except ValueError:
+        if created:  # bad input: no output folder of a failed eval is left behind
             shutil.rmtree(out, ignore_errors=True)
         raise
+    except BaseException:
+        # stopped (Ctrl-C, an error in the machinery): no result file was written; the batches
+        # scored so far stay in OUT/.scored, and the same command resumes from them
+        if created and not os.listdir(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+class BatchCache:
+    """The final scores of each batch, under ``OUT/.scored/``, so that an eval that was stopped
+    resumes, and a rerun reuses, every batch whose images (paths, sizes, modification times),
+    metrics, settings and code are unchanged. Keyed by all of these: a changed file, metric,
+    profile, device or source file scores its batch again. After a finished eval it holds exactly
+    that eval's batches."""
+
+    def __init__(self, out: str, tasks: list):
+        self.folder = os.path.join(out, ".scored")
+        code = {"metrics": metrics_code(), "reading": files_sha([imageio.__file__, __file__])}
+        self.keys = [self._key(t, code) for t in tasks]
+
+    @staticmethod
+    def _key(task, code: dict) -> str:
+        m, files, names, metric_profile, quantize, device, workload = task
+
+        def stat(p):
+            st = os.stat(p)
+            return [os.path.abspath(p), st.st_size, st.st_mtime_ns]
+
+        what = {
+            "model": m,
+            "files": [[k, *stat(p1), *stat(p2), *stat(pf), list(size)] for k, (p1, p2, pf, size) in files.items()],
+            "metrics": [names, metric_profile, quantize, str(torch.device(device).type)],
+            "compiled": _compile.wanted(workload, device),  # compiled kernels round differently (< 1e-6)
+            "code": code,
+            "torch": torch.__version__,
+        }
+        return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+    def _path(self, i: int) -> str:
+        return os.path.join(self.folder, f"{self.keys[i]}.json")
+
+    def get(self, i: int):
+        try:
+            with open(self._path(i)) as fh:
+                got = json.load(fh)
+            return got["rows"], [tuple(n) for n in got["notes"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, i: int, result) -> None:
+        rows, notes = result
+        os.makedirs(self.folder, exist_ok=True)
+        write_text(self._path(i), json.dumps({"rows": rows, "notes": [list(n) for n in notes]}))
+
+    def prune(self) -> None:
+        """Keep only this eval's batches."""
+        keep = {f"{k}.json" for k in self.keys}
+        for f in os.listdir(self.folder) if os.path.isdir(self.folder) else []:
+            if f not in keep:
+                os.remove(os.path.join(self.folder, f))
 
 
 def _refuse_run_folder(out: str) -> None:
@@ -220,7 +290,7 @@ def _deferrable(names: list[str], workload: int, device: str) -> list[str]:
     return late if len(late) < len(names) else []
 
 
-def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size) -> None:
+def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size, done=lambda i: None) -> None:
     """Fill ``results`` in this process while the kernels of the ``deferred`` metrics compile in a
     background thread (:func:`metrics._compile.warm_up`, on one dummy triple of ``size``): until
     they are compiled, batches are scored without those metrics, which are scored for them once the
@@ -249,6 +319,7 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size)
                 both = {**r, **d}
                 merged.append({"model": r["model"], "name": r["name"], **{c: both[c] for c in cols.values()}})
             results[j] = (merged, notes + late_notes)
+            done(j)
             bar.update()
         pending.clear()
 
@@ -262,12 +333,17 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size)
                 bar.total += 1
         else:
             results[i] = _score_batch(task)
+            done(i)
         bar.update()
     catch_up()
 
 
 def _worker_init() -> None:
+    import signal
+
     from benchmark.allocator import keep_freed_memory
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops the pool, quietly
 
     keep_freed_memory()  # as the main process (a spawned worker starts with glibc's defaults)
     torch.set_num_threads(1)  # one process per core
@@ -281,11 +357,13 @@ def _score_in_worker(task):
         return "error", str(e)
 
 
-def _score_side_by_side(tasks: list, results: list, n_workers: int, bar, first: int = 0) -> None:
+def _score_side_by_side(
+    tasks: list, results: list, n_workers: int, bar, first: int = 0, finished=lambda i: None
+) -> None:
     """Fill ``results[i]`` (``i >= first``) with :func:`_score_batch` of ``tasks[i]``: ``n_workers - 1`` spawned
     processes (spawn, not fork: the parent's OpenMP / BLAS thread pools are not safe to fork) take
     batches in order, two queued each, while this process scores the rest, so no core waits for
-    the workers to start (importing torch takes them ~2 s)."""
+    the workers to start (importing torch takes them ~2 s). ``finished(i)``: after each batch's scores."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -298,7 +376,9 @@ def _score_side_by_side(tasks: list, results: list, n_workers: int, bar, first: 
             status, result = fut.result()
             if status == "error":
                 raise ValueError(result)
-            results[pending.pop(fut)] = result
+            i = pending.pop(fut)
+            results[i] = result
+            finished(i)
             bar.update()
 
     with ProcessPoolExecutor(n_workers - 1, mp_context=ctx, initializer=_worker_init) as ex:
@@ -310,6 +390,7 @@ def _score_side_by_side(tasks: list, results: list, n_workers: int, bar, first: 
                     nxt += 1
                 if nxt < len(tasks):
                     results[nxt] = _score_batch(tasks[nxt])
+                    finished(nxt)
                     nxt += 1
                     bar.update()
                 elif pending:
@@ -339,9 +420,10 @@ def _score_folders(
     x2_dir,
     lineage,
     workers="auto",
+    say=_say,
 ):
     workload = len(keys) * len(fused)
-    tasks = [
+    every = [
         (
             m,
             {k: (a[k], b[k], fl[m][k], imgs[k]) for k in keys[s : s + batch]},
@@ -354,24 +436,40 @@ def _score_folders(
         for m in fused
         for s in range(0, len(keys), batch)
     ]
-    n_workers = eval_workers(workers, workload, len(tasks), device)
+    cache = BatchCache(out, every)
+    scored = [cache.get(i) for i in range(len(every))]
+    todo = [i for i, r in enumerate(scored) if r is None]
+    if len(todo) < len(every):
+        say(
+            f"bench eval: reusing {len(every) - len(todo)} of {len(every)} batches scored by an earlier bench eval "
+            f"into {out} (same images, metrics and code; delete {cache.folder} to score them again)"
+        )
+    tasks = [every[i] for i in todo]
+    n_workers = eval_workers(workers, workload, max(len(tasks), 1), device)
     results: list = [None] * len(tasks)
-    bar = tqdm(total=len(tasks), desc=f"eval {', '.join(fused)}", disable=not progress, leave=False)
+
+    def done(j: int) -> None:  # a batch's final scores, kept for a rerun or a resumed eval
+        cache.put(todo[j], results[j])
+
+    bar = tqdm(total=len(tasks), desc=f"eval {', '.join(fused)}", disable=not progress or not tasks, leave=False)
     was_disabled, threads = log.disabled, torch.get_num_threads()
     log.disabled = True  # metrics.score's own NaN warnings: the notes are logged below, naming the images
     try:
+        if not tasks:
+            n_workers = 0
         first = 0
         auto = str(workers) == "auto" and os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto") == "auto"
         deferred = _deferrable(names, workload, device) if (n_workers == 1 or auto) else []
-        if deferred:  # compiled kernels: one process (each worker would compile them again)
+        if deferred and tasks:  # compiled kernels: one process (each worker would compile them again)
             n_workers, first = 1, len(tasks)
-            _score_deferring(tasks, results, bar, deferred, imgs[keys[0]])
+            _score_deferring(tasks, results, bar, deferred, imgs[keys[0]], done)
         elif n_workers > 1 and auto:
             # The first batch shows whether these metrics run compiled kernels (on a CPU, for large
             # workloads): then every worker would compile them again (~10 s of CPU each), which
             # costs more than side-by-side scoring gains, so this process scores on alone.
             calls = _compile.compiled_calls()
             results[0] = _score_batch(tasks[0])
+            done(0)
             bar.update()
             first = 1
             if _compile.compiled_calls() > calls:
@@ -379,16 +477,19 @@ def _score_folders(
         if n_workers == 1:
             for i in range(first, len(tasks)):
                 results[i] = _score_batch(tasks[i])
+                done(i)
                 bar.update()
-        else:
+        elif n_workers > 1:
             torch.set_num_threads(1)  # this process scores batches too, beside n_workers - 1 others
-            _score_side_by_side(tasks, results, n_workers, bar, first)
+            _score_side_by_side(tasks, results, n_workers, bar, first, done)
     finally:
         log.disabled = was_disabled
         torch.set_num_threads(threads)
         bar.close()
+    for j, i in enumerate(todo):
+        scored[i] = results[j]
     rows, colour, nans = [], {}, {}
-    for task_rows, notes in results:
+    for task_rows, notes in scored:
         rows += task_rows
         for col, stems, reason in notes:
             if col is None:  # the batch's triples hold an RGB image (a deferred batch reports twice)
@@ -431,4 +532,5 @@ def _score_folders(
         },
     )
     write_leaderboards(out, written, caption, style=style)
+    cache.prune()
     return scores

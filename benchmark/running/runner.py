@@ -45,6 +45,7 @@ from benchmark.config import RunConfig, for_model, parse_per_model
 from benchmark.data import load_data
 from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
+from benchmark.provenance import PROJECT, files_sha, metrics_code, py_files
 from benchmark.reporting import report
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, train
@@ -226,21 +227,6 @@ def _batch_size(entry, cfg: RunConfig) -> int:
     return min(batch, cfg.max_batch) if cfg.max_batch else batch
 
 
-_PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _files_sha(paths) -> str:
-    h = hashlib.sha256()
-    for p in sorted(set(paths)):
-        with open(p, "rb") as fh:
-            h.update(os.path.relpath(p, _PROJECT).encode() + b"\0" + fh.read())
-    return h.hexdigest()[:16]
-
-
-def _py_files(folder: str) -> list[str]:
-    return [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".py")]
-
-
 def code_version(name: str) -> dict:
     """What a result depends on besides its config: the fusionbench version, a hash of the fuser's
     source (its module or package, the shared loss and blocks, the trainer) and of the metrics'
@@ -252,7 +238,7 @@ def code_version(name: str) -> dict:
     except metadata.PackageNotFoundError:
         version = "unknown"
     entry = get_fuser(name)
-    out = {"fusionbench": version, "metrics": _files_sha(_py_files(os.path.join(_PROJECT, "metrics")))}
+    out = {"fusionbench": version, "metrics": metrics_code()}
     if entry.source.startswith("plugin"):
         out["fuser"] = entry.source
         dist = entry.source.split(" ", 1)[-1]
@@ -266,13 +252,13 @@ def code_version(name: str) -> dict:
     # a fuser in a package of its own (ddfm/, fusioninn/) depends on the whole package
     files = (
         [src]
-        if src and os.path.dirname(src) == os.path.join(_PROJECT, "baselines")
-        else _py_files(os.path.dirname(src or ""))
+        if src and os.path.dirname(src) == os.path.join(PROJECT, "baselines")
+        else py_files(os.path.dirname(src or ""))
     )
     shared = ["baselines/loss.py", "baselines/blocks.py"] + [
         f"benchmark/training/{f}" for f in ("trainer.py", "patches.py")
     ]
-    out["fuser"] = _files_sha(files + [os.path.join(_PROJECT, f) for f in shared])
+    out["fuser"] = files_sha(files + [os.path.join(PROJECT, f) for f in shared])
     return out
 
 

@@ -1,0 +1,28 @@
+"""What a result depends on besides its settings: hashes of the project's source files, so that a
+rerun reuses work only while the code that made it is unchanged (``bench run``'s model
+fingerprints, ``bench eval``'s scored batches)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def files_sha(paths) -> str:
+    """One hash of the files' paths (relative to the project) and contents."""
+    h = hashlib.sha256()
+    for p in sorted(set(paths)):
+        with open(p, "rb") as fh:
+            h.update(os.path.relpath(p, PROJECT).encode() + b"\0" + fh.read())
+    return h.hexdigest()[:16]
+
+
+def py_files(folder: str) -> list[str]:
+    return [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".py")]
+
+
+def metrics_code() -> str:
+    """The hash of every metric's source (the ``metrics`` package)."""
+    return files_sha(py_files(os.path.join(PROJECT, "metrics")))
