@@ -65,6 +65,21 @@ def test_no_import_circles():
     assert not cycles, f"import circles: {cycles}"
 
 
+def test_benchmark_folders_point_one_way():
+    """Inside benchmark/, folders and top-level modules do not import each other in a circle
+    (reporting/ wrote FusionINN's decomposition tables through running/, which reports through
+    reporting/): the runner uses reporting, never the reverse."""
+    folder = {}
+    for a, deps in _imports().items():
+        if a.startswith("benchmark."):
+            part = a.split(".")[1]
+            folder.setdefault(part, set()).update(
+                d.split(".")[1] for d in deps if d.startswith("benchmark.") and d.split(".")[1] != part
+            )
+    both = sorted((a, b) for a, deps in folder.items() for b in deps if a < b and a in folder.get(b, set()))
+    assert not both, f"benchmark/ folders importing each other: {both}"
+
+
 def test_python_api_run_returns_what_it_wrote(tmp_path):
     import benchmark
 

@@ -10,9 +10,11 @@ import pandas as pd
 
 from baselines.loading import model_folder
 from baselines.registry import table_order
+from benchmark.atomic import write_text
 from benchmark.reporting.figures import decomposition_grid, distributions, sample_grid, training_curves
-from benchmark.reporting.tables import metric_columns, write_leaderboards, write_scores
+from benchmark.reporting.tables import leaderboard, metric_columns, render, write_leaderboards, write_scores
 
+DECOMPOSITION_COLUMNS = ["SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]  # decomposed source vs true, per source
 TUMOUR = "inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"
 
 
@@ -63,8 +65,6 @@ def report(run_dir: str, cfg, results: dict, val_ds, caption: str) -> dict:
         training_curves(os.path.join(run_dir, "figures", "training.png"), histories)
     decs = [results[n].decomposition for n in names if results[n].decomposition is not None]
     if decs:
-        from benchmark.running.decomposition import write_decomposition_tables
-
         tables.update(write_decomposition_tables(run_dir, pd.concat(decs, ignore_index=True), caption))
     samples = {n: results[n].samples for n in names if results[n].samples is not None}
     n = min([len(v) for v in samples.values()] + [cfg.n_show, len(val_ds)])
@@ -92,3 +92,28 @@ def report(run_dir: str, cfg, results: dict, val_ds, caption: str) -> dict:
                     dec[:n, 1],
                 )
     return tables
+
+
+def write_decomposition_tables(run_dir: str, rows: pd.DataFrame, caption: str) -> dict:
+    """FusionINN's ``decomposition.csv`` (rows of :mod:`benchmark.running.decomposition`) and a
+    leaderboard per region; returns ``{"decomposition": table, ...}``."""
+    out = {}
+    write_text(os.path.join(run_dir, "decomposition.csv"), rows.to_csv(index=False, float_format="%.10g"))
+    regions = rows["region"].unique() if "region" in rows else ["slice"]
+    for region in regions:
+        part = rows[rows["region"] == region] if "region" in rows else rows
+        stem = "decomposition_leaderboard" + ("" if region == "slice" else f"_{region}")
+        table = leaderboard(part, DECOMPOSITION_COLUMNS + ["SSIM_x1_spread", "SSIM_x2_spread"])
+        out[stem.replace("_leaderboard", "")] = table
+        write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
+        where = "" if region == "slice" else " inside the tumour box (labels 1, 2, 4 dilated by 5 px)"
+        draws = int(part["draws"].iloc[0])
+        cap = (
+            f"Decomposition{where}: SSIM and PSNR of each decomposed source against the true one "
+            f"(mean over images and {draws} latent draws). {caption}"
+        )
+        write_text(os.path.join(run_dir, f"{stem}.md"), render(table, DECOMPOSITION_COLUMNS, "md", cap))
+        write_text(
+            os.path.join(run_dir, f"{stem}.tex"), render(table, DECOMPOSITION_COLUMNS, "tex", cap.replace("_", "\\_"))
+        )
+    return out

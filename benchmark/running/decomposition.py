@@ -3,20 +3,14 @@
 For every validation image, ``draws`` latent samples z' (seeded: draw d uses seed + d) decompose
 the fused image; per source the SSIM (Gaussian, valid, as Table 2) and PSNR against the true
 source are averaged over draws, and their spread (standard deviation over draws) is reported.
+The tables are written by :func:`benchmark.reporting.report.write_decomposition_tables`.
 """
 
 from __future__ import annotations
 
-import os
-
-import pandas as pd
 import torch
 
-from benchmark.atomic import write_text
-from benchmark.reporting.tables import leaderboard, render
 from metrics.ssim import ssim
-
-COLUMNS = ["SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -72,25 +66,3 @@ def decomposition_rows(model, fused, x1, x2, indices, cfg, boxes=None, name: str
             c2 = torch.stack([crop(h, boxes, pos) for h in h2])
             rows += _rows(c1, c2, crop(x1, boxes, pos), crop(x2, boxes, pos), [indices[j] for j in pos], "tumour", name)
     return rows
-
-
-def write_decomposition_tables(run_dir: str, rows: pd.DataFrame, caption: str) -> dict:
-    """``decomposition.csv`` and a leaderboard per region; returns ``{"decomposition": table, ...}``."""
-    out = {}
-    write_text(os.path.join(run_dir, "decomposition.csv"), rows.to_csv(index=False, float_format="%.10g"))
-    regions = rows["region"].unique() if "region" in rows else ["slice"]
-    for region in regions:
-        part = rows[rows["region"] == region] if "region" in rows else rows
-        stem = "decomposition_leaderboard" + ("" if region == "slice" else f"_{region}")
-        table = leaderboard(part, COLUMNS + ["SSIM_x1_spread", "SSIM_x2_spread"])
-        out[stem.replace("_leaderboard", "")] = table
-        write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
-        where = "" if region == "slice" else " inside the tumour box (labels 1, 2, 4 dilated by 5 px)"
-        draws = int(part["draws"].iloc[0])
-        cap = (
-            f"Decomposition{where}: SSIM and PSNR of each decomposed source against the true one "
-            f"(mean over images and {draws} latent draws). {caption}"
-        )
-        write_text(os.path.join(run_dir, f"{stem}.md"), render(table, COLUMNS, "md", cap))
-        write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, COLUMNS, "tex", cap.replace("_", "\\_")))
-    return out
