@@ -315,12 +315,7 @@ def test_metrics_deferred_while_their_kernel_compiles_get_the_same_scores(tmp_pa
     import benchmark.running.evaluate as ev
     from metrics import _compile
 
-    x1, x2 = triples
-    stems = [f"s{i}" for i in range(6)]
-    xs1, xs2 = [x1[i % 3] for i in range(6)], [x2[i % 3] for i in range(6)]
-    _write(tmp_path / "a", stems, xs1, "png8")
-    _write(tmp_path / "b", stems, xs2, "png8")
-    _write(tmp_path / "f", stems, [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)], "png8")
+    _six_triples(tmp_path, triples)
     monkeypatch.setenv("FUSIONBENCH_COMPILE", "1")
     monkeypatch.setattr(_compile, "_BROKEN", [])
     args = (str(tmp_path / "a"), str(tmp_path / "b"), {"m": str(tmp_path / "f")})
@@ -347,12 +342,7 @@ def test_rerun_and_interrupted_eval_reuse_the_batches_already_scored(tmp_path, t
     import benchmark.running.evaluate as ev
     from benchmark.cli import main
 
-    x1, x2 = triples
-    stems = [f"s{i}" for i in range(6)]
-    xs1, xs2 = [x1[i % 3] for i in range(6)], [x2[i % 3] for i in range(6)]
-    _write(tmp_path / "a", stems, xs1, "png8")
-    _write(tmp_path / "b", stems, xs2, "png8")
-    _write(tmp_path / "f", stems, [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)], "png8")
+    _six_triples(tmp_path, triples)
     monkeypatch.setattr(ev, "AUTO_MIN_TRIPLES", 10**6)  # one process: the batches in order
     src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
 
@@ -384,6 +374,16 @@ def test_rerun_and_interrupted_eval_reuse_the_batches_already_scored(tmp_path, t
     # other metrics: everything again, and the folder keeps only this eval's batches
     assert main(["eval", *src, "--out", str(out)]) == 0 and again.calls == 5
     assert "reusing" not in capsys.readouterr().err and len(list((out / ".scored").iterdir())) == 3
+
+
+def _six_triples(tmp_path, triples):
+    """Folders a, b, f of six 8-bit triples (the three phantom pairs twice; F = their mean)."""
+    x1, x2 = triples
+    stems = [f"s{i}" for i in range(6)]
+    xs1, xs2 = [x1[i % 3] for i in range(6)], [x2[i % 3] for i in range(6)]
+    _write(tmp_path / "a", stems, xs1, "png8")
+    _write(tmp_path / "b", stems, xs2, "png8")
+    _write(tmp_path / "f", stems, [np.round((p + q) / 2 * 255) / 255 for p, q in zip(xs1, xs2)], "png8")
 
 
 def _counting(fn, stop_at=None):
