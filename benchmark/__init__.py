@@ -3,7 +3,7 @@
     import benchmark
     res = benchmark.run(models="mean,max", profile="smoke")      # a RunResult
     res.scores, res.leaderboard, res.path                        # DataFrames and the run folder
-    df = benchmark.running.evaluate(fused, x1, x2)                       # one row per image
+    df = benchmark.evaluate(fused, x1, x2)                       # one row per image
 
 Stages (``benchmark.running``): data -> training -> running -> reporting; the ``bench`` command
 (``benchmark.cli``) is a thin layer over the same functions.
@@ -32,20 +32,22 @@ def run(models="all", profile: str = "quick", *, progress: bool = True, log=prin
 
 
 def _as_images(x, what: str) -> torch.Tensor:
-    """(B, H, W) or (B, 1, H, W) tensor or array, float in [0, 1] or uint8 -> float (B, 1, H, W)."""
+    """(B, H, W), (B, 1, H, W) or colour (B, 3, H, W) / (B, H, W, 3) tensor or array, float in
+    [0, 1] or uint8 -> float (B, C, H, W)."""
+    want = "(B, H, W), (B, 1, H, W), or colour (B, 3, H, W) or (B, H, W, 3)"
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if not isinstance(t, torch.Tensor):
-        raise TypeError(
-            f"{what}: expected a torch.Tensor or numpy array of shape (B, H, W) or (B, 1, H, W); got {type(x).__name__}"
-        )
+        raise TypeError(f"{what}: expected a torch.Tensor or numpy array of shape {want}; got {type(x).__name__}")
     if t.dtype == torch.uint8:
         t = t.float() / 255
     elif not t.is_floating_point():
         raise ValueError(f"{what}: dtype {t.dtype}; expected float images in [0, 1] or uint8")
     if t.ndim == 3:
         t = t[:, None]
-    if t.ndim != 4 or t.shape[1] != 1:
-        raise ValueError(f"{what}: shape {tuple(t.shape)}; expected (B, H, W) or (B, 1, H, W)")
+    elif t.ndim == 4 and t.shape[1] not in (1, 3) and t.shape[-1] == 3:  # channels last (image stacks)
+        t = t.permute(0, 3, 1, 2).contiguous()
+    if t.ndim != 4 or t.shape[1] not in (1, 3):
+        raise ValueError(f"{what}: shape {tuple(t.shape)}; expected {want}")
     return t
 
 
@@ -64,10 +66,15 @@ def evaluate(
     per metric. ``fused`` may also be a dict ``{method: images}`` (rows then carry ``model``).
 
     Images: tensors or arrays, (B, H, W) or (B, 1, H, W), float in [0, 1] or uint8; x1 = T1-Gd,
-    x2 = FLAIR. ``metrics``: names or None for all; ``metric_profile``: upstream | intended | fusioninn;
-    ``lineage``: score another evaluation code's metric set instead (``"cddfuse"``, ``"vifb,tang"``).
+    x2 = FLAIR. Colour images ((B, 3, H, W) or (B, H, W, 3); MRI-PET, MRI-SPECT) are scored with each
+    lineage's own rule, as ``bench eval`` scores them (:mod:`metrics.colour`). ``metrics``: names or
+    None for all; ``metric_profile``: upstream | intended | fusioninn; ``lineage``: score another
+    evaluation code's metric set instead (``"cddfuse"``, ``"vifb,tang"``).
     """
-    from metrics import score
+    from metrics.colour import colour_score
+    from metrics.registry import resolve_metrics
+
+    names = resolve_metrics(metrics, lineage)
 
     a, b = _as_images(x1, "x1"), _as_images(x2, "x2")
     methods = fused if isinstance(fused, dict) else {None: fused}
@@ -75,15 +82,8 @@ def evaluate(
     for name, f in methods.items():
         f = _as_images(f, f"fused[{name!r}]" if name is not None else "fused")
         dev = torch.device(device) if device else f.device
-        s = score(
-            f.to(dev),
-            a.to(dev),
-            b.to(dev),
-            metrics=metrics,
-            profile=metric_profile,
-            quantize=quantize,
-            lineages=lineage,
-            chunk_size=chunk_size,
+        s = colour_score(  # grey images go straight to metrics.score
+            f.to(dev), a.to(dev), b.to(dev), names, profile=metric_profile, quantize=quantize, chunk_size=chunk_size
         )
         df = pd.DataFrame({k: v.double().cpu().numpy() for k, v in s.items()})
         df.insert(0, "index", np.arange(len(df)))

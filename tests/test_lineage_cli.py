@@ -155,6 +155,23 @@ def test_rgb_fused_image_follows_the_lineage_rule(tmp_path, lineage, caplog):
         assert (math.isnan(v) and math.isnan(got)) or got == pytest.approx(v, rel=1e-6, abs=1e-9), key
 
 
+def test_python_api_scores_colour_images_with_the_lineage_rule():
+    """benchmark.evaluate takes RGB stacks, channels last (uint8 arrays) or first (tensors), and
+    scores them as bench eval does; a shape with neither is one clear error."""
+    import benchmark
+
+    z = np.load(DATA / f"{CASES[0]}.npz")
+    rgb = _rgb(z)[None]  # (1, H, W, 3) uint8
+    want = _expected_rgb("tang", CASES[0])
+    for fused in (rgb, torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous()):
+        df = benchmark.evaluate(fused, z["A"][None], z["B"][None], lineage="tang")
+        for key, v in want.items():
+            got = float(df.loc[0, key])
+            assert (math.isnan(v) and math.isnan(got)) or got == pytest.approx(v, rel=1e-6, abs=1e-9), key
+    with pytest.raises(ValueError, match=r"fused: shape \(1, 2, 64, 64\); expected"):
+        benchmark.evaluate(np.zeros((1, 2, 64, 64), np.uint8), z["A"][None], z["B"][None])
+
+
 def test_rgb_with_table1_scores_the_y_channel(tmp_path):
     import metrics
 
