@@ -168,13 +168,16 @@ def get_metric(name: str) -> Callable:
 
 
 def parse_lineages(lineages) -> list[str]:
-    """Validate lineage names (a list or comma-separated string)."""
+    """Validate lineage names (a list or comma-separated string; ``all``: every lineage)."""
     if isinstance(lineages, str):
         lineages = [x.strip() for x in lineages.split(",") if x.strip()]
     out = []
     for x in lineages:
+        if x.lower() == "all":
+            out += [lin for lin in ALL_LINEAGES if lin not in out]
+            continue
         if x.lower() not in ALL_LINEAGES:
-            raise ValueError(f"unknown lineage {x!r}; known lineages: {', '.join(ALL_LINEAGES)}")
+            raise ValueError(f"unknown lineage {x!r}; known lineages: {', '.join(ALL_LINEAGES)} (or all)")
         if x.lower() not in out:
             out.append(x.lower())
     return out

@@ -47,6 +47,17 @@ def test_eval_lineage_columns_equal_the_original(tmp_path, lineage, capsys):
     assert "Qabf" in board and "lineages " + lineage in board
 
 
+def test_lineage_all_is_every_lineage():
+    from metrics.registry import ALL_LINEAGES, parse_lineages, resolve_metrics
+
+    assert parse_lineages("all") == list(ALL_LINEAGES)
+    assert parse_lineages("tang,all") == ["tang"] + [x for x in ALL_LINEAGES if x != "tang"]
+    names = resolve_metrics(None, "all")
+    assert {n.split(":")[0] for n in names if ":" in n} == set(ALL_LINEAGES) - {"liu"} and "Q_FMI" in names
+    with pytest.raises(ValueError, match="known lineages: liu, vifb, tang, mefb, cddfuse \\(or all\\)"):
+        parse_lineages("every")
+
+
 def test_eval_several_lineages_prefix_columns_and_liu_keeps_names(tmp_path):
     out = tmp_path / "out"
     assert main(["eval", *_folders(tmp_path), "--lineage", "liu,tang,cddfuse", "--out", str(out)]) == 0

@@ -25,7 +25,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lineage",
         help="score every metric of these lineages instead, as their originals compute them: "
-        "vifb | tang | mefb | cddfuse | liu (Table 1), comma-separated (bench list)",
+        "vifb | tang | mefb | cddfuse | liu (Table 1) | all, comma-separated (bench list)",
     )
     p.add_argument("--ddfm-prior", help="local diffusers UNet2DModel folder to use as DDFM's prior")
     p.add_argument("--out", help="results folder (default results)")
