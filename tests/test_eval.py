@@ -26,8 +26,10 @@ def _write(folder, stems, arrays, kind):
             skio.imsave(folder / f"{s}.png", np.round(a * 255).astype(np.uint8), check_contrast=False)
         elif kind == "png16":
             skio.imsave(folder / f"{s}.png", np.round(a * 65535).astype(np.uint16), check_contrast=False)
-        elif kind == "tif":
-            skio.imsave(folder / f"{s}.tif", np.round(a * 255).astype(np.uint8), check_contrast=False)
+        elif kind in ("tif", "bmp", "jpg"):
+            from PIL import Image
+
+            Image.fromarray(np.round(a * 255).astype(np.uint8)).save(folder / f"{s}.{kind}", quality=90)
         elif kind == "npy":
             np.save(folder / f"{s}.npy", a.astype(np.float32))
         elif kind == "nii":
@@ -77,14 +79,14 @@ def test_eval_png_folders_equal_direct_scores(tmp_path, triples):
 
 def _as_read(a, kind):
     """What a file of ``kind`` holds of the float image ``a`` once read back in [0, 1]."""
-    if kind in ("png8", "tif"):
+    if kind in ("png8", "tif", "bmp"):
         return np.round(a * 255) / 255
     if kind == "png16":
         return np.round(a * 65535) / 65535
     return a.astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["png8", "png16", "tif", "npy", "nii"])
+@pytest.mark.parametrize("kind", ["png8", "png16", "tif", "bmp", "npy", "nii"])
 def test_eval_every_format_equals_direct_scores(tmp_path, triples, kind):
     x1, x2 = triples
     f = (x1 + x2) / 2
@@ -100,6 +102,32 @@ def test_eval_every_format_equals_direct_scores(tmp_path, triples, kind):
     want = metrics.score(*t)
     for k, v in want.items():
         np.testing.assert_allclose(got[k].to_numpy(), v.double().numpy(), atol=1e-6, err_msg=f"{kind} {k}")
+
+
+def test_eval_reads_jpeg_as_decoded_and_names_a_truncated_one(tmp_path, triples, capsys):
+    """JPEG (lossy): the scores are those of the decoded pixels; a truncated file is one line."""
+    from PIL import Image
+
+    x1, x2 = triples
+    stems = ["a", "b", "c"]
+    for name, arr in (("x1", x1), ("x2", x2), ("f", (x1 + x2) / 2)):
+        _write(tmp_path / name, stems, arr, "png8" if name != "f" else "jpg")
+    args = ["eval", "--x1", str(tmp_path / "x1"), "--x2", str(tmp_path / "x2"), "--fused", str(tmp_path / "f")]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    got = pd.read_csv(tmp_path / "o" / "scores.csv").set_index("name").loc[stems]
+    decoded = np.stack([np.asarray(Image.open(tmp_path / "f" / f"{s}.jpg")) for s in stems]) / 255.0
+    t = [
+        torch.from_numpy(np.asarray(v, np.float32))[:, None]
+        for v in (decoded, np.round(x1 * 255) / 255, np.round(x2 * 255) / 255)
+    ]
+    for k, v in metrics.score(*t).items():
+        np.testing.assert_allclose(got[k].to_numpy(), v.double().numpy(), atol=1e-6, err_msg=k)
+    bad = tmp_path / "f" / "b.jpg"
+    bad.write_bytes(bad.read_bytes()[:300])
+    assert main([*args, "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: unreadable" in err and "expected a complete 8-bit grey or RGB BMP/JPEG image" in err
+    assert "Traceback" not in err and not (tmp_path / "o2").exists()
 
 
 def test_eval_numpy_16bit_and_nifti(tmp_path, triples):

@@ -1,4 +1,7 @@
-"""Reading user images for ``bench eval``: PNG (8/16-bit), TIFF, .npy and NIfTI slices -> [0, 1] float."""
+"""Reading user images for ``bench eval``: PNG (8/16-bit), TIFF, BMP, JPEG, .npy and NIfTI slices -> [0, 1] float.
+
+JPEG is lossy, and JPEG decoders may differ by a grey level here and there: the pixels scored are
+Pillow's decoding of the file; for numbers comparable across tools, prefer lossless files."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import os
 
 import numpy as np
 
-EXTS = (".png", ".tif", ".tiff", ".npy", ".nii", ".nii.gz")
+EXTS = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg", ".npy", ".nii", ".nii.gz")
 
 
 def stem(path: str) -> str:
@@ -121,6 +124,8 @@ def _expected(low: str) -> str:
         return "a NumPy .npy array of one 2-D slice"
     if low.endswith((".nii", ".nii.gz")):
         return "a NIfTI file of one 2-D slice"
+    if low.endswith((".jpg", ".jpeg", ".bmp")):
+        return "a complete 8-bit grey or RGB BMP/JPEG image"
     return "a complete grey PNG/TIFF image (8 or 16 bit)"
 
 
