@@ -593,9 +593,11 @@ def run_model(
         and prev.get("train_fingerprint") == train_fp
     )
     if rescore:
+        trains = entry.trainable or ("prior_path" in kwargs and not kwargs["prior_path"])  # DDFM trains its prior
+        kept = "reusing its training, scoring again" if trains else "scoring again"
         log(
             f"[fusionbench] {name}: the metrics (their settings or code) or the decomposition draws changed "
-            f"since {folder} was scored; reusing its training, scoring again"
+            f"since {folder} was scored; {kept}"
         )
     if D.is_main() and (
         cfg.retrain
