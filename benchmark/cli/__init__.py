@@ -224,7 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         "256 or more triples on a CPU, unless the metrics run compiled kernels, else 1; "
         "FUSIONBENCH_EVAL_WORKERS overrides auto). Scores are identical for any number",
     )
-    pe.add_argument("--out")
+    pe.add_argument(
+        "--out",
+        help="results folder (default results/eval); the batches scored are kept in OUT/.scored, so a stopped "
+        "eval resumes and a rerun reuses them",
+    )
     pe.set_defaults(fn=_cmd_eval)
     pd_ = sub.add_parser("data", help="data tools")
     dsub = pd_.add_subparsers(dest="data_cmd", required=True)
