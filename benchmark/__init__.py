@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from benchmark.config import RunConfig, make_config
+from benchmark.distributed import pick_device
 from benchmark.running.evaluate import evaluate_folders
 from benchmark.running.runner import RunResult
 from benchmark.running.runner import run as _run
@@ -81,7 +82,7 @@ def evaluate(
     frames = []
     for name, f in methods.items():
         f = _as_images(f, f"fused[{name!r}]" if name is not None else "fused")
-        dev = torch.device(device) if device else f.device
+        dev = pick_device(device) if device else f.device
         s = colour_score(  # grey images go straight to metrics.score
             f.to(dev), a.to(dev), b.to(dev), names, profile=metric_profile, quantize=quantize, chunk_size=chunk_size
         )
