@@ -183,7 +183,7 @@ def test_python_api_scores_colour_images_with_the_lineage_rule():
     with (
         pytest.raises(ValueError, match="--device cuda: CUDA is not available")
         if not torch.cuda.is_available()
-        else (contextlib.nullcontext())
+        else contextlib.nullcontext()
     ):
         benchmark.evaluate(rgb, z["A"][None], z["B"][None], device="cuda")  # was an AssertionError from torch
     with pytest.raises(ValueError, match=r"fused: shape \(1, 2, 64, 64\); expected"):
