@@ -14,6 +14,7 @@ import functools
 import torch
 
 from metrics._checks import check_triple
+from metrics._lineage_images import LineageImages
 from metrics.profiles import get_profile
 from metrics.toolbox_input import paper_input_path, quantize_255
 
@@ -72,8 +73,6 @@ class Workspace:
     def lineage_images(self):
         """The batch as the lineages' originals receive it (:class:`metrics.lineage.LineageImages`):
         the toolbox images, 0..255 (8-bit unless ``quantize=False``)."""
-        from metrics.lineage._images import LineageImages
-
         return self.cached("lineage", lambda: LineageImages(*self.toolbox_images()))
 
     def lineage_notes(self) -> list:

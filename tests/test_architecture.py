@@ -65,19 +65,34 @@ def test_no_import_circles():
     assert not cycles, f"import circles: {cycles}"
 
 
-def test_benchmark_folders_point_one_way():
-    """Inside benchmark/, folders and top-level modules do not import each other in a circle
-    (reporting/ wrote FusionINN's decomposition tables through running/, which reports through
-    reporting/): the runner uses reporting, never the reverse."""
-    folder = {}
+@pytest.mark.parametrize("package", ["metrics", "benchmark"])
+def test_folders_inside_a_package_point_one_way(package):
+    """Inside metrics/ and benchmark/, folders and top-level modules import each other in no
+    circle, however long: benchmark's reporting/ once wrote FusionINN's tables through running/,
+    which reports through reporting/; metrics' lineage/ uses ssim.py, whose per-batch workspace
+    built lineage/'s image cache."""
+    folder: dict[str, set[str]] = {}
     for a, deps in _imports().items():
-        if a.startswith("benchmark."):
+        if a.startswith(package + "."):
             part = a.split(".")[1]
             folder.setdefault(part, set()).update(
-                d.split(".")[1] for d in deps if d.startswith("benchmark.") and d.split(".")[1] != part
+                d.split(".")[1] for d in deps if d.startswith(package + ".") and d.split(".")[1] != part
             )
-    both = sorted((a, b) for a, deps in folder.items() for b in deps if a < b and a in folder.get(b, set()))
-    assert not both, f"benchmark/ folders importing each other: {both}"
+    cycles, state = [], {}
+
+    def visit(n, stack):
+        state[n] = 1
+        for d in sorted(folder.get(n, ())):
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d) :] + [d])
+            elif d not in state:
+                visit(d, stack + [d])
+        state[n] = 2
+
+    for n in sorted(folder):
+        if n not in state:
+            visit(n, [n])
+    assert not cycles, f"{package}/ parts importing each other in a circle: {cycles}"
 
 
 def test_python_api_run_returns_what_it_wrote(tmp_path):

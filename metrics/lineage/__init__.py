@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from metrics._lineage_images import LineageImages
 from metrics.lineage import cddfuse, mefb, tang, vifb
-from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
 
 SOURCES = {

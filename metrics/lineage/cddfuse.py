@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from metrics._lineage_images import LineageImages
 from metrics.lineage import kernels as K
-from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 
+from metrics._lineage_images import LineageImages
 from metrics.lineage import kernels as K
 from metrics.lineage import vifb
-from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
 from metrics.lineage.phase import phase_congruency
 from metrics.lineage.tang import mef_ms_ssim

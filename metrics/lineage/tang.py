@@ -18,9 +18,9 @@ import math
 
 import torch
 
+from metrics._lineage_images import LineageImages
 from metrics.lineage import kernels as K
 from metrics.lineage import wavelet as W
-from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
 
 

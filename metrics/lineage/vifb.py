@@ -14,8 +14,8 @@ import math
 
 import torch
 
+from metrics._lineage_images import LineageImages
 from metrics.lineage import kernels as K
-from metrics.lineage._images import LineageImages
 from metrics.lineage._spec import Spec
 from metrics.ssim import ssim_map
 
