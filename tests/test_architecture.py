@@ -46,8 +46,8 @@ def test_layers_point_one_way():
     assert not bad, f"imports that run back up the layers: {bad}"
 
 
-def test_no_import_circles():
-    graph = _imports()
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every circle a depth-first walk of ``graph`` (node -> the nodes it imports) meets."""
     state, cycles = {}, []
 
     def visit(n, stack):
@@ -62,6 +62,11 @@ def test_no_import_circles():
     for n in sorted(graph):
         if n not in state:
             visit(n, [n])
+    return cycles
+
+
+def test_no_import_circles():
+    cycles = _circles(_imports())
     assert not cycles, f"import circles: {cycles}"
 
 
@@ -78,20 +83,7 @@ def test_folders_inside_a_package_point_one_way(package):
             folder.setdefault(part, set()).update(
                 d.split(".")[1] for d in deps if d.startswith(package + ".") and d.split(".")[1] != part
             )
-    cycles, state = [], {}
-
-    def visit(n, stack):
-        state[n] = 1
-        for d in sorted(folder.get(n, ())):
-            if state.get(d) == 1:
-                cycles.append(stack[stack.index(d) :] + [d])
-            elif d not in state:
-                visit(d, stack + [d])
-        state[n] = 2
-
-    for n in sorted(folder):
-        if n not in state:
-            visit(n, [n])
+    cycles = _circles(folder)
     assert not cycles, f"{package}/ parts importing each other in a circle: {cycles}"
 
 
