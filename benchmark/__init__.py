@@ -34,21 +34,26 @@ def run(models="all", profile: str = "quick", *, progress: bool = True, log=prin
 
 def _as_images(x, what: str) -> torch.Tensor:
     """(B, H, W), (B, 1, H, W) or colour (B, 3, H, W) / (B, H, W, 3) tensor or array, float in
-    [0, 1] or uint8 -> float (B, C, H, W)."""
+    [0, 1], uint8 or uint16 (divided by 255 or 65535, as ``bench eval`` reads 8- and 16-bit
+    files) -> float (B, C, H, W)."""
     want = "(B, H, W), (B, 1, H, W), or colour (B, 3, H, W) or (B, H, W, 3)"
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{what}: expected a torch.Tensor or numpy array of shape {want}; got {type(x).__name__}")
     if t.dtype == torch.uint8:
         t = t.float() / 255
+    elif t.dtype == torch.uint16:
+        t = (t.double() / 65535).float()  # as benchmark.data.imageio reads a 16-bit PNG
     elif not t.is_floating_point():
-        raise ValueError(f"{what}: dtype {t.dtype}; expected float images in [0, 1] or uint8")
+        raise ValueError(f"{what}: dtype {t.dtype}; expected float images in [0, 1], uint8 or uint16")
     if t.ndim == 3:
         t = t[:, None]
     elif t.ndim == 4 and t.shape[1] not in (1, 3) and t.shape[-1] == 3:  # channels last (image stacks)
         t = t.permute(0, 3, 1, 2).contiguous()
     if t.ndim != 4 or t.shape[1] not in (1, 3):
         raise ValueError(f"{what}: shape {tuple(t.shape)}; expected {want}")
+    if t.shape[0] == 0:
+        raise ValueError(f"{what}: an empty batch, shape {tuple(t.shape)}; expected at least one image")
     return t
 
 
@@ -66,7 +71,7 @@ def evaluate(
     """Score fused images against their sources; one row per image (column ``index``), one column
     per metric. ``fused`` may also be a dict ``{method: images}`` (rows then carry ``model``).
 
-    Images: tensors or arrays, (B, H, W) or (B, 1, H, W), float in [0, 1] or uint8; x1 = T1-Gd,
+    Images: tensors or arrays, (B, H, W) or (B, 1, H, W), float in [0, 1], uint8 or uint16; x1 = T1-Gd,
     x2 = FLAIR. Colour images ((B, 3, H, W) or (B, H, W, 3); MRI-PET, MRI-SPECT) are scored with each
     lineage's own rule, as ``bench eval`` scores them (:mod:`metrics.colour`). ``metrics``: names or
     None for all; ``metric_profile``: upstream | intended | fusioninn; ``lineage``: score another

@@ -122,6 +122,17 @@ def test_python_api_evaluate_tensors_arrays_uint8():
     np.testing.assert_allclose(df3[df3.model == "copy"].Q_SSIM_x1, 1.0)
     with pytest.raises(ValueError, match="shape"):
         benchmark.evaluate(f[0], x1, x2)
+    # 16-bit stacks are read as bench eval reads a 16-bit PNG (benchmark.data.imageio: / 65535)
+    from benchmark.data.imageio import _to_unit
+
+    u16 = [np.round(a * 65535).astype(np.uint16) for a in (f, x1, x2)]
+    df4 = benchmark.evaluate(*u16, metrics="Q_SSIM,Q_FMI")
+    as_read = [torch.from_numpy(_to_unit("a.png", a)) for a in u16]
+    want16 = metrics.score(*(a[:, None] for a in as_read), metrics=["Q_SSIM", "Q_FMI"])
+    for k, v in want16.items():
+        np.testing.assert_array_equal(df4[k], v.double().numpy())
+    with pytest.raises(ValueError, match="empty batch"):
+        benchmark.evaluate(f[:0], x1[:0], x2[:0])
 
 
 def test_fusioninn_and_baselines_api(tmp_path):
