@@ -77,6 +77,25 @@ def test_eval_png_folders_equal_direct_scores(tmp_path, triples):
         assert (out / f).exists()
 
 
+def test_evaluate_folders_takes_folders_as_bench_eval_does(tmp_path, triples):
+    """From Python, ``fused`` may be one folder (named by the folder, a str or a Path) or a list of
+    ``--fused`` specs, not only a dict: the same scores as the dict form."""
+    from benchmark.running.evaluate import evaluate_folders
+
+    x1, x2 = triples
+    stems = ["p0", "p1", "p2"]
+    for d, arrays in (("a", x1), ("b", x2), ("mean", (x1 + x2) / 2), ("max", np.maximum(x1, x2))):
+        _write(tmp_path / d, stems, arrays, "png8")
+    src, kw = (str(tmp_path / "a"), str(tmp_path / "b")), {"metrics": "Q_SSIM,Q_XY", "progress": False}
+    want = evaluate_folders(
+        *src, {"mean": str(tmp_path / "mean"), "m": str(tmp_path / "max")}, str(tmp_path / "o1"), **kw
+    )
+    one = evaluate_folders(*src, tmp_path / "mean", str(tmp_path / "o2"), **kw)
+    pd.testing.assert_frame_equal(one, want[want.model == "mean"].reset_index(drop=True))
+    both = evaluate_folders(*src, [str(tmp_path / "mean"), f"m={tmp_path / 'max'}"], str(tmp_path / "o3"), **kw)
+    pd.testing.assert_frame_equal(both, want)
+
+
 def _as_read(a, kind):
     """What a file of ``kind`` holds of the float image ``a`` once read back in [0, 1]."""
     if kind in ("png8", "tif", "bmp"):

@@ -41,7 +41,7 @@ def _say(text: str) -> None:
 
 def parse_fused(specs) -> dict[str, str]:
     out = {}
-    for s in specs:
+    for s in map(os.fspath, specs):
         name, _, folder = s.partition("=") if "=" in s else (os.path.basename(os.path.normpath(s)), "", s)
         if name in out:
             raise ValueError(f"--fused: method name {name!r} given twice")
@@ -52,7 +52,7 @@ def parse_fused(specs) -> dict[str, str]:
 def evaluate_folders(
     x1_dir: str,
     x2_dir: str,
-    fused: dict[str, str],
+    fused: dict[str, str] | str | list[str],
     out: str,
     metric_profile: str = "upstream",
     metrics=None,
@@ -67,10 +67,14 @@ def evaluate_folders(
 ) -> pd.DataFrame:
     """Score every fused folder against the source folders (same file stem = one triple); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores.
+    ``fused``: ``{method: folder}``, or one folder or a list of them as ``bench eval --fused`` takes
+    them (``"DIR"``, named by the folder, or ``"NAME=DIR"``).
     ``lineage`` (e.g. ``"vifb"``) scores every metric of those lineages (:mod:`metrics.lineage`).
     ``workers``: processes scoring batches side by side on a CPU, or ``"auto"`` (:func:`eval_workers`;
     ``bench eval``'s default). From a script, more than one needs the script's work under
     ``if __name__ == "__main__":``, as for any spawned Python process."""
+    if not isinstance(fused, dict):
+        fused = parse_fused([fused] if isinstance(fused, (str, os.PathLike)) else fused)
     device = str(pick_device(str(device)))
     names = resolve_metrics(metrics, lineage)
     need = max(METRICS[n].min_size for n in names)
