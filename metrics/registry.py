@@ -185,8 +185,11 @@ def parse_lineages(lineages) -> list[str]:
 
 def resolve_metrics(names=None, lineages=None) -> list[str]:
     """Validate metric names (a list or comma-separated string; None or 'all' = the Table 1 set,
-    Liu's lineage). ``lineages`` (e.g. ``"vifb,cddfuse"``) adds every metric of each; a lineage's
-    metric is ``vifb:Qabf``, and a bare ``Qabf`` is found among the lineages given."""
+    Liu's lineage). ``lineages`` (e.g. ``"vifb,cddfuse"``) adds every metric of each. A name is a
+    registered one (``Q_SSIM``, ``vifb:Qabf``), or, with lineages, a bare key taken from every
+    lineage given that has it: ``SSIM`` with ``tang`` is ``tang:SSIM`` (Liu's ``Q_SSIM`` only
+    where ``liu`` is given or no lineage is), ``Qabf`` with ``vifb,cddfuse`` is both lineages'
+    Qabf. A lineage named explicitly must keep at least one of its metrics."""
     chosen = parse_lineages(lineages) if lineages else []
     if names is None or names == "all" or names == ["all"]:
         if chosen:
@@ -197,14 +200,31 @@ def resolve_metrics(names=None, lineages=None) -> list[str]:
     lookup = {k.lower(): k for k in METRICS}
     out = []
     for n in names:
-        key = lookup.get(n.lower()) or lookup.get("q_" + n.lower())
-        if key is None:
-            for lin in chosen:
-                key = key or lookup.get(f"{lin}:{n.lower()}")
-        if key is None:
+        keys = [lookup[n.lower()]] if n.lower() in lookup else []
+        for lin in chosen if not keys else []:
+            for cand in (f"{lin}:{n.lower()}",) if lin != "liu" else (n.lower(), "q_" + n.lower()):
+                if cand in lookup and METRICS[lookup[cand]].lineage == lin:
+                    keys.append(lookup[cand])
+                    break
+        if not keys and not chosen and "q_" + n.lower() in lookup:
+            keys = [lookup["q_" + n.lower()]]  # ``ssim`` finds ``Q_SSIM``
+        if not keys:
+            if chosen:
+                have = "; ".join(
+                    f"{lin}: {', '.join(METRICS[k].key or k for k in list_metrics(lin))}" for lin in chosen
+                )
+                raise ValueError(f"unknown metric {n!r} in the lineages {', '.join(chosen)}; they have {have}")
             raise ValueError(
                 f"unknown metric {n!r}; known metrics: {', '.join(TABLE_ORDER)} and <lineage>:<name> "
                 f"for the lineages {', '.join(LINEAGES)} (bench list)"
             )
-        out.append(key)
+        out += keys
+    named = [x.strip().lower() for x in (lineages.split(",") if isinstance(lineages, str) else lineages or [])]
+    if "all" not in named:
+        for lin in chosen:
+            if not any(METRICS[k].lineage == lin for k in out):
+                raise ValueError(
+                    f"lineage {lin!r} was asked for, but none of the metrics {', '.join(names)} is one of its "
+                    f"metrics; leave out the metric names to score all of {lin}'s (bench list shows them)"
+                )
     return [k for k in METRICS if k in out]

@@ -48,6 +48,25 @@ def test_eval_lineage_columns_equal_the_original(tmp_path, lineage, capsys):
     assert "Qabf" in board and "lineages " + lineage in board
 
 
+def test_eval_metric_names_within_a_lineage(tmp_path, capsys):
+    """``--lineage tang --metrics SSIM,Qabf`` scores Tang's SSIM and Qabf as their original computes
+    them (before, a bare SSIM was Liu's Q_SSIM); a lineage none of whose metrics is named is one
+    line, exit 2, no output."""
+    out = tmp_path / "out"
+    args = _folders(tmp_path)
+    assert main(["eval", *args, "--lineage", "tang", "--metrics", "SSIM,Qabf", "--out", str(out)]) == 0
+    scores = pd.read_csv(out / "scores.csv").set_index("name")
+    assert list(scores.columns) == ["model", "Qabf", "SSIM"]  # in the lineage's order
+    for case in CASES:
+        for key in ("SSIM", "Qabf"):
+            assert scores.loc[case, key] == pytest.approx(float(ORACLE[case]["tang"][key]), rel=1e-6, abs=1e-6)
+    capsys.readouterr()
+    assert main(["eval", *args, "--lineage", "vifb", "--metrics", "Q_SSIM", "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lineage 'vifb' was asked for, but none of the metrics Q_SSIM" in err[0], err
+    assert not (tmp_path / "o2").exists()
+
+
 def test_lineage_all_is_every_lineage():
     from metrics.registry import ALL_LINEAGES, parse_lineages, resolve_metrics
 

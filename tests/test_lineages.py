@@ -152,6 +152,18 @@ def test_columns_and_directions():
     two = resolve_metrics(None, "vifb,cddfuse")
     assert column_names(two)["vifb:Qabf"] == "vifb:Qabf"
     assert resolve_metrics("Qabf", "tang") == ["tang:Qabf"]
+    # a bare key given with lineages is each given lineage's metric, never Liu's Q_ metric of that name
+    assert resolve_metrics("SSIM", "tang") == ["tang:SSIM"]  # was Liu's Q_SSIM
+    assert resolve_metrics("FMI", "mefb") == ["mefb:FMI"]  # was Liu's Q_FMI
+    assert resolve_metrics("Qabf,ssim", "vifb,cddfuse") == ["vifb:Qabf", "vifb:Ssim", "cddfuse:Qabf", "cddfuse:SSIM"]
+    assert resolve_metrics("SSIM", "liu,tang") == ["Q_SSIM", "tang:SSIM"]
+    assert resolve_metrics("Q_SSIM,SSIM", "tang") == ["Q_SSIM", "tang:SSIM"]
+    assert resolve_metrics("Qabf", "all") == ["vifb:Qabf", "tang:Qabf", "mefb:Qabf", "cddfuse:Qabf"]
+    assert resolve_metrics("ssim") == ["Q_SSIM"]
+    with pytest.raises(ValueError, match="none of the metrics Q_SSIM is one of its metrics"):
+        resolve_metrics("Q_SSIM", "vifb")  # vifb was silently dropped
+    with pytest.raises(ValueError, match="unknown metric 'P' in the lineages tang; they have tang: EN, MI,"):
+        resolve_metrics("P", "tang")
     for col in ("Cross_entropy", "Rmse", "MSE", "Nabf", "Qcv", "vifb:Rmse", "cddfuse:MSE"):
         assert metric_info(col).higher_is_better is False, col
     by_key = {}

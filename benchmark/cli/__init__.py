@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from benchmark.cli.args import add_run_args, config_from_args
+from benchmark.cli.args import METRICS_HELP, add_run_args, config_from_args
 from benchmark.cli.fusioninn import add_fusioninn_commands
 
 
@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--x1", required=True, help="folder of T1-Gd images")
     pe.add_argument("--x2", required=True, help="folder of FLAIR images")
     pe.add_argument("--fused", required=True, action="append", help="folder of fused images, or NAME=DIR (repeatable)")
-    pe.add_argument("--metric-profile", default="upstream")
-    pe.add_argument("--metrics")
+    pe.add_argument("--metric-profile", default="upstream", help="upstream (default) | intended | fusioninn")
+    pe.add_argument("--metrics", help=METRICS_HELP)
     pe.add_argument(
         "--lineage",
         help="score every metric of these lineages as their originals compute them: vifb | tang | mefb | "

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+METRICS_HELP = (
+    "comma-separated metric names (default: the Table 1 five, or every metric of --lineage); with "
+    "--lineage, a bare key is that lineage's metric (--lineage tang --metrics SSIM,Qabf)"
+)
+
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="all", help="comma-separated fuser names or 'all' (see bench list)")
@@ -21,7 +26,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
     p.add_argument("--metric-profile", help="upstream (default) | intended | fusioninn")
-    p.add_argument("--metrics", help="comma-separated metric names (default all five)")
+    p.add_argument("--metrics", help=METRICS_HELP)
     p.add_argument(
         "--lineage",
         help="score every metric of these lineages instead, as their originals compute them: "
