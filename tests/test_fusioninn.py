@@ -133,9 +133,18 @@ def test_ablation_table_and_bench_decompose(tmp_path):
     mdir = out / "a" / "alpha-0.5" / "fusioninn"
     img = tmp_path / "fused.png"
     skio.imsave(img, (np.random.default_rng(0).random((64, 48)) * 255).astype(np.uint8), check_contrast=False)
-    assert main(["decompose", str(img), "--model-dir", str(mdir), "--draws", "3", "--out", str(tmp_path / "dec")]) == 0
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert (
+            main(["decompose", str(img), "--model-dir", str(mdir), "--draws", "3", "--out", str(tmp_path / "dec")]) == 0
+        )
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
     z = np.load(tmp_path / "dec" / "fused_decomposed.npz")
     assert z["x1_mean"].shape == (64, 48) and z["draws_x1"].shape == (3, 64, 48) and (z["x1_std"] > 0).any()
+    png = skio.imread(tmp_path / "dec" / "fused_x1_mean.png")  # the mean, as 8 bits
+    np.testing.assert_array_equal(png, (np.clip(z["x1_mean"], 0, 1) * 255).round().astype(np.uint8))
     assert (tmp_path / "dec" / "fused_x2_std.png").exists()
     assert main(["decompose", str(img), "--model-dir", str(tmp_path)]) == 2
     args = ["decompose", str(img), "--model-dir", str(mdir), "--draws", "0", "--out", str(tmp_path / "d0")]

@@ -15,7 +15,7 @@ DEFAULT_FUSIONINN = os.path.join(
 def _cmd_decompose(args) -> int:
     import numpy as np
     import torch
-    from skimage import io as skio
+    from PIL import Image
 
     from baselines.loading import load_model_folder
     from benchmark.atomic import atomic_path
@@ -67,9 +67,7 @@ def _cmd_decompose(args) -> int:
             if k.endswith("std"):  # uncertainty map, stretched for viewing (raw values in the .npz)
                 a = a / a.max() if a.max() > 0 else a
             with atomic_path(os.path.join(out, f"{s}_{k}.png"), ".png") as tmp:
-                skio.imsave(
-                    tmp, (np.clip(a, 0, 1) * 255).round().astype(np.uint8), check_contrast=False, extension=".png"
-                )
+                Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
         print(f"{f}: mean std x1 {float(res['x1_std'].mean()):.4f}, x2 {float(res['x2_std'].mean()):.4f}")
     print(f"wrote {out} (weights: {mdir})")
     return 0
