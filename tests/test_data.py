@@ -95,6 +95,29 @@ def test_import_brats2015_layout(shared_data, tmp_path):
     assert len(tr) == s["kept"]["train"] and len(va) == s["kept"]["val"]
 
 
+def test_validation_patients_are_drawn_among_those_that_kept_slices(shared_data, tmp_path, capsys):
+    """The whole shared folder: the 2023 case has no labels and is skipped under labels12. The
+    seeded draw over all three patients picked it for validation, leaving the validation split empty
+    (bench run then refused the file); the draw is now over the patients that kept slices, and is
+    the same draw as before when every patient keeps some."""
+    from benchmark.cli import main
+    from benchmark.data.brats import _val_patients
+
+    s = prepare(str(shared_data), str(tmp_path / "all.h5"), progress=False)
+    assert [x["patient"] for x in s["skipped"]] == ["brats2023-gli-00001-000"]
+    assert s["val_patients"] and "brats2023-gli-00001-000" not in s["val_patients"]
+    assert s["kept"]["train"] > 0 and s["kept"]["val"] > 0
+    tr, va, _ = load_data(str(tmp_path / "all.h5"))
+    assert len(tr) == s["kept"]["train"] and len(va) == s["kept"]["val"]
+    patients = [f"p{i}" for i in range(20)]  # every patient kept slices: the old draw over all of them
+    order = np.random.default_rng(3).permutation(20)
+    assert _val_patients(patients, set(patients), 0.12, 3) == {patients[i] for i in order[:2]}
+    assert _val_patients(patients, {"p7"}, 0.12, 3) == set()
+    one = shared_data / "brats2015-deepmedic" / "brats_2013_pat0005_1"  # one patient: no validation split, said
+    assert main(["data", "prepare", str(one), "--out", str(tmp_path / "one.h5")]) == 0
+    assert "one patient kept slices, so the validation split is empty" in capsys.readouterr().err
+
+
 def test_import_brats2023_layout_without_labels(shared_data, tmp_path):
     root = str(shared_data / "brats2023-gli-00001-000")
     with pytest.raises(ValueError, match="needs labels"):

@@ -183,6 +183,12 @@ def _cmd_data_prepare(args) -> int:
     for s in summary["skipped"]:
         print(f"bench: skipped patient {s['patient']}: {s['reason']}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
+    if not summary["kept"]["val"]:
+        print(
+            f"bench: note: one patient kept slices, so the validation split is empty; bench run needs "
+            f"{args.out} paired with a validation file (--data {args.out},VAL.h5) or more patients",
+            file=sys.stderr,
+        )
     print(f"wrote {args.out}")
     return 0
 

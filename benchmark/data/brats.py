@@ -162,6 +162,17 @@ def _read_case(case: dict, nib):
     return vols, seg
 
 
+def _val_patients(patients: list[str], kept: set[str], val_fraction: float, seed: int) -> set[str]:
+    """The validation patients: a seeded shuffle of the patients that kept at least one slice (a
+    patient skipped or with no selected slice cannot hold the validation split), about
+    ``val_fraction`` of them and at least one when two or more kept slices. When every patient kept
+    slices this is the same draw as over all of them."""
+    kept_in_order = [p for p in patients if p in kept]
+    order = np.random.default_rng(seed).permutation(len(kept_in_order))
+    n_val = max(1, int(round(val_fraction * len(kept_in_order)))) if len(kept_in_order) > 1 else 0
+    return {kept_in_order[i] for i in order[:n_val]}
+
+
 def prepare(
     root: str,
     out: str,
@@ -185,11 +196,6 @@ def prepare(
     _check_output(out, out_dir)  # before any import work
     skipped: list[dict] = []
     cases = find_cases(root, modalities, skipped)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(cases))
-    n_val = int(round(val_fraction * len(cases))) if len(cases) > 1 else 0
-    n_val = max(1, n_val) if len(cases) > 1 else 0
-    val_patients = {cases[i]["patient"] for i in order[:n_val]}
 
     tmp = os.path.join(out_dir, f".{os.path.basename(out)}.{os.getpid()}.tmp")
     summary = {
@@ -199,7 +205,7 @@ def prepare(
         "kept": {"train": 0, "val": 0},
         "dropped_constant": 0,
         "not_selected": 0,
-        "val_patients": sorted(val_patients),
+        "val_patients": [],
         "skipped": skipped,
     }
     try:
@@ -239,7 +245,6 @@ def prepare(
                     raise ValueError(
                         f"{case['x1']}: slices are {vols[0].shape[:2]}; expected {shape} like the first case"
                     )
-                split = 1 if case["patient"] in val_patients else 0
                 for z in range(vols[0].shape[2]):
                     lab = seg[:, :, z] if seg is not None else None
                     if not _keep(lab, select):
@@ -259,8 +264,7 @@ def prepare(
                         block[2 + c] = (p - p.min()) / (p.max() - p.min())
                     data[n] = block
                     segds[n] = lab if lab is not None else 0
-                    rows.append((case["patient"], z, split))
-                    summary["kept"]["val" if split else "train"] += 1
+                    rows.append((case["patient"], z))
             if not rows:
                 why = "; ".join(f"{s['patient']}: {s['reason']}" for s in skipped[:5])
                 raise ValueError(
@@ -270,7 +274,11 @@ def prepare(
                 )
             f.create_dataset("patient", data=np.array([r[0] for r in rows], dtype="S"))
             f.create_dataset("slice", data=np.array([r[1] for r in rows], dtype="i4"))
-            f.create_dataset("split", data=np.array([r[2] for r in rows], dtype="u1"))
+            val_patients = _val_patients([c["patient"] for c in cases], {r[0] for r in rows}, val_fraction, seed)
+            split = np.array([r[0] in val_patients for r in rows], dtype="u1")
+            f.create_dataset("split", data=split)
+            summary["kept"] = {"train": int((split == 0).sum()), "val": int(split.sum())}
+            summary["val_patients"] = sorted(val_patients)
             f.attrs["channels"] = json.dumps({"2": modalities[0], "3": modalities[1]})
             f.attrs["summary"] = json.dumps(summary)
         os.replace(tmp, out)
