@@ -113,6 +113,9 @@ def test_validation_patients_are_drawn_among_those_that_kept_slices(shared_data,
     order = np.random.default_rng(3).permutation(20)
     assert _val_patients(patients, set(patients), 0.12, 3) == {patients[i] for i in order[:2]}
     assert _val_patients(patients, {"p7"}, 0.12, 3) == set()
+    assert len(_val_patients(patients[:2], set(patients), 0.9, 0)) == 1  # the training split keeps one (was 0)
+    with pytest.raises(ValueError, match="--val-fraction must be between 0 and 1"):
+        prepare(str(shared_data), str(tmp_path / "x.h5"), val_fraction=1.5, progress=False)
     one = shared_data / "brats2015-deepmedic" / "brats_2013_pat0005_1"  # one patient: no validation split, said
     assert main(["data", "prepare", str(one), "--out", str(tmp_path / "one.h5")]) == 0
     assert "one patient kept slices, so the validation split is empty" in capsys.readouterr().err

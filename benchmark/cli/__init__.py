@@ -243,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--out", required=True)
     pp.add_argument("--modalities", default="t1ce,flair", help="two of t1,t1ce,t2,flair (x1,x2)")
     pp.add_argument("--select", default="labels12", help="labels12 | tumour | nonempty")
-    pp.add_argument("--val-fraction", type=float, default=0.12)
+    pp.add_argument(
+        "--val-fraction", type=float, default=0.12, help="fraction of the patients in the validation split (0.12)"
+    )
     pp.add_argument("--seed", type=int, default=0)
     pp.set_defaults(fn=_cmd_data_prepare)
     add_fusioninn_commands(sub)

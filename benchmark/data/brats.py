@@ -165,11 +165,12 @@ def _read_case(case: dict, nib):
 def _val_patients(patients: list[str], kept: set[str], val_fraction: float, seed: int) -> set[str]:
     """The validation patients: a seeded shuffle of the patients that kept at least one slice (a
     patient skipped or with no selected slice cannot hold the validation split), about
-    ``val_fraction`` of them and at least one when two or more kept slices. When every patient kept
-    slices this is the same draw as over all of them."""
+    ``val_fraction`` of them, at least one and at most all but one when two or more kept slices.
+    When every patient kept slices this is the same draw as over all of them."""
     kept_in_order = [p for p in patients if p in kept]
     order = np.random.default_rng(seed).permutation(len(kept_in_order))
-    n_val = max(1, int(round(val_fraction * len(kept_in_order)))) if len(kept_in_order) > 1 else 0
+    n = len(kept_in_order)
+    n_val = min(max(1, int(round(val_fraction * n))), n - 1) if n > 1 else 0  # both splits keep a patient
     return {kept_in_order[i] for i in order[:n_val]}
 
 
@@ -190,6 +191,8 @@ def prepare(
     modalities = tuple(modalities)
     if len(modalities) != 2 or any(m not in MODALITIES for m in modalities) or modalities[0] == modalities[1]:
         raise ValueError(f"modalities must be two different names of {', '.join(MODALITIES)}; got {modalities}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"--val-fraction must be between 0 and 1 (a fraction of the patients); got {val_fraction}")
     if select not in SELECT:
         raise ValueError(f"unknown --select {select!r}; expected one of {', '.join(SELECT)}")
     out_dir = os.path.dirname(os.path.abspath(out))
