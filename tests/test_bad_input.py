@@ -240,6 +240,9 @@ def test_failed_rerun_leaves_no_stale_tables(tmp_path, capsys):
         ("", "not a readable scores table"),
         ("model,index,region,Q_SSIM\n", "header only"),
         ("model,index,region,Q_SSIM\na,0,slice,x\n", "non-numbers"),
+        ("model,index,region,Q_SSIM\na,0,slice,0.5\ngarbage,x\n", "rows [1] have region nan; expected slice or tumour"),
+        ("model,index,region,Q_SSIM\na,0,slice,0.5\na,0,tumor,0.5\n", "rows [1] have region 'tumor'"),
+        ("model,index,region,Q_SSIM\na,0,slice,0.5\n,1,slice,0.5\n", "rows [1] have no model name"),
     ],
 )
 def test_bench_table_validates(tmp_path, capsys, content, needle):

@@ -64,6 +64,14 @@ def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.
         raise ValueError(f"{source}: no metric columns; expected some of {', '.join(TABLE_ORDER)}")
     if scores.empty:
         raise ValueError(f"{source}: header only, no score rows")
+    if "region" in scores.columns:  # a run's rows: each is a whole slice or its tumour box
+        bad = scores.index[~scores.region.isin(("slice", "tumour"))].tolist()
+        if bad:
+            raise ValueError(
+                f"{source}: rows {bad[:10]} have region {scores.region[bad[0]]!r}; expected slice or tumour"
+            )
+    if scores.model.isna().any():
+        raise ValueError(f"{source}: rows {scores.index[scores.model.isna()].tolist()[:10]} have no model name")
     for c in cols:
         values = pd.to_numeric(scores[c], errors="coerce")
         bad = scores.index[values.isna() & scores[c].notna()].tolist()
