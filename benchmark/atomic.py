@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 
 
 @contextlib.contextmanager
@@ -52,3 +53,45 @@ def first_missing(path: str) -> str | None:
     while not os.path.exists(path):
         top, path = path, os.path.dirname(path)
     return top
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str, hint: str):
+    """Hold ``folder`` for this process alone while the block runs: an exclusive ``flock`` on
+    ``folder/.lock``, which the operating system releases however the process ends (Ctrl-C, kill,
+    crash), so a stopped run never leaves a stale lock. A second ``bench`` writing the same folder
+    gets ``RuntimeError`` naming the holder and ``hint`` instead of mixing its files into the
+    first's. The file is removed on release. Without ``fcntl`` (not POSIX) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, ".lock")
+    while True:
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RuntimeError(f"{folder} is in use by {holder}; {hint}") from None
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file its last holder removed between our open and our lock
+            break
+        fh.close()
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"bench (pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        fh.flush()
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        fh.close()

@@ -160,3 +160,55 @@ def test_two_gloo_processes_give_the_same_scores_as_one(tmp_path):
     assert cfg["device"]["processes"] == 2
     assert json.loads((tmp_path / "two" / "deepfuse" / "model.json").read_text())["processes"] == 2
     assert (b.model == "deepfuse").sum() == 16 and b.Q_SSIM.notna().all()  # DDP-trained model scored on all 8 pairs
+
+
+def test_a_second_bench_on_the_same_folder_is_refused_and_a_killed_one_leaves_no_lock(tmp_path, capsys):
+    """While one process writes a run or eval folder, a second `bench run` / `bench eval` into it
+    is one line and exit 2 (it used to delete the first's tables and mix its files in); the lock
+    goes with its process however that ends (SIGKILL included) and leaves no file behind."""
+    from benchmark.atomic import folder_lock
+    from benchmark.cli import main
+
+    run_dir = tmp_path / "runs" / "r"
+    (run_dir).mkdir(parents=True)
+    (run_dir / "leaderboard.md").write_text("the first run's table\n")
+    with folder_lock(str(run_dir), "hint"):
+        args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path / "runs"), "--run-name", "r"]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is in use by bench (pid" in err[0] and "another --run-name" in err[0], err
+        assert (run_dir / "leaderboard.md").read_text() == "the first run's table\n"  # untouched
+        ev = tmp_path / "ev"  # the same for bench eval's --out
+        for d, img in (("a", 0.2), ("b", 0.6), ("f", 0.4)):
+            (tmp_path / d).mkdir()
+            np.save(tmp_path / d / "s.npy", np.full((32, 32), img, np.float32))
+        eargs = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", str(tmp_path / "f")]
+        with folder_lock(str(ev), "hint"):
+            assert main([*eargs, "--metrics", "Q_SSIM", "--out", str(ev)]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "is in use by bench (pid" in err[0] and "another --out" in err[0], err
+            assert os.listdir(ev) == [".lock"]
+    assert not (run_dir / ".lock").exists()
+    assert main(args) == 0 and not (run_dir / ".lock").exists()  # free again
+    assert main([*eargs, "--metrics", "Q_SSIM", "--out", str(ev)]) == 0 and not (ev / ".lock").exists()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from benchmark.atomic import folder_lock\nwith folder_lock({str(run_dir)!r}, ''):\n"
+            "    print('held', flush=True)\n    import time; time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RuntimeError, match=f"in use by bench \\(pid {holder.pid},"):
+            with folder_lock(str(run_dir), "hint"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with folder_lock(str(run_dir), "hint"):  # SIGKILL released it
+        pass

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_writable, first_missing, write_json, write_text
+from benchmark.atomic import check_writable, first_missing, folder_lock, write_json, write_text
 from benchmark.data import imageio
 from benchmark.data.imageio import list_images, probe_image, read_image
 from benchmark.distributed import pick_device
@@ -111,27 +111,28 @@ def evaluate_folders(
     created = first_missing(out)
     check_writable(out)
     try:
-        return _score_folders(
-            keys,
-            imgs,
-            a,
-            b,
-            fl,
-            fused,
-            out,
-            names,
-            metric_profile,
-            quantize,
-            batch,
-            device,
-            progress,
-            style,
-            x1_dir,
-            x2_dir,
-            lineage,
-            workers,
-            say,
-        )
+        with folder_lock(out, "wait for that eval to finish, or give this one another --out"):
+            return _score_folders(
+                keys,
+                imgs,
+                a,
+                b,
+                fl,
+                fused,
+                out,
+                names,
+                metric_profile,
+                quantize,
+                batch,
+                device,
+                progress,
+                style,
+                x1_dir,
+                x2_dir,
+                lineage,
+                workers,
+                say,
+            )
     except ValueError:
         if created:  # bad input: no output folder of a failed eval is left behind
             shutil.rmtree(out, ignore_errors=True)

@@ -18,6 +18,7 @@ again) and says what it reuses, so a killed run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -40,7 +41,7 @@ from baselines.loading import find_trained, load_weights, model_folder
 from baselines.loss import LossConfig
 from baselines.registry import get_fuser, resolve_models
 from benchmark import distributed as D
-from benchmark.atomic import atomic_path, check_writable, first_missing, write_json, write_text
+from benchmark.atomic import atomic_path, check_writable, first_missing, folder_lock, write_json, write_text
 from benchmark.config import RunConfig, for_model, parse_per_model
 from benchmark.data import load_data
 from benchmark.data.regions import crop, region_groups, tumour_boxes
@@ -658,9 +659,12 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
     created = first_missing(run_dir)
     if D.is_main():
         check_writable(run_dir)
-        _remove_run_outputs(run_dir)  # a failed rerun must not leave the last run's tables looking current
+    hint = "wait for that run to finish, or give this one another --run-name or --out"
     try:
-        return _run_in(run_dir, cfg, names, dev, progress, log)
+        with folder_lock(run_dir, hint) if D.is_main() else contextlib.nullcontext():
+            if D.is_main():
+                _remove_run_outputs(run_dir)  # a failed rerun must not leave the last run's tables looking current
+            return _run_in(run_dir, cfg, names, dev, progress, log)
     except BaseException:
         if created and D.is_main() and not _holds_finished_work(run_dir):
             shutil.rmtree(created, ignore_errors=True)  # nothing partial: no folder this run made is left behind
