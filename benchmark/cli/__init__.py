@@ -146,7 +146,12 @@ def _cmd_table(args) -> int:
             f"{path}: not a readable scores table ({type(e).__name__}: {e}); expected the scores.csv of a run"
         ) from None
     scores = check_scores(scores, path)
-    tables = write_score_tables(args.run_dir, scores, style=args.style, with_std=args.std, **_run_tables(args.run_dir))
+    from benchmark.atomic import folder_lock
+
+    with folder_lock(args.run_dir, "wait for it to finish; it writes the leaderboards itself"):
+        tables = write_score_tables(
+            args.run_dir, scores, style=args.style, with_std=args.std, **_run_tables(args.run_dir)
+        )
     with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
         print(fh.read())
     return 0 if "slice" in tables else 2
