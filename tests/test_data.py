@@ -75,6 +75,10 @@ def test_h5_bad_layouts(tmp_path):
         H5Pairs(str(p))[1]
     with pytest.raises(ValueError, match="no 'split' dataset"):
         load_data(str(p))
+    with h5py.File(p, "a") as f:
+        f["split"] = np.array([0, 2], "u1")  # a 2 (a test split?) was silently in neither split
+    with pytest.raises(ValueError, match=r"dataset 'split' holds \[2\]; expected 0 \(train\) or 1"):
+        load_data(str(p))
     with pytest.raises(FileNotFoundError):
         H5Pairs(str(tmp_path / "missing.h5"))
 

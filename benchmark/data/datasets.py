@@ -109,6 +109,11 @@ class H5Pairs(torch.utils.data.Dataset):
                     f"{path}: dataset 'split' has shape {self.split.shape}; expected ({shape[0]},) "
                     "(0 = train, 1 = validation for each slice of 'data')"
                 )
+            if self.split is not None and not np.isin(self.split, (0, 1)).all():
+                odd = sorted({v.item() for v in np.unique(self.split)} - {0, 1})[:5]
+                raise ValueError(
+                    f"{path}: dataset 'split' holds {odd}; expected 0 (train) or 1 (validation) for each slice"
+                )
         self.indices = np.arange(shape[0]) if indices is None else np.asarray(indices)
         self._file = None
 
