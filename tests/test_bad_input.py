@@ -218,6 +218,53 @@ def test_changed_code_retrains(tmp_path, capsys, monkeypatch):
     assert "reusing mean" not in capsys.readouterr().out
 
 
+def test_rewritten_data_file_trains_and_scores_again(tmp_path, capsys, monkeypatch):
+    """A data file written again under the same name with as many slices (other modalities, another
+    split) was reused: the fingerprint held its name and counts only. It now holds the contents'
+    hash; a touched or copied file, same bytes, is still reused."""
+    import h5py
+    import pandas as pd
+
+    from benchmark.data import datasets
+
+    def write(path, seed):
+        rng = np.random.default_rng(seed)
+        with h5py.File(path, "w") as f:
+            f["data"] = rng.random((6, 4, 48, 48)).astype("f4")
+            f["split"] = np.array([0, 0, 0, 0, 1, 1], "u1")
+
+    h5 = tmp_path / "d.h5"
+    write(h5, 0)
+    args = [
+        "run",
+        "--models",
+        "mean",
+        "--profile",
+        "smoke",
+        "--data",
+        str(h5),
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "r",
+    ]
+    assert main(args) == 0
+    first = pd.read_csv(tmp_path / "r" / "scores.csv")
+    capsys.readouterr()
+    os.utime(h5, (1e9, 1e9))  # touched: the same bytes
+    assert main(args) == 0 and "reusing mean" in capsys.readouterr().out
+    write(h5, 1)  # same name, shape and split; other images
+    assert main(args) == 0 and "reusing mean" not in capsys.readouterr().out
+    assert not np.allclose(pd.read_csv(tmp_path / "r" / "scores.csv").Q_SSIM, first.Q_SSIM)
+    whole = datasets.file_identity(str(h5))
+    monkeypatch.setattr(datasets, "_WHOLE", 1024)  # a large file: sampled blocks and the split read whole
+    sampled = datasets.file_identity(str(h5))
+    assert set(whole) == {"size", "sha256"} and set(sampled) == {"size", "sha256_sampled"}
+    with h5py.File(h5, "a") as f:
+        f["split"][...] = np.array([1, 0, 0, 0, 0, 1], "u1")
+    assert datasets.file_identity(str(h5))["sha256_sampled"] != sampled["sha256_sampled"]
+
+
 def test_failed_rerun_leaves_no_stale_tables(tmp_path, capsys):
     args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
     assert main(args) == 0

@@ -147,6 +147,37 @@ class H5Pairs(torch.utils.data.Dataset):
         return d
 
 
+_WHOLE = 256 << 20  # files up to this size are hashed whole
+_BLOCK = 1 << 16
+
+
+def file_identity(path: str) -> dict:
+    """What a run depends on in an HDF5 file, apart from its name and timestamps: its size and a
+    SHA-256 of its bytes; above 256 MiB, of 1,024 evenly spaced 64 KiB blocks (64 MiB read) plus
+    the small datasets that choose the slices (``split``, ``patient``, ``slice``) and the file's
+    attributes. A file written again with other slices, modalities or split therefore trains and
+    scores again, while a copied or touched one is reused."""
+    size = os.path.getsize(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if size <= _WHOLE:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+            return {"size": size, "sha256": h.hexdigest()}
+        for k in range(1024):
+            fh.seek((size - _BLOCK) * k // 1023)
+            h.update(fh.read(_BLOCK))
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        for name in ("split", "patient", "slice"):
+            if name in f:
+                h.update(np.ascontiguousarray(f[name][()]).tobytes())
+        for k in sorted(f.attrs):
+            h.update(f"{k}={f.attrs[k]}".encode())
+    return {"size": size, "sha256_sampled": h.hexdigest()}
+
+
 def _first(ds, n):
     if n is None or n >= len(ds):
         return ds
@@ -187,4 +218,5 @@ def load_data(
             f"unknown data {spec!r}; expected 'phantom', FILE.h5 (from 'bench data prepare') or TRAIN.h5,VAL.h5"
         )
     tr, va = _first(tr, n_train), _first(va, n_val)
-    return tr, va, {"data": spec, "seed": seed, "n_train": len(tr), "n_val": len(va)}
+    files = {p: file_identity(p) for p in dict.fromkeys(parts)}  # the contents, not only the names
+    return tr, va, {"data": spec, "seed": seed, "n_train": len(tr), "n_val": len(va), "files": files}
