@@ -19,6 +19,19 @@ def files_sha(paths) -> str:
     return h.hexdigest()[:16]
 
 
+def folder_sha(folder: str) -> str:
+    """One hash of every file under ``folder``: their paths inside it and their contents (where the
+    folder lives does not count)."""
+    h = hashlib.sha256()
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs)
+    for p in files:
+        h.update(os.path.relpath(p, folder).encode() + b"\0")
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def py_files(folder: str) -> list[str]:
     return [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".py")]
 

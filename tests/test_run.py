@@ -265,11 +265,21 @@ def test_ddfm_prior_is_trained_again_when_its_settings_change(tmp_path, capsys):
     unet = tmp_path / "smoke-phantom" / "ddfm" / "prior" / "unet" / "config.json"
     assert main(args) == 0
     assert json.loads(unet.read_text())["block_out_channels"] == [16, 16, 32]
+    import shutil
+
+    mine = tmp_path / "my-prior"  # a prior of the user's own (--ddfm-prior)
+    shutil.copytree(unet.parent, mine)
     assert main([*args, "--set", "metrics=Q_SSIM"]) == 0
     assert "reusing the DDFM prior" in capsys.readouterr().out
     assert main([*args, "--set", "ddfm_prior_channels=8,16"]) == 0
     assert "reusing the DDFM prior" not in capsys.readouterr().out
     assert json.loads(unet.read_text())["block_out_channels"] == [8, 16]
+    ext = [*args, "--ddfm-prior", str(mine), "--run-name", "ext"]
+    assert main(ext) == 0 and main(ext) == 0
+    assert "reusing ddfm" in capsys.readouterr().out
+    shutil.rmtree(mine)
+    shutil.copytree(unet.parent, mine)  # other weights under the same folder name: DDFM fuses again
+    assert main(ext) == 0 and "reusing ddfm" not in capsys.readouterr().out
 
 
 def test_from_run_loads_weights_and_trains_nothing(tmp_path, capsys):

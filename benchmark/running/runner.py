@@ -46,7 +46,7 @@ from benchmark.config import RunConfig, for_model, parse_per_model
 from benchmark.data import load_data
 from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
-from benchmark.provenance import PROJECT, files_sha, metrics_code, py_files
+from benchmark.provenance import PROJECT, files_sha, folder_sha, metrics_code, py_files
 from benchmark.reporting import report
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, train
@@ -278,6 +278,8 @@ def _fingerprints_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, s
         if "prior_path" in kwargs and not kwargs["prior_path"]
         else None
     )
+    if kwargs.get("prior_path") and os.path.isdir(kwargs["prior_path"]):  # --ddfm-prior: its weights, not its name
+        prior = {"files": folder_sha(kwargs["prior_path"])}
     code = code_version(name)
     training = {"name": name, "kwargs": kwargs, "train": trained, "prior": prior, "data": data_info}
     whole = {
