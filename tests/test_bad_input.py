@@ -218,6 +218,23 @@ def test_changed_code_retrains(tmp_path, capsys, monkeypatch):
     assert "reusing mean" not in capsys.readouterr().out
 
 
+def test_edited_phantom_generator_is_not_served_from_the_cache_nor_reused(tmp_path, capsys, monkeypatch):
+    """The phantom cache key and the run's data fingerprint hold the generator's source hash (they
+    held seed, split and n only: an edited generator served the old images from the cache, and a
+    rerun reused models trained on them)."""
+    from benchmark.data import datasets
+
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 0 and main(args) == 0
+    assert "reusing mean" in capsys.readouterr().out
+    real, real_make = datasets.phantom_identity, datasets.phantom.make_split
+    made = []
+    monkeypatch.setattr(datasets, "phantom_identity", lambda: {**real(), "code": "edited"})
+    monkeypatch.setattr(datasets.phantom, "make_split", lambda *a, **k: made.append(a) or real_make(*a, **k))
+    assert main(args) == 0 and "reusing mean" not in capsys.readouterr().out
+    assert len(made) == 2  # train and validation made again, not read from the cache
+
+
 def test_rewritten_data_file_trains_and_scores_again(tmp_path, capsys, monkeypatch):
     """A data file written again under the same name with as many slices (other modalities, another
     split) was reused: the fingerprint held its name and counts only. It now holds the contents'

@@ -42,9 +42,25 @@ def _cache_dir() -> str:
     return os.environ.get("FUSIONBENCH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "fusionbench"))
 
 
+def phantom_identity() -> dict:
+    """What the phantom images depend on besides (seed, split, n): the generator's source and the
+    nilearn release whose template it reads. In the cache key and in a run's data fingerprint, so an
+    edited generator never serves stale images or reuses models trained on the old ones."""
+    from importlib import metadata
+
+    from benchmark.provenance import files_sha
+
+    try:
+        nilearn = metadata.version("nilearn")
+    except metadata.PackageNotFoundError:
+        nilearn = None
+    return {"code": files_sha([phantom.__file__]), "nilearn": nilearn}
+
+
 def phantom_split(seed: int, split: str, n: int, cache: bool = True) -> ArrayPairs:
     """The phantom split as an in-memory dataset, cached on disk (it is deterministic)."""
-    key = hashlib.sha1(f"phantom-v1-{seed}-{split}-{n}".encode()).hexdigest()[:16]
+    ident = phantom_identity()
+    key = hashlib.sha1(f"phantom-v1-{seed}-{split}-{n}-{ident['code']}-{ident['nilearn']}".encode()).hexdigest()[:16]
     path = os.path.join(_cache_dir(), f"phantom-{split}-{n}-{key}.npz")
     if cache and os.path.exists(path):
         try:
@@ -199,7 +215,14 @@ def load_data(
         return (
             phantom_split(seed, "train", nt),
             phantom_split(seed, "val", nv),
-            {"data": "phantom", "seed": seed, "n_train": nt, "n_val": nv, "size": [phantom.SIZE, phantom.SIZE]},
+            {
+                "data": "phantom",
+                "seed": seed,
+                "n_train": nt,
+                "n_val": nv,
+                "size": [phantom.SIZE, phantom.SIZE],
+                "generator": phantom_identity(),
+            },
         )
     parts = spec.split(",")
     if len(parts) == 2:
