@@ -77,3 +77,55 @@ def test_bench_table_rebuilds_the_committed_run_to_the_byte(tmp_path):
     for name in names:
         assert (tmp_path / name).read_text() == (ref / name).read_text(), name
     assert "Not the paper setting: 6 epochs (paper 400)" in (tmp_path / "leaderboard.md").read_text()
+
+
+def _latex_text_problems(tex: str) -> list[str]:
+    """What would stop LaTeX or print the wrong thing in a table file: outside math, a bare % (it
+    comments out the rest of the line, the caption's closing brace included), _ ^ # ~ (errors),
+    < > (printed as ¡ ¿ in the default font); unbalanced braces; a table row whose cells do not
+    match the column spec."""
+    import re
+
+    problems = []
+    ncols = None
+    for n, line in enumerate(tex.splitlines(), 1):
+        text = re.sub(r"\\[\\&%$#_{}]", "", line)  # escaped characters
+        text = re.sub(r"\$[^$]*\$", "", text)  # math
+        for ch in "%_^#~<>$":
+            if ch in text:
+                problems.append(f"line {n}: bare {ch!r}")
+        if text.count("{") != text.count("}"):
+            problems.append(f"line {n}: unbalanced braces")
+        spec = re.match(r"\\begin\{tabular\}\{(\w+)\}", line)
+        if spec:
+            ncols = len(spec.group(1))
+        elif ncols and line.endswith("\\\\") and text.count("&") != ncols - 1:
+            problems.append(f"line {n}: {text.count('&') + 1} cells; expected {ncols}")
+        elif not (ncols and line.endswith("\\\\")) and "&" in text:
+            problems.append(f"line {n}: bare '&'")
+    return problems
+
+
+def test_latex_tables_escape_names_and_captions(tmp_path):
+    """Every .tex is valid LaTeX text. The stats note's "95%" commented out the rest of every
+    caption (its closing brace too), "Q_SSIM_x1" in the diagnostics note and "p >= 0.05" were
+    bare, and a model named like a method in a paper (``my_net&co 50%``) broke its row."""
+    import pathlib
+
+    rows = [
+        {"model": m, "index": i, "region": "slice", "Q_SSIM": b + i / 100, "Q_SSIM_x1": 0.5, "vifb:Rmse": b}
+        for m, b in (("my_net&co 50%", 0.8), ("mean", 0.7), ("a#b~c^d{e}\\f", 0.6))
+        for i in range(5)
+    ]
+    write_leaderboards(str(tmp_path), pd.DataFrame(rows), caption="batch <= 16; lr_x 1e-3; 5% of $data", style="stats")
+    tex = (tmp_path / "leaderboard.tex").read_text()
+    assert _latex_text_problems(tex) == [], tex
+    assert "my\\_net\\&co 50\\%" in tex and "batch $\\leq$ 16; lr\\_x 1e-3; 5\\% of \\$data" in tex
+    assert "a\\#b\\textasciitilde{}c\\textasciicircum{}d\\{e\\}\\textbackslash{}f" in tex
+    md = (tmp_path / "leaderboard.md").read_text()  # Markdown keeps the plain text
+    assert "| my_net&co 50% |" in md and "batch <= 16; lr_x 1e-3; 5% of $data" in md
+    root = pathlib.Path(__file__).parent.parent / "results"
+    committed = sorted(root.glob("*/*.tex"))
+    assert len(committed) >= 14
+    for p in committed:
+        assert _latex_text_problems(p.read_text()) == [], p

@@ -148,10 +148,14 @@ def _cmd_table(args) -> int:
     scores = check_scores(scores, path)
     from benchmark.atomic import folder_lock
 
+    how = _run_tables(args.run_dir)
     with folder_lock(args.run_dir, "wait for it to finish; it writes the leaderboards itself"):
-        tables = write_score_tables(
-            args.run_dir, scores, style=args.style, with_std=args.std, **_run_tables(args.run_dir)
-        )
+        tables = write_score_tables(args.run_dir, scores, style=args.style, with_std=args.std, **how)
+        dec = os.path.join(args.run_dir, "decomposition.csv")
+        if os.path.exists(dec):  # FusionINN's decomposition tables, from the rows the run wrote
+            from benchmark.reporting.report import write_decomposition_tables
+
+            write_decomposition_tables(args.run_dir, pd.read_csv(dec), how["caption"])
     with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
         print(fh.read())
     return 0 if "slice" in tables else 2

@@ -132,6 +132,31 @@ DIAGNOSTIC_NOTE = " Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are
 DIRECTION_NOTE = " Lower is better for {cols}."
 
 
+_TEX_SPECIAL = {
+    "\\": "\\textbackslash{}",
+    "&": "\\&",
+    "%": "\\%",
+    "$": "\\$",
+    "#": "\\#",
+    "_": "\\_",
+    "{": "\\{",
+    "}": "\\}",
+    "~": "\\textasciitilde{}",
+    "^": "\\textasciicircum{}",
+}
+_TEX_MATH = ((">=", "$\\geq$"), ("<=", "$\\leq$"), (">", "$>$"), ("<", "$<$"), ("±", "$\\pm$"), ("≈", "$\\approx$"))
+
+
+def tex_escape(text: str) -> str:
+    """Plain text as LaTeX text: its special characters escaped (a bare ``%`` comments out the rest
+    of the line, ``_`` and ``&`` stop the compiler or split a table cell), and ``>=``, ``<``,
+    ``±``, ``≈`` as math (in text mode the default OT1 font prints ``<`` and ``>`` as ¡ and ¿)."""
+    text = "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
+    for plain, math in _TEX_MATH:
+        text = text.replace(plain, math)
+    return text
+
+
 def render(
     table: pd.DataFrame,
     cols,
@@ -144,21 +169,23 @@ def render(
 ) -> str:
     """The leaderboard as ``md`` or ``tex`` text; ``style="stats"`` adds CIs and the tie marker
     (needs the columns of :func:`benchmark.reporting.stats.add_statistics`). Rows are shown by
-    the fusers' display names; ``index_label`` heads the first column."""
+    the fusers' display names; ``index_label`` heads the first column. ``caption``, names and
+    labels are plain text: the ``tex`` form escapes them (:func:`tex_escape`)."""
     mask = bold_mask(table, cols, decimals)
     stats_on = style == "stats" and all(f"{c}_lo" in table.columns for c in cols)
     if stats_on:
-        caption = (caption + " " if caption else "") + STATS_NOTE.format(mark="$^{\\approx}$" if fmt == "tex" else "≈")
+        caption = (caption + " " if caption else "") + STATS_NOTE.format(mark="\0")
         if any(not ranked(c) for c in cols):
             caption += DIAGNOSTIC_NOTE
     lower = [c for c in cols if not higher_is_better(c)]
     if lower:
-        caption += DIRECTION_NOTE.format(cols=", ".join(c.replace("_", "\\_") if fmt == "tex" else c for c in lower))
-    heads = [index_label] + [c.replace("_", "\\_") if fmt == "tex" else c for c in cols]
+        caption += DIRECTION_NOTE.format(cols=", ".join(lower))
+    text = tex_escape if fmt == "tex" else (lambda t: t)
+    caption = text(caption).replace("\0", "$^{\\approx}$" if fmt == "tex" else "≈")
+    heads = [text(index_label)] + [text(c) for c in cols]
     rows = []
     for m in table.index:
-        label = display_name(str(m))
-        cells = [label.replace("_", "\\_") if fmt == "tex" else label]
+        cells = [text(display_name(str(m)))]
         for c in cols:
             t = _fmt(table.at[m, c], table.at[m, f"{c}_std"] if with_std else None, decimals)
             if f"{c}_n" in table.columns and table.at[m, f"{c}_n"] < table.at[m, "n"]:
@@ -222,7 +249,6 @@ def write_leaderboards(
 
         table = add_statistics(table, scores, cols, higher_is_better, n_boot, seed)
     write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
-    tex_caption = caption.replace("_", "\\_").replace("%", "\\%")
-    write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, cols, "tex", tex_caption, with_std, style=style))
+    write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, cols, "tex", caption, with_std, style=style))
     write_text(os.path.join(run_dir, f"{stem}.md"), render(table, cols, "md", caption, with_std, style=style))
     return table
