@@ -229,6 +229,7 @@ def test_edited_phantom_generator_is_not_served_from_the_cache_nor_reused(tmp_pa
     assert "reusing mean" in capsys.readouterr().out
     real, real_make = datasets.phantom_identity, datasets.phantom.make_split
     made = []
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path / "cache"))  # the edited images stay out of the shared cache
     monkeypatch.setattr(datasets, "phantom_identity", lambda: {**real(), "code": "edited"})
     monkeypatch.setattr(datasets.phantom, "make_split", lambda *a, **k: made.append(a) or real_make(*a, **k))
     assert main(args) == 0 and "reusing mean" not in capsys.readouterr().out
