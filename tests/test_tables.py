@@ -61,8 +61,8 @@ def test_write_and_bench_table_rebuild(tmp_path):
 
 
 def test_bench_table_rebuilds_the_committed_run_to_the_byte(tmp_path):
-    """``bench table`` on the committed quick run's scores.csv and config.json writes its six
-    leaderboard files exactly as the run did: the values from scores.csv's 10 digits, the
+    """``bench table`` on the committed quick run's scores.csv, decomposition.csv and config.json
+    writes its twelve leaderboard files exactly as the run did: the values from scores.csv's 10 digits, the
     bootstrap's draws and seed, and the caption with everything the profile shrinks."""
     import shutil
     from pathlib import Path
@@ -70,10 +70,11 @@ def test_bench_table_rebuilds_the_committed_run_to_the_byte(tmp_path):
     from benchmark.cli import main
 
     ref = Path(__file__).parents[1] / "results" / "quick-phantom-reference"
-    for f in ("scores.csv", "config.json"):
+    for f in ("scores.csv", "config.json", "decomposition.csv"):
         shutil.copy(ref / f, tmp_path / f)
     assert main(["table", str(tmp_path)]) == 0
-    names = [f"leaderboard{r}.{x}" for r in ("", "_tumour") for x in ("csv", "md", "tex")]
+    names = [f"{t}{r}" for t in ("leaderboard", "decomposition_leaderboard") for r in ("", "_tumour")]
+    names = [f"{n}.{x}" for n in names for x in ("csv", "md", "tex")] + ["decomposition.csv"]
     for name in names:
         assert (tmp_path / name).read_text() == (ref / name).read_text(), name
     assert "Not the paper setting: 6 epochs (paper 400)" in (tmp_path / "leaderboard.md").read_text()

@@ -13,7 +13,7 @@ import os
 
 import pandas as pd
 
-from benchmark.atomic import check_writable, write_text
+from benchmark.atomic import check_writable, folder_lock, write_text
 from benchmark.config import RunConfig, check_config
 from benchmark.data import load_data
 from benchmark.reporting.tables import render
@@ -55,30 +55,35 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
         cfg.out, cfg.run_name or f"ablate-{cfg.profile}-{'phantom' if cfg.data == 'phantom' else 'data'}"
     )
     check_writable(root)
-    train_ds, val_ds, info = load_data(cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val)
-    rows = []
-    for v in vals:
-        c = dataclasses.replace(cfg, **{field: v}, **_TABLE2_METRICS)
-        vdir = os.path.join(root, f"{param}-{v}")
-        os.makedirs(vdir, exist_ok=True)
-        res = run_model("fusioninn", c, train_ds, val_ds, vdir, dev, info, progress, log)
-        s = res.scores[res.scores.region == "slice"]
-        d = res.decomposition[res.decomposition.region == "slice"]
-        rows.append(
-            {
-                param: v,
-                COLUMNS[0]: s["Q_SSIM_x1"].mean(),
-                COLUMNS[1]: s["Q_SSIM_x2"].mean(),
-                COLUMNS[2]: d["SSIM_x1"].mean(),
-                COLUMNS[3]: d["SSIM_x2"].mean(),
-            }
+    with folder_lock(root, "wait for that ablation to finish, or give this one another --run-name or --out"):
+        train_ds, val_ds, info = load_data(
+            cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
         )
-    table = pd.DataFrame(rows).set_index(param)
-    caption = (
-        f"FusionINN ablation over {param} (Table 2 layout; profile {cfg.profile}, {len(val_ds)} validation pairs)."
-    )
-    write_text(os.path.join(root, f"ablation_{param}.csv"), table.to_csv(float_format="%.6f"))
-    shown = table.rename(index=str)
-    write_text(os.path.join(root, f"ablation_{param}.md"), render(shown, COLUMNS, "md", caption, index_label=param))
-    write_text(os.path.join(root, f"ablation_{param}.tex"), render(shown, COLUMNS, "tex", caption, index_label=param))
-    return table
+        rows = []
+        for v in vals:
+            c = dataclasses.replace(cfg, **{field: v}, **_TABLE2_METRICS)
+            vdir = os.path.join(root, f"{param}-{v}")
+            os.makedirs(vdir, exist_ok=True)
+            res = run_model("fusioninn", c, train_ds, val_ds, vdir, dev, info, progress, log)
+            s = res.scores[res.scores.region == "slice"]
+            d = res.decomposition[res.decomposition.region == "slice"]
+            rows.append(
+                {
+                    param: v,
+                    COLUMNS[0]: s["Q_SSIM_x1"].mean(),
+                    COLUMNS[1]: s["Q_SSIM_x2"].mean(),
+                    COLUMNS[2]: d["SSIM_x1"].mean(),
+                    COLUMNS[3]: d["SSIM_x2"].mean(),
+                }
+            )
+        table = pd.DataFrame(rows).set_index(param)
+        caption = (
+            f"FusionINN ablation over {param} (Table 2 layout; profile {cfg.profile}, {len(val_ds)} validation pairs)."
+        )
+        write_text(os.path.join(root, f"ablation_{param}.csv"), table.to_csv(float_format="%.6f"))
+        shown = table.rename(index=str)
+        write_text(os.path.join(root, f"ablation_{param}.md"), render(shown, COLUMNS, "md", caption, index_label=param))
+        write_text(
+            os.path.join(root, f"ablation_{param}.tex"), render(shown, COLUMNS, "tex", caption, index_label=param)
+        )
+        return table
