@@ -30,6 +30,13 @@ def _write(folder, stems, arrays, kind):
             from PIL import Image
 
             Image.fromarray(np.round(a * 255).astype(np.uint8)).save(folder / f"{s}.{kind}", quality=90)
+        elif kind in ("png_la", "png_rgba"):  # grey with an alpha channel (matplotlib, many viewers), not opaque
+            from PIL import Image
+
+            g = np.round(a * 255).astype(np.uint8)
+            alpha = (np.arange(g.size).reshape(g.shape) % 251).astype(np.uint8)
+            planes = [g, alpha] if kind == "png_la" else [g, g, g, alpha]
+            Image.fromarray(np.stack(planes, -1), "LA" if kind == "png_la" else "RGBA").save(folder / f"{s}.png")
         elif kind == "npy":
             np.save(folder / f"{s}.npy", a.astype(np.float32))
         elif kind == "nii":
@@ -98,14 +105,14 @@ def test_evaluate_folders_takes_folders_as_bench_eval_does(tmp_path, triples):
 
 def _as_read(a, kind):
     """What a file of ``kind`` holds of the float image ``a`` once read back in [0, 1]."""
-    if kind in ("png8", "tif", "bmp"):
+    if kind in ("png8", "tif", "bmp", "png_la", "png_rgba"):  # alpha ignored, as imread and cv2 ignore it
         return np.round(a * 255) / 255
     if kind == "png16":
         return np.round(a * 65535) / 65535
     return a.astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["png8", "png16", "tif", "bmp", "npy", "nii"])
+@pytest.mark.parametrize("kind", ["png8", "png16", "tif", "bmp", "npy", "nii", "png_la", "png_rgba"])
 def test_eval_every_format_equals_direct_scores(tmp_path, triples, kind):
     x1, x2 = triples
     f = (x1 + x2) / 2

@@ -22,7 +22,8 @@ def stem(path: str) -> str:
 
 def read_image(path: str, colour: bool = False) -> np.ndarray:
     """A 2-D float32 image in [0, 1]. 8-bit integers are divided by 255, 16-bit by 65535; float
-    ``.npy``/NIfTI must already lie in [0, 1]; RGB(A) images with equal channels are reduced to grey.
+    ``.npy``/NIfTI must already lie in [0, 1]; RGB(A) images with equal channels are reduced to grey;
+    an alpha channel is ignored, as MATLAB's ``imread`` and OpenCV's readers ignore it.
     ``colour``: an RGB image with different channels is returned as (H, W, 3) instead of refused."""
     low = path.lower()
     if not low.endswith(EXTS):
@@ -109,6 +110,8 @@ def _decode(path: str, low: str) -> np.ndarray:
         im.load()
         if im.mode in ("L", "RGB", "RGBA"):  # 8-bit: Pillow's array is the image (decoded once)
             return np.asarray(im)
+        if im.mode == "LA":  # grey with alpha: the grey, as the originals' readers (imread, cv2) take it
+            return np.asarray(im)[..., 0]
     from skimage import io as skio  # 16-bit and other modes: skimage keeps their dtype
 
     return np.asarray(skio.imread(path))
