@@ -117,3 +117,39 @@ def test_loss_is_float32_under_bf16_autocast():
         got = fusion_loss(f.bfloat16(), x1, x2)
     assert got.dtype == torch.float32
     assert abs(float(got) - float(ref)) < 5e-3
+
+
+def test_progress_bar_shows_the_time_left_to_the_end_of_training(data, tmp_path, monkeypatch):
+    """Each step's bar shows the whole training's time left (not only the epoch's): the mean step
+    time so far times the steps still to come, in every later epoch too; 0s at the last step."""
+    from benchmark.training import trainer
+
+    shown = []
+
+    class Bar:
+        def __init__(self, it, **kw):
+            self.it = list(it)
+
+        def __iter__(self):
+            return iter(self.it)
+
+        def __len__(self):
+            return len(self.it)
+
+        def set_postfix(self, **kw):
+            shown.append(kw["left"])
+
+    class Clock:  # every reading 10 s after the last
+        t = 0
+
+        @classmethod
+        def perf_counter(cls):
+            cls.t += 10
+            return cls.t
+
+    monkeypatch.setattr(trainer, "tqdm", Bar)
+    monkeypatch.setattr(trainer, "time", Clock)
+    train(_model(), *data, TrainConfig(epochs=2, batch_size=4, seed=1), str(tmp_path), progress=True)
+    # 2 epochs of 3 steps; e.g. the first: 20 s a step so far, 2 + 3 steps to go
+    assert shown == ["1m40s", "1m00s", "40s", "40s", "18s", "0s"], shown
+    assert [trainer._clock(x) for x in (45, 725, 105240)] == ["45s", "12m05s", "29h14m"]

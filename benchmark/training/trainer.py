@@ -162,6 +162,16 @@ def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def _clock(seconds: float) -> str:
+    """A duration for the progress bar: 45s, 12m05s, 29h14m."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def train(
     model: torch.nn.Module,
     train_ds,
@@ -233,6 +243,7 @@ def train(
         )
     end = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, state["epoch"] + stop_after_epochs)
     steps = state["history"][-1].get("step", 0) if state["history"] else 0
+    t_start, steps_here = time.perf_counter(), 0  # for the time left to the end of training
     for epoch in range(state["epoch"], end):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
@@ -266,7 +277,7 @@ def train(
         model.train()
         t0, seen, run_loss, term_sums = time.perf_counter(), 0, 0.0, {}
         bar = tqdm(loader, desc=f"{name} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for batch in bar:
+        for i, batch in enumerate(bar):
             x1, x2 = batch["x1"], batch["x2"]
             if cfg.crop is not None:
                 x1, x2 = random_patches(x1, x2, cfg.crop, cfg.flip, crops)
@@ -291,7 +302,10 @@ def train(
             seen += x1.shape[0]
             for k, v in terms.items():
                 term_sums[k] = term_sums.get(k, 0.0) + float(v.detach()) * x1.shape[0]
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+            steps_here += 1
+            now = time.perf_counter()
+            left = (now - t_start) / steps_here * ((len(bar) - i - 1) + (end - epoch - 1) * len(bar))
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", img_s=f"{seen / (now - t0):.1f}", left=_clock(left))
         run_loss = term_sums.get("total", 0.0)
         val_mean, val_last, val_extra = evaluate_loss(model, val_ds, cfg, device)
         if cfg.schedule == "plateau":
