@@ -78,6 +78,12 @@ def folder_lock(folder: str, hint: str):
             holder = fh.read().strip() or "another process"
             fh.close()
             raise RuntimeError(f"{folder} is in use by {holder}; {hint}") from None
+        except OSError:  # a file system without flock (some network mounts): work unlocked, as before
+            fh.close()
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            yield
+            return
         try:
             same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

@@ -219,3 +219,18 @@ def test_a_second_bench_on_the_same_folder_is_refused_and_a_killed_one_leaves_no
         holder.wait()
     with folder_lock(str(run_dir), "hint"):  # SIGKILL released it
         pass
+
+
+def test_a_file_system_without_flock_works_unlocked(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from benchmark.atomic import folder_lock
+
+    def no_locks(*a):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with folder_lock(str(tmp_path / "f"), "hint"):
+        (tmp_path / "f" / "x").write_text("written")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["x"]
