@@ -11,17 +11,33 @@ Stages (``benchmark.running``): data -> training -> running -> reporting; the ``
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-import torch
+import importlib
+from typing import TYPE_CHECKING
 
-from benchmark.config import RunConfig, make_config
-from benchmark.distributed import pick_device
-from benchmark.running.evaluate import evaluate_folders
-from benchmark.running.runner import RunResult
-from benchmark.running.runner import run as _run
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+    from benchmark.config import RunConfig, make_config
+    from benchmark.running.evaluate import evaluate_folders
+    from benchmark.running.runner import RunResult
 
 __all__ = ["RunConfig", "RunResult", "evaluate", "evaluate_folders", "make_config", "run"]
+
+# Loaded on first use (PEP 562), so that ``bench --help`` and a command's argument errors answer
+# at once instead of after importing torch and pandas (1.4 s here).
+_LAZY = {
+    "RunConfig": "benchmark.config",
+    "make_config": "benchmark.config",
+    "evaluate_folders": "benchmark.running.evaluate",
+    "RunResult": "benchmark.running.runner",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'benchmark' has no attribute {name!r}")
 
 
 def run(models="all", profile: str = "quick", *, progress: bool = True, log=print, **overrides) -> RunResult:
@@ -29,6 +45,9 @@ def run(models="all", profile: str = "quick", *, progress: bool = True, log=prin
     keyword (``data="phantom"``, ``epochs=3``, ``out="results"``, ``run_name=...``). Returns a
     :class:`RunResult` with ``.scores`` (every row of ``scores.csv``), ``.leaderboard`` (the slice
     leaderboard), ``.leaderboards`` (all tables) and ``.path`` (the run folder)."""
+    from benchmark.config import make_config
+    from benchmark.running.runner import run as _run
+
     return _run(make_config(profile, models=models, **overrides), progress=progress, log=log)
 
 
@@ -36,6 +55,9 @@ def _as_images(x, what: str) -> torch.Tensor:
     """(B, H, W), (B, 1, H, W) or colour (B, 3, H, W) / (B, H, W, 3) tensor or array, float in
     [0, 1], uint8 or uint16 (divided by 255 or 65535, as ``bench eval`` reads 8- and 16-bit
     files) -> float (B, C, H, W)."""
+    import numpy as np
+    import torch
+
     want = "(B, H, W), (B, 1, H, W), or colour (B, 3, H, W) or (B, H, W, 3)"
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if not isinstance(t, torch.Tensor):
@@ -77,6 +99,10 @@ def evaluate(
     None for all; ``metric_profile``: upstream | intended | fusioninn; ``lineage``: score another
     evaluation code's metric set instead (``"cddfuse"``, ``"vifb,tang"``).
     """
+    import numpy as np
+    import pandas as pd
+
+    from benchmark.distributed import pick_device
     from metrics.colour import colour_score
     from metrics.registry import resolve_metrics
 

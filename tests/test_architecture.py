@@ -191,3 +191,14 @@ def test_registry_orders_and_names_the_tables():
         "zzz-plugin",
     ]
     assert display_name("unet3+") == "UNet3+" and display_name("not-a-fuser") == "not-a-fuser"
+
+
+def test_bench_help_does_not_import_torch():
+    """``bench --help`` and the parser answer without importing torch or pandas (1.4 s here):
+    ``benchmark``'s public names load on first use."""
+    import subprocess
+    import sys
+
+    code = "import sys, benchmark.cli as c; c.build_parser(); print('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
