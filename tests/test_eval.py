@@ -453,3 +453,53 @@ def _counting(fn, stop_at=None):
 
 def _with_batch(fn, batch):
     return lambda *a, **k: fn(*a, **{**k, "batch": batch})
+
+
+def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, capsys):
+    """``--labels``: every triple is also scored inside its tumour's box, the box bench run uses
+    (labels > 0 dilated by 5 px, a square of at least 48 px); a slice without labels gets no
+    tumour row; leaderboard_tumour.* is written, bench table rebuilds it, a rerun gives the same
+    file; a missing or wrongly sized label map is one line."""
+    from PIL import Image
+
+    from benchmark.data.phantom import make_split
+    from benchmark.data.regions import crop, region_groups, tumour_boxes
+
+    x1, x2, lab = make_split(5, "val", 4)
+    lab[3] = 0  # no tumour in this slice
+    q = lambda x: np.round(x * 255).astype(np.uint8)  # noqa: E731
+    fused = (x1 + x2) / 2
+    for d, arrs in (("a", q(x1)), ("b", q(x2)), ("f", q(fused)), ("l", lab.astype(np.uint8))):
+        (tmp_path / d).mkdir()
+        for i, arr in enumerate(arrs):
+            Image.fromarray(arr).save(tmp_path / d / f"s{i}.png")
+    args = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
+    assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o")]) == 0
+    s = pd.read_csv(tmp_path / "o" / "scores.csv")
+    assert list(s.columns[:3]) == ["model", "name", "region"]
+    inside = s[s.region == "tumour"].set_index("name")
+    assert sorted(inside.index) == ["s0", "s1", "s2"]
+    t = [torch.from_numpy(q(x).astype(np.float32) / 255)[:, None] for x in (fused, x1, x2)]
+    boxes = tumour_boxes(torch.from_numpy(lab))
+    for pos in region_groups(boxes).values():  # what the runner scores for its tumour rows
+        want = metrics.score(*(crop(x, boxes, pos) for x in t))
+        for n, j in enumerate(pos):
+            for k, v in want.items():
+                assert inside.loc[f"s{j}", k] == pytest.approx(float(v[n]), abs=1e-6), (j, k)
+    whole = s[s.region == "slice"].set_index("name")
+    assert whole.loc["s0", "Q_SSIM"] != inside.loc["s0", "Q_SSIM"]
+    written = {p.name: p.read_text() for p in (tmp_path / "o").glob("leaderboard*")}
+    assert "leaderboard_tumour.md" in written and "inside the tumour box" in written["leaderboard_tumour.md"]
+    assert main(["table", str(tmp_path / "o")]) == 0
+    assert {p.name: p.read_text() for p in (tmp_path / "o").glob("leaderboard*")} == written
+    before = (tmp_path / "o" / "scores.csv").read_text()
+    assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "scores.csv").read_text() == before
+    capsys.readouterr()
+    (tmp_path / "l" / "s2.png").unlink()
+    assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
+    assert f"{tmp_path / 'l'}: no label map for s2" in capsys.readouterr().err
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "l" / "s2.png")
+    assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
+    assert "s2.png is 40x40; expected 240x240 like" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()

@@ -176,6 +176,7 @@ def _cmd_eval(args) -> int:
         device=args.device,
         lineage=args.lineage,
         workers=args.workers,
+        labels=args.labels,
     )
     with open(os.path.join(out, "leaderboard.md")) as fh:
         print(fh.read())
@@ -225,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--fused", required=True, action="append", help="folder of fused images, or NAME=DIR (repeatable)")
     pe.add_argument("--metric-profile", default="upstream", help="upstream (default) | intended | fusioninn")
     pe.add_argument("--metrics", help=METRICS_HELP)
+    pe.add_argument(
+        "--labels",
+        help="folder of label maps named like the sources (BraTS labels, 0 = background): also score inside "
+        "each tumour's box, as bench run does (leaderboard_tumour.*)",
+    )
     pe.add_argument(
         "--lineage",
         help="score every metric of these lineages as their originals compute them: vifb | tang | mefb | "

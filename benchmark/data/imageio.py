@@ -48,6 +48,30 @@ def read_image(path: str, colour: bool = False) -> np.ndarray:
     return _to_unit(path, a)
 
 
+def read_labels(path: str) -> np.ndarray:
+    """A 2-D integer label map (BraTS labels; 0 = background) from any format ``read_image`` reads,
+    its values as stored (not scaled). For ``bench eval --labels``."""
+    low = path.lower()
+    if not low.endswith(EXTS):
+        raise ValueError(f"{path}: unsupported file type; expected one of {', '.join(EXTS)}")
+    try:
+        a = _decode(path, low)
+    except Exception as e:  # truncated, empty or mislabelled files raise whatever their decoder raises
+        raise ValueError(f"{path}: unreadable ({_reason(e)}); expected a label map") from None
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and all(np.array_equal(a[..., 0], a[..., c]) for c in (1, 2)):
+        a = a[..., 0]
+    if a.ndim != 2:
+        raise ValueError(f"{path}: label map has shape {a.shape}; expected a 2-D slice of integer labels")
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if not np.issubdtype(a.dtype, np.integer):
+        if not (np.isfinite(a).all() and (a == np.round(a)).all()):
+            raise ValueError(f"{path}: label map holds non-integer values; expected integer labels (0 = background)")
+    if a.size and a.min() < 0:
+        raise ValueError(f"{path}: label map holds negative values; expected labels >= 0 (0 = background)")
+    return a.astype(np.int64)
+
+
 def probe_image(path: str) -> tuple[int, int]:
     """(height, width) of an image file without decoding its pixels (a PNG's chunks are still
     checked, so a truncated file fails here, naming itself). ``bench eval`` checks every source

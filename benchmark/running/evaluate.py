@@ -21,10 +21,12 @@ from tqdm.auto import tqdm
 
 from benchmark.atomic import check_writable, first_missing, folder_lock, write_json, write_text
 from benchmark.data import imageio
-from benchmark.data.imageio import list_images, probe_image, read_image
+from benchmark.data.imageio import list_images, probe_image, read_image, read_labels
+from benchmark.data.regions import tumour_boxes
 from benchmark.distributed import pick_device
 from benchmark.provenance import files_sha, metrics_code
-from benchmark.reporting.tables import write_leaderboards, write_scores
+from benchmark.reporting.report import write_score_tables
+from benchmark.reporting.tables import write_scores
 from metrics import _compile
 from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
@@ -64,6 +66,7 @@ def evaluate_folders(
     lineage=None,
     workers: int | str = 1,
     say=_say,
+    labels: str | None = None,
 ) -> pd.DataFrame:
     """Score every fused folder against the source folders (same file stem = one triple); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores.
@@ -72,7 +75,10 @@ def evaluate_folders(
     ``lineage`` (e.g. ``"vifb"``) scores every metric of those lineages (:mod:`metrics.lineage`).
     ``workers``: processes scoring batches side by side on a CPU, or ``"auto"`` (:func:`eval_workers`;
     ``bench eval``'s default). From a script, more than one needs the script's work under
-    ``if __name__ == "__main__":``, as for any spawned Python process."""
+    ``if __name__ == "__main__":``, as for any spawned Python process. ``labels``: a folder of
+    label maps with the sources' file names (BraTS labels, 0 = background): every image is then also
+    scored inside its tumour's box, as ``bench run`` scores it (``region`` column, and
+    ``leaderboard_tumour.*``)."""
     if not isinstance(fused, dict):
         fused = parse_fused([fused] if isinstance(fused, (str, os.PathLike)) else fused)
     device = str(pick_device(str(device)))
@@ -96,6 +102,12 @@ def evaluate_folders(
             f"x1 and x2 folders differ: only in {x1_dir}: {sorted(set(a) - set(b))[:10]}; only in {x2_dir}: "
             f"{sorted(set(b) - set(a))[:10]}"
         )
+    label_files = None
+    if labels is not None:
+        label_files = list_images(labels)
+        missing = sorted(set(a) - set(label_files))
+        if missing:
+            problems.append(f"{labels}: no label map for {', '.join(missing[:10])}")
     if problems:
         raise ValueError("unmatched files:\n  " + "\n  ".join(problems))
     keys = sorted(a)
@@ -132,6 +144,8 @@ def evaluate_folders(
                 lineage,
                 workers,
                 say,
+                labels=labels,
+                label_files=label_files,
             )
     except ValueError:
         if created:  # bad input: no output folder of a failed eval is left behind
@@ -426,6 +440,8 @@ def _score_folders(
     lineage,
     workers="auto",
     say=_say,
+    labels=None,
+    label_files=None,
 ):
     workload = len(keys) * len(fused)
     every = [
@@ -501,8 +517,6 @@ def _score_folders(
                 colour.update({(task_rows[0]["model"], k): None for k in stems})
             else:  # one line per fused folder, metric and reason, whatever the batches
                 nans.setdefault((task_rows[0]["model"], col, reason), {}).update(dict.fromkeys(stems))
-    for (m, col, reason), stems in nans.items():
-        log.warning("%s is NaN for %d image(s) %s of fused folder %s: %s", col, len(stems), list(stems)[:10], m, reason)
     rules = colour_rules(names) if colour else {}
     if colour:
         log.warning(
@@ -512,10 +526,19 @@ def _score_folders(
             ", ".join(f"{m}/{k}" for m, k in list(colour)[:10]) + (", ..." if len(colour) > 10 else ""),
             "; ".join(f"{lin}: {r}" for lin, r in rules.items()),
         )
+    if label_files is not None:  # whole slices, then inside each tumour's box
+        rows = [{"model": r["model"], "name": r["name"], "region": "slice", **r} for r in rows]
+        inside, notes = _score_tumour(fused, keys, a, b, fl, imgs, label_files, names, metric_profile, quantize, device)
+        rows += inside
+        for m, col, reason, stems in notes:
+            nans.setdefault((m, col, reason + " (tumour box)"), {}).update(dict.fromkeys(stems))
+    for (m, col, reason), stems in nans.items():
+        log.warning("%s is NaN for %d image(s) %s of fused folder %s: %s", col, len(stems), list(stems)[:10], m, reason)
     scores = pd.DataFrame(rows)
     caption = (
         f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"
         + (f", lineages {lineage}" if lineage else "")
+        + (f", tumour boxes from the labels in {labels}" if labels is not None else "")
         + (f"; {len(colour)} with RGB images, scored by each lineage's colour rule (config.json)" if colour else "")
         + ")."
     )
@@ -531,11 +554,48 @@ def _score_folders(
             "quantize": quantize,
             "metrics": names,
             "lineage": lineage,
+            "labels": labels,
             "rgb_triples": len(colour),
             "colour_rules": rules,
             "caption": caption,  # bench table rebuilds the leaderboards with it
         },
     )
-    write_leaderboards(out, written, caption, style=style)
+    write_score_tables(out, written, caption, style=style)  # and leaderboard_tumour.* with labels
     cache.prune()
     return scores
+
+
+def _score_tumour(fused, keys, a, b, fl, imgs, label_files, names, metric_profile, quantize, device, batch=16):
+    """Every triple scored inside its tumour's box (:mod:`benchmark.data.regions`: labels > 0
+    dilated by 5 px, a square of at least 48 px), as ``bench run`` scores its tumour rows; a slice
+    without tumour labels gets no row. Returns (rows, NaN notes as (model, column, reason, stems))."""
+    boxes = {}
+    for k in keys:
+        lab = read_labels(label_files[k])
+        if lab.shape != imgs[k]:
+            raise ValueError(
+                f"{label_files[k]} is {lab.shape[0]}x{lab.shape[1]}; expected {imgs[k][0]}x{imgs[k][1]} like {a[k]}"
+            )
+        boxes[k] = tumour_boxes(torch.from_numpy(lab)[None])[0]
+    with_box = [k for k in keys if boxes[k] is not None]
+    rows, notes = [], []
+    for m in fused:
+        for s in range(0, len(with_box), batch):
+            groups: dict = {}
+            for k in with_box[s : s + batch]:
+                r, c, side = boxes[k]
+                three = [read_image(p, colour=True)[r : r + side, c : c + side] for p in (fl[m][k], a[k], b[k])]
+                groups.setdefault(tuple(x.shape for x in three), []).append((k, three))
+            for group in groups.values():
+                got: list = []
+                sc = colour_score(
+                    *(_batch([three[i] for _, three in group], device) for i in range(3)),
+                    names,
+                    profile=metric_profile,
+                    quantize=quantize,
+                    notes=got,
+                )
+                notes += [(m, col, reason, [group[i][0] for i in idx]) for col, idx, reason in got]
+                for j, (k, _) in enumerate(group):
+                    rows.append({"model": m, "name": k, "region": "tumour", **{n: float(v[j]) for n, v in sc.items()}})
+    return rows, notes
