@@ -89,6 +89,7 @@ def evaluate(
     device: str | None = None,
     chunk_size: int = 16,
     lineage=None,
+    labels=None,
 ) -> pd.DataFrame:
     """Score fused images against their sources; one row per image (column ``index``), one column
     per metric. ``fused`` may also be a dict ``{method: images}`` (rows then carry ``model``).
@@ -97,7 +98,9 @@ def evaluate(
     x2 = FLAIR. Colour images ((B, 3, H, W) or (B, H, W, 3); MRI-PET, MRI-SPECT) are scored with each
     lineage's own rule, as ``bench eval`` scores them (:mod:`metrics.colour`). ``metrics``: names or
     None for all; ``metric_profile``: upstream | intended | fusioninn; ``lineage``: score another
-    evaluation code's metric set instead (``"cddfuse"``, ``"vifb,tang"``).
+    evaluation code's metric set instead (``"cddfuse"``, ``"vifb,tang"``). ``labels``: label maps
+    (B, H, W), BraTS labels with 0 = background: each image is then also scored inside its tumour's
+    box, as ``bench run`` scores it (a ``region`` column, ``slice`` or ``tumour``).
     """
     import numpy as np
     import pandas as pd
@@ -109,17 +112,51 @@ def evaluate(
     names = resolve_metrics(metrics, lineage)
 
     a, b = _as_images(x1, "x1"), _as_images(x2, "x2")
+    boxes = _tumour_boxes(labels, a) if labels is not None else None
     methods = fused if isinstance(fused, dict) else {None: fused}
     frames = []
     for name, f in methods.items():
         f = _as_images(f, f"fused[{name!r}]" if name is not None else "fused")
         dev = pick_device(device) if device else f.device
-        s = colour_score(  # grey images go straight to metrics.score
-            f.to(dev), a.to(dev), b.to(dev), names, profile=metric_profile, quantize=quantize, chunk_size=chunk_size
-        )
-        df = pd.DataFrame({k: v.double().cpu().numpy() for k, v in s.items()})
+        three = (f.to(dev), a.to(dev), b.to(dev))
+
+        def scored(*imgs):  # grey images go straight to metrics.score
+            s = colour_score(*imgs, names, profile=metric_profile, quantize=quantize, chunk_size=chunk_size)
+            return pd.DataFrame({k: v.double().cpu().numpy() for k, v in s.items()})
+
+        df = scored(*three)
         df.insert(0, "index", np.arange(len(df)))
+        if boxes is not None:
+            from benchmark.data.regions import crop, region_groups
+
+            df.insert(1, "region", "slice")
+            for pos in region_groups(boxes).values():
+                inside = scored(*(crop(x, boxes, pos) for x in three))
+                inside.insert(0, "index", pos)
+                inside.insert(1, "region", "tumour")
+                df = pd.concat([df, inside], ignore_index=True)
         if name is not None:
             df.insert(0, "model", name)
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+def _tumour_boxes(labels, like):
+    """The tumour box of each image (:func:`benchmark.data.regions.tumour_boxes`) from (B, H, W)
+    integer label maps shaped like the images ``like`` (B, C, H, W)."""
+    import numpy as np
+    import torch
+
+    from benchmark.data.regions import tumour_boxes
+
+    t = torch.from_numpy(np.ascontiguousarray(labels)) if isinstance(labels, np.ndarray) else labels
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"labels: expected a tensor or array of shape (B, H, W); got {type(labels).__name__}")
+    if t.is_floating_point() and not bool((t == t.round()).all()):  # nibabel's get_fdata() is float
+        raise ValueError("labels: non-integer values; expected integer labels (0 = background) or a boolean mask")
+    if t.ndim == 4 and t.shape[1] == 1:
+        t = t[:, 0]
+    want = (like.shape[0], *like.shape[2:])
+    if tuple(t.shape) != want:
+        raise ValueError(f"labels: shape {tuple(t.shape)}; expected {want}, one label map per image")
+    return tumour_boxes(t.cpu())

@@ -488,6 +488,19 @@ def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, cap
                 assert inside.loc[f"s{j}", k] == pytest.approx(float(v[n]), abs=1e-6), (j, k)
     whole = s[s.region == "slice"].set_index("name")
     assert whole.loc["s0", "Q_SSIM"] != inside.loc["s0", "Q_SSIM"]
+    import benchmark  # the Python API's labels: the same rows
+
+    api = benchmark.evaluate(q(fused), q(x1), q(x2), labels=lab)
+    assert list(api.columns[:2]) == ["index", "region"] and (api.region == "tumour").sum() == 3
+    for region, got in (("tumour", inside), ("slice", whole)):
+        part = api[api.region == region].set_index("index")
+        for j in part.index:
+            for k in metrics.TABLE_ORDER:
+                assert part.loc[j, k] == pytest.approx(got.loc[f"s{j}", k], abs=1e-6), (region, j, k)
+    flair = benchmark.evaluate(q(fused), q(x1), q(x2), metrics="Q_SSIM", labels=torch.from_numpy(lab > 0))
+    assert flair.Q_SSIM.tolist() == pytest.approx(api.Q_SSIM.tolist())  # a boolean tumour mask: the same boxes
+    with pytest.raises(ValueError, match=r"labels: shape \(3, 240, 240\); expected \(4, 240, 240\)"):
+        benchmark.evaluate(q(fused), q(x1), q(x2), labels=lab[:3])
     written = {p.name: p.read_text() for p in (tmp_path / "o").glob("leaderboard*")}
     assert "leaderboard_tumour.md" in written and "inside the tumour box" in written["leaderboard_tumour.md"]
     assert main(["table", str(tmp_path / "o")]) == 0
