@@ -268,13 +268,16 @@ def create_fuser(name: str, **kwargs):
 
 
 def resolve_models(spec) -> list[str]:
-    """Model names from a comma-separated string or list; ``all`` = every registered fuser."""
+    """Model names from a comma-separated string or list; ``all`` = every registered fuser. Names
+    are matched regardless of case, so the papers' spellings work (``FusionINN``, ``UNet++``)."""
     _ensure_loaded()
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
+    by_lower = {k.lower(): k for k in _REGISTRY}
     out: list[str] = []
     for n in names:
         if not n:
             continue
+        n = n if n in _REGISTRY else by_lower.get(n.lower(), "all" if n.lower() == "all" else n)
         if n == "all":
             out.extend(e.name for e in list_fusers() if not SMP_PATTERN.match(e.name))
         else:

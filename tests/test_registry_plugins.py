@@ -117,5 +117,14 @@ def test_all_resolves_every_registered_builtin():
     from baselines.registry import list_fusers, resolve_models
 
     names = resolve_models("all")
+    assert resolve_models("ALL") == names
+    # the papers' spellings, whatever the case
+    assert resolve_models("FusionINN, UNet++,Half-UNet,FunFuseAn,DeepFuse,deepfuse") == [
+        "fusioninn",
+        "unet++",
+        "half-unet",
+        "funfusean",
+        "deepfuse",
+    ]
     assert names[:2] == ["mean", "max"]
     assert set(names) >= {e.name for e in list_fusers() if e.source == "built-in"}
