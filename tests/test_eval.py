@@ -455,7 +455,7 @@ def _with_batch(fn, batch):
     return lambda *a, **k: fn(*a, **{**k, "batch": batch})
 
 
-def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, capsys):
+def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, capsys, monkeypatch):
     """``--labels``: every triple is also scored inside its tumour's box, the box bench run uses
     (labels > 0 dilated by 5 px, a square of at least 48 px); a slice without labels gets no
     tumour row; leaderboard_tumour.* is written, bench table rebuilds it, a rerun gives the same
@@ -513,6 +513,9 @@ def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, cap
     assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
     assert f"{tmp_path / 'l'}: no label map for s2" in capsys.readouterr().err
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "l" / "s2.png")
+    from benchmark.running import evaluate as ev
+
+    monkeypatch.setattr(ev, "_score_batch", lambda *a, **k: pytest.fail("scored before the labels were checked"))
     assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
     assert "s2.png is 40x40; expected 240x240 like" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()

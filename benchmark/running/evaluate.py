@@ -119,6 +119,7 @@ def evaluate_folders(
         if min(s1) < need:
             raise ValueError(f"{a[k]} is {s1[0]}x{s1[1]}; the metrics need at least {need}x{need} pixels")
         imgs[k] = s1
+    boxes = _tumour_boxes(keys, a, imgs, label_files) if label_files is not None else None  # before any scoring
     _refuse_run_folder(out)
     created = first_missing(out)
     check_writable(out)
@@ -145,7 +146,7 @@ def evaluate_folders(
                 workers,
                 say,
                 labels=labels,
-                label_files=label_files,
+                boxes=boxes,
             )
     except ValueError:
         if created:  # bad input: no output folder of a failed eval is left behind
@@ -441,7 +442,7 @@ def _score_folders(
     workers="auto",
     say=_say,
     labels=None,
-    label_files=None,
+    boxes=None,
 ):
     workload = len(keys) * len(fused)
     every = [
@@ -526,9 +527,13 @@ def _score_folders(
             ", ".join(f"{m}/{k}" for m, k in list(colour)[:10]) + (", ..." if len(colour) > 10 else ""),
             "; ".join(f"{lin}: {r}" for lin, r in rules.items()),
         )
-    if label_files is not None:  # whole slices, then inside each tumour's box
+    if boxes is not None:  # whole slices, then inside each tumour's box
         rows = [{"model": r["model"], "name": r["name"], "region": "slice", **r} for r in rows]
-        inside, notes = _score_tumour(fused, keys, a, b, fl, imgs, label_files, names, metric_profile, quantize, device)
+        log.disabled = True  # metrics.score's own NaN warnings: logged below, naming the images
+        try:
+            inside, notes = _score_tumour(fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device)
+        finally:
+            log.disabled = was_disabled
         rows += inside
         for m, col, reason, stems in notes:
             nans.setdefault((m, col, reason + " (tumour box)"), {}).update(dict.fromkeys(stems))
@@ -565,10 +570,9 @@ def _score_folders(
     return scores
 
 
-def _score_tumour(fused, keys, a, b, fl, imgs, label_files, names, metric_profile, quantize, device, batch=16):
-    """Every triple scored inside its tumour's box (:mod:`benchmark.data.regions`: labels > 0
-    dilated by 5 px, a square of at least 48 px), as ``bench run`` scores its tumour rows; a slice
-    without tumour labels gets no row. Returns (rows, NaN notes as (model, column, reason, stems))."""
+def _tumour_boxes(keys, a, imgs, label_files) -> dict:
+    """Each triple's tumour box (:mod:`benchmark.data.regions`: labels > 0 dilated by 5 px, a square
+    of at least 48 px; None without tumour labels), every label map checked before any scoring."""
     boxes = {}
     for k in keys:
         lab = read_labels(label_files[k])
@@ -577,6 +581,12 @@ def _score_tumour(fused, keys, a, b, fl, imgs, label_files, names, metric_profil
                 f"{label_files[k]} is {lab.shape[0]}x{lab.shape[1]}; expected {imgs[k][0]}x{imgs[k][1]} like {a[k]}"
             )
         boxes[k] = tumour_boxes(torch.from_numpy(lab)[None])[0]
+    return boxes
+
+
+def _score_tumour(fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device, batch=16):
+    """Every triple scored inside its tumour's box, as ``bench run`` scores its tumour rows; a slice
+    without tumour labels gets no row. Returns (rows, NaN notes as (model, column, reason, stems))."""
     with_box = [k for k in keys if boxes[k] is not None]
     rows, notes = [], []
     for m in fused:
