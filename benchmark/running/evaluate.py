@@ -531,7 +531,9 @@ def _score_folders(
         rows = [{"model": r["model"], "name": r["name"], "region": "slice", **r} for r in rows]
         log.disabled = True  # metrics.score's own NaN warnings: logged below, naming the images
         try:
-            inside, notes = _score_tumour(fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device)
+            inside, notes = _score_tumour(
+                fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device, batch, progress
+            )
         finally:
             log.disabled = was_disabled
         rows += inside
@@ -584,13 +586,15 @@ def _tumour_boxes(keys, a, imgs, label_files) -> dict:
     return boxes
 
 
-def _score_tumour(fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device, batch=16):
+def _score_tumour(fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device, batch=16, progress=False):
     """Every triple scored inside its tumour's box, as ``bench run`` scores its tumour rows; a slice
     without tumour labels gets no row. Returns (rows, NaN notes as (model, column, reason, stems))."""
     with_box = [k for k in keys if boxes[k] is not None]
     rows, notes = [], []
+    starts = range(0, len(with_box), batch)
+    bar = tqdm(total=len(fused) * len(starts), desc="eval tumour boxes", disable=not progress, leave=False)
     for m in fused:
-        for s in range(0, len(with_box), batch):
+        for s in starts:
             groups: dict = {}
             for k in with_box[s : s + batch]:
                 r, c, side = boxes[k]
@@ -608,4 +612,6 @@ def _score_tumour(fused, keys, a, b, fl, boxes, names, metric_profile, quantize,
                 notes += [(m, col, reason, [group[i][0] for i in idx]) for col, idx, reason in got]
                 for j, (k, _) in enumerate(group):
                     rows.append({"model": m, "name": k, "region": "tumour", **{n: float(v[j]) for n, v in sc.items()}})
+            bar.update()
+    bar.close()
     return rows, notes
