@@ -69,6 +69,7 @@ class RunConfig:
     retrain: bool = False
     from_run: str | None = None  # load every fuser's weights from this finished run folder; train nothing
     num_workers: int = 0
+    save_fused: bool = False  # write every fused validation image and the sources as 8-bit PNGs (bench eval reads them)
     extra: dict = field(default_factory=dict)
 
     def shrinks(self, models=None) -> list[str]:

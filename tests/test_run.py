@@ -358,3 +358,36 @@ def test_from_run_loads_weights_and_trains_nothing(tmp_path, capsys):
         == 2
     )
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_save_fused_images_give_the_runs_scores_under_bench_eval(tmp_path, capsys):
+    """--save-fused writes each fuser's fused validation images and the sources and labels as 8-bit
+    PNGs; bench eval --labels on them gives the run's slice and tumour scores exactly. A rerun
+    without the flag scores again without training and leaves no images behind."""
+    run = tmp_path / "smoke-phantom"
+    args = ["run", "--models", "mean,deepfuse", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main([*args, "--save-fused"]) == 0
+    src = run / "sources"
+    assert sorted(p.name for p in src.iterdir()) == ["labels", "x1", "x2"]
+    scores = pd.read_csv(run / "scores.csv")
+    n = int((scores.region == "slice").sum()) // 2
+    assert sorted(p.name for p in (run / "deepfuse" / "fused").iterdir()) == [f"{i:05d}.png" for i in range(n)]
+    ev = [
+        "eval",
+        *("--x1", str(src / "x1"), "--x2", str(src / "x2"), "--labels", str(src / "labels")),
+        *("--fused", f"mean={run / 'mean' / 'fused'}", "--fused", f"deepfuse={run / 'deepfuse' / 'fused'}"),
+        "--out",
+        str(tmp_path / "ev"),
+    ]
+    assert main(ev) == 0
+    got = pd.read_csv(tmp_path / "ev" / "scores.csv")
+    got["index"] = got["name"].astype(int)
+    both = scores.merge(got, on=["model", "index", "region"], suffixes=("", "_eval"))
+    assert len(both) == len(scores) == len(got) and (scores.region == "tumour").any()
+    for c in ("Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P", "Q_SSIM_x1", "Q_SSIM_x2"):
+        np.testing.assert_array_equal(both[c], both[f"{c}_eval"], err_msg=c)
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "deepfuse: the metrics" in out and "reusing its training" in out
+    assert not src.exists() and not (run / "deepfuse" / "fused").exists()

@@ -25,6 +25,13 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
+    p.add_argument(
+        "--save-fused",
+        action="store_true",
+        default=None,
+        help="also write every fused validation image (RUN/<model>/fused/) and the sources and labels "
+        "(RUN/sources/) as 8-bit PNGs: bench eval on them gives the run's scores, and other tools can read them",
+    )
     p.add_argument("--metric-profile", help="upstream (default) | intended | fusioninn")
     p.add_argument("--metrics", help=METRICS_HELP)
     p.add_argument(
@@ -67,6 +74,7 @@ def config_from_args(args):
         "seed",
         "device",
         "amp",
+        "save_fused",
         "metric_profile",
         "metrics",
         "lineage",

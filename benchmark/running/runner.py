@@ -288,6 +288,8 @@ def _fingerprints_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, s
         "code": code,
         "draws": cfg.decomposition_draws,
     }
+    if cfg.save_fused:  # the images are written while scoring: asking for them scores again, without training
+        whole["save_fused"] = True
     return _fingerprint(whole), _fingerprint({**training, "code": {k: v for k, v in code.items() if k != "metrics"}})
 
 
@@ -424,6 +426,8 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
                 out = model(x1, x2)
             fused = check_output(name, entry.source, out, x1)
+            if cfg.save_fused:
+                save_pngs(os.path.join(prep.folder, "fused"), idx, fused[:, 0])
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             t_fuse += time.perf_counter() - t1
@@ -600,7 +604,7 @@ def run_model(
         kept = "reusing its training, scoring again" if trains else "scoring again"
         log(
             f"[fusionbench] {name}: the metrics (their settings or code) or the decomposition draws changed "
-            f"since {folder} was scored; {kept}"
+            f"since {folder} was scored, or --save-fused was given or left out; {kept}"
         )
     if D.is_main() and (
         cfg.retrain
@@ -619,6 +623,9 @@ def run_model(
     t0 = time.perf_counter()
     prep = prepare(name, cfg, train_ds, val_ds, folder, dev, fp, progress, log)
     prep.info["train_fingerprint"] = train_fp
+    if D.is_main():  # fused images of earlier weights or settings never stay beside these scores
+        shutil.rmtree(os.path.join(folder, "fused"), ignore_errors=True)
+    D.barrier()
     result = evaluate_model(prep, val_ds, cfg, dev, progress)
     if not D.is_main():
         D.barrier()
@@ -681,9 +688,9 @@ def _remove_run_outputs(run_dir: str) -> None:
         p = os.path.join(run_dir, f)
         if f in _RUN_OUTPUTS or (f.startswith(("leaderboard", "decomposition_leaderboard")) and os.path.isfile(p)):
             os.remove(p)
-    figs = os.path.join(run_dir, "figures")
-    if os.path.isdir(figs):
-        shutil.rmtree(figs)
+    for sub in ("figures", "sources"):  # sources: --save-fused writes them again
+        if os.path.isdir(os.path.join(run_dir, sub)):
+            shutil.rmtree(os.path.join(run_dir, sub))
 
 
 def _holds_finished_work(run_dir: str) -> bool:
@@ -701,6 +708,33 @@ def _holds_finished_work(run_dir: str) -> bool:
     return False
 
 
+def save_pngs(folder: str, indices, images: torch.Tensor) -> None:
+    """Images (B, H, W) in [0, 1] as 8-bit PNGs ``folder/<index>.png`` (five digits), rounded as the
+    toolbox profiles quantise before scoring, so ``bench eval`` on them scores what the run scored."""
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    for i, img in zip(indices, pixels, strict=True):
+        with atomic_path(os.path.join(folder, f"{int(i):05d}.png"), ".png") as tmp:
+            Image.fromarray(img).save(tmp, format="PNG")
+
+
+def save_sources(folder: str, val_ds) -> None:
+    """The validation split's x1 (T1-Gd), x2 (FLAIR) and labels as ``folder/{x1,x2,labels}/<index>.png``."""
+    from PIL import Image
+
+    for n in range(len(val_ds)):
+        item = val_ds[n]
+        i = int(item["index"])  # the index the scores carry
+        save_pngs(os.path.join(folder, "x1"), [i], item["x1"])
+        save_pngs(os.path.join(folder, "x2"), [i], item["x2"])
+        if "labels" in item:
+            os.makedirs(os.path.join(folder, "labels"), exist_ok=True)
+            with atomic_path(os.path.join(folder, "labels", f"{i:05d}.png"), ".png") as tmp:
+                Image.fromarray(item["labels"].numpy().astype("uint8")).save(tmp, format="PNG")
+
+
 def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log) -> RunResult:
     train_ds, val_ds, data_info = load_data(
         cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
@@ -708,6 +742,8 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
     torch.manual_seed(cfg.seed)
+    if cfg.save_fused and D.is_main():  # the sources the fused images are scored against, for bench eval
+        save_sources(os.path.join(run_dir, "sources"), val_ds)
     caption = caption_for(cfg, len(val_ds), dev, names)
     if D.is_main():
         write_json(
