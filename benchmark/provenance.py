@@ -19,6 +19,19 @@ def files_sha(paths) -> str:
     return h.hexdigest()[:16]
 
 
+def _update(h, path: str) -> None:
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, read a MiB at a time."""
+    h = hashlib.sha256()
+    _update(h, path)
+    return h.hexdigest()
+
+
 def folder_sha(folder: str) -> str:
     """One hash of every file under ``folder``: their paths inside it and their contents (where the
     folder lives does not count)."""
@@ -26,9 +39,7 @@ def folder_sha(folder: str) -> str:
     files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs)
     for p in files:
         h.update(os.path.relpath(p, folder).encode() + b"\0")
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        _update(h, p)
     return h.hexdigest()[:16]
 
 

@@ -173,13 +173,13 @@ def file_identity(path: str) -> dict:
     the small datasets that choose the slices (``split``, ``patient``, ``slice``) and the file's
     attributes. A file written again with other slices, modalities or split therefore trains and
     scores again, while a copied or touched one is reused."""
+    from benchmark.provenance import file_sha256
+
     size = os.path.getsize(path)
+    if size <= _WHOLE:
+        return {"size": size, "sha256": file_sha256(path)}
     h = hashlib.sha256()
     with open(path, "rb") as fh:
-        if size <= _WHOLE:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-            return {"size": size, "sha256": h.hexdigest()}
         for k in range(1024):
             fh.seek((size - _BLOCK) * k // 1023)
             h.update(fh.read(_BLOCK))

@@ -46,7 +46,7 @@ from benchmark.config import RunConfig, for_model, parse_per_model
 from benchmark.data import load_data
 from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
-from benchmark.provenance import PROJECT, files_sha, folder_sha, metrics_code, py_files
+from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files
 from benchmark.reporting import report
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, train
@@ -176,14 +176,6 @@ def check_output(name: str, source: str, fused, x1: torch.Tensor) -> torch.Tenso
 
 def _fingerprint(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _safe(name: str) -> str:
