@@ -249,6 +249,13 @@ def test_eval_bad_folders(tmp_path, triples, capsys):
         main(["eval", "--x1", str(tmp_path / "nope"), "--x2", str(tmp_path / "b"), "--fused", str(tmp_path / "g")]) == 2
     )
     assert "folder not found" in capsys.readouterr().err
+    src = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--out", str(tmp_path / "o2")]
+    assert main([*src, "--fused", str(tmp_path / "a" / "p0.png")]) == 2  # a file, not a folder
+    assert "p0.png is a file, not a folder of images" in capsys.readouterr().err
+    for spec in (f"={tmp_path / 'g'}", "mine=", f" ={tmp_path / 'g'}"):  # an empty name gave an unnamed row
+        assert main([*src, "--fused", spec]) == 2, spec
+        assert "expected DIR or NAME=DIR" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
 
 
 def test_workers_give_the_same_scores_and_name_the_nan_images(tmp_path, triples, caplog):

@@ -158,6 +158,8 @@ def _expected(low: str) -> str:
 
 def list_images(folder: str) -> dict[str, str]:
     if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise ValueError(f"{folder} is a file, not a folder of images")
         raise FileNotFoundError(f"folder not found: {folder}")
     out = {}
     for f in sorted(os.listdir(folder)):

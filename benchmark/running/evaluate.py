@@ -45,6 +45,8 @@ def parse_fused(specs) -> dict[str, str]:
     out = {}
     for s in map(os.fspath, specs):
         name, _, folder = s.partition("=") if "=" in s else (os.path.basename(os.path.normpath(s)), "", s)
+        if not name.strip() or not folder:
+            raise ValueError(f"--fused {s!r}: expected DIR or NAME=DIR, with a method name and a folder")
         if name in out:
             raise ValueError(f"--fused: method name {name!r} given twice")
         out[name] = folder
