@@ -513,15 +513,35 @@ def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, cap
     assert main(["table", str(tmp_path / "o")]) == 0
     assert {p.name: p.read_text() for p in (tmp_path / "o").glob("leaderboard*")} == written
     before = (tmp_path / "o" / "scores.csv").read_text()
-    assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o")]) == 0
-    assert (tmp_path / "o" / "scores.csv").read_text() == before
+    from benchmark.running import evaluate as ev
+
     capsys.readouterr()
+    with monkeypatch.context() as mp:  # a rerun reuses the tumour boxes' scores too: nothing is scored
+        mp.setattr(ev, "_score_batch", lambda *a, **k: pytest.fail("whole slices scored again"))
+        mp.setattr(ev, "_score_tumour", lambda *a, **k: pytest.fail("tumour boxes scored again"))
+        assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o")]) == 0
+    assert "reusing 2 of 2 batches (whole slices and tumour boxes)" in capsys.readouterr().err
+    assert (tmp_path / "o" / "scores.csv").read_text() == before
+    moved = lab[0].copy()  # s0's tumour elsewhere: its box, and only the tumour boxes' batch, change
+    moved[:] = 0
+    moved[150:200, 150:200] = 1
+    Image.fromarray(moved.astype(np.uint8)).save(tmp_path / "l" / "s0.png")
+    with monkeypatch.context() as mp:
+        mp.setattr(ev, "_score_batch", lambda *a, **k: pytest.fail("whole slices scored again"))
+        assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o")]) == 0
+    assert "reusing 1 of 2 batches" in capsys.readouterr().err
+    again = pd.read_csv(tmp_path / "o" / "scores.csv").set_index(["region", "name"])
+    box = tumour_boxes(torch.from_numpy(moved)[None])
+    want = metrics.score(*(crop(x[:1], box, [0]) for x in t))
+    assert again.loc[("tumour", "s0"), "Q_SSIM"] == pytest.approx(float(want["Q_SSIM"][0]), abs=1e-6)
+    assert again.loc[("tumour", "s0"), "Q_SSIM"] != inside.loc["s0", "Q_SSIM"]
+    assert again.loc[("tumour", "s1"), "Q_SSIM"] == inside.loc["s1", "Q_SSIM"]
+    assert again.loc[("slice", "s0"), "Q_SSIM"] == whole.loc["s0", "Q_SSIM"]
+    assert len(list((tmp_path / "o" / ".scored").iterdir())) == 2  # the old tumour batch was pruned
     (tmp_path / "l" / "s2.png").unlink()
     assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
     assert f"{tmp_path / 'l'}: no label map for s2" in capsys.readouterr().err
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "l" / "s2.png")
-    from benchmark.running import evaluate as ev
-
     monkeypatch.setattr(ev, "_score_batch", lambda *a, **k: pytest.fail("scored before the labels were checked"))
     assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
     assert "s2.png is 40x40; expected 240x240 like" in capsys.readouterr().err

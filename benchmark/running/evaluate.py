@@ -167,15 +167,16 @@ class BatchCache:
     resumes, and a rerun reuses, every batch whose images (paths, sizes, modification times),
     metrics, settings and code are unchanged. Keyed by all of these: a changed file, metric,
     profile, device or source file scores its batch again. After a finished eval it holds exactly
-    that eval's batches."""
+    that eval's batches. ``boxes``: per task, None (whole slices) or ``{stem: (row, col, side)}``,
+    the tumour boxes the task's triples are scored inside (``bench eval --labels``)."""
 
-    def __init__(self, out: str, tasks: list):
+    def __init__(self, out: str, tasks: list, boxes: list | None = None):
         self.folder = os.path.join(out, ".scored")
         code = {"metrics": metrics_code(), "reading": files_sha([imageio.__file__, __file__])}
-        self.keys = [self._key(t, code) for t in tasks]
+        self.keys = [self._key(t, code, r) for t, r in zip(tasks, boxes or [None] * len(tasks), strict=True)]
 
     @staticmethod
-    def _key(task, code: dict) -> str:
+    def _key(task, code: dict, boxes: dict | None = None) -> str:
         m, files, names, metric_profile, quantize, device, workload = task
 
         def stat(p):
@@ -190,6 +191,8 @@ class BatchCache:
             "code": code,
             "torch": torch.__version__,
         }
+        if boxes is not None:  # a tumour pass: the same triples, scored inside these boxes
+            what["boxes"] = {k: [int(v) for v in box] for k, box in boxes.items()}
         return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
     def _path(self, i: int) -> str:
@@ -460,14 +463,36 @@ def _score_folders(
         for m in fused
         for s in range(0, len(keys), batch)
     ]
-    cache = BatchCache(out, every)
+    n_slice, regions = len(every), [None] * len(every)
+    if boxes is not None:  # each tumour box's batch, scored after the whole slices, cached alike
+        with_box = [k for k in keys if boxes[k] is not None]
+        for m in fused:
+            for s in range(0, len(with_box), batch):
+                part = with_box[s : s + batch]
+                every.append(
+                    (
+                        m,
+                        {k: (a[k], b[k], fl[m][k], imgs[k]) for k in part},
+                        names,
+                        metric_profile,
+                        quantize,
+                        device,
+                        len(part),
+                    )
+                )
+                regions.append({k: boxes[k] for k in part})
+    cache = BatchCache(out, every, regions)
     scored = [cache.get(i) for i in range(len(every))]
     todo = [i for i, r in enumerate(scored) if r is None]
     if len(todo) < len(every):
         say(
-            f"bench eval: reusing {len(every) - len(todo)} of {len(every)} batches scored by an earlier bench eval "
-            f"into {out} (same images, metrics and code; delete {cache.folder} to score them again)"
+            f"bench eval: reusing {len(every) - len(todo)} of {len(every)} batches"
+            + (" (whole slices and tumour boxes)" if len(every) > n_slice else "")
+            + f" scored by an earlier bench eval into {out} (same images, metrics and code; delete {cache.folder} "
+            "to score them again)"
         )
+    tumour_todo = [i for i in todo if i >= n_slice]
+    todo = [i for i in todo if i < n_slice]
     tasks = [every[i] for i in todo]
     n_workers = eval_workers(workers, workload, max(len(tasks), 1), device)
     results: list = [None] * len(tasks)
@@ -513,7 +538,7 @@ def _score_folders(
     for j, i in enumerate(todo):
         scored[i] = results[j]
     rows, colour, nans = [], {}, {}
-    for task_rows, notes in scored:
+    for task_rows, notes in scored[:n_slice]:
         rows += task_rows
         for col, stems, reason in notes:
             if col is None:  # the batch's triples hold an RGB image (a deferred batch reports twice)
@@ -532,15 +557,21 @@ def _score_folders(
     if boxes is not None:  # whole slices, then inside each tumour's box
         rows = [{"model": r["model"], "name": r["name"], "region": "slice", **r} for r in rows]
         log.disabled = True  # metrics.score's own NaN warnings: logged below, naming the images
+        bar = tqdm(
+            total=len(tumour_todo), desc="eval tumour boxes", disable=not progress or not tumour_todo, leave=False
+        )
         try:
-            inside, notes = _score_tumour(
-                fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device, batch, progress
-            )
+            for i in tumour_todo:
+                scored[i] = _score_tumour(every[i], regions[i])
+                cache.put(i, scored[i])
+                bar.update()
         finally:
             log.disabled = was_disabled
-        rows += inside
-        for m, col, reason, stems in notes:
-            nans.setdefault((m, col, reason + " (tumour box)"), {}).update(dict.fromkeys(stems))
+            bar.close()
+        for task_rows, notes in scored[n_slice:]:
+            rows += task_rows
+            for col, stems, reason in notes:
+                nans.setdefault((task_rows[0]["model"], col, reason + " (tumour box)"), {}).update(dict.fromkeys(stems))
     for (m, col, reason), stems in nans.items():
         log.warning("%s is NaN for %d image(s) %s of fused folder %s: %s", col, len(stems), list(stems)[:10], m, reason)
     scores = pd.DataFrame(rows)
@@ -588,32 +619,26 @@ def _tumour_boxes(keys, a, imgs, label_files) -> dict:
     return boxes
 
 
-def _score_tumour(fused, keys, a, b, fl, boxes, names, metric_profile, quantize, device, batch=16, progress=False):
-    """Every triple scored inside its tumour's box, as ``bench run`` scores its tumour rows; a slice
-    without tumour labels gets no row. Returns (rows, NaN notes as (model, column, reason, stems))."""
-    with_box = [k for k in keys if boxes[k] is not None]
-    rows, notes = [], []
-    starts = range(0, len(with_box), batch)
-    bar = tqdm(total=len(fused) * len(starts), desc="eval tumour boxes", disable=not progress, leave=False)
-    for m in fused:
-        for s in starts:
-            groups: dict = {}
-            for k in with_box[s : s + batch]:
-                r, c, side = boxes[k]
-                three = [read_image(p, colour=True)[r : r + side, c : c + side] for p in (fl[m][k], a[k], b[k])]
-                groups.setdefault(tuple(x.shape for x in three), []).append((k, three))
-            for group in groups.values():
-                got: list = []
-                sc = colour_score(
-                    *(_batch([three[i] for _, three in group], device) for i in range(3)),
-                    names,
-                    profile=metric_profile,
-                    quantize=quantize,
-                    notes=got,
-                )
-                notes += [(m, col, reason, [group[i][0] for i in idx]) for col, idx, reason in got]
-                for j, (k, _) in enumerate(group):
-                    rows.append({"model": m, "name": k, "region": "tumour", **{n: float(v[j]) for n, v in sc.items()}})
-            bar.update()
-    bar.close()
+def _score_tumour(task, boxes: dict) -> tuple[list[dict], list]:
+    """One batch of triples (``task`` as :func:`_score_batch` takes it) scored inside their tumour
+    boxes ``{stem: (row, col, side)}``, as ``bench run`` scores its tumour rows. Returns (rows with
+    ``region`` "tumour", NaN notes as (column, stems, reason))."""
+    m, files, names, metric_profile, quantize, device, _ = task
+    rows, notes, groups = [], [], {}
+    for k, paths in files.items():
+        r, c, side = boxes[k]
+        three = [read_image(p, colour=True)[r : r + side, c : c + side] for p in (paths[2], paths[0], paths[1])]
+        groups.setdefault(tuple(x.shape for x in three), []).append((k, three))
+    for group in groups.values():
+        got: list = []
+        sc = colour_score(
+            *(_batch([three[i] for _, three in group], device) for i in range(3)),
+            names,
+            profile=metric_profile,
+            quantize=quantize,
+            notes=got,
+        )
+        notes += [(col, [group[i][0] for i in idx], reason) for col, idx, reason in got]
+        for j, (k, _) in enumerate(group):
+            rows.append({"model": m, "name": k, "region": "tumour", **{n: float(v[j]) for n, v in sc.items()}})
     return rows, notes
