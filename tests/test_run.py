@@ -214,6 +214,12 @@ def test_every_profile_passes_the_config_check_and_ablation_checks_each_value(tm
     assert main(cmd) == 2  # the bad last value stops the sweep before the first is trained
     assert "--values 5: config field fusioninn_k = 5" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+    for values, twice in (("0.5,0.8,0.50", "0.5"), ("normal, zeros,normal", "normal")):  # once crashed at the table
+        param = "alpha" if values[0] == "0" else "prior"
+        cmd = ["ablate", "--param", param, "--values", values, "--profile", "smoke", "--out", str(tmp_path / "a")]
+        assert main(cmd) == 2
+        assert f"{twice} given twice; each value is one row" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
 
 
 def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):

@@ -48,6 +48,9 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
         raise ValueError(f"--values {values!r}: cannot read every value as {typ.__name__} for {param}") from None
     if not vals:
         raise ValueError("--values: give at least one value")
+    twice = sorted({str(v) for v in vals if vals.count(v) > 1})
+    if twice:  # one row and one run folder per value: a repeat would be a second row of one index
+        raise ValueError(f"--values {values!r}: {', '.join(twice)} given twice; each value is one row of the table")
     for v in vals:  # every value checked before the first is trained
         check_config(dataclasses.replace(cfg, **{field: v}), f"--values {v}: ")
     dev = pick_device(cfg.device)
