@@ -220,6 +220,14 @@ def test_every_profile_passes_the_config_check_and_ablation_checks_each_value(tm
         assert main(cmd) == 2
         assert f"{twice} given twice; each value is one row" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
+    base = ["ablate", "--param", "alpha", "--values", "0.5", "--profile", "smoke", "--out", str(tmp_path / "a")]
+    for extra in (["--lineage", "tang"], ["--metrics", "Q_P"], ["--models", "unet"], ["--from", "results/cpu-phantom"]):
+        with pytest.raises(SystemExit) as e:  # Table 2's SSIMs of one FusionINN per value: not silently ignored
+            main([*base, *extra])
+        assert e.value.code == 2 and f"unrecognized arguments: {' '.join(extra)}" in capsys.readouterr().err
+    assert main([*base, "--set", "from_run=results/cpu-phantom"]) == 2  # every row the same loaded weights
+    assert "bench ablate trains one FusionINN per value; it does not load weights" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
 
 
 def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):

@@ -11,8 +11,12 @@ METRICS_HELP = (
 )
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", default="all", help="comma-separated fuser names or 'all' (see bench list)")
+def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
+    """``bench run``'s arguments; ``ablate``: only those ``bench ablate`` uses. It trains one FusionINN
+    per value and scores Table 2's SSIMs, so the models, metrics, --from, --nproc and table style are
+    not its arguments: given, they are an error rather than silently ignored."""
+    if not ablate:
+        p.add_argument("--models", default="all", help="comma-separated fuser names or 'all' (see bench list)")
     p.add_argument(
         "--data", default="phantom", help="'phantom' (embedded), FILE.h5 from 'bench data prepare', or TRAIN.h5,VAL.h5"
     )
@@ -25,6 +29,16 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
+    p.add_argument("--out", help="results folder (default results)")
+    p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
+    p.add_argument(
+        "--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist"
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4"
+    )
+    if ablate:
+        return
     p.add_argument(
         "--save-fused",
         action="store_true",
@@ -40,11 +54,6 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "vifb | tang | mefb | cddfuse | liu (Table 1) | all, comma-separated (bench list)",
     )
     p.add_argument("--ddfm-prior", help="local diffusers UNet2DModel folder to use as DDFM's prior")
-    p.add_argument("--out", help="results folder (default results)")
-    p.add_argument("--run-name", help="name of the run folder (default <profile>-<data>)")
-    p.add_argument(
-        "--retrain", action="store_true", default=None, help="train again even where finished checkpoints exist"
-    )
     p.add_argument(
         "--from",
         dest="from_run",
@@ -53,9 +62,6 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--nproc", type=int, default=1, help="processes (torchrun standalone; gloo on CPU, NCCL on GPUs)")
     p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4"
-    )
 
 
 def config_from_args(args):

@@ -100,5 +100,5 @@ def add_fusioninn_commands(sub) -> None:
     a.add_argument("--param", help="alpha | lambda | k | prior")
     a.add_argument("--values", help="comma-separated values")
     a.add_argument("--paper", action="store_true", help="run all four of the paper's sweeps")
-    add_run_args(a)
+    add_run_args(a, ablate=True)
     a.set_defaults(fn=_cmd_ablate)

@@ -42,6 +42,10 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
     if param not in PARAMS:
         raise ValueError(f"unknown ablation parameter {param!r}; expected one of {', '.join(PARAMS)}")
     field, typ = PARAMS[param]
+    if cfg.from_run:  # every value would load the same weights: a table of identical rows
+        raise ValueError(
+            f"bench ablate trains one FusionINN per value; it does not load weights (--from {cfg.from_run})"
+        )
     try:
         vals = [typ(v.strip()) for v in values.split(",") if v.strip()]
     except ValueError:
