@@ -54,11 +54,12 @@ def run(models="all", profile: str = "quick", *, progress: bool = True, log=prin
 def _as_images(x, what: str) -> torch.Tensor:
     """(B, H, W), (B, 1, H, W) or colour (B, 3, H, W) / (B, H, W, 3) tensor or array, float in
     [0, 1], uint8 or uint16 (divided by 255 or 65535, as ``bench eval`` reads 8- and 16-bit
-    files) -> float (B, C, H, W)."""
+    files) -> float (B, C, H, W). One image may also come alone: (H, W), or colour (H, W, 3) (a
+    batch of grey images 3 pixels wide would be too small to score, so that shape is not ambiguous)."""
     import numpy as np
     import torch
 
-    want = "(B, H, W), (B, 1, H, W), or colour (B, 3, H, W) or (B, H, W, 3)"
+    want = "(B, H, W), (B, 1, H, W), or colour (B, 3, H, W) or (B, H, W, 3); or one image, (H, W) or (H, W, 3)"
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{what}: expected a torch.Tensor or numpy array of shape {want}; got {type(x).__name__}")
@@ -68,7 +69,11 @@ def _as_images(x, what: str) -> torch.Tensor:
         t = (t.double() / 65535).float()  # as benchmark.data.imageio reads a 16-bit PNG
     elif not t.is_floating_point():
         raise ValueError(f"{what}: dtype {t.dtype}; expected float images in [0, 1], uint8 or uint16")
-    if t.ndim == 3:
+    if t.ndim == 2:  # one grey image
+        t = t[None, None]
+    elif t.ndim == 3 and t.shape[-1] == 3 and min(t.shape[:2]) > 3:  # one colour image, channels last
+        t = t.permute(2, 0, 1)[None].contiguous()
+    elif t.ndim == 3:
         t = t[:, None]
     elif t.ndim == 4 and t.shape[1] not in (1, 3) and t.shape[-1] == 3:  # channels last (image stacks)
         t = t.permute(0, 3, 1, 2).contiguous()
@@ -94,13 +99,14 @@ def evaluate(
     """Score fused images against their sources; one row per image (column ``index``), one column
     per metric. ``fused`` may also be a dict ``{method: images}`` (rows then carry ``model``).
 
-    Images: tensors or arrays, (B, H, W) or (B, 1, H, W), float in [0, 1], uint8 or uint16; x1 = T1-Gd,
-    x2 = FLAIR. Colour images ((B, 3, H, W) or (B, H, W, 3); MRI-PET, MRI-SPECT) are scored with each
-    lineage's own rule, as ``bench eval`` scores them (:mod:`metrics.colour`). ``metrics``: names or
-    None for all; ``metric_profile``: upstream | intended | fusioninn; ``lineage``: score another
-    evaluation code's metric set instead (``"cddfuse"``, ``"vifb,tang"``). ``labels``: label maps
-    (B, H, W), BraTS labels with 0 = background: each image is then also scored inside its tumour's
-    box, as ``bench run`` scores it (a ``region`` column, ``slice`` or ``tumour``).
+    Images: tensors or arrays, (B, H, W) or (B, 1, H, W), float in [0, 1], uint8 or uint16, or one
+    image as (H, W); x1 = T1-Gd, x2 = FLAIR. Colour images ((B, 3, H, W) or (B, H, W, 3), one as
+    (H, W, 3); MRI-PET, MRI-SPECT) are scored with each lineage's own rule, as ``bench eval`` scores
+    them (:mod:`metrics.colour`). ``metrics``: names or None for all; ``metric_profile``: upstream |
+    intended | fusioninn; ``lineage``: score another evaluation code's metric set instead
+    (``"cddfuse"``, ``"vifb,tang"``). ``labels``: label maps (B, H, W) ((H, W) for one image),
+    BraTS labels with 0 = background: each image is then also scored inside its tumour's box, as
+    ``bench run`` scores it (a ``region`` column, ``slice`` or ``tumour``).
     """
     import numpy as np
     import pandas as pd
@@ -156,6 +162,8 @@ def _tumour_boxes(labels, like):
         raise ValueError("labels: non-integer values; expected integer labels (0 = background) or a boolean mask")
     if t.ndim == 4 and t.shape[1] == 1:
         t = t[:, 0]
+    elif t.ndim == 2 and like.shape[0] == 1:  # one image's label map
+        t = t[None]
     want = (like.shape[0], *like.shape[2:])
     if tuple(t.shape) != want:
         raise ValueError(f"labels: shape {tuple(t.shape)}; expected {want}, one label map per image")

@@ -122,6 +122,16 @@ def test_python_api_evaluate_tensors_arrays_uint8():
     np.testing.assert_allclose(df3[df3.model == "copy"].Q_SSIM_x1, 1.0)
     with pytest.raises(ValueError, match="shape"):
         benchmark.evaluate(f[0], x1, x2)
+    one = benchmark.evaluate(f[1], x1[1], x2[1], metrics="Q_SSIM,Q_P")  # one image alone, (H, W)
+    assert len(one) == 1 and one.Q_SSIM[0] == df2.Q_SSIM[1] and one.Q_P[0] == df2.Q_P[1]
+    rgb = np.stack([f[1], x1[1], x2[1]], axis=-1)  # one colour image, (H, W, 3)
+    got = benchmark.evaluate(rgb, x1[1], x2[1], lineage="cddfuse")
+    assert len(got) == 1 and got.equals(benchmark.evaluate(rgb[None], x1[1:2], x2[1:2], lineage="cddfuse"))
+    lab = np.zeros(f.shape[1:], np.uint8)
+    lab[100:120, 100:120] = 1
+    boxed = benchmark.evaluate(f[1], x1[1], x2[1], metrics="Q_SSIM", labels=lab)  # and its (H, W) label map
+    assert boxed.region.tolist() == ["slice", "tumour"]
+    assert boxed.equals(benchmark.evaluate(f[1:2], x1[1:2], x2[1:2], metrics="Q_SSIM", labels=lab[None]))
     # 16-bit stacks are read as bench eval reads a 16-bit PNG (benchmark.data.imageio: / 65535)
     from benchmark.data.imageio import _to_unit
 
