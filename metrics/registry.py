@@ -197,6 +197,11 @@ def resolve_metrics(names=None, lineages=None) -> list[str]:
         return list(TABLE_ORDER)
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
+    if not names:
+        raise ValueError(
+            "no metric named; give comma-separated metric names (bench list shows them), or leave out "
+            "--metrics for the Table 1 five (or every metric of --lineage)"
+        )
     lookup = {k.lower(): k for k in METRICS}
     out = []
     for n in names:

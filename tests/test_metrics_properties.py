@@ -131,6 +131,9 @@ def test_bad_inputs_give_clear_errors():
         metrics.score(x, x, x, metrics="Q_FOO")
     with pytest.raises(ValueError, match="unknown metric profile"):
         metrics.score(x, x, x, profile="matlab")
+    for none in ("", " , ", []):  # was "max() arg is an empty sequence" from deep inside bench run / eval
+        with pytest.raises(ValueError, match="no metric named; give comma-separated metric names"):
+            metrics.score(x, x, x, metrics=none)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (CPU paths are tested above)")
