@@ -1,5 +1,7 @@
 """Phantom determinism and contrasts, HDF5 round trip and errors, the BraTS importer on real layouts."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -133,6 +135,30 @@ def test_import_brats2023_layout_without_labels(shared_data, tmp_path):
     s = prepare(root, str(tmp_path / "b23.h5"), select="nonempty", modalities=("t1", "t2"), progress=False)
     assert s["kept"]["train"] > 100 and s["dropped_constant"] > 0  # empty edge slices are dropped and counted
     assert find_cases(root, ("t1", "t2"))[0]["x1"].endswith("-t1n.nii.gz")
+
+
+def test_import_skips_hidden_files_and_macos_zip_copies(shared_data, tmp_path):
+    """A BraTS folder copied from a Mac holds ``._NAME`` AppleDouble files beside each volume and a
+    ``__MACOSX`` folder mirroring the tree: both matched the volume names ("several flair files
+    match", or garbage read as a volume). Hidden files and folders are not volumes."""
+    src = shared_data / "brats2015-deepmedic"
+    want = find_cases(str(src))
+    for case in src.iterdir():
+        for where in (tmp_path / "data" / case.name, tmp_path / "data" / "__MACOSX" / case.name):
+            where.mkdir(parents=True)
+            for f in case.iterdir():
+                if where.parent.name != "__MACOSX":
+                    (where / f.name).symlink_to(f)
+                (where / f"._{f.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / "data" / ".cache" / "x").mkdir(parents=True)
+    (tmp_path / "data" / ".cache" / "x" / "a_flair.nii.gz").write_bytes(b"")
+    (tmp_path / "data" / ".cache" / "x" / "a_t1c.nii.gz").write_bytes(b"")
+    got = find_cases(str(tmp_path / "data"))
+    assert [c["patient"] for c in got] == [c["patient"] for c in want]
+    for g, w in zip(got, want, strict=True):
+        assert {k: os.path.basename(v) for k, v in g.items() if k in ("x1", "x2", "seg")} == {
+            k: os.path.basename(v) for k, v in w.items() if k in ("x1", "x2", "seg")
+        }
 
 
 def test_import_folder_without_modalities(tmp_path):

@@ -53,6 +53,9 @@ def test_eval_png_folders_equal_direct_scores(tmp_path, triples):
     _write(tmp_path / "b", stems, x2, "png8")
     _write(tmp_path / "mean", stems, mean, "png8")
     _write(tmp_path / "max", stems, np.maximum(x1, x2), "tif")
+    for d in ("a", "mean"):  # a Mac's AppleDouble copies and hidden files are not images (were "no source images")
+        (tmp_path / d / "._p0.png").write_bytes(b"\x00\x05\x16\x07")
+        (tmp_path / d / ".p9.png").write_bytes(b"")
     out = tmp_path / "out"
     assert (
         main(

@@ -149,6 +149,14 @@ def test_ablation_table_and_bench_decompose(tmp_path):
     assert main(["decompose", str(img), "--model-dir", str(tmp_path)]) == 2
     args = ["decompose", str(img), "--model-dir", str(mdir), "--draws", "0", "--out", str(tmp_path / "d0")]
     assert main(args) == 2 and not (tmp_path / "d0").exists()  # was a torch.stack error
+    folder = tmp_path / "many"  # a folder: its images, not its hidden files (a Mac's ._ copies)
+    folder.mkdir()
+    (folder / "s1.png").write_bytes(img.read_bytes())
+    (folder / "._s1.png").write_bytes(b"\x00\x05\x16\x07")
+    assert (
+        main(["decompose", str(folder), "--model-dir", str(mdir), "--draws", "2", "--out", str(tmp_path / "d1")]) == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "d1").glob("*.npz")) == ["s1_decomposed.npz"]
 
 
 def test_bench_run_scores_decomposition_on_slice_and_tumour(tmp_path):

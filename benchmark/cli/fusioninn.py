@@ -19,7 +19,7 @@ def _cmd_decompose(args) -> int:
 
     from baselines.loading import load_model_folder
     from benchmark.atomic import atomic_path
-    from benchmark.data.imageio import EXTS, read_image, stem
+    from benchmark.data.imageio import list_images, read_image, stem
     from benchmark.running.decomposition import decompose_draws
 
     if args.draws < 1:
@@ -33,13 +33,7 @@ def _cmd_decompose(args) -> int:
     src = args.image
     if not os.path.exists(src):
         raise FileNotFoundError(f"{src}: no such image or folder")
-    files = (
-        [os.path.join(src, f) for f in sorted(os.listdir(src)) if f.lower().endswith(EXTS)]
-        if os.path.isdir(src)
-        else [src]
-    )
-    if not files:
-        raise ValueError(f"{src}: no images ({', '.join(EXTS)})")
+    files = list(list_images(src).values()) if os.path.isdir(src) else [src]
     out = args.out or os.path.join("results", "decomposed")
     os.makedirs(out, exist_ok=True)
     for f in files:

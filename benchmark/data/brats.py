@@ -44,7 +44,12 @@ SELECT = ("labels12", "tumour", "nonempty")
 
 
 def _match(name: str, kind: str) -> bool:
-    return name.endswith((".nii", ".nii.gz")) and any(re.search(p, name) for p in PATTERNS[kind])
+    # hidden files are not volumes: macOS writes a ._NAME beside each file on foreign disks and in zips
+    return (
+        name.endswith((".nii", ".nii.gz"))
+        and not name.startswith(".")
+        and any(re.search(p, name) for p in PATTERNS[kind])
+    )
 
 
 def find_cases(root: str, modalities=("t1ce", "flair"), skipped: list | None = None) -> list[dict]:
@@ -54,6 +59,9 @@ def find_cases(root: str, modalities=("t1ce", "flair"), skipped: list | None = N
         raise FileNotFoundError(f"BraTS folder not found: {root}")
     cases = []
     for d, _, files in sorted(os.walk(root, followlinks=True)):
+        parts = os.path.relpath(d, root).split(os.sep)
+        if any(p != "." and (p.startswith(".") or p == "__MACOSX") for p in parts):
+            continue  # hidden folders, and the metadata copies a macOS zip holds
         found = {}
         for kind in (*modalities, "seg"):
             hits = sorted(f for f in files if _match(f, kind))

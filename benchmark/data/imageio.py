@@ -163,7 +163,7 @@ def list_images(folder: str) -> dict[str, str]:
         raise FileNotFoundError(f"folder not found: {folder}")
     out = {}
     for f in sorted(os.listdir(folder)):
-        if f.lower().endswith(EXTS):
+        if f.lower().endswith(EXTS) and not f.startswith("."):  # hidden: macOS's ._ files, editors' files
             s = stem(f)
             if s in out:
                 raise ValueError(f"{folder}: two files share the name {s!r} ({os.path.basename(out[s])}, {f})")
