@@ -139,25 +139,26 @@ def test_import_brats2023_layout_without_labels(shared_data, tmp_path):
 
 def test_import_skips_hidden_files_and_macos_zip_copies(shared_data, tmp_path):
     """A BraTS folder copied from a Mac holds ``._NAME`` AppleDouble files beside each volume and a
-    ``__MACOSX`` folder mirroring the tree: both matched the volume names ("several flair files
-    match", or garbage read as a volume). Hidden files and folders are not volumes."""
-    src = shared_data / "brats2015-deepmedic"
-    want = find_cases(str(src))
-    for case in src.iterdir():
-        for where in (tmp_path / "data" / case.name, tmp_path / "data" / "__MACOSX" / case.name):
-            where.mkdir(parents=True)
-            for f in case.iterdir():
-                if where.parent.name != "__MACOSX":
-                    (where / f.name).symlink_to(f)
-                (where / f"._{f.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
-    (tmp_path / "data" / ".cache" / "x").mkdir(parents=True)
-    (tmp_path / "data" / ".cache" / "x" / "a_flair.nii.gz").write_bytes(b"")
-    (tmp_path / "data" / ".cache" / "x" / "a_t1c.nii.gz").write_bytes(b"")
-    got = find_cases(str(tmp_path / "data"))
-    assert [c["patient"] for c in got] == [c["patient"] for c in want]
+    ``__MACOSX`` folder mirroring the tree: both matched the 2018-2023 volume names ("several t1ce
+    files match", or a case of garbage). Hidden files and folders are not volumes."""
+    want = find_cases(str(shared_data))
+    root = tmp_path / "data"
+    for d, _, files in os.walk(shared_data):
+        rel = os.path.relpath(d, shared_data)
+        for where, mirror in ((root / rel, False), (root / "__MACOSX" / rel, True)):
+            where.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                if not mirror:
+                    (where / f).symlink_to(os.path.join(d, f))
+                (where / f"._{f}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    for name in ("a_flair.nii.gz", "a_t1ce.nii.gz"):  # a hidden folder's volumes are not a case either
+        (root / ".trash" / "a").mkdir(parents=True, exist_ok=True)
+        (root / ".trash" / "a" / name).write_bytes(b"")
+    got = find_cases(str(root))
+    assert len(want) == 3 and [c["patient"] for c in got] == [c["patient"] for c in want]
     for g, w in zip(got, want, strict=True):
-        assert {k: os.path.basename(v) for k, v in g.items() if k in ("x1", "x2", "seg")} == {
-            k: os.path.basename(v) for k, v in w.items() if k in ("x1", "x2", "seg")
+        assert {k: os.path.basename(str(v)) for k, v in g.items() if k in ("x1", "x2", "seg", "layout")} == {
+            k: os.path.basename(str(v)) for k, v in w.items() if k in ("x1", "x2", "seg", "layout")
         }
 
 
