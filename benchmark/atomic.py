@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -31,7 +32,19 @@ def write_text(path: str, text: str) -> None:
 
 
 def write_json(path: str, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """``obj`` as standard JSON: NaN and infinities, which Python's json writes as bare ``NaN`` /
+    ``Infinity`` that other readers (jq, JavaScript, R's jsonlite) reject, are written as ``null``."""
+    write_text(path, json.dumps(_finite(obj), indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def check_writable(folder: str) -> None:

@@ -1,5 +1,6 @@
 """Leaderboard statistics, tumour regions, byte-identical reruns, and resuming a killed run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -234,3 +235,35 @@ def test_a_file_system_without_flock_works_unlocked(tmp_path, monkeypatch):
     with folder_lock(str(tmp_path / "f"), "hint"):
         (tmp_path / "f" / "x").write_text("written")
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["x"]
+
+
+def test_json_files_are_standard_json(tmp_path):
+    """NaN and infinities are not JSON (jq and JavaScript reject Python's bare NaN / Infinity): the
+    run's JSON files hold null there. bench run --epochs 0 wrote "best_val_loss": Infinity."""
+    import math
+
+    from benchmark.atomic import write_json
+    from benchmark.cli import main
+
+    def strict(path):
+        return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path.name} holds {c}"))
+
+    write_json(tmp_path / "x.json", {"a": [1.5, math.nan, {"b": -math.inf}], "c": (math.inf, 2), "d": "NaN"})
+    assert strict(tmp_path / "x.json") == {"a": [1.5, None, {"b": None}], "c": [None, 2], "d": "NaN"}
+    args = [
+        "run",
+        "--models",
+        "deepfuse",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "0",
+        "--out",
+        str(tmp_path),
+        "--run-name",
+        "r",
+    ]
+    assert main(args) == 0
+    files = list((tmp_path / "r").rglob("*.json"))
+    assert len(files) >= 4 and all(strict(p) is not None for p in files)
+    assert strict(tmp_path / "r" / "deepfuse" / "train.json")["best_val_loss"] is None
