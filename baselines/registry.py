@@ -271,6 +271,8 @@ def resolve_models(spec) -> list[str]:
     """Model names from a comma-separated string or list; ``all`` = every registered fuser. Names
     are matched regardless of case, so the papers' spellings work (``FusionINN``, ``UNet++``)."""
     _ensure_loaded()
+    if not isinstance(spec, (str, list, tuple)) or not all(isinstance(n, str) for n in spec):
+        raise ValueError(f"models: expected 'all', a comma-separated string or a list of names; got {spec!r}")
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
     by_lower = {k.lower(): k for k in _REGISTRY}
     out: list[str] = []

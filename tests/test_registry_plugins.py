@@ -110,6 +110,10 @@ def test_unknown_model_lists_known_names(tmp_path):
 
     with pytest.raises(ValueError, match="unknown model 'nope'; known models: .*max.*mean"):
         resolve_models("mean,nope")
+    assert resolve_models(["Mean", "max"]) == resolve_models(("mean", "MAX")) == ["mean", "max"]
+    for bad in (123, None, ["mean", 3]):  # benchmark.run(models=123) was "'int' object is not iterable"
+        with pytest.raises(ValueError, match="models: expected 'all', a comma-separated string or a list"):
+            resolve_models(bad)
     assert not any(tmp_path.iterdir())  # nothing written
 
 
