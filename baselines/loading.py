@@ -104,8 +104,9 @@ def checkpoint_problem(e: Exception) -> str:
 
 
 def load_fuser(run_dir: str, name: str, device="cpu"):
-    """The trained fuser ``name`` of a finished run folder, built as it was trained, in eval mode."""
-    return _load(find_trained(run_dir, name), device)
+    """The trained fuser ``name`` (any case: ``UNet``) of a finished run folder, built as it was
+    trained, in eval mode."""
+    return _load(find_trained(run_dir, get_fuser(name).name), device)
 
 
 def load_model_folder(folder: str, expected: str | None = None, device="cpu"):

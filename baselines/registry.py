@@ -247,10 +247,14 @@ def _smp_entry(name: str) -> FuserEntry:
 
 
 def get_fuser(name: str) -> FuserEntry:
-    """The entry called ``name``; ``smp-<arch>-<encoder>`` names are built on demand."""
+    """The entry called ``name``, matched regardless of case as ``--models`` matches it (``UNet++``);
+    ``smp-<arch>-<encoder>`` names are built on demand."""
     _ensure_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
+    by_lower = {k.lower(): k for k in _REGISTRY}
+    if isinstance(name, str) and name.lower() in by_lower:
+        return _REGISTRY[by_lower[name.lower()]]
     if SMP_PATTERN.match(name):
         entry = _smp_entry(name)
         _REGISTRY[name] = entry

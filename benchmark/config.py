@@ -136,8 +136,12 @@ def parse_per_model(text: str) -> dict[str, dict]:
 
 
 def for_model(cfg: RunConfig, name: str) -> RunConfig:
-    """``cfg`` with the ``per_model`` overrides of model ``name`` applied."""
-    over = parse_per_model(cfg.per_model).get(name)
+    """``cfg`` with the ``per_model`` overrides of model ``name`` applied (its name in any case, as
+    ``--models`` takes it: ``UNet.lr=2e-3`` is unet's)."""
+    over: dict = {}
+    for model, fields in parse_per_model(cfg.per_model).items():
+        if model.lower() == name.lower():
+            over.update(fields)
     return dataclasses.replace(cfg, **over) if over else cfg
 
 

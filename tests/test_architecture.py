@@ -167,6 +167,15 @@ def test_fusioninn_and_baselines_api(tmp_path):
     assert abs(float(got) - want) < 1e-6  # the loaded weights fuse as the run did
     with pytest.raises(ValueError, match="model 'unet' is not in that run"):
         load_fuser(str(tmp_path / "r"), "unet")
+    # the papers' spellings, as --models takes them (were "unknown model 'DeepFuse'")
+    assert isinstance(create_fuser("FusionINN"), FusionINN)
+    again = load_fuser(str(tmp_path / "r"), "DeepFuse")
+    assert all(torch.equal(p, q) for p, q in zip(again.state_dict().values(), m.state_dict().values(), strict=True))
+    from benchmark.config import for_model, make_config
+
+    cfg = make_config("smoke", per_model="DeepFuse.lr=0.002,UNet++.crop=32")  # per_model names alike
+    assert for_model(cfg, "deepfuse").lr == 0.002 and for_model(cfg, "unet++").crop == 32
+    assert for_model(cfg, "unet").lr == cfg.lr
 
 
 def test_metric_registry_hands_out_callables():
