@@ -1,5 +1,7 @@
 """FusionINN: parameter count, exact inverse, seeded decomposition, losses, training, ablation, bench decompose."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -157,6 +159,10 @@ def test_ablation_table_and_bench_decompose(tmp_path):
         main(["decompose", str(folder), "--model-dir", str(mdir), "--draws", "2", "--out", str(tmp_path / "d1")]) == 0
     )
     assert sorted(p.name for p in (tmp_path / "d1").glob("*.npz")) == ["s1_decomposed.npz"]
+    run = mdir.parent.parent / "r"  # a run folder stands for its FusionINN
+    shutil.copytree(mdir, run / "fusioninn")
+    assert main(["decompose", str(img), "--model-dir", str(run), "--draws", "3", "--out", str(tmp_path / "d2")]) == 0
+    assert np.array_equal(np.load(tmp_path / "d2" / "fused_decomposed.npz")["x1_mean"], z["x1_mean"])
 
 
 def test_bench_run_scores_decomposition_on_slice_and_tumour(tmp_path):

@@ -29,6 +29,10 @@ def _cmd_decompose(args) -> int:
         raise ValueError(
             f"{mdir}: no FusionINN folder there; give --model-dir results/<run>/fusioninn of a finished run"
         )
+    if not os.path.isfile(os.path.join(mdir, "model.json")) and os.path.isfile(
+        os.path.join(mdir, "fusioninn", "model.json")
+    ):  # a run folder: its FusionINN
+        mdir = os.path.join(mdir, "fusioninn")
     model = load_model_folder(mdir, expected="fusioninn")
     src = args.image
     if not os.path.exists(src):
@@ -84,7 +88,9 @@ def add_fusioninn_commands(sub) -> None:
     p = sub.add_parser("decompose", help="decompose fused images with a trained FusionINN")
     p.add_argument("image", help="a fused image or a folder of them")
     p.add_argument(
-        "--model-dir", help="results/<run>/fusioninn (default: the FusionINN committed in results/cpu-phantom)"
+        "--model-dir",
+        help="results/<run>/fusioninn, or the run folder results/<run> (default: the FusionINN committed in "
+        "results/cpu-phantom)",
     )
     p.add_argument("--draws", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
