@@ -196,6 +196,16 @@ def test_too_small_for_a_lineage_is_one_clear_error():
     x = torch.rand(2, 1, 32, 32)
     with pytest.raises(ValueError, match="at least 44x44"):
         score(x, x, x, lineages="tang")  # MS_SSIM's three scales need 44 pixels a side
+    # Sheikh-Bovik's four VIF scales need 41: below it torch failed ("zeros: Dimension size must be
+    # non-negative", from bench eval --lineage cddfuse on 16x16 images) or a scale was empty
+    torch.manual_seed(0)
+    for name in ("cddfuse:VIFF", "tang:VIF", "mefb:VIF"):
+        with pytest.raises(ValueError, match="images are 40x40; the metrics need at least 41x41"):
+            score(*torch.rand(3, 2, 1, 40, 40), metrics=[name])
+        v = next(iter(score(*torch.rand(3, 2, 1, 41, 41), metrics=[name]).values()))
+        assert torch.isfinite(v).all(), name
+    with pytest.raises(ValueError, match="at least 41x41"):
+        score(*torch.rand(3, 2, 1, 33, 33), lineages="cddfuse")
 
 
 def test_qp_on_constant_images_follows_the_original():

@@ -137,7 +137,15 @@ SPECS = (
     Spec("CC", cc, True, "Deshmukh & Bhosale, IJIP 2010", "mean correlation coefficient"),
     Spec("PSNR", psnr, True, "Jagalingam & Hegde, Aquatic Procedia 2015", "PSNR with peak max(F)"),
     Spec("SCD", scd, True, "Aslantas & Bendes, AEU 2015", "sum of the correlations of differences"),
-    Spec("VIFF", viff, True, "Sheikh & Bovik, IEEE TIP 2006", "multiscale pixel VIF, summed over sources", f64=True),
+    Spec(
+        "VIFF",
+        viff,
+        True,
+        "Sheikh & Bovik, IEEE TIP 2006",
+        "multiscale pixel VIF, summed over sources",
+        min_size=K.VIF_MIN_SIZE,
+        f64=True,
+    ),
     Spec("Qabf", qabf, True, "Xydeas & Petrovic, Electron. Lett. 2000", "gradient preservation Q^AB/F"),
     Spec("SSIM", ssim, True, "Wang et al., IEEE TIP 2004", "skimage SSIM(F,A) + SSIM(F,B)", min_size=7),
 )

@@ -250,6 +250,13 @@ def vifp_mscale(ref: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True) 
     return vifp_mscale_pair(ref, ref, dist, nan_to_one)[0]
 
 
+# The smallest image side on which every scale of vifp_mscale holds a whole window: 17 px at the
+# first scale, then three 'valid' filterings (9, 5, 3 taps) each decimated by 2 must leave at least
+# 9, 5 and 3 px. Below it a scale's map is empty (MATLAB sums it as 0, CDDFuse's scipy convolve2d
+# swaps image and window, smaller still torch cannot filter at all), so the metric is refused there.
+VIF_MIN_SIZE = 41
+
+
 def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float):
     """Per scale of Sheikh & Bovik's ``vifp_mscale.m``, for each reference in ``refs`` against
     ``dist``: the maps (information with distortion, without distortion, gain g). Four scales with

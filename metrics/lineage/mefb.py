@@ -288,6 +288,12 @@ SPECS = (
         compiled=True,
     ),
     Spec(
-        "VIF", vif, True, "Han, Cai, Cao & Xu, Inf. Fusion 2013", "VIFF: multiscale VIF of F vs both sources", f64=True
+        "VIF",
+        vif,
+        True,
+        "Han, Cai, Cao & Xu, Inf. Fusion 2013",
+        "VIFF: multiscale VIF of F vs both sources",
+        min_size=K.VIF_MIN_SIZE,
+        f64=True,
     ),
 )
