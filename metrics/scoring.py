@@ -75,12 +75,30 @@ def _score_chunk(batch, chunk_start, names, cols, profile, quantize, paper_input
         info = METRICS[k]
         options = {mine: extra[ours] for ours, mine in info.options}
         parts[k].append(info.fn(*batch, profile=profile, quantize=quantize, work=ws, **options)[:n])
+    noted: dict[str, set] = {}
     for name, idx, reason in ws.lineage_notes():
+        noted.setdefault(name, set()).update(idx)
         if any(i < n for i in idx):
             _note(cols.get(name, name), [chunk_start + i for i in idx if i < n], reason, notes)
+    for k in names:  # no silent NaN or inf: a value the metric's own arithmetic made non-finite is noted too
+        bad = [i for i in torch.nonzero(~torch.isfinite(parts[k][-1])).flatten().tolist() if i not in noted.get(k, ())]
+        if bad:
+            _note(cols.get(k, k), [chunk_start + i for i in bad], NONFINITE, notes)
+
+
+NONFINITE = (
+    "the original's own formula divides by zero or takes the log of 0 on these images (e.g. constant images, "
+    "images without edges, or F equal to what it is compared with: PSNR is then infinite)"
+)
+
+
+def is_nan(reason: str) -> str:
+    """How a note's log line says what the value is: "is NaN", or "is not finite" (NaN or infinite,
+    as the metric's own arithmetic gave it) for :data:`NONFINITE`."""
+    return "is not finite" if reason.startswith(NONFINITE) else "is NaN"
 
 
 def _note(column: str, idx: list[int], reason: str, notes: list | None) -> None:
     if notes is not None:
         notes.append((column, idx, reason))
-    log.warning("%s is NaN for %d image(s) %s: %s", column, len(idx), idx[:10], reason)
+    log.warning("%s %s for %d image(s) %s: %s", column, is_nan(reason), len(idx), idx[:10], reason)

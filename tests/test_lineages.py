@@ -208,6 +208,29 @@ def test_too_small_for_a_lineage_is_one_clear_error():
         score(*torch.rand(3, 2, 1, 33, 33), lineages="cddfuse")
 
 
+def test_no_silent_nan_or_inf(caplog):
+    """Values an original's own arithmetic makes NaN or infinite (PSNR of identical images, Qabf of
+    images without edges) were returned without a word; each is now noted like the documented NaNs,
+    and finite values get no note."""
+    from metrics.scoring import NONFINITE
+
+    zero = torch.zeros(2, 1, 48, 48)
+    notes: list = []
+    with caplog.at_level(logging.WARNING, logger="fusionbench.metrics"):
+        got = score(zero, zero, zero, lineages="cddfuse", notes=notes)
+    assert torch.isinf(got["PSNR"]).all() or torch.isnan(got["PSNR"]).all()
+    noted = {c: (idx, reason) for c, idx, reason in notes}
+    for col in ("PSNR", "Qabf"):
+        assert noted[col] == ([0, 1], NONFINITE), col
+        assert f"{col} is not finite for 2 image(s) [0, 1]: the original's own formula" in caplog.text
+    assert noted["CC"][1] != NONFINITE and "CC is NaN for 2 image(s)" in caplog.text  # its own reason stays
+    for col, v in got.items():
+        assert torch.isfinite(v).all() or col in noted, col
+    x = torch.round(torch.rand(3, 2, 1, 48, 48) * 255) / 255
+    quiet: list = []
+    assert all(torch.isfinite(v).all() for v in score(*x, lineages="all", notes=quiet).values()) and quiet == []
+
+
 def test_qp_on_constant_images_follows_the_original():
     """MEFB's Qp: a constant F makes every phase-congruency map 0 / 0 (NaN, noted, as the oracle's
     c16); a constant source only NaNs that source's moment maps, which MATLAB's max skips, so the

@@ -31,7 +31,7 @@ from metrics import _compile
 from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, column_names, resolve_metrics
-from metrics.scoring import score
+from metrics.scoring import is_nan, score
 
 log = logging.getLogger("fusionbench.metrics")
 AUTO_MIN_TRIPLES = 256  # below this, starting worker processes (~2 s each) does not pay
@@ -573,7 +573,15 @@ def _score_folders(
             for col, stems, reason in notes:
                 nans.setdefault((task_rows[0]["model"], col, reason + " (tumour box)"), {}).update(dict.fromkeys(stems))
     for (m, col, reason), stems in nans.items():
-        log.warning("%s is NaN for %d image(s) %s of fused folder %s: %s", col, len(stems), list(stems)[:10], m, reason)
+        log.warning(
+            "%s %s for %d image(s) %s of fused folder %s: %s",
+            col,
+            is_nan(reason),
+            len(stems),
+            list(stems)[:10],
+            m,
+            reason,
+        )
     scores = pd.DataFrame(rows)
     caption = (
         f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"

@@ -54,6 +54,7 @@ from metrics import score as score_metrics
 from metrics._checks import check_images
 from metrics.profiles import get_profile
 from metrics.registry import resolve_metrics
+from metrics.scoring import is_nan
 
 metric_log = logging.getLogger("fusionbench.metrics")
 
@@ -450,7 +451,14 @@ def evaluate_model(prep: Prepared, val_ds, cfg: RunConfig, dev: torch.device, pr
                     ]
     for (col, region, reason), ids in nans.items():
         metric_log.warning(
-            "%s: %s is NaN for %d image(s) %s (%s): %s", name, col, len(ids), sorted(ids)[:10], region, reason
+            "%s: %s %s for %d image(s) %s (%s): %s",
+            name,
+            col,
+            is_nan(reason),
+            len(ids),
+            sorted(ids)[:10],
+            region,
+            reason,
         )
     info = {**prep.info, "fuse_seconds_per_image": t_fuse / max(n_img, 1)}
     rows, drows = D.gather_rows(rows), D.gather_rows(drows)
