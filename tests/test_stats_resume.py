@@ -250,19 +250,7 @@ def test_json_files_are_standard_json(tmp_path):
 
     write_json(tmp_path / "x.json", {"a": [1.5, math.nan, {"b": -math.inf}], "c": (math.inf, 2), "d": "NaN"})
     assert strict(tmp_path / "x.json") == {"a": [1.5, None, {"b": None}], "c": [None, 2], "d": "NaN"}
-    args = [
-        "run",
-        "--models",
-        "deepfuse",
-        "--profile",
-        "smoke",
-        "--epochs",
-        "0",
-        "--out",
-        str(tmp_path),
-        "--run-name",
-        "r",
-    ]
+    args = "run --models deepfuse --profile smoke --epochs 0".split() + ["--out", str(tmp_path), "--run-name", "r"]
     assert main(args) == 0
     files = list((tmp_path / "r").rglob("*.json"))
     assert len(files) >= 4 and all(strict(p) is not None for p in files)
