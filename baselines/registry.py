@@ -278,15 +278,12 @@ def resolve_models(spec) -> list[str]:
     if not isinstance(spec, (str, list, tuple)) or not all(isinstance(n, str) for n in spec):
         raise ValueError(f"models: expected 'all', a comma-separated string or a list of names; got {spec!r}")
     names = [n.strip() for n in spec.split(",")] if isinstance(spec, str) else list(spec)
-    by_lower = {k.lower(): k for k in _REGISTRY}
     out: list[str] = []
     for n in names:
         if not n:
             continue
-        n = n if n in _REGISTRY else by_lower.get(n.lower(), "all" if n.lower() == "all" else n)
-        if n == "all":
+        if n.lower() == "all":
             out.extend(e.name for e in list_fusers() if not SMP_PATTERN.match(e.name))
         else:
-            get_fuser(n)
-            out.append(n)
+            out.append(get_fuser(n).name)  # its registered name, whatever the case given
     return list(dict.fromkeys(out))

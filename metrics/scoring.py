@@ -80,10 +80,15 @@ def _score_chunk(batch, chunk_start, names, cols, profile, quantize, paper_input
         noted.setdefault(name, set()).update(idx)
         if any(i < n for i in idx):
             _note(cols.get(name, name), [chunk_start + i for i in idx if i < n], reason, notes)
-    for k in names:  # no silent NaN or inf: a value the metric's own arithmetic made non-finite is noted too
-        bad = [i for i in torch.nonzero(~torch.isfinite(parts[k][-1])).flatten().tolist() if i not in noted.get(k, ())]
-        if bad:
-            _note(cols.get(k, k), [chunk_start + i for i in bad], NONFINITE, notes)
+    # No silent NaN or inf: a value the metric's own arithmetic made non-finite is noted too. One
+    # check of all the chunk's values first (one device sync), then per metric only if one is not finite.
+    if not bool(torch.isfinite(torch.stack([parts[k][-1].double() for k in names])).all()):
+        for k in names:
+            bad = [
+                i for i in torch.nonzero(~torch.isfinite(parts[k][-1])).flatten().tolist() if i not in noted.get(k, ())
+            ]
+            if bad:
+                _note(cols.get(k, k), [chunk_start + i for i in bad], NONFINITE, notes)
 
 
 NONFINITE = (
