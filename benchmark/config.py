@@ -16,6 +16,7 @@ Profiles (every field can be overridden, e.g. ``--epochs 3`` or ``--set width=0.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 
@@ -251,13 +252,14 @@ def check_config(cfg: RunConfig, where: str = "") -> None:
             continue
         whole = typ.startswith("int")
         number = isinstance(v, int) if whole else isinstance(v, (int, float))
-        if number and not isinstance(v, bool) and v == v:
+        if number and not isinstance(v, bool) and (whole or math.isfinite(v)):  # NaN and infinity never are
             low_ok = v > lo if name in _OPEN else v >= lo
             high_ok = hi is None or (v < hi if name in _OPEN else v <= hi)
             if low_ok and high_ok:
                 continue
         cmp_lo, cmp_hi = (">", "<") if name in _OPEN else (">=", "<=")
-        want = f"{'a whole number' if whole else 'a number'} {cmp_lo} {lo}" + (f" and {cmp_hi} {hi}" if hi else "")
+        want = f"{'a whole number' if whole else 'a finite number'} {cmp_lo} {lo}"
+        want += f" and {cmp_hi} {hi}" if hi else ""
         raise ValueError(f"{where}config field {name} = {v!r}: expected {want}" + (" or None" if "None" in typ else ""))
     from baselines.ddfm.prior import check_channels, check_prior_folder
     from benchmark.reporting.tables import STYLES

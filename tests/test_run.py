@@ -183,13 +183,15 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
     [
         (["--epochs", "-1"], "epochs = -1: expected a whole number >= 0"),
         (["--set", "n_boot=0"], "n_boot = 0: expected a whole number >= 1"),
-        (["--width", "0"], "width = 0.0: expected a number > 0"),
+        (["--width", "0"], "width = 0.0: expected a finite number > 0"),
         (["--set", "decomposition_draws=0"], "decomposition_draws = 0"),
         (["--set", "seed=-5"], "seed = -5"),
-        (["--set", "loss_lambda=2"], "loss_lambda = 2.0: expected a number >= 0 and <= 1"),
+        (["--set", "loss_lambda=2"], "loss_lambda = 2.0: expected a finite number >= 0 and <= 1"),
         (["--set", "table_style=foo"], "table_style = 'foo': expected one of stats, paper"),
         (["--set", "fusioninn_k=5"], "fusioninn_k = 5: expected a whole number from 1 to 4"),
-        (["--set", "per_model=fusioninn.lr=0"], "per_model fusioninn: config field lr = 0.0: expected a number > 0"),
+        (["--set", "per_model=fusioninn.lr=0"], "per_model fusioninn: config field lr = 0.0: expected a finite"),
+        (["--set", "lr=inf"], "lr = inf: expected a finite number > 0"),  # trained to NaN, then a traceback
+        (["--width", "inf"], "width = inf: expected a finite number > 0"),
         (["--set", "ddfm_prior_channels=12,16"], "ddfm_prior_channels = '12,16': expected comma-separated"),
         (["--set", "ddfm_prior=/no/such/prior"], "--ddfm-prior /no/such/prior: not a diffusers UNet2DModel folder"),
     ],
@@ -203,6 +205,17 @@ def test_a_value_no_run_can_use_fails_before_any_work(tmp_path, capsys, args, ne
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_diverging_fuser_is_one_line_and_leaves_no_leaderboard(tmp_path, capsys):
+    """A learning rate that sends a built-in fuser's loss to NaN was a FloatingPointError traceback."""
+    cmd = ["run", "--models", "unet", "--profile", "smoke", "--set", "per_model=unet.lr=1e30", "--out", str(tmp_path)]
+    assert main(cmd) == 2
+    err = capsys.readouterr().err.split("\r")[-1]  # after the training bar, which clears its line
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "unet: training loss became nan at epoch 1" in err
+    assert "lower its learning rate (1e+30; e.g. --set per_model=unet.lr=...)" in err
+    assert not list(tmp_path.glob("*/leaderboard*")) and not list(tmp_path.glob("*/scores.csv"))
 
 
 def test_every_profile_passes_the_config_check_and_ablation_checks_each_value(tmp_path, capsys):

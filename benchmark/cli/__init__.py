@@ -274,7 +274,7 @@ def main(argv=None) -> int:
     keep_freed_memory()  # freed tensors stay with the process: no page faults per batch (allocator.py)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, PermissionError, RuntimeError, FloatingPointError) as e:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise
         print(f"bench: error: {e}", file=sys.stderr)

@@ -290,8 +290,9 @@ def train(
             loss = terms["total"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"{name}: training loss became {float(loss.detach())} at epoch {epoch + 1}; lower the learning "
-                    "rate or check the data"
+                    f"{name}: training loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}; lower "
+                    f"its learning rate ({cfg.lr:g}; e.g. --set per_model={name}.lr=...) or check "
+                    "the data"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
