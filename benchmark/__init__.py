@@ -63,6 +63,7 @@ def _as_images(x, what: str) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{what}: expected a torch.Tensor or numpy array of shape {want}; got {type(x).__name__}")
+    t = t.detach()  # a fuser's output straight from its forward pass; scores carry no gradient
     if t.dtype == torch.uint8:
         t = t.float() / 255
     elif t.dtype == torch.uint16:
@@ -120,6 +121,8 @@ def evaluate(
     a, b = _as_images(x1, "x1"), _as_images(x2, "x2")
     boxes = _tumour_boxes(labels, a) if labels is not None else None
     methods = fused if isinstance(fused, dict) else {None: fused}
+    if not methods:
+        raise ValueError("fused: an empty dict; expected {method: images} with at least one method")
     frames = []
     for name, f in methods.items():
         f = _as_images(f, f"fused[{name!r}]" if name is not None else "fused")

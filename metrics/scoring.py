@@ -50,6 +50,9 @@ def score(
     original gives NaN or errors, the value is NaN and the reason is logged (``fusionbench.metrics``)
     and appended to ``notes`` as ``(column, sample indices, reason)``.
     """
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        # a negative step sliced off the last images: fewer rows than images, silently
+        raise ValueError(f"chunk_size = {chunk_size!r}: expected a whole number >= 1, or None for the whole batch")
     names = resolve_metrics(metrics, lineages)
     cols = column_names(names)
     extra = {"xy_constants": xy_constants, "fmi_window": fmi_window}

@@ -143,6 +143,14 @@ def test_python_api_evaluate_tensors_arrays_uint8():
         np.testing.assert_array_equal(df4[k], v.double().numpy())
     with pytest.raises(ValueError, match="empty batch"):
         benchmark.evaluate(f[:0], x1[:0], x2[:0])
+    with pytest.raises(ValueError, match="an empty dict"):  # was pandas' "No objects to concatenate"
+        benchmark.evaluate({}, x1, x2)
+    for bad in (-1, 0, 1.5):  # -1 scored 2 of the 3 images, silently
+        with pytest.raises(ValueError, match=f"chunk_size = {bad}: expected a whole number >= 1"):
+            benchmark.evaluate(f, x1, x2, metrics="Q_SSIM", chunk_size=bad)
+    # a fuser's output straight from its forward pass (torch refused .numpy() on it)
+    live = torch.from_numpy(f).requires_grad_()
+    assert benchmark.evaluate(live, x1, x2, metrics="Q_SSIM").Q_SSIM.equals(df2.Q_SSIM)
 
 
 def test_fusioninn_and_baselines_api(tmp_path):
