@@ -86,7 +86,8 @@ def evaluate_folders(
     device = str(pick_device(str(device)))
     names = resolve_metrics(metrics, lineage)
     need = max(METRICS[n].min_size for n in names)
-    if "Q_P" in names and get_profile(metric_profile).piella_map == "toolbox":
+    piella_map = get_profile(metric_profile).piella_map  # an unknown profile: an error before any work
+    if "Q_P" in names and piella_map == "toolbox":
         need = max(need, 21)  # the shipped toolbox's Piella maps are 21x21 blocks
     a, b = list_images(x1_dir), list_images(x2_dir)
     problems = []
@@ -123,6 +124,9 @@ def evaluate_folders(
         imgs[k] = s1
     boxes = _tumour_boxes(keys, a, imgs, label_files) if label_files is not None else None  # before any scoring
     _refuse_run_folder(out)
+    _refuse_input_folder(
+        out, {"x1": x1_dir, "x2": x2_dir, **{f"--fused {m}": d for m, d in fused.items()}, "labels": labels}
+    )
     created = first_missing(out)
     check_writable(out)
     try:
@@ -235,6 +239,15 @@ def _refuse_run_folder(out: str) -> None:
             f"--out {out}: the folder of a bench run (its config.json and tables would be replaced); "
             "expected a new folder or one written by bench eval"
         )
+
+
+def _refuse_input_folder(out: str, inputs: dict) -> None:
+    """Results written among the images they score: a later eval of that folder, or a copy of it,
+    would carry them along (and a mistyped ``--out x1`` is more likely than a wish). Refused."""
+    here = os.path.realpath(out)
+    for what, folder in inputs.items():
+        if folder is not None and os.path.realpath(folder) == here:
+            raise ValueError(f"--out {out}: that is the {what} folder; expected a folder of its own for the results")
 
 
 def _batch(arrs, device) -> torch.Tensor:
