@@ -86,7 +86,7 @@ def test_eval_on_a_device_this_machine_lacks(tmp_path, pairs, capsys, device, ne
     assert not (tmp_path / "out").exists()
 
 
-def test_eval_results_never_land_among_the_images_nor_after_an_unknown_profile(tmp_path, pairs, capsys):
+def test_eval_results_never_land_among_the_images_nor_after_an_unknown_profile(tmp_path, pairs, capsys, monkeypatch):
     """--out x1 wrote scores.csv, config.json and leaderboards among the sources; an unknown
     --metric-profile was found only when the first batch was scored."""
     a, b, f = _folders(tmp_path, pairs)
@@ -94,6 +94,9 @@ def test_eval_results_never_land_among_the_images_nor_after_an_unknown_profile(t
         assert _eval(a, b, f, out) == 2
         _one_line(capsys, f"--out {out}: that is the {what} folder")
     assert sorted(os.listdir(a)) == sorted(os.listdir(f)) == ["s0.png", "s1.png"]
+    import benchmark.running.evaluate as ev
+
+    monkeypatch.setattr(ev, "colour_score", lambda *a, **k: pytest.fail("scored before the profile was checked"))
     args = ["eval", "--x1", a, "--x2", b, "--fused", f, "--metrics", "Q_SSIM", "--metric-profile", "x", "--out"]
     assert main([*args, str(tmp_path / "o")]) == 2
     _one_line(capsys, "unknown metric profile 'x'")
