@@ -72,6 +72,17 @@ def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.
             )
     if scores.model.isna().any():
         raise ValueError(f"{source}: rows {scores.index[scores.model.isna()].tolist()[:10]} have no model name")
+    key = next((k for k in ("index", "name") if k in scores.columns), None)
+    if key is not None:  # a repeated image would weigh twice in the mean; the intervals and tests pair only one
+        by = ["model", *(["region"] if "region" in scores.columns else []), key]
+        twice = scores.duplicated(by, keep=False)
+        if twice.any():
+            first = scores[twice].iloc[0]
+            what = ", ".join(f"{k} {first[k]!r}" if isinstance(first[k], str) else f"{k} {first[k]}" for k in by)
+            raise ValueError(
+                f"{source}: rows {scores.index[twice].tolist()[:10]} score one image more than once ({what}); "
+                "expected one row per model and image"
+            )
     for c in cols:
         values = pd.to_numeric(scores[c], errors="coerce")
         bad = scores.index[values.isna() & scores[c].notna()].tolist()
@@ -82,6 +93,12 @@ def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.
             )
         scores[c] = values
     warn = warn or (lambda m: print(m, file=sys.stderr))
+    other = [str(c) for c in scores.columns if c not in cols and c not in ("model", "index", "name", "region")]
+    if other:
+        warn(
+            f"warning: {source}: columns {', '.join(other)} are not metrics fusionbench knows (bench list); "
+            "the leaderboards leave them out"
+        )
     for c in cols:
         nan = scores[scores[c].isna()]
         for model, rows in nan.groupby("model").groups.items():
