@@ -55,9 +55,11 @@ def check_writable(folder: str) -> None:
         os.close(fd)
         os.remove(tmp)
     except OSError as e:
-        raise PermissionError(
-            f"results folder {folder!r} is not writable ({e.strerror}); choose another with --out"
-        ) from None
+        top = os.path.abspath(folder)
+        while not os.path.exists(top):
+            top = os.path.dirname(top)
+        why = f"{top} is a file, not a folder" if not os.path.isdir(top) else e.strerror
+        raise PermissionError(f"results folder {folder!r} is not writable ({why}); choose another with --out") from None
 
 
 def first_missing(path: str) -> str | None:

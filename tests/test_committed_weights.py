@@ -45,6 +45,28 @@ def test_bench_decompose_with_the_default_weights(tmp_path, capsys):
     assert got > 0.8, got  # the committed FusionINN gives T1-Gd back from a fused image
 
 
+def test_bench_decompose_checks_every_image_and_the_output_first(tmp_path, capsys):
+    """A folder whose last image is bad left the earlier images' outputs (half a result); --out a
+    file was a FileExistsError traceback; --out the image folder mixed the outputs in with the images."""
+    from benchmark.cli import main
+
+    folder = tmp_path / "fused"
+    folder.mkdir()
+    skio.imsave(folder / "a.png", np.full((64, 64), 100, np.uint8), check_contrast=False)
+    np.save(folder / "b.npy", np.full((64, 64), 2.0, np.float32))  # outside [0, 1]: read_image refuses it
+    out = tmp_path / "out"
+    assert main(["decompose", str(folder), "--out", str(out)]) == 2
+    assert "b.npy: float values in [2, 2]; expected [0, 1]" in capsys.readouterr().err
+    assert not out.exists()
+    (folder / "b.npy").unlink()
+    (tmp_path / "file").write_text("")
+    for bad, needle in ((tmp_path / "file", "is a file, not a folder"), (folder, "that is the folder of fused images")):
+        assert main(["decompose", str(folder), "--out", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
+
+
 def test_from_committed_run_trains_nothing(tmp_path):
     from benchmark.cli import main
 

@@ -18,7 +18,7 @@ def _cmd_decompose(args) -> int:
     from PIL import Image
 
     from baselines.loading import load_model_folder
-    from benchmark.atomic import atomic_path
+    from benchmark.atomic import atomic_path, check_writable
     from benchmark.data.imageio import list_images, read_image, stem
     from benchmark.running.decomposition import decompose_draws
 
@@ -39,11 +39,15 @@ def _cmd_decompose(args) -> int:
         raise FileNotFoundError(f"{src}: no such image or folder")
     files = list(list_images(src).values()) if os.path.isdir(src) else [src]
     out = args.out or os.path.join("results", "decomposed")
-    os.makedirs(out, exist_ok=True)
+    if os.path.isdir(src) and os.path.realpath(out) == os.path.realpath(src):
+        raise ValueError(f"--out {out}: that is the folder of fused images; expected a folder of its own")
+    for f in files:  # every file read and checked before the first output (a bad one late in a folder left
+        h, w = read_image(f).shape  # half a result); read again below, so that memory stays flat in N
+        if h % 2 or w % 2:
+            raise ValueError(f"{f}: {h}x{w}; FusionINN needs even height and width")
+    check_writable(out)
     for f in files:
         img = read_image(f)
-        if img.shape[0] % 2 or img.shape[1] % 2:
-            raise ValueError(f"{f}: {img.shape[0]}x{img.shape[1]}; FusionINN needs even height and width")
         fused = torch.from_numpy(img)[None, None]
         h1, h2 = decompose_draws(model, fused, args.draws, args.seed)
         res = {
