@@ -105,7 +105,11 @@ class FuserEntry:
 
 
 _REGISTRY: dict[str, FuserEntry] = {}
+_IGNORED: list[str] = []  # plugin entry points not registered, and why (bench list shows them)
 _loaded = False
+# A fuser's name is a folder of every run and an item of --models a,b and --set per_model=NAME.key=v:
+# letters, digits, '_', '+', '-' (an entry point's name may hold '/', ',', '.' or '..').
+PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+\-]*$")
 
 
 def register_fuser(
@@ -146,11 +150,21 @@ def register_fuser(
 
 
 def _load_plugins() -> None:
+    _IGNORED.clear()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(ep, "dist", None)
         source = f"plugin {dist.name}" if dist is not None else f"plugin {ep.value}"
-        if ep.name in _REGISTRY and _REGISTRY[ep.name].source == "built-in":
-            continue  # a plugin cannot shadow a built-in
+        where = f"plugin fuser {ep.name!r} (entry point {ep.value!r} in {source})"
+        taken = {k.lower(): v for k, v in _REGISTRY.items()}.get(ep.name.lower())
+        if taken is not None:  # names match regardless of case: a plugin cannot shadow a built-in or another plugin
+            _IGNORED.append(f"{where} is ignored: the name is taken by the fuser {taken.name!r} ({taken.source})")
+            continue
+        if not PLUGIN_NAME.match(ep.name) or SMP_PATTERN.match(ep.name.lower()):
+            _IGNORED.append(
+                f"{where} is ignored: a fuser's name is letters, digits, '_', '+' and '-' (it names a folder "
+                "and an item of --models), not starting with 'smp-'"
+            )
+            continue
         try:
             factory = ep.load()
             meta = dict(getattr(factory, "fusionbench", {}) or {})
@@ -178,8 +192,7 @@ def _load_plugins() -> None:
                 "",
                 8,
                 source,
-                error=f"plugin fuser {ep.name!r} (entry point {ep.value!r} in {source}) failed to load: "
-                f"{type(e).__name__}: {e}",
+                error=f"{where} failed to load: {type(e).__name__}: {e}",
             )
 
 
@@ -207,6 +220,12 @@ def reload_plugins() -> None:
 
 def _order(entry: FuserEntry):
     return (entry.source != "built-in", entry.order, entry.name)
+
+
+def ignored_plugins() -> list[str]:
+    """Why each plugin entry point that was not registered was left out (a taken or unusable name)."""
+    _ensure_loaded()
+    return list(_IGNORED)
 
 
 def list_fusers() -> list[FuserEntry]:

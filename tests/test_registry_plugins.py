@@ -78,6 +78,36 @@ def test_plugin_appears_in_bench_list(plugin_site):
     )
 
 
+def test_plugins_with_a_taken_or_unusable_name_are_ignored_and_listed(plugin_site, tmp_path):
+    """A plugin named like a built-in was dropped without a word; one differing only in case ("UNet")
+    was registered beside it, as was a name holding '/' or ',' (a run folder, a --models item)."""
+    site = tmp_path / "site2"
+    names = ["unet", "UNet", "Contrast-Avg", "../escape", "a,b", "my.fuser", "smp-unet-x", "fine_one+"]
+    make_dist(site, "clashing", {n: "fusionbench_example_plugin:make_fuser" for n in names})
+    env = dict(plugin_site, PYTHONPATH=os.pathsep.join([plugin_site["PYTHONPATH"], str(site)]))
+    r = bench(env, "list", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    fusers = {f["name"]: f for f in doc["fusers"]}
+    assert fusers["unet"]["source"] == "built-in" and fusers["fine_one+"]["source"] == "plugin clashing"
+    assert fusers["contrast-avg"]["source"] == "plugin fusionbench-example-plugin"
+    assert not set(fusers) & {"UNet", "Contrast-Avg", "../escape", "a,b", "my.fuser", "smp-unet-x"}
+    ignored = "\n".join(doc["ignored_plugins"])
+    for n in ("unet", "UNet"):
+        assert (
+            f"plugin fuser {n!r} (entry point 'fusionbench_example_plugin:make_fuser' in plugin clashing) is "
+            "ignored: the name is taken by the fuser 'unet' (built-in)" in ignored
+        )
+    assert (
+        "'Contrast-Avg' (entry point" in ignored and "taken by the fuser 'contrast-avg' (plugin fusionbench-" in ignored
+    )
+    for n in ("../escape", "a,b", "my.fuser", "smp-unet-x"):
+        assert f"plugin fuser {n!r} (entry point" in ignored
+    assert len(doc["ignored_plugins"]) == 7
+    text = bench(env, "list").stdout
+    assert text.count("IGNORED: plugin fuser") == 7
+
+
 def test_plugin_runs_and_broken_plugins_do_not_stop_others(plugin_site, tmp_path):
     r = bench(
         plugin_site,

@@ -17,7 +17,7 @@ from benchmark.cli.fusioninn import add_fusioninn_commands
 
 
 def _cmd_list(args) -> int:
-    from baselines.registry import list_fusers
+    from baselines.registry import ignored_plugins, list_fusers
     from metrics.lineage import NOT_IMPLEMENTED as missing
     from metrics.registry import ALL_LINEAGES, METRICS, source_of
 
@@ -37,7 +37,8 @@ def _cmd_list(args) -> int:
     ]
     if args.json:
         lineages = {x: {"source": source_of(x), "not_implemented": list(missing.get(x, ()))} for x in ALL_LINEAGES}
-        print(json.dumps({"fusers": fusers, "metrics": mets, "lineages": lineages}, indent=2))
+        doc = {"fusers": fusers, "ignored_plugins": ignored_plugins(), "metrics": mets, "lineages": lineages}
+        print(json.dumps(doc, indent=2))
         return 0
     print("Fusers")
     print(f"  {'name':<14}{'kind':<16}{'trainable':<11}{'params':>12}  {'source':<34}reference")
@@ -49,6 +50,8 @@ def _cmd_list(args) -> int:
         )
         if f["error"]:
             print(f"      ERROR: {f['error']}")
+    for why in ignored_plugins():
+        print(f"  IGNORED: {why}")
     print(
         "  smp-<arch>-<encoder>: segmentation-models-pytorch architectures on demand (pip install 'fusionbench[smp]')"
     )
