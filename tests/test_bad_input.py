@@ -356,6 +356,24 @@ def test_bench_table_counts_nan_scores(tmp_path, capsys):
     assert "0.600 (n=6)" in (tmp_path / "leaderboard.md").read_text()
 
 
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"]])
+def test_a_closed_pipe_ends_quietly(args):
+    """`bench list | head` printed a BrokenPipeError traceback once head had its lines."""
+    import subprocess
+    import sys
+
+    child = (
+        "import os, sys\n"
+        "r, w = os.pipe()\n"
+        "os.close(r)\n"  # the reader is gone before the first line, as head is after its last
+        "os.dup2(w, 1)\n"
+        "from benchmark.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 141 and r.stderr == "", r.stderr
+
+
 def test_debug_shows_the_traceback(tmp_path, capsys):
     assert main(["table", str(tmp_path)]) == 2
     _one_line(capsys, str(tmp_path / "scores.csv"))
