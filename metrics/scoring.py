@@ -20,6 +20,16 @@ from metrics.registry import METRICS, column_names, resolve_metrics
 log = logging.getLogger("fusionbench.metrics")
 
 
+def min_image_size(names, profile: str = "upstream") -> int:
+    """The smallest image side on which every metric in ``names`` (registered names) is defined
+    under ``profile``: ``bench run`` and ``bench eval`` check it before any work, :func:`score` on
+    every call."""
+    need = max([11] + [METRICS[k].min_size for k in names])
+    if "Q_P" in names and get_profile(profile).piella_map == "toolbox":
+        need = max(need, 21)  # the shipped toolbox's Piella maps are 21x21 blocks
+    return need
+
+
 def score(
     fused: torch.Tensor,
     x1: torch.Tensor,
@@ -58,7 +68,7 @@ def score(
     extra = {"xy_constants": xy_constants, "fmi_window": fmi_window}
     n = fused.shape[0] if isinstance(fused, torch.Tensor) else 0
     step = chunk_size or n
-    need = max([METRICS[k].min_size for k in names] + [21 if get_profile(profile).piella_map == "toolbox" else 11])
+    need = min_image_size(names, profile)
     check_triple(fused, x1, x2, need, chunk=step)
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     compiled = _compile.active() or _compile.wanted(workload or n, fused.device)

@@ -300,6 +300,24 @@ def test_rewritten_data_file_trains_and_scores_again(tmp_path, capsys, monkeypat
     assert datasets.file_identity(str(h5))["sha256_sampled"] != sampled["sha256_sampled"]
 
 
+def test_images_too_small_for_the_metrics_stop_the_run_before_training(tmp_path, capsys, monkeypatch):
+    """32x32 slices with --lineage cddfuse (its VIF needs 41 px) trained every fuser, then failed scoring."""
+    import benchmark.running.runner as runner
+
+    monkeypatch.setattr(runner, "train", lambda *a, **k: pytest.fail("trained before the sizes were checked"))
+    h5 = tmp_path / "small.h5"
+    with h5py.File(h5, "w") as f:
+        f["data"] = np.random.default_rng(0).random((4, 4, 32, 32)).astype(np.float32)
+    args = ["run", "--models", "deepfuse", "--profile", "smoke", "--data", f"{h5},{h5}", "--set", "crop=none"]
+    assert main([*args, "--lineage", "cddfuse", "--out", str(tmp_path / "o")]) == 2
+    _one_line(capsys, f"data '{h5},{h5}': images are 32x32; the metrics need at least 41x41 pixels")
+    assert not (tmp_path / "o").exists()
+    from metrics.scoring import min_image_size
+
+    assert min_image_size(["Q_SSIM"]) == 11 and min_image_size(["Q_SSIM", "Q_P"], "fusioninn") == 21
+    assert min_image_size(["Q_SSIM"], "fusioninn") == 11  # the toolbox's 21 px Piella blocks are Q_P's alone
+
+
 def test_failed_rerun_leaves_no_stale_tables(tmp_path, capsys):
     args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
     assert main(args) == 0

@@ -31,7 +31,7 @@ from metrics import _compile
 from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, column_names, resolve_metrics
-from metrics.scoring import is_nan, score
+from metrics.scoring import is_nan, min_image_size, score
 
 log = logging.getLogger("fusionbench.metrics")
 AUTO_MIN_TRIPLES = 256  # below this, starting worker processes (~2 s each) does not pay
@@ -85,10 +85,8 @@ def evaluate_folders(
         fused = parse_fused([fused] if isinstance(fused, (str, os.PathLike)) else fused)
     device = str(pick_device(str(device)))
     names = resolve_metrics(metrics, lineage)
-    need = max(METRICS[n].min_size for n in names)
-    piella_map = get_profile(metric_profile).piella_map  # an unknown profile: an error before any work
-    if "Q_P" in names and piella_map == "toolbox":
-        need = max(need, 21)  # the shipped toolbox's Piella maps are 21x21 blocks
+    get_profile(metric_profile)  # an unknown profile: an error before any work
+    need = min_image_size(names, metric_profile)
     a, b = list_images(x1_dir), list_images(x2_dir)
     problems = []
     fl = {}

@@ -54,7 +54,7 @@ from metrics import score as score_metrics
 from metrics._checks import check_images
 from metrics.profiles import get_profile
 from metrics.registry import resolve_metrics
-from metrics.scoring import is_nan
+from metrics.scoring import is_nan, min_image_size
 
 metric_log = logging.getLogger("fusionbench.metrics")
 
@@ -741,6 +741,10 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
     )
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
+    h, w = val_ds[0]["x1"].shape[-2:]  # before any training: small images failed at scoring, after it
+    need = min_image_size(resolve_metrics(cfg.metrics, cfg.lineage), cfg.metric_profile)
+    if min(h, w) < need:
+        raise ValueError(f"data {cfg.data!r}: images are {h}x{w}; the metrics need at least {need}x{need} pixels")
     torch.manual_seed(cfg.seed)
     if cfg.save_fused and D.is_main():  # the sources the fused images are scored against, for bench eval
         save_sources(os.path.join(run_dir, "sources"), val_ds)
