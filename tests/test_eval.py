@@ -43,6 +43,10 @@ def _write(folder, stems, arrays, kind):
             import nibabel as nib
 
             nib.save(nib.Nifti1Image(a.astype(np.float32), np.eye(4)), str(folder / f"{s}.nii.gz"))
+        elif kind == "nii4d":  # a slice as many NIfTI writers store it, (H, W, 1, 1) (was "expected a 2-D slice")
+            import nibabel as nib
+
+            nib.save(nib.Nifti1Image(a.astype(np.float32)[..., None, None], np.eye(4)), str(folder / f"{s}.nii"))
 
 
 def test_eval_png_folders_equal_direct_scores(tmp_path, triples):
@@ -115,7 +119,7 @@ def _as_read(a, kind):
     return a.astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["png8", "png16", "tif", "bmp", "npy", "nii", "png_la", "png_rgba"])
+@pytest.mark.parametrize("kind", ["png8", "png16", "tif", "bmp", "npy", "nii", "nii4d", "png_la", "png_rgba"])
 def test_eval_every_format_equals_direct_scores(tmp_path, triples, kind):
     x1, x2 = triples
     f = (x1 + x2) / 2
@@ -157,6 +161,33 @@ def test_eval_reads_jpeg_as_decoded_and_names_a_truncated_one(tmp_path, triples,
     err = capsys.readouterr().err
     assert f"{bad}: unreadable" in err and "expected a complete 8-bit grey or RGB BMP/JPEG image" in err
     assert "Traceback" not in err and not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, needle",
+    [
+        ((48, 48, 3), np.float32, "image has shape (48, 48, 3); expected a 2-D slice"),  # 3 slices, read as colour
+        (
+            (48, 48),
+            np.int16,
+            "integer values in [0, 999]; expected 0..255 (8 bits), 16-bit unsigned (0..65535) or "
+            "floats in [0, 1]: rescale the slices first",
+        ),
+    ],
+)
+def test_eval_refuses_nifti_volumes_and_raw_intensities(tmp_path, capsys, shape, dtype, needle):
+    import nibabel as nib
+
+    a = (np.arange(np.prod(shape)).reshape(shape) % 1000).astype(dtype)
+    a = a / 1000 if dtype == np.float32 else a
+    for d in ("x1", "x2", "f"):
+        (tmp_path / d).mkdir()
+        nib.save(nib.Nifti1Image(a, np.eye(4)), str(tmp_path / d / "s.nii.gz"))
+    args = ["eval", "--x1", str(tmp_path / "x1"), "--x2", str(tmp_path / "x2"), "--fused", str(tmp_path / "f")]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.split("\r")[-1]
+    assert needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_eval_numpy_16bit_and_nifti(tmp_path, triples):

@@ -85,8 +85,7 @@ def probe_image(path: str) -> tuple[int, int]:
         elif low.endswith((".nii", ".nii.gz")):
             import nibabel as nib
 
-            shape = nib.load(path).shape
-            shape = shape[:2] if len(shape) == 3 and shape[-1] == 1 else shape
+            shape = _slice_shape(nib.load(path).shape)
         else:
             from PIL import Image
 
@@ -96,11 +95,19 @@ def probe_image(path: str) -> tuple[int, int]:
                     im.verify()
     except Exception as e:  # truncated, empty or mislabelled files raise whatever their decoder raises
         raise ValueError(f"{path}: unreadable ({_reason(e)}); expected {_expected(low)}") from None
-    if len(shape) == 3 and shape[-1] in (3, 4):
-        shape = shape[:2]
+    if len(shape) == 3 and shape[-1] in (3, 4) and not low.endswith((".nii", ".nii.gz")):
+        shape = shape[:2]  # colour; a NIfTI (H, W, 3) is three slices of a volume
     if len(shape) != 2:
         raise ValueError(f"{path}: image has shape {tuple(shape)}; expected a 2-D slice")
     return int(shape[0]), int(shape[1])
+
+
+def _slice_shape(shape: tuple) -> tuple:
+    """A NIfTI slice's shape without the trailing length-1 axes NIfTI writers add ((H, W, 1, 1))."""
+    shape = tuple(shape)
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
 
 
 def _to_unit(path: str, a: np.ndarray) -> np.ndarray:
@@ -110,7 +117,11 @@ def _to_unit(path: str, a: np.ndarray) -> np.ndarray:
         return (a / 65535.0).astype(np.float32)
     if np.issubdtype(a.dtype, np.integer):
         if a.min() < 0 or a.max() > 255:
-            raise ValueError(f"{path}: integer values in [{a.min()}, {a.max()}]; expected 0..255")
+            raise ValueError(
+                f"{path}: integer values in [{a.min()}, {a.max()}]; expected 0..255 (8 bits), 16-bit unsigned "
+                "(0..65535) or floats in [0, 1]: rescale the slices first (e.g. min-max per slice, as bench "
+                "data prepare does)"
+            )
         return (a / 255.0).astype(np.float32)
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
@@ -127,7 +138,10 @@ def _decode(path: str, low: str) -> np.ndarray:
         import nibabel as nib
 
         a = np.asarray(nib.load(path).dataobj)
-        return a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+        a = a.reshape(_slice_shape(a.shape))
+        if a.ndim != 2:  # three slices are a volume here, not colour
+            raise ValueError(f"{path}: image has shape {a.shape}; expected a 2-D slice")
+        return a
     from PIL import Image
 
     with Image.open(path) as im:  # decode fully here, so a truncated file fails now, naming itself
