@@ -122,6 +122,10 @@ def test_validation_patients_are_drawn_among_those_that_kept_slices(shared_data,
     assert len(_val_patients(patients[:2], set(patients), 0.9, 0)) == 1  # the training split keeps one (was 0)
     with pytest.raises(ValueError, match="--val-fraction must be between 0 and 1"):
         prepare(str(shared_data), str(tmp_path / "x.h5"), val_fraction=1.5, progress=False)
+    with pytest.raises(ValueError, match="--seed -1: expected a whole number from 0"):  # was numpy's, after the import
+        prepare(str(shared_data), str(tmp_path / "x.h5"), seed=-1, progress=False)
+    with pytest.raises(ValueError, match="unknown --select"):  # the modalities in capitals pass (were refused)
+        prepare(str(shared_data), str(tmp_path / "x.h5"), modalities=("T1CE", " Flair"), select="x", progress=False)
     one = shared_data / "brats2015-deepmedic" / "brats_2013_pat0005_1"  # one patient: no validation split, said
     assert main(["data", "prepare", str(one), "--out", str(tmp_path / "one.h5")]) == 0
     assert "one patient kept slices, so the validation split is empty" in capsys.readouterr().err

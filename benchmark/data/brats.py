@@ -196,13 +196,15 @@ def prepare(
     import nibabel as nib
     from tqdm.auto import tqdm
 
-    modalities = tuple(modalities)
+    modalities = tuple(m.strip().lower() if isinstance(m, str) else m for m in modalities)  # T1CE,FLAIR too
     if len(modalities) != 2 or any(m not in MODALITIES for m in modalities) or modalities[0] == modalities[1]:
         raise ValueError(f"modalities must be two different names of {', '.join(MODALITIES)}; got {modalities}")
     if not 0 < val_fraction < 1:
         raise ValueError(f"--val-fraction must be between 0 and 1 (a fraction of the patients); got {val_fraction}")
     if select not in SELECT:
         raise ValueError(f"unknown --select {select!r}; expected one of {', '.join(SELECT)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:  # numpy's rule, checked
+        raise ValueError(f"--seed {seed!r}: expected a whole number from 0 to {2**32 - 1}")  # before the import
     out_dir = os.path.dirname(os.path.abspath(out))
     _check_output(out, out_dir)  # before any import work
     skipped: list[dict] = []
