@@ -240,6 +240,8 @@ def test_every_profile_passes_the_config_check_and_ablation_checks_each_value(tm
         assert e.value.code == 2 and f"unrecognized arguments: {' '.join(extra)}" in capsys.readouterr().err
     assert main([*base, "--set", "from_run=results/cpu-phantom"]) == 2  # every row the same loaded weights
     assert "bench ablate trains one FusionINN per value; it does not load weights" in capsys.readouterr().err
+    assert main([*base, "--paper"]) == 2  # ran the four sweeps, --param alpha ignored
+    assert "--paper runs the paper's four sweeps; give it without --param and --values" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
 
 

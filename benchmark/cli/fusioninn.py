@@ -80,6 +80,8 @@ def _cmd_ablate(args) -> int:
 
     if not args.paper and not (args.param and args.values):
         raise ValueError("bench ablate needs --param and --values, or --paper for all four of the paper's sweeps")
+    if args.paper and (args.param or args.values):  # the paper's four sweeps ran, and --param was ignored
+        raise ValueError("bench ablate: --paper runs the paper's four sweeps; give it without --param and --values")
     cfg = config_from_args(args)
     sweeps = PAPER_SWEEPS.items() if args.paper else [(args.param, args.values)]
     for p, v in sweeps:
