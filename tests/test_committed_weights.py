@@ -67,7 +67,7 @@ def test_bench_decompose_checks_every_image_and_the_output_first(tmp_path, capsy
     assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
 
 
-def test_from_committed_run_trains_nothing(tmp_path):
+def test_from_committed_run_trains_nothing(tmp_path, capsys):
     from benchmark.cli import main
 
     args = [
@@ -83,5 +83,10 @@ def test_from_committed_run_trains_nothing(tmp_path):
         "--run-name",
         "f",
     ]
-    assert main(args) == 0
+    assert main([*args, "--width", "0.5"]) == 0
     assert not (tmp_path / "f" / "fusioninn" / "best.pt").exists()
+    out = capsys.readouterr().out  # the settings that would have trained, said not to apply (were silent)
+    note = out[out.index(f"[fusionbench] --from {RUN}: its weights were trained there") :].splitlines()[0]
+    assert "so these training settings do not apply here: " in note
+    assert "epochs 1 (there 6)" in note and "width 0.5 (there 0.25)" in note
+    assert "fusioninn.epochs unset (there 220)" in note and "unet" not in note  # per model: the models loaded only

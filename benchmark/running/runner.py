@@ -659,6 +659,7 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
             )
         for name in names:
             find_trained(cfg.from_run, name)  # every model checked before any work
+        _note_unused_training(cfg, names, log)
     dev = D.init_from_env(cfg.device) or pick_device(cfg.device)
     run_dir = os.path.join(cfg.out, cfg.run_name or default_run_name(cfg))
     if cfg.from_run and os.path.abspath(run_dir) == os.path.abspath(cfg.from_run):
@@ -678,6 +679,64 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         if created and D.is_main() and not _holds_finished_work(run_dir):
             shutil.rmtree(created, ignore_errors=True)  # nothing partial: no folder this run made is left behind
         raise
+
+
+# What only training reads: with --from the weights were trained elsewhere, so these do not apply.
+_TRAINING_ONLY = (
+    "n_train",
+    "epochs",
+    "width",
+    "lr",
+    "plateau_factor",
+    "plateau_patience",
+    "loss_lambda",
+    "loss_w",
+    "reference_quirks",
+    "crop",
+    "flip",
+    "crops_per_pair",
+    "schedule",
+    "warmup",
+    "fusioninn_k",
+    "fusioninn_alpha",
+    "fusioninn_mmd",
+    "ddfm_prior_epochs",
+    "ddfm_prior_channels",
+    "phantom_train",
+)
+
+
+def _note_unused_training(cfg: RunConfig, names: list, log) -> None:
+    """Say which training settings of this command differ from those the loaded weights were
+    trained with (``--from RUN --width 0.5`` loaded RUN's nets without a word)."""
+    try:
+        with open(os.path.join(cfg.from_run, "config.json")) as fh:
+            there = json.load(fh).get("config", {})
+        theirs = parse_per_model(there.get("per_model", ""))
+    except (OSError, ValueError, AttributeError):
+        return
+    differ = [
+        f"{k} {getattr(cfg, k)!r} (there {there[k]!r})" for k in _TRAINING_ONLY if getattr(cfg, k) != there.get(k)
+    ]
+    mine = parse_per_model(cfg.per_model)
+    for name in names:  # per-model settings of the models loaded here only
+        a, b = _settings_of(mine, name), _settings_of(theirs, name)
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                differ.append(f"{name}.{k} {_shown(a, k)} (there {_shown(b, k)})")
+    if differ:
+        log(
+            f"[fusionbench] --from {cfg.from_run}: its weights were trained there, so these training settings "
+            f"do not apply here: {', '.join(differ)}"
+        )
+
+
+def _shown(settings: dict, key: str) -> str:
+    return repr(settings[key]) if key in settings else "unset"
+
+
+def _settings_of(per_model: dict, name: str) -> dict:
+    return {k: v for model, kv in per_model.items() if model.lower() == name.lower() for k, v in kv.items()}
 
 
 _RUN_OUTPUTS = ("scores.csv", "run.json", "decomposition.csv")
