@@ -130,3 +130,20 @@ def test_latex_tables_escape_names_and_captions(tmp_path):
     assert len(committed) >= 14
     for p in committed:
         assert _latex_text_problems(p.read_text()) == [], p
+
+
+def test_stats_caption_says_when_too_few_images_can_be_significant(tmp_path):
+    """With 5 images or fewer every model was marked ≈ (no Wilcoxon p can fall under 0.05), unexplained."""
+    from benchmark.cli import main
+
+    for n, said in ((3, True), (5, True), (6, False)):
+        rows = "".join(f"a,{i},{0.9 + i / 100}\nb,{i},{0.5 + i / 100}\n" for i in range(n))
+        d = tmp_path / str(n)
+        d.mkdir()
+        (d / "scores.csv").write_text("model,index,Q_SSIM\n" + rows)
+        assert main(["table", str(d)]) == 0
+        md = (d / "leaderboard.md").read_text()
+        note = f"With {n} images no difference can be significant: the smallest two-sided Wilcoxon p over {n} pairs is "
+        assert (note in md) == said, md
+        assert ("≈" in md.split("\n", 1)[1]) == said  # b is always 0.4 below a: significant from 6 images on
+    assert "pairs is 0.25." in (tmp_path / "3" / "leaderboard.md").read_text()
