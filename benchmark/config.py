@@ -272,6 +272,14 @@ def check_config(cfg: RunConfig, where: str = "") -> None:
             f"{K_RANGE[1]} (FusionINN's coupling blocks)"
         )
 
+    name = cfg.run_name
+    if name not in (None, "") and (
+        not isinstance(name, str) or not name.strip() or name in (".", "..") or any(c in name for c in "/\\")
+    ):  # '.' or '..' put the run's files (and its clean-up of stale tables and figures) in a folder it did not make
+        raise ValueError(
+            f"{where}config field run_name = {name!r}: expected a folder name (no '/', not '.' or '..'); "
+            "give the folder that holds it with --out"
+        )
     check_channels(cfg.ddfm_prior_channels)
     if cfg.ddfm_prior is not None:
         check_prior_folder(cfg.ddfm_prior)

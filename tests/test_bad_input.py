@@ -318,6 +318,26 @@ def test_images_too_small_for_the_metrics_stop_the_run_before_training(tmp_path,
     assert min_image_size(["Q_SSIM"], "fusioninn") == 11  # the toolbox's 21 px Piella blocks are Q_P's alone
 
 
+def test_a_run_never_writes_into_a_folder_it_does_not_own(tmp_path, capsys):
+    """--run-name . put a run's files in --out itself, and its clean-up of stale tables removed that
+    folder's figures/ and sources/; --run-name .. wrote into the folder above; a bench eval folder
+    lost its scores.csv and leaderboards. Now: a folder name only, and a new, empty or run folder."""
+    paper = tmp_path / "paper"
+    (paper / "figures").mkdir(parents=True)
+    (paper / "figures" / "fig1.pdf").write_text("%PDF")
+    (paper / "scores.csv").write_text("mine\n")
+    base = ["run", "--models", "mean", "--profile", "smoke"]
+    for name in (".", "..", "a/b", " "):
+        assert main([*base, "--out", str(paper), "--run-name", name]) == 2
+        _one_line(capsys, f"config field run_name = {name!r}: expected a folder name (no '/', not '.' or '..')")
+    assert main([*base, "--out", str(tmp_path), "--run-name", "paper"]) == 2
+    _one_line(capsys, f"{paper} holds files and is not a bench run folder (no config.json of a run)")
+    assert sorted(p.name for p in paper.rglob("*")) == ["fig1.pdf", "figures", "scores.csv"]
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--out", str(tmp_path), "--run-name", "empty"]) == 0  # an empty folder, then its own
+    assert main([*base, "--out", str(tmp_path), "--run-name", "empty"]) == 0
+
+
 def test_failed_rerun_leaves_no_stale_tables(tmp_path, capsys):
     args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
     assert main(args) == 0

@@ -173,6 +173,7 @@ def test_a_second_bench_on_the_same_folder_is_refused_and_a_killed_one_leaves_no
     run_dir = tmp_path / "runs" / "r"
     (run_dir).mkdir(parents=True)
     (run_dir / "leaderboard.md").write_text("the first run's table\n")
+    (run_dir / "config.json").write_text('{"config": {}}')  # what marks a run's folder
     with folder_lock(str(run_dir), "hint"):
         args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path / "runs"), "--run-name", "r"]
         assert main(args) == 2

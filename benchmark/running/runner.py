@@ -673,6 +673,7 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
     try:
         with folder_lock(run_dir, hint) if D.is_main() else contextlib.nullcontext():
             if D.is_main():
+                _refuse_other_folder(run_dir)  # under the lock: a run just started holds its folder, config or not
                 _remove_run_outputs(run_dir)  # a failed rerun must not leave the last run's tables looking current
             return _run_in(run_dir, cfg, names, dev, progress, log)
     except BaseException:
@@ -737,6 +738,24 @@ def _shown(settings: dict, key: str) -> str:
 
 def _settings_of(per_model: dict, name: str) -> dict:
     return {k: v for model, kv in per_model.items() if model.lower() == name.lower() for k, v in kv.items()}
+
+
+def _refuse_other_folder(run_dir: str) -> None:
+    """A run writes, and first clears, its tables, ``figures/`` and ``sources/`` in its folder, and
+    each model's checkpoints in a folder named after it: only in a new folder or its own (one whose
+    ``config.json`` a run wrote), never among other files (a ``bench eval`` folder, a paper's)."""
+    if not os.path.isdir(run_dir) or not [f for f in os.listdir(run_dir) if f != ".lock"]:
+        return
+    try:
+        with open(os.path.join(run_dir, "config.json")) as fh:
+            ours = "config" in json.load(fh)
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise ValueError(
+            f"{run_dir} holds files and is not a bench run folder (no config.json of a run); give a new or "
+            "empty folder with --out or --run-name"
+        )
 
 
 _RUN_OUTPUTS = ("scores.csv", "run.json", "decomposition.csv")
@@ -805,8 +824,6 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
     if min(h, w) < need:
         raise ValueError(f"data {cfg.data!r}: images are {h}x{w}; the metrics need at least {need}x{need} pixels")
     torch.manual_seed(cfg.seed)
-    if cfg.save_fused and D.is_main():  # the sources the fused images are scored against, for bench eval
-        save_sources(os.path.join(run_dir, "sources"), val_ds)
     caption = caption_for(cfg, len(val_ds), dev, names)
     if D.is_main():
         write_json(
@@ -822,7 +839,9 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
                 "shrinks": cfg.shrinks(names),
                 "caption": caption,  # bench table rebuilds the leaderboards with it
             },
-        )
+        )  # first of the run's files: it marks the folder as a run's
+    if cfg.save_fused and D.is_main():  # the sources the fused images are scored against, for bench eval
+        save_sources(os.path.join(run_dir, "sources"), val_ds)
     t0 = time.perf_counter()
     results, failures = {}, {}
     for name in names:
