@@ -572,6 +572,10 @@ def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, cap
     assert again.loc[("tumour", "s1"), "Q_SSIM"] == inside.loc["s1", "Q_SSIM"]
     assert again.loc[("slice", "s0"), "Q_SSIM"] == whole.loc["s0", "Q_SSIM"]
     assert len(list((tmp_path / "o" / ".scored").iterdir())) == 2  # the old tumour batch was pruned
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0  # without --labels: no tumour table stays behind
+    assert sorted(p.name for p in (tmp_path / "o").glob("leaderboard*")) == [
+        f"leaderboard.{e}" for e in ("csv", "md", "tex")
+    ]
     (tmp_path / "l" / "s2.png").unlink()
     assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
     assert f"{tmp_path / 'l'}: no label map for s2" in capsys.readouterr().err

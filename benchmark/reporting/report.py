@@ -46,6 +46,11 @@ def write_score_tables(
             n_boot=n_boot,
             seed=seed,
         )
+    else:  # no tumour rows now: a tumour table of earlier scores (bench eval --labels, then without) must go
+        for ext in ("csv", "md", "tex"):
+            stale = os.path.join(run_dir, f"leaderboard_tumour.{ext}")
+            if os.path.isfile(stale):
+                os.remove(stale)
     return out
 
 
