@@ -94,6 +94,15 @@ def test_eval_results_never_land_among_the_images_nor_after_an_unknown_profile(t
         assert _eval(a, b, f, out) == 2
         _one_line(capsys, f"--out {out}: that is the {what} folder")
     assert sorted(os.listdir(a)) == sorted(os.listdir(f)) == ["s0.png", "s1.png"]
+    project = tmp_path / "project"  # a folder of one's own files: its config.json was replaced
+    project.mkdir()
+    (project / "config.json").write_text('{"lr": 0.1}')
+    assert _eval(a, b, f, str(project)) == 2
+    _one_line(capsys, f"--out {project}: holds files and is not a bench eval folder")
+    assert os.listdir(project) == ["config.json"] and (project / "config.json").read_text() == '{"lr": 0.1}'
+    (project / "config.json").unlink()
+    assert _eval(a, b, f, str(project)) == 0 and _eval(a, b, f, str(project)) == 0  # empty, then its own
+    capsys.readouterr()
     import benchmark.running.evaluate as ev
 
     monkeypatch.setattr(ev, "colour_score", lambda *a, **k: pytest.fail("scored before the profile was checked"))

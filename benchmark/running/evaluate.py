@@ -121,10 +121,10 @@ def evaluate_folders(
             raise ValueError(f"{a[k]} is {s1[0]}x{s1[1]}; the metrics need at least {need}x{need} pixels")
         imgs[k] = s1
     boxes = _tumour_boxes(keys, a, imgs, label_files) if label_files is not None else None  # before any scoring
-    _refuse_run_folder(out)
     _refuse_input_folder(
         out, {"x1": x1_dir, "x2": x2_dir, **{f"--fused {m}": d for m, d in fused.items()}, "labels": labels}
     )
+    _refuse_run_folder(out)
     created = first_missing(out)
     check_writable(out)
     try:
@@ -224,18 +224,25 @@ class BatchCache:
 def _refuse_run_folder(out: str) -> None:
     """``bench eval`` writes ``scores.csv``, ``config.json`` and leaderboards: into the folder of a
     ``bench run`` they would replace the run's record (which its resume reads) beside the run's
-    other tables and figures, which would then disagree with them. Refused, naming the folder."""
-    is_run = os.path.isfile(os.path.join(out, "run.json"))
+    other tables and figures, which would then disagree with them; into any other folder that
+    holds files (a project's own ``config.json``), they would replace those. Refused, naming the
+    folder, unless it is new, empty, or an eval's (its ``config.json`` names the images)."""
     try:
         with open(os.path.join(out, "config.json")) as fh:
             config = json.load(fh)
-        is_run = is_run or (isinstance(config, dict) and "config" in config)
     except (OSError, ValueError):
-        pass
-    if is_run:
+        config = None
+    config = config if isinstance(config, dict) else {}
+    if os.path.isfile(os.path.join(out, "run.json")) or "config" in config:
         raise ValueError(
             f"--out {out}: the folder of a bench run (its config.json and tables would be replaced); "
             "expected a new folder or one written by bench eval"
+        )
+    others = [f for f in os.listdir(out) if f not in (".lock", ".scored")] if os.path.isdir(out) else []
+    if others and not ("x1" in config and "fused" in config):
+        raise ValueError(
+            f"--out {out}: holds files and is not a bench eval folder (no config.json of an eval); expected a "
+            "new or empty folder, or one written by bench eval"
         )
 
 
