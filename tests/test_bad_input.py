@@ -94,6 +94,8 @@ def test_eval_results_never_land_among_the_images_nor_after_an_unknown_profile(t
         assert _eval(a, b, f, out) == 2
         _one_line(capsys, f"--out {out}: that is the {what} folder")
     assert sorted(os.listdir(a)) == sorted(os.listdir(f)) == ["s0.png", "s1.png"]
+    assert _eval(a, a, f, str(tmp_path / "same")) == 0  # allowed, but said: most often a typo
+    assert f"warning: --x1 and --x2 are the same folder ({a}); each triple's two sources" in capsys.readouterr().err
     project = tmp_path / "project"  # a folder of one's own files: its config.json was replaced
     project.mkdir()
     (project / "config.json").write_text('{"lr": 0.1}')

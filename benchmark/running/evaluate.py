@@ -88,6 +88,11 @@ def evaluate_folders(
     get_profile(metric_profile)  # an unknown profile: an error before any work
     need = min_image_size(names, metric_profile)
     a, b = list_images(x1_dir), list_images(x2_dir)
+    if os.path.realpath(x1_dir) == os.path.realpath(x2_dir):  # legal (a degenerate check), but most often a typo
+        say(
+            f"bench eval: warning: --x1 and --x2 are the same folder ({x1_dir}); each triple's two sources are "
+            "one image"
+        )
     problems = []
     fl = {}
     for m, d in fused.items():
