@@ -149,12 +149,12 @@ def test_stats_caption_says_when_too_few_images_can_be_significant(tmp_path):
         assert (note in md) == said, md
         assert ("≈" in md.split("\n", 1)[1]) == said  # b is always 0.4 below a: significant from 6 images on
     assert (
-        "pairs, Holm-corrected for 1 model(s) against the best) is 0.25."
+        "pairs, Holm-corrected for 1 model against the best) is 0.25."
         in (tmp_path / "3" / "leaderboard.md").read_text()
     )
     rows = "".join(f"a,{i},{0.9 + i / 100}\nb,{i},0.5\nc,{i},0.4\n" for i in range(6))  # 6 images, 2 models
     (tmp_path / "6" / "scores.csv").write_text("model,index,Q_SSIM\n" + rows)  # Holm: 2 x 0.03125 >= 0.05
     assert main(["table", str(tmp_path / "6")]) == 0
     assert (
-        "Holm-corrected for 2 model(s) against the best) is 0.0625." in (tmp_path / "6" / "leaderboard.md").read_text()
+        "Holm-corrected for 2 models against the best) is 0.0625." in (tmp_path / "6" / "leaderboard.md").read_text()
     )

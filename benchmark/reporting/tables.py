@@ -146,8 +146,8 @@ STATS_NOTE = (
     "(paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05)."
 )
 FEW_IMAGES_NOTE = (
-    " With {n} images no difference can be significant: the smallest p possible (two-sided Wilcoxon over {n} pairs, "
-    "Holm-corrected for {m} model(s) against the best) is {p:.3g}."
+    " With {n} image{s} no difference can be significant: the smallest p possible (two-sided Wilcoxon over {n} "
+    "pair{s}, Holm-corrected for {m} model{ms} against the best) is {p:.3g}."
 )
 DIAGNOSTIC_NOTE = " Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
 DIRECTION_NOTE = " Lower is better for {cols}."
@@ -200,7 +200,8 @@ def render(
             caption += DIAGNOSTIC_NOTE
         n, m = (int(table["n"].max()) if "n" in table.columns else 0), len(table) - 1
         if m > 0 and n > 0 and m * 2 / 2**n >= 0.05:  # the tie marks cannot say anything about the fusers
-            caption += FEW_IMAGES_NOTE.format(n=n, m=m, p=min(1.0, m * 2 / 2**n))
+            plural = {"s": "s" if n > 1 else "", "ms": "s" if m > 1 else ""}
+            caption += FEW_IMAGES_NOTE.format(n=n, m=m, p=min(1.0, m * 2 / 2**n), **plural)
     lower = [c for c in cols if not higher_is_better(c)]
     if lower:
         caption += DIRECTION_NOTE.format(cols=", ".join(lower))
