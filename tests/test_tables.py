@@ -155,6 +155,4 @@ def test_stats_caption_says_when_too_few_images_can_be_significant(tmp_path):
     rows = "".join(f"a,{i},{0.9 + i / 100}\nb,{i},0.5\nc,{i},0.4\n" for i in range(6))  # 6 images, 2 models
     (tmp_path / "6" / "scores.csv").write_text("model,index,Q_SSIM\n" + rows)  # Holm: 2 x 0.03125 >= 0.05
     assert main(["table", str(tmp_path / "6")]) == 0
-    assert (
-        "Holm-corrected for 2 models against the best) is 0.0625." in (tmp_path / "6" / "leaderboard.md").read_text()
-    )
+    assert "Holm-corrected for 2 models against the best) is 0.0625." in (tmp_path / "6" / "leaderboard.md").read_text()
