@@ -156,3 +156,17 @@ def test_stats_caption_says_when_too_few_images_can_be_significant(tmp_path):
     (tmp_path / "6" / "scores.csv").write_text("model,index,Q_SSIM\n" + rows)  # Holm: 2 x 0.03125 >= 0.05
     assert main(["table", str(tmp_path / "6")]) == 0
     assert "Holm-corrected for 2 models against the best) is 0.0625." in (tmp_path / "6" / "leaderboard.md").read_text()
+
+
+def test_markdown_cells_escape_the_pipe(tmp_path):
+    """A method named "a|b" (bench eval --fused a|b=DIR) split its Markdown row into one cell too many."""
+    import re
+
+    from benchmark.cli import main
+
+    rows = "".join(f"a|b,s{i},{0.5 + i / 100}\nc,s{i},0.4\n" for i in range(3))
+    (tmp_path / "scores.csv").write_text("model,name,Q_SSIM\n" + rows)
+    assert main(["table", str(tmp_path)]) == 0
+    table = [r for r in (tmp_path / "leaderboard.md").read_text().splitlines() if r.startswith("|")]
+    assert all(len(re.split(r"(?<!\\)\|", r)) == 4 for r in table), table  # | name | Q_SSIM | -> 4 pieces
+    assert any(r.startswith("| a\\|b | ") for r in table)

@@ -206,11 +206,12 @@ def render(
     if lower:
         caption += DIRECTION_NOTE.format(cols=", ".join(lower))
     text = tex_escape if fmt == "tex" else (lambda t: t)
+    cell = tex_escape if fmt == "tex" else (lambda t: t.replace("|", "\\|"))  # a bare | splits a Markdown cell
     caption = text(caption).replace("\0", "$^{\\approx}$" if fmt == "tex" else "≈")
-    heads = [text(index_label)] + [text(c) for c in cols]
+    heads = [cell(index_label)] + [cell(c) for c in cols]
     rows = []
     for m in table.index:
-        cells = [text(display_name(str(m)))]
+        cells = [cell(display_name(str(m)))]
         for c in cols:
             t = _fmt(table.at[m, c], table.at[m, f"{c}_std"] if with_std else None, decimals)
             if f"{c}_n" in table.columns and table.at[m, f"{c}_n"] < table.at[m, "n"]:
