@@ -93,7 +93,7 @@ def test_sampler_is_deterministic_and_in_range():
         DDFM(steps=4)(x1, x2)
 
 
-def test_prior_trains_saves_and_loads_through_ddfm_prior(tmp_path):
+def test_prior_trains_saves_and_loads_through_ddfm_prior(tmp_path, capfd):
     from baselines.ddfm import DDFM
     from benchmark.config import make_config
     from benchmark.data import phantom_split
@@ -106,7 +106,9 @@ def test_prior_trains_saves_and_loads_through_ddfm_prior(tmp_path):
     m.prior = train_ddfm_prior(cfg, tr, va, str(tmp_path), "cpu", progress=False)
     folder = tmp_path / "prior" / "unet"
     assert (folder / "config.json").exists() and (tmp_path / "prior" / "best.pt").exists()
+    capfd.readouterr()
     loaded = load_prior(str(folder))
+    assert "accelerate" not in "".join(capfd.readouterr())  # diffusers advised "pip install accelerate" on every load
     for (k, p), q in zip(m.prior.unet.state_dict().items(), loaded.unet.state_dict().values()):
         assert torch.equal(p, q), k
     x = torch.rand(1, 1, 240, 240)

@@ -99,7 +99,8 @@ def load_prior(path: str) -> DiffusionPrior:
     from diffusers import UNet2DModel
 
     check_prior_folder(path)
-    unet = UNet2DModel.from_pretrained(path, local_files_only=True)
+    # low_cpu_mem_usage=False: what diffusers does anyway without accelerate, minus its advice to install it
+    unet = UNet2DModel.from_pretrained(path, local_files_only=True, low_cpu_mem_usage=False)
     if unet.config.in_channels not in (1, 3) or unet.config.out_channels != unet.config.in_channels:
         raise ValueError(
             f"--ddfm-prior {path}: in/out channels {unet.config.in_channels}/{unet.config.out_channels}; "
