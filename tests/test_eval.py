@@ -584,3 +584,24 @@ def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, cap
     assert main([*args, "--labels", str(tmp_path / "l"), "--out", str(tmp_path / "o2")]) == 2
     assert "s2.png is 40x40; expected 240x240 like" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
+
+
+def test_large_images_are_scored_a_few_at_a_time_with_the_same_scores(tmp_path, triples, monkeypatch):
+    """A batch of 16 was scored at once whatever the image size: sixteen 2048 x 2048 triples with
+    every lineage would have needed ~60 GB. The batch is now scored in chunks of a pixel budget."""
+    from benchmark.running import evaluate as ev
+
+    x1, x2 = triples
+    stems = ["a", "b", "c"]
+    for name, arr in (("x1", x1), ("x2", x2), ("f", (x1 + x2) / 2)):
+        _write(tmp_path / name, stems, arr, "png8")
+    args = ["eval", "--x1", str(tmp_path / "x1"), "--x2", str(tmp_path / "x2"), "--fused", str(tmp_path / "f")]
+    assert main([*args, "--metrics", "Q_SSIM,Q_P", "--out", str(tmp_path / "whole")]) == 0
+    chunks = []
+    real = ev.colour_score
+    monkeypatch.setattr(ev, "colour_score", lambda *a, **k: chunks.append(k["chunk_size"]) or real(*a, **k))
+    monkeypatch.setattr(ev, "EVAL_PIXELS", 2 * 240 * 240 + 1)  # two 240 x 240 images at a time
+    assert main([*args, "--metrics", "Q_SSIM,Q_P", "--out", str(tmp_path / "chunked")]) == 0
+    assert chunks == [2]
+    whole, chunked = (pd.read_csv(tmp_path / d / "scores.csv") for d in ("whole", "chunked"))
+    pd.testing.assert_frame_equal(whole, chunked)
