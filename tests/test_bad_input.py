@@ -184,6 +184,16 @@ def test_data_prepare_checks_the_output_before_importing(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["data", "prepare", str(root), "--out", str(blocker / "o.h5")]) == 2
     _one_line(capsys, f"{blocker} is a file, not a folder")
+    notes = tmp_path / "notes.txt"  # was overwritten with HDF5
+    notes.write_text("mine")
+    assert main(["data", "prepare", str(root), "--out", str(notes)]) == 2
+    _one_line(capsys, "expected a file name ending in .h5 or .hdf5")
+    (tmp_path / "notes.h5").write_text("mine")
+    assert main(["data", "prepare", str(root), "--out", str(tmp_path / "notes.h5")]) == 2
+    _one_line(capsys, "exists and is not an HDF5 file")
+    assert notes.read_text() == (tmp_path / "notes.h5").read_text() == "mine"
+    assert main(["data", "prepare", str(root), "--out", str(tmp_path / "o.h5")]) == 0
+    assert main(["data", "prepare", str(root), "--out", str(tmp_path / "o.h5")]) == 0  # an HDF5 file is replaced
 
 
 def test_hdf5_seg_and_split_checked_against_data(tmp_path, capsys):

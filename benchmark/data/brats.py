@@ -130,6 +130,12 @@ def _keep(labels: np.ndarray | None, select: str) -> bool:
 def _check_output(out: str, out_dir: str) -> None:
     if os.path.isdir(out):
         raise ValueError(f"--out {out}: is a folder; expected a file name, e.g. {os.path.join(out, 'brats.h5')}")
+    if not out.lower().endswith((".h5", ".hdf5")):  # bench run --data FILE takes these; any other name was
+        raise ValueError(f"--out {out}: expected a file name ending in .h5 or .hdf5")  # overwritten, notes.txt too
+    import h5py
+
+    if os.path.isfile(out) and not h5py.is_hdf5(out):  # an HDF5 file is replaced, nothing else
+        raise ValueError(f"--out {out}: exists and is not an HDF5 file; expected a new file or an HDF5 one")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(
             f"--out {out}: {out_dir} is a file, not a folder; expected a writable folder for {os.path.basename(out)}"
