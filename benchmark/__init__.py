@@ -139,11 +139,14 @@ def evaluate(
             from benchmark.data.regions import crop, region_groups
 
             df.insert(1, "region", "slice")
-            for pos in region_groups(boxes).values():
+            parts = []
+            for pos in region_groups(boxes).values():  # one batch per box size
                 inside = scored(*(crop(x, boxes, pos) for x in three))
                 inside.insert(0, "index", pos)
                 inside.insert(1, "region", "tumour")
-                df = pd.concat([df, inside], ignore_index=True)
+                parts.append(inside)
+            if parts:  # in image order, as the slices (the batches came by box size)
+                df = pd.concat([df, pd.concat(parts).sort_values("index", kind="stable")], ignore_index=True)
         if name is not None:
             df.insert(0, "model", name)
         frames.append(df)

@@ -613,6 +613,10 @@ def _score_folders(
             reason,
         )
     scores = pd.DataFrame(rows)
+    order = {"model": list(fused), "region": ["slice", "tumour"], "name": keys}  # batches come by size; rows do not
+    by = [c for c in order if c in scores.columns]
+    scores = scores.sort_values(by, key=lambda c: c.map({v: i for i, v in enumerate(order[c.name])}), kind="stable")
+    scores = scores.reset_index(drop=True)
     caption = (
         f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"
         + (f", lineages {lineage}" if lineage else "")
