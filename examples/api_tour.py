@@ -1,6 +1,6 @@
 """A tour of fusionbench from Python, on the embedded phantom data and the committed CPU weights.
 
-Run from the repository root: ``python examples/api_tour.py`` (about 10 s on a 2-core CPU; nothing
+Run from the repository root: ``python examples/api_tour.py`` (about 5 s on a 2-core CPU; nothing
 is trained and nothing is downloaded). It fuses four validation slices with two fusers, scores
 them with Table 1's metrics and with CDDFuse's lineage, scores them inside each tumour's box, and
 decomposes a fused image back into its sources with FusionINN.
