@@ -1,10 +1,12 @@
 """A tour of fusionbench from Python, on the embedded phantom data and the committed CPU weights.
 
-Run from the repository root: ``python examples/api_tour.py`` (about 5 s on a 2-core CPU; nothing
+Run it from anywhere: ``python examples/api_tour.py`` (about 5 s on a 2-core CPU; nothing
 is trained and nothing is downloaded). It fuses four validation slices with two fusers, scores
 them with Table 1's metrics and with CDDFuse's lineage, scores them inside each tumour's box, and
 decomposes a fused image back into its sources with FusionINN.
 """
+
+import os
 
 import torch
 
@@ -13,7 +15,8 @@ from baselines import create_fuser, load_fuser
 from benchmark.data.phantom import make_split
 from metrics import ssim
 
-RUN = "results/cpu-phantom"  # every fuser trained on this CPU, with its weights (bench run --from takes it too)
+# every fuser trained on this CPU, with its weights (bench run --from takes it too)
+RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results", "cpu-phantom")
 
 # 1. Data: T1-Gd (x1) and FLAIR (x2) slices, float (B, 1, 240, 240) in [0, 1], with BraTS labels.
 x1, x2, labels = (torch.from_numpy(a) for a in make_split(0, "val", 4))
