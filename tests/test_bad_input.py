@@ -438,3 +438,16 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     _one_line(capsys, str(tmp_path / "scores.csv"))
     with pytest.raises(FileNotFoundError):
         main(["--debug", "table", str(tmp_path)])
+
+
+def test_version_and_a_bare_command_say_what_they_should(capsys):
+    """`bench --version` was an error; bare `bench` said "the following arguments are required: cmd"."""
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("fusionbench 0.1.0 (torch ")
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: bench") and "{list,run,table,eval,data,decompose,ablate}" in err and "cmd" not in err
+    with pytest.raises(SystemExit) as e:
+        main(["data"])
+    assert e.value.code == 2 and "required: prepare" in capsys.readouterr().err

@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bench", description="fusionbench: benchmark medical image fusion (T1-Gd + FLAIR)."
     )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error (also FUSIONBENCH_DEBUG=1)")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="cmd", required=False)  # bare `bench`: the help, not "cmd is required"
     pl = sub.add_parser("list", help="list fusers and metrics")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(fn=_cmd_list)
@@ -255,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pe.set_defaults(fn=_cmd_eval)
     pd_ = sub.add_parser("data", help="data tools")
-    dsub = pd_.add_subparsers(dest="data_cmd", required=True)
+    dsub = pd_.add_subparsers(dest="data_cmd", required=True, metavar="prepare")
     pp = dsub.add_parser("prepare", help="import BraTS NIfTI volumes into the authors' HDF5 layout")
     pp.add_argument("brats_dir")
     pp.add_argument("--out", required=True)
@@ -270,8 +271,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    def of(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"fusionbench {of('fusionbench')} (torch {of('torch')}, Python {sys.version.split()[0]})"
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd is None:
+        parser.print_help(sys.stderr)
+        return 2
     from benchmark.allocator import keep_freed_memory
 
     keep_freed_memory()  # freed tensors stay with the process: no page faults per batch (allocator.py)
