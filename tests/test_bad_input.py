@@ -384,6 +384,7 @@ def test_failed_rerun_leaves_no_stale_tables(tmp_path, capsys):
         ("model,index,region,Q_SSIM\na,0,slice,0.5\ngarbage,x\n", "rows [1] have region nan; expected slice or tumour"),
         ("model,index,region,Q_SSIM\na,0,slice,0.5\na,0,tumor,0.5\n", "rows [1] have region 'tumor'"),
         ("model,index,region,Q_SSIM\na,0,slice,0.5\n,1,slice,0.5\n", "rows [1] have no model name"),
+        ("model,index,region,Q_SSIM\na,0,tumour,0.5\nb,0,tumour,0.4\n", "only tumour rows"),  # a NaN-to-int crash
         # an image twice weighed twice in the mean, outside its own interval (the intervals pair one row)
         ("model,name,Q_SSIM\na,s0,0.5\na,s1,0.6\na,s0,0.9\n", "rows [0, 2] score one image more than once (model"),
         ("model,index,region,Q_SSIM\na,0,tumour,0.5\na,0,slice,0.5\na,0,tumour,0.4\n", "region 'tumour', index 0)"),
@@ -393,6 +394,7 @@ def test_bench_table_validates(tmp_path, capsys, content, needle):
     (tmp_path / "scores.csv").write_text(content)
     assert main(["table", str(tmp_path)]) == 2
     _one_line(capsys, str(tmp_path / "scores.csv"), needle)
+    assert os.listdir(tmp_path) == ["scores.csv"]  # no table of a refused scores.csv
 
 
 def test_bench_table_names_the_columns_it_leaves_out(tmp_path, capsys):

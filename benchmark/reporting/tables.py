@@ -70,6 +70,8 @@ def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.
             raise ValueError(
                 f"{source}: rows {bad[:10]} have region {scores.region[bad[0]]!r}; expected slice or tumour"
             )
+        if not (scores.region == "slice").any():  # the tumour rows complement the slices' table, never stand alone
+            raise ValueError(f"{source}: only tumour rows; expected the whole slices' rows (region slice) too")
     if scores.model.isna().any():
         raise ValueError(f"{source}: rows {scores.index[scores.model.isna()].tolist()[:10]} have no model name")
     key = next((k for k in ("index", "name") if k in scores.columns), None)
