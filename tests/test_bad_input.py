@@ -407,13 +407,17 @@ def test_bench_table_names_the_columns_it_leaves_out(tmp_path, capsys):
 
 
 def test_bench_table_counts_nan_scores(tmp_path, capsys):
-    rows = "".join(
-        f"a,{i},slice,{0.5 + i / 100},{'' if i < 2 else 0.6}\nb,{i},slice,{0.6 + i / 100},0.7\n" for i in range(8)
+    rows = "".join(  # b's last Q_P infinite (an original's PSNR of identical images): its mean was inf, in bold
+        f"a,{i},slice,{0.5 + i / 100},{'' if i < 2 else 0.6}\nb,{i},slice,{0.6 + i / 100},{'inf' if i == 7 else 0.7}\n"
+        for i in range(8)
     )
     (tmp_path / "scores.csv").write_text("model,index,region,Q_SSIM,Q_P\n" + rows)
     assert main(["table", str(tmp_path)]) == 0
     cap = capsys.readouterr()
-    assert "a has no Q_P for 2 image(s) [0, 1]" in cap.err
+    assert (
+        "a has no finite Q_P for 2 image(s) [0, 1]" in cap.err and "b has no finite Q_P for 1 image(s) [7]" in cap.err
+    )
+    assert "| **0.700 (n=7)** [0.700, 0.700] |" in (tmp_path / "leaderboard.md").read_text()
     assert "0.600 (n=6)" in (tmp_path / "leaderboard.md").read_text()
 
 

@@ -102,11 +102,11 @@ def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.
             "the leaderboards leave them out"
         )
     for c in cols:
-        nan = scores[scores[c].isna()]
+        nan = scores[~np.isfinite(scores[c].astype(float))]  # NaN, and infinities, which the tables count out
         for model, rows in nan.groupby("model").groups.items():
             where = nan.loc[rows, "index"].tolist() if "index" in nan else list(rows)
             warn(
-                f"warning: {source}: {model} has no {c} for {len(rows)} image(s) {where[:10]}; "
+                f"warning: {source}: {model} has no finite {c} for {len(rows)} image(s) {where[:10]}; "
                 "its mean is over the others"
             )
     return scores
@@ -271,6 +271,9 @@ def write_leaderboards(
     if style not in STYLES:
         raise ValueError(f"unknown table style {style!r}; expected 'stats' or 'paper'")
     cols = list(columns or metric_columns(scores))
+    # An infinite score (an original's PSNR of identical images) is counted out of the mean like a NaN,
+    # with the count shown: a mean of inf ranked nothing, and the intervals and tests dropped it anyway.
+    scores = scores.assign(**{c: scores[c].where(np.isfinite(scores[c].astype(float))) for c in cols})
     table = leaderboard(scores, cols)
     if style == "stats":
         from benchmark.reporting.stats import add_statistics
