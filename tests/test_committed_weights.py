@@ -65,6 +65,10 @@ def test_bench_decompose_checks_every_image_and_the_output_first(tmp_path, capsy
         err = capsys.readouterr().err
         assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
+    scores_only = ROOT / "results" / "quick-phantom-reference"  # a run committed without its weights
+    assert main(["decompose", str(folder), "--model-dir", str(scores_only), "--out", str(out)]) == 2
+    err = capsys.readouterr().err  # it advised "leave it out of --models", an option decompose does not have
+    assert "no trained weights there" in err and "--models" not in err and not out.exists(), err
 
 
 def test_from_committed_run_trains_nothing(tmp_path, capsys):

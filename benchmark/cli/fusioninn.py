@@ -33,6 +33,11 @@ def _cmd_decompose(args) -> int:
         os.path.join(mdir, "fusioninn", "model.json")
     ):  # a run folder: its FusionINN
         mdir = os.path.join(mdir, "fusioninn")
+    if os.path.isfile(os.path.join(mdir, "model.json")) and not os.path.isfile(os.path.join(mdir, "best.pt")):
+        raise ValueError(  # the loader's advice is bench run's ("leave it out of --models")
+            f"--model-dir {args.model_dir}: no trained weights there (no {os.path.join(mdir, 'best.pt')}); expected "
+            f"a FusionINN that holds them, e.g. {DEFAULT_FUSIONINN}"
+        )
     model = load_model_folder(mdir, expected="fusioninn")
     src = args.image
     if not os.path.exists(src):
