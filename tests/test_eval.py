@@ -353,7 +353,14 @@ def test_bad_file_in_a_worker_batch_is_one_clear_error(tmp_path, triples, capsys
     assert not (tmp_path / "out").exists()
     args = ["eval", "--x1", folders[0], "--x2", folders[1], "--fused", f"m={tmp_path / 'f'}", "--workers", "0"]
     assert main([*args, "--out", str(tmp_path / "o2")]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "bench: error: workers must be at least 1; got 0"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "bench: error: --workers must be at least 1; got 0"
+    os.environ["FUSIONBENCH_EVAL_WORKERS"] = "abc"  # the variable's bad value is named as the variable's
+    try:
+        assert main([*args[:-2], "--out", str(tmp_path / "o2")]) == 2
+    finally:
+        del os.environ["FUSIONBENCH_EVAL_WORKERS"]
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "bench: error: FUSIONBENCH_EVAL_WORKERS must be a whole number or 'auto'; got 'abc'"
 
 
 def test_worker_count_rule(monkeypatch):

@@ -278,8 +278,10 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
     (batches side by side beat one process whose small tensor operations are split over the
     cores; README, "Speed of whole lineages"), else this process alone. Metrics that run compiled
     kernels are scored by this process alone under ``auto`` (:func:`_score_folders`)."""
+    what = "--workers"
     if workers == "auto":
         workers = os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto")
+        what = "FUSIONBENCH_EVAL_WORKERS" if workers != "auto" else what  # name where a bad value came from
     if workers == "auto":
         if torch.device(device).type != "cpu" or n_triples < AUTO_MIN_TRIPLES:
             return 1
@@ -288,9 +290,9 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
     try:
         n = int(workers)
     except (TypeError, ValueError):
-        raise ValueError(f"workers must be a whole number or 'auto'; got {workers!r}") from None
+        raise ValueError(f"{what} must be a whole number or 'auto'; got {workers!r}") from None
     if n < 1:
-        raise ValueError(f"workers must be at least 1; got {n}")
+        raise ValueError(f"{what} must be at least 1; got {n}")
     return max(1, min(n, n_batches))
 
 
