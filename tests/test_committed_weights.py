@@ -94,3 +94,17 @@ def test_from_committed_run_trains_nothing(tmp_path, capsys):
     assert "so these training settings do not apply here: " in note
     assert "epochs 1 (there 6)" in note and "width 0.5 (there 0.25)" in note
     assert "fusioninn.epochs unset (there 220)" in note and "unet" not in note  # per model: the models loaded only
+
+
+def test_from_note_skips_what_an_older_run_did_not_record(tmp_path):
+    """A --from run whose config.json lacks a training field (written before it existed) raised KeyError."""
+    import json
+
+    from benchmark.config import make_config
+    from benchmark.running.runner import _note_unused_training
+
+    (tmp_path / "config.json").write_text(json.dumps({"config": {"epochs": 6, "per_model": "unet.lr=2e-3"}}))
+    said = []
+    _note_unused_training(make_config("quick", from_run=str(tmp_path), per_model=""), ["unet"], said.append)
+    assert len(said) == 1 and "epochs 400 (there 6), unet.lr unset (there 0.002)" in said[0]
+    assert "width" not in said[0]  # not recorded there: not compared

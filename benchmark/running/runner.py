@@ -716,8 +716,10 @@ def _note_unused_training(cfg: RunConfig, names: list, log) -> None:
         theirs = parse_per_model(there.get("per_model", ""))
     except (OSError, ValueError, AttributeError):
         return
-    differ = [
-        f"{k} {getattr(cfg, k)!r} (there {there[k]!r})" for k in _TRAINING_ONLY if getattr(cfg, k) != there.get(k)
+    differ = [  # a field an older run did not record is not compared
+        f"{k} {getattr(cfg, k)!r} (there {there[k]!r})"
+        for k in _TRAINING_ONLY
+        if k in there and getattr(cfg, k) != there[k]
     ]
     mine = parse_per_model(cfg.per_model)
     for name in names:  # per-model settings of the models loaded here only
