@@ -103,8 +103,8 @@ def test_from_note_skips_what_an_older_run_did_not_record(tmp_path):
     from benchmark.config import make_config
     from benchmark.running.runner import _note_unused_training
 
-    (tmp_path / "config.json").write_text(json.dumps({"config": {"epochs": 6, "per_model": "unet.lr=2e-3"}}))
+    (tmp_path / "config.json").write_text(json.dumps({"config": {"epochs": 9, "per_model": "unet.lr=2e-3"}}))
     said = []
     _note_unused_training(make_config("quick", from_run=str(tmp_path), per_model=""), ["unet"], said.append)
-    assert len(said) == 1 and "epochs 400 (there 6), unet.lr unset (there 0.002)" in said[0]
+    assert len(said) == 1 and "epochs 6 (there 9), unet.lr unset (there 0.002)" in said[0]
     assert "width" not in said[0]  # not recorded there: not compared
