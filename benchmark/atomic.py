@@ -62,6 +62,30 @@ def check_writable(folder: str) -> None:
         raise PermissionError(f"results folder {folder!r} is not writable ({why}); choose another with --out") from None
 
 
+def folder_config(folder: str) -> dict:
+    """The ``config.json`` a ``bench run`` or ``bench eval`` wrote in ``folder``, or ``{}`` (none,
+    unreadable, or not an object)."""
+    try:
+        with open(os.path.join(folder, "config.json")) as fh:
+            config = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def folder_kind(folder: str) -> str:
+    """What ``folder`` is to a command that writes results into it: ``"new"`` (missing, or holding
+    only a lock and ``bench eval``'s batch cache), ``"run"`` (a ``bench run``'s: its ``config.json``
+    holds the config, or it has ``run.json``), ``"eval"`` (its ``config.json`` names the images), or
+    ``"other"`` (files of someone else's, which neither command may replace or clear)."""
+    if not os.path.isdir(folder) or not [f for f in os.listdir(folder) if f not in (".lock", ".scored")]:
+        return "new"
+    config = folder_config(folder)
+    if "config" in config or os.path.isfile(os.path.join(folder, "run.json")):
+        return "run"
+    return "eval" if "x1" in config and "fused" in config else "other"
+
+
 def first_missing(path: str) -> str | None:
     """The topmost folder of ``path`` that does not exist yet (what creating it would make), or None."""
     path, top = os.path.abspath(path), None

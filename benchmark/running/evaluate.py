@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_writable, first_missing, folder_lock, write_json, write_text
+from benchmark.atomic import check_writable, first_missing, folder_kind, folder_lock, write_json, write_text
 from benchmark.data import imageio
 from benchmark.data.imageio import list_images, probe_image, read_image, read_labels
 from benchmark.data.regions import tumour_boxes
@@ -237,19 +237,13 @@ def _refuse_run_folder(out: str) -> None:
     other tables and figures, which would then disagree with them; into any other folder that
     holds files (a project's own ``config.json``), they would replace those. Refused, naming the
     folder, unless it is new, empty, or an eval's (its ``config.json`` names the images)."""
-    try:
-        with open(os.path.join(out, "config.json")) as fh:
-            config = json.load(fh)
-    except (OSError, ValueError):
-        config = None
-    config = config if isinstance(config, dict) else {}
-    if os.path.isfile(os.path.join(out, "run.json")) or "config" in config:
+    kind = folder_kind(out)
+    if kind == "run":
         raise ValueError(
             f"--out {out}: the folder of a bench run (its config.json and tables would be replaced); "
             "expected a new folder or one written by bench eval"
         )
-    others = [f for f in os.listdir(out) if f not in (".lock", ".scored")] if os.path.isdir(out) else []
-    if others and not ("x1" in config and "fused" in config):
+    if kind == "other":
         raise ValueError(
             f"--out {out}: holds files and is not a bench eval folder (no config.json of an eval); expected a "
             "new or empty folder, or one written by bench eval"

@@ -41,7 +41,16 @@ from baselines.loading import find_trained, load_weights, model_folder
 from baselines.loss import LossConfig
 from baselines.registry import get_fuser, resolve_models
 from benchmark import distributed as D
-from benchmark.atomic import atomic_path, check_writable, first_missing, folder_lock, write_json, write_text
+from benchmark.atomic import (
+    atomic_path,
+    check_writable,
+    first_missing,
+    folder_config,
+    folder_kind,
+    folder_lock,
+    write_json,
+    write_text,
+)
 from benchmark.config import RunConfig, for_model, parse_per_model
 from benchmark.data import load_data
 from benchmark.data.regions import crop, region_groups, tumour_boxes
@@ -710,11 +719,10 @@ _TRAINING_ONLY = (
 def _note_unused_training(cfg: RunConfig, names: list, log) -> None:
     """Say which training settings of this command differ from those the loaded weights were
     trained with (``--from RUN --width 0.5`` loaded RUN's nets without a word)."""
+    there = folder_config(cfg.from_run).get("config", {})
     try:
-        with open(os.path.join(cfg.from_run, "config.json")) as fh:
-            there = json.load(fh).get("config", {})
         theirs = parse_per_model(there.get("per_model", ""))
-    except (OSError, ValueError, AttributeError):
+    except (ValueError, AttributeError):
         return
     differ = [  # a field an older run did not record is not compared
         f"{k} {getattr(cfg, k)!r} (there {there[k]!r})"
@@ -746,14 +754,7 @@ def _refuse_other_folder(run_dir: str) -> None:
     """A run writes, and first clears, its tables, ``figures/`` and ``sources/`` in its folder, and
     each model's checkpoints in a folder named after it: only in a new folder or its own (one whose
     ``config.json`` a run wrote), never among other files (a ``bench eval`` folder, a paper's)."""
-    if not os.path.isdir(run_dir) or not [f for f in os.listdir(run_dir) if f != ".lock"]:
-        return
-    try:
-        with open(os.path.join(run_dir, "config.json")) as fh:
-            ours = "config" in json.load(fh)
-    except (OSError, ValueError, TypeError):
-        ours = False
-    if not ours:
+    if folder_kind(run_dir) not in ("new", "run"):
         raise ValueError(
             f"{run_dir} holds files and is not a bench run folder (no config.json of a run); give a new or "
             "empty folder with --out or --run-name"
