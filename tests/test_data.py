@@ -171,3 +171,45 @@ def test_import_folder_without_modalities(tmp_path):
     (tmp_path / "case1" / "foo_t1.nii.gz").write_bytes(b"")
     with pytest.raises(ValueError, match="no case folder holds both t1ce"):
         prepare(str(tmp_path), str(tmp_path / "o.h5"), progress=False)
+
+
+def test_phantom_larger_than_memory_is_refused_before_generation(tmp_path, monkeypatch, capsys):
+    """--n-val 100000 on the phantom generated images for an hour, into arrays of 52 GB on a 24 GB
+    machine, until the process was killed; it is now one line before any work."""
+    from benchmark.cli import main
+    from benchmark.data import datasets
+
+    monkeypatch.setattr(datasets, "_memory_available", lambda: 10**9)
+    monkeypatch.setattr(datasets.phantom, "make_split", None)  # generating anything would fail loudly
+    need = r"64 training \+ 2000 validation pairs .* need 1\.1 GB, more than 80% of the 1\.0 GB"
+    with pytest.raises(ValueError, match=need):
+        load_data("phantom", n_train=64, n_val=2000)
+    monkeypatch.undo()
+    out = tmp_path / "results"
+    code = main(["run", "--models", "mean", "--profile", "smoke", "--n-val", "100000000", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "need 51840.0 GB" in err and "ask for fewer with --n-train and --n-val" in err
+    assert not out.exists()  # nothing partial
+
+
+def test_a_split_smaller_than_asked_for_is_named(tmp_path, capsys):
+    """--n-val 500 on a file with 2 validation slices scored those 2 without a word."""
+    from benchmark.cli import main
+
+    p = tmp_path / "small.h5"
+    _write_authors_h5(p, n=5)
+    with h5py.File(p, "a") as f:
+        f["split"] = np.array([0, 0, 0, 1, 1], "u1")
+    args = ["run", "--models", "mean", "--profile", "smoke", "--data", str(p), "--out", str(tmp_path / "r")]
+    assert main([*args, "--n-val", "500"]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {p}: n_val 500 asks for more validation pairs than the data holds; all 2 are used" in out
+    assert "n_train" not in out  # the profile's 16 > 3 training slices, but mean trains nothing
+    assert main([*args, "--models", "deepfuse", "--epochs", "0", "--run-name", "t"]) == 0
+    out = capsys.readouterr().out
+    assert "n_train 16 asks for more training pairs than the data holds; all 3 are used" in out
+    assert "n_val 8 asks for more validation pairs than the data holds; all 2 are used" in out  # the profile's
+    ablate = ["ablate", "--param", "alpha", "--values", "0.5", "--profile", "smoke", "--data", str(p), "--epochs", "0"]
+    assert main([*ablate, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "n_train 16 asks for more training pairs" in out and "n_val 8 asks for more validation pairs" in out

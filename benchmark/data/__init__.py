@@ -1,5 +1,5 @@
 """Data: the embedded ``phantom`` set, the authors' HDF5 layout, and the BraTS importer."""
 
-from benchmark.data.datasets import ArrayPairs, H5Pairs, load_data, phantom_split
+from benchmark.data.datasets import ArrayPairs, H5Pairs, load_data, phantom_split, size_notes
 
-__all__ = ["ArrayPairs", "H5Pairs", "load_data", "phantom_split"]
+__all__ = ["ArrayPairs", "H5Pairs", "load_data", "phantom_split", "size_notes"]

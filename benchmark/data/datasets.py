@@ -194,6 +194,47 @@ def file_identity(path: str) -> dict:
     return {"size": size, "sha256_sampled": h.hexdigest()}
 
 
+def _memory_available() -> int | None:
+    """Bytes of memory this machine can still give (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+# The phantom splits live in memory (x1 and x2 float32, labels uint8): more than this share of the
+# memory left leaves too little for the nets, and the process would be killed an hour into generation.
+PHANTOM_MEMORY_SHARE = 0.8
+
+
+def _check_phantom_memory(n_train: int, n_val: int) -> None:
+    need = (n_train + n_val) * phantom.SIZE * phantom.SIZE * (4 + 4 + 1)
+    have = _memory_available()
+    if have is not None and need > PHANTOM_MEMORY_SHARE * have:
+        raise ValueError(
+            f"phantom: {n_train} training + {n_val} validation pairs of {phantom.SIZE}x{phantom.SIZE} are held in "
+            f"memory and need {need / 1e9:.1f} GB, more than {PHANTOM_MEMORY_SHARE:.0%} of the {have / 1e9:.1f} GB "
+            "this machine has available; ask for fewer with --n-train and --n-val"
+        )
+
+
+def size_notes(spec: str, n_train: int | None, n_val: int | None, train_ds, val_ds) -> list[str]:
+    """One line for each split that holds fewer pairs than asked for (``--n-val 500`` on a file with
+    120 validation slices scores those 120): a table over fewer images than meant should say so."""
+    return [
+        f"{spec}: {field} {n} asks for more {what} pairs than the data holds; all {len(ds)} are used"
+        for field, n, what, ds in (("n_train", n_train, "training", train_ds), ("n_val", n_val, "validation", val_ds))
+        if n is not None and n > len(ds)
+    ]
+
+
 def _first(ds, n):
     if n is None or n >= len(ds):
         return ds
@@ -212,6 +253,7 @@ def load_data(
     if spec == "phantom":
         nt = phantom_train if n_train is None else n_train
         nv = phantom_val if n_val is None else n_val
+        _check_phantom_memory(nt, nv)
         return (
             phantom_split(seed, "train", nt),
             phantom_split(seed, "val", nv),

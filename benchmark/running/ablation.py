@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmark.atomic import check_writable, folder_lock, write_text
 from benchmark.config import RunConfig, check_config
-from benchmark.data import load_data
+from benchmark.data import load_data, size_notes
 from benchmark.reporting.tables import render
 from benchmark.running.runner import pick_device, run_model
 
@@ -66,6 +66,8 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
         train_ds, val_ds, info = load_data(
             cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
         )
+        for line in size_notes(cfg.data, cfg.n_train, cfg.n_val, train_ds, val_ds):
+            log(f"[fusionbench] note: {line}")
         rows = []
         for v in vals:
             c = dataclasses.replace(cfg, **{field: v}, **_TABLE2_METRICS)

@@ -52,7 +52,7 @@ from benchmark.atomic import (
     write_text,
 )
 from benchmark.config import RunConfig, for_model, parse_per_model
-from benchmark.data import load_data
+from benchmark.data import load_data, size_notes
 from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
 from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files
@@ -822,6 +822,12 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
     )
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
+    trains = not cfg.from_run and any(
+        get_fuser(m).trainable or (m == "ddfm" and not cfg.ddfm_prior) for m in names
+    )  # otherwise n_train is moot
+    if D.is_main():
+        for line in size_notes(cfg.data, cfg.n_train if trains else None, cfg.n_val, train_ds, val_ds):
+            log(f"[fusionbench] note: {line}")
     h, w = val_ds[0]["x1"].shape[-2:]  # before any training: small images failed at scoring, after it
     need = min_image_size(resolve_metrics(cfg.metrics, cfg.lineage), cfg.metric_profile)
     if min(h, w) < need:
