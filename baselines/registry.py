@@ -19,6 +19,7 @@ size and its parameter count (declared for built-ins, so listing builds nothing)
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -287,7 +288,18 @@ def get_fuser(name: str) -> FuserEntry:
 
 def create_fuser(name: str, **kwargs):
     """Build the fuser ``name`` with keyword arguments for its factory."""
-    return get_fuser(name).build(**kwargs)
+    entry = get_fuser(name)
+    if entry.factory is not None and kwargs:  # a misspelt keyword is named with the ones it takes
+        params = inspect.signature(entry.factory).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            bad = [k for k in kwargs if k not in params]
+            if bad:
+                takes = ", ".join(f"{k}={p.default!r}" for k, p in params.items() if p.default is not p.empty)
+                raise TypeError(
+                    f"create_fuser({entry.name!r}): unknown argument(s) {', '.join(bad)}; "
+                    f"it takes {takes or 'no arguments'}"
+                )
+    return entry.build(**kwargs)
 
 
 def resolve_models(spec) -> list[str]:

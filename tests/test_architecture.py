@@ -177,6 +177,10 @@ def test_fusioninn_and_baselines_api(tmp_path):
         load_fuser(str(tmp_path / "r"), "unet")
     # the papers' spellings, as --models takes them (were "unknown model 'DeepFuse'")
     assert isinstance(create_fuser("FusionINN"), FusionINN)
+    with pytest.raises(TypeError, match=r"create_fuser\('unet'\): unknown argument\(s\) wdth; it takes width=1\.0, "):
+        create_fuser("unet", wdth=0.5)  # was: unet() got an unexpected keyword argument 'wdth'
+    with pytest.raises(TypeError, match="unknown argument.s. k; it takes no arguments"):
+        create_fuser("mean", k=3)
     again = load_fuser(str(tmp_path / "r"), "DeepFuse")
     assert all(torch.equal(p, q) for p, q in zip(again.state_dict().values(), m.state_dict().values(), strict=True))
     from benchmark.config import for_model, make_config
