@@ -170,3 +170,17 @@ def test_markdown_cells_escape_the_pipe(tmp_path):
     table = [r for r in (tmp_path / "leaderboard.md").read_text().splitlines() if r.startswith("|")]
     assert all(len(re.split(r"(?<!\\)\|", r)) == 4 for r in table), table  # | name | Q_SSIM | -> 4 pieces
     assert any(r.startswith("| a\\|b | ") for r in table)
+
+
+def test_values_that_round_to_zero_have_no_sign(tmp_path):
+    """A CI bound of -0.00004 was printed "-0.000" (bench eval of a black fused image, Q_FMI)."""
+    from benchmark.cli import main
+
+    rows = "".join(f"m,s{i},{v}\n" for i, v in enumerate((-4e-5, 0.2, 0.4, -2e-5)))
+    (tmp_path / "scores.csv").write_text("model,name,Q_FMI\n" + rows)
+    assert main(["table", str(tmp_path)]) == 0
+    md, tex = (tmp_path / "leaderboard.md").read_text(), (tmp_path / "leaderboard.tex").read_text()
+    assert "-0.000" not in md and "-0.000" not in tex
+    assert "[0.000, " in md  # the lower bound, rounded to zero
+    t = leaderboard(pd.DataFrame({"model": ["a", "a"], "index": [0, 1], "Q_SSIM": [-0.3, -0.2]}))
+    assert "-0.250" in render(t, ["Q_SSIM"], "md")  # a negative value keeps its sign

@@ -134,12 +134,19 @@ def bold_mask(table: pd.DataFrame, cols, decimals: int = 3) -> pd.DataFrame:
     return mask
 
 
+def _num(v: float, decimals: int) -> str:
+    """``v`` at ``decimals`` places; a value that rounds to zero has no sign (a CI bound of
+    -0.00004 printed as "-0.000", beside "0.000" of an equal column)."""
+    txt = f"{v:.{decimals}f}"
+    return txt[1:] if txt.startswith("-") and float(txt) == 0 else txt
+
+
 def _fmt(v: float, s: float | None, decimals: int) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "--"
-    txt = f"{v:.{decimals}f}"
+    txt = _num(v, decimals)
     if s is not None and not np.isnan(s):
-        txt += f" ± {s:.{decimals}f}"
+        txt += f" ± {_num(s, decimals)}"
     return txt
 
 
@@ -225,7 +232,7 @@ def render(
             if stats_on:
                 lo, hi = table.at[m, f"{c}_lo"], table.at[m, f"{c}_hi"]
                 if not (np.isnan(lo) or np.isnan(hi)):
-                    t += f" [{lo:.{decimals}f}, {hi:.{decimals}f}]"
+                    t += f" [{_num(lo, decimals)}, {_num(hi, decimals)}]"
                 if ranked(c) and table.at[m, f"{c}_same"] and not mask.at[m, c]:
                     t += "$^{\\approx}$" if fmt == "tex" else " ≈"
             cells.append(t)
