@@ -457,3 +457,15 @@ def test_version_and_a_bare_command_say_what_they_should(capsys):
     with pytest.raises(SystemExit) as e:
         main(["data"])
     assert e.value.code == 2 and "required: prepare" in capsys.readouterr().err
+
+
+def test_nproc_below_one_and_amp_on_a_cpu_say_so(tmp_path, capsys):
+    """--nproc 0 (or -3) ran as one process, and --amp on a CPU ran in float32, both without a word."""
+    from benchmark.cli import main
+
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main([*args, "--nproc", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "bench: error: --nproc 0: expected a whole number of processes >= 1"
+    assert not any(tmp_path.iterdir())
+    assert main([*args, "--amp", "--device", "cpu"]) == 0
+    assert "--amp (bf16 autocast) applies on CUDA only; this run on cpu is in float32" in capsys.readouterr().out

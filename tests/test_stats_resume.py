@@ -152,6 +152,7 @@ def test_two_gloo_processes_give_the_same_scores_as_one(tmp_path):
         timeout=600,
     )
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
+    assert two.stdout.count("[fusionbench] deepfuse\n") == 1  # rank 0 speaks for the run (each rank did)
     a = pd.read_csv(tmp_path / "one" / "scores.csv")
     b = pd.read_csv(tmp_path / "two" / "scores.csv")
     pd.testing.assert_frame_equal(a, b[b.model.isin(["mean", "max"])].reset_index(drop=True))

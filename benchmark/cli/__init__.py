@@ -96,6 +96,8 @@ def _launch_torchrun(nproc: int) -> int:
 def _cmd_run(args) -> int:
     from benchmark.running.runner import run
 
+    if args.nproc < 1:  # was taken as 1 without a word
+        raise ValueError(f"--nproc {args.nproc}: expected a whole number of processes >= 1")
     if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _launch_torchrun(args.nproc)
     res = run(config_from_args(args))

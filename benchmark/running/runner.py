@@ -653,6 +653,8 @@ def run_model(
 def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
     """Run the benchmark described by ``cfg``; returns a :class:`RunResult`. A plugin that fails is
     reported and the others still run; a built-in that fails raises."""
+    if os.environ.get("RANK", "0") != "0":  # one copy of each line: rank 0 (torchrun's RANK) speaks for the run
+        log = _quiet  # (errors still raise on every rank)
     names = resolve_models(cfg.models)
     if not names:
         raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
@@ -670,6 +672,8 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
             find_trained(cfg.from_run, name)  # every model checked before any work
         _note_unused_training(cfg, names, log)
     dev = D.init_from_env(cfg.device) or pick_device(cfg.device)
+    if cfg.amp and dev.type != "cuda":
+        log(f"[fusionbench] note: --amp (bf16 autocast) applies on CUDA only; this run on {dev.type} is in float32")
     run_dir = os.path.join(cfg.out, cfg.run_name or default_run_name(cfg))
     if cfg.from_run and os.path.abspath(run_dir) == os.path.abspath(cfg.from_run):
         raise ValueError(
@@ -689,6 +693,10 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         if created and D.is_main() and not _holds_finished_work(run_dir):
             shutil.rmtree(created, ignore_errors=True)  # nothing partial: no folder this run made is left behind
         raise
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
 
 
 # What only training reads: with --from the weights were trained elsewhere, so these do not apply.
