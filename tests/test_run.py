@@ -80,6 +80,11 @@ def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
     assert (d / "scores.csv").read_bytes() == before
     out = capsys.readouterr().out
     assert f"reusing mean from {d / 'mean'}, finished 20" in out and "--retrain" in out
+    assert "also holds finished" not in out
+    # a rerun with fewer models tabulates those only, and names the finished ones it leaves out
+    assert main(["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]) == 0
+    assert list(pd.read_csv(d / "leaderboard.csv", index_col=0).index) == ["mean"]
+    assert f"note: {d} also holds finished max from an earlier command" in capsys.readouterr().out
 
 
 def test_copy_anchors_score_what_fusing_nothing_scores(tmp_path):

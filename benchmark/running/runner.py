@@ -797,6 +797,23 @@ def _holds_finished_work(run_dir: str) -> bool:
     return False
 
 
+def _finished_elsewhere(run_dir: str, names: list) -> list[str]:
+    """Models finished in ``run_dir`` by an earlier command that this one left out of --models."""
+    mine = {os.path.basename(model_folder(run_dir, n)) for n in names}
+    out = []
+    for d in sorted(os.listdir(run_dir)):
+        if d in mine:
+            continue
+        try:
+            with open(os.path.join(run_dir, d, "model.json")) as fh:
+                info = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and info.get("status") == "done":
+            out.append(str(info.get("name") or d))
+    return out
+
+
 def save_pngs(folder: str, indices, images: torch.Tensor) -> None:
     """Images (B, H, W) in [0, 1] as 8-bit PNGs ``folder/<index>.png`` (five digits), rounded as the
     toolbox profiles quantise before scoring, so ``bench eval`` on them scores what the run scored."""
@@ -878,6 +895,13 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
         D.shutdown()
         return RunResult(run_dir, pd.DataFrame(), None, failures=failures)
     tables = report(run_dir, cfg, results, val_ds, caption)
+    left_out = _finished_elsewhere(run_dir, names)
+    if left_out:
+        log(
+            f"[fusionbench] note: {run_dir} also holds finished {', '.join(left_out)} from an earlier command; "
+            "the tables list only this command's --models (name them too to list them; a model finished with "
+            "the same settings is reused, not trained again)"
+        )
     seconds = time.perf_counter() - t0
     write_json(
         os.path.join(run_dir, "run.json"),
