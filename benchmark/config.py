@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 
 
@@ -203,7 +204,7 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
     bad = [k for k in overrides if k not in names]
     if bad:
         raise ValueError(f"unknown config field(s) {', '.join(bad)}; known fields: {', '.join(sorted(names))}")
-    cfg = RunConfig(**{**PROFILES[profile], "profile": profile, **overrides})
+    cfg = RunConfig(**{**PROFILES[profile], "profile": profile, **{k: _plain(k, v) for k, v in overrides.items()}})
     check_config(cfg)
     for model in parse_per_model(cfg.per_model):  # a malformed per_model is an error before any work
         check_config(for_model(cfg, model), f"per_model {model}: ")
@@ -242,9 +243,45 @@ _RANGES = {
 _OPEN = {"width", "lr", "plateau_factor"}  # bounds excluded
 
 
+_LISTS = ("models", "metrics", "lineage")  # comma-separated names; from Python a list of names too
+
+
+def _plain(name: str, value):
+    """A value from Python as the command line gives it: a path (``pathlib.Path``) as its text, a
+    list of names (``models=["unet", "mean"]``) as the comma-separated string, ``metrics=None`` or
+    ``lineage=None`` as the default."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None and name in ("metrics", "lineage"):  # None: the default (the Table 1 five, no lineage)
+        return RunConfig.__dataclass_fields__[name].default
+    if name in _LISTS and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    return value
+
+
+def _check_types(cfg: RunConfig, where: str) -> None:
+    """Text and yes/no fields hold text and True/False: ``retrain="False"`` from Python was true,
+    and retrained every model; ``data=Path(...)`` failed deep in the run."""
+    for f in dataclasses.fields(RunConfig):
+        v, typ = getattr(cfg, f.name), str(f.type)
+        if v is None and "None" in typ:
+            continue
+        if typ.startswith("bool") and not isinstance(v, bool):
+            raise ValueError(
+                f"{where}config field {f.name} = {v!r}: expected True or False" + (" or None" if "None" in typ else "")
+            )
+        if typ.startswith("str") and not isinstance(v, str):
+            raise ValueError(
+                f"{where}config field {f.name} = {v!r}: expected text"
+                + (" or None" if "None" in typ else "")
+                + (" (comma-separated names, or a list of names)" if f.name in _LISTS else "")
+            )
+
+
 def check_config(cfg: RunConfig, where: str = "") -> None:
     """One clear error for a field no run can use (a negative count, a zero batch, an unknown
     schedule); model-specific limits (crop sizes, FusionINN's k) are checked by the models."""
+    _check_types(cfg, where)
     types = {f.name: str(f.type) for f in dataclasses.fields(RunConfig)}
     for name, (lo, hi) in _RANGES.items():
         v, typ = getattr(cfg, name), types[name]

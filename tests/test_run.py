@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import h5py
 import numpy as np
@@ -425,3 +426,27 @@ def test_save_fused_images_give_the_runs_scores_under_bench_eval(tmp_path, capsy
     out = capsys.readouterr().out
     assert "deepfuse: the metrics" in out and "reusing its training" in out
     assert not src.exists() and not (run / "deepfuse" / "fused").exists()
+
+
+def test_python_config_values_are_checked_for_their_type_and_paths_and_lists_are_taken(tmp_path):
+    """benchmark.run(retrain="False") retrained every model (a non-empty string is true), and
+    data=Path(...) failed deep in the run with an AttributeError."""
+    from pathlib import Path
+
+    import benchmark
+    from benchmark.config import make_config
+
+    for field, value, want in (
+        ("retrain", "False", "expected True or False"),
+        ("amp", 1, "expected True or False"),
+        ("quantize", "yes", "expected True or False or None"),
+        ("data", 123, "expected text"),
+        ("out", None, "expected text"),
+        ("models", 3, "expected text (comma-separated names, or a list of names)"),
+    ):
+        with pytest.raises(ValueError, match=f"config field {field} = .*: {re.escape(want)}$"):
+            make_config("smoke", **{field: value})
+    cfg = make_config("smoke", data=Path("a.h5"), models=["mean", "max"], metrics=None, lineage=None)
+    assert (cfg.data, cfg.models, cfg.metrics, cfg.lineage) == ("a.h5", "mean,max", "all", "")
+    res = benchmark.run(models=("mean",), profile="smoke", out=tmp_path / "r", progress=False, log=lambda *_: None)
+    assert Path(res.path) == tmp_path / "r" / "smoke-phantom" and list(res.leaderboard.index) == ["mean"]
