@@ -108,6 +108,9 @@ def test_evaluate_folders_takes_folders_as_bench_eval_does(tmp_path, triples):
     pd.testing.assert_frame_equal(one, want[want.model == "mean"].reset_index(drop=True))
     both = evaluate_folders(*src, [str(tmp_path / "mean"), f"m={tmp_path / 'max'}"], str(tmp_path / "o3"), **kw)
     pd.testing.assert_frame_equal(both, want)
+    with pytest.raises(TypeError, match=r"^out: expected a folder \(a str or pathlib.Path\); got None$"):
+        evaluate_folders(*src, tmp_path / "mean", None, **kw)  # was: expected str, bytes or os.PathLike object
+    assert not (tmp_path / "o4").exists()
 
 
 def _as_read(a, kind):

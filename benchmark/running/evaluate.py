@@ -86,6 +86,10 @@ def evaluate_folders(
     label maps with the sources' file names (BraTS labels, 0 = background): every image is then also
     scored inside its tumour's box, as ``bench run`` scores it (``region`` column, and
     ``leaderboard_tumour.*``)."""
+    folders = {"x1_dir": x1_dir, "x2_dir": x2_dir, "out": out, **({"labels": labels} if labels is not None else {})}
+    for what, folder in folders.items():
+        if not isinstance(folder, (str, os.PathLike)):  # out=None raised "expected str, bytes or os.PathLike"
+            raise TypeError(f"{what}: expected a folder (a str or pathlib.Path); got {folder!r}")
     if not isinstance(fused, dict):
         fused = parse_fused([fused] if isinstance(fused, (str, os.PathLike)) else fused)
     device = str(pick_device(str(device)))
