@@ -55,6 +55,8 @@ def find_trained(run_dir: str, name: str, folder: str | None = None) -> TrainedF
     folder = folder or model_folder(run_dir, name)
     info_path = os.path.join(folder, "model.json")
     hint = "train it there first, or leave it out of --models"
+    if os.path.isfile(run_dir):
+        raise ValueError(f"{run_dir}: a file; expected a run folder written by bench run (e.g. results/cpu-phantom)")
     if not os.path.exists(info_path):
         raise ValueError(f"{run_dir}: model {name!r} is not in that run (no {info_path}); {hint}")
     try:
@@ -127,8 +129,23 @@ def load_model_folder(folder: str, expected: str | None = None, device="cpu"):
     return _load(find_trained(os.path.dirname(os.path.normpath(folder)), name, folder), device)
 
 
+def _device(device) -> torch.device:
+    """``device`` as torch takes it; one line for one this machine lacks (not torch.load's advice
+    about map_location, raised as if the weights were at fault)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r}: not a device; expected 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine; use device='cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
 def _load(found: TrainedFuser, device):
     name = found.name
+    device = _device(device)
     torch.manual_seed(0)
     model = get_fuser(name).build(**found.kwargs)
     if found.weights is not None:

@@ -175,6 +175,13 @@ def test_fusioninn_and_baselines_api(tmp_path):
     assert abs(float(got) - want) < 1e-6  # the loaded weights fuse as the run did
     with pytest.raises(ValueError, match="model 'unet' is not in that run"):
         load_fuser(str(tmp_path / "r"), "unet")
+    with pytest.raises(ValueError, match="device 'gpu': not a device; expected 'cpu', 'cuda' or 'cuda:N'"):
+        load_fuser(str(tmp_path / "r"), "deepfuse", device="gpu")
+    if not torch.cuda.is_available():  # was torch.load's advice about map_location, blamed on the weights
+        with pytest.raises(ValueError, match="^device 'cuda': CUDA is not available on this machine; use device='cpu'"):
+            load_fuser(str(tmp_path / "r"), "deepfuse", device="cuda")
+    with pytest.raises(ValueError, match="config.json: a file; expected a run folder written by bench run"):
+        load_fuser(str(tmp_path / "r" / "config.json"), "deepfuse")
     # the papers' spellings, as --models takes them (were "unknown model 'DeepFuse'")
     assert isinstance(create_fuser("FusionINN"), FusionINN)
     with pytest.raises(TypeError, match=r"create_fuser\('unet'\): unknown argument\(s\) wdth; it takes width=1\.0, "):
