@@ -107,7 +107,7 @@ def checkpoint_problem(e: Exception) -> str:
 
 def load_fuser(run_dir: str, name: str, device="cpu"):
     """The trained fuser ``name`` (any case: ``UNet``) of a finished run folder, built as it was
-    trained, in eval mode."""
+    trained, in eval mode, on ``device`` (``"auto"``: a GPU when there is one)."""
     return _load(find_trained(run_dir, get_fuser(name).name), device)
 
 
@@ -129,23 +129,34 @@ def load_model_folder(folder: str, expected: str | None = None, device="cpu"):
     return _load(find_trained(os.path.dirname(os.path.normpath(folder)), name, folder), device)
 
 
-def _device(device) -> torch.device:
-    """``device`` as torch takes it; one line for one this machine lacks (not torch.load's advice
-    about map_location, raised as if the weights were at fault)."""
+def pick_device(name, flag: str = "device") -> torch.device:
+    """``name``: ``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N`` (or another
+    accelerator torch finds here, e.g. ``mps``), or a ``torch.device``; one clear error for a device
+    this machine does not have or a name that is not a device, worded for the caller's ``flag``
+    (``--device`` on the command line, the keyword ``device`` from Python). Here, below the
+    registry, so that loading weights checks it too (torch.load's own error blamed the weights)."""
+    cli = flag.startswith("--")
+    shown, use = (f"{flag} {name}", f"{flag} cpu or auto") if cli else (f"{flag} {name!r}", f"{flag}='cpu' or 'auto'")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(device)
+        dev = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r}: not a device; expected 'cpu', 'cuda' or 'cuda:N'") from None
+        raise ValueError(f"{shown}: not a device; expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available on this machine; use device='cpu'")
+        raise ValueError(f"{shown}: CUDA is not available on this machine; use {use}")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise ValueError(f"{shown}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda"):  # another accelerator (mps, xpu): only where torch finds one
+        backend = getattr(torch.backends, dev.type, None) or getattr(torch, dev.type, None)
+        if not (hasattr(backend, "is_available") and backend.is_available()):
+            raise ValueError(f"{shown}: not available on this machine; expected auto, cpu, cuda or cuda:N")
     return dev
 
 
 def _load(found: TrainedFuser, device):
     name = found.name
-    device = _device(device)
+    device = pick_device(device)
     torch.manual_seed(0)
     model = get_fuser(name).build(**found.kwargs)
     if found.weights is not None:

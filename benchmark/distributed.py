@@ -15,6 +15,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from baselines.loading import pick_device as _pick_device
+
 
 def active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -33,24 +35,8 @@ def is_main() -> bool:
 
 
 def pick_device(name: str) -> torch.device:
-    """``--device``: ``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N`` (or another
-    accelerator torch finds here, e.g. ``mps``); one clear error for a device this machine does not
-    have or a name that is not a device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device {name}: not a device; expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type not in ("cpu", "cuda"):  # another accelerator (mps, xpu): only where torch finds one
-        backend = getattr(torch.backends, dev.type, None) or getattr(torch, dev.type, None)
-        if not (hasattr(backend, "is_available") and backend.is_available()):
-            raise ValueError(f"--device {name}: not available on this machine; expected auto, cpu, cuda or cuda:N")
-    return dev
+    """``--device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (:func:`baselines.loading.pick_device`)."""
+    return _pick_device(name, "--device")
 
 
 def init_from_env(device_name: str) -> torch.device | None:

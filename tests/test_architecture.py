@@ -175,10 +175,11 @@ def test_fusioninn_and_baselines_api(tmp_path):
     assert abs(float(got) - want) < 1e-6  # the loaded weights fuse as the run did
     with pytest.raises(ValueError, match="model 'unet' is not in that run"):
         load_fuser(str(tmp_path / "r"), "unet")
-    with pytest.raises(ValueError, match="device 'gpu': not a device; expected 'cpu', 'cuda' or 'cuda:N'"):
+    with pytest.raises(ValueError, match="device 'gpu': not a device; expected auto, cpu, cuda or cuda:N"):
         load_fuser(str(tmp_path / "r"), "deepfuse", device="gpu")
     if not torch.cuda.is_available():  # was torch.load's advice about map_location, blamed on the weights
-        with pytest.raises(ValueError, match="^device 'cuda': CUDA is not available on this machine; use device='cpu'"):
+        lacks = "^device 'cuda': CUDA is not available on this machine; use device='cpu' or 'auto'"
+        with pytest.raises(ValueError, match=lacks):
             load_fuser(str(tmp_path / "r"), "deepfuse", device="cuda")
     with pytest.raises(ValueError, match="config.json: a file; expected a run folder written by bench run"):
         load_fuser(str(tmp_path / "r" / "config.json"), "deepfuse")
