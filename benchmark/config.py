@@ -104,7 +104,10 @@ class RunConfig:
         for model, kw in self.extra.items():
             if models is None or model in models:
                 out.append(f"{model}: " + ", ".join(f"{k} {v}" for k, v in kw.items()))
-        if trains and self.max_batch is not None:
+        if trains and self.batch_size is not None:  # one batch for every model (--batch-size)
+            batch = min(self.batch_size, self.max_batch) if self.max_batch else self.batch_size
+            out.append(f"batch {batch} (paper 64, FunFuseAn 8)")
+        elif trains and self.max_batch is not None:
             out.append(f"batch <= {self.max_batch} (paper 64, FunFuseAn 8)")
         if self.ddfm_prior is None and (models is None or "ddfm" in models):
             out.append(

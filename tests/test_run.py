@@ -450,3 +450,16 @@ def test_python_config_values_are_checked_for_their_type_and_paths_and_lists_are
     assert (cfg.data, cfg.models, cfg.metrics, cfg.lineage) == ("a.h5", "mean,max", "all", "")
     res = benchmark.run(models=("mean",), profile="smoke", out=tmp_path / "r", progress=False, log=lambda *_: None)
     assert Path(res.path) == tmp_path / "r" / "smoke-phantom" and list(res.leaderboard.index) == ["mean"]
+
+
+def test_the_caption_names_the_batch_a_run_trained_with():
+    """--batch-size 1 trained at 1 and the caption said "batch <= 8" (the profile's cap)."""
+    from benchmark.config import make_config
+
+    def said(**kw):
+        return [s for s in make_config("smoke", **kw).shrinks(["funfusean"]) if s.startswith("batch")]
+
+    assert said() == ["batch <= 8 (paper 64, FunFuseAn 8)"]
+    assert said(batch_size=1) == ["batch 1 (paper 64, FunFuseAn 8)"]
+    assert said(batch_size=32) == ["batch 8 (paper 64, FunFuseAn 8)"]  # the cap still holds
+    assert [s for s in make_config("smoke", batch_size=1).shrinks(["mean"]) if s.startswith("batch")] == []
