@@ -74,13 +74,18 @@ class RunConfig:
     save_fused: bool = False  # write every fused validation image and the sources as 8-bit PNGs (bench eval reads them)
     extra: dict = field(default_factory=dict)
 
+    def trains(self, models) -> bool:
+        """Whether training reads this config for any of ``models``: a trainable net, or DDFM,
+        whose diffusion prior is trained here unless ``ddfm_prior`` gives one."""
+        from baselines.registry import get_fuser
+
+        return any(get_fuser(m).trainable or (m == "ddfm" and not self.ddfm_prior) for m in models)
+
     def shrinks(self, models=None) -> list[str]:
         """Human-readable list of what this config shrinks relative to the paper setting
         (only what applies to ``models`` when given)."""
-        from baselines.registry import get_fuser
-
         models = list(models) if models is not None else None
-        trains = models is None or any(get_fuser(m).trainable or m == "ddfm" for m in models)
+        trains = models is None or self.trains(models)
         out = []
         if trains and self.epochs < 400:
             out.append(f"{self.epochs} epochs (paper 400)")

@@ -1,5 +1,6 @@
 """bench run end to end on the smoke profile, and its bad inputs."""
 
+import dataclasses
 import json
 import os
 import re
@@ -463,3 +464,7 @@ def test_the_caption_names_the_batch_a_run_trained_with():
     assert said(batch_size=1) == ["batch 1 (paper 64, FunFuseAn 8)"]
     assert said(batch_size=32) == ["batch 8 (paper 64, FunFuseAn 8)"]  # the cap still holds
     assert [s for s in make_config("smoke", batch_size=1).shrinks(["mean"]) if s.startswith("batch")] == []
+    cfg = make_config("smoke")
+    assert cfg.trains(["mean", "ddfm"]) and not cfg.trains(["mean", "max"])
+    given = dataclasses.replace(cfg, ddfm_prior="a/prior")  # DDFM with a given prior trains nothing here
+    assert not given.trains(["ddfm"]) and not [s for s in given.shrinks(["ddfm"]) if "epochs" in s]

@@ -847,12 +847,9 @@ def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log)
     )
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
-    trains = not cfg.from_run and any(
-        get_fuser(m).trainable or (m == "ddfm" and not cfg.ddfm_prior) for m in names
-    )  # otherwise n_train is moot
-    if D.is_main():
-        for line in size_notes(cfg.data, cfg.n_train if trains else None, cfg.n_val, train_ds, val_ds):
-            log(f"[fusionbench] note: {line}")
+    n_train = cfg.n_train if not cfg.from_run and cfg.trains(names) else None  # else it is moot
+    for line in size_notes(cfg.data, n_train, cfg.n_val, train_ds, val_ds):
+        log(f"[fusionbench] note: {line}")
     h, w = val_ds[0]["x1"].shape[-2:]  # before any training: small images failed at scoring, after it
     need = min_image_size(resolve_metrics(cfg.metrics, cfg.lineage), cfg.metric_profile)
     if min(h, w) < need:
