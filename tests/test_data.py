@@ -213,3 +213,26 @@ def test_a_split_smaller_than_asked_for_is_named(tmp_path, capsys):
     assert main([*ablate, "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "n_train 16 asks for more training pairs" in out and "n_val 8 asks for more validation pairs" in out
+
+
+def test_data_specs_with_a_comma_in_a_file_name_a_folder_or_an_empty_part(tmp_path):
+    """A file named "my,data.h5" was split into "my" and "data.h5"; a folder named x.h5 gave
+    h5py's error over two lines; "a.h5," said "HDF5 file not found: " (an empty name)."""
+    p = tmp_path / "my,data.h5"
+    _write_authors_h5(p, n=5)
+    with h5py.File(p, "a") as f:
+        f["split"] = np.array([0, 0, 0, 1, 1], "u1")
+    tr, va, info = load_data(str(p))
+    assert (len(tr), len(va)) == (3, 2) and list(info["files"]) == [str(p)]
+    (tmp_path / "dir.h5").mkdir()
+    with pytest.raises(ValueError, match=r"dir\.h5: a folder; expected an HDF5 file \(bench data prepare"):
+        load_data(str(tmp_path / "dir.h5"))
+    (tmp_path / "text.h5").write_text("not HDF5")
+    with pytest.raises(ValueError, match="not a readable HDF5 file") as e:
+        load_data(str(tmp_path / "text.h5"))
+    assert "\n" not in str(e.value)
+    plain = tmp_path / "plain.h5"
+    _write_authors_h5(plain, n=2)
+    for spec in (f"{plain},", f",{plain}"):
+        with pytest.raises(ValueError, match="a file name is empty; expected TRAIN.h5,VAL.h5"):
+            load_data(spec)

@@ -95,10 +95,15 @@ class H5Pairs(torch.utils.data.Dataset):
         self.name = name or os.path.basename(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"HDF5 file not found: {path}")
+        if os.path.isdir(path):
+            raise ValueError(
+                f"{path}: a folder; expected an HDF5 file (bench data prepare writes one from a folder of BraTS "
+                "volumes)"
+            )
         try:
             f = h5py.File(path, "r")
-        except OSError as e:
-            raise ValueError(f"{path}: not a readable HDF5 file ({e})") from None
+        except OSError as e:  # h5py's text runs over several lines: its first says what failed
+            raise ValueError(f"{path}: not a readable HDF5 file ({str(e).splitlines()[0]})") from None
         with f:
             if "data" not in f:
                 raise ValueError(
@@ -266,7 +271,9 @@ def load_data(
                 "generator": phantom_identity(),
             },
         )
-    parts = spec.split(",")
+    parts = [spec] if os.path.isfile(spec) else spec.split(",")  # a file named "a,b.h5" is one file
+    if len(parts) == 2 and not all(p.strip() for p in parts):
+        raise ValueError(f"--data {spec!r}: a file name is empty; expected TRAIN.h5,VAL.h5")
     if len(parts) == 2:
         tr, va = H5Pairs(parts[0]), H5Pairs(parts[1])
     elif len(parts) == 1 and spec.endswith((".h5", ".hdf5")):

@@ -193,7 +193,8 @@ def _safe(name: str) -> str:
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    data = "phantom" if cfg.data == "phantom" else _safe(os.path.splitext(os.path.basename(cfg.data.split(",")[0]))[0])
+    first = cfg.data if os.path.isfile(cfg.data) else cfg.data.split(",")[0]  # a file may be named "a,b.h5"
+    data = "phantom" if cfg.data == "phantom" else _safe(os.path.splitext(os.path.basename(first))[0])
     if cfg.from_run:  # never the folder of a training run: its checkpoints must not be touched
         return f"{data}-from-{_safe(os.path.basename(os.path.normpath(cfg.from_run)))}"
     return f"{cfg.profile}-{data}"
