@@ -615,3 +615,20 @@ def test_large_images_are_scored_a_few_at_a_time_with_the_same_scores(tmp_path, 
     assert chunks == [2]
     whole, chunked = (pd.read_csv(tmp_path / d / "scores.csv") for d in ("whole", "chunked"))
     pd.testing.assert_frame_equal(whole, chunked)
+
+
+def test_captions_count_one_image_in_the_singular(tmp_path, triples):
+    """ "mean over 1 validation pairs", "(1 triples, ...)"."""
+    import torch
+
+    from benchmark.config import make_config
+    from benchmark.running.evaluate import evaluate_folders
+    from benchmark.running.runner import caption_for
+
+    assert "(mean over 1 validation pair, data phantom" in caption_for(make_config("smoke"), 1, torch.device("cpu"))
+    assert "(mean over 2 validation pairs, data" in caption_for(make_config("smoke"), 2, torch.device("cpu"))
+    x1, x2 = triples
+    for d, arrays in (("a", x1[:1]), ("b", x2[:1]), ("f", (x1[:1] + x2[:1]) / 2)):
+        _write(tmp_path / d, ["p0"], arrays, "png8")
+    evaluate_folders(str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "f"), str(tmp_path / "o"), progress=False)
+    assert "Fusion metrics of user images (1 triple, metric profile" in (tmp_path / "o" / "leaderboard.md").read_text()

@@ -86,8 +86,10 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
                 }
             )
         table = pd.DataFrame(rows).set_index(param)
+        n = len(val_ds)
         caption = (
-            f"FusionINN ablation over {param} (Table 2 layout; profile {cfg.profile}, {len(val_ds)} validation pairs)."
+            f"FusionINN ablation over {param} (Table 2 layout; profile {cfg.profile}, {n} validation "
+            f"pair{'s' * (n != 1)})."
         )
         write_text(os.path.join(root, f"ablation_{param}.csv"), table.to_csv(float_format="%.6f"))
         shown = table.rename(index=str)

@@ -618,7 +618,7 @@ def _score_folders(
     scores = scores.sort_values(by, key=lambda c: c.map({v: i for i, v in enumerate(order[c.name])}), kind="stable")
     scores = scores.reset_index(drop=True)
     caption = (
-        f"Fusion metrics of user images ({len(keys)} triples, metric profile {metric_profile}"
+        f"Fusion metrics of user images ({len(keys)} triple{'s' * (len(keys) != 1)}, metric profile {metric_profile}"
         + (f", lineages {lineage}" if lineage else "")
         + (f", tumour boxes from the labels in {labels}" if labels is not None else "")
         + (f"; {len(colour)} with RGB images, scored by each lineage's colour rule (config.json)" if colour else "")

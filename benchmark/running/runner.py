@@ -202,7 +202,7 @@ def default_run_name(cfg: RunConfig) -> str:
 
 def caption_for(cfg: RunConfig, n_val: int, dev: torch.device, models=None) -> str:
     text = (
-        f"Fusion metrics (mean over {n_val} validation pairs, data {cfg.data}, "
+        f"Fusion metrics (mean over {n_val} validation pair{'s' * (n_val != 1)}, data {cfg.data}, "
         f"metric profile {cfg.metric_profile}, profile {cfg.profile}, {dev.type})."
     )
     if cfg.from_run:
