@@ -184,3 +184,21 @@ def test_values_that_round_to_zero_have_no_sign(tmp_path):
     assert "[0.000, " in md  # the lower bound, rounded to zero
     t = leaderboard(pd.DataFrame({"model": ["a", "a"], "index": [0, 1], "Q_SSIM": [-0.3, -0.2]}))
     assert "-0.250" in render(t, ["Q_SSIM"], "md")  # a negative value keeps its sign
+
+
+def test_box_plot_tick_labels_do_not_run_together(tmp_path, monkeypatch):
+    """Q_NCIE spans 0.805-0.820: matplotlib's default put seven 6-character labels under a 2.6-inch
+    panel ("0.80500.80750.8100..."); the panels now hold at most five ticks."""
+    import numpy as np
+
+    from benchmark.reporting import figures
+
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.append(fig))
+    rng = np.random.default_rng(0)
+    rows = [{"model": m, "index": i, "Q_NCIE": 0.805 + 0.015 * rng.random()} for m in ("a", "b") for i in range(20)]
+    figures.distributions(str(tmp_path / "d.png"), pd.DataFrame(rows), ["Q_NCIE"], ["a", "b"])
+    ax = saved[0].axes[0]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert 2 <= len(shown) <= 5, shown

@@ -68,6 +68,8 @@ def decomposition_grid(path: str, x1, x2, fused, x1_hat, x2_hat) -> None:
 
 def distributions(path: str, scores, cols, models) -> None:
     """Per-image distribution of each metric per model (box plots), models in table order."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = Figure(figsize=(2.6 * len(cols), 0.35 * len(models) + 1.2))
     axes = fig.subplots(1, len(cols), squeeze=False)
     for ax, c in zip(axes[0], cols):
@@ -82,6 +84,7 @@ def distributions(path: str, scores, cols, models) -> None:
         ax.invert_yaxis()
         ax.set_title(c, fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # a narrow range (Q_NCIE 0.805-0.820) ran its labels together
         if ax is not axes[0][0]:
             ax.set_yticklabels([])
     fig.tight_layout()
