@@ -202,3 +202,24 @@ def test_box_plot_tick_labels_do_not_run_together(tmp_path, monkeypatch):
     lo, hi = ax.get_xlim()
     shown = [t for t in ax.get_xticks() if lo <= t <= hi]
     assert 2 <= len(shown) <= 5, shown
+
+
+def test_training_curves_label_their_log_axes_with_a_few_round_numbers(tmp_path, monkeypatch):
+    """The log axes labelled every minor tick ("4x10^1 6x10^1" ran together), then decades only,
+    which left a loss inside one decade (DeepFuse's 0.55-0.72) without a number."""
+    from benchmark.reporting import figures
+
+    assert figures._log_ticks(38, 260) == [50, 100, 200]
+    assert figures._log_ticks(250, 1600) == [500, 1000]
+    assert figures._log_ticks(0.55, 0.72) == [0.6, 0.7]
+    assert figures._log_ticks(0.605, 0.694) == [0.61, 0.69]  # inside one digit step: its ends
+    assert figures._log_ticks(1, 1e9) == [1, 100, 1e4, 1e6, 1e8]  # at most six
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.append(fig))
+    history = [{"epoch": e, "step": 40 * e, "train_loss": 0.72 - 0.03 * e, "val_loss": 0.7 - 0.02 * e} for e in (1, 6)]
+    figures.training_curves(str(tmp_path / "t.png"), {"deepfuse": history})
+    saved[0].canvas.draw()
+    ax = saved[0].axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(len(t) <= 5 for t in labels), labels
+    assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()] == ["50", "100", "200"]

@@ -91,6 +91,38 @@ def distributions(path: str, scores, cols, models) -> None:
     _save(fig, path)
 
 
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """A few round values (1, 2, 5 times a power of ten, or every digit where those are too few)
+    inside [lo, hi] for a log axis: matplotlib's own labels either ran together (4x10^1 6x10^1,
+    each minor tick labelled) or, with decades only, left a loss axis inside one decade without a
+    number."""
+    if not (0 < lo < hi and np.isfinite(hi)):
+        return []
+    for subs in ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [
+            float(f"{m * 10.0**k:.12g}")
+            for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+            for m in subs
+            if lo <= m * 10.0**k <= hi
+        ]
+        if len(ticks) >= 2:
+            break
+    else:  # a range inside one digit step (0.61-0.69): its ends, rounded inwards to its own scale
+        step = 10.0 ** np.floor(np.log10(hi - lo))
+        ticks = sorted({float(f"{np.ceil(lo / step) * step:.12g}"), float(f"{np.floor(hi / step) * step:.12g}")})
+    return ticks if len(ticks) <= 6 else ticks[:: -(-len(ticks) // 6)]
+
+
+def _label_log_axis(axis, limits) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ticks = _log_ticks(*sorted(limits))
+    if ticks:
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def training_curves(path: str, histories: dict[str, list[dict]]) -> None:
     """One panel per trained model: train and validation loss against optimiser steps (log x), and
     every extra term a model records (FusionINN: fusion / latent / decomposition terms, and its
@@ -129,10 +161,8 @@ def training_curves(path: str, histories: dict[str, list[dict]]) -> None:
             ax2.legend(fontsize=5, loc="center right")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        from matplotlib.ticker import NullFormatter
-
-        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        _label_log_axis(ax.xaxis, ax.get_xlim())
+        _label_log_axis(ax.yaxis, ax.get_ylim())
         ax.set_xlabel("optimiser steps", fontsize=7)
         ax.set_ylabel("loss", fontsize=7)
         ax.set_title(display_name(name), fontsize=9)
