@@ -272,6 +272,17 @@ def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):
     assert [h["epoch"] for h in hist] == [1, 2] and hist[1]["step"] > hist[0]["step"] > 0
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in hist)
     assert (d / "figures" / "training.png").stat().st_size > 5000
+    # bench table draws the figures of saved files again, as the run drew them (not the sample grid)
+    drawn = {f: (d / "figures" / f).read_bytes() for f in ("training.png", "distributions.png", "samples.png")}
+    for f in drawn:
+        (d / "figures" / f).write_bytes(b"old")
+    capsys.readouterr()
+    assert main(["table", str(d)]) == 0
+    assert "redrew figures/distributions.png, figures/training.png" in capsys.readouterr().out
+    for f in ("training.png", "distributions.png"):
+        assert (d / "figures" / f).read_bytes() == drawn[f]
+    assert (d / "figures" / "samples.png").read_bytes() == b"old"
+    (d / "figures" / "samples.png").write_bytes(drawn["samples.png"])
     capsys.readouterr()
     assert main(args) == 0
     assert f"reusing deepfuse from {d / 'deepfuse'}, finished" in capsys.readouterr().out

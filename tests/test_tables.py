@@ -170,6 +170,7 @@ def test_markdown_cells_escape_the_pipe(tmp_path):
     table = [r for r in (tmp_path / "leaderboard.md").read_text().splitlines() if r.startswith("|")]
     assert all(len(re.split(r"(?<!\\)\|", r)) == 4 for r in table), table  # | name | Q_SSIM | -> 4 pieces
     assert any(r.startswith("| a\\|b | ") for r in table)
+    assert not (tmp_path / "figures").exists()  # a folder without figures gets none from bench table
 
 
 def test_values_that_round_to_zero_have_no_sign(tmp_path):

@@ -161,8 +161,13 @@ def _cmd_table(args) -> int:
             from benchmark.reporting.report import write_decomposition_tables
 
             write_decomposition_tables(args.run_dir, pd.read_csv(dec), how["caption"])
+        from benchmark.reporting.report import redraw_figures
+
+        drawn = redraw_figures(args.run_dir, scores)
     with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
         print(fh.read())
+    if drawn:
+        print(f"redrew {', '.join(os.path.relpath(p, args.run_dir) for p in drawn)} (from scores.csv and train.json)")
     return 0 if "slice" in tables else 2
 
 

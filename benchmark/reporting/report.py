@@ -4,6 +4,7 @@ tables and figures, written once. Returns the tables as DataFrames."""
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import numpy as np
@@ -123,3 +124,35 @@ def write_decomposition_tables(run_dir: str, rows: pd.DataFrame, caption: str) -
         write_text(os.path.join(run_dir, f"{stem}.md"), render(table, DECOMPOSITION_COLUMNS, "md", cap))
         write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, DECOMPOSITION_COLUMNS, "tex", cap))
     return out
+
+
+def redraw_figures(run_dir: str, scores: pd.DataFrame) -> list[str]:
+    """Draw again the figures of a run folder that come from its saved files: the score
+    distributions (``scores.csv``, whole slices) and the training curves (each model's
+    ``train.json``), as ``bench table`` rebuilds the leaderboards. Only figures the folder already
+    holds are drawn (a ``bench eval`` folder has none); the sample grids need the source images, which
+    a run does not keep, so they stay as the run drew them. Returns the paths written."""
+    figures = os.path.join(run_dir, "figures")
+    names = table_order(list(dict.fromkeys(scores.model.astype(str))))
+    done = []
+    path = os.path.join(figures, "distributions.png")
+    if os.path.isfile(path):
+        slices = scores[scores.region == "slice"] if "region" in scores else scores
+        distributions(path, slices, metric_columns(slices), names)
+        done.append(path)
+    path = os.path.join(figures, "training.png")
+    histories = {n: _history(model_folder(run_dir, n)) for n in names}
+    histories = {n: h for n, h in histories.items() if h}
+    if os.path.isfile(path) and histories:
+        training_curves(path, histories)
+        done.append(path)
+    return done
+
+
+def _history(folder: str) -> list | None:
+    try:
+        with open(os.path.join(folder, "train.json")) as fh:
+            history = json.load(fh)["history"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return history if isinstance(history, list) else None
