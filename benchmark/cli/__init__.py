@@ -167,7 +167,8 @@ def _cmd_table(args) -> int:
     with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
         print(fh.read())
     if drawn:
-        print(f"redrew {', '.join(os.path.relpath(p, args.run_dir) for p in drawn)} (from scores.csv and train.json)")
+        sources = "scores.csv" + (" and train.json" if any(p.endswith("training.png") for p in drawn) else "")
+        print(f"redrew {', '.join(os.path.relpath(p, args.run_dir) for p in drawn)} (from {sources})")
     return 0 if "slice" in tables else 2
 
 
