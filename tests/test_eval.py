@@ -632,3 +632,9 @@ def test_captions_count_one_image_in_the_singular(tmp_path, triples):
         _write(tmp_path / d, ["p0"], arrays, "png8")
     evaluate_folders(str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "f"), str(tmp_path / "o"), progress=False)
     assert "Fusion metrics of user images (1 triple, metric profile" in (tmp_path / "o" / "leaderboard.md").read_text()
+    from benchmark.cli import main
+
+    ablate = ["ablate", "--param", "alpha", "--values", "0.5", "--profile", "smoke", "--n-val", "1", "--epochs", "0"]
+    assert main([*ablate, "--out", str(tmp_path / "a"), "--run-name", "r"]) == 0
+    table = (tmp_path / "a" / "r" / "ablation_alpha.md").read_text()
+    assert "(Table 2 layout; profile smoke, 1 validation pair)." in table
