@@ -141,18 +141,23 @@ def redraw_figures(run_dir: str, scores: pd.DataFrame) -> list[str]:
         distributions(path, slices, metric_columns(slices), names)
         done.append(path)
     path = os.path.join(figures, "training.png")
-    histories = {n: _history(model_folder(run_dir, n)) for n in names}
-    histories = {n: h for n, h in histories.items() if h}
+    histories = {}
+    for n in names:
+        try:
+            histories[n] = read_history(model_folder(run_dir, n))
+        except (OSError, ValueError, KeyError, TypeError):  # a damaged train.json: no curve, not an error
+            histories[n] = None
+    histories = {n: h for n, h in histories.items() if isinstance(h, list) and h}
     if os.path.isfile(path) and histories:
         training_curves(path, histories)
         done.append(path)
     return done
 
 
-def _history(folder: str) -> list | None:
-    try:
-        with open(os.path.join(folder, "train.json")) as fh:
-            history = json.load(fh)["history"]
-    except (OSError, ValueError, KeyError, TypeError):
+def read_history(folder: str) -> list | None:
+    """The learning curve a model's training wrote (``folder/train.json``), or None if there is none."""
+    path = os.path.join(folder, "train.json")
+    if not os.path.exists(path):
         return None
-    return history if isinstance(history, list) else None
+    with open(path) as fh:
+        return json.load(fh)["history"]

@@ -57,6 +57,7 @@ from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
 from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files
 from benchmark.reporting import report
+from benchmark.reporting.report import read_history
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, train
 from metrics import score as score_metrics
@@ -357,7 +358,7 @@ def prepare(
         if os.path.exists(os.path.join(folder, "train.json")) and os.path.exists(best):
             try:
                 load_weights(model, best, dev)
-                reused, history = True, _read_history(folder)
+                reused, history = True, read_history(folder)
                 log(
                     f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); "
                     "--retrain to train again"
@@ -509,15 +510,6 @@ def damaged_files(folder: str, info: dict) -> list[str]:
     return bad
 
 
-def _read_history(folder: str) -> list | None:
-    """The learning curve a previous process wrote (``train.json``), if any."""
-    path = os.path.join(folder, "train.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        return json.load(fh)["history"]
-
-
 def persist_model(folder: str, result: ModelResult) -> None:
     """Write a model's results into its folder (atomically), ``model.json`` last, marked done."""
     csv = dict(index=False, float_format="%.10g")
@@ -546,7 +538,7 @@ def load_model_result(folder: str, info: dict) -> ModelResult:
         p = os.path.join(folder, f)
         return np.load(p) if os.path.exists(p) else None
 
-    history = _read_history(folder)
+    history = read_history(folder)
     return ModelResult(
         info,
         pd.read_csv(os.path.join(folder, "scores.csv")),
