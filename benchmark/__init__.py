@@ -112,7 +112,7 @@ def evaluate(
     import numpy as np
     import pandas as pd
 
-    from benchmark.distributed import pick_device
+    from baselines.loading import pick_device  # worded for the keyword (device='cpu'), not --device
     from metrics.colour import colour_score
     from metrics.registry import resolve_metrics
 
