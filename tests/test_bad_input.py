@@ -165,14 +165,25 @@ def test_data_prepare_lists_every_skipped_patient(tmp_path, capsys):
     _brats(root, "broken", truncate="flair")
     out = tmp_path / "o.h5"
     assert main(["data", "prepare", str(root), "--out", str(out), "--val-fraction", "0.2"]) == 0
-    err = capsys.readouterr().err
+    said, err = capsys.readouterr()
+    assert said.splitlines() == [  # in words, per split (was the summary as raw JSON)
+        f"imported 2 of 5 patients from {root} (x1 = t1ce, x2 = flair; --select labels12; "
+        "--val-fraction 0.2, --seed 0)",
+        "  train: 4 slices from 1 patient",
+        f"  val:   4 slices from 1 patient ({json.loads(h5py.File(out).attrs['summary'])['val_patients'][0]})",
+        "  left out: 0 slices not selected, 0 constant slices, 3 patients skipped (listed above)",
+        f"wrote {out}; next: bench run --data {out}",
+    ]
     assert "skipped patient noflair: no flair file" in err
     assert "skipped patient badlabel:" in err and "label values [-1] are not BraTS 2018 labels" in err
     assert "skipped patient broken:" in err and "broken_flair.nii.gz: unreadable" in err
     with h5py.File(out) as f:
         summary = json.loads(f.attrs["summary"])
         assert {s["patient"] for s in summary["skipped"]} == {"noflair", "badlabel", "broken"}
+        assert summary["patients"] == {"train": 1, "val": 1}
         assert set(np.unique(f["seg"][:])) <= {0, 1, 2}  # nothing wrapped to 255
+    assert main(["data", "prepare", str(root), "--out", str(out), "--val-fraction", "0.2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.rsplit("wrote", 1)[0]) == summary  # --json: the file's summary
 
 
 def test_data_prepare_checks_the_output_before_importing(tmp_path, capsys):

@@ -195,6 +195,29 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _prepare_report(summary: dict, args) -> str:
+    """What ``bench data prepare`` imported, in words (``--json``: the summary itself, which the
+    HDF5 file also keeps in its ``summary`` attribute)."""
+
+    def n(k: int, what: str) -> str:
+        return f"{k:,} {what}{'' if k == 1 else 's'}"
+
+    x1, x2 = summary["modalities"]
+    kept, pats, val = summary["kept"], summary["patients"], summary["val_patients"]
+    lines = [
+        f"imported {pats['train'] + pats['val']:,} of {n(summary['patients_found'], 'patient')} "
+        f"from {args.brats_dir} (x1 = {x1}, x2 = {x2}; "
+        f"--select {summary['select']}; --val-fraction {args.val_fraction}, --seed {args.seed})",
+        f"  train: {n(kept['train'], 'slice')} from {n(pats['train'], 'patient')}",
+        f"  val:   {n(kept['val'], 'slice')} from {n(pats['val'], 'patient')}"
+        + (f" ({', '.join(val)})" if val else ""),
+        f"  left out: {n(summary['not_selected'], 'slice')} not selected, "
+        f"{n(summary['dropped_constant'], 'constant slice')}, {n(len(summary['skipped']), 'patient')} skipped"
+        + (" (listed above)" if summary["skipped"] else ""),
+    ]
+    return "\n".join(lines)
+
+
 def _cmd_data_prepare(args) -> int:
     from benchmark.data.brats import prepare
 
@@ -203,14 +226,17 @@ def _cmd_data_prepare(args) -> int:
     )
     for s in summary["skipped"]:
         print(f"bench: skipped patient {s['patient']}: {s['reason']}", file=sys.stderr)
-    print(json.dumps(summary, indent=2))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_prepare_report(summary, args))
     if not summary["kept"]["val"]:
         print(
             f"bench: note: one patient kept slices, so the validation split is empty; bench run needs "
             f"{args.out} paired with a validation file (--data {args.out},VAL.h5) or more patients",
             file=sys.stderr,
         )
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}" + (f"; next: bench run --data {args.out}" if summary["kept"]["val"] else ""))
     return 0
 
 
@@ -274,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-fraction", type=float, default=0.12, help="fraction of the patients in the validation split (0.12)"
     )
     pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--json", action="store_true", help="print the import summary as JSON (scripts)")
     pp.set_defaults(fn=_cmd_data_prepare)
     add_fusioninn_commands(sub)
     return p

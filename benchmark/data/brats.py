@@ -219,9 +219,11 @@ def prepare(
     tmp = os.path.join(out_dir, f".{os.path.basename(out)}.{os.getpid()}.tmp")
     summary = {
         "cases": len(cases),
+        "patients_found": len(cases) + len(skipped),  # the folders find_cases skipped (a missing file) too
         "modalities": list(modalities),
         "select": select,
         "kept": {"train": 0, "val": 0},
+        "patients": {"train": 0, "val": 0},
         "dropped_constant": 0,
         "not_selected": 0,
         "val_patients": [],
@@ -297,6 +299,8 @@ def prepare(
             split = np.array([r[0] in val_patients for r in rows], dtype="u1")
             f.create_dataset("split", data=split)
             summary["kept"] = {"train": int((split == 0).sum()), "val": int(split.sum())}
+            kept = {r[0] for r in rows}  # the patients that kept slices, per split
+            summary["patients"] = {"train": len(kept - val_patients), "val": len(kept & val_patients)}
             summary["val_patients"] = sorted(val_patients)
             f.attrs["channels"] = json.dumps({"2": modalities[0], "3": modalities[1]})
             f.attrs["summary"] = json.dumps(summary)
