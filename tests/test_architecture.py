@@ -241,3 +241,23 @@ def test_bench_help_does_not_import_torch():
     code = "import sys, benchmark.cli as c; c.build_parser(); print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_every_argument_of_every_command_says_what_it_is():
+    """``bench CMD --help`` explains every argument (positional ones too): none is a bare name."""
+    import argparse
+
+    from benchmark.cli import build_parser
+
+    bare = []
+
+    def walk(parser, path):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not a.help:
+                bare.append(f"{path} {'/'.join(a.option_strings) or a.dest}")
+
+    walk(build_parser(), "bench")
+    assert not bare, bare

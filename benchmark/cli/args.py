@@ -21,12 +21,18 @@ def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
         "--data", default="phantom", help="'phantom' (embedded), FILE.h5 from 'bench data prepare', or TRAIN.h5,VAL.h5"
     )
     p.add_argument("--profile", default="quick", help="smoke | quick | paper")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--n-train", type=int)
-    p.add_argument("--n-val", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=int, help="training epochs (the profile's: smoke 1, quick 6, paper 400)")
+    p.add_argument(
+        "--n-train", type=int, help="training pairs (the profile's: smoke 16, quick 64, paper all of --data's)"
+    )
+    p.add_argument(
+        "--n-val", type=int, help="validation pairs scored (the profile's: smoke 8, quick 24, paper all of --data's)"
+    )
+    p.add_argument("--batch-size", type=int, help="training batch (default: each fuser's own, as in the paper)")
     p.add_argument("--width", type=float, help="width multiplier of UNet/UNet++/UNet3+")
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--seed", type=int, help="seed of all that is random: phantom images, weights, crops, order, bootstrap CIs (0)"
+    )
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
     p.add_argument("--out", help="results folder (default results)")

@@ -103,8 +103,8 @@ def add_fusioninn_commands(sub) -> None:
         help="results/<run>/fusioninn, or the run folder results/<run> (default: the FusionINN committed in "
         "results/cpu-phantom)",
     )
-    p.add_argument("--draws", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draws", type=int, default=8, help="latent draws per image: their mean and per-pixel std (8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (0)")
     p.add_argument("--out", help="output folder (default results/decomposed)")
     p.set_defaults(fn=_cmd_decompose)
     a = sub.add_parser("ablate", help="FusionINN Table 2 sweeps")
