@@ -638,3 +638,18 @@ def test_captions_count_one_image_in_the_singular(tmp_path, triples):
     assert main([*ablate, "--out", str(tmp_path / "a"), "--run-name", "r"]) == 0
     table = (tmp_path / "a" / "r" / "ablation_alpha.md").read_text()
     assert "(Table 2 layout; profile smoke, 1 validation pair)." in table
+
+
+def test_fused_folders_are_named_by_the_method(tmp_path):
+    """DIR is named by its folder, or by its parent's for RUN/<model>/fused; a name given twice is
+    one error naming both folders and the way out (NAME=DIR)."""
+    from benchmark.running.evaluate import parse_fused
+
+    run = tmp_path / "run"
+    got = parse_fused([str(run / "mean" / "fused"), f"{run / 'deepfuse' / 'fused'}/", "mine=x/fused", "out/own"])
+    assert got == {"mean": str(run / "mean" / "fused"), "deepfuse": f"{run / 'deepfuse' / 'fused'}/"} | {
+        "mine": "x/fused",
+        "own": "out/own",
+    }
+    with pytest.raises(ValueError, match=r"^--fused b/own: method name 'own' given twice \(also a/own\); name each"):
+        parse_fused(["a/own", "b/own"])

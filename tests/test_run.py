@@ -422,11 +422,11 @@ def test_save_fused_images_give_the_runs_scores_under_bench_eval(tmp_path, capsy
     ev = [
         "eval",
         *("--x1", str(src / "x1"), "--x2", str(src / "x2"), "--labels", str(src / "labels")),
-        *("--fused", f"mean={run / 'mean' / 'fused'}", "--fused", f"deepfuse={run / 'deepfuse' / 'fused'}"),
+        *("--fused", str(run / "mean" / "fused"), "--fused", str(run / "deepfuse" / "fused")),  # named by model
         "--out",
         str(tmp_path / "ev"),
     ]
-    assert main(ev) == 0
+    assert main(ev) == 0  # was "method name 'fused' given twice": each folder of this layout is named fused
     got = pd.read_csv(tmp_path / "ev" / "scores.csv")
     got["index"] = got["name"].astype(int)
     both = scores.merge(got, on=["model", "index", "region"], suffixes=("", "_eval"))

@@ -261,7 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     pe = sub.add_parser("eval", help="score fused images made by any software")
     pe.add_argument("--x1", required=True, help="folder of T1-Gd images")
     pe.add_argument("--x2", required=True, help="folder of FLAIR images")
-    pe.add_argument("--fused", required=True, action="append", help="folder of fused images, or NAME=DIR (repeatable)")
+    pe.add_argument(
+        "--fused",
+        required=True,
+        action="append",
+        help="folder of fused images (named by the folder; RUN/<model>/fused by the model), or NAME=DIR (repeatable)",
+    )
     pe.add_argument("--metric-profile", default="upstream", help="upstream (default) | intended | fusioninn")
     pe.add_argument("--metrics", help=METRICS_HELP)
     pe.add_argument(

@@ -46,14 +46,24 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _method_name(folder: str) -> str:
+    """A fused folder's method name: its own name, or its parent's for ``RUN/<model>/fused`` (the
+    layout ``bench run --save-fused`` writes, where every folder is called ``fused``)."""
+    path = os.path.abspath(folder)
+    name = os.path.basename(path)
+    return (os.path.basename(os.path.dirname(path)) or name) if name == "fused" else name
+
+
 def parse_fused(specs) -> dict[str, str]:
     out = {}
     for s in map(os.fspath, specs):
-        name, _, folder = s.partition("=") if "=" in s else (os.path.basename(os.path.normpath(s)), "", s)
+        name, _, folder = s.partition("=") if "=" in s else (_method_name(s), "", s)
         if not name.strip() or not folder:
             raise ValueError(f"--fused {s!r}: expected DIR or NAME=DIR, with a method name and a folder")
         if name in out:
-            raise ValueError(f"--fused: method name {name!r} given twice")
+            raise ValueError(
+                f"--fused {s}: method name {name!r} given twice (also {out[name]}); name each: --fused NAME=DIR"
+            )
         out[name] = folder
     return out
 
@@ -78,7 +88,7 @@ def evaluate_folders(
     """Score every fused folder against the source folders (same file stem = one triple); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores.
     ``fused``: ``{method: folder}``, or one folder or a list of them as ``bench eval --fused`` takes
-    them (``"DIR"``, named by the folder, or ``"NAME=DIR"``).
+    them (``"DIR"``, named by the folder, or by the model for ``RUN/<model>/fused``; or ``"NAME=DIR"``).
     ``lineage`` (e.g. ``"vifb"``) scores every metric of those lineages (:mod:`metrics.lineage`).
     ``workers``: processes scoring batches side by side on a CPU, or ``"auto"`` (:func:`eval_workers`;
     ``bench eval``'s default). From a script, more than one needs the script's work under
