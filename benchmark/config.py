@@ -88,9 +88,9 @@ class RunConfig:
         trains = models is None or self.trains(models)
         out = []
         if trains and self.epochs < 400:
-            out.append(f"{self.epochs} epochs (paper 400)")
+            out.append(f"{self.epochs} epoch{'s' * (self.epochs != 1)} (paper 400)")
         if trains and self.n_train is not None:
-            out.append(f"{self.n_train} training pairs")
+            out.append(f"{self.n_train} training pair{'s' * (self.n_train != 1)}")
         if self.width != 1.0 and (models is None or {"unet", "unet++", "unet3+"} & set(models)):
             out.append(f"UNet/UNet++/UNet3+ at width x{self.width:g}")
         if trains and self.crop is not None:
@@ -99,9 +99,8 @@ class RunConfig:
                 f"{self.crops_per_pair} per pair per epoch (paper: whole slices)"
             )
         if trains and (self.schedule != "plateau" or self.lr != 3e-4):
-            sched = (
-                f"cosine schedule ({self.warmup} warm-up steps)" if self.schedule == "cosine" else "plateau schedule"
-            )
+            steps = f"{self.warmup} warm-up step{'s' * (self.warmup != 1)}"
+            sched = f"cosine schedule ({steps})" if self.schedule == "cosine" else "plateau schedule"
             out.append(f"Adam lr {self.lr:g}, {sched} (paper: 3e-4, plateau)")
         for model, over in parse_per_model(self.per_model).items():
             if models is None or model in models:
@@ -117,10 +116,10 @@ class RunConfig:
         if self.ddfm_prior is None and (models is None or "ddfm" in models):
             out.append(
                 f"DDFM prior trained here (channels {self.ddfm_prior_channels}, {self.ddfm_prior_epochs} "
-                "epochs), not the ImageNet prior"
+                f"epoch{'s' * (self.ddfm_prior_epochs != 1)}), not the ImageNet prior"
             )
         if self.ddfm_steps != 100 and (models is None or "ddfm" in models):
-            out.append(f"DDFM {self.ddfm_steps} sampling steps (paper 100)")
+            out.append(f"DDFM {self.ddfm_steps} sampling step{'s' * (self.ddfm_steps != 1)} (paper 100)")
         return out
 
 

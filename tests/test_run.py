@@ -478,4 +478,17 @@ def test_the_caption_names_the_batch_a_run_trained_with():
     cfg = make_config("smoke")
     assert cfg.trains(["mean", "ddfm"]) and not cfg.trains(["mean", "max"])
     given = dataclasses.replace(cfg, ddfm_prior="a/prior")  # DDFM with a given prior trains nothing here
-    assert not given.trains(["ddfm"]) and not [s for s in given.shrinks(["ddfm"]) if "epochs" in s]
+    assert not given.trains(["ddfm"]) and not [s for s in given.shrinks(["ddfm"]) if "epoch" in s]
+
+
+def test_the_caption_counts_in_the_singular_for_one():
+    """The smoke profile's caption said "1 epochs (paper 400)"."""
+    from benchmark.config import make_config
+
+    one = make_config("smoke", epochs=1, n_train=1, warmup=1, ddfm_prior_epochs=1, ddfm_steps=1)
+    said = "; ".join(one.shrinks(["ddfm"]))
+    for phrase in ("1 epoch (", "1 training pair;", "(1 warm-up step)", ", 1 epoch)", "DDFM 1 sampling step ("):
+        assert phrase in said, (phrase, said)
+    assert not re.search(r"\b1 [a-z -]+s\b", said.replace("1 per pair", "")), said
+    two = "; ".join(make_config("smoke", epochs=2, n_train=2).shrinks(["deepfuse"]))
+    assert "2 epochs (" in two and "2 training pairs" in two
