@@ -90,7 +90,7 @@ def test_training_raises_fusion_ssim(tmp_path):
 
 
 @pytest.mark.slow
-def test_ablation_table_and_bench_decompose(tmp_path):
+def test_ablation_table_and_bench_decompose(tmp_path, capsys):
     import pandas as pd
     from skimage import io as skio
 
@@ -118,6 +118,13 @@ def test_ablation_table_and_bench_decompose(tmp_path):
             ]
         )
         == 0
+    )
+    md = (out / "a" / "ablation_alpha.md").read_text()
+    said = capsys.readouterr().out  # the Markdown table, caption and bold (was a bare DataFrame), and where
+    assert md in said and said.rstrip().endswith(f"results: {out / 'a' / 'ablation_alpha'}.{{csv,md,tex}}")
+    assert md.startswith(  # the caption says what the profile shrinks, as a run's does (it did not)
+        "FusionINN ablation over alpha (Table 2 layout; data phantom, profile smoke, 4 validation pairs). "
+        "Not the paper setting: 1 epoch (paper 400); 8 training pairs; trained on random 64x64 crops"
     )
     t = pd.read_csv(out / "a" / "ablation_alpha.csv", index_col=0)
     assert list(t.index) == [0.5, 1.0]

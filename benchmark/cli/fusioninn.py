@@ -90,8 +90,10 @@ def _cmd_ablate(args) -> int:
     cfg = config_from_args(args)
     sweeps = PAPER_SWEEPS.items() if args.paper else [(args.param, args.values)]
     for p, v in sweeps:
-        table = ablate(cfg, p, v)
-        print(table.to_string(float_format=lambda x: f"{x:.3f}"))
+        stem = ablate(cfg, p, v).attrs["files"]
+        with open(f"{stem}.md", encoding="utf-8") as fh:  # caption and bold, as bench run prints its table
+            print(fh.read())
+        print(f"results: {stem}.{{csv,md,tex}}")
     return 0
 
 

@@ -87,14 +87,15 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
             )
         table = pd.DataFrame(rows).set_index(param)
         n = len(val_ds)
+        shrinks = cfg.shrinks(["fusioninn"])  # as a run's caption says it: Table 2 is read beside the paper's
         caption = (
-            f"FusionINN ablation over {param} (Table 2 layout; profile {cfg.profile}, {n} validation "
-            f"pair{'s' * (n != 1)})."
+            f"FusionINN ablation over {param} (Table 2 layout; data {cfg.data}, profile {cfg.profile}, {n} "
+            f"validation pair{'s' * (n != 1)})." + (f" Not the paper setting: {'; '.join(shrinks)}." if shrinks else "")
         )
-        write_text(os.path.join(root, f"ablation_{param}.csv"), table.to_csv(float_format="%.6f"))
+        stem = os.path.join(root, f"ablation_{param}")
+        write_text(f"{stem}.csv", table.to_csv(float_format="%.6f"))
         shown = table.rename(index=str)
-        write_text(os.path.join(root, f"ablation_{param}.md"), render(shown, COLUMNS, "md", caption, index_label=param))
-        write_text(
-            os.path.join(root, f"ablation_{param}.tex"), render(shown, COLUMNS, "tex", caption, index_label=param)
-        )
+        write_text(f"{stem}.md", render(shown, COLUMNS, "md", caption, index_label=param))
+        write_text(f"{stem}.tex", render(shown, COLUMNS, "tex", caption, index_label=param))
+        table.attrs["files"] = stem  # STEM.csv, .md, .tex: bench ablate prints the Markdown and says where
         return table
