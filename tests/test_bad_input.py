@@ -480,3 +480,16 @@ def test_nproc_below_one_and_amp_on_a_cpu_say_so(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
     assert main([*args, "--amp", "--device", "cpu"]) == 0
     assert "--amp (bf16 autocast) applies on CUDA only; this run on cpu is in float32" in capsys.readouterr().out
+
+
+def test_the_paper_profile_on_a_cpu_says_what_it_costs_before_training(tmp_path, capsys):
+    """--profile paper on a CPU started 400 epochs of whole slices (42 h for DeepFuse here) with no
+    word until the bar's estimate after a first 48 s step; a run that trains nothing says nothing."""
+    from benchmark.cli import main
+
+    base = ["run", "--profile", "paper", "--n-train", "2", "--n-val", "1", "--out", str(tmp_path)]
+    note = "note: profile paper trains 1 epoch on whole slices: on a CPU, hours to days per fuser"
+    assert main([*base, "--models", "mean"]) == 0
+    assert "profile paper trains" not in capsys.readouterr().out
+    assert main([*base, "--models", "deepfuse", "--epochs", "1", "--batch-size", "2"]) == 0
+    assert note in capsys.readouterr().out
