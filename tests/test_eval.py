@@ -637,7 +637,7 @@ def test_captions_count_one_image_in_the_singular(tmp_path, triples):
     ablate = ["ablate", "--param", "alpha", "--values", "0.5", "--profile", "smoke", "--n-val", "1", "--epochs", "0"]
     assert main([*ablate, "--out", str(tmp_path / "a"), "--run-name", "r"]) == 0
     table = (tmp_path / "a" / "r" / "ablation_alpha.md").read_text()
-    assert "(Table 2 layout; profile smoke, 1 validation pair)." in table
+    assert "(Table 2 layout; data phantom, profile smoke, 1 validation pair)." in table
 
 
 def test_fused_folders_are_named_by_the_method(tmp_path):
