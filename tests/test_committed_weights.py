@@ -71,6 +71,60 @@ def test_bench_decompose_checks_every_image_and_the_output_first(tmp_path, capsy
     assert "no trained weights there" in err and "--models" not in err and not out.exists(), err
 
 
+def test_bench_decompose_scores_the_decomposition_against_given_sources(tmp_path, capsys):
+    """--x1 / --x2: the true sources, named like the fused images, score the decomposition as bench
+    run does (its draw_scores on the same images); the committed FusionINN recovers both."""
+    import pandas as pd
+
+    from baselines import load_fuser
+    from benchmark.cli import main
+    from benchmark.data.imageio import read_image
+    from benchmark.data.phantom import make_split
+    from benchmark.running.decomposition import decompose_draws, draw_scores
+
+    x1, x2, _ = make_split(3, "val", 2)
+    model = load_fuser(str(RUN), "fusioninn")
+    with torch.no_grad():
+        fused = model(torch.from_numpy(x1)[:, None], torch.from_numpy(x2)[:, None])
+    d = {k: tmp_path / k for k in ("fused", "x1", "x2")}
+    for folder in d.values():
+        folder.mkdir()
+    for i in range(2):
+        for k, a in (("fused", fused[i, 0].numpy()), ("x1", x1[i]), ("x2", x2[i])):
+            skio.imsave(d[k] / f"s{i}.png", np.round(a * 255).astype(np.uint8), check_contrast=False)
+    out = tmp_path / "out"
+    base = ["decompose", str(d["fused"]), "--draws", "2", "--out", str(out)]
+    assert main([*base, "--x1", str(d["x1"]), "--x2", str(d["x2"])]) == 0
+    said = capsys.readouterr().out
+    got = pd.read_csv(out / "decomposition.csv")
+    assert list(got.name) == ["s0", "s1"]
+    assert list(got.columns[:5]) == ["name", "SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]
+    assert (got.SSIM_x1 > 0.9).all() and (got.SSIM_x2 > 0.9).all(), got  # 0.963 / 0.951 in the run
+    f = torch.from_numpy(read_image(str(d["fused"] / "s1.png")))[None, None]
+    h1, h2 = decompose_draws(model, f, 2, 0)
+    src = [torch.from_numpy(read_image(str(d[k] / "s1.png")))[None, None] for k in ("x1", "x2")]
+    want = draw_scores(h1, h2, *src, ["s1"], "slice", "fusioninn")[0]
+    for k in ("SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"):
+        assert abs(got.loc[1, k] - want[k]) < 1e-6, k
+    assert "s1.png: mean std x1" in said and f"SSIM to the sources x1 {want['SSIM_x1']:.4f}" in said
+    assert f"mean over 2 images and 2 draws: x1 {got.SSIM_x1.mean():.4f}, x2 {got.SSIM_x2.mean():.4f}" in said
+    (d["x2"] / "s1.png").unlink()  # each a clear line, before any output
+    skio.imsave(d["x1"] / "s0.png", np.zeros((32, 32), np.uint8), check_contrast=False)
+    out2 = tmp_path / "out2"
+    base[-1] = str(out2)
+    for extra, needle in (
+        (["--x1", str(d["x1"])], "--x1 and --x2: give both source folders"),
+        (["--x1", str(d["x1"]), "--x2", str(d["x2"])], f"s1.png: no source named s1 in --x2 {d['x2']}"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+    (d["fused"] / "s1.png").unlink()
+    assert main([*base, "--x1", str(d["x1"]), "--x2", str(d["x2"])]) == 2
+    assert "s0.png: 32x32; expected 240x240 like the fused image" in capsys.readouterr().err
+    assert not out2.exists()
+
+
 def test_from_committed_run_trains_nothing(tmp_path, capsys):
     from benchmark.cli import main
 

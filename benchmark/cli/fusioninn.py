@@ -20,10 +20,12 @@ def _cmd_decompose(args) -> int:
     from baselines.loading import load_model_folder
     from benchmark.atomic import atomic_path, check_writable
     from benchmark.data.imageio import list_images, read_image, stem
-    from benchmark.running.decomposition import decompose_draws
+    from benchmark.running.decomposition import decompose_draws, draw_scores
 
     if args.draws < 1:
         raise ValueError(f"--draws {args.draws}: expected at least 1 latent draw")
+    if (args.x1 is None) != (args.x2 is None):
+        raise ValueError("--x1 and --x2: give both source folders (to score the decomposition) or neither")
     mdir = args.model_dir or DEFAULT_FUSIONINN
     if not os.path.isdir(mdir):
         raise ValueError(
@@ -46,15 +48,26 @@ def _cmd_decompose(args) -> int:
     out = args.out or os.path.join("results", "decomposed")
     if os.path.isdir(src) and os.path.realpath(out) == os.path.realpath(src):
         raise ValueError(f"--out {out}: that is the folder of fused images; expected a folder of its own")
+    sources = _sources(args, files)
     for f in files:  # every file read and checked before the first output (a bad one late in a folder left
         h, w = read_image(f).shape  # half a result); read again below, so that memory stays flat in N
         if h % 2 or w % 2:
             raise ValueError(f"{f}: {h}x{w}; FusionINN needs even height and width")
+        for src_file in sources.get(f, ()):
+            shape = read_image(src_file).shape
+            if shape != (h, w):
+                raise ValueError(f"{src_file}: {shape[0]}x{shape[1]}; expected {h}x{w} like the fused image {f}")
     check_writable(out)
+    rows = []
     for f in files:
         img = read_image(f)
         fused = torch.from_numpy(img)[None, None]
         h1, h2 = decompose_draws(model, fused, args.draws, args.seed)
+        said = ""
+        if sources:  # the true sources: how well the decomposition recovers them (as bench run scores it)
+            x1, x2 = (torch.from_numpy(read_image(p))[None, None] for p in sources[f])
+            rows += draw_scores(h1, h2, x1, x2, [stem(f)], "slice", "fusioninn")
+            said = f", SSIM to the sources x1 {rows[-1]['SSIM_x1']:.4f}, x2 {rows[-1]['SSIM_x2']:.4f}"
         res = {
             "x1_mean": h1.mean(0)[0, 0],
             "x2_mean": h2.mean(0)[0, 0],
@@ -75,9 +88,41 @@ def _cmd_decompose(args) -> int:
                 a = a / a.max() if a.max() > 0 else a
             with atomic_path(os.path.join(out, f"{s}_{k}.png"), ".png") as tmp:
                 Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
-        print(f"{f}: mean std x1 {float(res['x1_std'].mean()):.4f}, x2 {float(res['x2_std'].mean()):.4f}")
+        print(f"{f}: mean std x1 {float(res['x1_std'].mean()):.4f}, x2 {float(res['x2_std'].mean()):.4f}{said}")
+    if rows:
+        import pandas as pd
+
+        from benchmark.atomic import write_text
+
+        df = pd.DataFrame(rows).drop(columns=["model", "region"]).rename(columns={"index": "name"})
+        write_text(os.path.join(out, "decomposition.csv"), df.to_csv(index=False, float_format="%.6f"))
+        print(
+            f"decomposition SSIM to the sources, mean over {len(df)} image{'s' * (len(df) != 1)} and {args.draws} "
+            f"draw{'s' * (args.draws != 1)}: x1 {df.SSIM_x1.mean():.4f}, x2 {df.SSIM_x2.mean():.4f} "
+            f"(PSNR {df.PSNR_x1.mean():.2f} / {df.PSNR_x2.mean():.2f} dB; per image: decomposition.csv)"
+        )
     print(f"wrote {out} (weights: {mdir})")
     return 0
+
+
+def _sources(args, files) -> dict:
+    """``{fused file: (x1 file, x2 file)}`` from ``--x1`` / ``--x2`` (same file stem, as bench eval
+    pairs them); every fused image needs both."""
+    from benchmark.data.imageio import list_images, stem
+
+    if args.x1 is None:
+        return {}
+    folders = {"--x1": list_images(args.x1), "--x2": list_images(args.x2)}
+    out = {}
+    for f in files:
+        for flag, found in folders.items():
+            if stem(f) not in found:
+                raise ValueError(
+                    f"{f}: no source named {stem(f)} in {flag} {getattr(args, flag[2:])}; "
+                    "expected the sources under the fused images' file names"
+                )
+        out[f] = (folders["--x1"][stem(f)], folders["--x2"][stem(f)])
+    return out
 
 
 def _cmd_ablate(args) -> int:
@@ -108,6 +153,12 @@ def add_fusioninn_commands(sub) -> None:
     p.add_argument("--draws", type=int, default=8, help="latent draws per image: their mean and per-pixel std (8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (0)")
     p.add_argument("--out", help="output folder (default results/decomposed)")
+    p.add_argument(
+        "--x1",
+        help="folder of the true T1-Gd sources, named like the fused images (with --x2): score the "
+        "decomposition against them (SSIM and PSNR, as bench run scores it; OUT/decomposition.csv)",
+    )
+    p.add_argument("--x2", help="folder of the true FLAIR sources (with --x1)")
     p.set_defaults(fn=_cmd_decompose)
     a = sub.add_parser("ablate", help="FusionINN Table 2 sweeps")
     a.add_argument("--param", help="alpha | lambda | k | prior")

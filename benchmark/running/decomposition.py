@@ -30,7 +30,9 @@ def decompose_draws(model, fused: torch.Tensor, draws: int, seed: int):
     return torch.stack(outs1), torch.stack(outs2)
 
 
-def _rows(h1, h2, x1, x2, indices, region, name):
+def draw_scores(h1, h2, x1, x2, indices, region, name):
+    """One row per image: SSIM and PSNR of the decomposed sources ``h1``, ``h2`` (draws, B, 1, H, W)
+    against the true ones, averaged over the draws, with the SSIMs' spread over draws."""
     d = h1.shape[0]
     s1 = torch.stack([ssim(h1[i], x1) for i in range(d)])
     s2 = torch.stack([ssim(h2[i], x2) for i in range(d)])
@@ -57,12 +59,13 @@ def decomposition_rows(model, fused, x1, x2, indices, cfg, boxes=None, name: str
     """Rows for the whole slice and, with tumour ``boxes`` (benchmark.data.regions), inside each box:
     the full fused image is decomposed, then the decomposed and true sources are cropped alike."""
     h1, h2 = decompose_draws(model, fused, cfg.decomposition_draws, cfg.seed)
-    rows = _rows(h1, h2, x1, x2, indices, "slice", name)
+    rows = draw_scores(h1, h2, x1, x2, indices, "slice", name)
     if boxes is not None:
         from benchmark.data.regions import crop, region_groups
 
         for side, pos in region_groups(boxes).items():
             c1 = torch.stack([crop(h, boxes, pos) for h in h1])
             c2 = torch.stack([crop(h, boxes, pos) for h in h2])
-            rows += _rows(c1, c2, crop(x1, boxes, pos), crop(x2, boxes, pos), [indices[j] for j in pos], "tumour", name)
+            inside = [indices[j] for j in pos]
+            rows += draw_scores(c1, c2, crop(x1, boxes, pos), crop(x2, boxes, pos), inside, "tumour", name)
     return rows
