@@ -653,3 +653,29 @@ def test_fused_folders_are_named_by_the_method(tmp_path):
     }
     with pytest.raises(ValueError, match=r"^--fused b/own: method name 'own' given twice \(also a/own\); name each"):
         parse_fused(["a/own", "b/own"])
+
+
+def test_a_run_or_model_folder_as_fused_says_where_the_images_are(tmp_path, capsys):
+    """--fused RUN/<model> read the model's samples.npy as an image named "samples" and listed every
+    source as unmatched; --fused RUN said "no images". Each is one line naming the folder to give."""
+    import shutil
+
+    from benchmark.cli import main
+
+    run = tmp_path / "smoke-phantom"
+    assert main(["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--save-fused"]) == 0
+    src = ["eval", "--x1", str(run / "sources" / "x1"), "--x2", str(run / "sources" / "x2")]
+    out = ["--out", str(tmp_path / "ev")]
+    capsys.readouterr()
+    mean = run / "mean"
+    for fused, needle in (
+        (mean, f"--fused {mean}: a model folder of a run; its fused images are in {mean / 'fused'}"),
+        (run, f"--fused {run}: a run folder; give each model's fused images, {run / '<model>' / 'fused'}"),
+    ):
+        assert main([*src, "--fused", str(fused), *out]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+    shutil.rmtree(mean / "fused")
+    assert main([*src, "--fused", str(mean), *out]) == 2
+    assert "which kept no fused images; bench run --save-fused writes them to" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()

@@ -68,6 +68,27 @@ def parse_fused(specs) -> dict[str, str]:
     return out
 
 
+def _refuse_model_folder(folder: str) -> None:
+    """A run's model folder (its model.json) holds weights and scores, not the fused images: say
+    where they are, or how to write them (its samples.npy was read as an image named samples).
+    Likewise a whole run folder."""
+    if os.path.isfile(os.path.join(folder, "config.json")) and os.path.isfile(os.path.join(folder, "scores.csv")):
+        each = os.path.join(folder, "<model>", "fused")
+        raise ValueError(
+            f"--fused {folder}: a run folder; give each model's fused images, {each} (bench run --save-fused "
+            "writes them)"
+        )
+    if not os.path.isfile(os.path.join(folder, "model.json")):
+        return
+    inside = os.path.join(folder, "fused")
+    if os.path.isdir(inside):
+        raise ValueError(f"--fused {folder}: a model folder of a run; its fused images are in {inside}")
+    raise ValueError(
+        f"--fused {folder}: a model folder of a run, which kept no fused images; bench run --save-fused "
+        f"writes them to {inside}"
+    )
+
+
 def evaluate_folders(
     x1_dir: str,
     x2_dir: str,
@@ -115,6 +136,7 @@ def evaluate_folders(
     problems = []
     fl = {}
     for m, d in fused.items():
+        _refuse_model_folder(d)
         fl[m] = list_images(d)
         missing = sorted(set(a) - set(fl[m]))
         extra = sorted(set(fl[m]) - set(a))
