@@ -422,7 +422,7 @@ def test_save_fused_images_give_the_runs_scores_under_bench_eval(tmp_path, capsy
     ev = [
         "eval",
         *("--x1", str(src / "x1"), "--x2", str(src / "x2"), "--labels", str(src / "labels")),
-        *("--fused", str(run / "mean" / "fused"), "--fused", str(run / "deepfuse" / "fused")),  # named by model
+        *("--fused", str(run / "mean" / "fused"), str(run / "deepfuse" / "fused")),  # named by model; one --fused
         "--out",
         str(tmp_path / "ev"),
     ]

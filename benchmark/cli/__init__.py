@@ -264,8 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument(
         "--fused",
         required=True,
-        action="append",
-        help="folder of fused images (named by the folder; RUN/<model>/fused by the model), or NAME=DIR (repeatable)",
+        action="extend",
+        nargs="+",
+        metavar="DIR",
+        help="folders of fused images, each named by its folder (RUN/<model>/fused: by the model, so "
+        "--fused RUN/*/fused takes every model a run saved), or NAME=DIR; several after one --fused, or repeated",
     )
     pe.add_argument("--metric-profile", default="upstream", help="upstream (default) | intended | fusioninn")
     pe.add_argument("--metrics", help=METRICS_HELP)
