@@ -126,6 +126,9 @@ def test_ablation_table_and_bench_decompose(tmp_path, capsys):
         "FusionINN ablation over alpha (Table 2 layout; data phantom, profile smoke, 4 validation pairs). "
         "Not the paper setting: 1 epoch (paper 400); 8 training pairs; trained on random 64x64 crops"
     )
+    assert main(["table", str(out / "a")]) == 2  # was "scores.csv not found; ... of a run folder"
+    err = capsys.readouterr().err
+    assert f"{out / 'a'}: an ablation folder (bench ablate: alpha); its tables are ablation_*" in err, err
     t = pd.read_csv(out / "a" / "ablation_alpha.csv", index_col=0)
     assert list(t.index) == [0.5, 1.0]
     assert list(t.columns) == [
