@@ -679,3 +679,40 @@ def test_a_run_or_model_folder_as_fused_says_where_the_images_are(tmp_path, caps
     assert main([*src, "--fused", str(mean), *out]) == 2
     assert "which kept no fused images; bench run --save-fused writes them to" in capsys.readouterr().err
     assert not (tmp_path / "ev").exists()
+
+
+def test_one_triple_of_image_files(tmp_path, capsys):
+    """--x1, --x2, --fused (and --labels) given as image files score that one triple, named by the
+    x1 file, as its folder would score it ("is a file, not a folder of images" before); files mixed
+    with folders, or a missing file, are one line each."""
+    from benchmark.cli import main
+
+    run = tmp_path / "smoke-phantom"
+    assert main(["run", "--models", "mean,max", "--profile", "smoke", "--out", str(tmp_path), "--save-fused"]) == 0
+    src = run / "sources"
+    capsys.readouterr()
+    one = [
+        *("eval", "--x1", str(src / "x1" / "00003.png"), "--x2", str(src / "x2" / "00003.png")),
+        *("--fused", f"mean={run / 'mean' / 'fused' / '00003.png'}", str(run / "max" / "fused" / "00003.png")),
+        *("--labels", str(src / "labels" / "00003.png"), "--out", str(tmp_path / "one")),
+    ]
+    assert main(one) == 0
+    got = pd.read_csv(tmp_path / "one" / "scores.csv")
+    assert list(got.model) == ["mean", "mean", "00003", "00003"] and set(got.name) == {3}
+    assert "(1 triple, metric profile" in (tmp_path / "one" / "leaderboard.md").read_text()
+    whole = pd.read_csv(run / "scores.csv")
+    whole = whole[whole["index"] == 3].set_index(["model", "region"])
+    for (model, region), row in got.replace({"00003": "max"}).set_index(["model", "region"]).iterrows():
+        for c in ("Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"):
+            assert row[c] == whole.loc[(model, region), c], (model, region, c)
+    capsys.readouterr()
+    mixed = [*one[:5], "--fused", str(run / "mean" / "fused"), "--out", str(tmp_path / "bad")]
+    missing = [*one[:4], str(src / "x1" / "nope.png"), *one[5:8], "--out", str(tmp_path / "bad")]
+    for argv, needle in (
+        (mixed, f"--fused mean {run / 'mean' / 'fused'}: a folder, while --x1 {one[2]} is one image"),
+        (missing, f"--x2 {src / 'x1' / 'nope.png'}: no such image (--x1 is one image, so each input is one)"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()

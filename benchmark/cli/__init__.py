@@ -267,8 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--style", default="stats", help="stats (CIs, paired tests) | paper (plain Table 1)")
     pt.set_defaults(fn=_cmd_table)
     pe = sub.add_parser("eval", help="score fused images made by any software")
-    pe.add_argument("--x1", required=True, help="folder of T1-Gd images")
-    pe.add_argument("--x2", required=True, help="folder of FLAIR images")
+    pe.add_argument(
+        "--x1", required=True, help="folder of T1-Gd images (or one image: --x2 and each --fused one image too)"
+    )
+    pe.add_argument("--x2", required=True, help="folder of FLAIR images (or one image)")
     pe.add_argument(
         "--fused",
         required=True,

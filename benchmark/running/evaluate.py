@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from benchmark.atomic import check_writable, first_missing, folder_kind, folder_lock, write_json, write_text
 from benchmark.data import imageio
-from benchmark.data.imageio import list_images, probe_image, read_image, read_labels
+from benchmark.data.imageio import list_images, probe_image, read_image, read_labels, stem
 from benchmark.data.regions import tumour_boxes
 from benchmark.distributed import pick_device
 from benchmark.provenance import files_sha, metrics_code
@@ -48,10 +48,34 @@ def _say(text: str) -> None:
 
 def _method_name(folder: str) -> str:
     """A fused folder's method name: its own name, or its parent's for ``RUN/<model>/fused`` (the
-    layout ``bench run --save-fused`` writes, where every folder is called ``fused``)."""
+    layout ``bench run --save-fused`` writes, where every folder is called ``fused``); a single
+    fused image's, its file name without the extension."""
     path = os.path.abspath(folder)
     name = os.path.basename(path)
+    if os.path.isfile(path):
+        return stem(path)
     return (os.path.basename(os.path.dirname(path)) or name) if name == "fused" else name
+
+
+def _single_triple(x1: str, x2: str, fused: dict, labels) -> str | None:
+    """``bench eval`` on image files instead of folders: x1, x2, every fused (and the label map) one
+    file each, scored as one triple named by x1's file (None: folders). Files mixed with folders:
+    one error, as the same stems could not pair them."""
+    paths = {"--x1": x1, "--x2": x2, **{f"--fused {m}": d for m, d in fused.items()}}
+    if labels is not None:
+        paths["--labels"] = labels
+    files = [k for k, p in paths.items() if os.path.isfile(p)]
+    if not files:
+        return None
+    for k, p in paths.items():
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"{k} {p}: no such image ({files[0]} is one image, so each input is one)")
+        if os.path.isdir(p):
+            raise ValueError(
+                f"{k} {p}: a folder, while {files[0]} {paths[files[0]]} is one image; give every input as one "
+                "image (one triple) or every one as a folder (triples paired by file name)"
+            )
+    return stem(x1)
 
 
 def parse_fused(specs) -> dict[str, str]:
@@ -127,17 +151,19 @@ def evaluate_folders(
     names = resolve_metrics(metrics, lineage)
     get_profile(metric_profile)  # an unknown profile: an error before any work
     need = min_image_size(names, metric_profile)
-    a, b = list_images(x1_dir), list_images(x2_dir)
+    single = _single_triple(x1_dir, x2_dir, fused, labels)
+    listed = (lambda path: {single: path}) if single else list_images
+    a, b = listed(x1_dir), listed(x2_dir)
     if os.path.realpath(x1_dir) == os.path.realpath(x2_dir):  # legal (a degenerate check), but most often a typo
         say(
-            f"bench eval: warning: --x1 and --x2 are the same folder ({x1_dir}); each triple's two sources are "
-            "one image"
+            f"bench eval: warning: --x1 and --x2 are the same {'file' if single else 'folder'} ({x1_dir}); each "
+            "triple's two sources are one image"
         )
     problems = []
     fl = {}
     for m, d in fused.items():
         _refuse_model_folder(d)
-        fl[m] = list_images(d)
+        fl[m] = listed(d)
         missing = sorted(set(a) - set(fl[m]))
         extra = sorted(set(fl[m]) - set(a))
         if missing:
@@ -151,7 +177,7 @@ def evaluate_folders(
         )
     label_files = None
     if labels is not None:
-        label_files = list_images(labels)
+        label_files = listed(labels)
         missing = sorted(set(a) - set(label_files))
         if missing:
             problems.append(f"{labels}: no label map for {', '.join(missing[:10])}")
