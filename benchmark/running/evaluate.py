@@ -130,7 +130,8 @@ def evaluate_folders(
     say=_say,
     labels: str | None = None,
 ) -> pd.DataFrame:
-    """Score every fused folder against the source folders (same file stem = one triple); writes
+    """Score every fused folder against the source folders (same file stem = one triple; or, given
+    image files instead of folders, that one triple, named by x1's file); writes
     ``scores.csv``, ``config.json`` and the leaderboards under ``out``; returns the scores.
     ``fused``: ``{method: folder}``, or one folder or a list of them as ``bench eval --fused`` takes
     them (``"DIR"``, named by the folder, or by the model for ``RUN/<model>/fused``; or ``"NAME=DIR"``).
