@@ -132,6 +132,57 @@ def test_plugin_runs_and_broken_plugins_do_not_stop_others(plugin_site, tmp_path
     assert "| Mean |" in board and "| contrast-avg |" in board and "bad-shape" not in board
 
 
+TRAINABLE = """import torch
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(2, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 3, padding=1))
+
+    def forward(self, x1, x2):
+        return torch.sigmoid(self.net(torch.cat([x1, x2], 1)))
+
+
+def make(**kw):
+    return Tiny(**kw)
+
+
+make.fusionbench = {"kind": "discriminative", "trainable": True, "reference": "a user's net", "batch_size": 4}
+"""
+
+
+def test_a_trainable_plugin_is_trained_by_the_one_trainer_and_loads_back(tmp_path):
+    """A user's own trainable net, registered from outside the repository, is trained on the shared
+    loss like the built-ins (its learning curve in train.json), tabled, reused by a rerun, and
+    loaded back with its trained weights by load_fuser."""
+    site = tmp_path / "site"
+    make_dist(site, "my-fusers", {"my-net": "my_net_plugin:make"}, {"my_net_plugin": TRAINABLE})
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT), env.get("PYTHONPATH", "")])
+    args = ["run", "--models", "mean,my-net", "--profile", "smoke", "--epochs", "3", "--set", "crops_per_pair=8"]
+    args += ["--out", str(tmp_path / "r")]
+    r = bench(env, *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = tmp_path / "r" / "smoke-phantom"
+    history = json.loads((run / "my-net" / "train.json").read_text())["history"]
+    losses = [e["train_loss"] for e in history]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses  # it learns
+    assert "| my-net |" in (run / "leaderboard.md").read_text()
+    info = json.loads((run / "my-net" / "model.json").read_text())
+    assert info["name"] == "my-net" and "plugin my-fusers" in json.dumps(info), info
+    r = bench(env, *args)
+    assert r.returncode == 0 and "reusing my-net from" in r.stdout + r.stderr, r.stdout + r.stderr
+    check = (
+        "import sys, torch; from baselines import load_fuser; "
+        f"m = load_fuser({str(run)!r}, 'my-net'); s = torch.load({str(run / 'my-net' / 'best.pt')!r}); "
+        "print(not m.training and all(torch.equal(v, m.state_dict()[k]) for k, v in s.items()))"
+    )
+    out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "True", out.stdout + out.stderr
+
+
 def test_unknown_model_lists_known_names(tmp_path):
     from benchmark.cli import main
 
