@@ -16,6 +16,7 @@ Profiles (every field can be overridden, e.g. ``--epochs 3`` or ``--set width=0.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -211,7 +212,13 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
     bad = [k for k in overrides if k not in names]
     if bad:
         raise ValueError(f"unknown config field(s) {', '.join(bad)}; known fields: {', '.join(sorted(names))}")
-    cfg = RunConfig(**{**PROFILES[profile], "profile": profile, **{k: _plain(k, v) for k, v in overrides.items()}})
+    given = {k: _plain(k, v) for k, v in overrides.items()}
+    if isinstance(given.get("extra"), dict):  # merged with the profile's, per model and keyword: a plugin's
+        merged = {m: dict(kw) for m, kw in PROFILES[profile].get("extra", {}).items()}  # keywords must not
+        for m, kw in given["extra"].items():  # drop quick's UNet setting
+            merged[m] = {**merged.get(m, {}), **kw} if isinstance(kw, dict) else kw  # bad: _check_types says
+        given["extra"] = merged
+    cfg = RunConfig(**{**PROFILES[profile], "profile": profile, **given})
     check_config(cfg)
     for model in parse_per_model(cfg.per_model):  # a malformed per_model is an error before any work
         check_config(for_model(cfg, model), f"per_model {model}: ")
@@ -276,6 +283,13 @@ def _check_types(cfg: RunConfig, where: str) -> None:
         if typ.startswith("bool") and not isinstance(v, bool):
             raise ValueError(
                 f"{where}config field {f.name} = {v!r}: expected True or False" + (" or None" if "None" in typ else "")
+            )
+        if typ.startswith("dict") and not (
+            isinstance(v, dict) and all(isinstance(m, str) and isinstance(kw, dict) for m, kw in v.items())
+        ):  # extra from --set as a JSON list, or {"unet": 3}: was an AttributeError deep in the run
+            raise ValueError(
+                f"{where}config field {f.name} = {v!r}: expected {{model: {{keyword: value}}}}, e.g. "
+                '{"funfusean": {"guard": true}}'
             )
         if typ.startswith("str") and not isinstance(v, str):
             raise ValueError(
@@ -359,6 +373,9 @@ def parse_override(cfg_fields: dict, text: str):
             return key, int(v)
         if typ.startswith("float"):
             return key, float(v)
+        if typ.startswith("dict"):  # extra: JSON, {"model": {"keyword": value}}
+            return key, json.loads(v)
     except ValueError:
-        raise ValueError(f"--set {key}: cannot read {value!r} as {typ}") from None
+        like = ' (JSON, e.g. {"funfusean": {"guard": true}})' if typ.startswith("dict") else ""
+        raise ValueError(f"--set {key}: cannot read {value!r} as {typ}{like}") from None
     return key, v

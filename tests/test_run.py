@@ -481,6 +481,35 @@ def test_the_caption_names_the_batch_a_run_trained_with():
     assert not given.trains(["ddfm"]) and not [s for s in given.shrinks(["ddfm"]) if "epoch" in s]
 
 
+def test_extra_keywords_from_the_command_line_merge_with_the_profile(capsys):
+    """--set extra=JSON (a plugin's or a built-in's keywords) was a string, and the run died with an
+    AttributeError traceback; extra from Python replaced the profile's, dropping quick's UNet
+    setting. Now JSON, merged per model and keyword; a malformed one is one line."""
+    from benchmark.cli import build_parser, main
+    from benchmark.cli.args import config_from_args
+    from benchmark.config import make_config
+
+    def cfg(*argv):
+        return config_from_args(build_parser().parse_args(["run", *argv]))
+
+    assert cfg().extra == {"unet": {"loss_on": "clamped"}}
+    assert cfg("--set", 'extra={"funfusean": {"guard": true}}').extra == {
+        "unet": {"loss_on": "clamped"},
+        "funfusean": {"guard": True},
+    }
+    assert cfg("--set", 'extra={"unet": {"loss_on": "raw"}}').extra == {"unet": {"loss_on": "raw"}}
+    assert make_config("quick", extra={"funfusean": {"guard": True}}).extra["unet"] == {"loss_on": "clamped"}
+    assert make_config("smoke", extra={"my-net": {"width": 16}}).extra == {"my-net": {"width": 16}}
+    for value, needle in (
+        ("{tiny", '--set extra: cannot read \'{tiny\' as dict (JSON, e.g. {"funfusean": {"guard": true}})'),
+        ('{"unet": 3}', "config field extra = {'unet': 3}: expected {model: {keyword: value}}"),
+        ("[1]", "config field extra = [1]: expected {model: {keyword: value}}"),
+    ):
+        assert main(["run", "--models", "mean", "--profile", "smoke", "--set", f"extra={value}"]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_the_caption_counts_in_the_singular_for_one():
     """The smoke profile's caption said "1 epochs (paper 400)"."""
     from benchmark.config import make_config
