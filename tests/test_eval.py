@@ -287,8 +287,10 @@ def test_eval_bad_folders(tmp_path, triples, capsys):
     )
     assert "folder not found" in capsys.readouterr().err
     src = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--out", str(tmp_path / "o2")]
-    assert main([*src, "--fused", str(tmp_path / "a" / "p0.png")]) == 2  # a file, not a folder
-    assert "p0.png is a file, not a folder of images" in capsys.readouterr().err
+    assert main([*src, "--fused", str(tmp_path / "a" / "p0.png")]) == 2  # a file among folders
+    assert "p0.png is one image; give every input as one image (one triple) or every one as a folder" in (
+        capsys.readouterr().err
+    )
     for spec in (f"={tmp_path / 'g'}", "mine=", f" ={tmp_path / 'g'}"):  # an empty name gave an unnamed row
         assert main([*src, "--fused", spec]) == 2, spec
         assert "expected DIR or NAME=DIR" in capsys.readouterr().err
