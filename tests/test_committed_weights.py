@@ -95,7 +95,8 @@ def test_bench_decompose_scores_the_decomposition_against_given_sources(tmp_path
     out = tmp_path / "out"
     base = ["decompose", str(d["fused"]), "--draws", "2", "--out", str(out)]
     assert main([*base, "--x1", str(d["x1"]), "--x2", str(d["x2"])]) == 0
-    said = capsys.readouterr().out
+    said, bar = capsys.readouterr()
+    assert "decompose: 100%" in bar and "2/2" in bar  # a folder shows its progress; the lines stay on stdout
     got = pd.read_csv(out / "decomposition.csv")
     assert list(got.name) == ["s0", "s1"]
     assert list(got.columns[:5]) == ["name", "SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]

@@ -16,6 +16,7 @@ def _cmd_decompose(args) -> int:
     import numpy as np
     import torch
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from baselines.loading import load_model_folder
     from benchmark.atomic import atomic_path, check_writable
@@ -59,7 +60,8 @@ def _cmd_decompose(args) -> int:
                 raise ValueError(f"{src_file}: {shape[0]}x{shape[1]}; expected {h}x{w} like the fused image {f}")
     check_writable(out)
     rows = []
-    for f in files:
+    bar = tqdm(files, desc="decompose", disable=len(files) < 2, leave=False)  # a folder of many: where it is
+    for f in bar:
         img = read_image(f)
         fused = torch.from_numpy(img)[None, None]
         h1, h2 = decompose_draws(model, fused, args.draws, args.seed)
@@ -88,7 +90,7 @@ def _cmd_decompose(args) -> int:
                 a = a / a.max() if a.max() > 0 else a
             with atomic_path(os.path.join(out, f"{s}_{k}.png"), ".png") as tmp:
                 Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8)).save(tmp, format="PNG")
-        print(f"{f}: mean std x1 {float(res['x1_std'].mean()):.4f}, x2 {float(res['x2_std'].mean()):.4f}{said}")
+        bar.write(f"{f}: mean std x1 {float(res['x1_std'].mean()):.4f}, x2 {float(res['x2_std'].mean()):.4f}{said}")
     if rows:
         import pandas as pd
 
