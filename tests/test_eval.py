@@ -655,6 +655,9 @@ def test_fused_folders_are_named_by_the_method(tmp_path):
     }
     with pytest.raises(ValueError, match=r"^--fused b/own: method name 'own' given twice \(also a/own\); name each"):
         parse_fused(["a/own", "b/own"])
+    odd = tmp_path / "lr=1e-3" / "fused"  # a folder whose path holds "=": was read as NAME=DIR
+    odd.mkdir(parents=True)
+    assert parse_fused([str(odd), f"mine={odd}"]) == {"lr=1e-3": str(odd), "mine": str(odd)}
 
 
 def test_a_run_or_model_folder_as_fused_says_where_the_images_are(tmp_path, capsys):

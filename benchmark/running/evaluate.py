@@ -81,7 +81,8 @@ def _single_triple(x1: str, x2: str, fused: dict, labels) -> str | None:
 def parse_fused(specs) -> dict[str, str]:
     out = {}
     for s in map(os.fspath, specs):
-        name, _, folder = s.partition("=") if "=" in s else (_method_name(s), "", s)
+        named = "=" in s and not os.path.exists(s)  # a folder whose path holds "=" is a folder, not NAME=DIR
+        name, _, folder = s.partition("=") if named else (_method_name(s), "", s)
         if not name.strip() or not folder:
             raise ValueError(f"--fused {s!r}: expected DIR or NAME=DIR, with a method name and a folder")
         if name in out:
