@@ -721,3 +721,8 @@ def test_one_triple_of_image_files(tmp_path, capsys):
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "bad").exists()
+    digits = [*one[:5], "--fused", one[7], "--out", str(tmp_path / "digits")]  # a method named 00003 alone
+    assert main(digits) == 0 and main(["table", str(tmp_path / "digits")]) == 0
+    for f in ("leaderboard.md", "leaderboard.csv"):  # its row said "3": the names were read back as numbers
+        text = (tmp_path / "digits" / f).read_text()
+        assert "00003" in text and "| 3 |" not in text and "\n3," not in text, text

@@ -150,10 +150,10 @@ def _cmd_table(args) -> int:
         raise FileNotFoundError(
             f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
         )
-    from benchmark.reporting.tables import check_scores
+    from benchmark.reporting.tables import check_scores, read_scores
 
     try:
-        scores = pd.read_csv(path)
+        scores = read_scores(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ValueError(
             f"{path}: not a readable scores table ({type(e).__name__}: {e}); expected the scores.csv of a run"
@@ -168,7 +168,7 @@ def _cmd_table(args) -> int:
         if os.path.exists(dec):  # FusionINN's decomposition tables, from the rows the run wrote
             from benchmark.reporting.report import write_decomposition_tables
 
-            write_decomposition_tables(args.run_dir, pd.read_csv(dec), how["caption"])
+            write_decomposition_tables(args.run_dir, read_scores(dec), how["caption"])
         from benchmark.reporting.report import redraw_figures
 
         drawn = redraw_figures(args.run_dir, scores)

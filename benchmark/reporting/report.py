@@ -14,7 +14,14 @@ from baselines.loading import model_folder
 from baselines.registry import table_order
 from benchmark.atomic import write_text
 from benchmark.reporting.figures import decomposition_grid, distributions, sample_grid, training_curves
-from benchmark.reporting.tables import leaderboard, metric_columns, render, write_leaderboards, write_scores
+from benchmark.reporting.tables import (
+    leaderboard,
+    metric_columns,
+    read_scores,
+    render,
+    write_leaderboards,
+    write_scores,
+)
 
 DECOMPOSITION_COLUMNS = ["SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]  # decomposed source vs true, per source
 TUMOUR = "inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"
@@ -107,7 +114,7 @@ def write_decomposition_tables(run_dir: str, rows: pd.DataFrame, caption: str) -
     out = {}
     text = rows.to_csv(index=False, float_format="%.10g")
     write_text(os.path.join(run_dir, "decomposition.csv"), text)
-    rows = pd.read_csv(io.StringIO(text))  # tabled as written, so bench table rebuilds them to the byte
+    rows = read_scores(io.StringIO(text))  # tabled as written, so bench table rebuilds them to the byte
     regions = rows["region"].unique() if "region" in rows else ["slice"]
     for region in regions:
         part = rows[rows["region"] == region] if "region" in rows else rows

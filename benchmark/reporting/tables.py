@@ -250,13 +250,20 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def read_scores(source) -> pd.DataFrame:
+    """A scores table (``scores.csv`` or ``decomposition.csv``; a path or a text buffer) with its
+    names as text: a method or image named ``00001`` or ``2024`` stays that name (it was read as
+    the number 1, and the leaderboard's row said "1")."""
+    return pd.read_csv(source, dtype={"model": str, "name": str})
+
+
 def write_scores(path: str, scores: pd.DataFrame) -> pd.DataFrame:
     """Write ``scores.csv`` (10 significant digits) and return the scores as read back from it: the
     leaderboards are built from these, as ``bench table`` builds them from the file, so that a
     rebuilt leaderboard equals the run's own to the last digit."""
     text = scores.to_csv(index=False, float_format="%.10g")
     write_text(path, text)
-    return pd.read_csv(io.StringIO(text))
+    return read_scores(io.StringIO(text))
 
 
 def write_leaderboards(

@@ -58,6 +58,7 @@ from benchmark.distributed import pick_device
 from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files
 from benchmark.reporting import report
 from benchmark.reporting.report import read_history
+from benchmark.reporting.tables import read_scores
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, train
 from metrics import score as score_metrics
@@ -532,7 +533,7 @@ def load_model_result(folder: str, info: dict) -> ModelResult:
 
     def opt_csv(f):
         p = os.path.join(folder, f)
-        return pd.read_csv(p) if os.path.exists(p) else None
+        return read_scores(p) if os.path.exists(p) else None
 
     def opt_npy(f):
         p = os.path.join(folder, f)
@@ -541,7 +542,7 @@ def load_model_result(folder: str, info: dict) -> ModelResult:
     history = read_history(folder)
     return ModelResult(
         info,
-        pd.read_csv(os.path.join(folder, "scores.csv")),
+        read_scores(os.path.join(folder, "scores.csv")),
         opt_csv("decomposition.csv"),
         opt_npy("samples.npy"),
         opt_npy("decomposed.npy"),
