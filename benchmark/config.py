@@ -107,7 +107,7 @@ class RunConfig:
             if models is None or model in models:
                 out.append(f"{model}: " + ", ".join(f"{k} {v}" for k, v in over.items()))
         for model, kw in self.extra.items():
-            if models is None or model in models:
+            if models is None or model.lower() in {m.lower() for m in models}:
                 out.append(f"{model}: " + ", ".join(f"{k} {v}" for k, v in kw.items()))
         if trains and self.batch_size is not None:  # one batch for every model (--batch-size)
             batch = min(self.batch_size, self.max_batch) if self.max_batch else self.batch_size

@@ -508,6 +508,15 @@ def test_extra_keywords_from_the_command_line_merge_with_the_profile(capsys):
         assert main(["run", "--models", "mean", "--profile", "smoke", "--set", f"extra={value}"]) == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1, err
+    typo = ["run", "--models", "mean", "--profile", "smoke", "--set", 'extra={"funfusan": {"guard": true}}']
+    assert main(typo) == 2  # an unknown model in extra was silently ignored, as it is not in per_model
+    assert "unknown model 'funfusan'" in capsys.readouterr().err
+    from baselines.registry import get_fuser
+    from benchmark.running.runner import model_kwargs
+
+    given = make_config("quick", extra={"FunFuseAn": {"guard": True}})  # any case, as --models takes names
+    assert model_kwargs(get_fuser("funfusean"), given)["guard"] is True
+    assert "FunFuseAn: guard True" in given.shrinks(["funfusean"])
 
 
 def test_the_caption_counts_in_the_singular_for_one():

@@ -145,7 +145,9 @@ def model_kwargs(entry, cfg: RunConfig) -> dict:
     """The factory's keyword arguments: the config fields its registry entry declares, plus any
     ``extra`` given for this model by name."""
     out = {kw: getattr(cfg, fld) for kw, fld in entry.config.items()}
-    out.update(cfg.extra.get(entry.name, {}))
+    for model, kw in cfg.extra.items():  # its name in any case, as --models and per_model take it
+        if model.lower() == entry.name.lower():
+            out.update(kw)
     return out
 
 
@@ -654,8 +656,8 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
     resolve_metrics(cfg.metrics, cfg.lineage or None)
     get_profile(cfg.metric_profile)
-    for model in parse_per_model(cfg.per_model):
-        get_fuser(model)  # an unknown model name in per_model is an error, not silently ignored
+    for model in [*parse_per_model(cfg.per_model), *cfg.extra]:
+        get_fuser(model)  # an unknown model name in per_model or extra is an error, not silently ignored
     if cfg.from_run:
         if not os.path.isfile(os.path.join(cfg.from_run, "config.json")):
             raise ValueError(
