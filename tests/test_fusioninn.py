@@ -123,7 +123,8 @@ def test_ablation_table_and_bench_decompose(tmp_path, capsys):
     said = capsys.readouterr().out  # the Markdown table, caption and bold (was a bare DataFrame), and where
     assert md in said and said.rstrip().endswith(f"results: {out / 'a' / 'ablation_alpha'}.{{csv,md,tex}}")
     assert md.startswith(  # the caption says what the profile shrinks, as a run's does (it did not)
-        "FusionINN ablation over alpha (Table 2 layout; data phantom, profile smoke, 4 validation pairs). "
+        "FusionINN ablation over alpha, the others held at lambda 0.8, k 3, prior normal (Table 2 layout; "
+        "data phantom, profile smoke, 4 validation pairs). "
         "Not the paper setting: 1 epoch (paper 400); 8 training pairs; trained on random 64x64 crops"
     )
     assert main(["table", str(out / "a")]) == 2  # was "scores.csv not found; ... of a run folder"

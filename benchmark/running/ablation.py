@@ -88,9 +88,15 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
         table = pd.DataFrame(rows).set_index(param)
         n = len(val_ds)
         shrinks = cfg.shrinks(["fusioninn"])  # as a run's caption says it: Table 2 is read beside the paper's
+        held = ", ".join(
+            f"{p} {getattr(cfg, f):g}" if t is not str else f"{p} {getattr(cfg, f)}"
+            for p, (f, t) in PARAMS.items()
+            if p != param
+        )  # the row alone says one value
         caption = (
-            f"FusionINN ablation over {param} (Table 2 layout; data {cfg.data}, profile {cfg.profile}, {n} "
-            f"validation pair{'s' * (n != 1)})." + (f" Not the paper setting: {'; '.join(shrinks)}." if shrinks else "")
+            f"FusionINN ablation over {param}, the others held at {held} (Table 2 layout; data {cfg.data}, "
+            f"profile {cfg.profile}, {n} validation pair{'s' * (n != 1)})."
+            + (f" Not the paper setting: {'; '.join(shrinks)}." if shrinks else "")
         )
         stem = os.path.join(root, f"ablation_{param}")
         write_text(f"{stem}.csv", table.to_csv(float_format="%.6f"))
