@@ -109,6 +109,11 @@ def test_bench_decompose_scores_the_decomposition_against_given_sources(tmp_path
         assert abs(got.loc[1, k] - want[k]) < 1e-6, k
     assert "s1.png: mean std x1" in said and f"SSIM to the sources x1 {want['SSIM_x1']:.4f}" in said
     assert f"mean over 2 images and 2 draws: x1 {got.SSIM_x1.mean():.4f}, x2 {got.SSIM_x2.mean():.4f}" in said
+    one = ["decompose", str(d["fused"] / "s1.png"), "--draws", "2", "--out", str(tmp_path / "one")]
+    assert main([*one, "--x1", str(d["x1"] / "s1.png"), "--x2", str(d["x2"] / "s1.png")]) == 0  # one image, files
+    single = pd.read_csv(tmp_path / "one" / "decomposition.csv")
+    assert list(single.name) == ["s1"] and abs(single.loc[0, "SSIM_x1"] - want["SSIM_x1"]) < 1e-6
+    capsys.readouterr()
     (d["x2"] / "s1.png").unlink()  # each a clear line, before any output
     skio.imsave(d["x1"] / "s0.png", np.zeros((32, 32), np.uint8), check_contrast=False)
     out2 = tmp_path / "out2"

@@ -109,11 +109,13 @@ def _cmd_decompose(args) -> int:
 
 def _sources(args, files) -> dict:
     """``{fused file: (x1 file, x2 file)}`` from ``--x1`` / ``--x2`` (same file stem, as bench eval
-    pairs them); every fused image needs both."""
+    pairs them; or, for one fused image, its two source files); every fused image needs both."""
     from benchmark.data.imageio import list_images, stem
 
     if args.x1 is None:
         return {}
+    if len(files) == 1 and not os.path.isdir(args.image) and os.path.isfile(args.x1) and os.path.isfile(args.x2):
+        return {files[0]: (args.x1, args.x2)}  # one fused image and its two sources, as bench eval takes one triple
     folders = {"--x1": list_images(args.x1), "--x2": list_images(args.x2)}
     out = {}
     for f in files:
