@@ -159,10 +159,10 @@ def add_fusioninn_commands(sub) -> None:
     p.add_argument("--out", help="output folder (default results/decomposed)")
     p.add_argument(
         "--x1",
-        help="folder of the true T1-Gd sources, named like the fused images (with --x2): score the "
-        "decomposition against them (SSIM and PSNR, as bench run scores it; OUT/decomposition.csv)",
+        help="folder of the true T1-Gd sources, named like the fused images (one fused image: its file), with "
+        "--x2: score the decomposition against them (SSIM and PSNR, as bench run does; OUT/decomposition.csv)",
     )
-    p.add_argument("--x2", help="folder of the true FLAIR sources (with --x1)")
+    p.add_argument("--x2", help="folder (or file) of the true FLAIR sources, with --x1")
     p.set_defaults(fn=_cmd_decompose)
     a = sub.add_parser("ablate", help="FusionINN Table 2 sweeps")
     a.add_argument("--param", help="alpha | lambda | k | prior")
