@@ -184,6 +184,12 @@ def test_data_prepare_lists_every_skipped_patient(tmp_path, capsys):
         assert set(np.unique(f["seg"][:])) <= {0, 1, 2}  # nothing wrapped to 255
     assert main(["data", "prepare", str(root), "--out", str(out), "--val-fraction", "0.2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.rsplit("wrote", 1)[0]) == summary  # --json: the file's summary
+    _nii(root / "good2" / "good2_seg.nii.gz", np.zeros((32, 32, 4), np.int16))  # read, but no slice selected
+    assert main(["data", "prepare", str(root), "--out", str(out), "--val-fraction", "0.2"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("imported 1 of 5 patients") and said[3].endswith(
+        "4 slices not selected, 0 constant slices, 3 patients skipped (listed above), 1 patient with no slice selected"
+    ), said
 
 
 def test_data_prepare_checks_the_output_before_importing(tmp_path, capsys):

@@ -212,6 +212,7 @@ def _prepare_report(summary: dict, args) -> str:
 
     x1, x2 = summary["modalities"]
     kept, pats, val = summary["kept"], summary["patients"], summary["val_patients"]
+    empty = summary["patients_found"] - pats["train"] - pats["val"] - len(summary["skipped"])  # read, none kept
     lines = [
         f"imported {pats['train'] + pats['val']:,} of {n(summary['patients_found'], 'patient')} "
         f"from {args.brats_dir} (x1 = {x1}, x2 = {x2}; "
@@ -221,7 +222,8 @@ def _prepare_report(summary: dict, args) -> str:
         + (f" ({', '.join(val)})" if val else ""),
         f"  left out: {n(summary['not_selected'], 'slice')} not selected, "
         f"{n(summary['dropped_constant'], 'constant slice')}, {n(len(summary['skipped']), 'patient')} skipped"
-        + (" (listed above)" if summary["skipped"] else ""),
+        + (" (listed above)" if summary["skipped"] else "")
+        + (f", {n(empty, 'patient')} with no slice selected" if empty > 0 else ""),
     ]
     return "\n".join(lines)
 
