@@ -139,14 +139,15 @@ def _cmd_table(args) -> int:
     from benchmark.reporting import write_score_tables
 
     path = os.path.join(args.run_dir, "scores.csv")
-    ablation = sorted(glob.glob(os.path.join(glob.escape(args.run_dir), "ablation_*.csv")))
-    if not os.path.exists(path) and ablation:  # bench ablate's folder: its tables are its own
-        params = ", ".join(os.path.basename(p)[len("ablation_") : -len(".csv")] for p in ablation)
-        raise ValueError(
-            f"{args.run_dir}: an ablation folder (bench ablate: {params}); its tables are ablation_*.{{csv,md,tex}}, "
-            "and bench ablate with the same options writes them again from the finished values"
-        )
     if not os.path.exists(path):
+        ablation = sorted(glob.glob(os.path.join(glob.escape(args.run_dir), "ablation_*.csv")))
+        if ablation:  # bench ablate's folder: its tables are its own
+            params = ", ".join(os.path.basename(p)[len("ablation_") : -len(".csv")] for p in ablation)
+            raise ValueError(
+                f"{args.run_dir}: an ablation folder (bench ablate: {params}); its tables are "
+                "ablation_*.{csv,md,tex}, and bench ablate with the same options writes them again from the "
+                "finished values"
+            )
         raise FileNotFoundError(
             f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
         )
