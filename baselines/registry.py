@@ -286,19 +286,28 @@ def get_fuser(name: str) -> FuserEntry:
     )
 
 
+def unknown_keywords(name: str, kwargs: dict) -> str | None:
+    """What is wrong with ``kwargs`` for the factory of fuser ``name`` ("unknown argument(s) wdth;
+    it takes width=1.0, ..."), or None when it takes them all (or takes ``**kwargs``)."""
+    entry = get_fuser(name)
+    if entry.factory is None or not kwargs:
+        return None
+    params = inspect.signature(entry.factory).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    bad = [k for k in kwargs if k not in params]
+    if not bad:
+        return None
+    takes = ", ".join(f"{k}={p.default!r}" for k, p in params.items() if p.default is not p.empty)
+    return f"unknown argument(s) {', '.join(bad)}; it takes {takes or 'no arguments'}"
+
+
 def create_fuser(name: str, **kwargs):
     """Build the fuser ``name`` with keyword arguments for its factory."""
     entry = get_fuser(name)
-    if entry.factory is not None and kwargs:  # a misspelt keyword is named with the ones it takes
-        params = inspect.signature(entry.factory).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            bad = [k for k in kwargs if k not in params]
-            if bad:
-                takes = ", ".join(f"{k}={p.default!r}" for k, p in params.items() if p.default is not p.empty)
-                raise TypeError(
-                    f"create_fuser({entry.name!r}): unknown argument(s) {', '.join(bad)}; "
-                    f"it takes {takes or 'no arguments'}"
-                )
+    wrong = unknown_keywords(name, kwargs)  # a misspelt keyword is named with the ones it takes
+    if wrong:
+        raise TypeError(f"create_fuser({entry.name!r}): {wrong}")
     return entry.build(**kwargs)
 
 

@@ -338,6 +338,12 @@ def check_config(cfg: RunConfig, where: str = "") -> None:
             f"{where}config field run_name = {name!r}: expected a folder name (no '/', not '.' or '..'); "
             "give the folder that holds it with --out"
         )
+    from baselines.registry import unknown_keywords
+
+    for model, kw in cfg.extra.items():  # an unknown model, or a keyword its factory does not take: an error
+        wrong = unknown_keywords(model, kw)  # before any work (was a TypeError traceback once training began)
+        if wrong:
+            raise ValueError(f"{where}config field extra, {model}: {wrong}")
     check_channels(cfg.ddfm_prior_channels)
     if cfg.ddfm_prior is not None:
         check_prior_folder(cfg.ddfm_prior)

@@ -481,13 +481,14 @@ def test_the_caption_names_the_batch_a_run_trained_with():
     assert not given.trains(["ddfm"]) and not [s for s in given.shrinks(["ddfm"]) if "epoch" in s]
 
 
-def test_extra_keywords_from_the_command_line_merge_with_the_profile(capsys):
+def test_extra_keywords_from_the_command_line_merge_with_the_profile(capsys, tmp_path):
     """--set extra=JSON (a plugin's or a built-in's keywords) was a string, and the run died with an
     AttributeError traceback; extra from Python replaced the profile's, dropping quick's UNet
-    setting. Now JSON, merged per model and keyword; a malformed one is one line."""
+    setting. Now JSON, merged per model and keyword; a malformed one is one line, and so is a
+    keyword the model's factory does not take (bench run, bench ablate, run() from Python)."""
     from benchmark.cli import build_parser, main
     from benchmark.cli.args import config_from_args
-    from benchmark.config import make_config
+    from benchmark.config import RunConfig, make_config
 
     def cfg(*argv):
         return config_from_args(build_parser().parse_args(["run", *argv]))
@@ -499,7 +500,7 @@ def test_extra_keywords_from_the_command_line_merge_with_the_profile(capsys):
     }
     assert cfg("--set", 'extra={"unet": {"loss_on": "raw"}}').extra == {"unet": {"loss_on": "raw"}}
     assert make_config("quick", extra={"funfusean": {"guard": True}}).extra["unet"] == {"loss_on": "clamped"}
-    assert make_config("smoke", extra={"my-net": {"width": 16}}).extra == {"my-net": {"width": 16}}
+    assert make_config("smoke", extra={"unet": {"width": 0.5}}).extra == {"unet": {"width": 0.5}}
     for value, needle in (
         ("{tiny", '--set extra: cannot read \'{tiny\' as dict (JSON, e.g. {"funfusean": {"guard": true}})'),
         ('{"unet": 3}', "config field extra = {'unet': 3}: expected {model: {keyword: value}}"),
@@ -511,6 +512,23 @@ def test_extra_keywords_from_the_command_line_merge_with_the_profile(capsys):
     typo = ["run", "--models", "mean", "--profile", "smoke", "--set", 'extra={"funfusan": {"guard": true}}']
     assert main(typo) == 2  # an unknown model in extra was silently ignored, as it is not in per_model
     assert "unknown model 'funfusan'" in capsys.readouterr().err
+    misspelt = 'extra={"fusioninn": {"alfa": 0.3}}'  # was a TypeError traceback once training began
+    errs = []
+    for argv in (
+        ["run", "--models", "fusioninn", "--profile", "smoke", "--set", misspelt],
+        ["ablate", "--param", "k", "--values", "2", "--profile", "smoke", "--set", misspelt],
+        ["ablate", "--param", "k", "--values", "2", "--profile", "smoke", "--set", 'extra={"fusionin": {}}'],
+    ):
+        assert main([*argv, "--out", str(tmp_path)]) == 2
+        errs.append(capsys.readouterr().err)
+        assert len(errs[-1].strip().splitlines()) == 1 and not os.listdir(tmp_path), errs[-1]
+    said = "config field extra, fusioninn: unknown argument(s) alfa; it takes k=3, alpha=0.5"
+    assert said in errs[0] and said in errs[1] and "unknown model 'fusionin'" in errs[2], errs
+    from benchmark.running.runner import run
+
+    with pytest.raises(ValueError, match=re.escape(said)):  # a RunConfig made in Python is checked too
+        run(RunConfig(models="fusioninn", extra={"fusioninn": {"alfa": 0.3}}, out=str(tmp_path)))
+    assert not os.listdir(tmp_path)
     from baselines.registry import get_fuser
     from benchmark.running.runner import model_kwargs
 

@@ -51,7 +51,7 @@ from benchmark.atomic import (
     write_json,
     write_text,
 )
-from benchmark.config import RunConfig, for_model, parse_per_model
+from benchmark.config import RunConfig, check_config, for_model, parse_per_model
 from benchmark.data import load_data, size_notes
 from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
@@ -654,6 +654,7 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
     names = resolve_models(cfg.models)
     if not names:
         raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
+    check_config(cfg)  # a RunConfig made in Python, not by make_config, is checked as bench run checks it
     resolve_metrics(cfg.metrics, cfg.lineage or None)
     get_profile(cfg.metric_profile)
     for model in [*parse_per_model(cfg.per_model), *cfg.extra]:
