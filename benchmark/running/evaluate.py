@@ -203,26 +203,26 @@ def evaluate_folders(
     check_writable(out)
     try:
         with folder_lock(out, "wait for that eval to finish, or give this one another --out"):
-            return _score_folders(
-                keys,
-                imgs,
-                a,
-                b,
-                fl,
-                fused,
-                out,
-                names,
-                metric_profile,
-                quantize,
-                batch,
-                device,
-                progress,
-                style,
-                x1_dir,
-                x2_dir,
-                lineage,
-                workers,
-                say,
+            return _score_folders(  # by keyword: twenty arguments, several of one type
+                keys=keys,
+                imgs=imgs,
+                a=a,
+                b=b,
+                fl=fl,
+                fused=fused,
+                out=out,
+                names=names,
+                metric_profile=metric_profile,
+                quantize=quantize,
+                batch=batch,
+                device=device,
+                progress=progress,
+                style=style,
+                x1_dir=x1_dir,
+                x2_dir=x2_dir,
+                lineage=lineage,
+                workers=workers,
+                say=say,
                 labels=labels,
                 boxes=boxes,
             )
@@ -517,6 +517,7 @@ def _score_side_by_side(
 
 
 def _score_folders(
+    *,
     keys,
     imgs,
     a,
