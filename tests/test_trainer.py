@@ -1,6 +1,7 @@
 """The one trainer, exercised with a tiny trainable fuser on phantom data."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -67,8 +68,10 @@ def test_resumed_training_equals_uninterrupted(data, tmp_path):
     train(full, tr, va, cfg, str(tmp_path / "full"), progress=False)
     part = _model()
     train(part, tr, va, cfg, str(tmp_path / "part"), progress=False, stop_after_epochs=1)  # "killed" after epoch 1
-    resumed = _model()  # a fresh process: new model, state only from last.pt
-    train(resumed, tr, va, cfg, str(tmp_path / "part"), progress=False, resume=True)
+    resumed, said = _model(), []  # a fresh process: new model, state only from last.pt
+    train(resumed, tr, va, cfg, str(tmp_path / "part"), progress=False, resume=True, log=said.append)
+    want = r"\[fusionbench\] resuming model from \S+ \(written [\d :-]{16}\): 1 of 3 epochs done"
+    assert len(said) == 1 and re.fullmatch(want, said[0]), said
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
     a = load_checkpoint(str(tmp_path / "full" / "last.pt"))

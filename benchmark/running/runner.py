@@ -372,8 +372,6 @@ def prepare(
                     if os.path.exists(f):
                         os.remove(f)
         if not reused:
-            if os.path.exists(last):
-                log(f"[fusionbench] resuming {name} from {last} (written {_when(last)})")
             history = train(
                 model,
                 train_ds,
@@ -384,6 +382,7 @@ def prepare(
                 resume=True,
                 progress=progress,
                 name=name,
+                log=log,
             )["history"]
         info.update(train_seconds=time.perf_counter() - t0, batch_size=batch, epochs=cfg.epochs)
     if isinstance(model, torch.nn.Module):

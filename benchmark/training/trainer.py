@@ -183,8 +183,10 @@ def train(
     progress: bool = True,
     name: str = "model",
     stop_after_epochs: int | None = None,
+    log=print,
 ) -> dict:
     """Train ``model`` in place; returns the history. Best weights are loaded into ``model`` at the end.
+    ``log`` takes the line that says where a resumed training picks up.
 
     With ``cfg.crop`` every training pair gives a random ``crop`` x ``crop`` patch (the same one for
     both sources, flipped alike with ``cfg.flip``), ``cfg.crops_per_pair`` times per epoch; the
@@ -232,8 +234,13 @@ def train(
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             state = {"epoch": int(ck["epoch"]), "best": float(ck["best"]), "history": list(ck["history"])}
+            written = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(last_path)))
+            log(
+                f"[fusionbench] resuming {name} from {last_path} (written {written}): {state['epoch']} of "
+                f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)} done"
+            )
         except (ValueError, KeyError, RuntimeError) as e:  # a damaged checkpoint: say so, start again
-            print(f"[fusionbench] {name}: cannot resume from {last_path} ({e}); training from the start", flush=True)
+            log(f"[fusionbench] {name}: cannot resume from {last_path} ({e}); training from the start")
             for f in (last_path, best_path):
                 if os.path.exists(f):
                     os.remove(f)
