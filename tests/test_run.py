@@ -301,8 +301,21 @@ def test_trained_fuser_curves_and_reuse_messages(tmp_path, capsys):
     # a training setting: trained again
     assert main([*args[:-4], "--set", "lr=2e-3", *args[-4:]]) == 0
     out = capsys.readouterr().out
-    assert "reusing the trained weights" not in out and "changed since" not in out
+    assert "reusing the trained weights" not in out  # and it says why it trains again (it said nothing)
+    assert f"deepfuse: the training settings changed since {d / 'deepfuse'} was written; training it again" in out
     assert json.loads((d / "deepfuse" / "train.json").read_text())["config"]["lr"] == 2e-3
+    summary = d / "deepfuse" / "model.json"  # changed code, as model.json records it: named too
+    rec = json.loads(summary.read_text())
+    rec.update(fingerprint="0" * 12, train_fingerprint="0" * 12, train_parts={**rec["train_parts"], "code": "0" * 12})
+    summary.write_text(json.dumps(rec))
+    assert main([*args[:-4], "--set", "lr=2e-3", *args[-4:]]) == 0
+    assert "deepfuse: its code (or fusionbench's version) changed since" in capsys.readouterr().out
+    rec = json.loads(summary.read_text())  # a model.json from before the parts were recorded
+    rec.update(fingerprint="0" * 12, train_fingerprint="0" * 12)
+    del rec["train_parts"]
+    summary.write_text(json.dumps(rec))
+    assert main([*args[:-4], "--set", "lr=2e-3", *args[-4:]]) == 0
+    assert "deepfuse: its code, settings or data changed since" in capsys.readouterr().out
 
 
 def test_ddfm_prior_is_trained_again_when_its_settings_change(tmp_path, capsys):

@@ -270,10 +270,21 @@ def code_version(name: str) -> dict:
     return out
 
 
-def _fingerprints_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, source) -> tuple[str, str]:
-    """(everything a model's results depend on, what its training alone depends on): a change
-    in the second trains again; a change in the first only (the metrics, their settings or code,
-    the decomposition draws) scores the trained weights again."""
+# What a model's training depends on, each part fingerprinted apart in model.json, so that a rerun
+# that trains again can say why ("unet: its code changed since ..."); the key -> how a log names it.
+_TRAINING_PARTS = {
+    "code": "its code (or fusionbench's version)",
+    "kwargs": "its settings",
+    "train": "the training settings",
+    "prior": "DDFM's prior settings",
+    "data": "the data",
+}
+
+
+def _fingerprints_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, source) -> tuple[str, str, dict]:
+    """(everything a model's results depend on, what its training alone depends on, that one's
+    parts): a change in the second trains again; a change in the first only (the metrics, their
+    settings or code, the decomposition draws) scores the trained weights again."""
     entry = get_fuser(name)
     trained = (
         {"from": os.path.abspath(cfg.from_run), "weights": file_sha256(source.weights) if source.weights else None}
@@ -297,7 +308,9 @@ def _fingerprints_of(name: str, cfg: RunConfig, kwargs: dict, data_info: dict, s
     }
     if cfg.save_fused:  # the images are written while scoring: asking for them scores again, without training
         whole["save_fused"] = True
-    return _fingerprint(whole), _fingerprint({**training, "code": {k: v for k, v in code.items() if k != "metrics"}})
+    training["code"] = {k: v for k, v in code.items() if k != "metrics"}
+    parts = {k: _fingerprint(training[k]) for k in _TRAINING_PARTS}
+    return _fingerprint(whole), _fingerprint(training), parts
 
 
 def train_ddfm_prior(
@@ -551,6 +564,10 @@ def load_model_result(folder: str, info: dict) -> ModelResult:
     )
 
 
+def _trains(entry, kwargs: dict) -> bool:
+    return entry.trainable or ("prior_path" in kwargs and not kwargs["prior_path"])  # DDFM trains its prior
+
+
 def run_model(
     name: str,
     cfg: RunConfig,
@@ -569,7 +586,7 @@ def run_model(
     os.makedirs(folder, exist_ok=True)
     source = find_trained(cfg.from_run, name) if cfg.from_run else None
     kwargs = source.kwargs if source is not None else model_kwargs(entry, cfg)
-    fp, train_fp = _fingerprints_of(name, cfg, kwargs, data_info, source)
+    fp, train_fp, parts = _fingerprints_of(name, cfg, kwargs, data_info, source)
     summary = os.path.join(folder, "model.json")
     prev = None
     if os.path.exists(summary):
@@ -585,6 +602,12 @@ def run_model(
             "training and scoring again"
         )
         cfg = dataclasses.replace(cfg, retrain=True)
+    elif not cfg.retrain and prev and prev.get("train_fingerprint") not in (None, train_fp):
+        before = prev.get("train_parts") or {}  # a model.json older than the parts: no part named
+        changed = [say for k, say in _TRAINING_PARTS.items() if k in before and before[k] != parts[k]]
+        what = " and ".join(changed) if changed else "its code, settings or data"
+        again = "training" if source is None and _trains(entry, kwargs) else "scoring"
+        log(f"[fusionbench] {name}: {what} changed since {folder} was written; {again} it again")
     if (
         not cfg.retrain
         and prev
@@ -604,8 +627,7 @@ def run_model(
         and prev.get("train_fingerprint") == train_fp
     )
     if rescore:
-        trains = entry.trainable or ("prior_path" in kwargs and not kwargs["prior_path"])  # DDFM trains its prior
-        kept = "reusing its training, scoring again" if trains else "scoring again"
+        kept = "reusing its training, scoring again" if _trains(entry, kwargs) else "scoring again"
         log(
             f"[fusionbench] {name}: the metrics (their settings or code) or the decomposition draws changed "
             f"since {folder} was scored, or --save-fused was given or left out; {kept}"
@@ -623,10 +645,13 @@ def run_model(
             shutil.rmtree(os.path.join(folder, "prior"), ignore_errors=True)
     D.barrier()
     if D.is_main():
-        write_json(summary, {"name": name, "fingerprint": fp, "train_fingerprint": train_fp, "status": "running"})
+        write_json(
+            summary,
+            {"name": name, "fingerprint": fp, "train_fingerprint": train_fp, "train_parts": parts, "status": "running"},
+        )
     t0 = time.perf_counter()
     prep = prepare(name, cfg, train_ds, val_ds, folder, dev, fp, progress, log)
-    prep.info["train_fingerprint"] = train_fp
+    prep.info.update(train_fingerprint=train_fp, train_parts=parts)
     if D.is_main():  # fused images of earlier weights or settings never stay beside these scores
         shutil.rmtree(os.path.join(folder, "fused"), ignore_errors=True)
     D.barrier()
