@@ -1,6 +1,7 @@
 """DDFM: the EM step against an independent dense solve, the sampler, the prior's train/save/load."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -120,3 +121,20 @@ def test_prior_trains_saves_and_loads_through_ddfm_prior(tmp_path, capfd):
     with pytest.raises(FileNotFoundError, match="not a diffusers UNet2DModel folder"):
         DDFM(prior_path=str(tmp_path / "nothing"))
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_bench_list_says_what_bench_run_trains_for_ddfm(capsys):
+    """bench list showed DDFM as "trainable no, params 0", yet bench run trains its diffusion prior;
+    the line under the table says so, with the prior's size in each profile (counted here)."""
+    from baselines.ddfm.prior import DiffusionPrior, check_channels
+    from benchmark.cli import main
+    from benchmark.config import make_config
+
+    assert main(["list"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("  ddfm: no weights of its own")]
+    assert len(line) == 1 and "unless --ddfm-prior PATH loads one" in line[0], line
+    for profile in ("smoke", "quick", "paper"):
+        prior = DiffusionPrior(channels=check_channels(make_config(profile).ddfm_prior_channels))
+        n = sum(p.numel() for p in prior.parameters() if p.requires_grad)
+        said = re.search(rf"([\d,]+) (?:parameters )?in [a-z ]*\b{profile}\b", line[0])
+        assert said and int(said.group(1).replace(",", "")) == n, (profile, n, line[0])

@@ -51,6 +51,12 @@ def _cmd_list(args) -> int:
         )
         if f["error"]:
             print(f"      ERROR: {f['error']}")
+    if any(f["name"] == "ddfm" for f in fusers):  # "trainable no, params 0", yet bench run trains for it
+        print(
+            "  ddfm: no weights of its own (the paper's DDFM samples a pretrained diffusion prior); bench run "
+            "trains that prior (191,585 parameters in smoke and quick, 1,062,497 in paper; --set "
+            "ddfm_prior_epochs=N) unless --ddfm-prior PATH loads one"
+        )
     for why in ignored_plugins():
         print(f"  IGNORED: {why}")
     print(
