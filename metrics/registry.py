@@ -151,6 +151,20 @@ def column_names(names) -> dict[str, str]:
     return {n: (METRICS[n].key if len(others) == 1 and METRICS[n].lineage != "liu" else n) for n in names}
 
 
+def lineage_columns(columns) -> dict[str, list[str]]:
+    """The inverse of :func:`column_names` on a scores table's metric columns: ``{lineage: [column,
+    ...]}`` in the columns' order. A bare key belongs to the one lineage, besides Liu's, that has
+    every bare key of the table; where several have them all (a few shared keys, e.g. ``EN,SD``
+    alone), the bare keys are grouped under ``""``."""
+    out: dict[str, list[str]] = {}
+    bare = [c for c in columns if c not in METRICS]
+    owners = [lin for lin in LINEAGES if all(f"{lin}:{c}" in METRICS for c in bare)]
+    for c in columns:
+        lineage = METRICS[c].lineage if c in METRICS else (owners[0] if len(owners) == 1 else "")
+        out.setdefault(lineage, []).append(c)
+    return out
+
+
 def metric_info(column: str) -> MetricInfo | None:
     """The metric behind a scores column: a registered name, or a lineage metric's bare key (the
     same key means the same direction in every lineage; tested)."""

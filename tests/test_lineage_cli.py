@@ -92,6 +92,36 @@ def test_eval_several_lineages_prefix_columns_and_liu_keeps_names(tmp_path):
     assert "Q_SSIM" in cols and "tang:PSNR" in cols and "cddfuse:PSNR" in cols and "PSNR" not in cols
 
 
+def test_several_lineages_get_a_table_each(tmp_path, capsys):
+    """One table of every lineage's columns (69 with --lineage all) is read neither on a terminal
+    nor in a paper: beside it, one table per lineage (the original's own column names, the same
+    numbers), printed one after another; rebuilt by bench table, and gone when a later eval scores
+    one lineage."""
+    out, args = tmp_path / "out", _folders(tmp_path)
+    labels = ["--labels", str(tmp_path / "x1")]  # any image is a label map: its pixels > 0 make the box
+    assert main(["eval", *args, "--lineage", "liu,tang,cddfuse", *labels, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    whole = pd.read_csv(out / "leaderboard.csv", index_col="model")
+    for lineage, col in (("liu", "Q_SSIM"), ("tang", "MSE"), ("cddfuse", "VIFF")):
+        own = pd.read_csv(out / f"leaderboard_{lineage}.csv", index_col="model")
+        named = {c: c if lineage == "liu" else f"{lineage}:{c}" for c in own.columns if c != "n"}
+        assert col in own.columns and all(own[c].equals(whole[w]) for c, w in named.items()), lineage
+        md = (out / f"leaderboard_{lineage}.md").read_text()
+        assert f"The {lineage} lineage's metrics, each as its original computes it (" in md
+        assert f"{lineage}: " in printed and f"leaderboard_{lineage}.md)" in printed
+        assert (out / f"leaderboard_tumour_{lineage}.md").is_file()
+    assert "| Model | EN | MI | PSNR | MSE |" in printed and "tang:MSE" not in printed  # each lineage's own names
+    assert "(lower is better for MSE, Nabf; leaderboard_tang.md)" in printed
+    tang = (out / "leaderboard_tang.md").read_text()
+    assert "Lower is better for MSE, Nabf." in tang and "| Model | EN | MI | PSNR | MSE |" in tang
+    written = {p.name: p.read_bytes() for p in out.glob("leaderboard*")}
+    assert main(["table", str(out)]) == 0 and {p.name: p.read_bytes() for p in out.glob("leaderboard*")} == written
+    assert capsys.readouterr().out.count("leaderboard_cddfuse.md)") == 1
+    assert main(["eval", *args, "--lineage", "tang", "--out", str(out)]) == 0  # one lineage: one table
+    assert sorted(p.name for p in out.glob("leaderboard*")) == ["leaderboard.csv", "leaderboard.md", "leaderboard.tex"]
+    assert "leaderboard_tang.md" not in capsys.readouterr().out
+
+
 def test_run_with_a_lineage(tmp_path, caplog, capsys):
     import benchmark
 
@@ -244,3 +274,21 @@ def test_python_api_evaluate_with_a_lineage():
     z = np.load(DATA / f"{CASES[0]}.npz")
     df = benchmark.evaluate(z["F"][None], z["A"][None], z["B"][None], lineage="tang")
     assert df.loc[0, "PSNR"] == pytest.approx(ORACLE[CASES[0]]["tang"]["PSNR"], rel=1e-6)
+
+
+def test_lineage_columns_inverts_the_column_names():
+    """Every pair of lineages: the columns scored come back grouped by lineage; bare keys shared by
+    several lineages (EN and SD alone) stay ungrouped (no per-lineage tables then)."""
+    import itertools
+
+    from metrics.registry import ALL_LINEAGES, column_names, lineage_columns, resolve_metrics
+
+    for pair in itertools.combinations(ALL_LINEAGES, 2):
+        names = resolve_metrics(None, ",".join(pair))
+        cols = column_names(names)
+        got = lineage_columns(list(cols.values()))
+        assert list(got) == list(pair) and {c: x for x, cs in got.items() for c in cs} == {
+            cols[n]: n.split(":")[0] if ":" in n else "liu" for n in names
+        }, pair
+    assert lineage_columns(["Q_SSIM", "EN", "SD"]) == {"liu": ["Q_SSIM"], "": ["EN", "SD"]}
+    assert lineage_columns(["Q_SSIM", "EN", "VIFF"]) == {"liu": ["Q_SSIM"], "cddfuse": ["EN", "VIFF"]}

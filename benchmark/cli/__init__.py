@@ -110,10 +110,10 @@ def _cmd_run(args) -> int:
     res = run(config_from_args(args))
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
-    md = os.path.join(res.path, "leaderboard.md")
-    if res.leaderboard is not None and os.path.exists(md):
-        with open(md) as fh:
-            print(fh.read())
+    if res.leaderboard is not None and os.path.exists(os.path.join(res.path, "leaderboard.md")):
+        from benchmark.reporting.report import leaderboard_text
+
+        print(leaderboard_text(res.path))
     print(f"results: {res.path}  ({res.seconds:.0f} s)")
     return 1 if res.failures else 0
 
@@ -179,8 +179,9 @@ def _cmd_table(args) -> int:
         from benchmark.reporting.report import redraw_figures
 
         drawn = redraw_figures(args.run_dir, scores)
-    with open(os.path.join(args.run_dir, "leaderboard.md")) as fh:
-        print(fh.read())
+    from benchmark.reporting.report import leaderboard_text
+
+    print(leaderboard_text(args.run_dir))
     if drawn:
         sources = "scores.csv" + (" and train.json" if any(p.endswith("training.png") for p in drawn) else "")
         print(f"redrew {', '.join(os.path.relpath(p, args.run_dir) for p in drawn)} (from {sources})")
@@ -204,8 +205,9 @@ def _cmd_eval(args) -> int:
         workers=args.workers,
         labels=args.labels,
     )
-    with open(os.path.join(out, "leaderboard.md")) as fh:
-        print(fh.read())
+    from benchmark.reporting.report import leaderboard_text
+
+    print(leaderboard_text(out))
     print(f"results: {out}")
     return 0
 

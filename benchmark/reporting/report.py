@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from benchmark.reporting.tables import (
     write_leaderboards,
     write_scores,
 )
+from metrics.registry import ALL_LINEAGES, lineage_columns, source_of
 
 DECOMPOSITION_COLUMNS = ["SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]  # decomposed source vs true, per source
 TUMOUR = "inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"
@@ -37,29 +39,60 @@ def write_score_tables(
     with_std: bool = False,
 ) -> dict:
     """``scores.csv``'s leaderboards: whole slices (``leaderboard.*``) and, where there are tumour
-    rows, ``leaderboard_tumour.*``. Returns ``{"slice": table, "tumour": table}``."""
+    rows, ``leaderboard_tumour.*``; where the metrics come from more than one lineage, also one
+    table per lineage beside each (``leaderboard_<lineage>.*``, ``leaderboard_tumour_<lineage>.*``:
+    that lineage's columns under its original's own names, the same numbers). Returns
+    ``{"slice": table, "tumour": table, "slice:<lineage>": table, ...}``."""
     out = {}
-    slices = scores[scores.region == "slice"] if "region" in scores else scores
-    out["slice"] = write_leaderboards(
-        run_dir, slices, caption, with_std=with_std, style=style, n_boot=n_boot, seed=seed
-    )
+    regions = [("slice", "leaderboard", caption)]
     if "region" in scores and (scores.region == "tumour").any():
-        out["tumour"] = write_leaderboards(
-            run_dir,
-            scores[scores.region == "tumour"],
-            caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}"),
-            with_std=with_std,
-            stem="leaderboard_tumour",
-            style=style,
-            n_boot=n_boot,
-            seed=seed,
-        )
+        regions.append(("tumour", "leaderboard_tumour", caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}")))
     else:  # no tumour rows now: a tumour table of earlier scores (bench eval --labels, then without) must go
+        _remove_tables(run_dir, ["leaderboard_tumour", *(f"leaderboard_tumour_{x}" for x in ALL_LINEAGES)])
+    cols = metric_columns(scores)
+    groups = lineage_columns(cols)
+    groups = groups if len(groups) > 1 and "" not in groups else {}
+    for region, stem, cap in regions:
+        part = scores[scores.region == region] if "region" in scores else scores
+        kw = dict(with_std=with_std, style=style, n_boot=n_boot, seed=seed)
+        out[region] = write_leaderboards(run_dir, part, cap, stem=stem, **kw)
+        for lineage, mine in groups.items():  # the same statistics: each column's are its own (seeded per column)
+            own = {c: c.split(":", 1)[-1] for c in mine}
+            sub = part.drop(columns=[c for c in cols if c not in own]).rename(columns=own)
+            said = f" The {lineage} lineage's metrics, each as its original computes it ({source_of(lineage)})."
+            out[f"{region}:{lineage}"] = write_leaderboards(
+                run_dir, sub, cap + said, stem=f"{stem}_{lineage}", columns=list(own.values()), **kw
+            )
+        _remove_tables(run_dir, [f"{stem}_{x}" for x in ALL_LINEAGES if x not in groups])  # of an earlier call
+    return out
+
+
+def _remove_tables(run_dir: str, stems) -> None:
+    for stem in stems:
         for ext in ("csv", "md", "tex"):
-            stale = os.path.join(run_dir, f"leaderboard_tumour.{ext}")
+            stale = os.path.join(run_dir, f"{stem}.{ext}")
             if os.path.isfile(stale):
                 os.remove(stale)
-    return out
+
+
+def leaderboard_text(run_dir: str) -> str:
+    """What ``bench run``, ``eval`` and ``table`` print: ``leaderboard.md``; or, where the folder
+    holds one table per lineage, its caption once and then each lineage's table under its name
+    (one table of 69 columns is not read on a terminal)."""
+    with open(os.path.join(run_dir, "leaderboard.md")) as fh:
+        whole = fh.read()
+    own = [x for x in ALL_LINEAGES if os.path.isfile(os.path.join(run_dir, f"leaderboard_{x}.md"))]
+    if not own:
+        return whole
+    lower = re.compile(r" Lower is better for ([^.]*)\.")
+    parts = [lower.sub("", whole.split("\n\n| ", 1)[0])]  # said per lineage below, in its own names
+    for lineage in own:
+        with open(os.path.join(run_dir, f"leaderboard_{lineage}.md")) as fh:
+            caption, table = fh.read().split("\n\n| ", 1)
+        low = lower.search(caption)
+        head = f"{lineage}: {source_of(lineage)} ({'lower is better for ' + low.group(1) + '; ' if low else ''}"
+        parts.append(f"{head}leaderboard_{lineage}.md)\n\n| {table}".rstrip("\n"))
+    return "\n\n".join(parts) + "\n"
 
 
 def report(run_dir: str, cfg, results: dict, val_ds, caption: str) -> dict:
