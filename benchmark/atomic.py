@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import tempfile
 import time
 
@@ -15,14 +16,27 @@ def atomic_path(path: str, suffix: str = ""):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
     d = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=f".tmp{suffix}", dir=d)
-    os.close(fd)
+    tmp = _new_file(os.path.join(d, f".{os.path.basename(path)}."), f".tmp{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _new_file(prefix: str, suffix: str) -> str:
+    """A new empty file ``PREFIX<random>SUFFIX``, made with the mode every other file gets (0666
+    less the user's umask: 0644 as a rule). ``tempfile.mkstemp`` makes 0600 files, and every
+    table, figure and checkpoint replaced by one was unreadable to the user's group and others."""
+    for _ in range(100):
+        name = f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name like {prefix}XXXXXXXX{suffix}")
 
 
 def write_text(path: str, text: str) -> None:

@@ -259,3 +259,31 @@ def test_json_files_are_standard_json(tmp_path):
     files = list((tmp_path / "r").rglob("*.json"))
     assert len(files) >= 4 and all(strict(p) is not None for p in files)
     assert strict(tmp_path / "r" / "deepfuse" / "train.json")["best_val_loss"] is None
+
+
+def test_result_files_get_the_mode_of_any_other_file(tmp_path):
+    """Every file written atomically was 0600 (tempfile.mkstemp's mode, kept by os.replace): the
+    tables, figures and checkpoints of a run on a shared machine were unreadable to the user's
+    group. Now 0666 less the umask, as any other file; no temporary file stays behind."""
+    from benchmark.cli import main
+
+    old = os.umask(0o022)
+    try:
+        args = "run --models mean,deepfuse --profile smoke --epochs 1".split() + ["--out", str(tmp_path)]
+        assert main(args) == 0
+        os.umask(0o027)  # the user's umask decides, as for any file
+        assert main(["table", str(tmp_path / "smoke-phantom")]) == 0
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "smoke-phantom").rglob("*") if p.is_file() and p.name != ".lock"]
+    modes = {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777) for p in files}
+    rebuilt = {
+        k
+        for k in modes
+        if k.split("/")[-1].startswith("leaderboard") or k.endswith(("distributions.png", "training.png"))
+    }
+    for must in ("scores.csv", "leaderboard.md", "figures/samples.png", "deepfuse/best.pt", "deepfuse/train.json"):
+        assert f"smoke-phantom/{must}" in modes, must
+    wrong = {k: m for k, m in modes.items() if m != ("0o640" if k in rebuilt else "0o644")}
+    assert not wrong, wrong
+    assert not [p for p in files if ".tmp" in p.name]
