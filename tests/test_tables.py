@@ -205,6 +205,29 @@ def test_box_plot_tick_labels_do_not_run_together(tmp_path, monkeypatch):
     assert 2 <= len(shown) <= 5, shown
 
 
+def test_many_metrics_wrap_onto_rows_of_box_plots(tmp_path, monkeypatch):
+    """--lineage all's 69 metrics drew one row of 69 panels, a figure 19,734 px wide; now rows of
+    seven (Table 1's seven stay one row), each row naming the models once, no empty panel shown."""
+    import numpy as np
+
+    from benchmark.reporting import figures
+
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.append(fig))
+    rng = np.random.default_rng(0)
+    cols = [f"m{k}" for k in range(16)]
+    rows = [{"model": m, "index": i, **{c: rng.random() for c in cols}} for m in ("a", "b") for i in range(5)]
+    for n, grid in ((7, (1, 7)), (16, (3, 7))):
+        figures.distributions(str(tmp_path / "d.png"), pd.DataFrame(rows), cols[:n], ["a", "b"])
+        fig = saved.pop()
+        shown = [ax for ax in fig.axes if ax.get_visible()]
+        assert [ax.get_title() for ax in shown] == cols[:n]
+        assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == grid
+        named = [i for i, ax in enumerate(shown) if any(t.get_text() for t in ax.get_yticklabels())]
+        assert named == list(range(0, n, 7)), named
+        assert abs(fig.get_size_inches()[0] - 2.6 * 7) < 1e-9
+
+
 def test_training_curves_label_their_log_axes_with_a_few_round_numbers(tmp_path, monkeypatch):
     """The log axes labelled every minor tick ("4x10^1 6x10^1" ran together), then decades only,
     which left a loss inside one decade (DeepFuse's 0.55-0.72) without a number."""

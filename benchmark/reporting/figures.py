@@ -66,13 +66,20 @@ def decomposition_grid(path: str, x1, x2, fused, x1_hat, x2_hat) -> None:
     _save(fig, path)
 
 
+DISTRIBUTIONS_PER_ROW = 7  # Table 1's seven columns in one row, as before; more wrap onto further rows
+
+
 def distributions(path: str, scores, cols, models) -> None:
     """Per-image distribution of each metric per model (box plots), models in table order."""
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(2.6 * len(cols), 0.35 * len(models) + 1.2))
-    axes = fig.subplots(1, len(cols), squeeze=False)
-    for ax, c in zip(axes[0], cols):
+    per_row = min(len(cols), DISTRIBUTIONS_PER_ROW)  # --lineage all's 69 panels in one row: 19,734 px wide
+    rows = -(-len(cols) // per_row)
+    fig = Figure(figsize=(2.6 * per_row, (0.35 * len(models) + 1.2) * rows))
+    axes = fig.subplots(rows, per_row, squeeze=False)
+    for ax in axes.flat[len(cols) :]:
+        ax.set_visible(False)
+    for i, (ax, c) in enumerate(zip(axes.flat, cols)):
         data = [scores.loc[scores.model == m, c].dropna().to_numpy() for m in models]
         ax.boxplot(
             data,
@@ -85,7 +92,7 @@ def distributions(path: str, scores, cols, models) -> None:
         ax.set_title(c, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # a narrow range (Q_NCIE 0.805-0.820) ran its labels together
-        if ax is not axes[0][0]:
+        if i % per_row:  # the models named once a row
             ax.set_yticklabels([])
     fig.tight_layout()
     _save(fig, path)
