@@ -45,6 +45,20 @@ def test_bench_decompose_with_the_default_weights(tmp_path, capsys):
     assert got > 0.8, got  # the committed FusionINN gives T1-Gd back from a fused image
 
 
+def test_bench_decompose_without_the_repository_results_says_what_to_do(tmp_path, capsys, monkeypatch):
+    """Installed without -e (pip install .), results/ stays in the checkout: the default weights'
+    path in site-packages was named as "no FusionINN folder there", with no word of why."""
+    from benchmark.cli import fusioninn, main
+
+    monkeypatch.setattr(fusioninn, "DEFAULT_FUSIONINN", str(tmp_path / "site-packages" / "results" / "x"))
+    img = tmp_path / "fused.png"
+    skio.imsave(img, np.zeros((8, 8), np.uint8), check_contrast=False)
+    assert main(["decompose", str(img), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no --model-dir given" in err and "pip install -e ." in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_bench_decompose_checks_every_image_and_the_output_first(tmp_path, capsys):
     """A folder whose last image is bad left the earlier images' outputs (half a result); --out a
     file was a FileExistsError traceback; --out the image folder mixed the outputs in with the images."""

@@ -28,6 +28,13 @@ def _cmd_decompose(args) -> int:
     if (args.x1 is None) != (args.x2 is None):
         raise ValueError("--x1 and --x2: give both source folders (to score the decomposition) or neither")
     mdir = args.model_dir or DEFAULT_FUSIONINN
+    if args.model_dir is None and not os.path.isdir(mdir):  # installed without -e: results/ stayed in the checkout
+        raise ValueError(
+            f"no --model-dir given, and the FusionINN trained on the CPU that ships in the repository "
+            f"(results/cpu-phantom/fusioninn) is not beside this installation ({mdir}); give --model-dir "
+            "RUN/fusioninn of a finished run (bench run --models fusioninn trains one), or install the checkout "
+            "with pip install -e ."
+        )
     if not os.path.isdir(mdir):
         raise ValueError(
             f"{mdir}: no FusionINN folder there; give --model-dir results/<run>/fusioninn of a finished run"
