@@ -480,7 +480,11 @@ def test_rerun_and_interrupted_eval_reuse_the_batches_already_scored(tmp_path, t
     assert main(cmd("out")) == 0 and again.calls == 2 and "reusing 2 of 3" in capsys.readouterr().err
     # other metrics: everything again, and the folder keeps only this eval's batches
     assert main(["eval", *src, "--out", str(out)]) == 0 and again.calls == 5
-    assert "reusing" not in capsys.readouterr().err and len(list((out / ".scored").iterdir())) == 3
+    err = capsys.readouterr().err
+    assert "reusing" not in err and len(list((out / ".scored").iterdir())) == 3
+    assert "scoring every batch again: none of the 3 batches scored by an earlier bench eval into" in err
+    assert main(cmd("fresh")) == 0
+    assert "scoring every batch again" not in capsys.readouterr().err  # a new folder: nothing to say
 
 
 def _six_triples(tmp_path, triples):

@@ -271,6 +271,10 @@ class BatchCache:
             what["boxes"] = {k: [int(v) for v in box] for k, box in boxes.items()}
         return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
+    def kept(self) -> int:
+        """How many batches earlier evals left in the folder."""
+        return len([f for f in os.listdir(self.folder) if f.endswith(".json")]) if os.path.isdir(self.folder) else 0
+
     def _path(self, i: int) -> str:
         return os.path.join(self.folder, f"{self.keys[i]}.json")
 
@@ -581,6 +585,11 @@ def _score_folders(
             + (" (whole slices and tumour boxes)" if len(every) > n_slice else "")
             + f" scored by an earlier bench eval into {out} (same images, metrics and code; delete {cache.folder} "
             "to score them again)"
+        )
+    elif cache.kept():  # a rerun that reuses nothing says why, as one that reuses some does
+        say(
+            f"bench eval: scoring every batch again: none of the {cache.kept()} batches scored by an earlier bench "
+            f"eval into {out} is of these images, metrics, settings and code"
         )
     tumour_todo = [i for i in todo if i >= n_slice]
     todo = [i for i in todo if i < n_slice]
