@@ -96,7 +96,7 @@ def test_several_lineages_get_a_table_each(tmp_path, capsys):
     """One table of every lineage's columns (69 with --lineage all) is read neither on a terminal
     nor in a paper: beside it, one table per lineage (the original's own column names, the same
     numbers), printed one after another; rebuilt by bench table, and gone when a later eval scores
-    one lineage."""
+    one lineage, or a few picked metrics (up to eight columns stay one table)."""
     out, args = tmp_path / "out", _folders(tmp_path)
     labels = ["--labels", str(tmp_path / "x1")]  # any image is a label map: its pixels > 0 make the box
     assert main(["eval", *args, "--lineage", "liu,tang,cddfuse", *labels, "--out", str(out)]) == 0
@@ -120,6 +120,9 @@ def test_several_lineages_get_a_table_each(tmp_path, capsys):
     assert main(["eval", *args, "--lineage", "tang", "--out", str(out)]) == 0  # one lineage: one table
     assert sorted(p.name for p in out.glob("leaderboard*")) == ["leaderboard.csv", "leaderboard.md", "leaderboard.tex"]
     assert "leaderboard_tang.md" not in capsys.readouterr().out
+    picked = ["--metrics", "vifb:Qabf,cddfuse:EN,Q_SSIM"]  # a few picked metrics: one table reads fine
+    assert main(["eval", *args, *picked, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("leaderboard*")) == ["leaderboard.csv", "leaderboard.md", "leaderboard.tex"]
 
 
 def test_run_with_a_lineage(tmp_path, caplog, capsys):

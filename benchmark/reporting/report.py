@@ -26,6 +26,7 @@ from benchmark.reporting.tables import (
 from metrics.registry import ALL_LINEAGES, lineage_columns, source_of
 
 DECOMPOSITION_COLUMNS = ["SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"]  # decomposed source vs true, per source
+ONE_TABLE_COLUMNS = 8  # up to this many metric columns of several lineages stay one table (Table 1's seven, and one)
 TUMOUR = "inside the tumour box (labels 1, 2, 4 dilated by 5 px; square box, side >= 48 px)"
 
 
@@ -39,9 +40,10 @@ def write_score_tables(
     with_std: bool = False,
 ) -> dict:
     """``scores.csv``'s leaderboards: whole slices (``leaderboard.*``) and, where there are tumour
-    rows, ``leaderboard_tumour.*``; where the metrics come from more than one lineage, also one
-    table per lineage beside each (``leaderboard_<lineage>.*``, ``leaderboard_tumour_<lineage>.*``:
-    that lineage's columns under its original's own names, the same numbers). Returns
+    rows, ``leaderboard_tumour.*``; where the metrics come from more than one lineage and are more
+    than :data:`ONE_TABLE_COLUMNS`, also one table per lineage beside each
+    (``leaderboard_<lineage>.*``, ``leaderboard_tumour_<lineage>.*``: that lineage's columns under
+    its original's own names, the same numbers). Returns
     ``{"slice": table, "tumour": table, "slice:<lineage>": table, ...}``."""
     out = {}
     regions = [("slice", "leaderboard", caption)]
@@ -51,7 +53,7 @@ def write_score_tables(
         _remove_tables(run_dir, ["leaderboard_tumour", *(f"leaderboard_tumour_{x}" for x in ALL_LINEAGES)])
     cols = metric_columns(scores)
     groups = lineage_columns(cols)
-    groups = groups if len(groups) > 1 and "" not in groups else {}
+    groups = groups if len(groups) > 1 and "" not in groups and len(cols) > ONE_TABLE_COLUMNS else {}
     for region, stem, cap in regions:
         part = scores[scores.region == region] if "region" in scores else scores
         kw = dict(with_std=with_std, style=style, n_boot=n_boot, seed=seed)
