@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lineage",
         help="score every metric of these lineages as their originals compute them: vifb | tang | mefb | "
         "cddfuse | liu (Table 1) | all; comma-separated for several (columns then lineage:name, and a "
-        "table per lineage too, leaderboard_<lineage>.*)",
+        "table per lineage too past eight columns, leaderboard_<lineage>.*)",
     )
     pe.add_argument("--no-quantize", action="store_true", help="do not round to 8 bits before the toolbox metrics")
     pe.add_argument("--device", default="cpu", help="cpu (default) | auto | cuda | cuda:N")

@@ -58,7 +58,7 @@ def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
         "--lineage",
         help="score every metric of these lineages instead, as their originals compute them: "
         "vifb | tang | mefb | cddfuse | liu (Table 1) | all, comma-separated (bench list; several: a table "
-        "per lineage too, leaderboard_<lineage>.*)",
+        "per lineage too past eight columns, leaderboard_<lineage>.*)",
     )
     p.add_argument("--ddfm-prior", help="local diffusers UNet2DModel folder to use as DDFM's prior")
     p.add_argument(
