@@ -228,6 +228,26 @@ def test_many_metrics_wrap_onto_rows_of_box_plots(tmp_path, monkeypatch):
         assert abs(fig.get_size_inches()[0] - 2.6 * 7) < 1e-9
 
 
+def test_box_plots_leave_out_infinite_scores_as_the_tables_do(tmp_path, monkeypatch):
+    """CDDFuse's PSNR of an all-black fused image is -inf (log of a zero peak): the box plot took it
+    and numpy warned "invalid value encountered in subtract" on the user's terminal; the tables
+    already count such values out of a mean."""
+    import warnings
+
+    import numpy as np
+
+    from benchmark.reporting import figures
+
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: saved.append(fig))
+    scores = pd.DataFrame({"model": ["a"] * 4 + ["b"] * 4, "PSNR": [20, 21, -np.inf, np.nan, 30, 31, 32, np.inf]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figures.distributions(str(tmp_path / "d.png"), scores, ["PSNR"], ["a", "b"])
+    lo, hi = saved[0].axes[0].get_xlim()
+    assert 15 < lo < 20 and 32 < hi < 40, (lo, hi)
+
+
 def test_training_curves_label_their_log_axes_with_a_few_round_numbers(tmp_path, monkeypatch):
     """The log axes labelled every minor tick ("4x10^1 6x10^1" ran together), then decades only,
     which left a loss inside one decade (DeepFuse's 0.55-0.72) without a number."""

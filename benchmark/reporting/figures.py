@@ -80,7 +80,9 @@ def distributions(path: str, scores, cols, models) -> None:
     for ax in axes.flat[len(cols) :]:
         ax.set_visible(False)
     for i, (ax, c) in enumerate(zip(axes.flat, cols)):
-        data = [scores.loc[scores.model == m, c].dropna().to_numpy() for m in models]
+        data = [scores.loc[scores.model == m, c].to_numpy(dtype=float) for m in models]
+        data = [v[np.isfinite(v)] for v in data]  # as the tables count them: an original's -inf PSNR of an
+        # all-black image made the box plot's percentiles warn "invalid value encountered in subtract"
         ax.boxplot(
             data,
             orientation="horizontal",
