@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,3 +51,8 @@ def py_files(folder: str) -> list[str]:
 def metrics_code() -> str:
     """The hash of every metric's source (the ``metrics`` package)."""
     return files_sha(py_files(os.path.join(PROJECT, "metrics")))
+
+
+def written_at(path: str) -> str:
+    """When a file was last written, as the logs say it ("2026-12-04 01:11", local time)."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))

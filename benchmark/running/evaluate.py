@@ -586,9 +586,9 @@ def _score_folders(
             + f" scored by an earlier bench eval into {out} (same images, metrics and code; delete {cache.folder} "
             "to score them again)"
         )
-    elif cache.kept():  # a rerun that reuses nothing says why, as one that reuses some does
+    elif kept := cache.kept():  # a rerun that reuses nothing says why, as one that reuses some does
         say(
-            f"bench eval: scoring every batch again: none of the {cache.kept()} batches scored by an earlier bench "
+            f"bench eval: scoring every batch again: none of the {kept} batches scored by an earlier bench "
             f"eval into {out} is of these images, metrics, settings and code"
         )
     tumour_todo = [i for i in todo if i >= n_slice]

@@ -55,7 +55,7 @@ from benchmark.config import RunConfig, check_config, for_model, parse_per_model
 from benchmark.data import load_data, size_notes
 from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
-from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files
+from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files, written_at
 from benchmark.reporting import report
 from benchmark.reporting.report import read_history
 from benchmark.reporting.tables import read_scores
@@ -226,10 +226,6 @@ def caption_for(cfg: RunConfig, n_val: int, dev: torch.device, models=None) -> s
     return text
 
 
-def _when(path: str) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
-
-
 def _batch_size(entry, cfg: RunConfig) -> int:
     batch = cfg.batch_size or entry.batch_size
     return min(batch, cfg.max_batch) if cfg.max_batch else batch
@@ -320,7 +316,8 @@ def train_ddfm_prior(
     pdir = os.path.join(folder, "prior")
     unet_dir = os.path.join(pdir, "unet")
     if os.path.exists(os.path.join(unet_dir, "config.json")) and os.path.exists(os.path.join(pdir, "train.json")):
-        log(f"[fusionbench] reusing the DDFM prior in {unet_dir} (trained {_when(os.path.join(pdir, 'train.json'))})")
+        trained = written_at(os.path.join(pdir, "train.json"))
+        log(f"[fusionbench] reusing the DDFM prior in {unet_dir} (trained {trained})")
         return load_prior(unet_dir).to(dev)
     torch.manual_seed(cfg.seed)
     prior = DiffusionPrior(channels=check_channels(cfg.ddfm_prior_channels))
@@ -376,7 +373,7 @@ def prepare(
                 load_weights(model, best, dev)
                 reused, history = True, read_history(folder)
                 log(
-                    f"[fusionbench] reusing the trained weights of {name} ({best}, trained {_when(best)}); "
+                    f"[fusionbench] reusing the trained weights of {name} ({best}, trained {written_at(best)}); "
                     "--retrain to train again"
                 )
             except ValueError as e:
@@ -616,7 +613,7 @@ def run_model(
         and os.path.exists(os.path.join(folder, "scores.csv"))
     ):
         log(
-            f"[fusionbench] reusing {name} from {folder}, finished {prev.get('finished') or _when(summary)}; "
+            f"[fusionbench] reusing {name} from {folder}, finished {prev.get('finished') or written_at(summary)}; "
             "--retrain to train and score it again"
         )
         return load_model_result(folder, prev)

@@ -24,6 +24,7 @@ from baselines.loading import checkpoint_problem
 from baselines.loss import LossConfig, fusion_loss
 from benchmark import distributed as D
 from benchmark.atomic import atomic_path, write_json
+from benchmark.provenance import written_at
 from benchmark.training.patches import random_patches
 
 
@@ -234,10 +235,9 @@ def train(
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             state = {"epoch": int(ck["epoch"]), "best": float(ck["best"]), "history": list(ck["history"])}
-            written = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(last_path)))
             log(
-                f"[fusionbench] resuming {name} from {last_path} (written {written}): {state['epoch']} of "
-                f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)} done"
+                f"[fusionbench] resuming {name} from {last_path} (written {written_at(last_path)}): "
+                f"{state['epoch']} of {cfg.epochs} epoch{'s' * (cfg.epochs != 1)} done"
             )
         except (ValueError, KeyError, RuntimeError) as e:  # a damaged checkpoint: say so, start again
             log(f"[fusionbench] {name}: cannot resume from {last_path} ({e}); training from the start")
