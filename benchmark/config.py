@@ -138,9 +138,13 @@ def parse_per_model(text: str) -> dict[str, dict]:
         model, sep, rest = item.partition(".")
         if not sep or "=" not in rest:
             raise ValueError(f"per_model: cannot read {item!r}; expected MODEL.FIELD=VALUE, e.g. deepfuse.lr=3e-4")
-        key, value = parse_override(fields, rest)
-        if key not in PER_MODEL_FIELDS:
-            raise ValueError(f"per_model: {key!r} cannot differ per model; allowed: {', '.join(PER_MODEL_FIELDS)}")
+        field = rest.partition("=")[0].strip().replace("-", "_")
+        if field not in PER_MODEL_FIELDS:
+            raise ValueError(f"per_model: {field!r} cannot differ per model; allowed: {', '.join(PER_MODEL_FIELDS)}")
+        try:
+            key, value = parse_override(fields, rest)
+        except ValueError as e:  # parse_override speaks of --set; name the per_model item instead
+            raise ValueError(f"per_model: {item!r}: {str(e).partition(': ')[2]}") from None
         out.setdefault(model.strip(), {})[key] = value
     return out
 

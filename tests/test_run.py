@@ -197,6 +197,9 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
         (["--set", "table_style=foo"], "table_style = 'foo': expected one of stats, paper"),
         (["--set", "fusioninn_k=5"], "fusioninn_k = 5: expected a whole number from 1 to 4"),
         (["--set", "per_model=fusioninn.lr=0"], "per_model fusioninn: config field lr = 0.0: expected a finite"),
+        # per_model's items named "--set lr" or "--set: unknown config field" before
+        (["--set", "per_model=fusioninn.lr=abc"], "per_model: 'fusioninn.lr=abc': cannot read 'abc' as float"),
+        (["--set", "per_model=fusioninn.foo=1"], "per_model: 'foo' cannot differ per model; allowed: epochs, lr,"),
         (["--set", "lr=inf"], "lr = inf: expected a finite number > 0"),  # trained to NaN, then a traceback
         (["--width", "inf"], "width = inf: expected a finite number > 0"),
         (["--set", "ddfm_prior_channels=12,16"], "ddfm_prior_channels = '12,16': expected comma-separated"),
