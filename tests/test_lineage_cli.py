@@ -67,6 +67,22 @@ def test_eval_metric_names_within_a_lineage(tmp_path, capsys):
     assert not (tmp_path / "o2").exists()
 
 
+@pytest.mark.parametrize("command", ["eval", "run"])
+@pytest.mark.parametrize("given", ["", ","])
+def test_a_lineage_option_that_names_none_is_an_error(tmp_path, capsys, command, given):
+    """``--lineage "$UNSET"`` scored the Table 1 five in silence, where an empty --models or --metrics is
+    an error."""
+    out = tmp_path / "o"
+    args = _folders(tmp_path) if command == "eval" else ["--models", "mean", "--profile", "smoke"]
+    assert main([command, *args, "--lineage", given, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"bench: error: --lineage {given!r} names no lineage; give vifb, tang, mefb, cddfuse, liu or all, "
+        "comma-separated (bench list), or leave out --lineage for the Table 1 five"
+    ), err
+    assert not out.exists()
+
+
 def test_lineage_all_is_every_lineage():
     from metrics.registry import ALL_LINEAGES, parse_lineages, resolve_metrics
 

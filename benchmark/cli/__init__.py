@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from benchmark.cli.args import METRICS_HELP, add_run_args, config_from_args
+from benchmark.cli.args import METRICS_HELP, add_run_args, config_from_args, lineage_arg
 from benchmark.cli.fusioninn import add_fusioninn_commands
 
 
@@ -201,7 +201,7 @@ def _cmd_eval(args) -> int:
         args.metrics,
         None if not args.no_quantize else False,
         device=args.device,
-        lineage=args.lineage,
+        lineage=lineage_arg(args.lineage),
         workers=args.workers,
         labels=args.labels,
     )

@@ -11,6 +11,18 @@ METRICS_HELP = (
 )
 
 
+def lineage_arg(text: str | None) -> str | None:
+    """``--lineage`` as given: None when left out; given but naming no lineage (``--lineage ""``, as an
+    unset shell variable gives) is an error, as an empty ``--models`` or ``--metrics`` is, rather than
+    the Table 1 five scored in silence."""
+    if text is not None and not any(x.strip() for x in text.split(",")):
+        raise ValueError(
+            f"--lineage {text!r} names no lineage; give vifb, tang, mefb, cddfuse, liu or all, comma-separated "
+            "(bench list), or leave out --lineage for the Table 1 five"
+        )
+    return text
+
+
 def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
     """``bench run``'s arguments; ``ablate``: only those ``bench ablate`` uses. It trains one FusionINN
     per value and scores Table 2's SSIMs, so the models, metrics, --from, --nproc and table style are
@@ -76,6 +88,7 @@ def config_from_args(args):
 
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
     over = {}
+    lineage_arg(getattr(args, "lineage", None))
     for key in (
         "models",
         "data",
