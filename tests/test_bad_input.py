@@ -488,6 +488,28 @@ def test_nproc_below_one_and_amp_on_a_cpu_say_so(tmp_path, capsys):
     assert "--amp (bf16 autocast) applies on CUDA only; this run on cpu is in float32" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["run", "--models", "mean", "--profile", "smoke", "--from", ""], "--from ''"),  # trained everything
+        (["run", "--models", "mean", "--profile", "smoke", "--run-name= "], "--run-name ' '"),
+        (["eval", "--x1", "a", "--x2", "b", "--fused", "c", "--metrics", " "], "--metrics ' '"),
+        (["decompose", "f.png", "--model-dir", ""], "--model-dir ''"),
+    ],
+)
+def test_an_option_given_an_empty_value_is_an_error(tmp_path, capsys, monkeypatch, args, flag):
+    """An unset shell variable (``--from "$RUN"``) meant the option's default in silence: ``--out ""``
+    wrote a run into the current folder, ``--from ""`` trained every fuser. The last --out given here
+    is empty too: nothing may be written anywhere."""
+    from benchmark.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, "--out", ""]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"bench: error: {flag} is empty; give it a value (an unset shell variable?)", err
+    assert not any(tmp_path.iterdir())
+
+
 def test_the_paper_profile_on_a_cpu_says_what_it_costs_before_training(tmp_path):
     """--profile paper on a CPU started 400 epochs of whole slices (42 h for DeepFuse here) with no
     word until the bar's estimate after a first 48 s step. The note comes before any training (the

@@ -348,8 +348,24 @@ def _version() -> str:
     return f"fusionbench {of('fusionbench')} (torch {of('torch')}, Python {sys.version.split()[0]})"
 
 
+def empty_option(argv: list[str]) -> str | None:
+    """The first option given an empty value (``--out ""``, ``--from=``), as an unset shell variable
+    gives one: each meant its default in silence (``bench run --from "$RUN"`` trained everything,
+    ``--out ""`` wrote into the current folder), so it is an error instead."""
+    for i, tok in enumerate(argv):
+        if not tok.startswith("--"):
+            continue
+        flag, eq, value = tok.partition("=")
+        if not eq and i + 1 < len(argv) and not argv[i + 1].strip():
+            value, eq = argv[i + 1], "="
+        if eq and not value.strip():
+            return f"{flag} {value!r} is empty; give it a value (an unset shell variable?)"
+    return None
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.cmd is None:
         parser.print_help(sys.stderr)
@@ -358,6 +374,8 @@ def main(argv=None) -> int:
 
     keep_freed_memory()  # freed tensors stay with the process: no page faults per batch (allocator.py)
     try:
+        if empty := empty_option(argv):
+            raise ValueError(empty)
         return args.fn(args)
     except (ValueError, FileNotFoundError, PermissionError, RuntimeError, FloatingPointError) as e:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
