@@ -104,7 +104,10 @@ class RunResult:
     path: str
     scores: pd.DataFrame
     leaderboard: pd.DataFrame | None
-    leaderboards: dict = field(default_factory=dict)  # "slice", "tumour", "decomposition", ...
+    # every leaderboard written, by key: "slice" (= leaderboard), "tumour", "decomposition",
+    # "decomposition_tumour", and with metrics of several lineages past eight columns "slice:<lineage>"
+    # and "tumour:<lineage>" (= leaderboard_<lineage>.*, leaderboard_tumour_<lineage>.*)
+    leaderboards: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)
     seconds: float = 0.0
 
