@@ -10,6 +10,7 @@ import pytest
 from skimage import io as skio
 
 from benchmark.cli import main
+from benchmark.config import make_config
 from benchmark.data.phantom import make_split
 
 
@@ -365,9 +366,13 @@ def test_a_run_never_writes_into_a_folder_it_does_not_own(tmp_path, capsys):
     (paper / "figures" / "fig1.pdf").write_text("%PDF")
     (paper / "scores.csv").write_text("mine\n")
     base = ["run", "--models", "mean", "--profile", "smoke"]
-    for name in (".", "..", "a/b", " "):
+    for name in (".", "..", "a/b"):
         assert main([*base, "--out", str(paper), "--run-name", name]) == 2
         _one_line(capsys, f"config field run_name = {name!r}: expected a folder name (no '/', not '.' or '..')")
+    assert main([*base, "--out", str(paper), "--run-name", " "]) == 2
+    _one_line(capsys, "--run-name ' ' is empty; give it a value (an unset shell variable?)")
+    with pytest.raises(ValueError, match="config field run_name = ' ': expected a folder name"):
+        make_config("smoke", run_name=" ")  # from Python, where no command line checks it
     assert main([*base, "--out", str(tmp_path), "--run-name", "paper"]) == 2
     _one_line(capsys, f"{paper} holds files and is not a bench run folder (no config.json of a run)")
     assert sorted(p.name for p in paper.rglob("*")) == ["fig1.pdf", "figures", "scores.csv"]
