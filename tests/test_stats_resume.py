@@ -117,6 +117,7 @@ def test_killed_run_resumes_to_the_same_tables(tmp_path):
     again = subprocess.run(_bench(args + ["--run-name", "k"]), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert re.search(r"resuming deepfuse from \S+last\.pt \(written [\d :-]+\): [12] of 3 epochs done", again.stdout)
+    assert re.search(r"deepfuse: trained 3 epochs, 6 steps, \d+s; validation loss [\d.]+ after epoch 1,", again.stdout)
     for f in ("scores.csv", "leaderboard.csv", "leaderboard.md"):
         assert (tmp_path / "k" / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), f
 

@@ -8,7 +8,7 @@ import torch
 
 from baselines.loss import LossConfig, fusion_loss
 from benchmark.data import phantom_split
-from benchmark.training.trainer import TrainConfig, load_checkpoint, train
+from benchmark.training.trainer import TrainConfig, load_checkpoint, summary, train
 
 
 class TinyFuser(torch.nn.Module):
@@ -59,6 +59,20 @@ def test_training_lowers_validation_loss_and_writes_checkpoints(data, tmp_path):
     assert set(best) == set(m.state_dict())
     log = json.loads((tmp_path / "train.json").read_text())
     assert log["best_val_loss"] == pytest.approx(min(h["val_loss"] for h in hist))
+    first, last = hist[0]["val_loss"], hist[-1]["val_loss"]  # the line a batch job's log keeps (bars leave none)
+    said = summary("tiny", hist)
+    want = rf"\[fusionbench\] tiny: trained 3 epochs, 9 steps, \d+s; validation loss {first:.4f} after epoch 1, "
+    assert re.match(want + rf"{last:.4f} after epoch 3", said), said
+
+
+def test_the_training_summary_names_the_kept_epoch():
+    hist = [{"epoch": e, "step": 5 * e, "val_loss": v, "seconds": 30.0} for e, v in ((1, 0.5), (2, 0.25), (3, 0.3))]
+    assert summary("unet", hist) == (
+        "[fusionbench] unet: trained 3 epochs, 15 steps, 1m30s; validation loss 0.5000 after epoch 1, "
+        "0.3000 after epoch 3; best 0.2500 after epoch 2 (kept)"
+    )
+    assert summary("p", hist[:1]) == "[fusionbench] p: trained 1 epoch, 5 steps, 30s; validation loss 0.5000"
+    assert summary("p", []) == "[fusionbench] p: no epoch to train (epochs 0); it keeps its initial weights"
 
 
 def test_resumed_training_equals_uninterrupted(data, tmp_path):

@@ -60,7 +60,7 @@ from benchmark.reporting import report
 from benchmark.reporting.report import read_history
 from benchmark.reporting.tables import read_scores
 from benchmark.running.decomposition import decomposition_rows
-from benchmark.training.trainer import TrainConfig, train
+from benchmark.training.trainer import TrainConfig, summary, train
 from metrics import score as score_metrics
 from metrics._checks import check_images
 from metrics.profiles import get_profile
@@ -331,7 +331,8 @@ def train_ddfm_prior(
         schedule="plateau",
         warmup=0,
     )
-    train(prior, train_ds, val_ds, tcfg, pdir, dev, resume=True, progress=progress, name="ddfm prior")
+    state = train(prior, train_ds, val_ds, tcfg, pdir, dev, progress=progress, name="ddfm prior", log=log)
+    log(summary("ddfm prior", state["history"]))
     if D.is_main():  # rank 0 alone writes in a multi-process run
         prior.unet.save_pretrained(unet_dir)
     D.barrier()
@@ -397,6 +398,7 @@ def prepare(
                 name=name,
                 log=log,
             )["history"]
+            log(summary(name, history))
         info.update(train_seconds=time.perf_counter() - t0, batch_size=batch, epochs=cfg.epochs)
     if isinstance(model, torch.nn.Module):
         model.eval()

@@ -173,6 +173,28 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def summary(name: str, history: list[dict]) -> str:
+    """One line on what a finished training did, for the terminal and a batch job's log (the
+    progress bars leave nothing there): its epochs, steps and time, and the whole-slice validation
+    loss after the first and the last epoch and at the best one, whose weights are kept.
+    ``train.json`` holds every epoch."""
+    if not history:
+        return f"[fusionbench] {name}: no epoch to train (epochs 0); it keeps its initial weights"
+    first, last = history[0], history[-1]
+    best = min(history, key=lambda r: r["val_loss"])
+    n = len(history)
+    line = (
+        f"[fusionbench] {name}: trained {n} epoch{'s' * (n != 1)}, {last['step']:,} steps, "
+        f"{_clock(sum(r['seconds'] for r in history))}; validation loss "
+    )
+    if n > 1:
+        line += f"{first['val_loss']:.4f} after epoch 1, {last['val_loss']:.4f} after epoch {n}"
+        return line + (
+            " (best, kept)" if best is last else f"; best {best['val_loss']:.4f} after epoch {best['epoch']} (kept)"
+        )
+    return line + f"{last['val_loss']:.4f}"
+
+
 def train(
     model: torch.nn.Module,
     train_ds,
