@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from benchmark.running.evaluate import evaluate_folders
     from benchmark.running.runner import RunResult
 
-__all__ = ["RunConfig", "RunResult", "evaluate", "evaluate_folders", "make_config", "run"]
+__all__ = ["RunConfig", "RunResult", "evaluate", "evaluate_folders", "make_config", "run", "run_seeds"]
 
 # Loaded on first use (PEP 562), so that ``bench --help`` and a command's argument errors answer
 # at once instead of after importing torch and pandas (1.4 s here).
@@ -49,6 +49,17 @@ def run(models="all", profile: str = "quick", *, progress: bool = True, log=prin
     from benchmark.running.runner import run as _run
 
     return _run(make_config(profile, models=models, **overrides), progress=progress, log=log)
+
+
+def run_seeds(seeds, models="all", profile: str = "quick", *, progress: bool = True, log=print, **overrides):
+    """``bench run --seeds``: the run once per seed (``seeds``: ``[0, 1, 2]`` or ``"0,1,2"``), each an
+    ordinary run folder ``<run>-seed<N>``, then the leaderboards over the seeds (mean ± sd of each
+    run's means) in ``<run>-seeds``. Returns a ``SeedsResult`` (``.leaderboard``, ``.leaderboards``,
+    ``.path``, and ``.runs``, each seed's :class:`RunResult`)."""
+    from benchmark.config import make_config
+    from benchmark.running.seeds import run_seeds as _run_seeds
+
+    return _run_seeds(make_config(profile, models=models, **overrides), seeds, progress=progress, log=log)
 
 
 def _as_images(x, what: str) -> torch.Tensor:

@@ -90,13 +90,17 @@ def folder_config(folder: str) -> dict:
 def folder_kind(folder: str) -> str:
     """What ``folder`` is to a command that writes results into it: ``"new"`` (missing, or holding
     only a lock and ``bench eval``'s batch cache), ``"run"`` (a ``bench run``'s: its ``config.json``
-    holds the config, or it has ``run.json``), ``"eval"`` (its ``config.json`` names the images), or
-    ``"other"`` (files of someone else's, which neither command may replace or clear)."""
+    holds the config, or it has ``run.json``), ``"eval"`` (its ``config.json`` names the images),
+    ``"seeds"`` (``bench run --seeds``' tables over seeds: its ``config.json`` names the seeds and
+    their runs), or ``"other"`` (files of someone else's, which no command may replace or clear).
+    Each command writes only into a new folder or one of its own kind."""
     if not os.path.isdir(folder) or not [f for f in os.listdir(folder) if f not in (".lock", ".scored")]:
         return "new"
     config = folder_config(folder)
     if "config" in config or os.path.isfile(os.path.join(folder, "run.json")):
         return "run"
+    if "seeds" in config and "runs" in config:
+        return "seeds"
     return "eval" if "x1" in config and "fused" in config else "other"
 
 

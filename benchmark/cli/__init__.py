@@ -105,6 +105,8 @@ def _cmd_run(args) -> int:
 
     if args.nproc < 1:  # was taken as 1 without a word
         raise ValueError(f"--nproc {args.nproc}: expected a whole number of processes >= 1")
+    if args.seeds is not None:
+        return _run_seeds(args)
     if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return _launch_torchrun(args.nproc)
     res = run(config_from_args(args))
@@ -116,6 +118,22 @@ def _cmd_run(args) -> int:
         print(leaderboard_text(res.path))
     print(f"results: {res.path}  ({res.seconds:.0f} s)")
     return 1 if res.failures else 0
+
+
+def _run_seeds(args) -> int:
+    """``bench run --seeds 0,1,2``: one run per seed, then the leaderboards over the seeds."""
+    from benchmark.reporting.report import leaderboard_text
+    from benchmark.running.seeds import parse_seeds, run_seeds
+
+    seeds = parse_seeds(args.seeds)
+    if args.seed is not None:
+        raise ValueError(f"--seed {args.seed} and --seeds {args.seeds}: give one of them")
+    if args.nproc > 1:
+        raise ValueError("--seeds runs the seeds one after another in one process; with --nproc, run each --seed alone")
+    res = run_seeds(config_from_args(args), seeds)
+    print(leaderboard_text(res.path))
+    print(f"results: {res.path}  (runs: {', '.join(r.path for r in res.runs)})")
+    return 1 if any(r.failures for r in res.runs) else 0
 
 
 def _run_tables(run_dir: str) -> dict:
@@ -145,6 +163,10 @@ def _cmd_table(args) -> int:
     from benchmark.reporting import write_score_tables
 
     path = os.path.join(args.run_dir, "scores.csv")
+    from benchmark.reporting.seeds import seed_runs
+
+    if not os.path.exists(path) and seed_runs(args.run_dir) is not None:  # bench run --seeds' tables over the seeds
+        return _seed_table(args)
     if not os.path.exists(path):
         ablation = sorted(glob.glob(os.path.join(glob.escape(args.run_dir), "ablation_*.csv")))
         if ablation:  # bench ablate's folder: its tables are its own
@@ -186,6 +208,19 @@ def _cmd_table(args) -> int:
         sources = "scores.csv" + (" and train.json" if any(p.endswith("training.png") for p in drawn) else "")
         print(f"redrew {', '.join(os.path.relpath(p, args.run_dir) for p in drawn)} (from {sources})")
     return 0 if "slice" in tables else 2
+
+
+def _seed_table(args) -> int:
+    from benchmark.atomic import folder_lock
+    from benchmark.reporting.report import leaderboard_text
+    from benchmark.reporting.seeds import seed_runs, write_seed_tables
+
+    if args.std or args.style != "stats":
+        raise ValueError(f"{args.run_dir}: tables over seeds: mean ± sd over the seeds; --std and --style do not apply")
+    with folder_lock(args.run_dir, "wait for it to finish; it writes the tables itself"):
+        write_seed_tables(seed_runs(args.run_dir), args.run_dir)
+    print(leaderboard_text(args.run_dir))
+    return 0
 
 
 def _cmd_eval(args) -> int:
@@ -273,7 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_args(pr)
     pr.set_defaults(fn=_cmd_run)
     pt = sub.add_parser("table", help="rebuild the leaderboards of a run folder from scores.csv")
-    pt.add_argument("run_dir", help="a run folder holding scores.csv (e.g. results/cpu-phantom)")
+    pt.add_argument(
+        "run_dir",
+        help="a run folder holding scores.csv (e.g. results/cpu-phantom), or the tables over seeds of bench run "
+        "--seeds (read again from their runs)",
+    )
     pt.add_argument("--std", action="store_true", help="show the standard deviation")
     pt.add_argument("--style", default="stats", help="stats (CIs, paired tests) | paper (plain Table 1)")
     pt.set_defaults(fn=_cmd_table)

@@ -80,6 +80,11 @@ def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
         help="train nothing: load every fuser's weights from a finished run folder (e.g. results/cpu-phantom)",
     )
     p.add_argument("--nproc", type=int, default=1, help="processes (torchrun standalone; gloo on CPU, NCCL on GPUs)")
+    p.add_argument(
+        "--seeds",
+        help="comma-separated seeds, e.g. 0,1,2: the run once per seed (OUT/<run>-seed<N>), then leaderboards of "
+        "mean ± sd over the seeds in OUT/<run>-seeds (whether a difference survives training again)",
+    )
     p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
 
 

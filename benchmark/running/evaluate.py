@@ -311,7 +311,7 @@ def _refuse_run_folder(out: str) -> None:
             f"--out {out}: the folder of a bench run (its config.json and tables would be replaced); "
             "expected a new folder or one written by bench eval"
         )
-    if kind == "other":
+    if kind not in ("new", "eval"):
         raise ValueError(
             f"--out {out}: holds files and is not a bench eval folder (no config.json of an eval); expected a "
             "new or empty folder, or one written by bench eval"

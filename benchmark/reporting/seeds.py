@@ -1,0 +1,126 @@
+"""Leaderboards over training seeds: several runs of one config that differ only in ``--seed``.
+
+A run's own leaderboard says whether two fusers differ on *these images* with *these weights*
+(bootstrap intervals and paired tests over images). Whether the difference survives training the
+fusers again with another seed is a second question, which only more runs answer. Here each run
+contributes its mean over images per model and metric; the table gives, per model, the mean of
+those means over the seeds +- their standard deviation (the spread a rerun with another seed
+gives: its training draws, and on the phantom its images too, as ``--seed`` draws them), with the
+best mean in bold. The CSV also has each seed's mean (``<metric>_seed<N>``), for
+tests of one's own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from benchmark.atomic import folder_config, write_json, write_text
+from benchmark.reporting.report import TUMOUR
+from benchmark.reporting.tables import metric_columns, order_models, read_scores, render
+
+# config fields that may differ between the runs of one seed table: the seed itself, and where
+# and under which name each run was written, or whether it was trained again
+PER_RUN_FIELDS = ("seed", "run_name", "out", "retrain")
+NOTE = (
+    " Mean over {n} seeds ({seeds}) of each run's mean over images ± standard deviation over the seeds: the "
+    "spread a rerun with another --seed gives (its training draws; on the phantom, its images too); bold: best "
+    "mean. Each run's own leaderboard ({runs}) has the intervals and paired tests over images."
+)
+
+
+def _run(run_dir: str) -> tuple[dict, pd.DataFrame]:
+    config = folder_config(run_dir)
+    path = os.path.join(run_dir, "scores.csv")
+    if not isinstance(config.get("config"), dict) or not os.path.isfile(path):
+        raise ValueError(f"{run_dir}: not a finished bench run folder (expected its config.json and scores.csv)")
+    return config, read_scores(path)
+
+
+def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], str]:
+    """``{"slice": table, "tumour": table}`` over the runs (each table indexed by model, with
+    ``<metric>``, ``<metric>_std``, ``<metric>_seed<N>``, ``n`` seeds and, where a model lacks a
+    finite mean in some seed, ``<metric>_n``), the seeds, and the caption of the first run."""
+    if len(run_dirs) < 2:
+        raise ValueError(f"a seed table needs at least two runs; got {len(run_dirs)}")
+    runs = [_run(d) for d in run_dirs]
+    first = runs[0][0]["config"]
+    seeds = [int(c["config"].get("seed", 0)) for c, _ in runs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"the runs {', '.join(run_dirs)} share seeds ({seeds}); expected one run per seed")
+    for d, (config, _) in zip(run_dirs[1:], runs[1:]):
+        other = config["config"]
+        differ = sorted(k for k in set(first) | set(other) if k not in PER_RUN_FIELDS and first.get(k) != other.get(k))
+        if differ:
+            k = differ[0]
+            raise ValueError(
+                f"{d} differs from {run_dirs[0]} in more than its seed: {k} = {other.get(k)!r} there, "
+                f"{first.get(k)!r} here (and {len(differ) - 1} more); a seed table compares runs of one config"
+            )
+    tables = {}
+    for region in ("slice", "tumour"):
+        means = []
+        for seed, (_, scores) in zip(seeds, runs):
+            part = scores[scores.region == region] if "region" in scores else scores
+            if part.empty:
+                continue
+            cols = metric_columns(part)
+            finite = part[cols].astype(float).where(np.isfinite(part[cols].astype(float)))
+            means.append(finite.groupby(part["model"], sort=False).mean().assign(seed=seed))
+        if len(means) < len(runs):  # a region some run lacks (no labels) is left out, not shown over fewer seeds
+            continue
+        every = pd.concat(means)
+        cols = [c for c in every.columns if c != "seed"]
+        g = every.groupby(level=0, sort=False)[cols]
+        table = g.mean()
+        std, count = g.std(ddof=1), g.count()
+        for c in cols:
+            table[f"{c}_std"] = std[c]
+        table["n"] = len(seeds)
+        for c in cols:  # a model without a finite mean in some seed (it failed there): over how many it is
+            if (count[c] < len(seeds)).any():
+                table[f"{c}_n"] = count[c]
+        for seed in seeds:
+            mine = every[every.seed == seed]
+            for c in cols:
+                table[f"{c}_seed{seed}"] = mine[c].reindex(table.index)
+        tables[region] = table.loc[order_models(table.index)]
+    return tables, seeds, str(runs[0][0].get("caption", ""))
+
+
+def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
+    """Write ``leaderboard.{csv,md,tex}`` (and ``leaderboard_tumour.*``) over the seeds of
+    ``run_dirs`` into ``out_dir``, with a ``config.json`` naming the runs (``bench table OUT_DIR``
+    reads them again). Returns the tables."""
+    tables, seeds, caption = seed_tables(run_dirs)
+    runs = [os.path.relpath(d, out_dir) for d in run_dirs]
+    note = NOTE.format(n=len(seeds), seeds=", ".join(map(str, seeds)), runs=", ".join(runs))
+    caption = caption.split(" Mean [95%")[0].rstrip() + note  # the run's own statistics note is not this table's
+    for region, table in tables.items():
+        stem = "leaderboard" if region == "slice" else f"leaderboard_{region}"
+        cols = [c for c in table.columns if f"{c}_std" in table.columns]
+        cap = caption if region == "slice" else caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}")
+        if any(f"{c}_n" in table.columns for c in cols):
+            cap += " (n=k): over the k seeds whose run has a finite mean for that model (failed or NaN in others)."
+        csv = table.rename(columns=lambda c: "n_seeds" if c == "n" else c[:-2] + "_n_seeds" if c.endswith("_n") else c)
+        write_text(os.path.join(out_dir, f"{stem}.csv"), csv.rename_axis("model").to_csv(float_format="%.6f"))
+        for fmt in ("md", "tex"):
+            write_text(os.path.join(out_dir, f"{stem}.{fmt}"), render(table, cols, fmt, cap, with_std=True))
+    if "tumour" not in tables:  # of an earlier call, when every run had tumour rows
+        for ext in ("csv", "md", "tex"):
+            path = os.path.join(out_dir, f"leaderboard_tumour.{ext}")
+            if os.path.exists(path):
+                os.remove(path)
+    write_json(os.path.join(out_dir, "config.json"), {"seeds": seeds, "runs": runs, "caption": caption})
+    return tables
+
+
+def seed_runs(folder: str) -> list[str] | None:
+    """The run folders of a seed table's folder (its ``config.json``), or None if it is not one."""
+    config = folder_config(folder)
+    runs = config.get("runs") if "seeds" in config else None
+    if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+        return None
+    return [os.path.normpath(os.path.join(folder, r)) for r in runs]

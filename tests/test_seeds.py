@@ -1,0 +1,120 @@
+"""bench run --seeds: one run per seed, and leaderboards of mean ± sd over the seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage import io as skio
+
+import benchmark
+from benchmark.cli import main
+from benchmark.reporting.seeds import write_seed_tables
+
+SMOKE = ["run", "--models", "mean,max", "--profile", "smoke"]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seeds")
+    assert main([*SMOKE, "--seeds", "0,2", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_table_over_seeds_is_mean_and_sd_of_each_runs_means(seeded, capsys):
+    table = pd.read_csv(seeded / "smoke-phantom-seeds" / "leaderboard.csv", index_col="model")
+    runs = [pd.read_csv(seeded / f"smoke-phantom-seed{s}" / "leaderboard.csv", index_col="model") for s in (0, 2)]
+    assert list(table.index) == ["mean", "max"] and (table.n_seeds == 2).all()
+    for c in ("Q_SSIM", "Q_FMI", "Q_P", "Q_SSIM_x1"):
+        per_seed = np.stack([r[c].to_numpy() for r in runs])  # each run's own mean over its images
+        assert per_seed[0, 0] != per_seed[1, 0]  # the seed draws other phantom images: the runs differ
+        np.testing.assert_allclose(table[[f"{c}_seed0", f"{c}_seed2"]].to_numpy(), per_seed.T, atol=1e-6)
+        np.testing.assert_allclose(table[c], per_seed.mean(0), atol=1e-6)
+        np.testing.assert_allclose(table[f"{c}_std"], per_seed.std(0, ddof=1), atol=1e-6)
+    md = (seeded / "smoke-phantom-seeds" / "leaderboard.md").read_text()
+    assert "Mean over 2 seeds (0, 2) of each run's mean over images ± standard deviation over the seeds" in md
+    row = next(line for line in md.splitlines() if line.startswith("| Mean |"))
+    assert f"{table.at['mean', 'Q_SSIM']:.3f} ± {table.at['mean', 'Q_SSIM_std']:.3f}" in row
+    assert (seeded / "smoke-phantom-seeds" / "leaderboard_tumour.md").exists()  # the phantom has labels
+    before = {p.name: p.read_bytes() for p in (seeded / "smoke-phantom-seeds").glob("leaderboard*")}
+    capsys.readouterr()
+    assert main(["table", str(seeded / "smoke-phantom-seeds")]) == 0  # read again from the runs: the same files
+    assert {p.name: p.read_bytes() for p in (seeded / "smoke-phantom-seeds").glob("leaderboard*")} == before
+    assert "Mean over 2 seeds" in capsys.readouterr().out
+
+
+def test_a_rerun_reuses_every_seed_and_python_gets_the_same_tables(seeded):
+    said = []
+    res = benchmark.run_seeds("0,2", models="mean,max", profile="smoke", out=seeded, progress=False, log=said.append)
+    assert sum("reusing mean" in line for line in said) == 2, said  # each seed's finished run, not scored again
+    assert res.path == str(seeded / "smoke-phantom-seeds") and [r.path for r in res.runs] == [
+        str(seeded / f"smoke-phantom-seed{s}") for s in (0, 2)
+    ]
+    table = pd.read_csv(seeded / "smoke-phantom-seeds" / "leaderboard.csv", index_col="model")
+    np.testing.assert_allclose(res.leaderboard["Q_SSIM"], table["Q_SSIM"], atol=1e-6)
+    assert set(res.leaderboards) == {"slice", "tumour"}
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--seeds", "1"], "--seeds '1': expected at least two different seeds >= 0, e.g. 0,1,2"),
+        (["--seeds", "0,0"], "--seeds '0,0': expected at least two different seeds"),
+        (["--seeds", "0,x"], "--seeds '0,x': expected comma-separated whole numbers, e.g. 0,1,2"),
+        (["--seeds", "0,1", "--seed", "3"], "--seed 3 and --seeds 0,1: give one of them"),
+        (["--seeds", "0,1", "--nproc", "2"], "--seeds runs the seeds one after another in one process"),
+    ],
+)
+def test_bad_seeds_fail_before_any_run(tmp_path, capsys, args, needle):
+    assert main([*SMOKE, *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: ") and needle in err and len(err.splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_tables_never_land_among_other_files_nor_eval_among_them(tmp_path, seeded, capsys):
+    mine = tmp_path / "smoke-phantom-seeds"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main([*SMOKE, "--seeds", "0,1", "--out", str(tmp_path)]) == 2
+    assert "smoke-phantom-seeds holds files and is not a folder of tables over seeds" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["smoke-phantom-seeds"]  # checked before any run
+    img = tmp_path / "img.png"
+    skio.imsave(img, (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8), check_contrast=False)
+    tables = seeded / "smoke-phantom-seeds"
+    before = {p.name: p.read_bytes() for p in tables.iterdir()}
+    assert main(["eval", "--x1", str(img), "--x2", str(img), "--fused", str(img), "--out", str(tables)]) == 2
+    assert "is not a bench eval folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tables.iterdir()} == before
+
+
+def test_runs_of_other_configs_make_no_table_over_seeds(tmp_path, seeded):
+    assert main([*SMOKE, "--n-val", "4", "--seed", "5", "--out", str(tmp_path)]) == 0
+    with pytest.raises(ValueError, match=r"differs from \S+seed0 in more than its seed: n_val = 4 there, 8 here"):
+        write_seed_tables([str(seeded / "smoke-phantom-seed0"), str(tmp_path / "smoke-phantom")], str(tmp_path / "s"))
+    with pytest.raises(ValueError, match="share seeds"):
+        write_seed_tables([str(seeded / "smoke-phantom-seed0")] * 2, str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_model_missing_in_one_seed_is_shown_over_the_others(tmp_path, seeded):
+    """A fuser that failed in one seed's run (a plugin) has no rows there: its row is over fewer seeds."""
+    import json
+    import shutil
+
+    other = tmp_path / "seed7"
+    shutil.copytree(seeded / "smoke-phantom-seed2", other)
+    config = json.loads((other / "config.json").read_text())
+    config["config"]["seed"] = 7
+    (other / "config.json").write_text(json.dumps(config))
+    scores = pd.read_csv(other / "scores.csv")
+    scores[scores.model != "max"].to_csv(other / "scores.csv", index=False)
+    tables = write_seed_tables([str(seeded / "smoke-phantom-seed0"), str(other)], str(tmp_path / "s"))
+    assert tables["slice"].at["max", "Q_SSIM_n"] == 1 and tables["slice"].at["mean", "Q_SSIM_n"] == 2
+    csv = pd.read_csv(tmp_path / "s" / "leaderboard.csv", index_col="model")
+    assert (csv.n_seeds == 2).all() and csv.at["max", "Q_SSIM_n_seeds"] == 1 and np.isnan(csv.at["max", "Q_SSIM_std"])
+    assert np.isnan(csv.at["max", "Q_SSIM_seed7"])
+    md = (tmp_path / "s" / "leaderboard.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| Max"))
+    assert "(n=k): over the k seeds whose run has a finite mean for that model" in md
+    assert f"| {csv.at['max', 'Q_SSIM']:.3f} (n=1) |" in row.replace("**", "")  # one seed: no spread to show
