@@ -118,3 +118,24 @@ def test_a_model_missing_in_one_seed_is_shown_over_the_others(tmp_path, seeded):
     row = next(line for line in md.splitlines() if line.startswith("| Max"))
     assert "(n=k): over the k seeds whose run has a finite mean for that model" in md
     assert f"| {csv.at['max', 'Q_SSIM']:.3f} (n=1) |" in row.replace("**", "")  # one seed: no spread to show
+
+
+def test_metrics_of_several_lineages_get_a_table_each_over_the_seeds(tmp_path, capsys):
+    """As a run's own tables: past eight columns of several lineages, one table per lineage beside the
+    whole one, under the original's names; a later call with one lineage removes them."""
+    args = [*SMOKE, "--seeds", "0,1", "--out", str(tmp_path)]
+    assert main([*args, "--lineage", "liu,cddfuse"]) == 0
+    folder = tmp_path / "smoke-phantom-seeds"
+    whole = pd.read_csv(folder / "leaderboard.csv", index_col="model")
+    own = pd.read_csv(folder / "leaderboard_cddfuse.csv", index_col="model")
+    assert [c for c in own.columns if not c.endswith(("_std", "_seed0", "_seed1", "n_seeds"))][:3] == ["EN", "SD", "SF"]
+    for c in ("EN", "MSE", "SSIM"):
+        for suffix in ("", "_std", "_seed1"):
+            np.testing.assert_array_equal(own[c + suffix], whole[c + suffix])  # liu keeps its names: no prefix
+    md = (folder / "leaderboard_cddfuse.md").read_text()
+    assert "± " in md and "The cddfuse lineage's metrics, each as its original computes it" in md
+    assert (folder / "leaderboard_liu.md").exists() and (folder / "leaderboard_tumour_cddfuse.md").exists()
+    out = capsys.readouterr().out
+    assert "cddfuse: " in out and "(lower is better for MSE; leaderboard_cddfuse.md)" in out  # printed per lineage
+    assert main([*args, "--lineage", "cddfuse"]) == 0
+    assert not list(folder.glob("leaderboard_*cddfuse*")) and not list(folder.glob("leaderboard_liu*"))

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from benchmark.atomic import folder_config, write_json, write_text
-from benchmark.reporting.report import TUMOUR
+from benchmark.reporting.report import ONE_TABLE_COLUMNS, TUMOUR, _remove_tables
 from benchmark.reporting.tables import metric_columns, order_models, read_scores, render
+from metrics.registry import ALL_LINEAGES, lineage_columns, source_of
 
 # config fields that may differ between the runs of one seed table: the seed itself, and where
 # and under which name each run was written, or whether it was trained again
@@ -104,17 +105,30 @@ def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
         cap = caption if region == "slice" else caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}")
         if any(f"{c}_n" in table.columns for c in cols):
             cap += " (n=k): over the k seeds whose run has a finite mean for that model (failed or NaN in others)."
-        csv = table.rename(columns=lambda c: "n_seeds" if c == "n" else c[:-2] + "_n_seeds" if c.endswith("_n") else c)
-        write_text(os.path.join(out_dir, f"{stem}.csv"), csv.rename_axis("model").to_csv(float_format="%.6f"))
-        for fmt in ("md", "tex"):
-            write_text(os.path.join(out_dir, f"{stem}.{fmt}"), render(table, cols, fmt, cap, with_std=True))
+        _write(out_dir, stem, table, cols, cap)
+        groups = lineage_columns(cols)  # as a run's tables: past eight columns of several lineages, one each too
+        groups = groups if len(groups) > 1 and "" not in groups and len(cols) > ONE_TABLE_COLUMNS else {}
+        for lineage, mine in groups.items():
+            own = {c: c.split(":", 1)[-1] for c in mine}
+            owner = {x: max((c for c in cols if x == c or x.startswith(f"{c}_")), key=len, default=None) for x in table}
+            sub = table[[x for x in table if owner[x] in own or x == "n"]]
+            sub = sub.rename(columns={x: own[owner[x]] + x[len(owner[x]) :] for x in sub if x != "n"})
+            said = f" The {lineage} lineage's metrics, each as its original computes it ({source_of(lineage)})."
+            _write(out_dir, f"{stem}_{lineage}", sub, list(own.values()), cap + said)
+        _remove_tables(out_dir, [f"{stem}_{x}" for x in ALL_LINEAGES if x not in groups])  # of an earlier call
     if "tumour" not in tables:  # of an earlier call, when every run had tumour rows
-        for ext in ("csv", "md", "tex"):
-            path = os.path.join(out_dir, f"leaderboard_tumour.{ext}")
-            if os.path.exists(path):
-                os.remove(path)
+        _remove_tables(out_dir, ["leaderboard_tumour", *(f"leaderboard_tumour_{x}" for x in ALL_LINEAGES)])
     write_json(os.path.join(out_dir, "config.json"), {"seeds": seeds, "runs": runs, "caption": caption})
     return tables
+
+
+def _write(out_dir: str, stem: str, table: pd.DataFrame, cols: list[str], caption: str) -> None:
+    """``<stem>.{csv,md,tex}``; the CSV names its counts of seeds as such (``n_seeds``,
+    ``<metric>_n_seeds``), not ``n`` as a run's table counts images."""
+    csv = table.rename(columns=lambda c: "n_seeds" if c == "n" else c[:-2] + "_n_seeds" if c.endswith("_n") else c)
+    write_text(os.path.join(out_dir, f"{stem}.csv"), csv.rename_axis("model").to_csv(float_format="%.6f"))
+    for fmt in ("md", "tex"):
+        write_text(os.path.join(out_dir, f"{stem}.{fmt}"), render(table, cols, fmt, caption, with_std=True))
 
 
 def seed_runs(folder: str) -> list[str] | None:
