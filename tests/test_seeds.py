@@ -9,7 +9,7 @@ from skimage import io as skio
 
 import benchmark
 from benchmark.cli import main
-from benchmark.reporting.seeds import write_seed_tables
+from benchmark.reporting.seeds import seed_tables, write_seed_tables
 
 SMOKE = ["run", "--models", "mean,max", "--profile", "smoke"]
 
@@ -41,6 +41,26 @@ def test_the_table_over_seeds_is_mean_and_sd_of_each_runs_means(seeded, capsys):
     assert main(["table", str(seeded / "smoke-phantom-seeds")]) == 0  # read again from the runs: the same files
     assert {p.name: p.read_bytes() for p in (seeded / "smoke-phantom-seeds").glob("leaderboard*")} == before
     assert "Mean over 2 seeds" in capsys.readouterr().out
+
+
+def test_the_table_over_seeds_tests_each_model_against_the_best_paired_by_seed(seeded):
+    from scipy import stats
+
+    table = seed_tables([str(seeded / f"smoke-phantom-seed{s}") for s in (0, 2)])[0]["slice"]
+    csv = pd.read_csv(seeded / "smoke-phantom-seeds" / "leaderboard.csv", index_col="model")
+    np.testing.assert_allclose(csv.filter(like="_p"), table.filter(like="_p"), atol=1e-6)
+    md = (seeded / "smoke-phantom-seeds" / "leaderboard.md").read_text()
+    assert "paired t-test over the seeds" in md
+    for c in ("Q_SSIM", "Q_FMI", "Q_P"):
+        best, other = table[c].idxmax(), table[c].idxmin()
+        seeds = [f"{c}_seed0", f"{c}_seed2"]
+        p = stats.ttest_rel(table.loc[best, seeds], table.loc[other, seeds]).pvalue  # one comparison: no Holm
+        assert table.at[other, f"{c}_p"] == pytest.approx(p) and np.isnan(table.at[best, f"{c}_p"])
+        assert table.at[other, f"{c}_same"] == (p >= 0.05) and table.at[best, f"{c}_same"]
+        row = next(line for line in md.splitlines() if line.startswith(f"| {other.capitalize()} |"))
+        cell = row.split("|")[2 + list(csv.columns).index(c)]
+        assert cell.endswith(" ≈ ") == (p >= 0.05), (c, cell, p)
+    assert "Q_SSIM_x1_p" not in table  # a diagnostic, not ranked: not tested
 
 
 def test_a_rerun_reuses_every_seed_and_python_gets_the_same_tables(seeded):
@@ -117,7 +137,8 @@ def test_a_model_missing_in_one_seed_is_shown_over_the_others(tmp_path, seeded):
     md = (tmp_path / "s" / "leaderboard.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| Max"))
     assert "(n=k): over the k seeds whose run has a finite mean for that model" in md
-    assert f"| {csv.at['max', 'Q_SSIM']:.3f} (n=1) |" in row.replace("**", "")  # one seed: no spread to show
+    # one seed: no spread to show, and no pair to test against the best: not shown to differ from it
+    assert f"| {csv.at['max', 'Q_SSIM']:.3f} (n=1) ≈ |" in row and csv.at["max", "Q_SSIM_p"] == 1
 
 
 def test_metrics_of_several_lineages_get_a_table_each_over_the_seeds(tmp_path, capsys):

@@ -41,6 +41,41 @@ def test_paired_wilcoxon_known_answer_and_holm():
     assert holm({"x": 0.01, "y": 0.04, "z": 0.03}) == pytest.approx({"x": 0.03, "z": 0.06, "y": 0.06})
 
 
+def test_paired_t_over_seeds_known_answer_and_edge_cases():
+    """The test of a table over seeds: a paired t-test over the seeds (scipy), Holm-corrected."""
+    from scipy import stats
+
+    wide = pd.DataFrame(
+        {
+            "a": [0.90, 0.91, 0.89],
+            "b": [0.88, 0.90, 0.86],  # worse in every seed, by 0.02, 0.01, 0.03
+            "c": [0.89, 0.90, 0.88],  # worse by 0.01 in every seed: no spread, p = 0
+            "d": [0.90, 0.91, 0.89],  # the same: p = 1
+            "e": [0.50, np.nan, np.nan],  # one seed: no test, p = 1
+        },
+        index=pd.Index([0, 1, 2], name="seed"),
+    )
+    p = paired_pvalues(wide, "a", test="t")
+    raw = stats.ttest_rel(wide.a, wide.b).pvalue
+    assert 0.03 < raw < 0.1  # t = 3.46 on 2 degrees of freedom
+    assert p == pytest.approx({"c": 0.0, "b": min(1, 3 * raw), "d": 1.0, "e": 1.0})  # Holm: b is 2nd of 4
+    assert paired_pvalues(wide[["a", "b"]], "a")["b"] == pytest.approx(0.25)  # Wilcoxon over 3 pairs: never < 0.25
+
+
+def test_a_table_over_seeds_marks_ties_from_its_own_columns():
+    t = pd.DataFrame(
+        {"Q_SSIM": [0.9, 0.89, 0.8], "Q_SSIM_std": [0.01] * 3, "Q_SSIM_same": [True, True, False], "n": 3},
+        index=["best", "same", "worse"],
+    )
+    md = render(t, ["Q_SSIM"], "md", with_std=True, style="seeds")
+    rows = {r.split("|")[1].strip(): r for r in md.splitlines() if r.startswith("| ") and "Model" not in r}
+    assert rows["same"].endswith("0.890 ± 0.010 ≈ |") and "≈" not in rows["worse"] and "≈" not in rows["best"]
+    assert "≈: not significantly different from the best mean of its column over the seeds (paired t-test" in md
+    tex = render(t, ["Q_SSIM"], "tex", with_std=True, style="seeds")
+    assert "0.890 $\\pm$ 0.010$^{\\approx}$" in tex
+    assert "≈" not in render(t, ["Q_SSIM"], "md", with_std=True, style="paper")
+
+
 def test_statistics_in_tables_mark_ties_with_the_best():
     rng = np.random.default_rng(1)
     rows = []

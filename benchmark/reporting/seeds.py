@@ -6,8 +6,12 @@ fusers again with another seed is a second question, which only more runs answer
 contributes its mean over images per model and metric; the table gives, per model, the mean of
 those means over the seeds +- their standard deviation (the spread a rerun with another seed
 gives: its training draws, and on the phantom its images too, as ``--seed`` draws them), with the
-best mean in bold. The CSV also has each seed's mean (``<metric>_seed<N>``), for
-tests of one's own.
+best mean in bold, and marks with ≈ the models not significantly different from the best: a
+paired t-test over the seeds (within a seed every model is scored on the same images, so the
+pairing takes out what the seed changed in the images, which the standard deviation includes),
+Holm-corrected across models. A t-test, not a rank test, because with three seeds no two-sided
+Wilcoxon p falls under 0.25. The CSV also has each seed's mean (``<metric>_seed<N>``) and the
+adjusted p-values (``<metric>_p``, ``_same``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import pandas as pd
 
 from benchmark.atomic import folder_config, write_json, write_text
 from benchmark.reporting.report import ONE_TABLE_COLUMNS, TUMOUR, _remove_tables
-from benchmark.reporting.tables import metric_columns, order_models, read_scores, render
+from benchmark.reporting.stats import paired_pvalues
+from benchmark.reporting.tables import higher_is_better, metric_columns, order_models, ranked, read_scores, render
 from metrics.registry import ALL_LINEAGES, lineage_columns, source_of
 
 # config fields that may differ between the runs of one seed table: the seed itself, and where
@@ -40,10 +45,11 @@ def _run(run_dir: str) -> tuple[dict, pd.DataFrame]:
     return config, read_scores(path)
 
 
-def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], str]:
+def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], str, str]:
     """``{"slice": table, "tumour": table}`` over the runs (each table indexed by model, with
     ``<metric>``, ``<metric>_std``, ``<metric>_seed<N>``, ``n`` seeds and, where a model lacks a
-    finite mean in some seed, ``<metric>_n``), the seeds, and the caption of the first run."""
+    finite mean in some seed, ``<metric>_n``; ``<metric>_p`` and ``_same`` of :func:`_seed_tests`),
+    the seeds, the caption of the first run and the runs' table style."""
     if len(run_dirs) < 2:
         raise ValueError(f"a seed table needs at least two runs; got {len(run_dirs)}")
     runs = [_run(d) for d in run_dirs]
@@ -87,15 +93,35 @@ def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], str]:
             mine = every[every.seed == seed]
             for c in cols:
                 table[f"{c}_seed{seed}"] = mine[c].reindex(table.index)
+        table = pd.concat([table, _seed_tests(every, table, cols)], axis=1)
         tables[region] = table.loc[order_models(table.index)]
-    return tables, seeds, str(runs[0][0].get("caption", ""))
+    return tables, seeds, str(runs[0][0].get("caption", "")), str(first.get("table_style", "stats"))
+
+
+def _seed_tests(every: pd.DataFrame, table: pd.DataFrame, cols: list[str], alpha: float = 0.05) -> pd.DataFrame:
+    """``<metric>_p`` and ``<metric>_same`` of each ranked metric: against the model with the best
+    mean over the seeds, a paired t-test over the seeds (each seed's runs scored the same images,
+    so the pair removes what the seed changed in the images), Holm-corrected across models;
+    ``_same`` where p >= ``alpha`` (and for the best)."""
+    out = {}
+    wide_all = every.rename_axis("model").reset_index()
+    for c in cols:
+        if not ranked(c) or not table[c].notna().any():
+            continue
+        best = table[c].idxmax() if higher_is_better(c) else table[c].idxmin()
+        wide = wide_all.pivot_table(index="seed", columns="model", values=c, aggfunc="first", dropna=False)
+        p = paired_pvalues(wide.reindex(columns=table.index), best, test="t")
+        out[f"{c}_p"] = pd.Series({m: np.nan if m == best else p.get(m, np.nan) for m in table.index})
+        out[f"{c}_same"] = pd.Series({m: bool(m == best or p.get(m, 0.0) >= alpha) for m in table.index})
+    return pd.DataFrame(out, index=table.index)
 
 
 def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
     """Write ``leaderboard.{csv,md,tex}`` (and ``leaderboard_tumour.*``) over the seeds of
     ``run_dirs`` into ``out_dir``, with a ``config.json`` naming the runs (``bench table OUT_DIR``
     reads them again). Returns the tables."""
-    tables, seeds, caption = seed_tables(run_dirs)
+    tables, seeds, caption, style = seed_tables(run_dirs)
+    style = "seeds" if style == "stats" else style  # --style paper: the plain layout, no tie marks
     runs = [os.path.relpath(d, out_dir) for d in run_dirs]
     note = NOTE.format(n=len(seeds), seeds=", ".join(map(str, seeds)), runs=", ".join(runs))
     caption = caption.split(" Mean [95%")[0].rstrip() + note  # the run's own statistics note is not this table's
@@ -105,7 +131,7 @@ def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
         cap = caption if region == "slice" else caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}")
         if any(f"{c}_n" in table.columns for c in cols):
             cap += " (n=k): over the k seeds whose run has a finite mean for that model (failed or NaN in others)."
-        _write(out_dir, stem, table, cols, cap)
+        _write(out_dir, stem, table, cols, cap, style)
         groups = lineage_columns(cols)  # as a run's tables: past eight columns of several lineages, one each too
         groups = groups if len(groups) > 1 and "" not in groups and len(cols) > ONE_TABLE_COLUMNS else {}
         for lineage, mine in groups.items():
@@ -114,7 +140,7 @@ def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
             sub = table[[x for x in table if owner[x] in own or x == "n"]]
             sub = sub.rename(columns={x: own[owner[x]] + x[len(owner[x]) :] for x in sub if x != "n"})
             said = f" The {lineage} lineage's metrics, each as its original computes it ({source_of(lineage)})."
-            _write(out_dir, f"{stem}_{lineage}", sub, list(own.values()), cap + said)
+            _write(out_dir, f"{stem}_{lineage}", sub, list(own.values()), cap + said, style)
         _remove_tables(out_dir, [f"{stem}_{x}" for x in ALL_LINEAGES if x not in groups])  # of an earlier call
     if "tumour" not in tables:  # of an earlier call, when every run had tumour rows
         _remove_tables(out_dir, ["leaderboard_tumour", *(f"leaderboard_tumour_{x}" for x in ALL_LINEAGES)])
@@ -122,13 +148,14 @@ def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
     return tables
 
 
-def _write(out_dir: str, stem: str, table: pd.DataFrame, cols: list[str], caption: str) -> None:
+def _write(out_dir: str, stem: str, table: pd.DataFrame, cols: list[str], caption: str, style: str) -> None:
     """``<stem>.{csv,md,tex}``; the CSV names its counts of seeds as such (``n_seeds``,
     ``<metric>_n_seeds``), not ``n`` as a run's table counts images."""
     csv = table.rename(columns=lambda c: "n_seeds" if c == "n" else c[:-2] + "_n_seeds" if c.endswith("_n") else c)
     write_text(os.path.join(out_dir, f"{stem}.csv"), csv.rename_axis("model").to_csv(float_format="%.6f"))
     for fmt in ("md", "tex"):
-        write_text(os.path.join(out_dir, f"{stem}.{fmt}"), render(table, cols, fmt, caption, with_std=True))
+        text = render(table, cols, fmt, caption, with_std=True, style=style)
+        write_text(os.path.join(out_dir, f"{stem}.{fmt}"), text)
 
 
 def seed_runs(folder: str) -> list[str] | None:

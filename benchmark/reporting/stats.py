@@ -41,20 +41,27 @@ def holm(pvalues: dict) -> dict:
     return out
 
 
-def paired_pvalues(wide: pd.DataFrame, best: str) -> dict:
-    """Holm-adjusted Wilcoxon p-values of every column of ``wide`` (images x models) against ``best``."""
+def paired_pvalues(wide: pd.DataFrame, best: str, test: str = "wilcoxon") -> dict:
+    """Holm-adjusted p-values of every column of ``wide`` (rows: the pairing units, images or
+    seeds; columns: models) against ``best``: a paired Wilcoxon signed-rank test (``test="wilcoxon"``,
+    over images) or a paired t-test (``"t"``, over seeds: with three seeds no rank test can fall under
+    0.05, the smallest two-sided Wilcoxon p being 0.25). No pairs or no difference: p = 1; a
+    difference equal in every pair (no spread for the t-test): p = 0."""
     raw = {}
     for m in wide.columns:
         if m == best:
             continue
         pair = wide[[best, m]].dropna()
         d = (pair[best] - pair[m]).to_numpy()
-        if len(d) == 0 or np.all(d == 0):
+        if len(d) == 0 or np.all(d == 0) or (test == "t" and len(d) < 2):
             raw[m] = 1.0
             continue
         from scipy import stats  # imported here: ~0.8 s, and a table of one fuser has no paired test
 
-        raw[m] = float(stats.wilcoxon(pair[best], pair[m], zero_method="wilcox", alternative="two-sided").pvalue)
+        if test == "t":
+            raw[m] = 0.0 if np.all(d == d[0]) else float(stats.ttest_rel(pair[best], pair[m]).pvalue)
+        else:
+            raw[m] = float(stats.wilcoxon(pair[best], pair[m], zero_method="wilcox", alternative="two-sided").pvalue)
     return holm(raw) if raw else {}
 
 

@@ -158,6 +158,10 @@ FEW_IMAGES_NOTE = (
     " With {n} image{s} no difference can be significant: the smallest p possible (two-sided Wilcoxon over {n} "
     "pair{s}, Holm-corrected for {m} model{ms} against the best) is {p:.3g}."
 )
+SEEDS_TEST_NOTE = (
+    " {mark}: not significantly different from the best mean of its column over the seeds (paired t-test over the "
+    "seeds, each seed's models scored on the same images; Holm-corrected across models; p >= 0.05)."
+)
 DIAGNOSTIC_NOTE = " Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
 DIRECTION_NOTE = " Lower is better for {cols}."
 
@@ -198,7 +202,8 @@ def render(
     index_label: str = "Model",
 ) -> str:
     """The leaderboard as ``md`` or ``tex`` text; ``style="stats"`` adds CIs and the tie marker
-    (needs the columns of :func:`benchmark.reporting.stats.add_statistics`). Rows are shown by
+    (needs the columns of :func:`benchmark.reporting.stats.add_statistics`); ``style="seeds"``
+    the tie marker of a table over seeds (``<metric>_same``, :mod:`benchmark.reporting.seeds`). Rows are shown by
     the fusers' display names; ``index_label`` heads the first column. ``caption``, names and
     labels are plain text: the ``tex`` form escapes them (:func:`tex_escape`)."""
     mask = bold_mask(table, cols, decimals)
@@ -211,6 +216,9 @@ def render(
         if m > 0 and n > 0 and m * 2 / 2**n >= 0.05:  # the tie marks cannot say anything about the fusers
             plural = {"s": "s" if n > 1 else "", "ms": "s" if m > 1 else ""}
             caption += FEW_IMAGES_NOTE.format(n=n, m=m, p=min(1.0, m * 2 / 2**n), **plural)
+    ties_on = stats_on or (style == "seeds" and all(f"{c}_same" in table.columns for c in cols if ranked(c)))
+    if ties_on and not stats_on:
+        caption += SEEDS_TEST_NOTE.format(mark="\0") + (DIAGNOSTIC_NOTE if any(not ranked(c) for c in cols) else "")
     lower = [c for c in cols if not higher_is_better(c)]
     if lower:
         caption += DIRECTION_NOTE.format(cols=", ".join(lower))
@@ -233,8 +241,8 @@ def render(
                 lo, hi = table.at[m, f"{c}_lo"], table.at[m, f"{c}_hi"]
                 if not (np.isnan(lo) or np.isnan(hi)):
                     t += f" [{_num(lo, decimals)}, {_num(hi, decimals)}]"
-                if ranked(c) and table.at[m, f"{c}_same"] and not mask.at[m, c]:
-                    t += "$^{\\approx}$" if fmt == "tex" else " ≈"
+            if ties_on and ranked(c) and table.at[m, f"{c}_same"] and not mask.at[m, c]:
+                t += "$^{\\approx}$" if fmt == "tex" else " ≈"
             cells.append(t)
         rows.append(cells)
     if fmt == "md":
