@@ -46,6 +46,7 @@ class RunConfig:
     warmup: int = 0  # warm-up steps of the cosine schedule
     per_model: str = ""  # training fields for one model: "deepfuse.lr=3e-4,fusioninn.crop=32"
     seed: int = 0
+    phantom_seed: int | None = None  # the phantom's images from this seed, not --seed: the same images in every seed
     device: str = "auto"
     amp: bool = False
     metric_profile: str = "upstream"
@@ -74,6 +75,10 @@ class RunConfig:
     num_workers: int = 0
     save_fused: bool = False  # write every fused validation image and the sources as 8-bit PNGs (bench eval reads them)
     extra: dict = field(default_factory=dict)
+
+    def image_seed(self) -> int:
+        """The seed the phantom's images are drawn from: ``phantom_seed`` if given, else ``seed``."""
+        return self.seed if self.phantom_seed is None else self.phantom_seed
 
     def trains(self, models) -> bool:
         """Whether training reads this config for any of ``models``: a trainable net, or DDFM,
@@ -247,6 +252,7 @@ _RANGES = {
     "crops_per_pair": (1, None),
     "warmup": (0, None),
     "seed": (0, 2**32 - 1),
+    "phantom_seed": (0, 2**32 - 1),
     "score_batch": (1, None),
     "n_boot": (1, None),
     "n_show": (0, None),
@@ -334,6 +340,11 @@ def check_config(cfg: RunConfig, where: str = "") -> None:
             f"{K_RANGE[1]} (FusionINN's coupling blocks)"
         )
 
+    if cfg.phantom_seed is not None and cfg.data != "phantom":
+        raise ValueError(
+            f"{where}config field phantom_seed = {cfg.phantom_seed}: it draws the phantom's images, and the data "
+            f"is {cfg.data!r}; leave it unset"
+        )
     name = cfg.run_name
     if name not in (None, "") and (
         not isinstance(name, str) or not name.strip() or name in (".", "..") or any(c in name for c in "/\\")

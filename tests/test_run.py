@@ -204,6 +204,8 @@ def test_overrides_and_unknown_fields(tmp_path, capsys):
         (["--width", "inf"], "width = inf: expected a finite number > 0"),
         (["--set", "ddfm_prior_channels=12,16"], "ddfm_prior_channels = '12,16': expected comma-separated"),
         (["--set", "ddfm_prior=/no/such/prior"], "--ddfm-prior /no/such/prior: not a diffusers UNet2DModel folder"),
+        (["--set", "phantom_seed=-1"], "phantom_seed = -1: expected a whole number >= 0 and <= 4294967295 or None"),
+        (["--set", "phantom_seed=1", "--data", "x.h5"], "phantom_seed = 1: it draws the phantom's images, and the"),
     ],
 )
 def test_a_value_no_run_can_use_fails_before_any_work(tmp_path, capsys, args, needle):

@@ -160,3 +160,19 @@ def test_metrics_of_several_lineages_get_a_table_each_over_the_seeds(tmp_path, c
     assert "cddfuse: " in out and "(lower is better for MSE; leaderboard_cddfuse.md)" in out  # printed per lineage
     assert main([*args, "--lineage", "cddfuse"]) == 0
     assert not list(folder.glob("leaderboard_*cddfuse*")) and not list(folder.glob("leaderboard_liu*"))
+
+
+def test_phantom_seed_keeps_the_images_of_every_seed_the_same(tmp_path, seeded):
+    """--set phantom_seed=N: each seed trains (and draws) anew on phantom_seed N's images, so the spread
+    over seeds is the training's alone; the untrained anchors score the same in every seed."""
+    assert main([*SMOKE, "--seeds", "0,1", "--set", "phantom_seed=2", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "smoke-phantom-seeds" / "leaderboard.csv", index_col="model")
+    np.testing.assert_array_equal(table["Q_SSIM_seed0"], table["Q_SSIM_seed1"])
+    assert (table["Q_SSIM_std"] == 0).all()
+    # the images are those --seed 2 draws: seed 0's run scores as the seed-2 run without phantom_seed
+    mine = pd.read_csv(tmp_path / "smoke-phantom-seed0" / "scores.csv")
+    theirs = pd.read_csv(seeded / "smoke-phantom-seed2" / "scores.csv")
+    np.testing.assert_allclose(mine.Q_SSIM, theirs.Q_SSIM, atol=1e-7)
+    md = (tmp_path / "smoke-phantom-seeds" / "leaderboard.md").read_text()
+    assert "data phantom (images of phantom_seed 2)" in md
+    assert "(its training draws; the phantom's images are phantom_seed 2's in every run)" in md

@@ -83,7 +83,8 @@ def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
     p.add_argument(
         "--seeds",
         help="comma-separated seeds, e.g. 0,1,2: the run once per seed (OUT/<run>-seed<N>), then leaderboards of "
-        "mean ± sd over the seeds in OUT/<run>-seeds (whether a difference survives training again)",
+        "mean ± sd over the seeds in OUT/<run>-seeds (whether a difference survives training again); on the "
+        "phantom each seed draws its images too, unless --set phantom_seed=N fixes them",
     )
     p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
 

@@ -32,9 +32,13 @@ from metrics.registry import ALL_LINEAGES, lineage_columns, source_of
 PER_RUN_FIELDS = ("seed", "run_name", "out", "retrain")
 NOTE = (
     " Mean over {n} seeds ({seeds}) of each run's mean over images ± standard deviation over the seeds: the "
-    "spread a rerun with another --seed gives (its training draws; on the phantom, its images too); bold: best "
+    "spread a rerun with another --seed gives ({what}); bold: best "
     "mean. Each run's own leaderboard ({runs}) has the intervals and paired tests over images."
 )
+SPREAD = {
+    "phantom": "its training draws; on the phantom, its images too",
+    "fixed": "its training draws; the phantom's images are phantom_seed {image_seed}'s in every run",
+}
 
 
 def _run(run_dir: str) -> tuple[dict, pd.DataFrame]:
@@ -49,7 +53,7 @@ def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], str, str]:
     """``{"slice": table, "tumour": table}`` over the runs (each table indexed by model, with
     ``<metric>``, ``<metric>_std``, ``<metric>_seed<N>``, ``n`` seeds and, where a model lacks a
     finite mean in some seed, ``<metric>_n``; ``<metric>_p`` and ``_same`` of :func:`_seed_tests`),
-    the seeds, the caption of the first run and the runs' table style."""
+    the seeds, and the first run's ``config.json`` (its caption and ``config``)."""
     if len(run_dirs) < 2:
         raise ValueError(f"a seed table needs at least two runs; got {len(run_dirs)}")
     runs = [_run(d) for d in run_dirs]
@@ -95,7 +99,7 @@ def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], str, str]:
                 table[f"{c}_seed{seed}"] = mine[c].reindex(table.index)
         table = pd.concat([table, _seed_tests(every, table, cols)], axis=1)
         tables[region] = table.loc[order_models(table.index)]
-    return tables, seeds, str(runs[0][0].get("caption", "")), str(first.get("table_style", "stats"))
+    return tables, seeds, runs[0][0]
 
 
 def _seed_tests(every: pd.DataFrame, table: pd.DataFrame, cols: list[str], alpha: float = 0.05) -> pd.DataFrame:
@@ -120,10 +124,13 @@ def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
     """Write ``leaderboard.{csv,md,tex}`` (and ``leaderboard_tumour.*``) over the seeds of
     ``run_dirs`` into ``out_dir``, with a ``config.json`` naming the runs (``bench table OUT_DIR``
     reads them again). Returns the tables."""
-    tables, seeds, caption, style = seed_tables(run_dirs)
-    style = "seeds" if style == "stats" else style  # --style paper: the plain layout, no tie marks
+    tables, seeds, first = seed_tables(run_dirs)
+    caption, config = str(first.get("caption", "")), first["config"]
+    style = "seeds" if config.get("table_style", "stats") == "stats" else "paper"  # paper: no tie marks
+    image_seed = config.get("phantom_seed")
+    what = SPREAD["phantom" if image_seed is None else "fixed"].format(image_seed=image_seed)
     runs = [os.path.relpath(d, out_dir) for d in run_dirs]
-    note = NOTE.format(n=len(seeds), seeds=", ".join(map(str, seeds)), runs=", ".join(runs))
+    note = NOTE.format(n=len(seeds), seeds=", ".join(map(str, seeds)), runs=", ".join(runs), what=what)
     caption = caption.split(" Mean [95%")[0].rstrip() + note  # the run's own statistics note is not this table's
     for region, table in tables.items():
         stem = "leaderboard" if region == "slice" else f"leaderboard_{region}"

@@ -64,7 +64,7 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
     check_writable(root)
     with folder_lock(root, "wait for that ablation to finish, or give this one another --run-name or --out"):
         train_ds, val_ds, info = load_data(
-            cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
+            cfg.data, cfg.image_seed(), cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
         )
         for line in size_notes(cfg.data, cfg.n_train, cfg.n_val, train_ds, val_ds):
             log(f"[fusionbench] note: {line}")

@@ -208,8 +208,9 @@ def default_run_name(cfg: RunConfig) -> str:
 
 
 def caption_for(cfg: RunConfig, n_val: int, dev: torch.device, models=None) -> str:
+    data = cfg.data + (f" (images of phantom_seed {cfg.phantom_seed})" if cfg.phantom_seed is not None else "")
     text = (
-        f"Fusion metrics (mean over {n_val} validation pair{'s' * (n_val != 1)}, data {cfg.data}, "
+        f"Fusion metrics (mean over {n_val} validation pair{'s' * (n_val != 1)}, data {data}, "
         f"metric profile {cfg.metric_profile}, profile {cfg.profile}, {dev.type})."
     )
     if cfg.from_run:
@@ -872,7 +873,7 @@ def save_sources(folder: str, val_ds) -> None:
 
 def _run_in(run_dir: str, cfg: RunConfig, names: list, dev, progress: bool, log) -> RunResult:
     train_ds, val_ds, data_info = load_data(
-        cfg.data, cfg.seed, cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
+        cfg.data, cfg.image_seed(), cfg.n_train, cfg.n_val, cfg.phantom_train, cfg.phantom_val
     )
     if len(val_ds) == 0:
         raise ValueError(f"data {cfg.data!r} has an empty validation split; nothing to score")
