@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,6 +65,30 @@ def test_the_table_over_seeds_tests_each_model_against_the_best_paired_by_seed(s
     assert "Q_SSIM_x1_p" not in table  # a diagnostic, not ranked: not tested
 
 
+def test_the_figure_draws_each_seeds_means_as_a_line(seeded, monkeypatch, tmp_path):
+    from benchmark.reporting import figures
+
+    for name in ("seeds.png", "seeds_tumour.png"):
+        png = seeded / "smoke-phantom-seeds" / "figures" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    drawn, save = {}, figures._save
+
+    def keep(fig, path):
+        drawn[os.path.basename(path)] = fig
+        save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    runs = [str(seeded / f"smoke-phantom-seed{s}") for s in (0, 2)]
+    write_seed_tables(runs, str(tmp_path / "s"))
+    table, fig = seed_tables(runs)[0]["slice"], drawn["seeds.png"]
+    ax = fig.axes[0]  # Q_SSIM: one line per seed through its means, and the mean over the seeds
+    assert ax.get_title() == "Q_SSIM" and [t.get_text() for t in ax.get_xticklabels()] == ["Mean", "Max"]
+    lines = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["seed 0"], table["Q_SSIM_seed0"])
+    np.testing.assert_allclose(lines["seed 2"], table["Q_SSIM_seed2"])
+    np.testing.assert_allclose(lines["mean"], table["Q_SSIM"])
+
+
 def test_a_rerun_reuses_every_seed_and_python_gets_the_same_tables(seeded):
     said = []
     res = benchmark.run_seeds("0,2", models="mean,max", profile="smoke", out=seeded, progress=False, log=said.append)
@@ -102,10 +128,10 @@ def test_the_tables_never_land_among_other_files_nor_eval_among_them(tmp_path, s
     img = tmp_path / "img.png"
     skio.imsave(img, (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8), check_contrast=False)
     tables = seeded / "smoke-phantom-seeds"
-    before = {p.name: p.read_bytes() for p in tables.iterdir()}
+    before = {p: p.read_bytes() for p in tables.rglob("*") if p.is_file()}
     assert main(["eval", "--x1", str(img), "--x2", str(img), "--fused", str(img), "--out", str(tables)]) == 2
     assert "is not a bench eval folder" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in tables.iterdir()} == before
+    assert {p: p.read_bytes() for p in tables.rglob("*") if p.is_file()} == before
 
 
 def test_runs_of_other_configs_make_no_table_over_seeds(tmp_path, seeded):

@@ -1,5 +1,5 @@
 """Figures: the sample grid of the paper's Fig. 3, the decomposition grid of its Fig. 4, metric
-distributions and learning curves.
+distributions, learning curves, and the per-seed means of a table over seeds.
 
 Drawn with matplotlib's object API (``matplotlib.figure.Figure``), never ``pyplot``: no global
 backend is switched, so calling these from a notebook leaves the user's matplotlib as it was.
@@ -96,6 +96,35 @@ def distributions(path: str, scores, cols, models) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # a narrow range (Q_NCIE 0.805-0.820) ran its labels together
         if i % per_row:  # the models named once a row
             ax.set_yticklabels([])
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def seed_lines(path: str, table, cols, seeds, lower=()) -> None:
+    """A table over seeds drawn: per metric, each seed's mean per model as one line across the
+    models (table order), and the mean over the seeds as a black bar. Lines that run parallel are a
+    difference every seed repeats (what the paired test over seeds finds, however far apart the seeds
+    lie); lines that cross are one a rerun may reverse. ``lower``: metrics where lower is better."""
+    from matplotlib.ticker import MaxNLocator
+
+    models = list(table.index)
+    per_row = min(len(cols), DISTRIBUTIONS_PER_ROW)
+    rows = -(-len(cols) // per_row)
+    fig = Figure(figsize=(max(2.6, 0.4 * len(models) + 1.2) * per_row, 2.9 * rows))
+    axes = fig.subplots(rows, per_row, squeeze=False)
+    for ax in axes.flat[len(cols) :]:
+        ax.set_visible(False)
+    x = np.arange(len(models))
+    for i, (ax, c) in enumerate(zip(axes.flat, cols)):
+        for seed in seeds:
+            ax.plot(x, table[f"{c}_seed{seed}"].to_numpy(dtype=float), "-o", ms=3, lw=1, label=f"seed {seed}")
+        ax.plot(x, table[c].to_numpy(dtype=float), "_", color="black", ms=14, mew=2, label="mean")
+        ax.set_xticks(x, [display_name(m) for m in models], rotation=45, ha="right", fontsize=7)
+        ax.set_title(c + (" (lower is better)" if c in lower else ""), fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))  # Q_NCIE's 0.8070-0.8073 ran to seven labels
+        if i == 0:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     _save(fig, path)
 

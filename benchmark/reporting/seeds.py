@@ -16,12 +16,14 @@ adjusted p-values (``<metric>_p``, ``_same``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
 import pandas as pd
 
 from benchmark.atomic import folder_config, write_json, write_text
+from benchmark.reporting.figures import seed_lines
 from benchmark.reporting.report import ONE_TABLE_COLUMNS, TUMOUR, _remove_tables
 from benchmark.reporting.stats import paired_pvalues
 from benchmark.reporting.tables import higher_is_better, metric_columns, order_models, ranked, read_scores, render
@@ -122,7 +124,8 @@ def _seed_tests(every: pd.DataFrame, table: pd.DataFrame, cols: list[str], alpha
 
 def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
     """Write ``leaderboard.{csv,md,tex}`` (and ``leaderboard_tumour.*``) over the seeds of
-    ``run_dirs`` into ``out_dir``, with a ``config.json`` naming the runs (``bench table OUT_DIR``
+    ``run_dirs`` into ``out_dir``, ``figures/seeds.png`` (and ``seeds_tumour.png``: each seed's
+    means as one line across the models), with a ``config.json`` naming the runs (``bench table OUT_DIR``
     reads them again). Returns the tables."""
     tables, seeds, first = seed_tables(run_dirs)
     caption, config = str(first.get("caption", "")), first["config"]
@@ -149,8 +152,12 @@ def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
             said = f" The {lineage} lineage's metrics, each as its original computes it ({source_of(lineage)})."
             _write(out_dir, f"{stem}_{lineage}", sub, list(own.values()), cap + said, style)
         _remove_tables(out_dir, [f"{stem}_{x}" for x in ALL_LINEAGES if x not in groups])  # of an earlier call
+        figure = os.path.join(out_dir, "figures", "seeds.png" if region == "slice" else f"seeds_{region}.png")
+        seed_lines(figure, table, cols, seeds, lower=[c for c in cols if not higher_is_better(c)])
     if "tumour" not in tables:  # of an earlier call, when every run had tumour rows
         _remove_tables(out_dir, ["leaderboard_tumour", *(f"leaderboard_tumour_{x}" for x in ALL_LINEAGES)])
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out_dir, "figures", "seeds_tumour.png"))
     write_json(os.path.join(out_dir, "config.json"), {"seeds": seeds, "runs": runs, "caption": caption})
     return tables
 
