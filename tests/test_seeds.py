@@ -202,3 +202,23 @@ def test_phantom_seed_keeps_the_images_of_every_seed_the_same(tmp_path, seeded):
     md = (tmp_path / "smoke-phantom-seeds" / "leaderboard.md").read_text()
     assert "data phantom (images of phantom_seed 2)" in md
     assert "(its training draws; the phantom's images are phantom_seed 2's in every run)" in md
+
+
+def test_bench_table_rebuilds_a_paper_style_run_and_its_seeds_as_they_were_written(tmp_path, capsys):
+    """bench table without --style rebuilt a run made with --style paper in the stats style; it keeps
+    the run's own now, as it keeps its caption, and --style chooses for a table over seeds too."""
+    assert main([*SMOKE, "--seeds", "0,1", "--style", "paper", "--out", str(tmp_path)]) == 0
+    run, seeds = tmp_path / "smoke-phantom-seed0", tmp_path / "smoke-phantom-seeds"
+    for folder in (run, seeds):
+        written = {p.name: p.read_bytes() for p in folder.glob("leaderboard*")}
+        assert "≈" not in (folder / "leaderboard.md").read_text()
+        assert main(["table", str(folder)]) == 0
+        assert {p.name: p.read_bytes() for p in folder.glob("leaderboard*")} == written
+    assert main(["table", str(run), "--style", "stats"]) == 0
+    assert "Wilcoxon" in (run / "leaderboard.md").read_text()
+    assert main(["table", str(seeds), "--style", "stats"]) == 0
+    assert "paired t-test over the seeds" in (seeds / "leaderboard.md").read_text()
+    assert main(["table", str(seeds), "--style", "plain"]) == 2
+    assert "unknown table style 'plain'; expected 'stats' or 'paper'" in capsys.readouterr().err
+    assert main(["table", str(seeds), "--std"]) == 2
+    assert "tables over seeds show mean ± sd over the seeds already; no --std" in capsys.readouterr().err

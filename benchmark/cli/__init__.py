@@ -138,8 +138,8 @@ def _run_seeds(args) -> int:
 
 def _run_tables(run_dir: str) -> dict:
     """How the run wrote its leaderboards (``config.json``), so that a rebuilt table equals them:
-    its caption (data, profiles, everything it shrinks from the paper) and the bootstrap's draws
-    and seed. Folders written before captions were recorded get a generic caption with the
+    its caption (data, profiles, everything it shrinks from the paper), its table style, and the
+    bootstrap's draws and seed. Folders written before captions were recorded get a generic caption with the
     recorded shrinks; folders without a config, the defaults."""
     try:
         with open(os.path.join(run_dir, "config.json")) as fh:
@@ -148,7 +148,11 @@ def _run_tables(run_dir: str) -> dict:
         config = {}
     config = config if isinstance(config, dict) else {}
     run = config.get("config") if isinstance(config.get("config"), dict) else {}
+    from benchmark.reporting.tables import STYLES
+
     out = {k: run[k] for k in ("n_boot", "seed") if isinstance(run.get(k), int)}
+    if run.get("table_style") in STYLES:  # a run written with --style paper is rebuilt as it was
+        out["style"] = run["table_style"]
     if isinstance(config.get("caption"), str):
         return {**out, "caption": config["caption"]}
     text = f"Fusion metrics ({run_dir})."
@@ -191,8 +195,10 @@ def _cmd_table(args) -> int:
     from benchmark.atomic import folder_lock
 
     how = _run_tables(args.run_dir)
+    recorded = how.pop("style", "stats")
+    style = args.style or recorded  # the run's own style unless told
     with folder_lock(args.run_dir, "wait for it to finish; it writes the leaderboards itself"):
-        tables = write_score_tables(args.run_dir, scores, style=args.style, with_std=args.std, **how)
+        tables = write_score_tables(args.run_dir, scores, style=style, with_std=args.std, **how)
         dec = os.path.join(args.run_dir, "decomposition.csv")
         if os.path.exists(dec):  # FusionINN's decomposition tables, from the rows the run wrote
             from benchmark.reporting.report import write_decomposition_tables
@@ -215,10 +221,10 @@ def _seed_table(args) -> int:
     from benchmark.reporting.report import leaderboard_text
     from benchmark.reporting.seeds import seed_runs, write_seed_tables
 
-    if args.std or args.style != "stats":
-        raise ValueError(f"{args.run_dir}: tables over seeds: mean ± sd over the seeds; --std and --style do not apply")
+    if args.std:
+        raise ValueError(f"{args.run_dir}: tables over seeds show mean ± sd over the seeds already; no --std")
     with folder_lock(args.run_dir, "wait for it to finish; it writes the tables itself"):
-        write_seed_tables(seed_runs(args.run_dir), args.run_dir)
+        write_seed_tables(seed_runs(args.run_dir), args.run_dir, style=args.style)
     print(leaderboard_text(args.run_dir))
     return 0
 
@@ -314,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds (read again from their runs)",
     )
     pt.add_argument("--std", action="store_true", help="show the standard deviation")
-    pt.add_argument("--style", default="stats", help="stats (CIs, paired tests) | paper (plain Table 1)")
+    pt.add_argument(
+        "--style", help="stats (CIs, paired tests) | paper (plain Table 1); default: the style the run wrote them in"
+    )
     pt.set_defaults(fn=_cmd_table)
     pe = sub.add_parser("eval", help="score fused images made by any software")
     pe.add_argument(

@@ -26,7 +26,15 @@ from benchmark.atomic import folder_config, write_json, write_text
 from benchmark.reporting.figures import seed_lines
 from benchmark.reporting.report import ONE_TABLE_COLUMNS, TUMOUR, _remove_tables
 from benchmark.reporting.stats import paired_pvalues
-from benchmark.reporting.tables import higher_is_better, metric_columns, order_models, ranked, read_scores, render
+from benchmark.reporting.tables import (
+    STYLES,
+    higher_is_better,
+    metric_columns,
+    order_models,
+    ranked,
+    read_scores,
+    render,
+)
 from metrics.registry import ALL_LINEAGES, lineage_columns, source_of
 
 # config fields that may differ between the runs of one seed table: the seed itself, and where
@@ -122,14 +130,17 @@ def _seed_tests(every: pd.DataFrame, table: pd.DataFrame, cols: list[str], alpha
     return pd.DataFrame(out, index=table.index)
 
 
-def write_seed_tables(run_dirs: list[str], out_dir: str) -> dict:
+def write_seed_tables(run_dirs: list[str], out_dir: str, style: str | None = None) -> dict:
     """Write ``leaderboard.{csv,md,tex}`` (and ``leaderboard_tumour.*``) over the seeds of
     ``run_dirs`` into ``out_dir``, ``figures/seeds.png`` (and ``seeds_tumour.png``: each seed's
     means as one line across the models), with a ``config.json`` naming the runs (``bench table OUT_DIR``
     reads them again). Returns the tables."""
     tables, seeds, first = seed_tables(run_dirs)
     caption, config = str(first.get("caption", "")), first["config"]
-    style = "seeds" if config.get("table_style", "stats") == "stats" else "paper"  # paper: no tie marks
+    style = style or config.get("table_style", "stats")  # as the runs' own tables, unless told
+    if style not in STYLES:
+        raise ValueError(f"unknown table style {style!r}; expected 'stats' or 'paper'")
+    style = "seeds" if style == "stats" else "paper"  # paper: the plain layout, no tie marks
     image_seed = config.get("phantom_seed")
     what = SPREAD["phantom" if image_seed is None else "fixed"].format(image_seed=image_seed)
     runs = [os.path.relpath(d, out_dir) for d in run_dirs]
