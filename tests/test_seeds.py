@@ -109,6 +109,7 @@ def test_a_rerun_reuses_every_seed_and_python_gets_the_same_tables(seeded):
         (["--seeds", "0,x"], "--seeds '0,x': expected comma-separated whole numbers, e.g. 0,1,2"),
         (["--seeds", "0,1", "--seed", "3"], "--seed 3 and --seeds 0,1: give one of them"),
         (["--seeds", "0,1", "--nproc", "2"], "--seeds runs the seeds one after another in one process"),
+        (["--seeds", "0,1", "--from", "results/cpu-phantom"], "--seeds with --from results/cpu-phantom: nothing is"),
     ],
 )
 def test_bad_seeds_fail_before_any_run(tmp_path, capsys, args, needle):

@@ -43,6 +43,11 @@ def run_seeds(cfg: RunConfig, seeds, progress: bool = True, log=print) -> SeedsR
     resumed and tabled as any run), then write the leaderboards over the seeds into
     ``OUT/<run>-seeds``. ``<run>`` is ``--run-name`` or the default run name."""
     seeds = parse_seeds(seeds)
+    if cfg.from_run:  # the note over the seeds says their spread is the training's: here there is none
+        raise ValueError(
+            f"--seeds with --from {cfg.from_run}: nothing is trained, every seed would load the same weights; a "
+            "table over seeds compares trainings (run each --seed alone to score other phantom draws)"
+        )
     base = cfg.run_name or default_run_name(cfg)
     out_dir = os.path.join(cfg.out, f"{base}-seeds")
     if folder_kind(out_dir) not in ("new", "seeds"):  # checked before any training, and again under the lock
