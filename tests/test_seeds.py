@@ -223,3 +223,20 @@ def test_bench_table_rebuilds_a_paper_style_run_and_its_seeds_as_they_were_writt
     assert "unknown table style 'plain'; expected 'stats' or 'paper'" in capsys.readouterr().err
     assert main(["table", str(seeds), "--std"]) == 2
     assert "tables over seeds show mean ± sd over the seeds already; no --std" in capsys.readouterr().err
+
+
+def test_a_metric_no_model_has_leaves_the_other_columns_tested(tmp_path, seeded):
+    """An original that errors on every image (NaN in every row) has no best to test against; the
+    other columns keep their tests and marks (one such column turned them off for all)."""
+    import shutil
+
+    runs = []
+    for s in (0, 2):
+        shutil.copytree(seeded / f"smoke-phantom-seed{s}", tmp_path / f"r{s}")
+        scores = pd.read_csv(tmp_path / f"r{s}" / "scores.csv")
+        scores.assign(Q_P=np.nan).to_csv(tmp_path / f"r{s}" / "scores.csv", index=False)
+        runs.append(str(tmp_path / f"r{s}"))
+    table = write_seed_tables(runs, str(tmp_path / "s"))["slice"]
+    assert table["Q_P_p"].isna().all() and not table["Q_P_same"].any()
+    md = (tmp_path / "s" / "leaderboard.md").read_text()
+    assert table["Q_SSIM_same"].any() and "paired t-test over the seeds" in md

@@ -120,7 +120,10 @@ def _seed_tests(every: pd.DataFrame, table: pd.DataFrame, cols: list[str], alpha
     out = {}
     wide_all = every.rename_axis("model").reset_index()
     for c in cols:
-        if not ranked(c) or not table[c].notna().any():
+        if not ranked(c):
+            continue
+        if not table[c].notna().any():  # no model has a value (an original that errors on every image): no marks
+            out[f"{c}_p"], out[f"{c}_same"] = pd.Series(np.nan, index=table.index), pd.Series(False, index=table.index)
             continue
         best = table[c].idxmax() if higher_is_better(c) else table[c].idxmin()
         wide = wide_all.pivot_table(index="seed", columns="model", values=c, aggfunc="first", dropna=False)
