@@ -10,6 +10,7 @@ rank 0, which alone writes results. Multi-node works the same way with torchrun'
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -40,11 +41,13 @@ def pick_device(name: str) -> torch.device:
 
 
 def init_from_env(device_name: str) -> torch.device | None:
-    """Join the process group described by torchrun's environment; returns this rank's device."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+    """Join the process group described by torchrun's environment (once: a later run in the same
+    process, as ``--seeds`` makes, stays in it); returns this rank's device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     cuda = device_name != "cpu" and torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
     if cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
@@ -81,7 +84,23 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+_KEPT = [0]  # inside kept(): the runs share one process group
+
+
+@contextlib.contextmanager
+def kept():
+    """Keep the process group between runs (``--seeds``: one run per seed in each process): a run's
+    end is then a barrier only. Destroying and joining it again between runs raced in torchrun's
+    rendezvous store: the second run hung in 2 of 4 tries."""
+    _KEPT[0] += 1
+    try:
+        yield
+    finally:
+        _KEPT[0] -= 1
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        if not _KEPT[0]:
+            dist.destroy_process_group()

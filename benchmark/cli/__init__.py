@@ -128,9 +128,11 @@ def _run_seeds(args) -> int:
     seeds = parse_seeds(args.seeds)
     if args.seed is not None:
         raise ValueError(f"--seed {args.seed} and --seeds {args.seeds}: give one of them")
-    if args.nproc > 1:
-        raise ValueError("--seeds runs the seeds one after another in one process; with --nproc, run each --seed alone")
+    if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _launch_torchrun(args.nproc)  # every process runs the seeds one after another, each run shared
     res = run_seeds(config_from_args(args), seeds)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     print(leaderboard_text(res.path))
     print(f"results: {res.path}  (runs: {', '.join(r.path for r in res.runs)})")
     return 1 if any(r.failures for r in res.runs) else 0

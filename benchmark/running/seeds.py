@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmark import distributed as D
 from benchmark.atomic import check_writable, first_missing, folder_kind, folder_lock
 from benchmark.config import RunConfig
 from benchmark.reporting.seeds import write_seed_tables
@@ -18,10 +19,11 @@ from benchmark.running.runner import RunResult, default_run_name, run
 @dataclass
 class SeedsResult:
     """What ``run_seeds`` returns: the folder of the tables over the seeds, those tables (``"slice"``
-    and, with labels, ``"tumour"``), and each seed's own :class:`RunResult`."""
+    and, with labels, ``"tumour"``; None and empty in a torchrun process other than rank 0, which
+    alone writes them), and each seed's own :class:`RunResult`."""
 
     path: str
-    leaderboard: pd.DataFrame
+    leaderboard: pd.DataFrame | None
     leaderboards: dict = field(default_factory=dict)
     runs: list[RunResult] = field(default_factory=list)
 
@@ -52,10 +54,16 @@ def run_seeds(cfg: RunConfig, seeds, progress: bool = True, log=print) -> SeedsR
     out_dir = os.path.join(cfg.out, f"{base}-seeds")
     if folder_kind(out_dir) not in ("new", "seeds"):  # checked before any training, and again under the lock
         raise ValueError(f"{out_dir} holds files and is not a folder of tables over seeds; give another --run-name")
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun (--nproc) every process runs each seed's run
     runs = []
-    for i, seed in enumerate(seeds):
-        log(f"[fusionbench] seed {seed} ({i + 1} of {len(seeds)})")
-        runs.append(run(dataclasses.replace(cfg, seed=seed, run_name=f"{base}-seed{seed}"), progress, log))
+    with D.kept():  # one process group for every seed's run
+        for i, seed in enumerate(seeds):
+            if main:
+                log(f"[fusionbench] seed {seed} ({i + 1} of {len(seeds)})")
+            runs.append(run(dataclasses.replace(cfg, seed=seed, run_name=f"{base}-seed{seed}"), progress, log))
+    D.shutdown()
+    if not main:  # rank 0 writes the tables, as it alone writes each run's
+        return SeedsResult(out_dir, None, {}, runs)
     created = first_missing(out_dir)
     check_writable(out_dir)
     try:
