@@ -5,7 +5,8 @@ A run's own leaderboard says whether two fusers differ on *these images* with *t
 fusers again with another seed is a second question, which only more runs answer. Here each run
 contributes its mean over images per model and metric; the table gives, per model, the mean of
 those means over the seeds +- their standard deviation (the spread a rerun with another seed
-gives: its training draws, and on the phantom its images too, as ``--seed`` draws them), with the
+gives: its training draws, and on the phantom its images too, as ``--seed`` draws them, unless
+``phantom_seed`` holds them fixed), with the
 best mean in bold, and marks with ≈ the models not significantly different from the best: a
 paired t-test over the seeds (within a seed every model is scored on the same images, so the
 pairing takes out what the seed changed in the images, which the standard deviation includes),
@@ -59,7 +60,7 @@ def _run(run_dir: str) -> tuple[dict, pd.DataFrame]:
     return config, read_scores(path)
 
 
-def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], str, str]:
+def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], dict]:
     """``{"slice": table, "tumour": table}`` over the runs (each table indexed by model, with
     ``<metric>``, ``<metric>_std``, ``<metric>_seed<N>``, ``n`` seeds and, where a model lacks a
     finite mean in some seed, ``<metric>_n``; ``<metric>_p`` and ``_same`` of :func:`_seed_tests`),
