@@ -93,6 +93,7 @@ def test_a_rerun_reuses_every_seed_and_python_gets_the_same_tables(seeded):
     said = []
     res = benchmark.run_seeds("0,2", models="mean,max", profile="smoke", out=seeded, progress=False, log=said.append)
     assert sum("reusing mean" in line for line in said) == 2, said  # each seed's finished run, not scored again
+    assert not any("tables over seeds in" in line for line in said)  # written once, after the last run
     assert res.path == str(seeded / "smoke-phantom-seeds") and [r.path for r in res.runs] == [
         str(seeded / f"smoke-phantom-seed{s}") for s in (0, 2)
     ]
@@ -266,3 +267,28 @@ def test_seeds_with_two_processes_table_the_same_as_one(tmp_path, seeded):
     for s in (0, 2):
         config = json.loads((tmp_path / f"smoke-phantom-seed{s}" / "config.json").read_text())
         assert config["device"]["processes"] == 2 and config["seed"] == s
+
+
+def test_a_seed_run_again_alone_rewrites_or_removes_the_tables_over_seeds(tmp_path, seeded, capsys):
+    """`bench run --seed 2 --run-name <run>-seed2` on its own left the tables over seeds showing that
+    run's earlier scores. Now they are written again from the runs, or removed while the runs differ in
+    more than their seed (never stale), each with a line saying so."""
+    import shutil
+
+    out = tmp_path / "r"
+    shutil.copytree(seeded, out)  # the runs and their tables over seeds, which name them relative to it
+    tables = out / "smoke-phantom-seeds"
+    before = {p.name: p.read_bytes() for p in tables.glob("leaderboard*")}
+    one = [*SMOKE, "--seed", "2", "--run-name", "smoke-phantom-seed2", "--out", str(out)]
+    capsys.readouterr()
+    assert main([*one, "--n-val", "4"]) == 0
+    said = capsys.readouterr().out
+    assert f"removed the tables over seeds in {tables}, which list {out / 'smoke-phantom-seed2'}" in said, said
+    assert "n_val = 4 there, 8 here" in said and f"bench table {tables} writes them again" in said
+    assert not list(tables.glob("leaderboard*")) and not (tables / "figures").exists()
+    assert main(["table", str(tables)]) == 2  # nor does bench table make them while the runs differ
+    capsys.readouterr()
+    assert main(one) == 0  # the run as the others again
+    assert f"rewrote the tables over seeds in {tables}, which list" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in tables.glob("leaderboard*")} == before
+    assert (tables / "figures" / "seeds.png").exists()

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
 
-from benchmark.atomic import folder_config, write_json, write_text
+from benchmark.atomic import folder_config, folder_lock, write_json, write_text
 from benchmark.reporting.figures import seed_lines
 from benchmark.reporting.report import ONE_TABLE_COLUMNS, TUMOUR, _remove_tables
 from benchmark.reporting.stats import paired_pvalues
@@ -185,6 +186,58 @@ def _write(out_dir: str, stem: str, table: pd.DataFrame, cols: list[str], captio
     for fmt in ("md", "tex"):
         text = render(table, cols, fmt, caption, with_std=True, style=style)
         write_text(os.path.join(out_dir, f"{stem}.{fmt}"), text)
+
+
+_DEFERRED = [0]  # inside deferred(): the caller writes the tables over seeds itself
+
+
+@contextlib.contextmanager
+def deferred():
+    """Inside, a finished run leaves the tables over seeds that list it alone (``run_seeds`` writes
+    its own after its last run, from all of them)."""
+    _DEFERRED[0] += 1
+    try:
+        yield
+    finally:
+        _DEFERRED[0] -= 1
+
+
+def refresh_tables_over_seeds(run_dir: str, log=print) -> None:
+    """After ``run_dir`` was run again on its own (``bench run --seed 1 --run-name <run>-seed1``), the
+    tables over seeds beside it that list it showed its earlier scores. They are written again from
+    their runs; where they cannot be (the runs now differ in more than their seed, or this one failed
+    and has no scores), they are removed, with a line saying why, so that no table over seeds is stale.
+    Never raises: the run itself is done (or its own error is the one to show)."""
+    if _DEFERRED[0]:
+        return
+    parent, mine = os.path.dirname(os.path.abspath(run_dir)), os.path.abspath(run_dir)
+    try:
+        names = sorted(os.listdir(parent))
+    except OSError:
+        return
+    for name in names:
+        folder = os.path.join(parent, name)
+        runs = seed_runs(folder) if os.path.isdir(folder) else None
+        if not runs or mine not in {os.path.abspath(r) for r in runs}:
+            continue
+        try:
+            with folder_lock(folder, "it rewrites them itself"):
+                try:
+                    write_seed_tables(runs, folder)
+                except ValueError as e:
+                    stems = [
+                        f"leaderboard{r}{x}" for r in ("", "_tumour") for x in ("", *(f"_{y}" for y in ALL_LINEAGES))
+                    ]
+                    _remove_tables(folder, stems)
+                    shutil.rmtree(os.path.join(folder, "figures"), ignore_errors=True)
+                    log(
+                        f"[fusionbench] note: removed the tables over seeds in {folder}, which list {run_dir}: {e}; "
+                        f"bench table {folder} writes them again once its runs differ in their seed alone"
+                    )
+                    continue
+            log(f"[fusionbench] rewrote the tables over seeds in {folder}, which list {run_dir}")
+        except (RuntimeError, OSError) as e:  # another bench holds the folder, or it cannot be written
+            log(f"[fusionbench] note: the tables over seeds in {folder} list {run_dir} and were not rewritten ({e})")
 
 
 def seed_runs(folder: str) -> list[str] | None:

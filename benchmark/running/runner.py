@@ -58,6 +58,7 @@ from benchmark.distributed import pick_device
 from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files, written_at
 from benchmark.reporting import report
 from benchmark.reporting.report import read_history
+from benchmark.reporting.seeds import refresh_tables_over_seeds
 from benchmark.reporting.tables import read_scores
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, summary, train
@@ -723,6 +724,9 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         if created and D.is_main() and not _holds_finished_work(run_dir):
             shutil.rmtree(created, ignore_errors=True)  # nothing partial: no folder this run made is left behind
         raise
+    finally:  # (RANK: after the run the process group is gone, and every rank would take itself for the main one)
+        if os.environ.get("RANK", "0") == "0":
+            refresh_tables_over_seeds(run_dir, log)  # tables over seeds that list this run never show its old scores
 
 
 def _quiet(*args, **kwargs) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 from benchmark import distributed as D
 from benchmark.atomic import check_writable, first_missing, folder_kind, folder_lock
 from benchmark.config import RunConfig
-from benchmark.reporting.seeds import write_seed_tables
+from benchmark.reporting.seeds import deferred, write_seed_tables
 from benchmark.running.runner import RunResult, default_run_name, run
 
 
@@ -56,7 +56,7 @@ def run_seeds(cfg: RunConfig, seeds, progress: bool = True, log=print) -> SeedsR
         raise ValueError(f"{out_dir} holds files and is not a folder of tables over seeds; give another --run-name")
     main = os.environ.get("RANK", "0") == "0"  # under torchrun (--nproc) every process runs each seed's run
     runs = []
-    with D.kept():  # one process group for every seed's run
+    with D.kept(), deferred():  # one process group for every seed's run; the tables over them written below
         for i, seed in enumerate(seeds):
             if main:
                 log(f"[fusionbench] seed {seed} ({i + 1} of {len(seeds)})")
