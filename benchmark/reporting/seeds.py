@@ -236,8 +236,11 @@ def refresh_tables_over_seeds(run_dir: str, log=print) -> None:
                     )
                     continue
             log(f"[fusionbench] rewrote the tables over seeds in {folder}, which list {run_dir}")
-        except (RuntimeError, OSError) as e:  # another bench holds the folder, or it cannot be written
-            log(f"[fusionbench] note: the tables over seeds in {folder} list {run_dir} and were not rewritten ({e})")
+        except Exception as e:  # another bench holds the folder, it cannot be written, or a bug: said, not raised
+            log(
+                f"[fusionbench] note: the tables over seeds in {folder} list {run_dir} and were not rewritten "
+                f"({type(e).__name__}: {e}); bench table {folder} writes them again"
+            )
 
 
 def seed_runs(folder: str) -> list[str] | None:
