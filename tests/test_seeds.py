@@ -298,3 +298,23 @@ def test_a_seed_run_again_alone_rewrites_or_removes_the_tables_over_seeds(tmp_pa
         assert main(one) == 0
     said = capsys.readouterr().out
     assert f"the tables over seeds in {tables} list {out / 'smoke-phantom-seed2'} and were not rewritten" in said
+
+
+def test_the_committed_tables_over_seeds_are_what_bench_table_writes_from_their_runs(tmp_path):
+    """results/seeds-quick: three quick runs (without weights) and their tables over the seeds, which
+    bench table writes again byte for byte from the runs' scores (so they are never stale)."""
+    import shutil
+
+    from conftest import ROOT
+
+    shutil.copytree(ROOT / "results" / "seeds-quick", tmp_path / "s")
+    tables = tmp_path / "s" / "quick-phantom-seeds"
+    committed = {p.name: p.read_bytes() for p in tables.glob("leaderboard*")}
+    assert len(committed) == 6
+    for p in tables.glob("leaderboard*"):
+        p.unlink()
+    assert main(["table", str(tables)]) == 0
+    assert {p.name: p.read_bytes() for p in tables.glob("leaderboard*")} == committed
+    table = pd.read_csv(tables / "leaderboard.csv", index_col="model")
+    assert table["Q_SSIM"].idxmax() == "unet++" and not table["Q_SSIM_same"].drop("unet++").any()
+    assert table.at["unet", "Q_XY_same"] and table.at["unet", "Q_XY_p"] > 0.05  # the README's reverse case
