@@ -318,3 +318,24 @@ def test_the_committed_tables_over_seeds_are_what_bench_table_writes_from_their_
     table = pd.read_csv(tables / "leaderboard.csv", index_col="model")
     assert table["Q_SSIM"].idxmax() == "unet++" and not table["Q_SSIM_same"].drop("unet++").any()
     assert table.at["unet", "Q_XY_same"] and table.at["unet", "Q_XY_p"] > 0.05  # the README's reverse case
+
+
+def test_fusioninns_decomposition_gets_its_tables_over_the_seeds(tmp_path):
+    """FusionINN's decomposition (SSIM and PSNR of each recovered source) is its claim: over the seeds
+    it gets decomposition_leaderboard.* as the fusion metrics get theirs; gone when no run decomposes."""
+    args = [*SMOKE[:2], "mean,fusioninn", *SMOKE[3:], "--seeds", "0,1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    folder = tmp_path / "smoke-phantom-seeds"
+    table = pd.read_csv(folder / "decomposition_leaderboard.csv", index_col="model")
+    runs = [tmp_path / f"smoke-phantom-seed{s}" / "decomposition_leaderboard.csv" for s in (0, 1)]
+    runs = [pd.read_csv(p, index_col="model") for p in runs]
+    for c in ("SSIM_x1", "SSIM_x2", "PSNR_x1", "PSNR_x2"):
+        per_seed = np.array([r.at["fusioninn", c] for r in runs])
+        assert table.at["fusioninn", c] == pytest.approx(per_seed.mean(), abs=2e-6)
+        assert table.at["fusioninn", f"{c}_std"] == pytest.approx(per_seed.std(ddof=1), abs=2e-6)
+    md = (folder / "decomposition_leaderboard.md").read_text()
+    assert md.startswith("Decomposition: SSIM and PSNR of each decomposed source") and "Mean over 2 seeds" in md
+    assert (folder / "decomposition_leaderboard_tumour.md").exists()
+    assert (folder / "figures" / "seeds_decomposition.png").exists()
+    assert main([*SMOKE, "--seeds", "0,1", "--out", str(tmp_path)]) == 0  # mean and max: nothing decomposes
+    assert not list(folder.glob("decomposition_leaderboard*")) and not list(folder.glob("figures/seeds_decomposition*"))

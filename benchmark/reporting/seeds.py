@@ -26,7 +26,7 @@ import pandas as pd
 
 from benchmark.atomic import folder_config, folder_lock, write_json, write_text
 from benchmark.reporting.figures import seed_lines
-from benchmark.reporting.report import ONE_TABLE_COLUMNS, TUMOUR, _remove_tables
+from benchmark.reporting.report import DECOMPOSITION_COLUMNS, ONE_TABLE_COLUMNS, TUMOUR, _remove_tables
 from benchmark.reporting.stats import paired_pvalues
 from benchmark.reporting.tables import (
     STYLES,
@@ -84,34 +84,51 @@ def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], dict]:
             )
     tables = {}
     for region in ("slice", "tumour"):
-        means = []
-        for seed, (_, scores) in zip(seeds, runs):
-            part = scores[scores.region == region] if "region" in scores else scores
-            if part.empty:
-                continue
-            cols = metric_columns(part)
-            finite = part[cols].astype(float).where(np.isfinite(part[cols].astype(float)))
-            means.append(finite.groupby(part["model"], sort=False).mean().assign(seed=seed))
-        if len(means) < len(runs):  # a region some run lacks (no labels) is left out, not shown over fewer seeds
-            continue
-        every = pd.concat(means)
-        cols = [c for c in every.columns if c != "seed"]
-        g = every.groupby(level=0, sort=False)[cols]
-        table = g.mean()
-        std, count = g.std(ddof=1), g.count()
-        for c in cols:
-            table[f"{c}_std"] = std[c]
-        table["n"] = len(seeds)
-        for c in cols:  # a model without a finite mean in some seed (it failed there): over how many it is
-            if (count[c] < len(seeds)).any():
-                table[f"{c}_n"] = count[c]
-        for seed in seeds:
-            mine = every[every.seed == seed]
-            for c in cols:
-                table[f"{c}_seed{seed}"] = mine[c].reindex(table.index)
-        table = pd.concat([table, _seed_tests(every, table, cols)], axis=1)
-        tables[region] = table.loc[order_models(table.index)]
+        table = _over_seeds(seeds, [scores for _, scores in runs], region, metric_columns)
+        if table is not None:
+            tables[region] = table
+    decomposed = [_decomposition(d) for d in run_dirs]  # FusionINN's: SSIM and PSNR of each decomposed source
+    if all(d is not None for d in decomposed):
+        for region, key in (("slice", "decomposition"), ("tumour", "decomposition_tumour")):
+            table = _over_seeds(seeds, decomposed, region, lambda part: DECOMPOSITION_COLUMNS)
+            if table is not None:
+                tables[key] = table
     return tables, seeds, runs[0][0]
+
+
+def _decomposition(run_dir: str) -> pd.DataFrame | None:
+    path = os.path.join(run_dir, "decomposition.csv")
+    return read_scores(path) if os.path.isfile(path) else None
+
+
+def _over_seeds(seeds: list[int], frames: list[pd.DataFrame], region: str, columns) -> pd.DataFrame | None:
+    """One table over the seeds from each run's rows of ``region`` (``columns(part)``: the metrics);
+    None where some run lacks the region (no labels): it is left out, not shown over fewer seeds."""
+    means = []
+    for seed, scores in zip(seeds, frames):
+        part = scores[scores.region == region] if "region" in scores else scores
+        if part.empty:
+            return None
+        cols = columns(part)
+        finite = part[cols].astype(float).where(np.isfinite(part[cols].astype(float)))
+        means.append(finite.groupby(part["model"], sort=False).mean().assign(seed=seed))
+    every = pd.concat(means)
+    cols = [c for c in every.columns if c != "seed"]
+    g = every.groupby(level=0, sort=False)[cols]
+    table = g.mean()
+    std, count = g.std(ddof=1), g.count()
+    for c in cols:
+        table[f"{c}_std"] = std[c]
+    table["n"] = len(seeds)
+    for c in cols:  # a model without a finite mean in some seed (it failed there): over how many it is
+        if (count[c] < len(seeds)).any():
+            table[f"{c}_n"] = count[c]
+    for seed in seeds:
+        mine = every[every.seed == seed]
+        for c in cols:
+            table[f"{c}_seed{seed}"] = mine[c].reindex(table.index)
+    table = pd.concat([table, _seed_tests(every, table, cols)], axis=1)
+    return table.loc[order_models(table.index)]
 
 
 def _seed_tests(every: pd.DataFrame, table: pd.DataFrame, cols: list[str], alpha: float = 0.05) -> pd.DataFrame:
@@ -138,8 +155,9 @@ def _seed_tests(every: pd.DataFrame, table: pd.DataFrame, cols: list[str], alpha
 def write_seed_tables(run_dirs: list[str], out_dir: str, style: str | None = None) -> dict:
     """Write ``leaderboard.{csv,md,tex}`` (and ``leaderboard_tumour.*``) over the seeds of
     ``run_dirs`` into ``out_dir``, ``figures/seeds.png`` (and ``seeds_tumour.png``: each seed's
-    means as one line across the models), with a ``config.json`` naming the runs (``bench table OUT_DIR``
-    reads them again). Returns the tables."""
+    means as one line across the models); where every run decomposed (FusionINN),
+    ``decomposition_leaderboard.*`` (and ``_tumour``) and their figures; and a ``config.json``
+    naming the runs (``bench table OUT_DIR`` reads them again). Returns the tables."""
     tables, seeds, first = seed_tables(run_dirs)
     caption, config = str(first.get("caption", "")), first["config"]
     style = style or config.get("table_style", "stats")  # as the runs' own tables, unless told
@@ -151,7 +169,7 @@ def write_seed_tables(run_dirs: list[str], out_dir: str, style: str | None = Non
     runs = [os.path.relpath(d, out_dir) for d in run_dirs]
     note = NOTE.format(n=len(seeds), seeds=", ".join(map(str, seeds)), runs=", ".join(runs), what=what)
     caption = caption.split(" Mean [95%")[0].rstrip() + note  # the run's own statistics note is not this table's
-    for region, table in tables.items():
+    for region, table in ((r, tables[r]) for r in ("slice", "tumour") if r in tables):
         stem = "leaderboard" if region == "slice" else f"leaderboard_{region}"
         cols = [c for c in table.columns if f"{c}_std" in table.columns]
         cap = caption if region == "slice" else caption.replace("Fusion metrics", f"Fusion metrics {TUMOUR}")
@@ -174,6 +192,20 @@ def write_seed_tables(run_dirs: list[str], out_dir: str, style: str | None = Non
         _remove_tables(out_dir, ["leaderboard_tumour", *(f"leaderboard_tumour_{x}" for x in ALL_LINEAGES)])
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(out_dir, "figures", "seeds_tumour.png"))
+    for key in ("decomposition", "decomposition_tumour"):  # FusionINN's, where every run decomposed
+        stem, figure = key.replace("decomposition", "decomposition_leaderboard"), f"seeds_{key}.png"
+        if key not in tables:  # of an earlier call
+            _remove_tables(out_dir, [stem])
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out_dir, "figures", figure))
+            continue
+        where = "" if key == "decomposition" else f" {TUMOUR}"
+        cap = (
+            f"Decomposition{where}: SSIM and PSNR of each decomposed source against the true one (mean over images "
+            f"and {config.get('decomposition_draws', '?')} latent draws). {caption.lstrip()}"
+        )
+        _write(out_dir, stem, tables[key], DECOMPOSITION_COLUMNS, cap, style)
+        seed_lines(os.path.join(out_dir, "figures", figure), tables[key], DECOMPOSITION_COLUMNS, seeds)
     write_json(os.path.join(out_dir, "config.json"), {"seeds": seeds, "runs": runs, "caption": caption})
     return tables
 
@@ -228,7 +260,7 @@ def refresh_tables_over_seeds(run_dir: str, log=print) -> None:
                     stems = [
                         f"leaderboard{r}{x}" for r in ("", "_tumour") for x in ("", *(f"_{y}" for y in ALL_LINEAGES))
                     ]
-                    _remove_tables(folder, stems)
+                    _remove_tables(folder, [*stems, "decomposition_leaderboard", "decomposition_leaderboard_tumour"])
                     shutil.rmtree(os.path.join(folder, "figures"), ignore_errors=True)
                     log(
                         f"[fusionbench] note: removed the tables over seeds in {folder}, which list {run_dir}: {e}; "
