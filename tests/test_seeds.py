@@ -337,5 +337,8 @@ def test_fusioninns_decomposition_gets_its_tables_over_the_seeds(tmp_path):
     assert md.startswith("Decomposition: SSIM and PSNR of each decomposed source") and "Mean over 2 seeds" in md
     assert (folder / "decomposition_leaderboard_tumour.md").exists()
     assert (folder / "figures" / "seeds_decomposition.png").exists()
+    one = [*args[:5], "--seed", "1", "--run-name", "smoke-phantom-seed1", "--n-val", "4", "--out", str(tmp_path)]
+    assert main(one) == 0  # a seed made again alone, differing in more than its seed: every table over seeds goes
+    assert not list(folder.glob("*leaderboard*")) and not (folder / "figures").exists()
     assert main([*SMOKE, "--seeds", "0,1", "--out", str(tmp_path)]) == 0  # mean and max: nothing decomposes
     assert not list(folder.glob("decomposition_leaderboard*")) and not list(folder.glob("figures/seeds_decomposition*"))

@@ -47,6 +47,12 @@ NOTE = (
     "spread a rerun with another --seed gives ({what}); bold: best "
     "mean. Each run's own leaderboard ({runs}) has the intervals and paired tests over images."
 )
+# every table a folder over seeds may hold (the writer's stems; the refresh removes them all at once)
+TABLE_STEMS = [
+    *(f"leaderboard{r}{x}" for r in ("", "_tumour") for x in ("", *(f"_{y}" for y in ALL_LINEAGES))),
+    "decomposition_leaderboard",
+    "decomposition_leaderboard_tumour",
+]
 SPREAD = {
     "phantom": "its training draws; on the phantom, its images too",
     "fixed": "its training draws; the phantom's images are phantom_seed {image_seed}'s in every run",
@@ -190,14 +196,12 @@ def write_seed_tables(run_dirs: list[str], out_dir: str, style: str | None = Non
         seed_lines(figure, table, cols, seeds, lower=[c for c in cols if not higher_is_better(c)])
     if "tumour" not in tables:  # of an earlier call, when every run had tumour rows
         _remove_tables(out_dir, ["leaderboard_tumour", *(f"leaderboard_tumour_{x}" for x in ALL_LINEAGES)])
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(out_dir, "figures", "seeds_tumour.png"))
+        _remove_figure(out_dir, "seeds_tumour.png")
     for key in ("decomposition", "decomposition_tumour"):  # FusionINN's, where every run decomposed
         stem, figure = key.replace("decomposition", "decomposition_leaderboard"), f"seeds_{key}.png"
         if key not in tables:  # of an earlier call
             _remove_tables(out_dir, [stem])
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(out_dir, "figures", figure))
+            _remove_figure(out_dir, figure)
             continue
         where = "" if key == "decomposition" else f" {TUMOUR}"
         cap = (
@@ -208,6 +212,11 @@ def write_seed_tables(run_dirs: list[str], out_dir: str, style: str | None = Non
         seed_lines(os.path.join(out_dir, "figures", figure), tables[key], DECOMPOSITION_COLUMNS, seeds)
     write_json(os.path.join(out_dir, "config.json"), {"seeds": seeds, "runs": runs, "caption": caption})
     return tables
+
+
+def _remove_figure(out_dir: str, name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(out_dir, "figures", name))
 
 
 def _write(out_dir: str, stem: str, table: pd.DataFrame, cols: list[str], caption: str, style: str) -> None:
@@ -257,10 +266,7 @@ def refresh_tables_over_seeds(run_dir: str, log=print) -> None:
                 try:
                     write_seed_tables(runs, folder)
                 except ValueError as e:
-                    stems = [
-                        f"leaderboard{r}{x}" for r in ("", "_tumour") for x in ("", *(f"_{y}" for y in ALL_LINEAGES))
-                    ]
-                    _remove_tables(folder, [*stems, "decomposition_leaderboard", "decomposition_leaderboard_tumour"])
+                    _remove_tables(folder, TABLE_STEMS)
                     shutil.rmtree(os.path.join(folder, "figures"), ignore_errors=True)
                     log(
                         f"[fusionbench] note: removed the tables over seeds in {folder}, which list {run_dir}: {e}; "
