@@ -89,6 +89,11 @@ def test_training_raises_fusion_ssim(tmp_path):
     assert after > before + 0.05, (float(before), float(after))
 
 
+def ablate_args(out, param: str, values: str) -> list[str]:
+    common = ["--profile", "smoke", "--n-train", "8", "--n-val", "4", "--out", str(out), "--run-name", "a"]
+    return ["ablate", "--param", param, "--values", values, *common]
+
+
 @pytest.mark.slow
 def test_ablation_table_and_bench_decompose(tmp_path, capsys):
     import pandas as pd
@@ -97,28 +102,7 @@ def test_ablation_table_and_bench_decompose(tmp_path, capsys):
     from benchmark.cli import main
 
     out = tmp_path / "res"
-    assert (
-        main(
-            [
-                "ablate",
-                "--param",
-                "alpha",
-                "--values",
-                "0.5,1.0",
-                "--profile",
-                "smoke",
-                "--n-train",
-                "8",
-                "--n-val",
-                "4",
-                "--out",
-                str(out),
-                "--run-name",
-                "a",
-            ]
-        )
-        == 0
-    )
+    assert main(ablate_args(out, "alpha", "0.5,1.0")) == 0
     md = (out / "a" / "ablation_alpha.md").read_text()
     said = capsys.readouterr().out  # the Markdown table, caption and bold (was a bare DataFrame), and where
     assert md in said and said.rstrip().endswith(f"results: {out / 'a' / 'ablation_alpha'}.{{csv,md,tex}}")
@@ -127,18 +111,47 @@ def test_ablation_table_and_bench_decompose(tmp_path, capsys):
         "data phantom, profile smoke, 4 validation pairs). "
         "Not the paper setting: 1 epoch (paper 400); 8 training pairs; trained on random 64x64 crops"
     )
-    assert main(["table", str(out / "a")]) == 2  # was "scores.csv not found; ... of a run folder"
-    err = capsys.readouterr().err
-    assert f"{out / 'a'}: an ablation folder (bench ablate: alpha); its tables are ablation_*" in err, err
+    # whether a difference is real, as the leaderboards say it (the table had means only): CIs over the
+    # slices and a paired test against each column's best; with 4 slices no test can say so, and the caption says why
+    assert "Holm-corrected across values" in md and "Holm-corrected for 1 value against the best) is 0.125" in md
+    cols = ["Fusion SSIM T1-Gd", "Fusion SSIM FLAIR", "Decomposition SSIM T1-Gd", "Decomposition SSIM FLAIR"]
     t = pd.read_csv(out / "a" / "ablation_alpha.csv", index_col=0)
-    assert list(t.index) == [0.5, 1.0]
-    assert list(t.columns) == [
-        "Fusion SSIM T1-Gd",
-        "Fusion SSIM FLAIR",
-        "Decomposition SSIM T1-Gd",
-        "Decomposition SSIM FLAIR",
-    ]
-    assert t.notna().all().all() and ((t > -1) & (t <= 1)).all().all()
+    assert list(t.index) == [0.5, 1.0] and list(t.columns[:4]) == cols and (t["n"] == 4).all()
+    assert t[cols].notna().all().all() and ((t[cols] > -1) & (t[cols] <= 1)).all().all()
+    per = {v: pd.read_csv(out / "a" / f"alpha-{v}" / "fusioninn" / "scores.csv") for v in ("0.5", "1.0")}
+    for v, s in per.items():  # the means and intervals are the slices' own
+        q = s[s.region == "slice"]["Q_SSIM_x1"]
+        assert t.at[float(v), cols[0]] == pytest.approx(q.mean(), abs=1e-6)
+        assert t.at[float(v), f"{cols[0]}_lo"] <= q.mean() <= t.at[float(v), f"{cols[0]}_hi"]
+    best = t[cols[0]].idxmax()
+    other = 1.0 if best == 0.5 else 0.5
+    assert np.isnan(t.at[best, f"{cols[0]}_p"]) and t.at[other, f"{cols[0]}_p"] >= 0.125 - 1e-9  # 4 pairs: 2/2**4
+    assert bool(t.at[other, f"{cols[0]}_same"]) and f"{t.at[other, cols[0]]:.3f} [" in md
+    before = {f: (out / "a" / f"ablation_alpha.{f}").read_bytes() for f in ("csv", "md", "tex")}
+    assert main(["table", str(out / "a")]) == 0  # was an error: "an ablation folder ... its tables are ablation_*"
+    assert {f: (out / "a" / f"ablation_alpha.{f}").read_bytes() for f in before} == before  # byte for byte
+    capsys.readouterr()
+    assert main(["table", str(out / "a"), "--style", "paper"]) == 0
+    plain = (out / "a" / "ablation_alpha.md").read_text()
+    assert plain in capsys.readouterr().out and "[" not in plain and "Wilcoxon" not in plain
+    assert list(pd.read_csv(out / "a" / "ablation_alpha.csv", index_col=0).columns) == cols + [
+        f"{c}_std" for c in cols
+    ] + ["n"]
+    (out / "a" / "ablation_alpha.json").rename(out / "a" / "old.json")  # a folder from before the record
+    assert main(["table", str(out / "a")]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'a'}: an ablation folder (bench ablate: alpha) without the record" in err, err
+    (out / "a" / "old.json").rename(out / "a" / "ablation_alpha.json")
+    # the held setting is one FusionINN in every sweep: k 3 is alpha 0.5's, copied, not trained again
+    assert main([*ablate_args(out, "k", "3")]) == 0
+    said = capsys.readouterr()
+    assert "k 3 is the FusionINN that alpha 0.5 trained: copying" in said.out + said.err
+    assert "trained 1 epoch" not in said.out + said.err
+    k3 = out / "a" / "k-3" / "fusioninn"
+    assert (k3 / "scores.csv").read_bytes() == (out / "a" / "alpha-0.5" / "fusioninn" / "scores.csv").read_bytes()
+    assert main([*ablate_args(out, "k", "3")]) == 0  # its own now: reused, not copied again
+    said = capsys.readouterr()
+    assert "copying" not in said.out + said.err and "reusing fusioninn" in said.out + said.err
     assert (
         "\\toprule" in (out / "a" / "ablation_alpha.tex").read_text()
         and "**" in (out / "a" / "ablation_alpha.md").read_text()

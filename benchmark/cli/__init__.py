@@ -175,13 +175,8 @@ def _cmd_table(args) -> int:
         return _seed_table(args)
     if not os.path.exists(path):
         ablation = sorted(glob.glob(os.path.join(glob.escape(args.run_dir), "ablation_*.csv")))
-        if ablation:  # bench ablate's folder: its tables are its own
-            params = ", ".join(os.path.basename(p)[len("ablation_") : -len(".csv")] for p in ablation)
-            raise ValueError(
-                f"{args.run_dir}: an ablation folder (bench ablate: {params}); its tables are "
-                "ablation_*.{csv,md,tex}, and bench ablate with the same options writes them again from the "
-                "finished values"
-            )
+        if ablation:  # bench ablate's folder: its tables, from its values' results
+            return _ablation_table(args, ablation)
         raise FileNotFoundError(
             f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
         )
@@ -216,6 +211,29 @@ def _cmd_table(args) -> int:
         sources = "scores.csv" + (" and train.json" if any(p.endswith("training.png") for p in drawn) else "")
         print(f"redrew {', '.join(os.path.relpath(p, args.run_dir) for p in drawn)} (from {sources})")
     return 0 if "slice" in tables else 2
+
+
+def _ablation_table(args, tables: list[str]) -> int:
+    from benchmark.atomic import folder_lock
+    from benchmark.running.ablation import rebuild_ablation_tables
+
+    unrecorded = [p for p in tables if not os.path.exists(p[: -len(".csv")] + ".json")]
+    if unrecorded:  # written before bench ablate recorded its sweeps
+        params = ", ".join(os.path.basename(p)[len("ablation_") : -len(".csv")] for p in unrecorded)
+        raise ValueError(
+            f"{args.run_dir}: an ablation folder (bench ablate: {params}) without the record of how its tables "
+            "were made (ablation_<param>.json, written since); bench ablate with the same options writes them again "
+            "from the finished values"
+        )
+    if args.std:
+        raise ValueError(f"{args.run_dir}: an ablation's tables show CIs over the slices (--style stats); no --std")
+    with folder_lock(args.run_dir, "wait for that ablation to finish; it writes its tables itself"):
+        stems = rebuild_ablation_tables(args.run_dir, args.style)
+    for stem in stems:
+        with open(f"{stem}.md", encoding="utf-8") as fh:
+            print(fh.read())
+        print(f"results: {stem}.{{csv,md,tex}}")
+    return 0
 
 
 def _seed_table(args) -> int:
@@ -318,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt = sub.add_parser("table", help="rebuild the leaderboards of a run folder from scores.csv")
     pt.add_argument(
         "run_dir",
-        help="a run folder holding scores.csv (e.g. results/cpu-phantom), or the tables over seeds of bench run "
-        "--seeds (read again from their runs)",
+        help="a run folder holding scores.csv (e.g. results/cpu-phantom), the tables over seeds of bench run "
+        "--seeds (read again from their runs), or bench ablate's folder (its tables, from its values' results)",
     )
     pt.add_argument("--std", action="store_true", help="show the standard deviation")
     pt.add_argument(

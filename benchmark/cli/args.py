@@ -25,8 +25,8 @@ def lineage_arg(text: str | None) -> str | None:
 
 def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
     """``bench run``'s arguments; ``ablate``: only those ``bench ablate`` uses. It trains one FusionINN
-    per value and scores Table 2's SSIMs, so the models, metrics, --from, --nproc and table style are
-    not its arguments: given, they are an error rather than silently ignored."""
+    per value and scores Table 2's SSIMs, so the models, metrics, --from and --nproc are not its
+    arguments: given, they are an error rather than silently ignored."""
     if not ablate:
         p.add_argument("--models", default="all", help="comma-separated fuser names or 'all' (see bench list)")
     p.add_argument(
@@ -54,6 +54,13 @@ def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
     )
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field, e.g. --set lr=1e-4"
+    )
+    p.add_argument(
+        "--style",
+        dest="table_style",
+        help="stats (default: CIs, paired tests) | paper (plain Table 1)"
+        if not ablate
+        else "stats (default: CIs over the slices, paired tests between values) | paper (the plain Table 2 layout)",
     )
     if ablate:
         return
@@ -86,7 +93,6 @@ def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
         "mean ± sd over the seeds in OUT/<run>-seeds (whether a difference survives training again); on the "
         "phantom each seed draws its images too, unless --set phantom_seed=N fixes them",
     )
-    p.add_argument("--style", dest="table_style", help="stats (default: CIs, paired tests) | paper (plain Table 1)")
 
 
 def config_from_args(args):

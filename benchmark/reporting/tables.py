@@ -152,11 +152,11 @@ def _fmt(v: float, s: float | None, decimals: int) -> str:
 
 STATS_NOTE = (
     "Mean [95% bootstrap CI over images]; bold: best; {mark}: not significantly different from the best of its column "
-    "(paired Wilcoxon signed-rank, Holm-corrected across models, p >= 0.05)."
+    "(paired Wilcoxon signed-rank, Holm-corrected across {rows}s, p >= 0.05)."
 )
 FEW_IMAGES_NOTE = (
     " With {n} image{s} no difference can be significant: the smallest p possible (two-sided Wilcoxon over {n} "
-    "pair{s}, Holm-corrected for {m} model{ms} against the best) is {p:.3g}."
+    "pair{s}, Holm-corrected for {m} {rows}{ms} against the best) is {p:.3g}."
 )
 SEEDS_TEST_NOTE = (
     " {mark}: not significantly different from the best mean of its column over the seeds (paired t-test over the "
@@ -200,22 +200,24 @@ def render(
     decimals: int = 3,
     style: str = "paper",
     index_label: str = "Model",
+    rows: str = "model",
 ) -> str:
     """The leaderboard as ``md`` or ``tex`` text; ``style="stats"`` adds CIs and the tie marker
     (needs the columns of :func:`benchmark.reporting.stats.add_statistics`); ``style="seeds"``
     the tie marker of a table over seeds (``<metric>_same``, :mod:`benchmark.reporting.seeds`). Rows are shown by
     the fusers' display names; ``index_label`` heads the first column. ``caption``, names and
-    labels are plain text: the ``tex`` form escapes them (:func:`tex_escape`)."""
+    labels are plain text: the ``tex`` form escapes them (:func:`tex_escape`). ``rows`` names what a
+    row is in the notes on the tests ("model"; "value" in an ablation's table)."""
     mask = bold_mask(table, cols, decimals)
     stats_on = style == "stats" and all(f"{c}_lo" in table.columns for c in cols)
     if stats_on:
-        caption = (caption + " " if caption else "") + STATS_NOTE.format(mark="\0")
+        caption = (caption + " " if caption else "") + STATS_NOTE.format(mark="\0", rows=rows)
         if any(not ranked(c) for c in cols):
             caption += DIAGNOSTIC_NOTE
         n, m = (int(table["n"].max()) if "n" in table.columns else 0), len(table) - 1
         if m > 0 and n > 0 and m * 2 / 2**n >= 0.05:  # the tie marks cannot say anything about the fusers
             plural = {"s": "s" if n > 1 else "", "ms": "s" if m > 1 else ""}
-            caption += FEW_IMAGES_NOTE.format(n=n, m=m, p=min(1.0, m * 2 / 2**n), **plural)
+            caption += FEW_IMAGES_NOTE.format(n=n, m=m, p=min(1.0, m * 2 / 2**n), rows=rows, **plural)
     ties_on = stats_on or (style == "seeds" and all(f"{c}_same" in table.columns for c in cols if ranked(c)))
     if ties_on and not stats_on:
         caption += SEEDS_TEST_NOTE.format(mark="\0") + (DIAGNOSTIC_NOTE if any(not ranked(c) for c in cols) else "")

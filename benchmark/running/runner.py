@@ -572,6 +572,25 @@ def _trains(entry, kwargs: dict) -> bool:
     return entry.trainable or ("prior_path" in kwargs and not kwargs["prior_path"])  # DDFM trains its prior
 
 
+def finished_here(name: str, cfg: RunConfig, data_info: dict, folder: str) -> bool:
+    """Whether ``folder`` holds ``name``'s finished, undamaged results for exactly this configuration
+    and data: what :func:`run_model` would reuse there (``bench ablate`` finds its held setting's twin)."""
+    cfg = for_model(cfg, name)
+    try:
+        with open(os.path.join(folder, "model.json")) as fh:
+            prev = json.load(fh)
+    except (OSError, json.JSONDecodeError):
+        return False
+    if not isinstance(prev, dict) or prev.get("status") != "done" or cfg.from_run:
+        return False
+    fp = _fingerprints_of(name, cfg, model_kwargs(get_fuser(name), cfg), data_info, None)[0]
+    return (
+        prev.get("fingerprint") == fp
+        and os.path.exists(os.path.join(folder, "scores.csv"))
+        and not damaged_files(folder, prev)
+    )
+
+
 def run_model(
     name: str,
     cfg: RunConfig,
