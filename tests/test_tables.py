@@ -80,6 +80,32 @@ def test_bench_table_rebuilds_the_committed_run_to_the_byte(tmp_path):
     assert "Not the paper setting: 6 epochs (paper 400)" in (tmp_path / "leaderboard.md").read_text()
 
 
+def test_the_committed_ablation_tables_are_what_bench_table_writes_from_their_values(tmp_path):
+    """results/ablation-cpu: its three Table 2 sweeps, written again by bench table from each value's
+    per-slice results (ablation_<param>.json says which), byte for byte, with their paired tests."""
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    from benchmark.cli import main
+
+    ref = Path(__file__).parents[1] / "results" / "ablation-cpu"
+    shutil.copytree(ref, tmp_path / "a")
+    tables = sorted((tmp_path / "a").glob("ablation_*.*[!n]"))  # csv, md, tex; not the records
+    committed = {p.name: p.read_bytes() for p in tables}
+    assert len(committed) == 9
+    for p in tables:
+        p.unlink()
+    assert main(["table", str(tmp_path / "a")]) == 0
+    assert {p.name: p.read_bytes() for p in tables} == committed
+    k = pd.read_csv(ref / "ablation_k.csv", index_col=0)  # the README's reading: k = 1 cannot decompose
+    assert k["Decomposition SSIM T1-Gd"].idxmax() == 3 and k.at[1, "Decomposition SSIM T1-Gd_p"] < 0.05
+    for p in tables:
+        if p.suffix == ".tex":
+            assert not _latex_text_problems(p.read_text()), p.name
+
+
 def _latex_text_problems(tex: str) -> list[str]:
     """What would stop LaTeX or print the wrong thing in a table file: outside math, a bare % (it
     comments out the rest of the line, the caption's closing brace included), _ ^ # ~ (errors),

@@ -174,9 +174,11 @@ def _cmd_table(args) -> int:
     if not os.path.exists(path) and seed_runs(args.run_dir) is not None:  # bench run --seeds' tables over the seeds
         return _seed_table(args)
     if not os.path.exists(path):
-        ablation = sorted(glob.glob(os.path.join(glob.escape(args.run_dir), "ablation_*.csv")))
-        if ablation:  # bench ablate's folder: its tables, from its values' results
-            return _ablation_table(args, ablation)
+        found = glob.glob(os.path.join(glob.escape(args.run_dir), "ablation_*.csv")) + glob.glob(
+            os.path.join(glob.escape(args.run_dir), "ablation_*.json")
+        )
+        if found:  # bench ablate's folder: its tables, from its values' results
+            return _ablation_table(args, sorted({os.path.splitext(p)[0] + ".csv" for p in found}))
         raise FileNotFoundError(
             f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
         )
