@@ -4,6 +4,7 @@
     res = benchmark.run(models="mean,max", profile="smoke")      # a RunResult
     res.scores, res.leaderboard, res.path                        # DataFrames and the run folder
     df = benchmark.evaluate(fused, x1, x2)                       # one row per image
+    t = benchmark.ablate("k", [3, 1], profile="smoke")           # FusionINN's Table 2 sweep
 
 Stages (``benchmark.running``): data -> training -> running -> reporting; the ``bench`` command
 (``benchmark.cli``) is a thin layer over the same functions.
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from benchmark.running.evaluate import evaluate_folders
     from benchmark.running.runner import RunResult
 
-__all__ = ["RunConfig", "RunResult", "evaluate", "evaluate_folders", "make_config", "run", "run_seeds"]
+__all__ = ["RunConfig", "RunResult", "ablate", "evaluate", "evaluate_folders", "make_config", "run", "run_seeds"]
 
 # Loaded on first use (PEP 562), so that ``bench --help`` and a command's argument errors answer
 # at once instead of after importing torch and pandas (1.4 s here).
@@ -60,6 +61,21 @@ def run_seeds(seeds, models="all", profile: str = "quick", *, progress: bool = T
     from benchmark.running.seeds import run_seeds as _run_seeds
 
     return _run_seeds(make_config(profile, models=models, **overrides), seeds, progress=progress, log=log)
+
+
+def ablate(param: str, values, profile: str = "quick", *, progress: bool = True, log=print, **overrides):
+    """``bench ablate``: FusionINN's Table 2 sweep of ``param`` (alpha | lambda | k | prior) over
+    ``values`` (``[0.5, 1.0]`` or ``"0.5,1.0"``), one FusionINN trained per value (the held setting
+    once per folder), with any RunConfig field as a keyword (``data=``, ``epochs=``, ``out=``,
+    ``run_name=``, ``table_style="paper"``). Returns the table: one row per value, the four SSIMs and
+    with the default style their CIs and paired tests (``<column>_lo``, ``_hi``, ``_p``, ``_same``);
+    ``.attrs["files"]`` is the stem of its CSV, LaTeX and Markdown files."""
+    from benchmark.config import make_config
+    from benchmark.running.ablation import ablate as _ablate
+
+    if not isinstance(values, str):
+        values = ",".join(str(v) for v in values)
+    return _ablate(make_config(profile, **overrides), param, values, progress=progress, log=log)
 
 
 def _as_images(x, what: str) -> torch.Tensor:

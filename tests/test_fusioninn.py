@@ -222,3 +222,19 @@ def test_bench_run_scores_decomposition_on_slice_and_tumour(tmp_path):
         "figures/decomposition_fusioninn.png",
     ):
         assert (tmp_path / "d" / f).exists(), f
+
+
+def test_ablate_from_python(tmp_path):
+    """benchmark.ablate is bench ablate from Python: the table back as a DataFrame, files written."""
+    import benchmark
+
+    said = []
+    kw = dict(profile="smoke", n_train=4, n_val=2, epochs=0, out=str(tmp_path), progress=False, log=said.append)
+    t = benchmark.ablate("k", [3, 2], run_name="a", **kw)
+    assert list(t.index) == [3, 2] and "Fusion SSIM T1-Gd_p" in t.columns
+    assert t.attrs["files"] == str(tmp_path / "a" / "ablation_k") and (tmp_path / "a" / "ablation_k.tex").exists()
+    plain = benchmark.ablate("prior", "normal", run_name="a", table_style="paper", **kw)
+    assert list(plain.index) == ["normal"] and "Fusion SSIM T1-Gd_p" not in plain.columns
+    assert any("prior normal is the FusionINN that k 3 trained" in line for line in said), said
+    with pytest.raises(ValueError, match="unknown ablation parameter 'beta'"):
+        benchmark.ablate("beta", [1], **kw)
