@@ -293,3 +293,19 @@ def test_training_curves_label_their_log_axes_with_a_few_round_numbers(tmp_path,
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert labels and all(len(t) <= 5 for t in labels), labels
     assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()] == ["50", "100", "200"]
+
+
+def test_a_tiny_p_value_keeps_its_digits_in_the_csv():
+    """The CSV wrote p-values at six decimals: 24 images all one way (p 1.2e-7) read 0.000000."""
+    import io
+
+    import pandas as pd
+
+    from benchmark.reporting.tables import table_csv
+
+    p = [float("nan"), 1.1920929e-07, 0.0123456789]
+    t = pd.DataFrame({"Q_P": [0.9, 0.8, 0.7], "Q_P_p": p}, index=["a", "b", "c"])
+    text = table_csv(t, ["Q_P"])
+    assert text.splitlines() == ["model,Q_P,Q_P_p", "a,0.900000,", "b,0.800000,1.19209e-07", "c,0.700000,0.0123457"]
+    back = pd.read_csv(io.StringIO(text), index_col="model")
+    assert abs(back.at["b", "Q_P_p"] - 1.19209e-07) < 1e-12 and back["Q_P_p"].dtype == float

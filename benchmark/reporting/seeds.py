@@ -36,6 +36,7 @@ from benchmark.reporting.tables import (
     ranked,
     read_scores,
     render,
+    table_csv,
 )
 from metrics.registry import ALL_LINEAGES, lineage_columns, source_of
 
@@ -223,7 +224,7 @@ def _write(out_dir: str, stem: str, table: pd.DataFrame, cols: list[str], captio
     """``<stem>.{csv,md,tex}``; the CSV names its counts of seeds as such (``n_seeds``,
     ``<metric>_n_seeds``), not ``n`` as a run's table counts images."""
     csv = table.rename(columns=lambda c: "n_seeds" if c == "n" else c[:-2] + "_n_seeds" if c.endswith("_n") else c)
-    write_text(os.path.join(out_dir, f"{stem}.csv"), csv.rename_axis("model").to_csv(float_format="%.6f"))
+    write_text(os.path.join(out_dir, f"{stem}.csv"), table_csv(csv, cols))
     for fmt in ("md", "tex"):
         text = render(table, cols, fmt, caption, with_std=True, style=style)
         write_text(os.path.join(out_dir, f"{stem}.{fmt}"), text)

@@ -260,6 +260,16 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def table_csv(table: pd.DataFrame, cols, index_label: str = "model") -> str:
+    """A leaderboard as CSV text: values at six decimals, and the p-values (``<metric>_p``) at six
+    significant digits, so that a p of 1e-7 (24 images all one way) is not written as 0.000000."""
+    out = table.rename_axis(index_label).copy()
+    for c in cols:
+        if f"{c}_p" in out.columns:
+            out[f"{c}_p"] = ["" if pd.isna(v) else f"{v:.6g}" for v in out[f"{c}_p"]]
+    return out.to_csv(float_format="%.6f")
+
+
 def read_scores(source) -> pd.DataFrame:
     """A scores table (``scores.csv`` or ``decomposition.csv``; a path or a text buffer) with its
     names as text: a method or image named ``00001`` or ``2024`` stays that name (it was read as
@@ -303,7 +313,7 @@ def write_leaderboards(
         from benchmark.reporting.stats import add_statistics
 
         table = add_statistics(table, scores, cols, higher_is_better, n_boot, seed)
-    write_text(os.path.join(run_dir, f"{stem}.csv"), table.rename_axis("model").to_csv(float_format="%.6f"))
+    write_text(os.path.join(run_dir, f"{stem}.csv"), table_csv(table, cols))
     write_text(os.path.join(run_dir, f"{stem}.tex"), render(table, cols, "tex", caption, with_std, style=style))
     write_text(os.path.join(run_dir, f"{stem}.md"), render(table, cols, "md", caption, with_std, style=style))
     return table

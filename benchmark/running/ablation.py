@@ -25,7 +25,7 @@ from benchmark.atomic import check_writable, folder_lock, write_json, write_text
 from benchmark.config import RunConfig, check_config
 from benchmark.data import load_data, size_notes
 from benchmark.reporting.stats import add_statistics, image_key
-from benchmark.reporting.tables import STYLES, leaderboard, read_scores, render
+from benchmark.reporting.tables import STYLES, leaderboard, read_scores, render, table_csv
 from benchmark.running.runner import finished_here, pick_device, run_model
 
 PARAMS = {
@@ -157,7 +157,7 @@ def write_ablation_tables(stem: str, record: dict, results: dict) -> pd.DataFram
     if style == "stats":
         table = add_statistics(table, long, COLUMNS, lambda c: True, record.get("n_boot", 2000), record.get("seed", 0))
     param, caption = record["param"], record["caption"]
-    write_text(f"{stem}.csv", table.rename_axis(param).to_csv(float_format="%.6f"))
+    write_text(f"{stem}.csv", table_csv(table, COLUMNS, param))
     for fmt in ("md", "tex"):
         write_text(f"{stem}.{fmt}", render(table, COLUMNS, fmt, caption, style=style, index_label=param, rows="value"))
     return table
