@@ -80,7 +80,7 @@ def test_bench_table_rebuilds_the_committed_run_to_the_byte(tmp_path):
     assert "Not the paper setting: 6 epochs (paper 400)" in (tmp_path / "leaderboard.md").read_text()
 
 
-def test_the_committed_ablation_tables_are_what_bench_table_writes_from_their_values(tmp_path):
+def test_the_committed_ablation_tables_are_what_bench_table_writes_from_their_values(tmp_path, capsys):
     """results/ablation-cpu: its three Table 2 sweeps, written again by bench table from each value's
     per-slice results (ablation_<param>.json says which), byte for byte, with their paired tests."""
     import shutil
@@ -104,6 +104,15 @@ def test_the_committed_ablation_tables_are_what_bench_table_writes_from_their_va
     for p in tables:
         if p.suffix == ".tex":
             assert not _latex_text_problems(p.read_text()), p.name
+    # a damaged value: one line naming its file (was a traceback), and no sweep's tables written (alpha's were)
+    (tmp_path / "a" / "k-1" / "fusioninn" / "scores.csv").write_text("garbage\n")
+    for p in tables:
+        p.unlink()
+    capsys.readouterr()
+    assert main(["table", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bench: error: {tmp_path / 'a' / 'k-1' / 'fusioninn' / 'scores.csv'}: no index, region, ")
+    assert len(err.splitlines()) == 1 and not list((tmp_path / "a").glob("ablation_*.csv"))
 
 
 def _latex_text_problems(tex: str) -> list[str]:

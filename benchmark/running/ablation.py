@@ -163,11 +163,32 @@ def write_ablation_tables(stem: str, record: dict, results: dict) -> pd.DataFram
     return table
 
 
+_NEEDS = (("index", "region", "Q_SSIM_x1", "Q_SSIM_x2"), ("index", "region", "SSIM_x1", "SSIM_x2"))
+
+
+def _read_results(path: str, needs) -> pd.DataFrame:
+    """A value's ``scores.csv`` or ``decomposition.csv``, with the columns Table 2 reads, or one error line."""
+    try:
+        table = read_scores(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable table ({type(e).__name__}: {e})") from None
+    missing = [c for c in needs if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: no {', '.join(missing)} column{'s' * (len(missing) > 1)}; expected the file bench ablate wrote "
+            f"({', '.join(needs)}, ...)"
+        )
+    return table
+
+
 def rebuild_ablation_tables(root: str, style: str | None = None) -> list[str]:
     """``bench table`` on an ablation folder: every sweep's tables again from its values' results
     (``ablation_<param>.json`` says which, with the caption and table style; ``style`` overrides it).
+    Every record and result is read before the first table is written: one bad file writes nothing.
     Returns the stems written."""
-    stems = []
+    if style is not None and style not in STYLES:
+        raise ValueError(f"unknown table style {style!r}; expected one of {', '.join(STYLES)}")
+    sweeps = []
     for rec_path in sorted(glob.glob(os.path.join(glob.escape(root), "ablation_*.json"))):
         try:
             with open(rec_path, encoding="utf-8") as fh:
@@ -185,8 +206,8 @@ def rebuild_ablation_tables(root: str, style: str | None = None) -> list[str]:
                     f"{missing[0]} not found: {param} {v} of {rec_path} has no finished results; bench ablate "
                     "with the same options trains what is missing"
                 )
-            results[str(v)] = tuple(read_scores(f) for f in files)
-        stem = rec_path[: -len(".json")]
-        write_ablation_tables(stem, {**record, "style": style or record.get("style", "stats")}, results)
-        stems.append(stem)
-    return stems
+            results[str(v)] = tuple(_read_results(f, cols) for f, cols in zip(files, _NEEDS))
+        sweeps.append((rec_path[: -len(".json")], {**record, "style": style or record.get("style", "stats")}, results))
+    for stem, record, results in sweeps:
+        write_ablation_tables(stem, record, results)
+    return [stem for stem, _, _ in sweeps]
