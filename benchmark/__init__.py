@@ -63,19 +63,25 @@ def run_seeds(seeds, models="all", profile: str = "quick", *, progress: bool = T
     return _run_seeds(make_config(profile, models=models, **overrides), seeds, progress=progress, log=log)
 
 
-def ablate(param: str, values, profile: str = "quick", *, progress: bool = True, log=print, **overrides):
+def ablate(param: str, values, profile: str = "quick", *, seeds=None, progress: bool = True, log=print, **overrides):
     """``bench ablate``: FusionINN's Table 2 sweep of ``param`` (alpha | lambda | k | prior) over
     ``values`` (``[0.5, 1.0]`` or ``"0.5,1.0"``), one FusionINN trained per value (the held setting
     once per folder), with any RunConfig field as a keyword (``data=``, ``epochs=``, ``out=``,
     ``run_name=``, ``table_style="paper"``). Returns the table: one row per value, the four SSIMs and
     with the default style their CIs and paired tests (``<column>_lo``, ``_hi``, ``_p``, ``_same``);
-    ``.attrs["files"]`` is the stem of its CSV, LaTeX and Markdown files."""
+    ``.attrs["files"]`` is the stem of its CSV, LaTeX and Markdown files. ``seeds`` (``[0, 1, 2]``):
+    the sweep once per seed, and the table over the seeds back (mean ± sd, a paired t-test over the
+    seeds), as ``bench ablate --seeds``."""
     from benchmark.config import make_config
     from benchmark.running.ablation import ablate as _ablate
+    from benchmark.running.ablation import ablate_seeds
 
     if not isinstance(values, str):
         values = ",".join(str(v) for v in values)
-    return _ablate(make_config(profile, **overrides), param, values, progress=progress, log=log)
+    cfg = make_config(profile, **overrides)
+    if seeds is not None:
+        return ablate_seeds(cfg, param, values, seeds, progress=progress, log=log)
+    return _ablate(cfg, param, values, progress=progress, log=log)
 
 
 def _as_images(x, what: str) -> torch.Tensor:

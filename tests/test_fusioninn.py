@@ -238,3 +238,54 @@ def test_ablate_from_python(tmp_path):
     assert any("prior normal is the FusionINN that k 3 trained" in line for line in said), said
     with pytest.raises(ValueError, match="unknown ablation parameter 'beta'"):
         benchmark.ablate("beta", [1], **kw)
+    over = benchmark.ablate("k", [3, 2], seeds=[0, 1], run_name="b", phantom_seed=5, **kw)  # = --seeds
+    assert list(over.index) == [3, 2] and (over["n"] == 2).all() and "Fusion SSIM T1-Gd_seed1" in over.columns
+    md = (tmp_path / "b-seeds" / "ablation_k.md").read_text()  # the images held: the caption says so, and whose
+    assert "data phantom (images of phantom_seed 5)" in md and "the phantom's images are phantom_seed 5's" in md
+
+
+def test_ablation_over_seeds_tables_refreshes_and_rebuilds(tmp_path, capsys):
+    """bench ablate --seeds: one sweep folder per seed, then mean ± sd over the seeds of each value's
+    mean, ≈ from a paired t-test over the seeds; bench table writes it again to the byte; a seed's
+    sweep made again alone rewrites it, or removes it once that seed's setting differs."""
+    import pandas as pd
+
+    from benchmark.cli import main
+
+    out = tmp_path / "res"
+    common = ["--profile", "smoke", "--n-train", "4", "--n-val", "6", "--out", str(out), "--run-name", "s"]
+    assert main(["ablate", "--param", "k", "--values", "3,1", "--seeds", "0", *common]) == 2  # one seed: no spread
+    assert "--seeds '0': expected at least two different seeds" in capsys.readouterr().err and not out.exists()
+    assert main(["ablate", "--param", "k", "--values", "3,1", "--seeds", "0,1", *common]) == 0
+    said = capsys.readouterr().out
+    folder = out / "s-seeds"
+    md = (folder / "ablation_k.md").read_text()
+    assert md in said and "Mean over 2 seeds (0, 1) of each value's mean over the slices" in md
+    assert (
+        "paired t-test over the seeds, each seed's values scored on the same images; Holm-corrected across values" in md
+    )
+    t = pd.read_csv(folder / "ablation_k.csv", index_col=0)
+    per_seed = [pd.read_csv(out / f"s-seed{s}" / "ablation_k.csv", index_col=0) for s in (0, 1)]
+    col = "Decomposition SSIM T1-Gd"
+    for k in (3, 1):
+        v = np.array([p.at[k, col] for p in per_seed])
+        assert t.at[k, col] == pytest.approx(v.mean(), abs=2e-6) and t.at[k, f"{col}_std"] == pytest.approx(
+            v.std(ddof=1), abs=2e-6
+        )
+    assert list(t.index) == [3, 1] and (t["n_seeds"] == 2).all() and f"{col}_p" in t.columns
+    before = {f: (folder / f"ablation_k.{f}").read_bytes() for f in ("csv", "md", "tex", "json")}
+    assert main(["table", str(folder)]) == 0
+    assert {f: (folder / f"ablation_k.{f}").read_bytes() for f in before} == before
+    assert main(["table", str(folder), "--style", "paper"]) == 0  # the plain layout; the record keeps its style
+    assert "±" in (folder / "ablation_k.md").read_text() and "≈" not in (folder / "ablation_k.md").read_text()
+    assert (folder / "ablation_k.json").read_bytes() == before["json"]
+    capsys.readouterr()
+    one = ["ablate", "--param", "k", "--values", "3,1", "--seed", "1", *common[:-1], "s-seed1"]
+    assert main(one) == 0  # the same setting again: reused, and the table over the seeds rewritten
+    said = capsys.readouterr().out
+    assert f"rewrote the table over seeds {folder / 'ablation_k'}.*" in said
+    assert {f: (folder / f"ablation_k.{f}").read_bytes() for f in before} == before
+    assert main([*one, "--epochs", "2"]) == 0  # seed 1 now trained otherwise: a table over both would mix them
+    said = capsys.readouterr().out
+    assert f"removed the table over seeds {folder / 'ablation_k'}.*" in said and "differs from" in said
+    assert not list(folder.glob("ablation_k.*"))

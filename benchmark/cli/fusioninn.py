@@ -137,7 +137,7 @@ def _sources(args, files) -> dict:
 
 
 def _cmd_ablate(args) -> int:
-    from benchmark.running.ablation import PAPER_SWEEPS, ablate
+    from benchmark.running.ablation import PAPER_SWEEPS, ablate, ablate_seeds
 
     if not args.paper and not (args.param and args.values):
         raise ValueError("bench ablate needs --param and --values, or --paper for all four of the paper's sweeps")
@@ -145,8 +145,12 @@ def _cmd_ablate(args) -> int:
         raise ValueError("bench ablate: --paper runs the paper's four sweeps; give it without --param and --values")
     cfg = config_from_args(args)
     sweeps = PAPER_SWEEPS.items() if args.paper else [(args.param, args.values)]
+    if args.seeds is not None:
+        from benchmark.running.seeds import parse_seeds
+
+        parse_seeds(args.seeds)  # a bad list is one error before anything trains
     for p, v in sweeps:
-        stem = ablate(cfg, p, v).attrs["files"]
+        stem = (ablate(cfg, p, v) if args.seeds is None else ablate_seeds(cfg, p, v, args.seeds)).attrs["files"]
         with open(f"{stem}.md", encoding="utf-8") as fh:  # caption and bold, as bench run prints its table
             print(fh.read())
         print(f"results: {stem}.{{csv,md,tex}}")
@@ -175,5 +179,11 @@ def add_fusioninn_commands(sub) -> None:
     a.add_argument("--param", help="alpha | lambda | k | prior")
     a.add_argument("--values", help="comma-separated values")
     a.add_argument("--paper", action="store_true", help="run all four of the paper's sweeps")
+    a.add_argument(
+        "--seeds",
+        help="comma-separated seeds, e.g. 0,1,2: the sweep once per seed (OUT/<name>-seed<N>), then its table of mean "
+        "± sd over the seeds in OUT/<name>-seeds, ≈ from a paired t-test over the seeds (whether a difference "
+        "survives training again)",
+    )
     add_run_args(a, ablate=True)
     a.set_defaults(fn=_cmd_ablate)

@@ -91,13 +91,13 @@ def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], dict]:
             )
     tables = {}
     for region in ("slice", "tumour"):
-        table = _over_seeds(seeds, [scores for _, scores in runs], region, metric_columns)
+        table = over_seeds(seeds, [scores for _, scores in runs], region, metric_columns)
         if table is not None:
             tables[region] = table
     decomposed = [_decomposition(d) for d in run_dirs]  # FusionINN's: SSIM and PSNR of each decomposed source
     if all(d is not None for d in decomposed):
         for region, key in (("slice", "decomposition"), ("tumour", "decomposition_tumour")):
-            table = _over_seeds(seeds, decomposed, region, lambda part: DECOMPOSITION_COLUMNS)
+            table = over_seeds(seeds, decomposed, region, lambda part: DECOMPOSITION_COLUMNS)
             if table is not None:
                 tables[key] = table
     return tables, seeds, runs[0][0]
@@ -108,7 +108,7 @@ def _decomposition(run_dir: str) -> pd.DataFrame | None:
     return read_scores(path) if os.path.isfile(path) else None
 
 
-def _over_seeds(seeds: list[int], frames: list[pd.DataFrame], region: str, columns) -> pd.DataFrame | None:
+def over_seeds(seeds: list[int], frames: list[pd.DataFrame], region: str, columns) -> pd.DataFrame | None:
     """One table over the seeds from each run's rows of ``region`` (``columns(part)``: the metrics);
     None where some run lacks the region (no labels): it is left out, not shown over fewer seeds."""
     means = []

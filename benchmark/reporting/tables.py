@@ -160,7 +160,7 @@ FEW_IMAGES_NOTE = (
 )
 SEEDS_TEST_NOTE = (
     " {mark}: not significantly different from the best mean of its column over the seeds (paired t-test over the "
-    "seeds, each seed's models scored on the same images; Holm-corrected across models; p >= 0.05)."
+    "seeds, each seed's {rows}s scored on the same images; Holm-corrected across {rows}s; p >= 0.05)."
 )
 DIAGNOSTIC_NOTE = " Q_SSIM_x1 / Q_SSIM_x2 (SSIM against T1-Gd / FLAIR alone) are diagnostics, not ranked."
 DIRECTION_NOTE = " Lower is better for {cols}."
@@ -220,7 +220,9 @@ def render(
             caption += FEW_IMAGES_NOTE.format(n=n, m=m, p=min(1.0, m * 2 / 2**n), rows=rows, **plural)
     ties_on = stats_on or (style == "seeds" and all(f"{c}_same" in table.columns for c in cols if ranked(c)))
     if ties_on and not stats_on:
-        caption += SEEDS_TEST_NOTE.format(mark="\0") + (DIAGNOSTIC_NOTE if any(not ranked(c) for c in cols) else "")
+        caption += SEEDS_TEST_NOTE.format(mark="\0", rows=rows) + (
+            DIAGNOSTIC_NOTE if any(not ranked(c) for c in cols) else ""
+        )
     lower = [c for c in cols if not higher_is_better(c)]
     if lower:
         caption += DIRECTION_NOTE.format(cols=", ".join(lower))

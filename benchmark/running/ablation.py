@@ -12,6 +12,7 @@ the sweep, so ``bench table`` writes its tables again (another style) from the v
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -46,8 +47,11 @@ COLUMNS = ["Fusion SSIM T1-Gd", "Fusion SSIM FLAIR", "Decomposition SSIM T1-Gd",
 _TABLE2_METRICS = dict(metrics="Q_SSIM_x1,Q_SSIM_x2", metric_profile="fusioninn", quantize=None)
 
 
-def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=print) -> pd.DataFrame:
-    """Train one FusionINN per value of ``param`` and return the Table 2 rows (index: the values)."""
+def ablate(
+    cfg: RunConfig, param: str, values: str, progress: bool = True, log=print, refresh: bool = True
+) -> pd.DataFrame:
+    """Train one FusionINN per value of ``param`` and return the Table 2 rows (index: the values).
+    ``refresh``: rewrite the tables over seeds (:func:`ablate_seeds`) that list this folder's sweep."""
     if param not in PARAMS:
         raise ValueError(f"unknown ablation parameter {param!r}; expected one of {', '.join(PARAMS)}")
     field, typ = PARAMS[param]
@@ -67,9 +71,7 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
     for v in vals:  # every value checked before the first is trained
         check_config(dataclasses.replace(cfg, **{field: v}), f"--values {v}: ")
     dev = pick_device(cfg.device)
-    root = os.path.join(
-        cfg.out, cfg.run_name or f"ablate-{cfg.profile}-{'phantom' if cfg.data == 'phantom' else 'data'}"
-    )
+    root = os.path.join(cfg.out, _root_name(cfg))
     check_writable(root)
     with folder_lock(root, "wait for that ablation to finish, or give this one another --run-name or --out"):
         train_ds, val_ds, info = load_data(
@@ -92,13 +94,20 @@ def ablate(cfg: RunConfig, param: str, values: str, progress: bool = True, log=p
             "style": cfg.table_style,
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
+            "image_seed": cfg.phantom_seed,
         }
         stem = os.path.join(root, f"ablation_{param}")
         table = write_ablation_tables(stem, record, results)
         write_json(f"{stem}.json", record)  # how bench table writes these tables again
-        table.index = vals
-        table.attrs["files"] = stem  # STEM.csv, .md, .tex: bench ablate prints the Markdown and says where
-        return table
+    if refresh:
+        _refresh_over_seeds(root, param, log)
+    table.index = vals
+    table.attrs["files"] = stem  # STEM.csv, .md, .tex: bench ablate prints the Markdown and says where
+    return table
+
+
+def _root_name(cfg: RunConfig) -> str:
+    return cfg.run_name or f"ablate-{cfg.profile}-{'phantom' if cfg.data == 'phantom' else 'data'}"
 
 
 def _caption(cfg: RunConfig, param: str, n: int) -> str:
@@ -108,8 +117,9 @@ def _caption(cfg: RunConfig, param: str, n: int) -> str:
         for p, (f, t) in PARAMS.items()
         if p != param
     )  # the row alone says one value
+    data = cfg.data + (f" (images of phantom_seed {cfg.phantom_seed})" if cfg.phantom_seed is not None else "")
     return (
-        f"FusionINN ablation over {param}, the others held at {held} (Table 2 layout; data {cfg.data}, "
+        f"FusionINN ablation over {param}, the others held at {held} (Table 2 layout; data {data}, "
         f"profile {cfg.profile}, {n} validation pair{'s' * (n != 1)})."
         + (f" Not the paper setting: {'; '.join(shrinks)}." if shrinks else "")
     )
@@ -181,33 +191,189 @@ def _read_results(path: str, needs) -> pd.DataFrame:
     return table
 
 
+def _read_record(rec_path: str) -> dict:
+    try:
+        with open(rec_path, encoding="utf-8") as fh:
+            record = json.load(fh)
+        record["values"] = [str(v) for v in record["values"]]
+        record["param"] = str(record["param"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{rec_path}: not bench ablate's record of a sweep ({type(e).__name__}: {e})") from None
+    return record
+
+
+def _sweep_results(root: str, record: dict, rec_path: str) -> dict:
+    """``{value: (scores, decomposition)}`` of a sweep's values, read from their folders under ``root``."""
+    results = {}
+    for v in record["values"]:
+        folder = model_folder(os.path.join(root, f"{record['param']}-{v}"), "fusioninn")
+        files = [os.path.join(folder, f) for f in ("scores.csv", "decomposition.csv")]
+        missing = [f for f in files if not os.path.exists(f)]
+        if missing:
+            raise FileNotFoundError(
+                f"{missing[0]} not found: {record['param']} {v} of {rec_path} has no finished results; bench ablate "
+                "with the same options trains what is missing"
+            )
+        results[v] = tuple(_read_results(f, cols) for f, cols in zip(files, _NEEDS))
+    return results
+
+
 def rebuild_ablation_tables(root: str, style: str | None = None) -> list[str]:
     """``bench table`` on an ablation folder: every sweep's tables again from its values' results
-    (``ablation_<param>.json`` says which, with the caption and table style; ``style`` overrides it).
+    (``ablation_<param>.json`` says which, with the caption and table style; ``style`` overrides it),
+    or, in a folder of tables over seeds (:func:`ablate_seeds`), from each seed's folder.
     Every record and result is read before the first table is written: one bad file writes nothing.
     Returns the stems written."""
     if style is not None and style not in STYLES:
         raise ValueError(f"unknown table style {style!r}; expected one of {', '.join(STYLES)}")
-    sweeps = []
+    writes = []
     for rec_path in sorted(glob.glob(os.path.join(glob.escape(root), "ablation_*.json"))):
-        try:
-            with open(rec_path, encoding="utf-8") as fh:
-                record = json.load(fh)
-            param, values = record["param"], list(record["values"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{rec_path}: not bench ablate's record of a sweep ({type(e).__name__}: {e})") from None
-        results = {}
-        for v in values:
-            folder = model_folder(os.path.join(root, f"{param}-{v}"), "fusioninn")
-            files = [os.path.join(folder, f) for f in ("scores.csv", "decomposition.csv")]
-            missing = [f for f in files if not os.path.exists(f)]
-            if missing:
-                raise FileNotFoundError(
-                    f"{missing[0]} not found: {param} {v} of {rec_path} has no finished results; bench ablate "
-                    "with the same options trains what is missing"
+        record = _read_record(rec_path)
+        stem = rec_path[: -len(".json")]
+        if "runs" in record:  # a table over seeds
+            runs = [os.path.join(root, r) for r in record["runs"]]
+            writes.append((stem, *_over_seeds_of(record["param"], runs, style or record.get("style"), root)))
+            continue
+        results = _sweep_results(root, record, rec_path)
+        writes.append((stem, {**record, "style": style or record.get("style", "stats")}, results))
+    for stem, record, results in writes:
+        if "runs" in record:
+            _write_over_seeds(stem, record, results, write_record=False)  # --style is this call's, not the record's
+        else:
+            write_ablation_tables(stem, record, results)
+    return [w[0] for w in writes]
+
+
+# what may differ between the sweeps of one table over seeds: the seed, and the images it drew
+_PER_SEED = ("seed",)
+SEEDS_NOTE = (
+    " Mean over {n} seeds ({seeds}) of each value's mean over the slices ± standard deviation over the seeds: the "
+    "spread a rerun with another --seed gives ({what}); bold: best mean. Each seed's own table ({runs}) has the "
+    "intervals and paired tests over the slices."
+)
+
+
+def _over_seeds_of(param: str, roots: list[str], style: str | None, out_dir: str) -> tuple[dict, pd.DataFrame]:
+    """The table over the seeds of ``param``'s sweep in each of ``roots`` (one folder per seed) and
+    its record, for the folder ``out_dir`` (which names the seeds' folders from where it lies);
+    nothing written. The sweeps must differ in their seed alone."""
+    from benchmark.reporting.seeds import SPREAD, over_seeds
+
+    if len(roots) < 2:
+        raise ValueError(f"a table over seeds needs at least two seeds' sweeps; got {len(roots)}")
+    records, frames = [], []
+    for root in roots:
+        rec_path = os.path.join(root, f"ablation_{param}.json")
+        if not os.path.isfile(rec_path):
+            raise FileNotFoundError(f"{rec_path} not found: that seed's sweep of {param} is not finished")
+        record = _read_record(rec_path)
+        if records:
+            first = records[0]
+            differ = sorted(k for k in set(first) | set(record) if k not in _PER_SEED and first.get(k) != record.get(k))
+            if differ:
+                k = differ[0]
+                raise ValueError(
+                    f"{root} differs from {roots[0]} in more than its seed: {k} = {record.get(k)!r} there, "
+                    f"{first.get(k)!r} here; a table over seeds compares sweeps of one setting"
                 )
-            results[str(v)] = tuple(_read_results(f, cols) for f, cols in zip(files, _NEEDS))
-        sweeps.append((rec_path[: -len(".json")], {**record, "style": style or record.get("style", "stats")}, results))
-    for stem, record, results in sweeps:
-        write_ablation_tables(stem, record, results)
-    return [stem for stem, _, _ in sweeps]
+        records.append(record)
+        per_value = _sweep_results(root, record, rec_path)
+        frames.append(
+            pd.concat([_per_image(s, d).assign(model=v) for v, (s, d) in per_value.items()]).assign(region="slice")
+        )
+    seeds = [int(r.get("seed", 0)) for r in records]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"the sweeps {', '.join(roots)} share seeds ({seeds}); expected one sweep per seed")
+    first = records[0]
+    table = over_seeds(seeds, frames, "slice", lambda part: COLUMNS).loc[first["values"]]
+    what = SPREAD["phantom" if first.get("image_seed") is None else "fixed"].format(image_seed=first.get("image_seed"))
+    runs = [os.path.relpath(r, out_dir) for r in roots]
+    record = {
+        "param": param,
+        "values": first["values"],
+        "seeds": seeds,
+        "runs": runs,
+        "caption": first["caption"],
+        "style": style or first.get("style", "stats"),
+        "image_seed": first.get("image_seed"),
+        "note": SEEDS_NOTE.format(
+            n=len(seeds),
+            seeds=", ".join(map(str, seeds)),
+            what=what,
+            runs=", ".join(runs),
+        ),
+    }
+    return record, table
+
+
+def _write_over_seeds(stem: str, record: dict, table: pd.DataFrame, write_record: bool = True) -> None:
+    """``STEM.{csv,md,tex}`` of a table over seeds, and (``write_record``) its ``STEM.json``."""
+    style = record["style"]
+    if style not in STYLES:
+        raise ValueError(f"unknown table style {style!r}; expected one of {', '.join(STYLES)}")
+    shown = "seeds" if style == "stats" else "paper"  # paper: the plain layout, no tie marks
+    csv = table.rename(columns=lambda c: "n_seeds" if c == "n" else c[:-2] + "_n_seeds" if c.endswith("_n") else c)
+    caption = record["caption"] + record["note"]
+    write_text(f"{stem}.csv", table_csv(csv, COLUMNS, record["param"]))
+    for fmt in ("md", "tex"):
+        text = render(
+            table, COLUMNS, fmt, caption, with_std=True, style=shown, index_label=record["param"], rows="value"
+        )
+        write_text(f"{stem}.{fmt}", text)
+    if write_record:
+        write_json(f"{stem}.json", {k: v for k, v in record.items() if k != "note"})
+
+
+def ablate_seeds(cfg: RunConfig, param: str, values: str, seeds, progress: bool = True, log=print) -> pd.DataFrame:
+    """``bench ablate --seeds 0,1,2``: the sweep once per seed, each an ordinary ablation folder
+    ``<name>-seed<N>`` (reused, resumed and tabled as any), then its table over the seeds in
+    ``<name>-seeds/ablation_<param>.*``: mean ± sd over the seeds of each value's mean, and a paired
+    t-test over the seeds against each column's best (≈), as ``bench run --seeds`` tables fusers.
+    Returns that table (``attrs["files"]``: its stem)."""
+    from benchmark.running.seeds import parse_seeds
+
+    seeds = parse_seeds(seeds)
+    base = _root_name(cfg)
+    roots = []
+    for i, seed in enumerate(seeds):
+        log(f"[fusionbench] seed {seed} ({i + 1} of {len(seeds)})")
+        c = dataclasses.replace(cfg, seed=seed, run_name=f"{base}-seed{seed}")
+        ablate(c, param, values, progress, log, refresh=False)  # the table over these seeds is written below
+        roots.append(os.path.join(cfg.out, c.run_name))
+    out_dir = os.path.join(cfg.out, f"{base}-seeds")
+    check_writable(out_dir)
+    with folder_lock(out_dir, "wait for that command to finish, or give this one another --run-name"):
+        record, table = _over_seeds_of(param, roots, cfg.table_style, out_dir)
+        stem = os.path.join(out_dir, f"ablation_{param}")
+        _write_over_seeds(stem, record, table)
+    table.index = [PARAMS[param][1](v) for v in table.index]  # the values as bench ablate's own table has them
+    table.attrs["files"] = stem
+    return table
+
+
+def _refresh_over_seeds(root: str, param: str, log) -> None:
+    """A seed's sweep made again alone (``bench ablate --seed 1 --run-name X-seed1``): the tables over
+    seeds beside it that list it are written again, or removed where the sweeps now differ in more
+    than their seed; never an error of the finished sweep."""
+    here = os.path.abspath(root)
+    parent = os.path.dirname(here)
+    for rec_path in sorted(glob.glob(os.path.join(glob.escape(parent), "*", f"ablation_{param}.json"))):
+        folder = os.path.dirname(rec_path)
+        try:
+            record = _read_record(rec_path)
+            runs = [os.path.abspath(os.path.join(folder, r)) for r in record.get("runs", [])]
+            if here not in runs:
+                continue
+            with folder_lock(folder, "busy"):
+                try:
+                    new, table = _over_seeds_of(param, runs, record.get("style"), folder)
+                except ValueError as e:  # the sweeps differ now: a table over them would mix settings
+                    for x in ("csv", "md", "tex", "json"):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.remove(f"{rec_path[: -len('.json')]}.{x}")
+                    log(f"[fusionbench] note: removed the table over seeds {rec_path[: -len('.json')]}.*: {e}")
+                    continue
+                _write_over_seeds(rec_path[: -len(".json")], new, table)
+            log(f"[fusionbench] rewrote the table over seeds {rec_path[: -len('.json')]}.* (it lists {root})")
+        except Exception as e:  # noqa: BLE001 - the sweep is done; its tables over seeds are a courtesy
+            log(f"[fusionbench] note: the table over seeds in {folder} was not rewritten ({type(e).__name__}: {e})")
