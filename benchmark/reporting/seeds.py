@@ -68,6 +68,19 @@ def _run(run_dir: str) -> tuple[dict, pd.DataFrame]:
     return config, read_scores(path)
 
 
+def check_same_setting(first: dict, other: dict, per_run, first_dir: str, other_dir: str, why: str) -> None:
+    """One error line where ``other`` (the settings of ``other_dir``) differs from ``first`` in a field
+    outside ``per_run``: a table over seeds compares one setting, its seeds alone differing."""
+    differ = sorted(k for k in set(first) | set(other) if k not in per_run and first.get(k) != other.get(k))
+    if differ:
+        k = differ[0]
+        more = f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""
+        raise ValueError(
+            f"{other_dir} differs from {first_dir} in more than its seed: {k} = {other.get(k)!r} there, "
+            f"{first.get(k)!r} here{more}; {why}"
+        )
+
+
 def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], dict]:
     """``{"slice": table, "tumour": table}`` over the runs (each table indexed by model, with
     ``<metric>``, ``<metric>_std``, ``<metric>_seed<N>``, ``n`` seeds and, where a model lacks a
@@ -81,14 +94,8 @@ def seed_tables(run_dirs: list[str]) -> tuple[dict, list[int], dict]:
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"the runs {', '.join(run_dirs)} share seeds ({seeds}); expected one run per seed")
     for d, (config, _) in zip(run_dirs[1:], runs[1:]):
-        other = config["config"]
-        differ = sorted(k for k in set(first) | set(other) if k not in PER_RUN_FIELDS and first.get(k) != other.get(k))
-        if differ:
-            k = differ[0]
-            raise ValueError(
-                f"{d} differs from {run_dirs[0]} in more than its seed: {k} = {other.get(k)!r} there, "
-                f"{first.get(k)!r} here (and {len(differ) - 1} more); a seed table compares runs of one config"
-            )
+        why = "a seed table compares runs of one config"
+        check_same_setting(first, config["config"], PER_RUN_FIELDS, run_dirs[0], d, why)
     tables = {}
     for region in ("slice", "tumour"):
         table = over_seeds(seeds, [scores for _, scores in runs], region, metric_columns)

@@ -257,7 +257,7 @@ def _over_seeds_of(param: str, roots: list[str], style: str | None, out_dir: str
     """The table over the seeds of ``param``'s sweep in each of ``roots`` (one folder per seed) and
     its record, for the folder ``out_dir`` (which names the seeds' folders from where it lies);
     nothing written. The sweeps must differ in their seed alone."""
-    from benchmark.reporting.seeds import SPREAD, over_seeds
+    from benchmark.reporting.seeds import SPREAD, check_same_setting, over_seeds
 
     if len(roots) < 2:
         raise ValueError(f"a table over seeds needs at least two seeds' sweeps; got {len(roots)}")
@@ -268,14 +268,8 @@ def _over_seeds_of(param: str, roots: list[str], style: str | None, out_dir: str
             raise FileNotFoundError(f"{rec_path} not found: that seed's sweep of {param} is not finished")
         record = _read_record(rec_path)
         if records:
-            first = records[0]
-            differ = sorted(k for k in set(first) | set(record) if k not in _PER_SEED and first.get(k) != record.get(k))
-            if differ:
-                k = differ[0]
-                raise ValueError(
-                    f"{root} differs from {roots[0]} in more than its seed: {k} = {record.get(k)!r} there, "
-                    f"{first.get(k)!r} here; a table over seeds compares sweeps of one setting"
-                )
+            why = "a table over seeds compares sweeps of one setting"
+            check_same_setting(records[0], record, _PER_SEED, roots[0], root, why)
         records.append(record)
         per_value = _sweep_results(root, record, rec_path)
         frames.append(
