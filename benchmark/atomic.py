@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -92,7 +93,9 @@ def folder_kind(folder: str) -> str:
     only a lock and ``bench eval``'s batch cache), ``"run"`` (a ``bench run``'s: its ``config.json``
     holds the config, or it has ``run.json``), ``"eval"`` (its ``config.json`` names the images),
     ``"seeds"`` (``bench run --seeds``' tables over seeds: its ``config.json`` names the seeds and
-    their runs), or ``"other"`` (files of someone else's, which no command may replace or clear).
+    their runs), ``"ablation"`` (``bench ablate``'s: its sweeps' ``ablation_<param>.json`` records, or
+    a value's ``<param>-<value>/fusioninn/model.json``), or ``"other"`` (files of someone else's,
+    which no command may replace or clear).
     Each command writes only into a new folder or one of its own kind."""
     if not os.path.isdir(folder) or not [f for f in os.listdir(folder) if f not in (".lock", ".scored")]:
         return "new"
@@ -101,7 +104,14 @@ def folder_kind(folder: str) -> str:
         return "run"
     if "seeds" in config and "runs" in config:
         return "seeds"
-    return "eval" if "x1" in config and "fused" in config else "other"
+    if "x1" in config and "fused" in config:
+        return "eval"
+    if not os.path.exists(os.path.join(folder, "config.json")) and (
+        glob.glob(os.path.join(glob.escape(folder), "ablation_*.json"))
+        or glob.glob(os.path.join(glob.escape(folder), "*-*", "fusioninn", "model.json"))
+    ):
+        return "ablation"
+    return "other"
 
 
 def first_missing(path: str) -> str | None:

@@ -289,3 +289,32 @@ def test_ablation_over_seeds_tables_refreshes_and_rebuilds(tmp_path, capsys):
     said = capsys.readouterr().out
     assert f"removed the table over seeds {folder / 'ablation_k'}.*" in said and "differs from" in said
     assert not list(folder.glob("ablation_k.*"))
+
+
+def test_ablate_writes_only_into_its_own_folders(tmp_path, capsys):
+    """bench ablate wrote its tables and value folders into any folder it was given: a run's (beside
+    its leaderboards), an eval's, anyone's. Now only a new one or its own, refused before training."""
+    from benchmark.atomic import folder_kind
+    from benchmark.cli import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text('{"config": {"seed": 0}, "caption": ""}')
+    mine = tmp_path / "paper"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    common = ["--param", "k", "--values", "3", "--profile", "smoke", "--out", str(tmp_path)]
+    for name, folder in (("r", run), ("paper", mine)):
+        assert main(["ablate", *common, "--run-name", name]) == 2
+        err = capsys.readouterr().err
+        assert f"{folder} holds files and is not a bench ablate folder" in err, err
+        assert not list(folder.glob("k-*")) and not list(folder.glob("ablation_*"))
+    (tmp_path / "s-seeds").mkdir()
+    (tmp_path / "s-seeds" / "notes.txt").write_text("mine")
+    assert main(["ablate", *common, "--run-name", "s", "--seeds", "0,1"]) == 2  # before the first seed trains
+    assert "s-seeds holds files and is not a bench ablate folder" in capsys.readouterr().err
+    assert not (tmp_path / "s-seed0").exists()
+    (tmp_path / "half" / "k-3" / "fusioninn").mkdir(parents=True)  # an ablation stopped before its first table
+    (tmp_path / "half" / "k-3" / "fusioninn" / "model.json").write_text("{}")
+    assert folder_kind(str(tmp_path / "half")) == "ablation" and folder_kind(str(run)) == "run"
+    assert folder_kind(str(mine)) == "other"

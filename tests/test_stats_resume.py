@@ -230,8 +230,9 @@ def test_a_second_bench_on_the_same_folder_is_refused_and_a_killed_one_leaves_no
             assert len(err) == 1 and "is in use by bench (pid" in err[0] and "another --out" in err[0], err
             assert os.listdir(ev) == [".lock"]
         ab = ["ablate", "--param", "alpha", "--values", "0.5", "--profile", "smoke", "--out", str(tmp_path / "runs")]
-        assert main([*ab, "--run-name", "r"]) == 2  # and bench ablate's folder
-        assert "is in use by bench (pid" in capsys.readouterr().err
+        with folder_lock(str(tmp_path / "runs" / "ab"), "hint"):  # and bench ablate's folder (a run's it refuses)
+            assert main([*ab, "--run-name", "ab"]) == 2
+            assert "is in use by bench (pid" in capsys.readouterr().err
         (run_dir / "scores.csv").write_text("model,index,region,Q_SSIM\na,0,slice,0.5\n")
         assert main(["table", str(run_dir)]) == 2  # nor does bench table rewrite a run's tables meanwhile
         assert "is in use by bench (pid" in capsys.readouterr().err

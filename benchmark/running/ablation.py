@@ -22,7 +22,7 @@ import shutil
 import pandas as pd
 
 from baselines.loading import model_folder
-from benchmark.atomic import check_writable, folder_lock, write_json, write_text
+from benchmark.atomic import check_writable, folder_kind, folder_lock, write_json, write_text
 from benchmark.config import RunConfig, check_config
 from benchmark.data import load_data, size_notes
 from benchmark.reporting.stats import add_statistics, image_key
@@ -72,6 +72,7 @@ def ablate(
         check_config(dataclasses.replace(cfg, **{field: v}), f"--values {v}: ")
     dev = pick_device(cfg.device)
     root = os.path.join(cfg.out, _root_name(cfg))
+    _refuse_other_folder(root)
     check_writable(root)
     with folder_lock(root, "wait for that ablation to finish, or give this one another --run-name or --out"):
         train_ds, val_ds, info = load_data(
@@ -104,6 +105,16 @@ def ablate(
     table.index = vals
     table.attrs["files"] = stem  # STEM.csv, .md, .tex: bench ablate prints the Markdown and says where
     return table
+
+
+def _refuse_other_folder(root: str) -> None:
+    """bench ablate writes its tables and a folder per value only into a new folder or its own: never
+    among a run's files (its leaderboards would then disagree with the folder), an eval's or anyone's."""
+    if folder_kind(root) not in ("new", "ablation"):
+        raise ValueError(
+            f"{root} holds files and is not a bench ablate folder (no ablation_<param>.json, no "
+            "<param>-<value>/fusioninn/); give a new or empty folder with --out or --run-name"
+        )
 
 
 def _root_name(cfg: RunConfig) -> str:
@@ -328,6 +339,7 @@ def ablate_seeds(cfg: RunConfig, param: str, values: str, seeds, progress: bool 
 
     seeds = parse_seeds(seeds)
     base = _root_name(cfg)
+    _refuse_other_folder(os.path.join(cfg.out, f"{base}-seeds"))  # before the first seed trains
     roots = []
     for i, seed in enumerate(seeds):
         log(f"[fusionbench] seed {seed} ({i + 1} of {len(seeds)})")
@@ -335,6 +347,7 @@ def ablate_seeds(cfg: RunConfig, param: str, values: str, seeds, progress: bool 
         ablate(c, param, values, progress, log, refresh=False)  # the table over these seeds is written below
         roots.append(os.path.join(cfg.out, c.run_name))
     out_dir = os.path.join(cfg.out, f"{base}-seeds")
+    _refuse_other_folder(out_dir)
     check_writable(out_dir)
     with folder_lock(out_dir, "wait for that command to finish, or give this one another --run-name"):
         record, table = _over_seeds_of(param, roots, cfg.table_style, out_dir)
