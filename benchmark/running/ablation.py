@@ -25,6 +25,7 @@ from baselines.loading import model_folder
 from benchmark.atomic import check_writable, folder_kind, folder_lock, write_json, write_text
 from benchmark.config import RunConfig, check_config
 from benchmark.data import load_data, size_notes
+from benchmark.reporting.seeds import PER_RUN_FIELDS
 from benchmark.reporting.stats import add_statistics, image_key
 from benchmark.reporting.tables import STYLES, leaderboard, read_scores, render, table_csv
 from benchmark.running.runner import finished_here, pick_device, run_model
@@ -96,6 +97,8 @@ def ablate(
             "n_boot": cfg.n_boot,
             "seed": cfg.seed,
             "image_seed": cfg.phantom_seed,
+            # every setting, so that a table over seeds never mixes sweeps that differ in more than their seed
+            "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in PER_RUN_FIELDS},
         }
         stem = os.path.join(root, f"ablation_{param}")
         table = write_ablation_tables(stem, record, results)
@@ -280,7 +283,10 @@ def _over_seeds_of(param: str, roots: list[str], style: str | None, out_dir: str
         record = _read_record(rec_path)
         if records:
             why = "a table over seeds compares sweeps of one setting"
-            check_same_setting(records[0], record, _PER_SEED, roots[0], root, why)
+            check_same_setting(
+                records[0].get("config") or {}, record.get("config") or {}, PER_RUN_FIELDS, roots[0], root, why
+            )  # names the setting (epochs = 2 there, 6 here); the record's caption would only differ as a whole
+            check_same_setting(records[0], record, (*_PER_SEED, "config"), roots[0], root, why)
         records.append(record)
         per_value = _sweep_results(root, record, rec_path)
         frames.append(
