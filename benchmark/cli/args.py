@@ -58,6 +58,7 @@ def add_run_args(p: argparse.ArgumentParser, ablate: bool = False) -> None:
     p.add_argument(
         "--style",
         dest="table_style",
+        metavar="STYLE",
         help="stats (default: CIs, paired tests) | paper (plain Table 1)"
         if not ablate
         else "stats (default: CIs over the slices, paired tests between values) | paper (the plain Table 2 layout)",
