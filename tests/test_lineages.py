@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import DEVICE
 
 from metrics import score
 from metrics.lineage import FFT_ROUNDING, HAZARDS, LINEAGES, SPECS, lineage_values
@@ -29,7 +30,7 @@ NOT_IMPLEMENTED = {(lin, k) for lin, keys in LINEAGE_MISSING.items() for k in ke
 
 def load(case: str, dtype=torch.float64):
     z = np.load(DATA / f"{case}.npz")
-    return [torch.tensor(z[k].astype(np.float64), dtype=dtype).view(1, 1, *z[k].shape) for k in "FAB"]
+    return [torch.tensor(z[k].astype(np.float64), dtype=dtype, device=DEVICE).view(1, 1, *z[k].shape) for k in "FAB"]
 
 
 def close(v: float, r: float, tol: float) -> bool:

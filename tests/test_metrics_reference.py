@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import DATA
+from conftest import DATA, DEVICE
 
 import metrics
 
@@ -21,7 +21,7 @@ FLOAT32_HAZARDS = {("c10_zero_var_regions", "upstream", "Q_P"), ("c10_zero_var_r
 
 def load(case, dtype):
     d = np.load(DATA / "reference" / REF["cases"][case]["file"])
-    return [torch.tensor(d[k].astype(np.float64), dtype=dtype)[None, None] / 255 for k in ("F", "A", "B")]
+    return [torch.tensor(d[k].astype(np.float64), dtype=dtype, device=DEVICE)[None, None] / 255 for k in "FAB"]
 
 
 def expected(case, profile, metric):

@@ -1,7 +1,7 @@
 """End-to-end speed of ``bench eval`` per metric set, against a per-image NumPy reference.
 
     python -m benchmark.tools.speed_lineages [--n 1153] [--sets liu,cddfuse,vifb,tang,mefb]
-                                             [--ref-n 16] [--out FILE.md]
+                                             [--ref-n 16] [--device cpu|cuda] [--out FILE.md]
 
 Writes ``n`` triples of 240x240 8-bit PNGs (64 distinct phantom pairs repeated; fused = the mean),
 then for each metric set runs ``bench eval`` (``--lineage SET``; ``liu`` = the Table 1 five) in a
@@ -12,8 +12,10 @@ with ``bench eval``'s worker processes, each holds about as much). Peak memory i
 measured at ``n // 8`` triples (compiling as for ``n``), to show it does not grow with ``n``. Side
 by side, in the same run, the per-image NumPy float64 implementation of the same set
 (:mod:`benchmark.tools.numpy_reference`: ``liu``, ``cddfuse`` and ``vifb``; ``tang`` and ``mefb`` have none) is timed
-on ``ref_n`` triples, reading included, and extrapolated to ``n``. Prints a Markdown table (and
-writes it to ``--out``).
+on ``ref_n`` triples, reading included, and extrapolated to ``n`` (``--ref-n 0``: not timed).
+``--device cuda`` scores on the GPU (``bench eval --device cuda``). Where ``/usr/bin/time`` is absent
+(the GPU machine's image), a small Python parent times the command and reads its peak RSS from
+``getrusage`` instead, with the same meaning. Prints a Markdown table (and writes it to ``--out``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,26 @@ def write_triples(folder: str, n: int) -> None:
             Image.fromarray(arr[i % len(arr)]).save(os.path.join(folder, role, f"{i:05d}.png"))
 
 
-def run_eval(folder: str, metric_set: str, n_label: str, compile_as: int | None = None) -> tuple[float, float]:
+# What /usr/bin/time -f "%e %M" prints, for machines without it: wall seconds and the peak RSS (KiB)
+# of the largest waited-for process below this one (getrusage's RUSAGE_CHILDREN, as time's wait4).
+_TIME = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter(); rc = subprocess.call(sys.argv[1:])\n"
+    "w = time.perf_counter() - t\n"
+    "print(f'{w:.2f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr); sys.exit(rc)"
+)
+
+
+def timer() -> list[str]:
+    """The command prefix that reports "wall-seconds peak-RSS-KiB" as stderr's last line."""
+    if os.path.exists("/usr/bin/time"):
+        return ["/usr/bin/time", "-f", "%e %M"]
+    return [sys.executable, "-c", _TIME]
+
+
+def run_eval(
+    folder: str, metric_set: str, n_label: str, compile_as: int | None = None, device: str = "cpu"
+) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one ``bench eval`` in a fresh process with empty caches.
     ``compile_as``: compile (or not) as a workload of that many triples would, so that a small
     memory-check run uses the same kernels as the large one (the compiler itself takes memory)."""
@@ -51,11 +72,9 @@ def run_eval(folder: str, metric_set: str, n_label: str, compile_as: int | None 
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"), XDG_CACHE_HOME=cache)
         if compile_as is not None:
-            env["FUSIONBENCH_COMPILE"] = "1" if _compile.wanted(compile_as, "cpu") else "0"
+            env["FUSIONBENCH_COMPILE"] = "1" if _compile.wanted(compile_as, device) else "0"
         cmd = [
-            "/usr/bin/time",
-            "-f",
-            "%e %M",
+            *timer(),
             sys.executable,
             "-m",
             "benchmark",
@@ -68,6 +87,8 @@ def run_eval(folder: str, metric_set: str, n_label: str, compile_as: int | None 
             f"mean={os.path.join(folder, 'fused')}",
             "--out",
             os.path.join(cache, "out"),
+            "--device",
+            device,
         ]
         if metric_set != "liu":
             cmd += ["--lineage", metric_set]
@@ -105,6 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=1153)
     p.add_argument("--sets", default="liu,cddfuse,vifb,tang,mefb")
     p.add_argument("--ref-n", type=int, default=16)
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N")
     p.add_argument("--out")
     args = p.parse_args(argv)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -113,20 +135,23 @@ def main(argv=None) -> int:
         write_triples(big, args.n)
         write_triples(small, max(1, args.n // 8))
         ref_n = min(args.ref_n, args.n)
-        refs = {s: numpy_reference_seconds(big, ref_n, s) for s in sets if s in numpy_references()}
+        refs = {s: numpy_reference_seconds(big, ref_n, s) for s in sets if s in numpy_references() and ref_n > 0}
         rows = []
         for s in sets:
-            wall, rss = run_eval(big, s, f"n={args.n}")
-            _, rss_small = run_eval(small, s, f"n={args.n // 8}", compile_as=args.n)
+            wall, rss = run_eval(big, s, f"n={args.n}", device=args.device)
+            _, rss_small = run_eval(small, s, f"n={args.n // 8}", compile_as=args.n, device=args.device)
             rows.append((s, wall, args.n / wall, rss_small, rss, refs.get(s)))
             print(
                 f"{s}: {wall:.1f} s, {args.n / wall:.1f} triples/s, peak RSS {rss_small:.0f} -> {rss:.0f} MiB",
                 flush=True,
             )
-    cpu = f"{os.cpu_count()} CPU cores"
+    torch = __import__("torch")
+    where = f"{os.cpu_count()} CPU cores"
+    if torch.device(args.device).type == "cuda":
+        where = f"--device {args.device} ({torch.cuda.get_device_name(torch.device(args.device))}), {where}"
     lines = [
-        f"`bench eval` of {args.n} triples (240x240, 8-bit PNG), fresh process and empty caches, {cpu}, "
-        f"torch {__import__('torch').__version__}.",
+        f"`bench eval` of {args.n} triples (240x240, 8-bit PNG), fresh process and empty caches, {where}, "
+        f"torch {torch.__version__}.",
         "",
         "| metric set | wall (s) | triples/s | peak RSS at n/8 -> n (MiB, largest process) "
         f"| same set in NumPy, per image: ms a triple, s for {args.n} | speed-up |",
@@ -135,6 +160,8 @@ def main(argv=None) -> int:
     for s, wall, rate, r0, r1, ref in rows:
         numpy_cols = (
             "no NumPy reference | -"
+            if s not in numpy_references()
+            else "not timed | -"
             if ref is None
             else f"{ref * 1000:.0f}, {ref * args.n:.0f} | {ref * args.n / wall:.1f}x"
         )
@@ -142,7 +169,9 @@ def main(argv=None) -> int:
     lines += [
         "",
         f"NumPy: benchmark.tools.numpy_reference, float64, one triple at a time, timed on {ref_n} triples in the same "
-        "run (reading the PNGs included) and extrapolated.",
+        "run (reading the PNGs included) and extrapolated."
+        if ref_n
+        else "NumPy: not timed (--ref-n 0).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

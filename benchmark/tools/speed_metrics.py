@@ -1,7 +1,7 @@
 """Metric speed and memory: pairs/s for each metric and for all five together.
 
     python -m benchmark.tools.speed_metrics [--n 1153] [--chunk 16] [--device cpu|cuda] [--dtype float32]
-                                            [--compile auto|1|0]
+                                            [--compile auto|1|0] [--lineage SET] [--sets-only]
 
 Scores ``n`` phantom pairs at 240x240 (64 distinct pairs generated, repeated to ``n``; fused =
 0.6 x1 + 0.4 x2) with the ``upstream`` profile, ``chunk`` pairs at a time, so that peak memory does
@@ -10,6 +10,10 @@ memory (CUDA: ``max_memory_allocated``; CPU: growth of the process's peak RSS). 
 kernels are compiled as ``metrics.score`` would compile them for ``n`` pairs (``--compile``, i.e.
 ``FUSIONBENCH_COMPILE``); the one-off compilation happens in a warm-up and is reported apart. The
 allocator is set up as ``bench`` sets it (:mod:`benchmark.allocator`; ``FUSIONBENCH_MALLOC=0``: not).
+``--lineage SET`` (``vifb``, ``tang``, ``mefb``, ``cddfuse``; ``liu`` = the five) times that lineage's
+metrics instead, each alone and all together; ``--sets-only`` times only all together. The images are
+on the device before the clock starts: this is the scoring alone (``speed_lineages`` times a whole
+``bench eval``, reading and start-up included).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def pairs(n: int, device, dtype):
     return 0.6 * x1 + 0.4 * x2, x1, x2
 
 
-def bench(n: int, chunk: int, device: str, dtype: str, metrics_list) -> dict:
+def bench(n: int, chunk: int, device: str, dtype: str, metrics_list, sets_only: bool = False) -> dict:
     from metrics import _compile, score
     from metrics.registry import TABLE_ORDER
 
@@ -45,7 +49,7 @@ def bench(n: int, chunk: int, device: str, dtype: str, metrics_list) -> dict:
     compiled = _compile.wanted(n, dev)
     t0 = time.perf_counter()
     with _compile.compiling(compiled):  # warm-up, and the compilation that the timed calls would do
-        score(f[:chunk], a[:chunk], b[:chunk], chunk_size=chunk)
+        score(f[:chunk], a[:chunk], b[:chunk], metrics=metrics_list, chunk_size=chunk)
     sync()
     warmup_s = time.perf_counter() - t0
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -57,13 +61,15 @@ def bench(n: int, chunk: int, device: str, dtype: str, metrics_list) -> dict:
         "device": device,
         "dtype": dtype,
         "threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
         "compiled": compiled and not _compile._BROKEN,
         "warmup_s": warmup_s,
         "pairs_per_s": {},
     }
-    for m in list(metrics_list or TABLE_ORDER) + ["all"]:
+    names = list(metrics_list or TABLE_ORDER)
+    for m in ([] if sets_only else names) + ["all"]:
         t0 = time.perf_counter()
-        score(f, a, b, metrics=None if m == "all" else [m], chunk_size=chunk)
+        score(f, a, b, metrics=names if m == "all" else [m], chunk_size=chunk)
         sync()
         dt_s = time.perf_counter() - t0
         out["pairs_per_s"][m] = n / dt_s
@@ -84,6 +90,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--metrics", default=None, help="comma-separated subset (default: each of the five, then all)")
+    p.add_argument("--lineage", default=None, help="time this lineage's metrics (liu: the Table 1 five)")
+    p.add_argument("--sets-only", action="store_true", help="time only all the metrics together")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--compile",
@@ -99,17 +107,25 @@ def main(argv=None) -> int:
     from benchmark.allocator import keep_freed_memory
 
     keep_freed_memory()  # as ``bench`` does (FUSIONBENCH_MALLOC=0: glibc's defaults)
-    r = bench(a.n, a.chunk, a.device, a.dtype, a.metrics.split(",") if a.metrics else None)
+    names = a.metrics.split(",") if a.metrics else None
+    if a.lineage and a.lineage != "liu":
+        from metrics.registry import resolve_metrics
+
+        names = resolve_metrics(names, lineages=a.lineage)
+    r = bench(a.n, a.chunk, a.device, a.dtype, names, a.sets_only)
+    r["set"] = a.lineage or "liu"
     if a.json:
         print(json.dumps(r))
         return 0
     print(
-        f"{r['n']} pairs 240x240, chunk {r['chunk']}, {r['device']} ({r['threads']} threads), {r['dtype']}, "
+        f"{r['n']} pairs 240x240, chunk {r['chunk']}, {r['device']} ({r['device_name']}, {r['threads']} threads), "
+        f"{r['dtype']}, "
         f"{'compiled' if r['compiled'] else 'eager'} kernels (warm-up {r['warmup_s']:.1f} s)"
     )
+    width = max(7, *(len(m) for m in r["pairs_per_s"]))
     for m, v in r["pairs_per_s"].items():
-        print(f"  {m:<7} {v:10.1f} pairs/s")
-    print(f"  all five: {r['all_seconds']:.2f} s for {r['n']} pairs; peak memory {r['peak_mb']:.0f} MB")
+        print(f"  {m:<{width}} {v:10.1f} pairs/s")
+    print(f"  all of {r['set']}: {r['all_seconds']:.2f} s for {r['n']} pairs; peak memory {r['peak_mb']:.0f} MB")
     return 0
 
 
