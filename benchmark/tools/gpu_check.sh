@@ -13,7 +13,7 @@
 #    fuser trained, fused and scored there; its tables come back as run.tgz;
 # 5. each model's training and inference speed (benchmark.tools.speed_models --device cuda);
 # 6. the rest of the oracle test files on CUDA.
-# Each step writes its own log under $OUT and gets what is left of SECONDS (default 480), so that
+# Each step writes its own log under $OUT (eight files in all, as many as the device tool brings back) and gets what is left of SECONDS (default 480), so that
 # the whole script ends inside the lease; a step cut short says so in its log. The machine's image
 # has torch but not FrEIA or diffusers: wheels of them in .whl/ (see docs/speed.md, "On a GPU") are
 # installed first when present.
@@ -63,8 +63,7 @@ step parity 200 env FUSIONBENCH_TEST_DEVICE="$DEV" python3 -m pytest -q -p no:ca
 for s in liu cddfuse vifb tang mefb; do
     step speed_metrics 60 python3 -m benchmark.tools.speed_metrics --device "$DEV" --n "$N" --chunk 72 --lineage $s
 done
-step speed_lineages 200 python3 -m benchmark.tools.speed_lineages --device "$DEV" --n "$N" --ref-n 0 \
-    --out "$OUT/speed_lineages.md"
+step speed_lineages 200 python3 -m benchmark.tools.speed_lineages --device "$DEV" --n "$N" --ref-n 0
 step run 200 python3 -m benchmark run --models all --device "$DEV" --out /tmp/gpu-run "${RUN_ARGS[@]}"
 tar -czf "$OUT/run.tgz" --exclude='*.pt' --exclude='fused' -C /tmp gpu-run 2> /dev/null
 step speed_models 90 python3 -m benchmark.tools.speed_models --device "$DEV" --batch "${GPU_CHECK_BATCH:-paper}" \
