@@ -23,6 +23,7 @@ import torch
 
 from metrics.registry import METRICS, column_names
 from metrics.scoring import score
+from metrics.toolbox_input import divide
 
 _MATLAB = (0.298936021293775, 0.587043074451121, 0.114020904255103)  # rgb2gray's row of inv(T)
 _BT601 = (0.299, 0.587, 0.114)
@@ -40,7 +41,7 @@ def _grey(x: torch.Tensor, w, rule: str) -> torch.Tensor:
         y = torch.floor(y + 0.5)
     elif rule == "cv2":
         y = torch.round(y)
-    return (y / 255).clamp(0, 1).to(x.dtype)
+    return divide(y, 255).clamp(0, 1).to(x.dtype)  # times 255 again later: the 8-bit values on every device
 
 
 _RULES = {

@@ -133,10 +133,25 @@ def _shifted(x: torch.Tensor) -> torch.Tensor:
 
 
 CHUNK = 16384  # windows one kernel call scores; compiled, every call has exactly this many (static shapes)
+# On a GPU the kernel runs eager, ~40 launches a call, and 16,384 windows leave the device mostly
+# waiting on them: on an H200, Q_FMI of 72 images took 331 ms in chunks of 16,384 windows, 91 ms in
+# chunks of 65,536 and 25 ms in chunks of 262,144 (217 -> 2,932 pairs/s; benchmark/tools/gpu_check.sh's
+# session, docs/speed.md "On a GPU"), for about 1.5 GB of device memory in float64.
+CUDA_CHUNK = 262144
+
+
+def chunk_for(device: torch.device) -> int:
+    """Windows per kernel call on ``device``: :data:`CHUNK` on a CPU, :data:`CUDA_CHUNK` elsewhere."""
+    return CHUNK if torch.device(device).type == "cpu" else CUDA_CHUNK
 
 
 def fmi_from_images(
-    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int = 3, chunk: int = CHUNK, score_f32: bool = False
+    a: torch.Tensor,
+    b: torch.Tensor,
+    f: torch.Tensor,
+    window: int = 3,
+    chunk: int | None = None,
+    score_f32: bool = False,
 ) -> torch.Tensor:
     """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features).
 
@@ -147,10 +162,11 @@ def fmi_from_images(
     9x9 joint pdf into one vectorised loop). Compiled, the last chunk is padded to ``chunk``
     windows (repeats of its last one, dropped after), so that one static kernel serves every call.
     ``score_f32``: float64 images' windows are taken from their minimum in float64 and scored in float32
-    (:func:`_fmi_at_f32`).
+    (:func:`_fmi_at_f32`). ``chunk``: default :func:`chunk_for` the images' device.
     """
     if window < 2:
         raise ValueError(f"FMI window must be at least 2 pixels; got {window}")
+    chunk = chunk or chunk_for(a.device)
     n, _, height, width = a.shape
     h, w = height - window + 1, width - window + 1
     offsets = _offsets(window, width)

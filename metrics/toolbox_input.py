@@ -19,6 +19,18 @@ import numpy as np
 import torch
 
 
+def divide(x: torch.Tensor, d: float) -> torch.Tensor:
+    """``x / d``, correctly rounded on every device, as MATLAB and NumPy divide.
+
+    On CUDA, PyTorch divides a tensor by a Python number as ``x * (1 / d)``, which "may lose one bit
+    of precision" (its comment in aten/src/ATen/native/cuda/BinaryDivTrueKernel.cu); a value that
+    the original's division leaves exactly on a rounding tie (``normalize1``'s round of a k + 0.5)
+    then lands beside it, and MEFB's Qcb moved by 3e-5 on one shared case on an H200. Dividing by a
+    0-dim tensor on the tensor's device takes the true division on CPU and CUDA alike. Used where a
+    quotient is then rounded or compared; elsewhere one bit is far below every tolerance."""
+    return x / torch.tensor(d, dtype=x.dtype, device=x.device)
+
+
 def quantize_255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
     """Map a [0, 1] image to 0..255 units; with ``quantize`` round half-to-even to integers."""
     y = x * 255.0

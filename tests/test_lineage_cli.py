@@ -257,6 +257,27 @@ def test_python_api_scores_colour_images_with_the_lineage_rule():
         benchmark.evaluate(np.zeros((1, 2, 64, 64), np.uint8), z["A"][None], z["B"][None])
 
 
+@pytest.mark.parametrize("lineage", ["tang", "cddfuse"])
+def test_rgb_to_grey_is_8_bit_where_division_rounds_as_on_cuda(lineage, request):
+    """The grey of an RGB image is rounded to 8 bits, divided by 255 and, in the lineage, multiplied
+    back; CUDA's division by a number (x * (1 / 255)) leaves 24 of the 256 levels off their integer in
+    float64 (33 * (1 / 255) * 255 != 33), which makes the lineage take F for a float image (unless
+    quantized). With the CPU dividing as CUDA does, a float64 RGB image scores as on the CPU."""
+    from metrics.colour import colour_score
+    from metrics.registry import resolve_metrics
+
+    z = np.load(DATA / f"{CASES[0]}.npz")
+    rgb = torch.from_numpy(_rgb(z).astype(np.float64)).permute(2, 0, 1)[None] / 255
+    a, b = (torch.from_numpy(z[k].astype(np.float64)).view(1, 1, *z[k].shape) / 255 for k in "AB")
+    names = resolve_metrics(lineages=lineage)
+    want = colour_score(rgb, a, b, names, quantize=False)  # unrounded: 8-bit only if the levels are exact
+    request.getfixturevalue("cuda_division")
+    got = colour_score(rgb, a, b, names, quantize=False)
+    for k, v in want.items():
+        x, y = float(got[k][0]), float(v[0])
+        assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=1e-9, abs=1e-12), k
+
+
 def test_rgb_with_table1_scores_the_y_channel(tmp_path):
     import metrics
 

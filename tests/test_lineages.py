@@ -81,6 +81,18 @@ def test_every_oracle_value_float32(lineage):
     assert not failures, failures
 
 
+def test_every_oracle_value_where_division_rounds_as_on_cuda(cuda_division):
+    """On a GPU, a tensor divided by a number is multiplied by its reciprocal, one bit off the
+    originals' division; where the quotient is rounded next (MEFB's im2double before normalize1),
+    that bit moved Qcb by 3e-5 on an H200 (metrics.toolbox_input.divide). Every float64 value holds
+    with the CPU dividing as CUDA does."""
+    assert 33 / 255 != 33 * (1 / 255) and (torch.tensor([33.0], dtype=torch.float64) / 255).item() == 33 * (1 / 255)
+    for lineage in LINEAGES:
+        failures, checked = compare(lineage, torch.float64, 1e-6)
+        assert not failures, (lineage, failures)
+        assert checked >= 12 * len(CASES) - 10
+
+
 def test_hazards_really_differ_and_are_the_only_exceptions():
     """Each documented hazard is a real difference (so the list cannot rot into a blanket excuse).
     The FFT-rounding ones move with the CPU's FFT code path: on some machines they match, so

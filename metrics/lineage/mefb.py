@@ -27,6 +27,7 @@ from metrics.lineage.phase import phase_congruency
 from metrics.lineage.tang import mef_ms_ssim
 from metrics.ncie import ncie_from_normalized
 from metrics.ssim import ssim_map
+from metrics.toolbox_input import divide
 
 CONSTANT = "normalize1 divides 0 by 0 on a constant non-zero image and the original then errors indexing a histogram"
 
@@ -160,8 +161,8 @@ def qw(li: LineageImages, name: str) -> torch.Tensor:
 
 def qcb(li: LineageImages, name: str) -> torch.Tensor:
     """MEFB's copy: ``im2double`` (x / 255 for an 8-bit image; a float one unchanged), then ``normalize1``."""
-    scale = torch.where(li.f_integer.view(-1, 1, 1, 1), li.f / 255, li.f)
-    imgs = (K.normalize1(li.a / 255), K.normalize1(li.b / 255), K.normalize1(scale))
+    scale = torch.where(li.f_integer.view(-1, 1, 1, 1), divide(li.f, 255), li.f)  # rounded next: true division
+    imgs = (K.normalize1(divide(li.a, 255)), K.normalize1(divide(li.b, 255)), K.normalize1(scale))
     return li.nan_if_nonfinite(name, vifb.chen_blum(*imgs), vifb.CONSTANT)
 
 
