@@ -3,6 +3,7 @@
 #
 #     OUT=DIR bash benchmark/tools/gpu_check.sh [SECONDS]        (from the repository root)
 #
+# 0. the floor: seconds to import torch and start the device, in a fresh process (in env.txt);
 # 1. every oracle value on the GPU: the lineage and toolbox parity tests with their tensors on CUDA
 #    (FUSIONBENCH_TEST_DEVICE=cuda), float64 and float32, and CUDA against the CPU;
 # 2. the scoring alone of 1153 triples per metric set, images already on the GPU
@@ -54,14 +55,19 @@ step() { # step NAME MAX_SECONDS COMMAND...: run, log to $OUT/NAME.log, note its
 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
     nproc
 } > "$OUT/env.txt" 2>&1
+# the floor under any end-to-end time: a fresh process importing torch and starting CUDA
+for _ in 1 2 3; do
+    /usr/bin/env python3 -c "import time; t = time.perf_counter(); import torch; a = time.perf_counter() - t; \
+torch.zeros(1, device='$DEV').sum().item(); print(f'import torch {a:.2f} s, + device start {time.perf_counter() - t:.2f} s')"
+done >> "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
 ORACLE_K="oracle_value or batch_of_8 or reference_float or cuda_matches"
 ORACLE_FILES="tests/test_lineages.py tests/test_metrics_reference.py tests/test_metrics_properties.py"
 # shellcheck disable=SC2086
 step parity 200 env FUSIONBENCH_TEST_DEVICE="$DEV" python3 -m pytest -q -p no:cacheprovider $ORACLE_FILES -k "$ORACLE_K"
-for s in liu cddfuse vifb tang mefb; do
-    step speed_metrics 60 python3 -m benchmark.tools.speed_metrics --device "$DEV" --n "$N" --chunk 72 --lineage $s
+for s in liu cddfuse vifb mefb tang; do # tang last: over 80 s on an H200 (2026-12-04)
+    step speed_metrics 150 python3 -m benchmark.tools.speed_metrics --device "$DEV" --n "$N" --chunk 72 --lineage $s
 done
 step speed_lineages 200 python3 -m benchmark.tools.speed_lineages --device "$DEV" --n "$N" --ref-n 0
 step run 200 python3 -m benchmark run --models all --device "$DEV" --out /tmp/gpu-run "${RUN_ARGS[@]}"
