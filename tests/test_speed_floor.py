@@ -32,3 +32,56 @@ def test_metric_ms_times_every_metric_of_the_set_alone():
     ms = metric_ms(a, b, torch.round((a + b) / 2), "cddfuse", repeats=1)
     assert list(ms) == [s.key for s in SPECS["cddfuse"]]
     assert all(v > 0 for v in ms.values())
+
+
+def test_speed_metrics_times_a_lineage(capsys):
+    """speed_metrics --lineage SET times that set's metrics (the GPU check's scoring-alone figures)."""
+    import json
+
+    from benchmark.tools import speed_metrics
+
+    assert speed_metrics.main(["--n", "4", "--chunk", "2", "--lineage", "cddfuse", "--sets-only", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["set"] == "cddfuse" and list(r["pairs_per_s"]) == ["all"] and r["device_name"] == "CPU"
+    assert speed_metrics.main(["--n", "2", "--chunk", "2", "--lineage", "vifb", "--metrics", "Qabf,Psnr"]) == 0
+    out = capsys.readouterr().out
+    assert "vifb:Qabf" in out and "vifb:Psnr" in out and "all of vifb:" in out and "Entropy" not in out
+
+
+def test_speed_lineages_times_without_usr_bin_time(tmp_path, monkeypatch, capsys):
+    """The GPU machine's image has no /usr/bin/time: a Python parent times bench eval and reads its
+    peak RSS instead; --ref-n 0 leaves the NumPy column out."""
+    import os
+    import sys
+
+    from benchmark.tools import speed_lineages
+
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/usr/bin/time" else real(p))
+    assert speed_lineages.timer()[:2] == [sys.executable, "-c"]
+    out = tmp_path / "t.md"
+    assert speed_lineages.main(["--n", "2", "--sets", "cddfuse,tang", "--ref-n", "0", "--out", str(out)]) == 0
+    table = out.read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| cddfuse |"))
+    wall, rss = float(row.split("|")[2]), row.split("|")[4]
+    assert wall > 0 and all(float(x) > 50 for x in rss.split("->"))  # MiB of a Python process with torch
+    assert "not timed" in row and "no NumPy reference" in table and "NumPy: not timed (--ref-n 0)." in table
+
+
+def test_gpu_check_script_parses_and_calls_what_exists():
+    """benchmark/tools/gpu_check.sh runs only on a lent GPU machine: here, its shell parses and every
+    module and test file it names exists (a typo would cost a lease)."""
+    import importlib.util
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "benchmark" / "tools" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    modules = set(re.findall(r"python3 -m ([\w.]+)", text)) - {"pip", "pytest"}
+    assert {"benchmark", "benchmark.tools.speed_metrics", "benchmark.tools.speed_lineages"} <= modules
+    assert all(importlib.util.find_spec(m) is not None for m in modules), modules
+    files = re.findall(r"tests/\w+\.py", text)
+    assert files and all((root / f).is_file() for f in files)

@@ -16,8 +16,8 @@
 # 6. the rest of the oracle test files on CUDA.
 # Each step writes its own log under $OUT (eight files in all, as many as the device tool brings back) and gets what is left of SECONDS (default 480), so that
 # the whole script ends inside the lease; a step cut short says so in its log. The machine's image
-# has torch but not FrEIA or diffusers: wheels of them in .whl/ (see docs/speed.md, "On a GPU") are
-# installed first when present.
+# has torch but not FrEIA, diffusers, nibabel or nilearn: wheels of them in .whl/ (docs/speed.md,
+# "On a GPU") are installed first when present.
 set -u
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
