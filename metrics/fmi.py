@@ -136,7 +136,8 @@ CHUNK = 16384  # windows one kernel call scores; compiled, every call has exactl
 # On a GPU the kernel runs eager, ~40 launches a call, and 16,384 windows leave the device mostly
 # waiting on them: on an H200, Q_FMI of 72 images took 331 ms in chunks of 16,384 windows, 91 ms in
 # chunks of 65,536 and 25 ms in chunks of 262,144 (217 -> 2,932 pairs/s; benchmark/tools/gpu_check.sh's
-# session, docs/speed.md "On a GPU"), for about 1.5 GB of device memory in float64.
+# session, docs/speed.md "On a GPU"). A call's intermediates take about 1 GB in float64, 0.5 GB in
+# float32 (peak growth measured on the CPU, 6 images).
 CUDA_CHUNK = 262144
 
 
