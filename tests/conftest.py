@@ -30,15 +30,16 @@ def cuda_division(monkeypatch):
     """Divide as CUDA does: PyTorch computes a tensor divided by a Python number as x * (1 / d) on
     a GPU ("may lose one bit of precision", aten/src/ATen/native/cuda/BinaryDivTrueKernel.cu), and
     by true division on a CPU. Within a test using this fixture, the CPU does as CUDA does, so
-    that GPU rounding paths are tested on any machine (an H200 run reproduced these values bit for bit)."""
+    that GPU rounding paths are tested on any machine (it gave the H200's wrong values, before their
+    fix, to the last digit)."""
 
-    def recip(div):
+    def recip(div, in_place: bool):
         def f(x, d):
             if isinstance(d, (int, float)) and not isinstance(d, bool) and d != 0 and x.is_floating_point():
-                return x.mul_(1.0 / d) if div is torch.Tensor.__itruediv__ else x * (1.0 / d)
+                return x.mul_(1.0 / d) if in_place else x * (1.0 / d)
             return div(x, d)
 
         return f
 
-    for name in ("__truediv__", "__itruediv__"):
-        monkeypatch.setattr(torch.Tensor, name, recip(getattr(torch.Tensor, name)))
+    for name, in_place in (("__truediv__", False), ("__itruediv__", True)):
+        monkeypatch.setattr(torch.Tensor, name, recip(getattr(torch.Tensor, name), in_place))

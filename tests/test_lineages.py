@@ -87,6 +87,10 @@ def test_every_oracle_value_where_division_rounds_as_on_cuda(cuda_division):
     that bit moved Qcb by 3e-5 on an H200 (metrics.toolbox_input.divide). Every float64 value holds
     with the CPU dividing as CUDA does."""
     assert 33 / 255 != 33 * (1 / 255) and (torch.tensor([33.0], dtype=torch.float64) / 255).item() == 33 * (1 / 255)
+    x = torch.tensor([33.0, 1.0], dtype=torch.float64)
+    view = x[:1]
+    view /= 255  # in place, as CUDA's: the view's base changes too
+    assert x[0].item() == 33 * (1 / 255)
     for lineage in LINEAGES:
         failures, checked = compare(lineage, torch.float64, 1e-6)
         assert not failures, (lineage, failures)
