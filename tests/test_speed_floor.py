@@ -48,6 +48,26 @@ def test_speed_metrics_times_a_lineage(capsys):
     assert "vifb:Qabf" in out and "vifb:Psnr" in out and "all of vifb:" in out and "Entropy" not in out
 
 
+def test_speed_metrics_profiles_one_chunk_of_a_set(capsys):
+    """--profile K lists where one chunk of a set spends its time: K operators by self time, after the
+    count of all operators (on a GPU, each a kernel launch or more)."""
+    import json
+
+    from benchmark.tools import speed_metrics
+
+    args = ["--n", "2", "--chunk", "2", "--sets-only", "--profile"]
+    assert speed_metrics.main([*args, "3", "--lineage", "vifb", "--json"]) == 0
+    prof = json.loads(capsys.readouterr().out)["profile"]
+    assert prof[0]["op"] == "(all aten operators)" and prof[0]["count"] > 100
+    top = prof[1:4]
+    assert all(r["op"].startswith("aten::") for r in top)
+    assert top[0]["self_ms"] >= top[1]["self_ms"] >= top[2]["self_ms"] > 0
+    assert prof[0]["self_ms"] >= sum(r["self_ms"] for r in top)
+    assert speed_metrics.main([*args, "2", "--lineage", "cddfuse"]) == 0
+    out = capsys.readouterr().out
+    assert "one chunk of 2 profiled, operators by self CPU time:" in out and "(all aten operators)" in out
+
+
 def test_speed_lineages_times_without_usr_bin_time(tmp_path, monkeypatch, capsys):
     """The GPU machine's image has no /usr/bin/time: a Python parent times bench eval and reads its
     peak RSS instead; --ref-n 0 leaves the NumPy column out."""
