@@ -17,7 +17,11 @@ class LineageImages:
     """A, B, F in 0..255 units (x1 = A = T1-Gd, the "visible" role; x2 = B = FLAIR, the "infrared"
     role), with a per-batch cache and the reasons for NaN values (:meth:`note`)."""
 
-    CHUNK = 4  # images per pass: 240x240 float64 moments of 4 images stay in cache (2-3x faster than 16)
+    # Images per pass on a CPU: 240x240 float64 moments of 4 images stay in cache (2-3x faster than
+    # 16). Elsewhere the whole batch is one pass: a GPU waits on each launch, and pieces of 4 multiply
+    # the launches (on an H200, 72 triples of vifb took ~66,500 operators in pieces of 4; profiled by
+    # ``python -m benchmark.tools.speed_metrics --device cuda --lineage vifb --profile 18``).
+    CHUNK = 4
 
     def __init__(
         self,
@@ -41,6 +45,12 @@ class LineageImages:
         self.ab_integer = bool(self._ab_integer.all())
         self._cache: dict = {}
         self.notes: list[tuple[str, list[int], str]] = notes if notes is not None else []
+
+    @property
+    def split(self) -> bool:
+        """Whether the batch is scored in pieces (:meth:`chunks`): on a CPU, when it holds more than
+        :attr:`CHUNK` images."""
+        return self.n > self.CHUNK and self.a.device.type == "cpu"
 
     def chunks(self) -> list["LineageImages"]:
         """The batch in pieces of at most :attr:`CHUNK` images (cached, so their intermediates are shared

@@ -276,6 +276,41 @@ def test_banded_matrix_filter_equals_the_2d_window():
         torch.testing.assert_close(separable_matmul(x, g), want, atol=1e-13, rtol=0)
 
 
+def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
+    """At 240x240 the CPU skips the band's zero blocks (16 products); elsewhere one product each way
+    (fewer launches on a GPU), equal to float rounding. The "meta" device stands in for a GPU: the
+    blocks are found on the host, which a meta tensor cannot reach."""
+    from metrics.filters import gaussian_1d, separable_matmul
+
+    x = torch.rand(2, 3, 240, 240, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 255
+    g = gaussian_1d(11, 1.5)
+    for pad in ("valid", "symmetric"):
+        blocked = separable_matmul(x, g, pad, stride=2)
+        assert torch.equal(blocked, separable_matmul(x, g, pad, stride=2, blocks=True))
+        torch.testing.assert_close(separable_matmul(x, g, pad, stride=2, blocks=False), blocked, atol=1e-10, rtol=0)
+        assert separable_matmul(x.to("meta"), g, pad, stride=2).shape == blocked.shape
+    with pytest.raises(NotImplementedError):  # what the meta stand-in guards: blocks need the host
+        separable_matmul(x.to("meta"), g, blocks=True)
+
+
+def test_lineage_metrics_score_a_batch_in_pieces_on_a_cpu_only():
+    """A lineage metric sees a CPU batch in pieces of at most 4 images of equal size (float64
+    moments stay in cache), and any other device's batch whole (pieces multiply a GPU's launches)."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage._spec import Spec
+
+    seen = []
+    spec = Spec("X", lambda li, name: seen.append(li.n) or torch.zeros(li.n, device=li.a.device), True, "", "")
+    for device, want in (("cpu", [3, 3, 3]), ("meta", [9])):
+        seen.clear()
+        x = torch.zeros(9, 1, 8, 8, device=device)
+        flags = (torch.ones(9, dtype=torch.bool), torch.ones(9, dtype=torch.bool))
+        li = LineageImages(x, x, x, flags=flags)
+        assert spec(li, "X").shape == (9,) and seen == want and li.split == (device == "cpu")
+    x = torch.zeros(4, 1, 8, 8)
+    assert not LineageImages(x, x, x).split
+
+
 @pytest.mark.parametrize("pad", ["same", "replicate", "reflect", "symmetric"])
 def test_banded_matrix_filter_folds_padding_and_decimation(pad):
     """Padding folded into the banded matrices equals padding the image and filtering 'valid'

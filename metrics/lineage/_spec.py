@@ -24,7 +24,7 @@ class Spec:
     compiled: bool = False  # True: runs a compiled kernel on a CPU for large workloads (metrics._compile)
 
     def __call__(self, li, name: str):
-        if li.n > li.CHUNK:
+        if li.split:
             return torch.cat([self(part, name) for part in li.chunks()])
         if self.f64 and li.a.dtype != torch.float64:
             return self.fn(li.as_double(), name).to(li.a.dtype)
