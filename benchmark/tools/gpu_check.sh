@@ -7,7 +7,8 @@
 # 1. every oracle value on the GPU: the lineage and toolbox parity tests with their tensors on CUDA
 #    (FUSIONBENCH_TEST_DEVICE=cuda), float64 and float32, and CUDA against the CPU;
 # 2. the scoring alone of 1153 triples per metric set, images already on the GPU
-#    (benchmark.tools.speed_metrics --device cuda --lineage SET);
+#    (benchmark.tools.speed_metrics --device cuda --lineage SET --profile 12: each metric alone, all
+#    together, then one batch under torch.profiler, its 12 costliest operators and its launch count);
 # 3. `bench eval --device cuda` of 1153 PNG triples per metric set, end to end from a fresh process
 #    (benchmark.tools.speed_lineages --device cuda);
 # 4. the main command on the GPU (`bench run --models all --device cuda`, profile quick): every
@@ -66,8 +67,9 @@ ORACLE_K="oracle_value or batch_of_8 or reference_float or cuda_matches"
 ORACLE_FILES="tests/test_lineages.py tests/test_metrics_reference.py tests/test_metrics_properties.py"
 # shellcheck disable=SC2086
 step parity 200 env FUSIONBENCH_TEST_DEVICE="$DEV" python3 -m pytest -q -p no:cacheprovider $ORACLE_FILES -k "$ORACLE_K"
-for s in liu cddfuse vifb mefb tang; do # tang last: over 80 s on an H200 (2026-12-04)
-    step speed_metrics 150 python3 -m benchmark.tools.speed_metrics --device "$DEV" --n "$N" --chunk 72 --lineage $s
+for s in liu cddfuse vifb mefb tang; do # tang last: the slowest set on an H200 (4.2 s together, 2026-12-04)
+    step speed_metrics 150 python3 -m benchmark.tools.speed_metrics --device "$DEV" --n "$N" --chunk 72 --lineage $s \
+        --profile 12
 done
 step speed_lineages 200 python3 -m benchmark.tools.speed_lineages --device "$DEV" --n "$N" --ref-n 0
 step run 200 python3 -m benchmark run --models all --device "$DEV" --out /tmp/gpu-run "${RUN_ARGS[@]}"
