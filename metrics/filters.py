@@ -13,29 +13,31 @@ def correlate(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
 
     mode ``valid``: MATLAB ``filter2(k, x, 'valid')``; ``corr_same``: ``filter2(k, x, 'same')``
     (correlation, zero padding); ``conv_same``: ``imfilter(x, k, 'conv')`` / ``conv2(x, k, 'same')``
-    (true convolution, zero padding). Odd kernels only. A rank-one 3x3 kernel (Sobel) on a CPU
-    runs as two passes of shifted slices (:func:`filter_rank_one_3`).
+    (true convolution, zero padding). Odd kernels only. A rank-one 3x3 kernel (Sobel) runs as two
+    passes of shifted slices (:func:`filter_rank_one_3`) on any device.
     """
     if mode not in ("valid", "corr_same", "conv_same"):
         raise ValueError(f"unknown filtering mode {mode!r}")
     kh, kw = kernel.shape
     c = x.shape[1]
-    k = kernel.to(dtype=x.dtype, device=x.device)
+    k = kernel.to(dtype=x.dtype)
     if mode == "conv_same":
         k = torch.flip(k, dims=(0, 1))
     factors = rank_one_3x3(k)
     if factors is not None:
         return filter_rank_one_3(x if mode == "valid" else F.pad(x, (1, 1, 1, 1)), *factors)
-    weight = k.expand(c, 1, kh, kw)
+    weight = k.to(x.device).expand(c, 1, kh, kw)
     if mode == "valid":
         return F.conv2d(x, weight, groups=c)
     return F.conv2d(x, weight, padding=(kh // 2, kw // 2), groups=c)
 
 
 def rank_one_3x3(k: torch.Tensor):
-    """(column taps, row taps) of a 3x3 CPU kernel that is exactly their outer product (Sobel,
-    Prewitt and their scaled forms), else None."""
-    if tuple(k.shape) != (3, 3) or k.device.type != "cpu":
+    """(column taps, row taps) of a 3x3 kernel that is exactly their outer product (Sobel, Prewitt
+    and their scaled forms), else None. The nine taps are read on the host: one small copy where the
+    kernel lives on a GPU, where the slices also beat the grouped convolution (cuDNN's float64 3x3
+    convolutions took 29 of MEFB's 105 ms of GPU time a batch of 72 on an H200, docs/speed.md)."""
+    if tuple(k.shape) != (3, 3):
         return None
     vals = k.tolist()
     r = max(range(3), key=lambda i: max(abs(v) for v in vals[i]))
@@ -53,7 +55,8 @@ def filter_rank_one_3(x: torch.Tensor, u, v) -> torch.Tensor:
     """'valid' correlation of (padded) ``x`` with outer(u, v) as two passes of shifted slices (zero
     taps skipped): 2-10x faster than a grouped 3x3 convolution on a CPU, float64 included (which
     oneDNN does not run). With 0..255 integer images every partial sum is exact, so the result
-    equals the convolution's; otherwise it differs by float rounding only."""
+    equals the convolution's; otherwise it differs by float rounding only. Elementwise products and
+    sums round the same on every device, so a GPU gets the CPU's values bit for bit."""
 
     def taps(y, w, dim):
         n = y.shape[dim] - 2

@@ -353,6 +353,31 @@ def test_separable_3x3_filters_equal_the_convolution_exactly_on_integer_images()
     assert rank_one_3x3(K.kernel([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 10.0]], x)) is None
 
 
+def test_3x3_edge_filters_run_as_slices_on_any_device(monkeypatch):
+    """Sobel and Prewitt take the shifted slices on every device, not the grouped convolution (on
+    an H200, cuDNN's float64 3x3 convolutions were MEFB's largest GPU cost); the "meta" device
+    stands in for a GPU, with the convolution made to fail. A kernel that is not rank one still
+    convolves."""
+    import torch.nn.functional as F
+
+    from metrics import filters
+    from metrics.lineage import kernels as K
+
+    x = torch.zeros(2, 3, 20, 24, dtype=torch.float64, device="meta")
+    real = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda *a, **k: (_ for _ in ()).throw(AssertionError("convolution")))
+    for rows in (K.SOBEL_H1, K.SOBEL_H3, [[1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]):
+        k = K.kernel(rows, x) / 8  # as the lineage metrics make them
+        for mode in ("same", "replicate", "valid"):
+            assert K.filt(x, k, mode).shape == ((2, 3, 20, 24) if mode != "valid" else (2, 3, 18, 22))
+        assert filters.correlate(x, k, "conv_same").shape == (2, 3, 20, 24)
+    full = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 10.0]])
+    with pytest.raises(AssertionError, match="convolution"):
+        K.filt(x, full, "same")
+    monkeypatch.setattr(F, "conv2d", real)
+    assert K.filt(x, full, "same").shape == (2, 3, 20, 24)
+
+
 def test_table1_sobel_filters_equal_the_convolution_exactly_on_integer_images():
     """Q_XY's Sobel responses (shifted slices on a CPU) equal the grouped convolution bit for bit
     on 8-bit images, in each of the profiles' filtering modes."""

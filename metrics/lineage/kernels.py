@@ -34,16 +34,16 @@ def filt(x: torch.Tensor, k: torch.Tensor, mode: str = "valid", conv: bool = Fal
     repeated: ``per_extn_im_fn``), ``symmetric`` (edge repeated: ``imfilter 'symmetric'``,
     scipy.ndimage's ``reflect``). Odd kernels, or even ones for ``symmetric`` as imfilter pads them.
     """
-    k = k.to(dtype=x.dtype, device=x.device)
+    k = k.to(dtype=x.dtype)
     if conv:
         k = torch.flip(k, dims=(0, 1))
     kh, kw = k.shape
     top, left = (kh - 1) // 2, (kw - 1) // 2
     x = _pad(x, (left, kw - 1 - left, top, kh - 1 - top), mode)
-    factors = rank_one_3x3(k)
+    factors = rank_one_3x3(k)  # Sobel, Prewitt: shifted slices on any device
     if factors is not None:
         return filter_rank_one_3(x, *factors)
-    return F.conv2d(x, k.expand(x.shape[1], 1, kh, kw), groups=x.shape[1])
+    return F.conv2d(x, k.to(x.device).expand(x.shape[1], 1, kh, kw), groups=x.shape[1])
 
 
 def _pad(x: torch.Tensor, pad, mode: str) -> torch.Tensor:
@@ -216,7 +216,9 @@ SOBEL_H3 = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]  # Qabf's h3
 
 
 def kernel(rows, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+    """A filter kernel in ``like``'s dtype, on the host: :func:`filt` reads a 3x3 kernel's taps there
+    (no device sync) and moves a kernel to the device only to convolve with it."""
+    return torch.tensor(rows, dtype=like.dtype)
 
 
 def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
