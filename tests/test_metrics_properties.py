@@ -160,6 +160,39 @@ def test_fmi_chunk_is_large_on_a_gpu_and_changes_no_score(pairs):
     torch.testing.assert_close(fmi.fmi_from_images(a, b, f, chunk=fmi.CUDA_CHUNK), small, rtol=0, atol=1e-12)
 
 
+def test_compiled_fmi_kernel_takes_blocks_of_windows_with_the_same_scores(monkeypatch, pairs):
+    """Compiled (on a CPU), the FMI kernel gets its windows in blocks, (CHUNK / BLOCK, BLOCK) top-left
+    pixels a call; eager, one row. Every window scores the same in blocks as in one row, bit for bit,
+    in both kernels (float32 pdfs from float64 windows too)."""
+    from metrics import _compile, fmi
+
+    a, b = (torch.round(x[:1] * 255) for x in pairs)
+    f = torch.round((a + b) / 2)
+    shapes = []
+
+    def spy(fn, *args, **kw):  # records the layout, then runs the kernel eagerly
+        shapes.append((tuple(args[2].shape), tuple(args[3].shape)))
+        return fn(*args)
+
+    monkeypatch.setattr(_compile, "_BROKEN", [])
+    monkeypatch.setattr(_compile, "call", spy)
+    with _compile.compiling(True):
+        blocked = fmi.fmi_from_images(a, b, f)
+    rows = fmi.CHUNK // fmi.BLOCK
+    assert shapes and set(shapes) == {((rows, fmi.BLOCK), (rows, fmi.BLOCK))}
+    shapes.clear()
+    assert torch.equal(fmi.fmi_from_images(a, b, f), blocked)
+    assert shapes and all(len(s) == 1 for s, _ in shapes)  # eager: (N,) windows
+    # The kernels themselves, window by window: 2 x 64 windows as blocks against one row of 128.
+    src, ff = torch.cat([a.flatten(), b.flatten()]).double() / 255, f.flatten().double() / 255
+    p = torch.arange(0, 128 * 113, 113)
+    offsets = fmi._offsets(3, a.shape[-1])
+    for kernel in (fmi._fmi_at, fmi._fmi_at_f32):
+        row = kernel(src, ff, p + a.numel(), p, offsets)
+        assert row.shape == (128,) and 0.1 < row.mean() < 1
+        assert torch.equal(kernel(src, ff, (p + a.numel()).view(2, 64), p.view(2, 64), offsets), row.view(2, 64))
+
+
 def test_compile_setting(monkeypatch):
     """FUSIONBENCH_COMPILE: auto compiles large CPU batches only; 1 always on CPU; 0 never; CUDA never."""
     from metrics import _compile
