@@ -146,10 +146,10 @@ CHUNK = 16384  # windows one kernel call scores; compiled, every call has exactl
 CUDA_CHUNK = 262144
 # Compiled (on a CPU), a call's windows come as (CHUNK / BLOCK, 9, BLOCK) blocks instead of (9, CHUNK):
 # inductor's loops then run block by block, each over BLOCK contiguous windows, and the kernel's
-# intermediates (its 9x9 joint pdfs among them) are read back from cache instead of memory: 98-115
-# against 133-147 ns a window (two threads; 27 calls of phantom windows, alternating runs; 16, 64
-# and 256 ran alike). Same values bit for bit, the same as eager within the compiled kernel's usual
-# float rounding. Eager (and on a GPU) the layout stays (9, N): no faster there.
+# intermediates (its 9x9 joint pdfs among them) are read back from cache instead of memory: medians
+# 103-115 against 147-165 ns a window (two threads; 27 calls of phantom windows, alternating; blocks
+# of 16, 64 and 256 ran alike; docs/speed.md). The same values bit for bit as the row layout.
+# Eager (and on a GPU) the layout stays (9, N): no faster there.
 BLOCK = 64
 
 
