@@ -110,10 +110,10 @@ def _nfmi(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def _fmi_at(src: torch.Tensor, f: torch.Tensor, ps: torch.Tensor, pf: torch.Tensor, offsets: list[int]) -> torch.Tensor:
     """Normalised FMI of the windows at flat pixel indices ``ps`` of the flat source image(s) and
-    ``pf`` of the flat fused image(s).
+    ``pf`` of the flat fused image(s), (N,) or blocks (K, B) of windows; the result has their shape.
 
-    The windows are gathered, normalised and scored in one function, so that when compiled no
-    window tensor is ever materialised."""
+    The windows are gathered, normalised and scored in one function, so that when compiled inductor
+    fuses the gathering into the scoring."""
     return _nfmi(_minmax(_gather_windows(src, ps, offsets)), _minmax(_gather_windows(f, pf, offsets)))
 
 
