@@ -100,17 +100,18 @@ def separable_matmul(
     x: torch.Tensor, g: torch.Tensor, pad: str = "valid", stride: int = 1, blocks: bool | None = None
 ) -> torch.Tensor:
     """Filtering of the last two dims with the window ``outer(g, g)`` (odd ``g``) as two matrix
-    products with banded (Toeplitz) matrices, ``T_h' X T_w`` (the lineage metrics' filter). BLAS does
-    ~W/k times the multiply-adds of a tap loop, yet on a 2-core CPU it is 2-5x faster than shifted
-    slices and 10-60x faster than a grouped convolution (float64: 11 ms against 51 and ~650 for a
-    17-tap window over 32 240x240 maps), eager, with nothing to compile. Equal to the 2-D filtering
+    products with banded (Toeplitz) matrices, ``T_h' X T_w`` (the lineage metrics' filter). On a CPU,
+    in blocks of :data:`BLOCK_WIDTH` outputs, BLAS does (BLOCK_WIDTH + k - 1) / k times the
+    multiply-adds of a tap loop, yet it is 2-5x faster than eager shifted slices and 10-60x faster
+    than a grouped convolution (float64: 11 ms against 51 and ~650 for a 17-tap window over 32
+    240x240 maps, in blocks of about 60), eager, with nothing to compile. Equal to the 2-D filtering
     to ~1e-15 relative (float64).
 
     ``pad``: ``valid`` (no padding, output shrinks by k - 1), or a border of k // 2 pixels folded
     into the matrices instead of copied around the image: ``same`` (zeros), ``replicate``,
     ``reflect`` (edge not repeated), ``symmetric`` (edge repeated). ``stride``: keep every
     ``stride``-th output row and column (filter-then-decimate without computing what is dropped).
-    ``blocks``: skip the band's zero blocks (below); default on a CPU only, as on a GPU the ~20
+    ``blocks``: skip the band's zero blocks (below); default on a CPU only, as on a GPU the ~40
     small products cost more launches than the zeros they skip.
 
     :func:`gaussian_filter` keeps its convolution for the training losses: a change of its rounding
@@ -125,23 +126,36 @@ def separable_matmul(
     if len(row_blocks) == 1 and len(col_blocks) == 1:
         return torch.matmul(rows.t(), torch.matmul(x, cols))
     # Block-diagonal slices of the band: each block of outputs takes only the inputs its taps reach
-    # (strided views, nothing copied), so BLAS skips most of the zeros: 1.3-1.8x faster at 240x240,
-    # with the very same products and sums (the skipped terms are exact zeros).
-    out = x.new_empty((*x.shape[:-2], rows.shape[1], cols.shape[1]))
+    # (strided views, nothing copied), so BLAS skips most of the zeros, with the very same products
+    # and sums (the skipped terms are exact zeros). Rows first, whole, then the columns block by block.
+    y = x.new_empty((*x.shape[:-1], cols.shape[1]))
     for a0, a1, c0, c1 in col_blocks:
-        y = torch.matmul(x[..., :, a0:a1], cols[a0:a1, c0:c1])
-        for b0, b1, r0, r1 in row_blocks:
-            out[..., r0:r1, c0:c1] = torch.matmul(rows[b0:b1, r0:r1].t(), y[..., b0:b1, :])
+        y[..., c0:c1] = torch.matmul(x[..., :, a0:a1], cols[a0:a1, c0:c1])
+    out = x.new_empty((*x.shape[:-2], rows.shape[1], cols.shape[1]))
+    for b0, b1, r0, r1 in row_blocks:
+        out[..., r0:r1, :] = torch.matmul(rows[b0:b1, r0:r1].t(), y[..., b0:b1, :])
     return out
+
+
+# Outputs a block of the band: each block's product reads BLOCK_WIDTH + k - 1 inputs of a k-tap
+# filter, against about 60 + k before (blocks of a quarter of 240). Timed on every distinct call
+# the lineage metrics make for 4 triples (42 shapes, float32 and float64, 3-31 taps, median of 7
+# alternating runs): tang's filtering 96.7 -> 47.7 ms, mefb's 190.6 -> 104.8, cddfuse's 23.3 -> 13.8,
+# vifb's 24.2 -> 20.3, against 68.6-60.1 / 144.8-113.9 / 18.6-14.3 / 31.3-20.7 at widths 8, 16 and
+# 24 (docs/speed.md, "Banded filters in narrower blocks"). A side with fewer outputs than
+# DENSE_BELOW stays one block: there the products' fixed costs weigh more than the zeros.
+BLOCK_WIDTH = 12
+DENSE_BELOW = 64
 
 
 @functools.lru_cache(maxsize=128)
 def _blocks(n: int, taps: tuple, dtype: torch.dtype, device: torch.device, pad: str = "valid", stride: int = 1):
-    """Blocks of :func:`_band`'s outputs, about 60 wide (one block below 120 inputs), each as
-    (first input, end input, first output, end output): the inputs its nonzero taps reach."""
+    """Blocks of :func:`_band`'s outputs, about :data:`BLOCK_WIDTH` wide (one block below
+    :data:`DENSE_BELOW` outputs), each as (first input, end input, first output, end output): the
+    inputs its nonzero taps reach."""
     band = _band(n, taps, dtype, device, pad, stride)
     m = band.shape[1]
-    nb = max(1, round(n / 60))
+    nb = max(1, round(m / BLOCK_WIDTH)) if m >= DENSE_BELOW else 1
     reach = (band != 0).cpu()
     out = []
     for i in range(nb):

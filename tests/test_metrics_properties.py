@@ -310,10 +310,22 @@ def test_banded_matrix_filter_equals_the_2d_window():
 
 
 def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
-    """At 240x240 the CPU skips the band's zero blocks (16 products); elsewhere one product each way
-    (fewer launches on a GPU), equal to float rounding. The "meta" device stands in for a GPU: the
-    blocks are found on the host, which a meta tensor cannot reach."""
-    from metrics.filters import gaussian_1d, separable_matmul
+    """At 240x240 the CPU skips the band's zero blocks, in blocks of about 12 outputs, each reading
+    only the inputs its taps reach (40 products for an 11-tap window, stride 2); a side of fewer
+    than 64 outputs is one block. Elsewhere one product each way (fewer launches on a GPU), equal
+    to float rounding. The "meta" device stands in for a GPU: the blocks are found on the host,
+    which a meta tensor cannot reach."""
+    from metrics.filters import BLOCK_WIDTH, DENSE_BELOW, _blocks, gaussian_1d, separable_matmul
+
+    assert (BLOCK_WIDTH, DENSE_BELOW) == (12, 64)
+    taps = tuple(gaussian_1d(11, 1.5).tolist())
+    for n, stride, outputs in ((240, 1, 230), (240, 2, 115)):
+        blocks = _blocks(n, taps, torch.float64, torch.device("cpu"), "valid", stride)
+        assert len(blocks) == round(outputs / BLOCK_WIDTH)
+        assert [b[2] for b in blocks[1:]] == [b[3] for b in blocks[:-1]] and blocks[-1][3] == outputs
+        for a0, a1, c0, c1 in blocks:  # the inputs of outputs c0..c1-1: (c0..c1-1) * stride + 0..10
+            assert (a0, a1) == (c0 * stride, (c1 - 1) * stride + 11) and c1 - c0 <= BLOCK_WIDTH + 1
+    assert len(_blocks(60, taps, torch.float64, torch.device("cpu"), "valid", 1)) == 1  # 50 outputs
 
     x = torch.rand(2, 3, 240, 240, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 255
     g = gaussian_1d(11, 1.5)
