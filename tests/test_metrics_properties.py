@@ -311,7 +311,7 @@ def test_banded_matrix_filter_equals_the_2d_window():
 
 def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
     """At 240x240 the CPU skips the band's zero blocks, in blocks of about 12 outputs, each reading
-    only the inputs its taps reach (40 products for an 11-tap window, stride 2); a side of fewer
+    only the inputs its taps reach (38 products for an 11-tap window, 20 at stride 2); a side of fewer
     than 64 outputs is one block. Elsewhere one product each way (fewer launches on a GPU), equal
     to float rounding. The "meta" device stands in for a GPU: the blocks are found on the host,
     which a meta tensor cannot reach."""
