@@ -129,8 +129,12 @@ def separable_matmul(
     # (strided views, nothing copied), so BLAS skips most of the zeros, with the very same products
     # and sums (the skipped terms are exact zeros). Rows first, whole, then the columns block by block.
     y = x.new_empty((*x.shape[:-1], cols.shape[1]))
+    in_place = not (torch.is_grad_enabled() and x.requires_grad)  # autograd takes no out= products
     for a0, a1, c0, c1 in col_blocks:  # written in place (BLAS's leading dimension): no copy
-        torch.matmul(x[..., :, a0:a1], cols[a0:a1, c0:c1], out=y[..., c0:c1])
+        if in_place:
+            torch.matmul(x[..., :, a0:a1], cols[a0:a1, c0:c1], out=y[..., c0:c1])
+        else:
+            y[..., c0:c1] = torch.matmul(x[..., :, a0:a1], cols[a0:a1, c0:c1])
     out = x.new_empty((*x.shape[:-2], rows.shape[1], cols.shape[1]))
     for b0, b1, r0, r1 in row_blocks:  # assigned: written in place, the batched product was 1.5-3x slower
         out[..., r0:r1, :] = torch.matmul(rows[b0:b1, r0:r1].t(), y[..., b0:b1, :])

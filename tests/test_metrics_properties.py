@@ -336,6 +336,13 @@ def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
         assert separable_matmul(x.to("meta"), g, pad, stride=2).shape == blocked.shape
     with pytest.raises(NotImplementedError):  # what the meta stand-in guards: blocks need the host
         separable_matmul(x.to("meta"), g, blocks=True)
+    # An input that autograd records (a fuser's output scored before detaching): the same values,
+    # and a gradient, as the row pass's in-place products are left to plain assignment then.
+    leaf = x.clone().requires_grad_()
+    filtered = separable_matmul(leaf, g)
+    assert torch.equal(filtered.detach(), separable_matmul(x, g))
+    filtered.sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
 
 
 def test_lineage_metrics_score_a_batch_in_pieces_on_a_cpu_only():
