@@ -149,6 +149,31 @@ def test_batch_of_8_equals_8_single_calls():
                 assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), (lineage, k)
 
 
+def test_an_input_autograd_records_scores_as_without_it():
+    """``metrics.score`` on a fuser's output before it is detached (F requires grad): every metric
+    of every lineage and Liu's five give the values they give without autograd (to rounding), and those with a
+    ``grad_fn`` give F a finite gradient. (The lineages' filtered moments wrote their products
+    with ``out=``, which autograd refuses: 11 metrics raised a RuntimeError.)"""
+    f, a, b = (x / 255 for x in load("c07_brain_avg"))
+    names = [f"{lineage}:{spec.key}" for lineage in LINEAGES for spec in SPECS[lineage]]
+    names += ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"]
+    plain = score(f, a, b, metrics=names)
+    leaf = f.clone().requires_grad_()
+    recorded = score(leaf, a, b, metrics=names)
+    assert recorded.keys() == plain.keys()
+    differentiable = []
+    for k, v in recorded.items():
+        # to rounding: BLAS may order a product's sums otherwise without ``out=`` (mefb:Qc 1 ulp)
+        torch.testing.assert_close(
+            v.detach(), plain[k], rtol=1e-12, atol=0, equal_nan=True, msg=lambda m, k=k: f"{k}: {m}"
+        )
+        if v.grad_fn is not None:
+            differentiable.append(v.sum())
+    assert len(differentiable) >= 52  # of 67: every SSIM, VIF, Qabf...; histograms and FMI_pixel have none
+    torch.stack(differentiable).sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+
+
 def test_score_on_unit_images_equals_the_oracle_and_logs_nan_reasons(caplog):
     """Through metrics.score on [0, 1] images (8-bit inputs, as bench eval reads them)."""
     f, a, b = (x / 255 for x in load("c16_const_F"))

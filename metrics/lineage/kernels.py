@@ -80,8 +80,12 @@ def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid"):
     buf = torch.empty((xs[0].shape[0], n + len(pairs), *xs[0].shape[-2:]), dtype=xs[0].dtype, device=xs[0].device)
     for k, x in enumerate(xs):
         buf[:, k : k + 1] = x
+    in_place = not (torch.is_grad_enabled() and any(x.requires_grad for x in xs))  # autograd takes no out=
     for k, (i, j) in enumerate(pairs):  # products written in place: no temporaries, no concatenation
-        torch.mul(xs[i], xs[j], out=buf[:, n + k : n + k + 1])
+        if in_place:
+            torch.mul(xs[i], xs[j], out=buf[:, n + k : n + k + 1])
+        else:
+            buf[:, n + k : n + k + 1] = xs[i] * xs[j]
     m = separable(buf, g, mode)
     return list(m[:, :n].split(1, dim=1)), {p: m[:, n + k : n + k + 1] for k, p in enumerate(pairs)}
 
