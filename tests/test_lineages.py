@@ -149,6 +149,37 @@ def test_batch_of_8_equals_8_single_calls():
                 assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), (lineage, k)
 
 
+def test_metrics_scored_in_float32_equal_float64_where_moments_cancel():
+    """MEFB's Qw and CDDFuse's MI on 8-bit images run in the inputs' dtype (not float64): on ramps,
+    plateaus beside texture and a brain slice, float32 stays within 1e-6 (Qw, relative) and 5e-6
+    (MI, nats: float32 entropies of 256 x 256 tables) of float64. CDDFuse's MI
+    on a float F (every distinct value a label) stays in float64: float32 inputs give the float64
+    value of their own (float32) labels."""
+    j = torch.arange(64, dtype=torch.float64)
+    ramp = (3 * j).expand(64, 64).reshape(1, 1, 64, 64)
+    const = torch.full_like(ramp, 100.0)
+    texture = torch.round(torch.rand(ramp.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 255)
+    half = torch.where(j < 32, ramp, const)
+    brain = load("c07_brain_avg")
+    triples = [
+        (ramp, ramp.transpose(-1, -2), torch.round((ramp + ramp.transpose(-1, -2)) / 2)),
+        (ramp, const, ramp),
+        (half, const, texture),
+        (half, ramp.transpose(-1, -2), half),
+        (brain[1], brain[2], brain[0]),
+    ]
+    for a, b, f in triples:
+        for lineage, key, tol in (("mefb", "Qw", {"rel": 1e-6, "abs": 1e-7}), ("cddfuse", "MI", {"abs": 5e-6})):
+            v64 = float(lineage_values(f, a, b, lineage, keys=[key])[0][key][0])
+            v32 = float(lineage_values(f.float(), a.float(), b.float(), lineage, keys=[key])[0][key][0])
+            assert v32 == pytest.approx(v64, **tol), (lineage, key)
+    f, a, b = load("c19_float_avg", torch.float32)
+    as_labels = lineage_values(f, a, b, "cddfuse", keys=["MI"])[0]["MI"]
+    want = lineage_values(f.double(), a.double(), b.double(), "cddfuse", keys=["MI"])[0]["MI"]
+    assert as_labels.dtype == torch.float32
+    assert float(as_labels[0]) == pytest.approx(float(want[0]), rel=1e-7)
+
+
 def test_an_input_autograd_records_scores_as_without_it():
     """``metrics.score`` on a fuser's output before it is detached (F requires grad): every metric
     of every lineage and Liu's five give the values they give without autograd (to rounding), and those with a
