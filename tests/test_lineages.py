@@ -365,6 +365,26 @@ def test_phase_congruency_median_is_matlabs(dtype):
         assert torch.equal(_median(x), torch.from_numpy(np.median(x.numpy(), axis=-1)).to(dtype))
 
 
+@pytest.mark.parametrize("shape", [(240, 240), (63, 81)])
+def test_csf_filter_is_the_real_part_of_the_originals_complex_filtering(shape):
+    """VIFB's and MEFB's Qcb and Qcv filter with an even (radial) CSF, so the originals' complex
+    ``ifft2(fft2(x) .* S)`` is a real image plus FFT rounding noise: the real FFT's result equals its
+    real part, and its imaginary part is noise, on even and odd sizes."""
+    from metrics.lineage import kernels as K
+
+    h, w = shape
+    x = torch.rand((2, 3, h, w), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 255
+    u, v = K.freqspace(w, x) * (w / 30), K.freqspace(h, x) * (h / 30)
+    r = torch.sqrt(u.view(1, -1) ** 2 + v.view(-1, 1) ** 2)
+    sd = torch.exp(-((r / 15.3870) ** 2)) - 0.7622 * torch.exp(-((r / 1.3456) ** 2))
+    full = torch.fft.ifft2(torch.fft.fft2(x) * torch.fft.ifftshift(sd, dim=(-2, -1)))
+    got = K.csf_filter(x, sd)
+    assert not got.is_complex() and got.shape == x.shape
+    scale = full.real.abs().max()
+    assert (full.imag.abs().max() / scale) < 1e-14
+    assert ((got - full.real).abs().max() / scale) < 1e-14
+
+
 def test_matlab_sobel_edges_thin_a_step_to_one_column():
     """MEFB's FMI features: MATLAB's default ``edge`` (Sobel, threshold 4 mean(b), thinning that
     keeps b(c-1) <= b(c) > b(c+1)). A vertical step between columns 9 and 10 gives equal strength in

@@ -135,15 +135,14 @@ def _chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tenso
     r = torch.sqrt(u.view(1, -1) ** 2 + v.view(-1, 1) ** 2)
     sd = torch.exp(-((r / 15.3870) ** 2)) - 0.7622 * torch.exp(-((r / 1.3456) ** 2))
     g1, g2 = _gaussian31(2.0, a), _gaussian31(4.0, a)
-    n = a.shape[0]
-    # The three images' CSF-filtered (complex) versions in one FFT, then their real and imaginary
-    # parts as six real maps through both 31x31 Gaussians ('same', spatial: see filter2_same_separable).
+    # The three images' CSF-filtered versions in one real FFT (the DoG response is even: the
+    # original's complex result is this real image plus its FFT's rounding noise, :func:`K.csf_filter`),
+    # then through both 31x31 Gaussians ('same', spatial). Where an image is flat far from any edge
+    # both Gaussian responses are rounding noise and so is their ratio: the documented hazards.
     y = K.csf_filter(torch.cat([a, b, f], dim=1), sd)
-    parts = torch.view_as_real(y).permute(0, 1, 4, 2, 3).reshape(n, 6, hang, lie)
-    num, den = K.separable(parts, g1, "same"), K.separable(parts, g2, "same")
-    # |(G1 y) / (G2 y) - 1| = |G1 y - G2 y| / |G2 y|: the same complex ratio, in real arithmetic.
-    d = num - den
-    c = torch.hypot(d[:, 0::2], d[:, 1::2]) / torch.hypot(den[:, 0::2], den[:, 1::2])
+    num, den = K.separable(y, g1, "same"), K.separable(y, g2, "same")
+    # |(G1 y) / (G2 y) - 1| = |G1 y - G2 y| / |G2 y|.
+    c = torch.abs(num - den) / torch.abs(den)
     c = c**3 / (c**2 + 0.0001)
     c1, c2, cf = c[:, 0:1], c[:, 1:2], c[:, 2:3]
     q1 = torch.where(c1 < cf, c1 / cf, cf / c1)
@@ -170,13 +169,12 @@ def chen_varshney(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Te
     r = torch.sqrt(u.view(1, -1) ** 2 + v.view(-1, 1) ** 2)
     theta = 2.6 * (0.0192 + 0.144 * r) * torch.exp(-((0.144 * r) ** 1.1))
 
-    def dist(x):
+    def dist(x):  # the original squares its complex result: the real image's square, to rounding
         d = K.csf_filter(x - f, theta)
         return K.block_sums(d * d, 16) / 256.0
 
     r1, r2 = saliency(a), saliency(b)
-    q = (r1 * dist(a) + r2 * dist(b)).sum(dim=(1, 2)) / (r1 + r2).sum(dim=(1, 2))
-    return q.real
+    return (r1 * dist(a) + r2 * dist(b)).sum(dim=(1, 2)) / (r1 + r2).sum(dim=(1, 2))
 
 
 CONSTANT = "the original divides 0 by 0 on a constant image"
