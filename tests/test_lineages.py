@@ -17,7 +17,7 @@ import torch
 from conftest import DEVICE
 
 from metrics import score
-from metrics.lineage import FFT_ROUNDING, HAZARDS, LINEAGES, SPECS, lineage_values
+from metrics.lineage import FFT_ROUNDING, HAZARDS, LINEAGES, SPECS, LineageImages, lineage_values
 from metrics.lineage import NOT_IMPLEMENTED as LINEAGE_MISSING
 from metrics.registry import METRICS, column_names, metric_info, resolve_metrics
 
@@ -178,6 +178,41 @@ def test_metrics_scored_in_float32_equal_float64_where_moments_cancel():
     want = lineage_values(f.double(), a.double(), b.double(), "cddfuse", keys=["MI"])[0]["MI"]
     assert as_labels.dtype == torch.float32
     assert float(as_labels[0]) == pytest.approx(float(want[0]), rel=1e-7)
+
+
+def test_lineages_scored_together_share_qabf_and_vif_bit_for_bit(monkeypatch):
+    """One call scoring VIFB, MEFB, CDDFuse and Tang computes Q^AB/F once and the VIF maps of Tang's
+    VIF and CDDFuse's VIFF once (8-bit F), and every value equals that lineage's own call bit for
+    bit; a float F keeps Tang's own (F * 255) computations."""
+    from metrics.lineage import kernels as K
+
+    calls = {"qabf": 0, "vif": 0}
+    qabf, pair = K.qabf, K.vifp_mscale_pair
+
+    def counted(key, fn):
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(K, "qabf", counted("qabf", qabf))
+    monkeypatch.setattr(K, "vifp_mscale_pair", counted("vif", pair))
+    f, a, b = (x / 255 for x in load("c07_brain_avg"))
+    names = ["vifb:Qabf", "mefb:Qabf", "cddfuse:Qabf", "tang:Qabf", "tang:VIF", "cddfuse:VIFF"]
+    together = score(f, a, b, metrics=names)
+    assert calls == {"qabf": 1, "vif": 1}
+    for name in names:
+        (alone,) = score(f, a, b, metrics=[name]).values()  # one lineage's column: its own name
+        assert torch.equal(together[name], alone), name
+    calls.update(qabf=0, vif=0)
+    f_float, a8, b8 = load("c19_float_avg")  # 0..255 sources, a float F
+    li = LineageImages(a8, b8, f_float)
+    assert not bool(li.f_integer.all())
+    for name in names:
+        lineage, key = name.split(":")
+        next(sp for sp in SPECS[lineage] if sp.key == key)(li, key)
+    assert calls == {"qabf": 2, "vif": 2}  # Tang's own on F * 255, the others' shared
 
 
 def test_an_input_autograd_records_scores_as_without_it():

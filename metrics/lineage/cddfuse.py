@@ -75,12 +75,12 @@ def scd(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def viff(li: LineageImages, name: str) -> torch.Tensor:
-    v_a, v_b = K.vifp_mscale_pair(li.a, li.b, li.f)
+    v_a, v_b = K.vifp_pair_once(li)
     return v_a + v_b
 
 
 def qabf(li: LineageImages, name: str) -> torch.Tensor:
-    return K.qabf(li.a, li.b, li.f)
+    return K.qabf_once(li)
 
 
 def _uniform7(x: torch.Tensor, dim: int) -> torch.Tensor:

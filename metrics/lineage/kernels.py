@@ -249,6 +249,14 @@ def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return num / (g_a + g_b).sum(dim=(1, 2, 3))
 
 
+def qabf_once(li) -> torch.Tensor:
+    """:func:`qabf` of a batch's (A, B, F) (a :class:`LineageImages`), computed once for every lineage
+    that scores it in one call (VIFB, MEFB, CDDFuse, and Tang on an 8-bit F): the same function of
+    the same images. A and B enter it symmetrically and its sums commute exactly, so Tang's (B, A)
+    order gives the same value bit for bit."""
+    return li.cached("qabf", lambda: qabf(li.a, li.b, li.f))
+
+
 def vifp_mscale(ref: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True) -> torch.Tensor:
     """Sheikh & Bovik's multiscale pixel-domain VIF (``vifp_mscale.m``; CDDFuse's ``compare_viff``):
     four scales with N = 17, 9, 5, 3 Gaussian windows (sigma N / 5), 'valid' filtering, factor-2
@@ -319,6 +327,14 @@ def vifp_mscale_pair(ref_a: torch.Tensor, ref_b: torch.Tensor, dist: torch.Tenso
         v = num[k] / den[k]
         out.append(torch.where(torch.isnan(v), torch.ones_like(v), v) if nan_to_one else v)
     return out[0], out[1]
+
+
+def vifp_pair_once(li):
+    """:func:`vifp_mscale_pair` (A, B, F) of a batch (a :class:`LineageImages`), computed once for
+    Tang's VIF and CDDFuse's VIFF in one call (on an 8-bit F, the same images): each source's maps
+    are filtered channel by channel, so Tang's (B, A) order gives the same pair bit for bit
+    (checked on every shared case, float32 and float64)."""
+    return li.cached("vifp_pair", lambda: vifp_mscale_pair(li.a, li.b, li.f))
 
 
 def freqspace(n: int, like: torch.Tensor) -> torch.Tensor:

@@ -79,7 +79,10 @@ def sd(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def vif(li: LineageImages, name: str) -> torch.Tensor:
-    v_b, v_a = K.vifp_mscale_pair(li.b, li.a, _float_f(li))
+    if bool(li.f_integer.all()):  # F as it is: CDDFuse's VIFF maps, shared when both are scored
+        v_a, v_b = K.vifp_pair_once(li)
+    else:
+        v_b, v_a = K.vifp_mscale_pair(li.b, li.a, _float_f(li))
     return v_b + v_a
 
 
@@ -103,6 +106,8 @@ def scd(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def qabf(li: LineageImages, name: str) -> torch.Tensor:
+    if bool(li.f_integer.all()):  # F as it is: the other lineages' Qabf, shared when they are scored
+        return K.qabf_once(li)
     return K.qabf(li.b, li.a, _float_f(li))
 
 

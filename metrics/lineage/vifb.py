@@ -84,7 +84,7 @@ def edge_intensity(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def qabf(li: LineageImages, name: str) -> torch.Tensor:
-    return li.cached("qabf", lambda: K.qabf(li.a, li.b, li.f))
+    return K.qabf_once(li)
 
 
 def variance(li: LineageImages, name: str) -> torch.Tensor:
