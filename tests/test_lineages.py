@@ -215,6 +215,22 @@ def test_lineages_scored_together_share_qabf_and_vif_bit_for_bit(monkeypatch):
     assert calls == {"qabf": 2, "vif": 2}  # Tang's own on F * 255, the others' shared
 
 
+def test_a_subset_of_a_lineage_scores_what_the_whole_lineage_scores():
+    """``--lineage SET --metrics ...`` (the README's faster subsets, e.g. Tang without its Fast-FMI
+    metrics): each metric scored with only a few others equals its value in the whole set bit for
+    bit, whatever the set shares (Q^AB/F, the VIF maps, Sobel gradients, the 8-bit images)."""
+    f, a, b = (x / 255 for x in load("c07_brain_avg"))
+    f2, a2, b2 = (x / 255 for x in load("c13_camera_moon_avg"))
+    f, a, b = torch.cat([f, f2]), torch.cat([a, a2]), torch.cat([b, b2])
+    for lineage in LINEAGES:
+        names = resolve_metrics(None, lineage)
+        whole = dict(zip(names, score(f, a, b, metrics=names, notes=[]).values(), strict=True))
+        for k in range(0, len(names), 3):
+            part = names[k : k + 3]
+            for name, v in zip(part, score(f, a, b, metrics=part, notes=[]).values(), strict=True):
+                assert torch.equal(v, whole[name]) or (v.isnan().all() and whole[name].isnan().all()), name
+
+
 def test_an_input_autograd_records_scores_as_without_it():
     """``metrics.score`` on a fuser's output before it is detached (F requires grad): every metric
     of every lineage and Liu's five give the values they give without autograd (to rounding), and those with a
