@@ -316,6 +316,32 @@ def test_leaderboard_bolds_the_lowest_for_lower_is_better():
     assert bool(mask.loc["b", "SSIM"])
 
 
+def test_paired_tests_compare_with_the_lowest_for_lower_is_better():
+    """The statistics' "best" follows the metric's direction too: each model is tested against the
+    lowest MSE (lower is better) and the highest SSIM, and ≈ marks ties with that one."""
+    from benchmark.reporting.stats import add_statistics
+    from benchmark.reporting.tables import higher_is_better, leaderboard, render
+
+    rng = np.random.default_rng(0)
+    d = rng.normal(0, 0.3, 30)
+    d = d - d.mean() + 0.02  # "near": 0.02 above "low" on average, by noise that no paired test can tell
+    rows = []
+    for i in range(30):
+        base = rng.normal(10.0, 1.0)
+        for model, mse, ssim in (("low", base, 0.70), ("near", base + d[i], 0.71), ("high", base + 2, 0.9)):
+            rows.append({"model": model, "index": i, "MSE": mse, "SSIM": ssim + rng.normal(0, 1e-2)})
+    scores = pd.DataFrame(rows)
+    t = add_statistics(leaderboard(scores, ["MSE", "SSIM"]), scores, ["MSE", "SSIM"], higher_is_better, 500, 0)
+    assert np.isnan(t.loc["low", "MSE_p"]) and t.loc["low", "MSE_same"]  # the best: the lowest mean
+    assert t.loc["near", "MSE_same"] and t.loc["near", "MSE_p"] >= 0.05
+    assert t.loc["high", "MSE_p"] < 1e-3 and not t.loc["high", "MSE_same"]
+    assert np.isnan(t.loc["high", "SSIM_p"]) and not t.loc["low", "SSIM_same"] and not t.loc["near", "SSIM_same"]
+    md = render(t, ["MSE", "SSIM"], "md", style="stats")
+    row = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert row["low"].split("|")[2].strip().startswith("**") and "≈" in row["near"].split("|")[2]
+    assert "≈" not in row["high"].split("|")[2] and row["high"].split("|")[3].strip().startswith("**")
+
+
 def test_too_small_for_a_lineage_is_one_clear_error():
     x = torch.rand(2, 1, 32, 32)
     with pytest.raises(ValueError, match="at least 44x44"):
