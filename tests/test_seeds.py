@@ -65,6 +65,24 @@ def test_the_table_over_seeds_tests_each_model_against_the_best_paired_by_seed(s
     assert "Q_SSIM_x1_p" not in table  # a diagnostic, not ranked: not tested
 
 
+def test_over_seeds_the_best_of_a_lower_is_better_metric_is_the_lowest_mean():
+    """The t-test over the seeds compares each model with the lowest MSE (lower is better), and with
+    the highest SSIM."""
+    from benchmark.reporting.seeds import over_seeds
+
+    seeds, frames = [0, 1, 2], []
+    for k, shift in enumerate((0.0, 0.5, -0.3)):  # what each seed's training moved, for every model alike
+        rows = []
+        for model, mse, ssim in (("low", 10.0, 0.70), ("near", 10.0 + (0.2, -0.25, 0.1)[k], 0.71), ("high", 12.0, 0.9)):
+            mse = mse + shift + (0.0, 0.01, -0.01)[k] * (model == "high")
+            rows += [{"model": model, "name": f"s{i}", "MSE": mse, "SSIM": ssim + 0.01 * k} for i in range(2)]
+        frames.append(pd.DataFrame(rows))
+    table = over_seeds(seeds, frames, "slice", lambda part: ["MSE", "SSIM"])
+    assert np.isnan(table.at["low", "MSE_p"]) and table.at["low", "MSE_same"]
+    assert table.at["near", "MSE_same"] and table.at["high", "MSE_p"] < 0.05 and not table.at["high", "MSE_same"]
+    assert np.isnan(table.at["high", "SSIM_p"]) and not table.at["low", "SSIM_same"]
+
+
 def test_the_figure_draws_each_seeds_means_as_a_line(seeded, monkeypatch, tmp_path):
     from benchmark.reporting import figures
 
