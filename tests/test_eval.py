@@ -487,6 +487,48 @@ def test_rerun_and_interrupted_eval_reuse_the_batches_already_scored(tmp_path, t
     assert "scoring every batch again" not in capsys.readouterr().err  # a new folder: nothing to say
 
 
+def test_a_rerun_scores_again_what_other_code_kernels_or_bytes_would_change(tmp_path, triples, monkeypatch, capsys):
+    """A batch is reused only when nothing that makes its scores changed: the metrics' code, whether
+    the kernels run compiled (they round differently), or a file's size (another image under the same
+    name and modification time, as a copy that keeps timestamps leaves it)."""
+    import benchmark.running.evaluate as ev
+    from benchmark.cli import main
+
+    _six_triples(tmp_path, triples)
+    monkeypatch.setattr(ev, "AUTO_MIN_TRIPLES", 10**6)
+    monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 3))  # two batches
+    cmd = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
+    cmd += ["--lineage", "cddfuse", "--out", str(tmp_path / "out")]
+    real = ev._score_batch
+    assert main(cmd) == 0
+    capsys.readouterr()
+
+    def rerun():
+        counted = _counting(real)
+        monkeypatch.setattr(ev, "_score_batch", counted)
+        assert main(cmd) == 0
+        return counted.calls, capsys.readouterr().err
+
+    assert rerun()[0] == 0
+    metrics_code = ev.metrics_code
+    monkeypatch.setattr(ev, "metrics_code", lambda: metrics_code() + " edited")
+    calls, err = rerun()
+    assert calls == 2 and "scoring every batch again" in err
+    monkeypatch.setattr(ev, "metrics_code", metrics_code)
+    wanted = ev._compile.wanted
+    monkeypatch.setattr(ev._compile, "wanted", lambda *a: not wanted(*a))
+    assert rerun()[0] == 2
+    monkeypatch.setattr(ev._compile, "wanted", wanted)
+    assert rerun()[0] == 2  # back as before: the earlier batches were replaced, not kept beside
+    f = tmp_path / "f" / "s4.png"
+    stamp, size = f.stat().st_mtime_ns, f.stat().st_size
+    skio.imsave(f, np.zeros_like(skio.imread(f)), check_contrast=False)
+    os.utime(f, ns=(stamp, stamp))
+    assert f.stat().st_size != size and f.stat().st_mtime_ns == stamp
+    calls, err = rerun()
+    assert calls == 1 and "reusing 1 of 2" in err
+
+
 def _six_triples(tmp_path, triples):
     """Folders a, b, f of six 8-bit triples (the three phantom pairs twice; F = their mean)."""
     x1, x2 = triples
