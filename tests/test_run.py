@@ -566,3 +566,45 @@ def test_the_caption_counts_in_the_singular_for_one():
     assert not re.search(r"\b1 [a-z -]+s\b", said.replace("1 per pair", "")), said
     two = "; ".join(make_config("smoke", epochs=2, n_train=2).shrinks(["deepfuse"]))
     assert "2 epochs (" in two and "2 training pairs" in two
+
+
+def test_what_a_models_results_depend_on(tmp_path, monkeypatch):
+    """The fingerprints that decide what a rerun reuses: the metrics' code scores again without
+    training; the fuser's module, the shared loss and blocks, the trainer and the patch sampler train
+    again; a plugin is named with its version; weights loaded with ``--from`` by their bytes."""
+    import sys
+    import types
+    from importlib import metadata
+
+    from baselines.registry import get_fuser
+    from benchmark.config import RunConfig
+    from benchmark.running import runner
+
+    hashed = []
+    files_sha = runner.files_sha
+    monkeypatch.setattr(runner, "files_sha", lambda files: hashed.append(list(files)) or files_sha(files))
+    code = runner.code_version("unet")
+    assert code["metrics"] == runner.metrics_code() and code["fuser"] == files_sha(hashed[-1])
+    shared = {"baselines/loss.py", "baselines/blocks.py", "benchmark/training/trainer.py"}
+    shared.add("benchmark/training/patches.py")
+    module = os.path.relpath(sys.modules[get_fuser("unet").factory.__module__].__file__, runner.PROJECT)
+    assert {os.path.relpath(f, runner.PROJECT) for f in hashed[-1]} == shared | {module}
+    version = metadata.version("fusionbench-example-plugin")
+    assert runner.code_version("contrast-avg")["fuser"] == f"plugin fusionbench-example-plugin {version}"
+
+    cfg, data = RunConfig(), {"data": "phantom"}
+    whole, training, _ = runner._fingerprints_of("unet", cfg, {}, data, None)
+    metrics_code = runner.metrics_code
+    monkeypatch.setattr(runner, "metrics_code", lambda: metrics_code() + " edited")
+    edited = runner._fingerprints_of("unet", cfg, {}, data, None)
+    assert edited[0] != whole and edited[1] == training  # scored again, not trained again
+    monkeypatch.setattr(runner, "metrics_code", metrics_code)
+
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(b"one")
+    source = types.SimpleNamespace(weights=str(weights))
+    cfg = RunConfig(from_run=str(tmp_path))
+    before = runner._fingerprints_of("unet", cfg, {}, data, source)
+    weights.write_bytes(b"two")  # other weights at the same path: scored again
+    after = runner._fingerprints_of("unet", cfg, {}, data, source)
+    assert after[0] != before[0] and after[1] != before[1]
