@@ -75,9 +75,13 @@ def test_the_training_summary_names_the_kept_epoch():
     assert summary("p", []) == "[fusionbench] p: no epoch to train (epochs 0); it keeps its initial weights"
 
 
-def test_resumed_training_equals_uninterrupted(data, tmp_path):
+@pytest.mark.parametrize("schedule", ["plateau", "cosine"])
+def test_resumed_training_equals_uninterrupted(data, tmp_path, schedule):
+    """Killed after epoch 1 and resumed from last.pt: the same weights and losses as one run. Both
+    schedules: the plateau one lowers the rate after a flat epoch (patience 0 here), the cosine one
+    warms up and decays by step, so a resume that lost the scheduler's state would differ."""
     tr, va = data
-    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, seed=2)
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, seed=2, schedule=schedule, warmup=2, plateau_patience=0)
     full = _model()
     train(full, tr, va, cfg, str(tmp_path / "full"), progress=False)
     part = _model()
@@ -91,6 +95,29 @@ def test_resumed_training_equals_uninterrupted(data, tmp_path):
     a = load_checkpoint(str(tmp_path / "full" / "last.pt"))
     b = load_checkpoint(str(tmp_path / "part" / "last.pt"))
     assert a["history"][-1]["val_loss"] == b["history"][-1]["val_loss"]
+
+
+def test_the_best_epoch_is_kept_not_the_last(data, tmp_path, monkeypatch):
+    """Validation losses 0.5, 0.25, 0.3: best.pt holds the weights after epoch 2, the trained model
+    ends with them (not epoch 3's, which last.pt keeps for a resume), and train.json says 0.25."""
+    import benchmark.training.trainer as trainer
+
+    losses, after = iter([0.5, 0.25, 0.3]), []
+
+    def scripted(model, ds, cfg, device):
+        after.append({k: v.clone() for k, v in model.state_dict().items()})
+        v = next(losses)
+        return v, v, {}
+
+    monkeypatch.setattr(trainer, "evaluate_loss", scripted)
+    m = _model()
+    train(m, *data, TrainConfig(epochs=3, batch_size=4, lr=3e-3, seed=0), str(tmp_path), progress=False)
+    best, last = load_checkpoint(str(tmp_path / "best.pt")), load_checkpoint(str(tmp_path / "last.pt"))["model"]
+    for k, v in m.state_dict().items():
+        assert torch.equal(best[k], after[1][k]) and torch.equal(v, after[1][k]), k
+        assert torch.equal(last[k], after[2][k]), k
+    assert not all(torch.equal(after[1][k], after[2][k]) for k in best)
+    assert json.loads((tmp_path / "train.json").read_text())["best_val_loss"] == 0.25
 
 
 def test_plateau_scheduler_and_reference_quirks(data, tmp_path):
