@@ -8,7 +8,7 @@ import torch
 
 from baselines.loss import LossConfig
 from benchmark.data import phantom_split
-from fusioninn.model import FusionINN
+from fusioninn.model import PRIORS, FusionINN
 from metrics import q_ssim
 
 
@@ -319,3 +319,40 @@ def test_ablate_writes_only_into_its_own_folders(tmp_path, capsys):
     (tmp_path / "half" / "k-3" / "fusioninn" / "model.json").write_text("{}")
     assert folder_kind(str(tmp_path / "half")) == "ablation" and folder_kind(str(run)) == "run"
     assert folder_kind(str(mine)) == "other"
+
+
+def test_each_latent_prior_draws_what_table_2_names():
+    """Table 2's priors for z': N(0, 1) (the default), zeros, U[0, 1); seeded by the generator."""
+    like = torch.zeros(2, 1, 16, 16)
+    draws = {p: FusionINN(k=1, latent_prior=p).sample_prior(like, torch.Generator().manual_seed(3)) for p in PRIORS}
+    assert torch.equal(draws["normal"], torch.randn(like.shape, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(draws["uniform"], torch.rand(like.shape, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(draws["zeros"], like) and draws["normal"].min() < 0 <= draws["uniform"].min()
+
+
+def test_decomposition_scores_are_means_over_the_draws_with_their_spread():
+    """Each image's SSIM and PSNR of x1_hat and x2_hat are means over the seeded draws; the SSIMs'
+    spread is their standard deviation over the draws (population)."""
+    from benchmark.running.decomposition import decompose_draws, draw_scores, psnr
+    from metrics.ssim import ssim
+
+    class Noisy:  # a decomposition whose draws differ: the fused image plus seeded noise
+        def decompose(self, fused, generator):
+            n1, n2 = (torch.randn(fused.shape, generator=generator) for _ in range(2))
+            return (fused + 0.05 * n1).clamp(0, 1), (0.5 * fused + 0.1 * n2).clamp(0, 1)
+
+    x1, x2 = torch.rand(2, 3, 1, 48, 48).unbind(0)
+    fused = (x1 + x2) / 2
+    h1, h2 = decompose_draws(Noisy(), fused, draws=4, seed=7)
+    rows = draw_scores(h1, h2, x1, x2, [10, 11, 12], "slice", "fusioninn")
+    s1 = torch.stack([ssim(h, x1) for h in h1])
+    s2 = torch.stack([ssim(h, x2) for h in h2])
+    p1 = torch.stack([psnr(h, x1) for h in h1])
+    p2 = torch.stack([psnr(h, x2) for h in h2])
+    for j, row in enumerate(rows):
+        assert row["index"] == 10 + j and row["draws"] == 4 and row["region"] == "slice"
+        for key, v in (("SSIM_x1", s1), ("SSIM_x2", s2), ("PSNR_x1", p1), ("PSNR_x2", p2)):
+            assert row[key] == pytest.approx(float(v[:, j].mean()), rel=1e-6), key
+        assert row["SSIM_x1_spread"] == pytest.approx(float(s1[:, j].std(unbiased=False)), rel=1e-6)
+        assert row["SSIM_x2_spread"] == pytest.approx(float(s2[:, j].std(unbiased=False)), rel=1e-6)
+        assert row["SSIM_x1_spread"] > 0 and row["PSNR_x1"] != row["PSNR_x2"]
