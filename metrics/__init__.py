@@ -3,8 +3,11 @@
 Every metric is a pure function ``(fused, x1, x2) -> Tensor[B]`` on float (B, 1, H, W) images in
 [0, 1] (x1 = T1-Gd, x2 = FLAIR), on any device, in float32 or float64. :func:`score` computes any
 subset at once, sharing work; :func:`get_metric` and :func:`list_metrics` hand out the callables.
+Scoring several fused images against the same sources, :func:`sharing_sources` computes what the
+lineage metrics take of the sources alone once for all of them.
 """
 
+from metrics._lineage_images import sharing_sources
 from metrics.fmi import q_fmi
 from metrics.ncie import q_ncie
 from metrics.piella import q_p
@@ -29,5 +32,6 @@ __all__ = [
     "q_xy",
     "resolve_metrics",
     "score",
+    "sharing_sources",
     "ssim",
 ]

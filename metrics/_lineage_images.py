@@ -10,7 +10,29 @@ units (float32 or float64, (B, 1, H, W)) and, per sample, whether the fused imag
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
+
+# The sources' memo of :func:`sharing_sources` (None: no sharing), and what it holds: per pair of
+# source tensors (A, B) seen, their intermediates by key.
+_SOURCES: contextvars.ContextVar[list | None] = contextvars.ContextVar("fusionbench_sources", default=None)
+
+
+@contextlib.contextmanager
+def sharing_sources():
+    """Within this block, what lineage metrics compute from the sources (A, B) alone (e.g. their
+    phase congruency) is computed once per distinct pair of source tensors, however many fused
+    images are scored against them (``bench eval`` of several fused folders scores each batch of
+    sources against every folder in one such block). Every score is the one it gets without the
+    block, bit for bit: the same computation on equal tensors. What the block keeps is freed at its
+    end, so memory is that of one batch of sources."""
+    token = _SOURCES.set([])
+    try:
+        yield
+    finally:
+        _SOURCES.reset(token)
 
 
 class LineageImages:
@@ -89,6 +111,24 @@ class LineageImages:
     def n(self) -> int:
         return self.a.shape[0]
 
+    def source_cached(self, key, make):
+        """``make()`` once per key for these sources: as :meth:`cached`, but inside
+        :func:`sharing_sources` shared with every other batch of equal A and B (same shape, dtype,
+        device and values), whatever its F. ``make`` must read only ``a`` and ``b`` (nothing of F,
+        and no :meth:`note`: a batch that reuses the value would not note it again)."""
+        memo = _SOURCES.get()
+        if memo is None:
+            return self.cached(key, make)
+        mine = self.cached("sources", lambda: _entry(memo, self.a, self.b))
+        if key not in mine:
+            mine[key] = make()
+        return mine[key]
+
+    def source_memo(self, tag):
+        """:meth:`source_cached` as a function ``(key, make)``, its keys under ``tag``: for kernels
+        that take a ``cache`` rather than a :class:`LineageImages`."""
+        return lambda key, make: self.source_cached((tag, key), make)
+
     def cached(self, key, make):
         if key not in self._cache:
             self._cache[key] = make()
@@ -109,3 +149,14 @@ class LineageImages:
         """Note the samples where the original itself returns NaN (e.g. 0/0 on a constant image)."""
         self.note(metric, ~torch.isfinite(values), reason)
         return values
+
+
+def _entry(memo: list, a: torch.Tensor, b: torch.Tensor) -> dict:
+    """The intermediates kept for sources equal to (a, b) in ``memo``, a new entry if none is."""
+    for ea, eb, held in memo:
+        same = ea.shape == a.shape and ea.dtype == a.dtype and ea.device == a.device
+        if same and torch.equal(ea, a) and torch.equal(eb, b):
+            return held
+    held: dict = {}
+    memo.append((a, b, held))
+    return held

@@ -199,7 +199,8 @@ def test_lineages_scored_together_share_qabf_and_vif_bit_for_bit(monkeypatch):
     monkeypatch.setattr(K, "qabf", counted("qabf", qabf))
     monkeypatch.setattr(K, "vifp_mscale_pair", counted("vif", pair))
     f, a, b = (x / 255 for x in load("c07_brain_avg"))
-    names = ["vifb:Qabf", "mefb:Qabf", "cddfuse:Qabf", "tang:Qabf", "tang:VIF", "cddfuse:VIFF"]
+    # MEFB's VIF (Han's VIFF, another noise variance) shares the sources' decimations, not their maps
+    names = ["vifb:Qabf", "mefb:Qabf", "cddfuse:Qabf", "tang:Qabf", "tang:VIF", "cddfuse:VIFF", "mefb:VIF"]
     together = score(f, a, b, metrics=names)
     assert calls == {"qabf": 1, "vif": 1}
     for name in names:
@@ -213,6 +214,59 @@ def test_lineages_scored_together_share_qabf_and_vif_bit_for_bit(monkeypatch):
         lineage, key = name.split(":")
         next(sp for sp in SPECS[lineage] if sp.key == key)(li, key)
     assert calls == {"qabf": 2, "vif": 2}  # Tang's own on F * 255, the others' shared
+
+
+def test_sharing_sources_keeps_every_score_and_note_and_computes_the_sources_once(monkeypatch):
+    """Within ``metrics.sharing_sources()``, scoring several fused images against the same sources
+    gives every value of every lineage and every NaN note bit for bit as scoring each alone, batches
+    split into pieces included; what the lineages take of the sources alone (phase congruency,
+    Sobel edge maps, wavelet features) is computed once for all of them, and other sources in the
+    same block get their own."""
+    from metrics import sharing_sources
+    from metrics.lineage import kernels as K
+    from metrics.lineage import mefb, wavelet
+
+    f, a, b = (x / 255 for x in load("c07_brain_avg"))
+    flip = (lambda x: torch.flip(x, (-1,)), lambda x: torch.flip(x, (-2,)), lambda x: x.transpose(-1, -2))
+    a, b, f = (torch.cat([x] + [t(x) for t in flip] + [x]) for x in (a, b, f))  # 5 images: pieces of 2 and 3
+    b[4] = 0.5  # a constant source: NaN with the originals' reasons (normalize1, phase congruency)
+    fused = [f, torch.maximum(a, b), 1 - a]
+    calls = dict.fromkeys(("pc", "edge", "dwt"), 0)
+
+    def counted(key, fn):
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(mefb, "phase_congruency", counted("pc", mefb.phase_congruency))
+    monkeypatch.setattr(K, "edge_sobel", counted("edge", K.edge_sobel))
+    monkeypatch.setattr(wavelet, "dwt2_mosaic", counted("dwt", wavelet.dwt2_mosaic))
+    lineages = ",".join(LINEAGES)
+
+    def run(sources):
+        out = []
+        for x in fused:
+            notes: list = []
+            out.append((score(x, *sources, lineages=lineages, notes=notes), notes))
+        return out
+
+    # Per fused image and piece (two pieces): A, B and F each (Sobel edges: A's and B's shared by Tang's
+    # FMI_pixel and MEFB's FMI within a call, each lineage's own F).
+    alone = run((a, b))
+    assert calls == {"pc": 3 * 2 * 3, "edge": 3 * 2 * 4, "dwt": 3 * 2 * 3}
+    assert any(notes for _, notes in alone)  # the constant source's NaNs are noted
+    calls.update(dict.fromkeys(calls, 0))
+    with sharing_sources():
+        shared = run((a, b))  # A and B once per piece, F per fused image
+        assert calls == {"pc": 2 * 2 + 3 * 2, "edge": 2 * 2 + 3 * 2 * 2, "dwt": 2 * 2 + 3 * 2}
+        swapped = run((b, a))  # other sources in the same block: their own intermediates
+    assert calls == {"pc": 20, "edge": 32, "dwt": 20}
+    for (got, got_notes), (want, want_notes) in zip(shared + swapped, alone + run((b, a)), strict=True):
+        assert got_notes == want_notes
+        for name, v in want.items():
+            assert torch.equal(torch.nan_to_num(got[name], 7.0), torch.nan_to_num(v, 7.0)), name
 
 
 def test_a_subset_of_a_lineage_scores_what_the_whole_lineage_scores():

@@ -102,16 +102,18 @@ def _mean7_f32(x: torch.Tensor) -> torch.Tensor:
     return _uniform7(_uniform7(x, -2), -1)[..., 3:-3, 3:-3]
 
 
-def _skimage_ssim(x: torch.Tensor, y: torch.Tensor, x_means=None) -> torch.Tensor:
+def _skimage_ssim(x: torch.Tensor, y: torch.Tensor, x_means=None, y_means=None) -> torch.Tensor:
     """skimage 0.19 ``structural_similarity(x, y)`` on float32 images, operation for operation in
     float32 as there: 7x7 uniform window, sample covariance (49/48), data_range 2 (the float
     dtype's range), mean over the map cropped by 3 taken in float64. Float32 matters: with the
     constants all but gone, E[x^2] - mu^2 cancels and the original's rounding shows in the 5th
-    decimal on near-constant images. ``x_means``: x's local means of x and x^2, if already known."""
+    decimal on near-constant images. ``x_means``, ``y_means``: local means of x and x^2 (y and y^2),
+    if already known."""
     out = x.dtype
     x, y = x.float(), y.float()
     ux, uxx = x_means if x_means is not None else _f_means(x)
-    uy, uyy, uxy = _mean7_f32(y), _mean7_f32(y * y), _mean7_f32(x * y)
+    uy, uyy = y_means if y_means is not None else _f_means(y)
+    uxy = _mean7_f32(x * y)
     norm = 49.0 / 48.0
     vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
     c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
@@ -127,9 +129,10 @@ def _f_means(x: torch.Tensor):
 
 
 def ssim(li: LineageImages, name: str) -> torch.Tensor:
-    """SSIM(F, A) + SSIM(F, B), F's local means computed once."""
+    """SSIM(F, A) + SSIM(F, B), F's local means computed once, and A's and B's once per pair of sources."""
     f_means = _f_means(li.f)
-    return _skimage_ssim(li.f, li.a, f_means) + _skimage_ssim(li.f, li.b, f_means)
+    a_means, b_means = li.source_cached("skimage means", lambda: (_f_means(li.a), _f_means(li.b)))
+    return _skimage_ssim(li.f, li.a, f_means, a_means) + _skimage_ssim(li.f, li.b, f_means, b_means)
 
 
 SPECS = (

@@ -57,6 +57,14 @@ def _pad(x: torch.Tensor, pad, mode: str) -> torch.Tensor:
     return F.pad(x, pad, mode={"replicate": "replicate", "reflect": "reflect"}[mode])
 
 
+def no_cache(key, make):
+    """The ``cache(key, make)`` of a kernel called on its own: ``make()``, nothing kept. Kernels that
+    take a ``cache`` (VIF, MEF-SSIM, Q^AB/F, Q_CB, Q_CV) route what their sources alone give through
+    it; a :class:`LineageImages`' :meth:`~LineageImages.source_memo` keeps it for every F scored
+    against the same sources."""
+    return make()
+
+
 def gaussian_1d(n: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
     """1-D factor of :func:`fspecial_gaussian` (its window is the outer product of this with itself
     whenever no tap falls below eps * max, true for every window used here)."""
@@ -72,14 +80,16 @@ def separable(x: torch.Tensor, g: torch.Tensor, mode: str = "valid", stride: int
     return separable_matmul(x, g.to(dtype=x.dtype, device=x.device), mode, stride)
 
 
-def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid"):
-    """Local Gaussian means of each image in ``xs`` and of the products ``xs[i] * xs[j]`` for
-    ``(i, j)`` in ``pairs``, filtered together in one :func:`separable` pass (each map once, however
-    many pairs share it). Returns (list of means, {pair: mean of the product})."""
-    n = len(xs)
+def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", means=None):
+    """Local Gaussian means of each image in ``xs`` (or of those whose indices ``means`` lists; the
+    others' are None) and of the products ``xs[i] * xs[j]`` for ``(i, j)`` in ``pairs``, filtered
+    together in one :func:`separable` pass (each map once, however many pairs share it). Returns
+    (list of means, {pair: mean of the product})."""
+    which = range(len(xs)) if means is None else means
+    n = len(which)
     buf = torch.empty((xs[0].shape[0], n + len(pairs), *xs[0].shape[-2:]), dtype=xs[0].dtype, device=xs[0].device)
-    for k, x in enumerate(xs):
-        buf[:, k : k + 1] = x
+    for k, i in enumerate(which):
+        buf[:, k : k + 1] = xs[i]
     in_place = not (torch.is_grad_enabled() and any(x.requires_grad for x in xs))  # autograd takes no out=
     for k, (i, j) in enumerate(pairs):  # products written in place: no temporaries, no concatenation
         if in_place:
@@ -87,7 +97,24 @@ def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid"):
         else:
             buf[:, n + k : n + k + 1] = xs[i] * xs[j]
     m = separable(buf, g, mode)
-    return list(m[:, :n].split(1, dim=1)), {p: m[:, n + k : n + k + 1] for k, p in enumerate(pairs)}
+    mu = [None] * len(xs)
+    for k, i in enumerate(which):
+        mu[i] = m[:, k : k + 1]
+    return mu, {p: m[:, n + k : n + k + 1] for k, p in enumerate(pairs)}
+
+
+def moments_beside(li, key, sources, f: torch.Tensor, pairs: list, g: torch.Tensor, mode: str = "valid"):
+    """:func:`local_moments` of ``[*maps, f]`` where ``maps = sources()`` are maps of A and B alone:
+    their means and the ``pairs`` among them are computed once per pair of sources under ``key``
+    (:meth:`LineageImages.source_cached`: once for every fused image scored against them in
+    :func:`metrics.sharing_sources`); F's mean and the pairs with F (index ``len(maps)``) for
+    this F. Returns (list of means, {pair: mean of the product}), as :func:`local_moments`."""
+    maps = li.source_cached((key, "maps"), sources)
+    n = len(maps)
+    own = [p for p in pairs if n not in p]
+    mu_s, e_s = li.source_cached((key, "moments"), lambda: local_moments(maps, own, g, mode))
+    mu_f, e_f = local_moments([*maps, f], [p for p in pairs if n in p], g, mode, means=[n])
+    return [*mu_s, mu_f[n]], {**e_s, **e_f}
 
 
 def _pad_symmetric(x: torch.Tensor, pad) -> torch.Tensor:
@@ -225,11 +252,13 @@ def kernel(rows, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(rows, dtype=like.dtype)
 
 
-def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache=None) -> torch.Tensor:
     """Xydeas & Petrovic's Q^AB/F as VIFB, MEFB, Tang and CDDFuse compute it (one formula): Sobel
     ``conv2(.., 'same')``, orientation atan(gy / gx) with pi/2 where gx = 0, the relative strength
     min/max except gF where gA == gF (their quirk), constants Tg 0.9994, kg -15, Dg 0.5, Ta 0.9879,
-    ka -22, Da 0.8, L 1, ratio of sums."""
+    ka -22, Da 0.8, L 1, ratio of sums. ``cache(key, make)``: where A's and B's gradients are kept
+    (e.g. a :class:`LineageImages`' :meth:`~LineageImages.source_memo`, to compute them once for
+    every F scored against them)."""
 
     def grad(x):
         gx = filt(x, kernel(SOBEL_H3, x), "same", conv=True)
@@ -238,7 +267,8 @@ def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         ang = torch.where(gx == 0, torch.full_like(gx, math.pi / 2), torch.atan(gy / gx))
         return g, ang
 
-    (g_a, t_a), (g_b, t_b), (g_f, t_f) = grad(a), grad(b), grad(f)
+    (g_a, t_a), (g_b, t_b), total = (cache or no_cache)("gradients", lambda: _with_total(grad(a), grad(b)))
+    g_f, t_f = grad(f)
 
     def q(g_s, t_s):
         rel = torch.where(g_s > g_f, g_f / g_s, torch.where(g_s == g_f, g_f, g_s / g_f))
@@ -246,7 +276,11 @@ def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         return 0.9994 / (1 + torch.exp(-15 * (rel - 0.5))) * (0.9879 / (1 + torch.exp(-22 * (ang - 0.8))))
 
     num = (q(g_a, t_a) * g_a + q(g_b, t_b) * g_b).sum(dim=(1, 2, 3))
-    return num / (g_a + g_b).sum(dim=(1, 2, 3))
+    return num / total
+
+
+def _with_total(grad_a, grad_b):
+    return grad_a, grad_b, (grad_a[0] + grad_b[0]).sum(dim=(1, 2, 3))
 
 
 def qabf_once(li) -> torch.Tensor:
@@ -254,7 +288,7 @@ def qabf_once(li) -> torch.Tensor:
     that scores it in one call (VIFB, MEFB, CDDFuse, and Tang on an 8-bit F): the same function of
     the same images. A and B enter it symmetrically and its sums commute exactly, so Tang's (B, A)
     order gives the same value bit for bit."""
-    return li.cached("qabf", lambda: qabf(li.a, li.b, li.f))
+    return li.cached("qabf", lambda: qabf(li.a, li.b, li.f, cache=li.source_memo("qabf(a, b)")))
 
 
 def vifp_mscale(ref: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True) -> torch.Tensor:
@@ -271,54 +305,71 @@ def vifp_mscale(ref: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True) 
 VIF_MIN_SIZE = 41
 
 
-def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float):
+def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float, cache=None):
     """Per scale of Sheikh & Bovik's ``vifp_mscale.m``, for each reference in ``refs`` against
     ``dist``: the maps (information with distortion, without distortion, gain g). Four scales with
     N = 17, 9, 5, 3 Gaussian windows (sigma N / 5), 'valid' filtering, factor-2 decimation after
     filtering from the second scale, eps = 1e-10; ``dist``'s moments and decimation are computed
-    once for every reference. Yields [(num, den, g) per reference] per scale."""
+    once for every reference. ``cache(key, make)``: where what the references alone give is kept
+    (their decimations, moments and information without distortion; e.g. a
+    :class:`LineageImages`' :meth:`~LineageImages.source_memo`, to compute it once for every
+    ``dist`` scored against them). Yields [(num, den, g) per reference] per scale."""
     eps = 1e-10
+    cache = cache or no_cache
     refs = list(refs)
     r = len(refs)
-    pairs = [(k, k) for k in range(r + 1)] + [(k, r) for k in range(r)]
+    pairs = [(k, r) for k in range(r)] + [(r, r)]
     for scale in range(1, 5):
         n = 2 ** (4 - scale + 1) + 1
         win = gaussian_1d(n, n / 5.0, dist)
         if scale > 1:
-            down = separable(torch.cat([*refs, dist], dim=1), win, stride=2)
-            refs, dist = list(down[:, :r].split(1, dim=1)), down[:, r : r + 1]
-        mu, e = local_moments([*refs, dist], pairs, win)
+            down = lambda x=refs, w=win: list(separable(torch.cat(x, dim=1), w, stride=2).split(1, dim=1))  # noqa: E731
+            refs = cache(("down", scale), down)
+            dist = separable(dist, win, stride=2)
+        own = cache(("own", scale, sigma_nsq), lambda x=refs: _vif_references(x, win, sigma_nsq, eps))
+        mu, e = local_moments([*refs, dist], pairs, win, means=[r])
         mu_f = mu[r]
         s2 = (e[(r, r)] - mu_f * mu_f).clamp_(min=0)
         low2 = s2 < eps
         out = []
-        for k in range(r):
-            s1 = (e[(k, k)] - mu[k] * mu[k]).clamp_(min=0)
-            s12 = e[(k, r)] - mu[k] * mu_f
+        for k, (mu_k, s1, low1, den) in enumerate(own):
+            s12 = e[(k, r)] - mu_k * mu_f
             g = s12 / (s1 + eps)
             sv = s2 - g * s12
             # The original's corrections, in its order: where s1 < eps, g = 0, sv = s2, s1 = 0; where
             # s2 < eps, g = 0, sv = 0; where (then) g < 0, sv = s2, g = 0; finally sv >= eps. Folded
             # into selections on the uncorrected g: where s1 or s2 is below eps, g < 0 changes nothing
             # the corrections have not already decided (g is 0; sv is s2, or eps where s2 < eps).
-            low1 = s1 < eps
             neg = g < 0
             sv = torch.where(low1 | neg, s2, sv)
             sv = torch.where(low2 | (sv <= eps), eps, sv)
             g = torch.where(low1 | low2 | neg, 0.0, g)
-            s1 = torch.where(low1, 0.0, s1)
-            num = (g * g * s1).div_(sv + sigma_nsq).add_(1).log10_()
-            den = (s1 / sigma_nsq).add_(1).log10_()
+            num = (g * g * torch.where(low1, 0.0, s1)).div_(sv + sigma_nsq).add_(1).log10_()
             out.append((num, den, g))
         yield out
 
 
-def vifp_mscale_pair(ref_a: torch.Tensor, ref_b: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True):
+def _vif_references(refs: list, win: torch.Tensor, sigma_nsq: float, eps: float) -> list:
+    """What :func:`vifp_scales` takes of each reference alone at one scale: (local mean, variance s1
+    clamped at 0, s1 < eps, the information without distortion log10(1 + s1 / sigma_nsq) with s1
+    taken as 0 where it is below eps)."""
+    mu, e = local_moments(refs, [(k, k) for k in range(len(refs))], win)
+    out = []
+    for k in range(len(refs)):
+        s1 = (e[(k, k)] - mu[k] * mu[k]).clamp_(min=0)
+        low1 = s1 < eps
+        den = (torch.where(low1, 0.0, s1) / sigma_nsq).add_(1).log10_()
+        out.append((mu[k], s1, low1, den))
+    return out
+
+
+def vifp_mscale_pair(ref_a: torch.Tensor, ref_b: torch.Tensor, dist: torch.Tensor, nan_to_one: bool = True, cache=None):
     """(:func:`vifp_mscale` (ref_a, dist), (ref_b, dist)): sigma_nsq = 2, the ratio of the sums of
-    :func:`vifp_scales`' maps over pixels and scales; NaN -> 1 (CDDFuse)."""
+    :func:`vifp_scales`' maps over pixels and scales; NaN -> 1 (CDDFuse). ``cache``: as
+    :func:`vifp_scales`'."""
     zero = torch.zeros(dist.shape[0], dtype=dist.dtype, device=dist.device)
     num, den = [zero, zero], [zero, zero]
-    for per_ref in vifp_scales([ref_a, ref_b], dist, 2.0):
+    for per_ref in vifp_scales([ref_a, ref_b], dist, 2.0, cache):
         for k, (n_map, d_map, _) in enumerate(per_ref):
             num[k] = num[k] + n_map.sum(dim=(1, 2, 3))
             den[k] = den[k] + d_map.sum(dim=(1, 2, 3))
@@ -334,7 +385,7 @@ def vifp_pair_once(li):
     Tang's VIF and CDDFuse's VIFF in one call (on an 8-bit F, the same images): each source's maps
     are filtered channel by channel, so Tang's (B, A) order gives the same pair bit for bit
     (checked on every shared case, float32 and float64)."""
-    return li.cached("vifp_pair", lambda: vifp_mscale_pair(li.a, li.b, li.f))
+    return li.cached("vifp_pair", lambda: vifp_mscale_pair(li.a, li.b, li.f, cache=li.source_memo("vif(a, b)")))
 
 
 def freqspace(n: int, like: torch.Tensor) -> torch.Tensor:

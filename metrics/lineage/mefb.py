@@ -88,7 +88,7 @@ def _yang_maps(li: LineageImages):
 
     def make():
         pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
-        mu, e = K.local_moments([li.a, li.b, li.f], pairs, K.gaussian_1d(7, 1.5, li.a))
+        mu, e = K.moments_beside(li, "ssim_yang", lambda: [li.a, li.b], li.f, pairs, K.gaussian_1d(7, 1.5, li.a))
         var = [e[(k, k)] - mu[k] * mu[k] for k in range(3)]
         out = {}
         for i, j in ((0, 1), (0, 2), (1, 2)):
@@ -144,7 +144,8 @@ def qw(li: LineageImages, name: str) -> torch.Tensor:
         return torch.sqrt(gx * gx + gy * gy)
 
     pairs = [(0, 0), (1, 1), (2, 2), (2, 0), (2, 1)]
-    mu, e = K.local_moments([edge(li.a), edge(li.b), edge(li.f)], pairs, K.gaussian_1d(11, 1.5, li.a))
+    g = K.gaussian_1d(11, 1.5, li.a)
+    mu, e = K.moments_beside(li, "qw edges", lambda: [edge(li.a), edge(li.b)], edge(li.f), pairs, g)
     var = [e[(k, k)] - mu[k] * mu[k] for k in range(3)]
     zero = ((var[0] + var[1]) == 0).to(var[0].dtype) * 0.5
     va, vb = var[0] + zero, var[1] + zero
@@ -162,8 +163,10 @@ def qw(li: LineageImages, name: str) -> torch.Tensor:
 def qcb(li: LineageImages, name: str) -> torch.Tensor:
     """MEFB's copy: ``im2double`` (x / 255 for an 8-bit image; a float one unchanged), then ``normalize1``."""
     scale = torch.where(li.f_integer.view(-1, 1, 1, 1), divide(li.f, 255), li.f)  # rounded next: true division
-    imgs = (K.normalize1(divide(li.a, 255)), K.normalize1(divide(li.b, 255)), K.normalize1(scale))
-    return li.nan_if_nonfinite(name, vifb.chen_blum(*imgs), vifb.CONSTANT)
+    sources = (li.a, li.b)
+    a, b = li.source_cached("normalize1(a / 255, b / 255)", lambda: [K.normalize1(divide(x, 255)) for x in sources])
+    v = vifb.chen_blum(a, b, K.normalize1(scale), cache=li.source_memo("chen_blum(im2double)"))
+    return li.nan_if_nonfinite(name, v, vifb.CONSTANT)
 
 
 def mef_ssim(li: LineageImages, name: str) -> torch.Tensor:
@@ -171,7 +174,7 @@ def mef_ssim(li: LineageImages, name: str) -> torch.Tensor:
     The original calls ``rgb2gray`` on every image and so errors on grey ones (MATLAB and Octave
     alike); this is its value on the same images given as RGB with three equal channels (which
     ``rgb2gray`` maps back to the grey values). Not checked against the original on grey images."""
-    return mef_ms_ssim([li.a, li.b], li.f)
+    return mef_ms_ssim([li.a, li.b], li.f, cache=li.source_memo("mef_ms_ssim(a, b)"))
 
 
 def vif(li: LineageImages, name: str) -> torch.Tensor:
@@ -182,7 +185,7 @@ def vif(li: LineageImages, name: str) -> torch.Tensor:
     weights = [w / 2.15 for w in (1.0, 0.0, 0.15, 1.0)]
     total = torch.zeros(li.n, dtype=li.f.dtype, device=li.f.device)
     for w, ((num_a, den_a, g_a), (num_b, den_b, g_b)) in zip(
-        weights, K.vifp_scales([li.a, li.b], li.f, 0.005 * 255 * 255)
+        weights, K.vifp_scales([li.a, li.b], li.f, 0.005 * 255 * 255, cache=li.source_memo("vif(a, b)"))
     ):
         pick_a = g_a < g_b
         vid = (torch.where(pick_a, num_a, num_b) + 1e-7).sum(dim=(1, 2, 3))
@@ -201,7 +204,8 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
     C = 1e-4) of F's map with A's, B's and their pixelwise maximum (by phase congruency), each
     masked where the source's phase congruency exceeds 0.1; averaged over the max mask; the three
     products. A constant image gives 0 / 0 in the original's phase congruency: NaN, noted."""
-    pcs = [phase_congruency(x) for x in (li.a, li.b, li.f)]
+    pcs = [li.source_cached(("pc", k), lambda x=x: phase_congruency(x)) for k, x in (("a", li.a), ("b", li.b))]
+    pcs.append(phase_congruency(li.f))
     (pc1, big1, small1), (pc2, big2, small2), (pcf, bigf, smallf) = pcs
     first = (pc1 > pc2).to(pc1.dtype)
 
@@ -212,10 +216,13 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
     mask3 = pick(pc1, pc2) > 0.1
     g = K.gaussian_1d(11, 1.5, li.f)
     out = torch.ones(li.n, dtype=li.f.dtype, device=li.f.device)
-    for m1, m2, mf in ((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf)):
-        mmax = pick(m1, m2)
-        imgs = [m1 * mask1, m2 * mask2, mmax * mask3, mf]
-        mu, e = K.local_moments(imgs, [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)], g, "same")
+    pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)]
+    for t, (m1, m2, mf) in enumerate(((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf))):
+
+        def masked(m1=m1, m2=m2):
+            return [m1 * mask1, m2 * mask2, pick(m1, m2) * mask3]
+
+        mu, e = K.moments_beside(li, ("qp", t), masked, mf, pairs, g, "same")
         var_f = e[(3, 3)] - mu[3] * mu[3]
         best = None
         for k, mask in enumerate((mask1, mask2, mask3)):
@@ -238,7 +245,8 @@ def fmi(li: LineageImages, name: str) -> torch.Tensor:
     whose ``edge`` also refuses double images outside [0, 1])."""
     from metrics.fmi import fmi_from_images
 
-    return fmi_from_images(K.edge_sobel(li.a), K.edge_sobel(li.b), K.edge_sobel(li.f), 3)
+    a, b = (li.source_cached(("edge_sobel", k), lambda x=x: K.edge_sobel(x)) for k, x in (("a", li.a), ("b", li.b)))
+    return fmi_from_images(a, b, K.edge_sobel(li.f), 3)
 
 
 # Keys of the original not implemented here (docs/lineages.md says why): none.

@@ -82,7 +82,7 @@ def vif(li: LineageImages, name: str) -> torch.Tensor:
     if bool(li.f_integer.all()):  # F as it is: CDDFuse's VIFF maps, shared when both are scored
         v_a, v_b = K.vifp_pair_once(li)
     else:
-        v_b, v_a = K.vifp_mscale_pair(li.b, li.a, _float_f(li))
+        v_b, v_a = K.vifp_mscale_pair(li.b, li.a, _float_f(li), cache=li.source_memo("vif(b, a)"))
     return v_b + v_a
 
 
@@ -108,7 +108,7 @@ def scd(li: LineageImages, name: str) -> torch.Tensor:
 def qabf(li: LineageImages, name: str) -> torch.Tensor:
     if bool(li.f_integer.all()):  # F as it is: the other lineages' Qabf, shared when they are scored
         return K.qabf_once(li)
-    return K.qabf(li.b, li.a, _float_f(li))
+    return K.qabf(li.b, li.a, _float_f(li), cache=li.source_memo("qabf(b, a)"))
 
 
 def nabf(li: LineageImages, name: str) -> torch.Tensor:
@@ -145,27 +145,29 @@ def nabf(li: LineageImages, name: str) -> torch.Tensor:
     return num / (w_a + w_b).sum(dim=(1, 2, 3))
 
 
-def _ssim_matlab_maps(f: torch.Tensor, refs: list) -> list:
-    """MATLAB ``ssim(f, r)`` for each r on doubles with its defaults: 11x11 Gaussian (sigma 1.5),
-    replicate padding, 'same' map, DynamicRange 1 (C1 = 1e-4, C2 = 9e-4); the mean of each map."""
-    pairs = [(0, 0)] + [p for k in range(1, len(refs) + 1) for p in ((k, k), (0, k))]
-    mu, e = K.local_moments([f, *refs], pairs, K.gaussian_1d(11, 1.5, f), "replicate")
+def _ssim_matlab_maps(li: LineageImages, f: torch.Tensor) -> list:
+    """MATLAB ``ssim(f, r)`` for r = B, A on doubles with its defaults: 11x11 Gaussian (sigma 1.5),
+    replicate padding, 'same' map, DynamicRange 1 (C1 = 1e-4, C2 = 9e-4); the mean of each map.
+    B's and A's own moments are computed once per pair of sources (:func:`K.moments_beside`)."""
+    pairs = [(0, 0), (1, 1), (2, 2), (0, 2), (1, 2)]
+    g = K.gaussian_1d(11, 1.5, f)
+    mu, e = K.moments_beside(li, "ssim matlab", lambda: [li.b, li.a], f, pairs, g, "replicate")
     c1, c2 = 0.01**2, 0.03**2
-    vf = e[(0, 0)] - mu[0] * mu[0]
+    vf = e[(2, 2)] - mu[2] * mu[2]
     out = []
-    for k in range(1, len(refs) + 1):
-        vr, cov = e[(k, k)] - mu[k] * mu[k], e[(0, k)] - mu[0] * mu[k]
-        s = ((2 * mu[0] * mu[k] + c1) * (2 * cov + c2)) / ((mu[0] * mu[0] + mu[k] * mu[k] + c1) * (vf + vr + c2))
+    for k in range(2):
+        vr, cov = e[(k, k)] - mu[k] * mu[k], e[(k, 2)] - mu[2] * mu[k]
+        s = ((2 * mu[2] * mu[k] + c1) * (2 * cov + c2)) / ((mu[2] * mu[2] + mu[k] * mu[k] + c1) * (vf + vr + c2))
         out.append(s.mean(dim=(1, 2, 3)))
     return out
 
 
 def ssim(li: LineageImages, name: str) -> torch.Tensor:
-    s_b, s_a = _ssim_matlab_maps(_float_f(li), [li.b, li.a])
+    s_b, s_a = _ssim_matlab_maps(li, _float_f(li))
     return 0.5 * s_b + 0.5 * s_a
 
 
-def _mef_ssim(seq: list, f: torch.Tensor, k: float = 0.03) -> torch.Tensor:
+def _mef_ssim(seq: list, f: torch.Tensor, k: float = 0.03, cache=None) -> torch.Tensor:
     """Ma, Zeng & Wang's MEF-SSIM (``mef_ssim.m``) of F against the source sequence, batched.
 
     Per 11x11 patch the original builds a desired patch from the sources' mean-removed patches,
@@ -173,11 +175,27 @@ def _mef_ssim(seq: list, f: torch.Tensor, k: float = 0.03) -> torch.Tensor:
     the strongest source's contrast, and compares it with F's patch by the SSIM structure term
     under an 11x11 Gaussian (C = (0.03 * 255)^2). The desired patch is an affine combination of the
     source patches, so every statistic the original takes of it expands into local moments of the
-    sources and F (box sums and Gaussian means of x_k, x_k x_l, x_k F): no loop over patches."""
+    sources and F (box sums and Gaussian means of x_k, x_k x_l, x_k F): no loop over patches.
+    ``cache(key, make)``: where the sources' own part is kept (:func:`_desired`)."""
+    n = len(seq)
+    coef, b, scale, m_r, e_rr = (cache or K.no_cache)("desired", lambda: _desired(seq))
+    g = K.gaussian_1d(11, 1.5, f)
+    g_mu, g_e = K.local_moments([*seq, f], [(i, n) for i in range(n)] + [(n, n)], g, means=[n])
+    e_rf = sum(coef[i] * g_e[(i, n)] for i in range(n)) - b * g_mu[n]
+    var_r = scale * scale * (e_rr - m_r * m_r)
+    var_f = g_e[(n, n)] - g_mu[n] * g_mu[n]
+    cov = scale * (e_rf - m_r * g_mu[n])
+    c = (k * 255) ** 2
+    return ((2 * cov + c) / (var_r + var_f + c)).mean(dim=(1, 2, 3))
+
+
+def _desired(seq: list):
+    """The sources' part of :func:`_mef_ssim`, which no F changes: the desired patch's coefficients
+    ``a_k`` and offset ``b`` (desired = sum_k a_k x_k - b), its contrast scale, and its Gaussian mean
+    and mean square."""
     eps = torch.finfo(torch.float64).eps
     n = len(seq)
-    ones = torch.ones(11, dtype=f.dtype, device=f.device)
-    g = K.gaussian_1d(11, 1.5, f)
+    ones = torch.ones(11, dtype=seq[0].dtype, device=seq[0].device)
     pairs = [(i, j) for i in range(n) for j in range(i, n)]
     u_mu, u_e = K.local_moments(seq, pairs, ones)  # box sums over the patch
     mu = [m / 121 for m in u_mu]
@@ -198,17 +216,11 @@ def _mef_ssim(seq: list, f: torch.Tensor, k: float = 0.03) -> torch.Tensor:
     norm2 = sum(a[i] * a[j] * u_e[(i, j)] * (1 if i == j else 2) for i, j in pairs)
     norm2 = norm2 - 2 * b * sum(a[i] * u_mu[i] for i in range(n)) + 121 * b * b
     scale = torch.where(norm2 > 0, max_ed / torch.sqrt(norm2.clamp(min=1e-300)), torch.ones_like(norm2))
-    g_pairs = pairs + [(i, n) for i in range(n)] + [(n, n)]
-    g_mu, g_e = K.local_moments([*seq, f], g_pairs, g)
+    g_mu, g_e = K.local_moments(seq, pairs, K.gaussian_1d(11, 1.5, seq[0]))
     m_r = sum(a[i] * g_mu[i] for i in range(n)) - b
     e_rr = sum(a[i] * a[j] * g_e[(i, j)] * (1 if i == j else 2) for i, j in pairs)
     e_rr = e_rr - 2 * b * sum(a[i] * g_mu[i] for i in range(n)) + b * b
-    e_rf = sum(a[i] * g_e[(i, n)] for i in range(n)) - b * g_mu[n]
-    var_r = scale * scale * (e_rr - m_r * m_r)
-    var_f = g_e[(n, n)] - g_mu[n] * g_mu[n]
-    cov = scale * (e_rf - m_r * g_mu[n])
-    c = (k * 255) ** 2
-    return ((2 * cov + c) / (var_r + var_f + c)).mean(dim=(1, 2, 3))
+    return a, b, scale, m_r, e_rr
 
 
 def _halve(x: torch.Tensor) -> torch.Tensor:
@@ -221,19 +233,24 @@ def _halve(x: torch.Tensor) -> torch.Tensor:
 
 def ms_ssim(li: LineageImages, name: str) -> torch.Tensor:
     """``analysis_ms_ssim(cat(3, ir, vi), F)``."""
-    return mef_ms_ssim([li.b, li.a], _float_f(li))
+    return mef_ms_ssim([li.b, li.a], _float_f(li), cache=li.source_memo("mef_ms_ssim(b, a)"))
 
 
-def mef_ms_ssim(seq: list, f: torch.Tensor) -> torch.Tensor:
+def mef_ms_ssim(seq: list, f: torch.Tensor, cache=None) -> torch.Tensor:
     """Ma et al.'s ``mef_ms_ssim.m`` (Tang's ``analysis_ms_ssim``): MEF-SSIM at 3 scales (2x2 mean
-    and decimation between them), combined as prod Q_l^w_l with w = [0.0448, 0.2856, 0.3001] / sum."""
+    and decimation between them), combined as prod Q_l^w_l with w = [0.0448, 0.2856, 0.3001] / sum.
+    ``cache(key, make)``: where what the sources alone give is kept (e.g. a :class:`LineageImages`'
+    :meth:`~LineageImages.source_cached`, to compute it once for every F scored against them)."""
     w = torch.tensor([0.0448, 0.2856, 0.3001], dtype=torch.float64)
     w = (w / w.sum()).tolist()
     out = torch.ones(f.shape[0], dtype=torch.complex128, device=f.device)
+    cache = cache or K.no_cache
     for level in range(3):
         if level:
-            seq, f = [_halve(x) for x in seq], _halve(f)
-        out = out * _mef_ssim(seq, f).to(torch.complex128) ** w[level]
+            seq = cache(("halved", level), lambda s=seq: [_halve(x) for x in s])
+            f = _halve(f)
+        scaled = lambda key, make, level=level: cache((level, key), make)
+        out = out * _mef_ssim(seq, f, cache=scaled).to(torch.complex128) ** w[level]
     # A negative scale score raised to a fractional weight is complex in MATLAB; the real part of
     # the product is what the original reports (c12, F = 255 - A: -0.297).
     return out.real.to(f.dtype)
@@ -258,8 +275,8 @@ def fmi_dct(li: LineageImages, name: str) -> torch.Tensor:
     f = _float_f(li)
     h, w = f.shape[-2:]
     dh, dw = _dct_matrix(h, f), _dct_matrix(w, f)
-    b, a, ff = (dh @ x @ dw.T for x in (li.b, li.a, f))
-    return fmi_from_images(b, a, ff, 3)
+    b, a = (li.source_cached(("dct2", k), lambda x=x: dh @ x @ dw.T) for k, x in (("b", li.b), ("a", li.a)))
+    return fmi_from_images(b, a, dh @ f @ dw.T, 3)
 
 
 def fmi_pixel(li: LineageImages, name: str) -> torch.Tensor:
@@ -270,7 +287,8 @@ def fmi_pixel(li: LineageImages, name: str) -> torch.Tensor:
     oracle could not run it (about 530 s per image in Octave)."""
     from metrics.fmi import fmi_from_images
 
-    return fmi_from_images(K.edge_sobel(li.b), K.edge_sobel(li.a), K.edge_sobel(_float_f(li)), 3)
+    b, a = (li.source_cached(("edge_sobel", k), lambda x=x: K.edge_sobel(x)) for k, x in (("b", li.b), ("a", li.a)))
+    return fmi_from_images(b, a, K.edge_sobel(_float_f(li)), 3)
 
 
 def fmi_w(li: LineageImages, name: str) -> torch.Tensor:
@@ -281,8 +299,11 @@ def fmi_w(li: LineageImages, name: str) -> torch.Tensor:
     MATLAB's ``dmey`` taps come from a third-party copy (:data:`metrics.lineage.wavelet.DMEY_HALF`)."""
     from metrics.fmi import fmi_from_images
 
-    feats = [W.rerange(W.dwt2_mosaic(x)) for x in (li.b, li.a, _float_f(li))]
-    return fmi_from_images(*feats, 3, score_f32=True)
+    def feature(x):
+        return W.rerange(W.dwt2_mosaic(x))
+
+    b, a = (li.source_cached(("dwt2_mosaic", k), lambda x=x: feature(x)) for k, x in (("b", li.b), ("a", li.a)))
+    return fmi_from_images(b, a, feature(_float_f(li)), 3, score_f32=True)
 
 
 # Keys of the original not implemented here (docs/lineages.md says why).

@@ -102,7 +102,7 @@ def wang_ssim_sum(li: LineageImages, name: str) -> torch.Tensor:
     """SSIM(A, F) + SSIM(B, F): 11x11 Gaussian (sigma 1.5), 'valid' maps, L = 255; F's moments
     filtered once for both."""
     pairs = [(0, 0), (1, 1), (2, 2), (0, 2), (1, 2)]
-    mu, e = K.local_moments([li.a, li.b, li.f], pairs, K.gaussian_1d(11, 1.5, li.f))
+    mu, e = K.moments_beside(li, "ssim 11", lambda: [li.a, li.b], li.f, pairs, K.gaussian_1d(11, 1.5, li.f))
     var_f = e[(2, 2)] - mu[2] * mu[2]
 
     def s(k):
@@ -118,13 +118,15 @@ def _gaussian31(sigma: float, like: torch.Tensor) -> torch.Tensor:
     return torch.exp(-(r**2) / (2 * sigma * sigma)) / math.sqrt(2 * math.pi * sigma * sigma)
 
 
-def chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache=None) -> torch.Tensor:
     """Q_CB per image, always computed in float64 (float32 changes it in the first decimal: the
-    contrast ratio is ill-conditioned where an image is flat) and returned in the inputs' dtype."""
-    return _chen_blum(a.double(), b.double(), f.double()).to(a.dtype)
+    contrast ratio is ill-conditioned where an image is flat) and returned in the inputs' dtype.
+    ``cache(key, make)``: where what A and B alone give is kept (e.g. a :class:`LineageImages`'
+    :meth:`~LineageImages.source_memo`, to compute it once for every F scored against them)."""
+    return _chen_blum(a.double(), b.double(), f.double(), cache or K.no_cache).to(a.dtype)
 
 
-def _chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def _chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache) -> torch.Tensor:
     """Chen & Blum's Q_CB as ``metricChenBlum.m`` (the images already through ``normalize1``):
     a DoG contrast-sensitivity filter in the frequency domain (f0 15.3870, f1 1.3456, a 0.7622,
     frequencies scaled by size / 30), local contrast from 31x31 Gaussians (sigma 2 and 4) as
@@ -135,27 +137,36 @@ def _chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tenso
     r = torch.sqrt(u.view(1, -1) ** 2 + v.view(-1, 1) ** 2)
     sd = torch.exp(-((r / 15.3870) ** 2)) - 0.7622 * torch.exp(-((r / 1.3456) ** 2))
     g1, g2 = _gaussian31(2.0, a), _gaussian31(4.0, a)
-    # The three images' CSF-filtered versions in one real FFT (the DoG response is even: the
-    # original's complex result is this real image plus its FFT's rounding noise, :func:`K.csf_filter`),
-    # then through both 31x31 Gaussians ('same', spatial). Where an image is flat far from any edge
-    # both Gaussian responses are rounding noise and so is their ratio: the documented hazards.
-    y = K.csf_filter(torch.cat([a, b, f], dim=1), sd)
-    num, den = K.separable(y, g1, "same"), K.separable(y, g2, "same")
-    # |(G1 y) / (G2 y) - 1| = |G1 y - G2 y| / |G2 y|.
-    c = torch.abs(num - den) / torch.abs(den)
-    c = c**3 / (c**2 + 0.0001)
-    c1, c2, cf = c[:, 0:1], c[:, 1:2], c[:, 2:3]
+
+    def contrast(x):
+        # The images' CSF-filtered versions in one real FFT (the DoG response is even: the
+        # original's complex result is this real image plus its FFT's rounding noise,
+        # :func:`K.csf_filter`), then through both 31x31 Gaussians ('same', spatial). Where an image
+        # is flat far from any edge both Gaussian responses are rounding noise and so is their
+        # ratio: the documented hazards.
+        y = K.csf_filter(x, sd)
+        num, den = K.separable(y, g1, "same"), K.separable(y, g2, "same")
+        c = torch.abs(num - den) / torch.abs(den)  # |(G1 y) / (G2 y) - 1| = |G1 y - G2 y| / |G2 y|
+        return c**3 / (c**2 + 0.0001)
+
+    def sources():  # A's and B's masked contrasts and their saliency weights
+        c = contrast(torch.cat([a, b], dim=1))
+        c1, c2 = c[:, 0:1], c[:, 1:2]
+        den = c1 * c1 + c2 * c2
+        return c1, c2, (c1 * c1) / den, (c2 * c2) / den
+
+    c1, c2, w1, w2 = cache("contrast", sources)
+    cf = contrast(f)
     q1 = torch.where(c1 < cf, c1 / cf, cf / c1)
     q2 = torch.where(c2 < cf, c2 / cf, cf / c2)
-    den = c1 * c1 + c2 * c2
-    q = (c1 * c1) / den * q1 + (c2 * c2) / den * q2
-    return q.mean(dim=(1, 2, 3))
+    return (w1 * q1 + w2 * q2).mean(dim=(1, 2, 3))
 
 
-def chen_varshney(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def chen_varshney(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache=None) -> torch.Tensor:
     """Chen & Varshney's Q_CV as ``metricChen.m`` (images already through ``normalize1``): Sobel
     strength^5 summed over 16x16 blocks as saliency, Mannos-Sakrison CSF-filtered differences
-    (frequencies scaled by size / 8), mean square per block; lower is better."""
+    (frequencies scaled by size / 8), mean square per block; lower is better. ``cache``: as
+    :func:`chen_blum`'s (the sources' saliencies)."""
     hang, lie = a.shape[-2:]
     f1 = K.kernel([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], a)
     f2 = K.kernel([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]], a)
@@ -173,21 +184,30 @@ def chen_varshney(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Te
         d = K.csf_filter(x - f, theta)
         return K.block_sums(d * d, 16) / 256.0
 
-    r1, r2 = saliency(a), saliency(b)
-    return (r1 * dist(a) + r2 * dist(b)).sum(dim=(1, 2)) / (r1 + r2).sum(dim=(1, 2))
+    r1, r2, total = (cache or K.no_cache)("saliency", lambda: _with_sum(saliency(a), saliency(b)))
+    return (r1 * dist(a) + r2 * dist(b)).sum(dim=(1, 2)) / total
+
+
+def _with_sum(r1: torch.Tensor, r2: torch.Tensor):
+    return r1, r2, (r1 + r2).sum(dim=(1, 2))
 
 
 CONSTANT = "the original divides 0 by 0 on a constant image"
 
 
+def _normalized_sources(li: LineageImages):
+    """``normalize1`` of A and B, once per pair of sources."""
+    return li.source_cached("normalize1(a, b)", lambda: (K.normalize1(li.a), K.normalize1(li.b)))
+
+
 def qcb(li: LineageImages, name: str) -> torch.Tensor:
     """VIFB's copy converts with ``double()``: ``normalize1`` of the 0..255 values."""
-    v = chen_blum(*(K.normalize1(x) for x in (li.a, li.b, li.f)))
+    v = chen_blum(*_normalized_sources(li), K.normalize1(li.f), cache=li.source_memo("chen_blum"))
     return li.nan_if_nonfinite(name, v, CONSTANT)
 
 
 def qcv(li: LineageImages, name: str) -> torch.Tensor:
-    v = chen_varshney(*(K.normalize1(x) for x in (li.a, li.b, li.f)))
+    v = chen_varshney(*_normalized_sources(li), K.normalize1(li.f), cache=li.source_memo("chen_varshney"))
     return li.nan_if_nonfinite(name, v, CONSTANT)
 
 
