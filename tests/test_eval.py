@@ -339,6 +339,33 @@ def test_workers_give_the_same_scores_and_name_the_nan_images(tmp_path, triples,
     assert (tmp_path / "out1" / "scores.csv").read_text() == (tmp_path / "out2" / "scores.csv").read_text()
 
 
+def test_several_fused_folders_share_the_sources_work_with_the_same_scores(tmp_path, triples, monkeypatch):
+    """Several fused folders scored in one eval compute what the lineage metrics take of the
+    sources alone once per batch of sources (here MEFB's phase congruency: A and B once, each
+    folder's F once), in one process or in workers; every score equals that of each folder scored
+    by its own eval, bit for bit."""
+    from benchmark.running.evaluate import evaluate_folders
+    from metrics.lineage import mefb
+
+    _six_triples(tmp_path, triples)
+    x1, x2 = triples
+    _write(tmp_path / "g", [f"s{i}" for i in range(6)], [np.maximum(x1[i % 3], x2[i % 3]) for i in range(6)], "png8")
+    folders = (str(tmp_path / "a"), str(tmp_path / "b"))
+    kw = dict(lineage="mefb,cddfuse", batch=2, progress=False)
+    calls = []
+    real = mefb.phase_congruency
+    monkeypatch.setattr(mefb, "phase_congruency", lambda x: calls.append(x.shape[0]) or real(x))
+    alone = [evaluate_folders(*folders, {m: str(tmp_path / m)}, str(tmp_path / f"alone_{m}"), **kw) for m in "fg"]
+    assert len(calls) == 2 * 3 * 3  # two folders, three batches, A, B and F each
+    calls.clear()
+    both = {m: str(tmp_path / m) for m in "fg"}
+    together = evaluate_folders(*folders, both, str(tmp_path / "together"), workers=1, **kw)
+    assert len(calls) == 3 * (2 + 2)  # three batches: A and B once, then each folder's F
+    pd.testing.assert_frame_equal(together, pd.concat(alone, ignore_index=True))
+    in_workers = evaluate_folders(*folders, both, str(tmp_path / "workers"), workers=2, **kw)
+    pd.testing.assert_frame_equal(in_workers, together)
+
+
 def test_bad_file_in_a_worker_batch_is_one_clear_error(tmp_path, triples, capsys):
     """A wrong-sized fused image in a batch a worker process scores stops the eval with the
     single-process error (file, shape, what was expected) and leaves no output folder."""

@@ -7,6 +7,7 @@ The same file stem in the x1, x2 and fused folders makes one triple. Several fus
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ from benchmark.distributed import pick_device
 from benchmark.provenance import files_sha, metrics_code
 from benchmark.reporting.report import write_score_tables
 from benchmark.reporting.tables import write_scores
-from metrics import _compile
+from metrics import _compile, sharing_sources
 from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, column_names, resolve_metrics
@@ -400,6 +401,28 @@ def _score_batch(task, columns: dict | None = None) -> tuple[list[dict], list]:
     return rows, notes
 
 
+def _source_groups(indices, tasks: list) -> list[list[int]]:
+    """``indices`` of ``tasks`` grouped by their batch of sources (the same x1 and x2 files, scored
+    against several fused folders), in the order of each group's first task."""
+    groups: dict = {}
+    for i in indices:
+        groups.setdefault(tuple((p1, p2) for p1, p2, _, _ in tasks[i][1].values()), []).append(i)
+    return list(groups.values())
+
+
+def _sharing(group: list):
+    """:func:`metrics.sharing_sources` around a group of batches that share their sources: what the
+    lineage metrics take of the sources alone is computed once for all the fused folders (the
+    scores the same bit for bit). A lone batch keeps nothing beyond its own scoring."""
+    return sharing_sources() if len(group) > 1 else contextlib.nullcontext()
+
+
+def _score_group(tasks: list) -> list:
+    """:func:`_score_batch` of each task, in one :func:`_sharing` block (tasks of one batch of sources)."""
+    with _sharing(tasks):
+        return [_score_batch(t) for t in tasks]
+
+
 def _deferrable(names: list[str], workload: int, device: str) -> list[str]:
     """The metrics whose compiled kernels are worth compiling in the background while the others
     are scored: those that run compiled kernels (on a CPU, for a large workload), when others exist."""
@@ -430,30 +453,34 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size,
     pending: list[int] = []
 
     def catch_up() -> None:
-        for j in pending:
-            rows, notes = results[j]
-            late_rows, late_notes = _score_batch(part(tasks[j], deferred), cols)
-            merged = []
-            for r, d in zip(rows, late_rows, strict=True):
-                both = {**r, **d}
-                merged.append({"model": r["model"], "name": r["name"], **{c: both[c] for c in cols.values()}})
-            results[j] = (merged, notes + late_notes)
-            done(j)
-            bar.update()
+        for group in _source_groups(pending, tasks):
+            with _sharing(group):
+                for j in group:
+                    rows, notes = results[j]
+                    late_rows, late_notes = _score_batch(part(tasks[j], deferred), cols)
+                    merged = []
+                    for r, d in zip(rows, late_rows, strict=True):
+                        both = {**r, **d}
+                        merged.append({"model": r["model"], "name": r["name"], **{c: both[c] for c in cols.values()}})
+                    results[j] = (merged, notes + late_notes)
+                    done(j)
+                    bar.update()
         pending.clear()
 
-    for i, task in enumerate(tasks):
-        if pending and not _compile.warming():
-            catch_up()
-        if _compile.warming():
-            results[i] = _score_batch(part(task, early), cols)
-            pending.append(i)
-            if not bar.disable:
-                bar.total += 1
-        else:
-            results[i] = _score_batch(task)
-            done(i)
-        bar.update()
+    for group in _source_groups(range(len(tasks)), tasks):
+        with _sharing(group):
+            for i in group:
+                if pending and not _compile.warming():
+                    catch_up()
+                if _compile.warming():
+                    results[i] = _score_batch(part(tasks[i], early), cols)
+                    pending.append(i)
+                    if not bar.disable:
+                        bar.total += 1
+                else:
+                    results[i] = _score_batch(tasks[i])
+                    done(i)
+                bar.update()
     catch_up()
 
 
@@ -469,9 +496,9 @@ def _worker_init() -> None:
     log.disabled = True  # the main process logs the NaN notes
 
 
-def _score_in_worker(task):
+def _score_in_worker(tasks: list):
     try:
-        return "ok", _score_batch(task)
+        return "ok", _score_group(tasks)
     except ValueError as e:  # bad input: one clear line in the main process, as without workers
         return "error", str(e)
 
@@ -481,37 +508,40 @@ def _score_side_by_side(
 ) -> None:
     """Fill ``results[i]`` (``i >= first``) with :func:`_score_batch` of ``tasks[i]``: ``n_workers - 1`` spawned
     processes (spawn, not fork: the parent's OpenMP / BLAS thread pools are not safe to fork) take
-    batches in order, two queued each, while this process scores the rest, so no core waits for
-    the workers to start (importing torch takes them ~2 s). ``finished(i)``: after each batch's scores."""
+    groups of batches that share their sources (:func:`_source_groups`: one batch per fused folder)
+    in order, two queued each, while this process scores the rest, so no core waits for the
+    workers to start (importing torch takes them ~2 s). ``finished(i)``: after each batch's scores."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")
     pending: dict = {}
-    nxt = first
+    groups = _source_groups(range(first, len(tasks)), tasks)
+    nxt = 0
+
+    def keep(group: list, scored: list) -> None:
+        for i, result in zip(group, scored, strict=True):
+            results[i] = result
+            finished(i)
+            bar.update()
 
     def harvest(done) -> None:
         for fut in done:
             status, result = fut.result()
             if status == "error":
                 raise ValueError(result)
-            i = pending.pop(fut)
-            results[i] = result
-            finished(i)
-            bar.update()
+            keep(pending.pop(fut), result)
 
     with ProcessPoolExecutor(n_workers - 1, mp_context=ctx, initializer=_worker_init) as ex:
         try:
-            while nxt < len(tasks) or pending:
+            while nxt < len(groups) or pending:
                 harvest([f for f in pending if f.done()])
-                while nxt < len(tasks) and len(pending) < 2 * (n_workers - 1):
-                    pending[ex.submit(_score_in_worker, tasks[nxt])] = nxt
+                while nxt < len(groups) and len(pending) < 2 * (n_workers - 1):
+                    pending[ex.submit(_score_in_worker, [tasks[i] for i in groups[nxt]])] = groups[nxt]
                     nxt += 1
-                if nxt < len(tasks):
-                    results[nxt] = _score_batch(tasks[nxt])
-                    finished(nxt)
+                if nxt < len(groups):
+                    keep(groups[nxt], _score_group([tasks[i] for i in groups[nxt]]))
                     nxt += 1
-                    bar.update()
                 elif pending:
                     harvest(wait(pending, return_when=FIRST_COMPLETED).done)
         except BaseException:
@@ -624,10 +654,12 @@ def _score_folders(
             if _compile.compiled_calls() > calls:
                 n_workers = 1
         if n_workers == 1:
-            for i in range(first, len(tasks)):
-                results[i] = _score_batch(tasks[i])
-                done(i)
-                bar.update()
+            for group in _source_groups(range(first, len(tasks)), tasks):
+                with _sharing(group):
+                    for i in group:
+                        results[i] = _score_batch(tasks[i])
+                        done(i)
+                        bar.update()
         elif n_workers > 1:
             torch.set_num_threads(1)  # this process scores batches too, beside n_workers - 1 others
             _score_side_by_side(tasks, results, n_workers, bar, first, done)
