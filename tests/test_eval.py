@@ -364,6 +364,20 @@ def test_several_fused_folders_share_the_sources_work_with_the_same_scores(tmp_p
     pd.testing.assert_frame_equal(together, pd.concat(alone, ignore_index=True))
     in_workers = evaluate_folders(*folders, both, str(tmp_path / "workers"), workers=2, **kw)
     pd.testing.assert_frame_equal(in_workers, together)
+    from PIL import Image
+
+    lab = make_split(41, "val", 3)[2]  # the triples' tumour labels: each triple is also scored in its box
+    (tmp_path / "l").mkdir()
+    for i in range(6):
+        Image.fromarray(lab[i % 3].astype(np.uint8)).save(tmp_path / "l" / f"s{i}.png")
+    kw["labels"] = str(tmp_path / "l")
+    calls.clear()
+    alone = [evaluate_folders(*folders, {m: str(tmp_path / m)}, str(tmp_path / f"boxes_{m}"), **kw) for m in "fg"]
+    n_alone = len(calls)
+    calls.clear()
+    together = evaluate_folders(*folders, both, str(tmp_path / "boxes"), workers=1, **kw)
+    assert len(calls) == n_alone * 2 // 3  # whole slices and boxes: A and B once, each folder's F
+    pd.testing.assert_frame_equal(together, pd.concat(alone, ignore_index=True))
 
 
 def test_bad_file_in_a_worker_batch_is_one_clear_error(tmp_path, triples, capsys):

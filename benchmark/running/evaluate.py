@@ -693,10 +693,12 @@ def _score_folders(
             total=len(tumour_todo), desc="eval tumour boxes", disable=not progress or not tumour_todo, leave=False
         )
         try:
-            for i in tumour_todo:
-                scored[i] = _score_tumour(every[i], regions[i])
-                cache.put(i, scored[i])
-                bar.update()
+            for group in _source_groups(tumour_todo, every):  # the same boxes of the same sources
+                with _sharing(group):
+                    for i in group:
+                        scored[i] = _score_tumour(every[i], regions[i])
+                        cache.put(i, scored[i])
+                        bar.update()
         finally:
             log.disabled = was_disabled
             bar.close()
