@@ -364,6 +364,16 @@ def test_several_fused_folders_share_the_sources_work_with_the_same_scores(tmp_p
     pd.testing.assert_frame_equal(together, pd.concat(alone, ignore_index=True))
     in_workers = evaluate_folders(*folders, both, str(tmp_path / "workers"), workers=2, **kw)
     pd.testing.assert_frame_equal(in_workers, together)
+    calls.clear()
+    monkeypatch.setenv("FUSIONBENCH_SHARE_SOURCES", "0")  # less memory: each folder's batch on its own
+    apart = evaluate_folders(*folders, both, str(tmp_path / "apart"), workers=1, **kw)
+    assert len(calls) == 2 * 3 * 3
+    pd.testing.assert_frame_equal(apart, together)
+    monkeypatch.setenv("FUSIONBENCH_SHARE_SOURCES", "yes")
+    with pytest.raises(ValueError, match="^FUSIONBENCH_SHARE_SOURCES must be 0 or 1; got 'yes'$"):
+        evaluate_folders(*folders, both, str(tmp_path / "bad"), workers=1, **kw)
+    assert not (tmp_path / "bad").exists()
+    monkeypatch.delenv("FUSIONBENCH_SHARE_SOURCES")
     from PIL import Image
 
     lab = make_split(41, "val", 3)[2]  # the triples' tumour labels: each triple is also scored in its box

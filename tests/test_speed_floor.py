@@ -1,6 +1,9 @@
 """benchmark.tools.speed_floor counts the windows Tang's FMI kernels score (the figure the README's
 floor for ``tang`` multiplies)."""
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from benchmark.tools.speed_floor import fmi_windows_and_ms, metric_ms
@@ -86,6 +89,32 @@ def test_speed_lineages_times_without_usr_bin_time(tmp_path, monkeypatch, capsys
     wall, rss = float(row.split("|")[2]), row.split("|")[4]
     assert wall > 0 and all(float(x) > 50 for x in rss.split("->"))  # MiB of a Python process with torch
     assert "not timed" in row and "no NumPy reference" in table and "NumPy: not timed (--ref-n 0)." in table
+
+
+def test_speed_sharing_times_both_ways_and_refuses_different_scores(tmp_path, monkeypatch):
+    """benchmark.tools.speed_sharing runs bench eval of several fused folders with and without
+    sharing the sources' work (FUSIONBENCH_SHARE_SOURCES=0 / 1) and tables both; scores that differ
+    between the two stop it."""
+    from benchmark.tools import speed_sharing
+
+    out = tmp_path / "t.md"
+    args = ["--folders", "2", "--sets", "cddfuse", "--pairs", "1"]
+    assert speed_sharing.main(["--n", "2", *args, "--out", str(out)]) == 0
+    table = out.read_text()
+    assert "against 2 fused folders (mean, max)" in table
+    cells = next(line for line in table.splitlines() if line.startswith("| cddfuse |")).split("|")
+    assert float(cells[2]) > 0 and float(cells[3]) > 0 and all(float(x) > 50 for x in cells[5].split("->"))
+    seen = []
+
+    def fake(folder, metric_set, label, fused, env, keep):  # each way writes other scores
+        seen.append(env["FUSIONBENCH_SHARE_SOURCES"])
+        Path(keep).write_text(env["FUSIONBENCH_SHARE_SOURCES"])
+        return 1.0, 100.0
+
+    monkeypatch.setattr(speed_sharing, "run_eval", fake)
+    with pytest.raises(RuntimeError, match="cddfuse: the scores with and without sharing differ"):
+        speed_sharing.main(["--n", "1", *args])
+    assert seen == ["0", "1"]
 
 
 def test_gpu_check_script_parses_and_calls_what_exists():

@@ -413,8 +413,19 @@ def _source_groups(indices, tasks: list) -> list[list[int]]:
 def _sharing(group: list):
     """:func:`metrics.sharing_sources` around a group of batches that share their sources: what the
     lineage metrics take of the sources alone is computed once for all the fused folders (the
-    scores the same bit for bit). A lone batch keeps nothing beyond its own scoring."""
-    return sharing_sources() if len(group) > 1 else contextlib.nullcontext()
+    scores the same bit for bit), unless ``FUSIONBENCH_SHARE_SOURCES=0`` (it holds one batch's
+    intermediates: a few hundred MiB for MEFB or Tang). A lone batch keeps nothing beyond its own
+    scoring."""
+    return sharing_sources() if len(group) > 1 and share_sources() else contextlib.nullcontext()
+
+
+def share_sources() -> bool:
+    """``FUSIONBENCH_SHARE_SOURCES``: ``1`` (default) shares the sources' work across fused folders, ``0``
+    scores each folder's batch on its own (less memory, the same scores)."""
+    value = os.environ.get("FUSIONBENCH_SHARE_SOURCES", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"FUSIONBENCH_SHARE_SOURCES must be 0 or 1; got {value!r}")
+    return value == "1"
 
 
 def _score_group(tasks: list) -> list:
@@ -625,6 +636,7 @@ def _score_folders(
     todo = [i for i in todo if i < n_slice]
     tasks = [every[i] for i in todo]
     n_workers = eval_workers(workers, workload, max(len(tasks), 1), device)
+    share_sources()  # a bad FUSIONBENCH_SHARE_SOURCES: one line before any scoring
     results: list = [None] * len(tasks)
 
     def done(j: int) -> None:  # a batch's final scores, kept for a rerun or a resumed eval

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,15 +63,25 @@ def timer() -> list[str]:
 
 
 def run_eval(
-    folder: str, metric_set: str, n_label: str, compile_as: int | None = None, device: str = "cpu"
+    folder: str,
+    metric_set: str,
+    n_label: str,
+    compile_as: int | None = None,
+    device: str = "cpu",
+    fused: list[str] | None = None,
+    env: dict | None = None,
+    keep: str | None = None,
 ) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of one ``bench eval`` in a fresh process with empty caches.
     ``compile_as``: compile (or not) as a workload of that many triples would, so that a small
-    memory-check run uses the same kernels as the large one (the compiler itself takes memory)."""
+    memory-check run uses the same kernels as the large one (the compiler itself takes memory).
+    ``fused``: the fused folders under ``folder`` (default: ``fused``, named mean); ``env``: more
+    environment variables; ``keep``: where to copy the eval's ``scores.csv``."""
     from metrics import _compile
 
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"), XDG_CACHE_HOME=cache)
+        env = dict(os.environ, **(env or {}))
+        env.update(TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"), XDG_CACHE_HOME=cache)
         if compile_as is not None:
             env["FUSIONBENCH_COMPILE"] = "1" if _compile.wanted(compile_as, device) else "0"
         cmd = [
@@ -84,7 +95,7 @@ def run_eval(
             "--x2",
             os.path.join(folder, "x2"),
             "--fused",
-            f"mean={os.path.join(folder, 'fused')}",
+            *([f"mean={os.path.join(folder, 'fused')}"] if fused is None else [os.path.join(folder, m) for m in fused]),
             "--out",
             os.path.join(cache, "out"),
             "--device",
@@ -96,6 +107,8 @@ def run_eval(
         if p.returncode != 0:
             raise RuntimeError(f"bench eval --lineage {metric_set} ({n_label}) failed:\n{p.stderr[-2000:]}")
         wall, rss_kb = p.stderr.strip().splitlines()[-1].split()
+        if keep:
+            shutil.copyfile(os.path.join(cache, "out", "scores.csv"), keep)
         return float(wall), float(rss_kb) / 1024
 
 
