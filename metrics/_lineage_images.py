@@ -112,13 +112,14 @@ class LineageImages:
         return self.a.shape[0]
 
     def source_cached(self, key, make):
-        """``make()`` once per key for these sources: as :meth:`cached`, but inside
-        :func:`sharing_sources` shared with every other batch of equal A and B (same shape, dtype,
-        device and values), whatever its F. ``make`` must read only ``a`` and ``b`` (nothing of F,
-        and no :meth:`note`: a batch that reuses the value would not note it again)."""
+        """``make()``, kept inside :func:`sharing_sources` for every batch of equal A and B (same
+        shape, dtype, device and values), whatever its F: once per key for these sources. Outside
+        such a block nothing is kept (the value is freed when its metric is done, as any
+        intermediate). ``make`` must read only ``a`` and ``b`` (nothing of F, and no :meth:`note`: a
+        batch that reuses the value would not note it again)."""
         memo = _SOURCES.get()
         if memo is None:
-            return self.cached(key, make)
+            return make()
         mine = self.cached("sources", lambda: _entry(memo, self.a, self.b))
         if key not in mine:
             mine[key] = make()

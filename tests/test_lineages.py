@@ -252,10 +252,10 @@ def test_sharing_sources_keeps_every_score_and_note_and_computes_the_sources_onc
             out.append((score(x, *sources, lineages=lineages, notes=notes), notes))
         return out
 
-    # Per fused image and piece (two pieces): A, B and F each (Sobel edges: A's and B's shared by Tang's
-    # FMI_pixel and MEFB's FMI within a call, each lineage's own F).
+    # Per fused image and piece (two pieces): A, B and F each (Sobel edges: for Tang's FMI_pixel and
+    # MEFB's FMI each; inside the block, A's and B's serve both).
     alone = run((a, b))
-    assert calls == {"pc": 3 * 2 * 3, "edge": 3 * 2 * 4, "dwt": 3 * 2 * 3}
+    assert calls == {"pc": 3 * 2 * 3, "edge": 3 * 2 * 6, "dwt": 3 * 2 * 3}
     assert any(notes for _, notes in alone)  # the constant source's NaNs are noted
     calls.update(dict.fromkeys(calls, 0))
     with sharing_sources():
