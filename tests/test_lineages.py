@@ -267,6 +267,10 @@ def test_sharing_sources_keeps_every_score_and_note_and_computes_the_sources_onc
         assert got_notes == want_notes
         for name, v in want.items():
             assert torch.equal(torch.nan_to_num(got[name], 7.0), torch.nan_to_num(v, 7.0)), name
+    li, made = LineageImages(a * 255, b * 255, f * 255), []
+    for _ in range(2):  # outside a block nothing is kept: freed with its metric, as any intermediate
+        li.source_cached("key", lambda: made.append(1))
+    assert len(made) == 2
 
 
 def test_a_subset_of_a_lineage_scores_what_the_whole_lineage_scores():
