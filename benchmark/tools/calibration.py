@@ -23,6 +23,7 @@ import time
 import numpy as np
 import torch
 
+from benchmark.tools import print_table
 from metrics.lineage import HAZARDS, LINEAGES, NOT_IMPLEMENTED, SPECS, LineageImages, lineage_values
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "reference")
@@ -94,12 +95,7 @@ def main(argv=None) -> int:
             lines.append(f"| {lineage} | {s.key} | {w64:.1e} | {w32:.1e} | {ms[s.key]:.1f} | {', '.join(hz) or '-'} |")
         for key in NOT_IMPLEMENTED.get(lineage, ()):
             lines.append(f"| {lineage} | {key} | not implemented | | | |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        from benchmark.atomic import write_text
-
-        write_text(args.out, text)
+    print_table(lines, args.out)
     return 0
 
 

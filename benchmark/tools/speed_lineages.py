@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from benchmark.tools import print_table
+
 
 def write_triples(folder: str, n: int) -> None:
     from PIL import Image
@@ -186,12 +188,7 @@ def main(argv=None) -> int:
         if ref_n
         else "NumPy: not timed (--ref-n 0).",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        from benchmark.atomic import write_text
-
-        write_text(args.out, text)
+    print_table(lines, args.out)
     return 0
 
 

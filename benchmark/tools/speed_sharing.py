@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.tools import print_table
 from benchmark.tools.speed_lineages import run_eval
 
 FUSIONS = ("mean", "max", "w73", "min", "w37")
@@ -102,12 +103,7 @@ def main(argv=None) -> int:
         rss = f"{max(r for _, r in got['0']):.0f} -> {max(r for _, r in got['1']):.0f}"
         saved = round(100 * (1 - med["1"] / med["0"])) + 0  # + 0: no "-0"
         lines.append(f"| {s} | {cell(got['0'], 0, '{:.1f}')} | {cell(got['1'], 0, '{:.1f}')} | {saved}% | {rss} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        from benchmark.atomic import write_text
-
-        write_text(args.out, text)
+    print_table(lines, args.out)
     return 0
 
 
