@@ -358,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="DIR",
         help="folders of fused images, each named by its folder (RUN/<model>/fused: by the model, so "
-        "--fused RUN/*/fused takes every model a run saved), or NAME=DIR; several after one --fused, or repeated",
+        "--fused RUN/*/fused takes every model a run saved), or NAME=DIR; several after one --fused, or repeated. "
+        "Several are scored batch by batch together: what the lineage metrics take of the sources alone is "
+        "computed once for all (the same scores; FUSIONBENCH_SHARE_SOURCES=0: each on its own, less memory)",
     )
     pe.add_argument("--metric-profile", default="upstream", help="upstream (default) | intended | fusioninn")
     pe.add_argument("--metrics", help=METRICS_HELP)
