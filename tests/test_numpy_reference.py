@@ -1,7 +1,8 @@
 """The per-image NumPy float64 references that the speed tables time the batched sets against
 (benchmark.tools.numpy_reference) compute the same sets: Liu's five equal the toolbox (reference.json,
-profile upstream) and fusionbench's; the CDDFuse and VIFB sets equal their originals' own values
-(lineage.json) and fusionbench's."""
+profile upstream) and fusionbench's; the CDDFuse, VIFB, Tang and MEFB sets equal their originals' own
+values (lineage.json) and fusionbench's, and fusionbench's where the original could not run (Tang's
+FMI variants, MEFB's FMI and MEF_SSIM)."""
 
 import json
 import math
@@ -12,8 +13,8 @@ import pytest
 import torch
 
 import metrics
-from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics, vifb_metrics
-from metrics.lineage import FFT_ROUNDING, HAZARDS, lineage_values
+from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics, mefb_metrics, tang_metrics, vifb_metrics
+from metrics.lineage import FFT_ROUNDING, FLAT, HAZARDS, lineage_values
 
 DATA = Path(__file__).parent / "data" / "reference"
 TOOLBOX = json.loads((DATA / "reference.json").read_text())
@@ -48,27 +49,43 @@ def test_liu_numpy_reference_equals_the_toolbox_and_fusionbench(case):
 
 def _tolerance(lineage: str, key: str, case: str) -> float:
     """Relative: CDDFuse computes in float32 (2e-7; its SSIM, float32 skimage, 1.3e-5 on a
-    near-constant F); VIFB's Qcb on flat regions is a ratio of FFT rounding noise (docs/lineages.md):
-    bounded, not equal; everything else within 1e-6."""
+    near-constant F); VIFB's and MEFB's Qcb on flat regions is a ratio of FFT rounding noise
+    (docs/lineages.md): bounded, not equal; everything else within 1e-6 (Tang's FMI_w: 3e-7 between
+    fusionbench and NumPy on the BraTS cases, where wavelet features next to the background vary by
+    less than float64 rounding of the transform resolves)."""
     if lineage == "cddfuse":
         return 2e-5 if key == "SSIM" else 2e-7
     return 5e-3 if HAZARDS.get((lineage, key, case)) == FFT_ROUNDING else 1e-6
 
 
+# The transform of a constant F is zero off its DC term only up to rounding, so Tang's FMI on DCT
+# and wavelet features scores rounding noise there, different in every implementation (docs/lineages.md).
+NOISE = {("tang", "FMI_dct", "c16_const_F"), ("tang", "FMI_w", "c16_const_F")}
+
+
 @pytest.mark.parametrize("case", sorted(LINEAGE["cases"]))
-@pytest.mark.parametrize("lineage, reference", [("cddfuse", cddfuse_metrics), ("vifb", vifb_metrics)])
+@pytest.mark.parametrize(
+    "lineage, reference",
+    [("cddfuse", cddfuse_metrics), ("vifb", vifb_metrics), ("tang", tang_metrics), ("mefb", mefb_metrics)],
+)
 def test_lineage_numpy_reference_equals_the_original_and_fusionbench(lineage, reference, case):
     f, a, b = triple(case)
     with np.errstate(divide="ignore", invalid="ignore"):
         got = reference(f, a, b)
     ours = lineage_values(*(torch.from_numpy(x)[None, None] for x in (f, a, b)), lineage)[0]
     original = LINEAGE["cases"][case][lineage]
-    assert set(got) == set(original)
+    assert set(got) == set(original) and list(got) == list(ours), "every key of the original, in fusionbench's order"
     for k, v in got.items():
-        r = original[k]
+        r, mine = original[k], float(ours[k][0])
+        hazard = HAZARDS.get((lineage, k, case))
+        if hazard == FLAT or (lineage, k, case) in NOISE:  # documented: no implementation agrees there
+            assert math.isfinite(v) and math.isfinite(mine), (case, k)
+            continue
+        if isinstance(r, dict) and math.isfinite(mine):  # the original could not run: fusionbench's value
+            r = mine
         if r == "NaN" or isinstance(r, dict):  # NaN, or the original errors (VIFB's Cross_entropy on a float F)
-            assert math.isnan(v) and math.isnan(float(ours[k][0])), (case, k)
+            assert math.isnan(v) and math.isnan(mine), (case, k)
             continue
         rel = _tolerance(lineage, k, case)
         assert abs(v - r) <= rel * max(1.0, abs(r)), (case, k, v, r)
-        assert abs(v - float(ours[k][0])) <= rel * max(1.0, abs(r)), (case, k)
+        assert abs(v - mine) <= rel * max(1.0, abs(r)), (case, k)
