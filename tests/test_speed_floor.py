@@ -85,10 +85,24 @@ def test_speed_lineages_times_without_usr_bin_time(tmp_path, monkeypatch, capsys
     out = tmp_path / "t.md"
     assert speed_lineages.main(["--n", "2", "--sets", "cddfuse,tang", "--ref-n", "0", "--out", str(out)]) == 0
     table = out.read_text()
-    row = next(line for line in table.splitlines() if line.startswith("| cddfuse |"))
-    wall, rss = float(row.split("|")[2]), row.split("|")[4]
-    assert wall > 0 and all(float(x) > 50 for x in rss.split("->"))  # MiB of a Python process with torch
-    assert "not timed" in row and "no NumPy reference" in table and "NumPy: not timed (--ref-n 0)." in table
+    for s in ("cddfuse", "tang"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {s} |"))
+        wall, rss = float(row.split("|")[2]), row.split("|")[4]
+        assert wall > 0 and all(float(x) > 50 for x in rss.split("->"))  # MiB of a Python process with torch
+        assert "not timed" in row
+    assert "NumPy: not timed (--ref-n 0)." in table
+
+
+def test_every_lineage_has_a_numpy_reference_that_times_it(tmp_path):
+    """The speed table's NumPy column covers Liu's five and every lineage, each timed per triple on
+    the same PNGs bench eval reads."""
+    from benchmark.tools import speed_lineages
+    from metrics.lineage import LINEAGES
+
+    assert set(speed_lineages.numpy_references()) == {"liu", *LINEAGES}
+    speed_lineages.write_triples(str(tmp_path), 1)
+    for s in speed_lineages.numpy_references():
+        assert 0 < speed_lineages.numpy_reference_seconds(str(tmp_path), 1, s) < 30, s
 
 
 def test_speed_sharing_times_both_ways_and_refuses_different_scores(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ leaderboards) with ``/usr/bin/time`` for wall time and peak resident memory (of 
 with ``bench eval``'s worker processes, each holds about as much). Peak memory is also
 measured at ``n // 8`` triples (compiling as for ``n``), to show it does not grow with ``n``. Side
 by side, in the same run, the per-image NumPy float64 implementation of the same set
-(:mod:`benchmark.tools.numpy_reference`: ``liu``, ``cddfuse`` and ``vifb``; ``tang`` and ``mefb`` have none) is timed
+(:mod:`benchmark.tools.numpy_reference`, one per set; a set of several lineages, ``all``, has none) is timed
 on ``ref_n`` triples, reading included, and extrapolated to ``n`` (``--ref-n 0``: not timed).
 ``--device cuda`` scores on the GPU (``bench eval --device cuda``). Where ``/usr/bin/time`` is absent
 (the GPU machine's image), a small Python parent times the command and reads its peak RSS from
@@ -116,9 +116,9 @@ def run_eval(
 
 def numpy_references() -> dict:
     """{metric set: its per-image NumPy float64 implementation}."""
-    from benchmark.tools.numpy_reference import cddfuse_metrics, liu_metrics, vifb_metrics
+    from benchmark.tools import numpy_reference as ref
 
-    return {"liu": liu_metrics, "cddfuse": cddfuse_metrics, "vifb": vifb_metrics}
+    return {s: getattr(ref, f"{s}_metrics") for s in ("liu", "cddfuse", "vifb", "tang", "mefb")}
 
 
 def numpy_reference_seconds(folder: str, ref_n: int, metric_set: str = "cddfuse") -> float:
