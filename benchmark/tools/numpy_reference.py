@@ -1,16 +1,22 @@
-"""Per-image NumPy/SciPy float64 implementations of three metric sets: the CDDFuse set
+"""Per-image NumPy/SciPy float64 implementations of the five metric sets: the CDDFuse set
 (:func:`cddfuse_metrics`, written from the definitions in :mod:`metrics.lineage.cddfuse`), VIFB's 13
-(:func:`vifb_metrics`, from :mod:`metrics.lineage.vifb`) and the Table 1 five in Liu's toolbox's
-``upstream`` profile (:func:`liu_metrics`, from the definitions in :mod:`metrics.ssim`,
-:mod:`metrics.fmi`, :mod:`metrics.ncie`, :mod:`metrics.qabf`, :mod:`metrics.piella`). They are
-the baselines the batched PyTorch sets are timed against (``benchmark.tools.speed_lineages``), and
-they are checked against the originals' values (``tests/test_numpy_reference.py``).
+(:func:`vifb_metrics`, from :mod:`metrics.lineage.vifb`), Tang's 17 (:func:`tang_metrics`, from
+:mod:`metrics.lineage.tang`), MEFB's 20 (:func:`mefb_metrics`, from :mod:`metrics.lineage.mefb` and
+:mod:`metrics.lineage.phase`) and the Table 1 five in Liu's toolbox's ``upstream`` profile
+(:func:`liu_metrics`, from the definitions in :mod:`metrics.ssim`, :mod:`metrics.fmi`,
+:mod:`metrics.ncie`, :mod:`metrics.qabf`, :mod:`metrics.piella`). They are the baselines the batched
+PyTorch sets are timed against (``benchmark.tools.speed_lineages``), and they are checked against the
+originals' values, and against fusionbench's where an original could not run
+(``tests/test_numpy_reference.py``).
 
 One triple at a time, as the per-image evaluators of the field run (CDDFuse's own ``Evaluator``
-takes about 0.8 s per 240x240 triple on the project's 2-core CPU, lineage.json). Images are 2-D
-float64 arrays in 0..255. The CDDFuse set is not the original (which works in float32 and needs
-scikit-learn): SSIM here is scikit-image's, in float64, so it differs from the original's float32 in
-the 5th decimal on near-constant images.
+takes about 0.8 s per 240x240 triple on the project's 2-core CPU, lineage.json), vectorised over
+pixels and windows as NumPy allows; what depends on the image size alone (MEFB's phase-congruency
+filter bank, the ``dmey`` analysis matrices) is built once per size. Images are 2-D float64 arrays
+in 0..255. The CDDFuse set is not the original (which works in float32 and needs scikit-learn):
+SSIM here is scikit-image's, in float64, so it differs from the original's float32 in the 5th
+decimal on near-constant images; its VIF filters with SciPy's 2-D ``convolve2d`` as the original
+does, where Tang's and MEFB's filter separably.
 """
 
 from __future__ import annotations
