@@ -822,7 +822,8 @@ def _phase_congruency(im: np.ndarray):
     rows, cols = im.shape
     spectrum = np.fft.fft2(im)
     if (im == im[0, 0]).all():  # a constant image: only the DC term, exactly (FFTW's zeros)
-        spectrum = np.where(np.arange(im.size).reshape(im.shape) == 0, spectrum, 0)
+        dc, spectrum = spectrum[0, 0], np.zeros_like(spectrum)
+        spectrum[0, 0] = dc
     total_energy = total_an = covx2 = covy2 = covxy = 0.0
     for o, (filters, em_n, an2, aiaj) in enumerate(_pc_bank(rows, cols)):
         ang = o * math.pi / 6
