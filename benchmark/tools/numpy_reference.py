@@ -56,18 +56,25 @@ def _gauss(n: int) -> np.ndarray:
     return h / h.sum()
 
 
-def _vifp(ref: np.ndarray, dist: np.ndarray) -> float:
-    eps, nsq, num, den = 1e-10, 2.0, 0.0, 0.0
+def _vif_maps(ref: np.ndarray, dist: np.ndarray, nsq: float, separable: bool = True):
+    """Per scale of Sheikh & Bovik's ``vifp_mscale.m``: (information with distortion, without, gain g)
+    maps of ``ref`` against ``dist``, the original's corrections in its order. ``separable``: the
+    Gaussian windows filter as two 1-D passes (:func:`_moments_valid`; Tang's and MEFB's originals are
+    MATLAB, and a NumPy port of them would filter so); otherwise with SciPy's 2-D ``convolve2d``, as
+    CDDFuse's original calls it."""
+    eps = 1e-10
     for scale in range(1, 5):
         n = 2 ** (5 - scale) + 1
-        w = _gauss(n)
+        if separable:
+            filt = lambda maps, g=_gauss_1d(n, n / 5.0): _moments_valid(maps, g)  # noqa: E731
+        else:
+            filt = lambda maps, w=_gauss(n): [convolve2d(x, w, mode="valid") for x in maps]  # noqa: E731
         if scale > 1:
-            ref = convolve2d(ref, w, mode="valid")[::2, ::2]
-            dist = convolve2d(dist, w, mode="valid")[::2, ::2]
-        mu1, mu2 = convolve2d(ref, w, mode="valid"), convolve2d(dist, w, mode="valid")
-        s1 = np.maximum(convolve2d(ref * ref, w, mode="valid") - mu1 * mu1, 0)
-        s2 = np.maximum(convolve2d(dist * dist, w, mode="valid") - mu2 * mu2, 0)
-        s12 = convolve2d(ref * dist, w, mode="valid") - mu1 * mu2
+            ref, dist = (x[::2, ::2] for x in filt([ref, dist]))
+        mu1, mu2, e11, e22, e12 = filt([ref, dist, ref * ref, dist * dist, ref * dist])
+        s1 = np.maximum(e11 - mu1 * mu1, 0)
+        s2 = np.maximum(e22 - mu2 * mu2, 0)
+        s12 = e12 - mu1 * mu2
         g = s12 / (s1 + eps)
         sv = s2 - g * s12
         low = s1 < eps
@@ -77,8 +84,14 @@ def _vifp(ref: np.ndarray, dist: np.ndarray) -> float:
         neg = g < 0
         sv[neg], g[neg] = s2[neg], 0
         sv[sv <= eps] = eps
-        num += np.log10(1 + g * g * s1 / (sv + nsq)).sum()
-        den += np.log10(1 + s1 / nsq).sum()
+        yield np.log10(1 + g * g * s1 / (sv + nsq)), np.log10(1 + s1 / nsq), g
+
+
+def _vifp(ref: np.ndarray, dist: np.ndarray, separable: bool = False) -> float:
+    """``vifp_mscale(ref, dist)``: sigma_nsq = 2, the ratio of the maps' sums; NaN -> 1 (CDDFuse)."""
+    num = den = 0.0
+    for n_map, d_map, _ in _vif_maps(ref, dist, 2.0, separable):
+        num, den = num + n_map.sum(), den + d_map.sum()
     v = num / den
     return 1.0 if np.isnan(v) else float(v)
 
@@ -446,34 +459,6 @@ def _is_integer(x: np.ndarray) -> bool:
     return bool(np.array_equal(x, np.round(x)))
 
 
-def _vif_maps(ref: np.ndarray, dist: np.ndarray, nsq: float):
-    """Per scale of ``vifp_mscale.m``: (information with distortion, without, gain g) maps of ``ref``
-    against ``dist``, the original's corrections in its order (as :func:`_vifp`). The Gaussian
-    windows filter as two 1-D passes (:func:`_moments_valid`): :func:`_vifp` keeps CDDFuse's 2-D
-    ``convolve2d``, as its original calls it; Tang's and MEFB's originals are MATLAB, and a NumPy
-    port of them would filter separably."""
-    eps = 1e-10
-    for scale in range(1, 5):
-        n = 2 ** (5 - scale) + 1
-        g = _gauss_1d(n, n / 5.0)
-        if scale > 1:
-            ref, dist = (x[::2, ::2] for x in _moments_valid([ref, dist], g))
-        mu1, mu2, e11, e22, e12 = _moments_valid([ref, dist, ref * ref, dist * dist, ref * dist], g)
-        s1 = np.maximum(e11 - mu1 * mu1, 0)
-        s2 = np.maximum(e22 - mu2 * mu2, 0)
-        s12 = e12 - mu1 * mu2
-        g = s12 / (s1 + eps)
-        sv = s2 - g * s12
-        low = s1 < eps
-        g[low], sv[low], s1[low] = 0, s2[low], 0
-        low = s2 < eps
-        g[low], sv[low] = 0, 0
-        neg = g < 0
-        sv[neg], g[neg] = s2[neg], 0
-        sv[sv <= eps] = eps
-        yield np.log10(1 + g * g * s1 / (sv + nsq)), np.log10(1 + s1 / nsq), g
-
-
 def _entropy_matlab(x: np.ndarray) -> float:
     """MATLAB ``entropy``: the 256-bin histogram of the uint8 image (a double one through ``im2uint8``)."""
     u8 = x if _is_integer(x) else _round_away(np.clip(x, 0, 1) * 255)
@@ -659,12 +644,6 @@ def tang_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float
     m, n = f.shape
     mse = 0.5 * ((ff / 255 - a / 255) ** 2).sum() / (m * n) + 0.5 * ((ff / 255 - b / 255) ** 2).sum() / (m * n)
     gx, gy = np.gradient(ff, axis=1), np.gradient(ff, axis=0)
-    vif = 0.0
-    for ref in (b, a):
-        num = den = 0.0
-        for n_map, d_map, _ in _vif_maps(ref, ff, 2.0):
-            num, den = num + n_map.sum(), den + d_map.sum()
-        vif += 1.0 if np.isnan(num / den) else num / den
     with np.errstate(divide="ignore", invalid="ignore"):
         cc = _finite_or_nan((_corr(b, ff) + _corr(a, ff)) / 2)
         scd = _finite_or_nan(_corr(ff - a, b) + _corr(ff - b, a))
@@ -676,7 +655,7 @@ def tang_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float
         "MSE": float(mse),
         "SF": float(np.sqrt(((ff[:, 1:] - ff[:, :-1]) ** 2).mean() + ((ff[1:] - ff[:-1]) ** 2).mean())),
         "SD": float(ff.std()),
-        "VIF": float(vif),
+        "VIF": _vifp(b, ff, separable=True) + _vifp(a, ff, separable=True),
         "AG": float(np.sqrt((gx * gx + gy * gy) / 2).sum() / ((m - 1) * (n - 1))),
         "CC": cc,
         "SCD": scd,
