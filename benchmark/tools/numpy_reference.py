@@ -69,10 +69,10 @@ def _vif_maps(ref: np.ndarray, dist: np.ndarray, nsq: float):
     eps = 1e-10
     for scale in range(1, 5):
         n = 2 ** (5 - scale) + 1
-        g = _gauss_1d(n, n / 5.0)
+        w = _gauss_1d(n, n / 5.0)
         if scale > 1:
-            ref, dist = (x[::2, ::2] for x in _moments_valid([ref, dist], g))
-        mu1, mu2, e11, e22, e12 = _moments_valid([ref, dist, ref * ref, dist * dist, ref * dist], g)
+            ref, dist = (x[::2, ::2] for x in _moments_valid([ref, dist], w))
+        mu1, mu2, e11, e22, e12 = _moments_valid([ref, dist, ref * ref, dist * dist, ref * dist], w)
         s1 = np.maximum(e11 - mu1 * mu1, 0)
         s2 = np.maximum(e22 - mu2 * mu2, 0)
         s12 = e12 - mu1 * mu2
