@@ -17,7 +17,7 @@ in 0..255. The CDDFuse set is not the original (which works in float32 and needs
 SSIM here is scikit-image's, in float64, so it differs from the original's float32 in the 5th
 decimal on near-constant images. Each set is written as NumPy is best used, not as its original
 runs (CDDFuse's filters VIF in 2-D and takes MI's labels by sorting: 271 ms a triple here that way,
-58 with separable filters, 27 with 8-bit histograms too; docs/speed.md).
+58 with separable filters, 26 with 8-bit histograms too; docs/speed.md).
 """
 
 from __future__ import annotations
@@ -35,13 +35,21 @@ def _entropy_bits(counts: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
+def _is_integer(x: np.ndarray) -> bool:
+    return bool(np.array_equal(x, np.round(x)))
+
+
+def _joint256(s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """256x256 joint counts of two images of integers 0..255 (rows: ``s``)."""
+    return np.bincount((s.astype(np.int64) * 256 + t.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
+
+
 def _mi_nats(x: np.ndarray, y: np.ndarray) -> float:
     """I(x; y) in nats with every distinct value its own label (sklearn ``mutual_info_score``, as
     CDDFuse calls it): for 8-bit images (integers 0..255) from a 256x256 joint histogram, otherwise
     from the sorted distinct values (``np.unique``, 5x slower)."""
-    if all(v.min() >= 0 and v.max() <= 255 and np.array_equal(v, np.round(v)) for v in (x, y)):
-        joint = np.bincount((x.astype(np.int64) * 256 + y.astype(np.int64)).ravel(), minlength=65536)
-        joint = joint.reshape(256, 256).astype(np.float64)
+    if all(v.min() >= 0 and v.max() <= 255 and _is_integer(v) for v in (x, y)):
+        joint = _joint256(x, y).astype(np.float64)
         px, py = joint.sum(axis=1) / x.size, joint.sum(axis=0) / y.size
         joint = joint[joint > 0] / x.size
     else:
@@ -185,7 +193,7 @@ def _minmax_255(x: np.ndarray) -> np.ndarray:
 
 
 def _ncc(x: np.ndarray, y: np.ndarray) -> float:
-    joint = np.bincount((x.astype(np.int64) * 256 + y.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
+    joint = _joint256(x, y)
     h = _entropy_bits
     return (h(joint.sum(axis=1)) + h(joint.sum(axis=0)) - h(joint.ravel())) / 8.0  # log base 256
 
@@ -388,7 +396,7 @@ def _chen_varshney(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
 
 def _vifb_cross_entropy(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     """VIFB's (and MEFB's) ``Cross_entropy``: NaN on a non-integer image, where the original errors."""
-    if not all(np.array_equal(x, np.round(x)) for x in (a, b, f)):
+    if not all(_is_integer(x) for x in (a, b, f)):
         return math.nan
     pf = _hist256(f) / f.size
 
@@ -456,10 +464,6 @@ def vifb_metrics(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float
 # --- Tang's 17 metrics ---------------------------------------------------------------------------
 
 
-def _is_integer(x: np.ndarray) -> bool:
-    return bool(np.array_equal(x, np.round(x)))
-
-
 def _entropy_matlab(x: np.ndarray) -> float:
     """MATLAB ``entropy``: the 256-bin histogram of the uint8 image (a double one through ``im2uint8``)."""
     u8 = x if _is_integer(x) else _round_away(np.clip(x, 0, 1) * 255)
@@ -472,11 +476,10 @@ def _mi_hab_bits(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     if not all(_is_integer(x) for x in (a, b, f)):
         return math.nan
     hf = _entropy_bits(_hist256(f))
-    fj = np.minimum(f, 254).astype(np.int64)
+    fj = np.minimum(f, 254)
 
     def part(s):
-        joint = np.bincount((np.minimum(s, 254).astype(np.int64) * 256 + fj).ravel(), minlength=65536)
-        return _entropy_bits(_hist256(s)) + hf - _entropy_bits(joint)
+        return _entropy_bits(_hist256(s)) + hf - _entropy_bits(_joint256(np.minimum(s, 254), fj).ravel())
 
     return part(a) + part(b)
 
@@ -681,10 +684,6 @@ def _normalize1_or_none(x: np.ndarray):
     return y if np.isfinite(y).all() else None
 
 
-def _joint256(s: np.ndarray, f: np.ndarray) -> np.ndarray:
-    return np.bincount((s.astype(np.int64) * 256 + f.astype(np.int64)).ravel(), minlength=65536).reshape(256, 256)
-
-
 def _nmi_te(na: np.ndarray, nb: np.ndarray, nf: np.ndarray):
     """Hossny's NMI and Cvejic's Tsallis measure (q = 1.85, the toolbox's transposed marginals) of
     ``normalize1``d images."""
@@ -704,13 +703,14 @@ def _yang_ssim_maps(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> dict:
     """The toolbox's ``ssim_yang`` (7x7 Gaussian, sigma 1.5, 'valid', C1 = C2 = 2e-16) of (A, B),
     (A, F), (B, F): {pair: (map, var of first, var of second, covariance)}."""
     x = [a, b, f]
-    mu = _moments_valid(x, _gauss_1d(7, 1.5))
+    pairs = ((0, 1), (0, 2), (1, 2))
+    m = _moments_valid(x + [v * v for v in x] + [x[i] * x[j] for i, j in pairs], _gauss_1d(7, 1.5))
+    mu, var = m[:3], [m[3 + k] - m[k] * m[k] for k in range(3)]
     out, c = {}, 2e-16
-    for i, j in ((0, 1), (0, 2), (1, 2)):
-        ei, ej, eij = _moments_valid([x[i] * x[i], x[j] * x[j], x[i] * x[j]], _gauss_1d(7, 1.5))
-        vi, vj, cov = ei - mu[i] * mu[i], ej - mu[j] * mu[j], eij - mu[i] * mu[j]
-        s = ((2 * mu[i] * mu[j] + c) * (2 * cov + c)) / ((mu[i] ** 2 + mu[j] ** 2 + c) * (vi + vj + c))
-        out[(i, j)] = (s, vi, vj, cov)
+    for (i, j), e_ij in zip(pairs, m[6:]):
+        cov = e_ij - mu[i] * mu[j]
+        s = ((2 * mu[i] * mu[j] + c) * (2 * cov + c)) / ((mu[i] ** 2 + mu[j] ** 2 + c) * (var[i] + var[j] + c))
+        out[(i, j)] = (s, var[i], var[j], cov)
     return out
 
 
