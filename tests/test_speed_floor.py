@@ -73,7 +73,7 @@ def test_speed_metrics_profiles_one_chunk_of_a_set(capsys):
 
 def test_speed_lineages_times_without_usr_bin_time(tmp_path, monkeypatch, capsys):
     """The GPU machine's image has no /usr/bin/time: a Python parent times bench eval and reads its
-    peak RSS instead; --ref-n 0 leaves the NumPy column out."""
+    peak RSS instead; --ref-n 0 leaves the NumPy column out, and a set of several lineages has none."""
     import os
     import sys
 
@@ -83,13 +83,14 @@ def test_speed_lineages_times_without_usr_bin_time(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(os.path, "exists", lambda p: False if p == "/usr/bin/time" else real(p))
     assert speed_lineages.timer()[:2] == [sys.executable, "-c"]
     out = tmp_path / "t.md"
-    assert speed_lineages.main(["--n", "2", "--sets", "cddfuse,tang", "--ref-n", "0", "--out", str(out)]) == 0
+    assert speed_lineages.main(["--n", "2", "--sets", "cddfuse,all", "--ref-n", "0", "--out", str(out)]) == 0
     table = out.read_text()
-    for s in ("cddfuse", "tang"):
-        row = next(line for line in table.splitlines() if line.startswith(f"| {s} |"))
+    rows = {s: next(line for line in table.splitlines() if line.startswith(f"| {s} |")) for s in ("cddfuse", "all")}
+    for row in rows.values():
         wall, rss = float(row.split("|")[2]), row.split("|")[4]
         assert wall > 0 and all(float(x) > 50 for x in rss.split("->"))  # MiB of a Python process with torch
-        assert "not timed" in row
+    assert "not timed" in rows["cddfuse"]  # a NumPy set, not timed at --ref-n 0
+    assert "no NumPy reference" in rows["all"]  # several lineages: no one NumPy set
     assert "NumPy: not timed (--ref-n 0)." in table
 
 
