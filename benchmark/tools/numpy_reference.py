@@ -287,7 +287,7 @@ def _nfmi_rows(s: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 FMI_CHUNK = 1024  # windows a step: each (N, 9, 9) float64 array is then 0.66 MB and stays in the cache.
 # Measured on one phantom triple (FMI on raw pixels / on FMI_w's wavelet mosaics, ms, two runs each):
-# 8,192 windows 96-98 / 594-656, 2,048 56-61 / 410-449, 1,024 63-68 / 403-414, 256 67-74 / -
+# 8,192 windows 96-100 / 594-656, 2,048 56-67 / 410-449, 1,024 57-68 / 403-414, 256 67-74 / -
 # (docs/speed.md, "The NumPy sets' Fast-FMI in cache-sized steps").
 
 
