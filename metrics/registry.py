@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from metrics import _native
 from metrics._workspace import Workspace, batch_invariant
 from metrics.fmi import q_fmi
 from metrics.lineage import LINEAGES, SOURCES, SPECS, Spec
@@ -44,10 +45,17 @@ class MetricInfo:
     key: str = ""  # the original's own name (lineage metrics; the column when one lineage is scored)
     checked: bool = True  # False: implemented from the original's definition, not checked against its output
     compiled: bool = False  # True: runs a compiled kernel on a CPU for large workloads (metrics._compile)
+    # True: that kernel is Fast-FMI's, which the hand-written one (metrics._native) replaces where it builds
+    native: bool = False
 
     @property
     def direction(self) -> str:
         return "higher" if self.higher_is_better else "lower"
+
+    def runs_compiled(self) -> bool:
+        """Whether scoring this metric on a CPU (large workload) compiles a kernel with inductor: a
+        ``compiled`` metric, unless its kernel is the hand-written one, built on this machine."""
+        return self.compiled and not (self.native and _native.available())
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -63,6 +71,7 @@ METRICS: dict[str, MetricInfo] = {
             options=(("fmi_window", "window"),),
             min_size=3,
             compiled=True,
+            native=True,
         ),
         MetricInfo(
             "Q_NCIE",
@@ -132,6 +141,7 @@ for _lin, _specs in SPECS.items():
             key=_s.key,
             checked=_s.checked,
             compiled=_s.compiled,
+            native=_s.native,
         )
 
 

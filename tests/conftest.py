@@ -26,6 +26,13 @@ def shared_data():
 
 
 @pytest.fixture
+def torch_fmi(monkeypatch):
+    """Score Fast-FMI windows with the PyTorch kernel (eager, or compiled where a test compiles), as
+    where the hand-written CPU kernel (metrics._native) cannot be built and on a GPU."""
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+
+
+@pytest.fixture
 def cuda_division(monkeypatch):
     """Divide as CUDA does: PyTorch computes a tensor divided by a Python number as x * (1 / d) on
     a GPU ("may lose one bit of precision", aten/src/ATen/native/cuda/BinaryDivTrueKernel.cu), and

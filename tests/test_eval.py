@@ -469,15 +469,22 @@ def test_metrics_deferred_while_their_kernel_compiles_get_the_same_scores(tmp_pa
     """With compiled kernels (FUSIONBENCH_COMPILE=1), bench eval compiles them in a background
     thread and scores the other metrics first; the batches scored meanwhile get the compiled
     metrics once the kernel is ready. Scores (and columns, prefixed for two lineages) equal the
-    batch-by-batch run's, and the columns keep their order."""
+    batch-by-batch run's, and the columns keep their order. The Fast-FMI metrics compile only
+    without the hand-written FMI kernel (FUSIONBENCH_NATIVE=0, as here); with it nothing of them is
+    deferred, and of all metrics only MEFB's Qp is."""
     import benchmark.running.evaluate as ev
     from metrics import _compile
+    from metrics.registry import METRICS
 
     _six_triples(tmp_path, triples)
     monkeypatch.setenv("FUSIONBENCH_COMPILE", "1")
     monkeypatch.setattr(_compile, "_BROKEN", [])
     args = (str(tmp_path / "a"), str(tmp_path / "b"), {"m": str(tmp_path / "f")})
     names = "Q_FMI,Q_SSIM,tang:FMI_dct,tang:FMI_pixel,tang:EN,cddfuse:EN,cddfuse:SCD"
+    assert ev._deferrable(names.split(","), 6, "cpu") == []  # the hand-written kernel: nothing compiles
+    assert ev._deferrable(list(METRICS), 6, "cpu") == ["mefb:Qp"]
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    assert ev._deferrable(names.split(","), 6, "cpu") == ["Q_FMI", "tang:FMI_dct", "tang:FMI_pixel"]
     kw = dict(metrics=names, lineage="tang,cddfuse", batch=2, progress=False, workers=1)
     seen = []
     real = _compile.warming

@@ -289,11 +289,13 @@ def test_a_subset_of_a_lineage_scores_what_the_whole_lineage_scores():
                 torch.testing.assert_close(v, whole[name], rtol=0, atol=0, equal_nan=True, msg=name)
 
 
-def test_an_input_autograd_records_scores_as_without_it():
+def test_an_input_autograd_records_scores_as_without_it(torch_fmi):
     """``metrics.score`` on a fuser's output before it is detached (F requires grad): every metric
     of every lineage and Liu's five give the values they give without autograd (to rounding), and those with a
     ``grad_fn`` give F a finite gradient. (The lineages' filtered moments wrote their products
-    with ``out=``, which autograd refuses: 11 metrics raised a RuntimeError.)"""
+    with ``out=``, which autograd refuses: 11 metrics raised a RuntimeError.) Recorded, the FMI
+    windows take the PyTorch kernel, so both runs do here (the hand-written kernel, which has no
+    gradient, agrees with it to float rounding: tests/test_native.py)."""
     f, a, b = (x / 255 for x in load("c07_brain_avg"))
     names = [f"{lineage}:{spec.key}" for lineage in LINEAGES for spec in SPECS[lineage]]
     names += ["Q_SSIM", "Q_FMI", "Q_NCIE", "Q_XY", "Q_P"]

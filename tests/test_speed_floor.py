@@ -9,7 +9,11 @@ import torch
 from benchmark.tools.speed_floor import fmi_windows_and_ms, metric_ms
 
 
-def test_fmi_window_counts_are_every_window_the_original_scores():
+@pytest.mark.parametrize("native", ["auto", "0"])
+def test_fmi_window_counts_are_every_window_the_original_scores(native, monkeypatch):
+    """The same counts whichever kernel scores the windows: the hand-written one, or (FUSIONBENCH_NATIVE=0)
+    the PyTorch kernel."""
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", native)
     g = torch.Generator().manual_seed(3)
     a = torch.randint(0, 256, (4, 1, 40, 48), generator=g).to(torch.float32)
     b = torch.randint(0, 256, (4, 1, 40, 48), generator=g).to(torch.float32)
@@ -24,6 +28,9 @@ def test_fmi_window_counts_are_every_window_the_original_scores():
     assert counts["FMI_w"][0] == 2 * (2 * 70 - 2) * (2 * 74 - 2)
     # binary Sobel edge maps: the many windows where the source's map equals F's are skipped
     assert 0 < counts["FMI_pixel"][0] < 2 * 38 * 46
+    if native == "auto":  # timed (the PyTorch kernel would compile first: ~15 s)
+        timed = fmi_windows_and_ms(a, b, f)
+        assert all(timed[k][0] == counts[k][0] and timed[k][1] > 0 for k in counts)
 
 
 def test_metric_ms_times_every_metric_of_the_set_alone():

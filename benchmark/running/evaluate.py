@@ -439,7 +439,7 @@ def _deferrable(names: list[str], workload: int, device: str) -> list[str]:
     are scored: those that run compiled kernels (on a CPU, for a large workload), when others exist."""
     if not _compile.wanted(workload, device):
         return []
-    late = [n for n in names if METRICS[n].compiled]
+    late = [n for n in names if METRICS[n].runs_compiled()]
     return late if len(late) < len(names) else []
 
 

@@ -18,8 +18,9 @@ images as ``bench eval`` scores them, and extrapolated to ``n`` triples:
 - ``tang``'s three Fast-FMI metrics (``FMI_pixel``, ``FMI_dct``, ``FMI_w``): the 3x3 windows each
   scores a triple (counted on the triples; the windows the original skips, where the source's
   window equals F's, are not counted), each a 9x9 joint pdf and its entropy. Timed alone: only
-  the compiled FMI kernel's calls (:func:`metrics.fmi._fmi_at`, or ``_fmi_at_f32`` for ``FMI_w``),
-  not the feature images or the window selection.
+  the FMI kernel's calls (the hand-written one, :mod:`metrics._native`, where it builds; else the
+  compiled :func:`metrics.fmi._fmi_at`, or ``_fmi_at_f32`` for ``FMI_w``), not the feature images or
+  the window selection.
 
 Also the start of a fresh process that imports torch and the metrics, and every metric of both
 sets scored alone (4 triples a call, compiled where ``bench eval`` compiles, no work shared between
@@ -91,42 +92,48 @@ def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -
 def fmi_windows_and_ms(
     a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, timed: bool = True
 ) -> dict[str, tuple[float, float]]:
-    """{key: (windows a triple, ms a triple of the compiled kernel's calls alone)} for Tang's FMI
-    metrics, scored 4 triples a call as ``bench eval`` scores lineage metrics. The windows are
-    counted eagerly; ``timed``: then compile the kernel and time a second compiled pass (else the
-    ms are 0)."""
+    """{key: (windows a triple, ms a triple of the FMI kernel's calls alone)} for Tang's FMI metrics,
+    scored 4 triples a call as ``bench eval`` scores lineage metrics. The kernel is the one ``bench
+    eval`` runs: the hand-written one (:mod:`metrics._native`) where it builds, else the compiled
+    PyTorch kernel. The windows are counted in a first pass; ``timed``: then (compile the PyTorch
+    kernel and) time a second pass (else the ms are 0)."""
     import metrics.fmi as fmi
-    from metrics import _compile
+    from metrics import _compile, _native
     from metrics.lineage import LineageImages, tang
 
     specs = {s.key: s for s in tang.SPECS if s.key in FMI_KEYS}
     kernels = (fmi._fmi_at, fmi._fmi_at_f32)
     out = {}
+    real_call, real_native = _compile.call, _native.fmi_windows
     for key, spec in specs.items():
-        windows, seconds = [0], [0.0]
-        real_call = _compile.call
+        windows, seconds, counting = [0], [0.0], [True]
+
+        def timed_call(run, n_windows):
+            if counting[0]:
+                windows[0] += n_windows
+            t0 = time.perf_counter()
+            r = run()
+            seconds[0] += time.perf_counter() - t0
+            return r
 
         def counted(fn, *args, **kw):
             if fn not in kernels:
                 return real_call(fn, *args, **kw)
-            if not _compile.active():  # eager: the windows it is given are exactly the scored ones
-                windows[0] += args[2].numel()
-                return real_call(fn, *args, **kw)
-            t0 = time.perf_counter()
-            r = real_call(fn, *args, **kw)
-            seconds[0] += time.perf_counter() - t0
-            return r
+            return timed_call(lambda: real_call(fn, *args, **kw), args[2].numel())
 
-        fmi._compile.call = counted
+        def native(*args):
+            return timed_call(lambda: real_native(*args), args[2].numel())
+
+        fmi._compile.call, fmi._native.fmi_windows = counted, native
         try:
-            for compiled in (False, True, True) if timed else (False,):  # count eagerly; compile, then time
-                seconds[0] = 0.0
+            for i_pass, compiled in enumerate((False, True, True) if timed else (False,)):  # count; compile; time
+                seconds[0], counting[0] = 0.0, i_pass == 0
                 with _compile.compiling(compiled):
                     for i in range(0, len(a), 4):
                         spec(LineageImages(a[i : i + 4], b[i : i + 4], f[i : i + 4]), key)
         finally:
-            fmi._compile.call = real_call
-        out[key] = (windows[0] / len(a), seconds[0] / len(a) * 1000)
+            fmi._compile.call, fmi._native.fmi_windows = real_call, real_native
+        out[key] = (windows[0] / len(a), seconds[0] / len(a) * 1000 if timed else 0.0)
     return out
 
 

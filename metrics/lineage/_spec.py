@@ -22,6 +22,7 @@ class Spec:
     # stabilising constants are too small (or absent) to hide it.
     f64: bool = False
     compiled: bool = False  # True: runs a compiled kernel on a CPU for large workloads (metrics._compile)
+    native: bool = False  # True: that kernel is Fast-FMI's, replaced by the hand-written one where it builds
 
     def __call__(self, li, name: str):
         if li.split:

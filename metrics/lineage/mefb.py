@@ -298,6 +298,7 @@ SPECS = (
         "Fast-FMI of Sobel edge maps",
         checked=False,
         compiled=True,
+        native=True,
     ),
     Spec(
         "VIF",

@@ -340,8 +340,17 @@ SPECS = (
         "Fast-FMI of Sobel edge maps (default feature)",
         checked=False,
         compiled=True,
+        native=True,
     ),
-    Spec("FMI_dct", fmi_dct, True, "Haghighat & Razian, AICT 2014", "Fast-FMI of DCT features", compiled=True),
+    Spec(
+        "FMI_dct",
+        fmi_dct,
+        True,
+        "Haghighat & Razian, AICT 2014",
+        "Fast-FMI of DCT features",
+        compiled=True,
+        native=True,
+    ),
     Spec(
         "FMI_w",
         fmi_w,
@@ -351,6 +360,7 @@ SPECS = (
         checked=False,
         f64=True,
         compiled=True,
+        native=True,
     ),
     Spec("MS_SSIM", ms_ssim, True, "Ma, Zeng & Wang, IEEE TIP 2015", "multi-scale MEF-SSIM", min_size=44, f64=True),
 )

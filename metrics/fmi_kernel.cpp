@@ -1,0 +1,205 @@
+// Haghighat's Fast-FMI window kernel (metrics/fmi.py, _nfmi) for 3x3 windows, hand-written for the CPU.
+//
+// Why hand-written: inductor compiles _nfmi into ~40 loops over each block of windows' 9x9 joint
+// pdfs, 80-110 ns a window on two cores, and costs 10-15 s of compilation on a fresh machine. Here
+// each group of windows (one SIMD register's worth) keeps its pdfs, cdfs and joint-pdf cells in
+// registers, and the 81 logarithms per window run in glibc's vector log2 (libmvec), about 3x faster
+// a core (docs/speed.md, "A hand-written FMI kernel"). It is built once per machine by
+// metrics/_native.py with the system's C++ compiler and loaded with ctypes; where it cannot be built
+// (no compiler, no libmvec, not x86-64) fusionbench scores with the PyTorch kernel instead.
+//
+// The arithmetic follows _nfmi step by step (same formulas, same quirks: c = 0 when the covariance
+// sum is exactly 0, c = 1 for two flat windows, -p log2|p| for negative masses, 0 when I = 0);
+// sums run in window order, so values agree with the PyTorch kernel to float rounding, not bit for bit.
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#define VBYTES 64
+extern "C" {
+typedef float v16sf __attribute__((vector_size(64)));
+typedef double v8df __attribute__((vector_size(64)));
+v16sf _ZGVeN16v_log2f(v16sf);
+v8df _ZGVeN8v_log2(v8df);
+}
+typedef float vf32 __attribute__((vector_size(VBYTES)));
+typedef double vf64 __attribute__((vector_size(VBYTES)));
+static inline vf32 vlog2(vf32 x) { return _ZGVeN16v_log2f(x); }
+static inline vf64 vlog2(vf64 x) { return _ZGVeN8v_log2(x); }
+#elif defined(__AVX2__)
+#define VBYTES 32
+extern "C" {
+typedef float v8sf __attribute__((vector_size(32)));
+typedef double v4df __attribute__((vector_size(32)));
+v8sf _ZGVdN8v_log2f(v8sf);
+v4df _ZGVdN4v_log2(v4df);
+}
+typedef float vf32 __attribute__((vector_size(VBYTES)));
+typedef double vf64 __attribute__((vector_size(VBYTES)));
+static inline vf32 vlog2(vf32 x) { return _ZGVdN8v_log2f(x); }
+static inline vf64 vlog2(vf64 x) { return _ZGVdN4v_log2(x); }
+#else
+#error "fusionbench's FMI kernel needs AVX2 or AVX-512 (glibc's libmvec); the PyTorch kernel is used instead"
+#endif
+
+template <typename T> struct Vec;
+template <> struct Vec<float> { typedef vf32 type; };
+template <> struct Vec<double> { typedef vf64 type; };
+
+template <typename V> static inline V vmin(V a, V b) { return a < b ? a : b; }
+template <typename V> static inline V vmax(V a, V b) { return a > b ? a : b; }
+template <typename V> static inline V vabs(V x) { return x < 0 ? -x : x; }
+template <typename V> static inline V vsqrt(V x)
+{
+    V r;
+    for (unsigned k = 0; k < sizeof(V) / sizeof(x[0]); k++)
+        r[k] = __builtin_sqrt(x[k]);  // a square root per lane: compiled to one vector sqrt
+    return r;
+}
+template <typename V> static inline V plogp(V p)  // p * log2|p|, 0 where p is 0
+{
+    const V one = V{} + 1;
+    return p * vlog2(p != 0 ? vabs(p) : one);
+}
+
+// Windows n at top-left flat pixels ps (source) and pf (fused) of the flat images src and f, their
+// elements at offsets off[0..8] (column-major, as MATLAB's (:)); out[k] = normalised FMI of window k
+// (the input's type). T: the scoring type. SHIFT: windows minus their minimum (_fmi_at_f32) instead
+// of min-max normalised (_fmi_at); a flat window becomes ones either way.
+template <typename In, typename T, bool SHIFT>
+static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int64_t *pf, int64_t n,
+                        const int64_t *off, In *out)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int L = sizeof(V) / sizeof(T);
+    typedef In VI __attribute__((vector_size(L * sizeof(In))));
+    const V zero = V{}, one = V{} + 1;
+    for (int64_t base = 0; base < n; base += L) {
+        V sp[9], tp[9], sc[9], tc[9];
+        // Gather and normalise in the input's type, as _minmax / _shifted do.
+        for (int side = 0; side < 2; side++) {
+            const In *img = side ? f : src;
+            const int64_t *p = side ? pf : ps;
+            VI x[9];
+            if (base + L <= n && p[base + L - 1] - p[base] == L - 1) {
+                // L windows side by side in one row (most groups): nine vector loads
+                for (int i = 0; i < 9; i++)
+                    __builtin_memcpy(&x[i], img + p[base] + off[i], sizeof(VI));
+            } else {
+                for (int k = 0; k < L; k++) {
+                    const int64_t w = base + k < n ? base + k : n - 1;  // the last group: repeat the last window
+                    for (int i = 0; i < 9; i++)
+                        x[i][k] = img[p[w] + off[i]];
+                }
+            }
+            VI lo = x[0], hi = x[0];
+            for (int i = 1; i < 9; i++) {
+                lo = vmin(lo, x[i]);
+                hi = vmax(hi, x[i]);
+            }
+            const VI ione = VI{} + 1;
+            const auto flat = hi == lo;
+            const VI span = flat ? ione : hi - lo;
+            for (int i = 0; i < 9; i++) {
+                const VI y = flat ? ione : (SHIFT ? x[i] - lo : (x[i] - lo) / span);
+                (side ? tp : sp)[i] = __builtin_convertvector(y, V);
+            }
+        }
+        auto both_flat = (sp[0] == one) & (tp[0] == one);
+        V ssum = zero, tsum = zero;
+        for (int i = 0; i < 9; i++) {
+            both_flat &= (sp[i] == one) & (tp[i] == one);
+            ssum += sp[i];
+            tsum += tp[i];
+        }
+        // Marginal pdfs, cdfs, means and the index moments of the pdfs (for the bound's sd).
+        V cs = zero, ct = zero, scs = zero, tcs = zero, sm = zero, tm = zero;
+        V ms1 = zero, ms2 = zero, mt1 = zero, mt2 = zero;
+        for (int i = 0; i < 9; i++) {
+            const T ii = T(i + 1);
+            const V a = sp[i] / ssum, b = tp[i] / tsum;
+            sp[i] = a;
+            tp[i] = b;
+            cs += a;
+            ct += b;
+            sc[i] = cs;
+            tc[i] = ct;
+            scs += cs;
+            tcs += ct;
+            sm += a;
+            tm += b;
+            ms1 += ii * a;
+            ms2 += (ii * ii) * a;
+            mt1 += ii * b;
+            mt2 += (ii * ii) * b;
+        }
+        sm = sm / T(9);
+        tm = tm / T(9);
+        V num = zero, vs = zero, vt = zero;
+        for (int i = 0; i < 9; i++) {
+            const V a = sp[i] - sm, b = tp[i] - tm;
+            num += a * b;
+            vs += a * a;
+            vt += b * b;
+        }
+        V c = num == 0 ? zero : num / vsqrt(vs * vt);
+        c = both_flat ? one : c;
+        const auto pos = c >= 0;
+        // The Frechet bound's cell masses: overlap of (T_{i-1}, T_i] with (lo_j, hi_j].
+        V lo[9], hi[9];
+        for (int j = 0; j < 9; j++) {
+            const V s0 = j ? sc[j - 1] : zero;
+            lo[j] = pos ? s0 : one - sc[j];
+            hi[j] = pos ? sc[j] : one - s0;
+        }
+        V bsum = zero;
+        for (int i = 0; i < 9; i++)
+            for (int j = 0; j < 9; j++)
+                bsum += pos ? vmin(tc[i], sc[j]) : vmax(tc[i] + sc[j] - one, zero);
+        const V sd_s = vsqrt(vmax(ms2 - ms1 * ms1, zero)), sd_t = vsqrt(vmax(mt2 - mt1 * mt1, zero));
+        const V cov = bsum - tcs * scs;
+        const auto sd0 = (sd_s == 0) | (sd_t == 0);
+        const V corr_bound = cov / (sd0 ? one : sd_t * sd_s);
+        const V safe = corr_bound == 0 ? one : corr_bound;
+        const V phi = (sd0 | (pos & (c == 0))) ? zero : c / safe;
+        const V rest = one - phi;
+        V je = zero, hs = zero, ht = zero;
+        for (int i = 0; i < 9; i++) {
+            const V t0 = i ? tc[i - 1] : zero;
+            const V w = rest * tp[i];
+            for (int j = 0; j < 9; j++) {
+                const V cell = vmax(vmin(tc[i], hi[j]) - vmax(t0, lo[j]), zero);
+                je -= plogp(phi * cell + w * sp[j]);
+            }
+            hs -= plogp(sp[i]);
+            ht -= plogp(tp[i]);
+        }
+        const V mi = hs + ht - je, den = hs + ht;
+        const V r = ((mi == 0) | (den == 0)) ? zero : T(2) * mi / (den == 0 ? one : den);
+        for (int k = 0; k < L && base + k < n; k++)
+            out[base + k] = In(r[k]);
+    }
+}
+
+extern "C" {
+// The ABI version metrics/_native.py checks, so that a stale build is never loaded.
+int fusionbench_fmi_version() { return 1; }
+
+void fmi_f32(const float *src, const float *f, const int64_t *ps, const int64_t *pf, int64_t n,
+             const int64_t *off, float *out)
+{
+    fmi_windows<float, float, false>(src, f, ps, pf, n, off, out);
+}
+
+void fmi_f64(const double *src, const double *f, const int64_t *ps, const int64_t *pf, int64_t n,
+             const int64_t *off, double *out)
+{
+    fmi_windows<double, double, false>(src, f, ps, pf, n, off, out);
+}
+
+void fmi_f64_scored_f32(const double *src, const double *f, const int64_t *ps, const int64_t *pf, int64_t n,
+                        const int64_t *off, double *out)
+{
+    fmi_windows<double, float, true>(src, f, ps, pf, n, off, out);
+}
+}

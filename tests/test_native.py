@@ -1,0 +1,184 @@
+"""The hand-written Fast-FMI window kernel (metrics/fmi_kernel.cpp, built by metrics._native).
+
+Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
+and test_lineages.py run through it, as it is the CPU's default), when it is used and when not, and
+what happens where it cannot be built."""
+
+import subprocess
+
+import pytest
+import torch
+
+import metrics
+from metrics import _compile, _native, fmi
+
+
+def _images(n=2, size=40, seed=3):
+    """0..255 images with the windows that take the kernel's special paths: flat patches in both
+    (both-flat windows, c = 1), F flat where the source is not (sd = 0), F = 255 - A in a corner
+    (negative correlation: the lower Frechet bound) and F equal to A in a strip (skipped windows)."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(0, 256, (n, 1, size, size), generator=g).double()
+    b = torch.nn.functional.avg_pool2d(torch.rand(n, 1, size, size, generator=g, dtype=torch.float64), 3, 1, 1) * 255
+    b = b.round()
+    f = ((a + b) / 2).round()
+    a[:, :, :8, :8] = 17
+    f[:, :, :6, :6] = 17
+    f[:, :, 10:16, :10] = 99
+    f[:, :, -10:, -10:] = 255 - a[:, :, -10:, -10:]
+    f[:, :, 20:24, :] = a[:, :, 20:24, :]
+    return a, b, f
+
+
+def _windows(a, b, f):
+    """Every window of both sources, as fmi_from_images hands them over (flat pixel indices)."""
+    n, _, h, w = a.shape
+    offsets = fmi._offsets(3, w)
+    rows = torch.arange(h - 2).view(-1, 1) * w + torch.arange(w - 2)
+    p = (torch.arange(n).view(-1, 1, 1) * h * w + rows).flatten()
+    src = torch.cat([a.flatten(), b.flatten()])
+    return src, f.flatten(), torch.cat([p, p + a.numel()]), torch.cat([p, p]), offsets
+
+
+def test_native_kernel_equals_the_pytorch_kernel_window_by_window():
+    """Each of its three forms against the PyTorch kernel it replaces, on every window (flat, negatively
+    correlated and identical ones included), in row order (vector loads) and shuffled (one window at a
+    time), with a group of fewer windows than a SIMD register at the end: float64 within 1e-12, and
+    float32 within 6e-5 a window (two float32 roundings of the same formula) and 1e-7 as means."""
+    assert _native.available(), _native._PROBLEM
+    a, b, f = _images()
+    src, ff, ps, pf, offsets = _windows(a, b, f)
+    perm = torch.randperm(ps.numel(), generator=torch.Generator().manual_seed(0))[:-5]  # -5: a short last group
+    for order in (torch.arange(ps.numel() - 3), perm):
+        s_idx, f_idx = ps[order], pf[order]
+        for dtype, score_f32 in ((torch.float64, False), (torch.float32, False), (torch.float64, True)):
+            x, y = src.to(dtype), ff.to(dtype)
+            kernel = fmi._fmi_at_f32 if score_f32 else fmi._fmi_at
+            want = kernel(x, y, s_idx, f_idx, offsets)
+            got = _native.fmi_windows(x, y, s_idx, f_idx, offsets, score_f32)
+            assert got.dtype == dtype and got.shape == want.shape
+            assert torch.isfinite(got).all()
+            if dtype == torch.float64 and not score_f32:
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+            else:
+                torch.testing.assert_close(got, want, rtol=0, atol=6e-5)
+                assert abs(float(got.double().mean() - want.double().mean())) < 1e-7
+    # The windows the kernel treats apart score as the PyTorch kernel says: 1 for two flat windows, etc.
+    got = _native.fmi_windows(src, ff, ps, pf, offsets, False)
+    assert (got == 1).sum() > 0 and (got == 0).sum() > 0
+
+
+def test_scores_use_the_native_kernel_on_a_cpu_and_equal_the_pytorch_kernels(monkeypatch):
+    """On a CPU every Fast-FMI metric (Liu's Q_FMI, Tang's three, MEFB's FMI) scores its windows in one
+    call of the hand-written kernel, compiled scoring or not, and never through inductor; the scores
+    equal the PyTorch kernel's (eager) within 1e-12 in float64 and 1e-6 in float32 (FMI_w, whose
+    windows both kernels score in float32: 1e-6)."""
+    a, b, f = (x / 255 for x in _images(n=3, size=48))
+    names = ["Q_FMI", "tang:FMI_pixel", "tang:FMI_dct", "tang:FMI_w", "mefb:FMI"]
+    calls, compiled = [], []
+    real = _native.fmi_windows
+    monkeypatch.setattr(_native, "fmi_windows", lambda *args: calls.append(args[2].numel()) or real(*args))
+    monkeypatch.setattr(_compile, "call", lambda fn, *args, **kw: compiled.append(fn) or fn(*args))
+    for dtype, atol in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        x = [t.to(dtype) for t in (f, a, b)]
+        calls.clear()
+        compiled.clear()
+        with _compile.compiling(True):
+            native = metrics.score(*x, metrics=names, lineages="tang,mefb", notes=[])
+        assert len(calls) == 5 and min(calls) > 1000 and not compiled  # all windows of a metric in one call
+        monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+        pytorch = metrics.score(*x, metrics=names, lineages="tang,mefb", notes=[])
+        monkeypatch.delenv("FUSIONBENCH_NATIVE")
+        assert len(calls) == 5  # not called again
+        for k in native:
+            assert native[k].dtype == dtype
+            tol = 1e-6 if k == "tang:FMI_w" else atol  # FMI_w scores its windows in float32 in both kernels
+            torch.testing.assert_close(native[k], pytorch[k], rtol=0, atol=tol, msg=k)
+
+
+def test_native_kernel_does_not_depend_on_the_thread_count():
+    """The windows are split over torch's threads; each window's score is its own, bit for bit."""
+    a, b, f = _images(n=4, size=64)
+    src, ff, ps, pf, offsets = _windows(a, b, f)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _native.fmi_windows(src.float(), ff.float(), ps, pf, offsets, False)
+        torch.set_num_threads(2)
+        assert ps.numel() >= 2 * _native.MIN_PER_THREAD
+        two = _native.fmi_windows(src.float(), ff.float(), ps, pf, offsets, False)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_autograd_takes_the_pytorch_kernel():
+    """A fused image that requires grad gets Q_FMI with a gradient (the PyTorch kernel); detached, the
+    hand-written kernel scores it, to float rounding the same."""
+    a, b, f = (x / 255 for x in _images(n=1, size=32))
+    leaf = f.clone().requires_grad_()
+    recorded = metrics.score(leaf, a, b, metrics=["Q_FMI"])["Q_FMI"]
+    assert recorded.grad_fn is not None
+    recorded.sum().backward()
+    assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
+    plain = metrics.score(f, a, b, metrics=["Q_FMI"])["Q_FMI"]
+    torch.testing.assert_close(recorded.detach(), plain, rtol=0, atol=1e-12)
+
+
+def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path):
+    """Built into FUSIONBENCH_CACHE/native on first use (atomically renamed into place), then loaded from
+    there by a later process without compiling again; its values are those of the test's own build."""
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(_native, "_LIB", [])
+    runs = []
+    real = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
+    assert _native.available()
+    built = list((tmp_path / "native").iterdir())
+    assert len(runs) == 1 and len(built) == 1 and built[0].suffix == ".so" and not built[0].name.startswith(".")
+    monkeypatch.setattr(_native, "_LIB", [])  # a new process
+    assert _native.available() and len(runs) == 1
+    a, b, f = _images(n=1, size=24)
+    src, ff, ps, pf, offsets = _windows(a, b, f)
+    torch.testing.assert_close(
+        _native.fmi_windows(src, ff, ps, pf, offsets, False), fmi._fmi_at(src, ff, ps, pf, offsets), rtol=0, atol=1e-12
+    )
+
+
+def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_path):
+    """Where the kernel cannot be built (here: no compiler; likewise no AVX2 or libmvec), one warning
+    says so and every FMI score comes from the PyTorch kernel, unchanged."""
+    a, b, f = (x / 255 for x in _images(n=2, size=32))
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    want = metrics.score(f, a, b, metrics=["Q_FMI", "tang:FMI_dct"], lineages="tang", notes=[])
+    monkeypatch.delenv("FUSIONBENCH_NATIVE")
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(_native, "_LIB", [])
+    monkeypatch.setattr(_native, "_PROBLEM", [])
+    monkeypatch.setattr(_native, "_compiler", lambda: None)
+    with pytest.warns(RuntimeWarning, match="hand-written FMI kernel is not available .no C.. compiler found"):
+        got = metrics.score(f, a, b, metrics=["Q_FMI", "tang:FMI_dct"], lineages="tang", notes=[])
+    assert not _native.available() and _native._PROBLEM
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+    assert not (tmp_path / "native").exists() or not any((tmp_path / "native").iterdir())
+
+
+def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path):
+    """A compiler that fails (here: a flag it rejects) leaves nothing in the cache, and the reason names
+    the source file."""
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(_native, "FLAGS", [*_native.FLAGS, "--no-such-flag"])
+    with pytest.raises(OSError, match="could not build metrics/fmi_kernel.cpp"):
+        _native._build()
+    assert not any((tmp_path / "native").iterdir())
+
+
+def test_native_setting(monkeypatch):
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "off")
+    assert _native.setting() == "0" and _native.library() is None and not _native.available()
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "auto")
+    assert _native.setting() == "auto" and _native.available()
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "sometimes")
+    with pytest.raises(ValueError, match="FUSIONBENCH_NATIVE must be auto or 0"):
+        _native.setting()
