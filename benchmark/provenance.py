@@ -49,8 +49,10 @@ def py_files(folder: str) -> list[str]:
 
 
 def metrics_code() -> str:
-    """The hash of every metric's source (the ``metrics`` package)."""
-    return files_sha(py_files(os.path.join(PROJECT, "metrics")))
+    """The hash of every metric's source (the ``metrics`` package, its C++ FMI kernel included)."""
+    folder = os.path.join(PROJECT, "metrics")
+    native = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".cpp")]
+    return files_sha(py_files(folder) + native)
 
 
 def written_at(path: str) -> str:

@@ -14,33 +14,24 @@
 #include <cstddef>
 #include <cstdint>
 
+// glibc's vector log2 for one register of floats / doubles (libmvec's names: ISA letter, lanes).
 #if defined(__AVX512F__)
 #define VBYTES 64
-extern "C" {
-typedef float v16sf __attribute__((vector_size(64)));
-typedef double v8df __attribute__((vector_size(64)));
-v16sf _ZGVeN16v_log2f(v16sf);
-v8df _ZGVeN8v_log2(v8df);
-}
-typedef float vf32 __attribute__((vector_size(VBYTES)));
-typedef double vf64 __attribute__((vector_size(VBYTES)));
-static inline vf32 vlog2(vf32 x) { return _ZGVeN16v_log2f(x); }
-static inline vf64 vlog2(vf64 x) { return _ZGVeN8v_log2(x); }
+#define LOG2_F32 _ZGVeN16v_log2f
+#define LOG2_F64 _ZGVeN8v_log2
 #elif defined(__AVX2__)
 #define VBYTES 32
-extern "C" {
-typedef float v8sf __attribute__((vector_size(32)));
-typedef double v4df __attribute__((vector_size(32)));
-v8sf _ZGVdN8v_log2f(v8sf);
-v4df _ZGVdN4v_log2(v4df);
-}
-typedef float vf32 __attribute__((vector_size(VBYTES)));
-typedef double vf64 __attribute__((vector_size(VBYTES)));
-static inline vf32 vlog2(vf32 x) { return _ZGVdN8v_log2f(x); }
-static inline vf64 vlog2(vf64 x) { return _ZGVdN4v_log2(x); }
+#define LOG2_F32 _ZGVdN8v_log2f
+#define LOG2_F64 _ZGVdN4v_log2
 #else
 #error "fusionbench's FMI kernel needs AVX2 or AVX-512 (glibc's libmvec); the PyTorch kernel is used instead"
 #endif
+typedef float vf32 __attribute__((vector_size(VBYTES)));
+typedef double vf64 __attribute__((vector_size(VBYTES)));
+extern "C" vf32 LOG2_F32(vf32);
+extern "C" vf64 LOG2_F64(vf64);
+static inline vf32 vlog2(vf32 x) { return LOG2_F32(x); }
+static inline vf64 vlog2(vf64 x) { return LOG2_F64(x); }
 
 template <typename T> struct Vec;
 template <> struct Vec<float> { typedef vf32 type; };
@@ -81,7 +72,10 @@ static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int
             const In *img = side ? f : src;
             const int64_t *p = side ? pf : ps;
             VI x[9];
-            if (base + L <= n && p[base + L - 1] - p[base] == L - 1) {
+            bool row = base + L <= n;  // L windows side by side in one row?
+            for (int k = 1; row && k < L; k++)
+                row = p[base + k] == p[base] + k;
+            if (row) {
                 // L windows side by side in one row (most groups): nine vector loads
                 for (int i = 0; i < 9; i++)
                     __builtin_memcpy(&x[i], img + p[base] + off[i], sizeof(VI));

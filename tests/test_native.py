@@ -43,13 +43,16 @@ def _windows(a, b, f):
 def test_native_kernel_equals_the_pytorch_kernel_window_by_window():
     """Each of its three forms against the PyTorch kernel it replaces, on every window (flat, negatively
     correlated and identical ones included), in row order (vector loads) and shuffled (one window at a
-    time), with a group of fewer windows than a SIMD register at the end: float64 within 1e-12, and
+    time; also in order but for two, which must not pass for a row), with a group of fewer windows than a
+    SIMD register at the end: float64 within 1e-12, and
     float32 within 6e-5 a window (two float32 roundings of the same formula) and 1e-7 as means."""
     assert _native.available(), _native._PROBLEM
     a, b, f = _images()
     src, ff, ps, pf, offsets = _windows(a, b, f)
     perm = torch.randperm(ps.numel(), generator=torch.Generator().manual_seed(0))[:-5]  # -5: a short last group
-    for order in (torch.arange(ps.numel() - 3), perm):
+    swapped = torch.arange(ps.numel())
+    swapped[[1, 2]] = swapped[[2, 1]]  # the first group's ends one row apart, its middle not in order
+    for order in (torch.arange(ps.numel() - 3), perm, swapped):
         s_idx, f_idx = ps[order], pf[order]
         for dtype, score_f32 in ((torch.float64, False), (torch.float32, False), (torch.float64, True)):
             x, y = src.to(dtype), ff.to(dtype)
@@ -182,3 +185,45 @@ def test_native_setting(monkeypatch):
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "sometimes")
     with pytest.raises(ValueError, match="FUSIONBENCH_NATIVE must be auto or 0"):
         _native.setting()
+
+
+def test_the_kernels_source_is_part_of_the_metrics_code_hash(tmp_path, monkeypatch):
+    """bench eval's kept batches and bench run's fingerprints hash the metrics' code: the C++ kernel's
+    source counts, so an edit to it scores again instead of reusing stale scores."""
+    import shutil
+
+    from benchmark import provenance
+
+    shutil.copytree(provenance.os.path.join(provenance.PROJECT, "metrics"), tmp_path / "metrics")
+    monkeypatch.setattr(provenance, "PROJECT", str(tmp_path))
+    before = provenance.metrics_code()
+    kernel = tmp_path / "metrics" / "fmi_kernel.cpp"
+    kernel.write_text(kernel.read_text() + "\n// edited\n")
+    assert provenance.metrics_code() != before
+
+
+def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch):
+    """A CPU without AVX-512 gets the kernel in 256-bit registers (8 floats, 4 doubles) and libmvec's
+    AVX2 logarithms: built here for such a CPU (-march=haswell), its scores equal the PyTorch kernel's
+    as the AVX-512 build's do. Skipped where this CPU lacks AVX2 (it could not run that build)."""
+    if "avx2" not in open("/proc/cpuinfo").read():
+        pytest.skip("this CPU has no AVX2")
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(_native, "FLAGS", [f if f != "-march=native" else "-march=haswell" for f in _native.FLAGS])
+    monkeypatch.setattr(_native, "_LIB", [])
+    dll = _native.library()
+    assert dll is not None and "haswell" in " ".join(_native.FLAGS)
+    a, b, f = _images(n=1, size=30)
+    src, ff, ps, pf, offsets = _windows(a, b, f)
+    perm = torch.randperm(ps.numel(), generator=torch.Generator().manual_seed(1))[:-3]
+    for order in (torch.arange(ps.numel() - 1), perm):
+        for dtype, score_f32, atol in (
+            (torch.float64, False, 1e-12),
+            (torch.float32, False, 6e-5),
+            (torch.float64, True, 6e-5),
+        ):
+            x, y = src.to(dtype), ff.to(dtype)
+            kernel = fmi._fmi_at_f32 if score_f32 else fmi._fmi_at
+            want = kernel(x, y, ps[order], pf[order], offsets)
+            got = _native.fmi_windows(x, y, ps[order], pf[order], offsets, score_f32)
+            torch.testing.assert_close(got, want, rtol=0, atol=atol)

@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         default="auto",
         help="processes scoring batches side by side: a number, or auto (default: one per CPU core for "
-        "256 or more triples on a CPU, unless the metrics run compiled kernels, else 1; "
+        "256 or more triples on a CPU, else 1; "
         "FUSIONBENCH_EVAL_WORKERS overrides auto). Scores are identical for any number",
     )
     pe.add_argument(

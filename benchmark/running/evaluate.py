@@ -28,7 +28,7 @@ from benchmark.distributed import pick_device
 from benchmark.provenance import files_sha, metrics_code
 from benchmark.reporting.report import write_score_tables
 from benchmark.reporting.tables import write_scores
-from metrics import _compile, sharing_sources
+from metrics import _compile, _native, sharing_sources
 from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
 from metrics.registry import METRICS, column_names, resolve_metrics
@@ -265,6 +265,8 @@ class BatchCache:
             "files": [[k, *stat(p1), *stat(p2), *stat(pf), list(size)] for k, (p1, p2, pf, size) in files.items()],
             "metrics": [names, metric_profile, quantize, str(torch.device(device).type)],
             "compiled": _compile.wanted(workload, device),  # compiled kernels round differently (< 1e-6)
+            # so does the hand-written FMI kernel (a CPU's, where it builds) against the PyTorch one
+            "fmi_kernel": "native" if torch.device(device).type == "cpu" and _native.available() else "pytorch",
             "code": code,
             "torch": torch.__version__,
         }
@@ -339,8 +341,9 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
     ``FUSIONBENCH_EVAL_WORKERS`` variable overrides ``auto``). ``auto`` uses one single-threaded
     process per CPU core when the eval scores at least :data:`AUTO_MIN_TRIPLES` triples on a CPU
     (batches side by side beat one process whose small tensor operations are split over the
-    cores; README, "Speed of whole lineages"), else this process alone. Metrics that run compiled
-    kernels are scored by this process alone under ``auto`` (:func:`_score_folders`)."""
+    cores; README, "Speed of whole lineages"), else this process alone, whether or not the metrics
+    run compiled kernels (each process then compiles them: still faster, measured in
+    :func:`_score_folders`)."""
     what = "--workers"
     if workers == "auto":
         workers = os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto")
@@ -649,22 +652,15 @@ def _score_folders(
         if not tasks:
             n_workers = 0
         first = 0
-        auto = str(workers) == "auto" and os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto") == "auto"
-        deferred = _deferrable(names, workload, device) if (n_workers == 1 or auto) else []
-        if deferred and tasks:  # compiled kernels: one process (each worker would compile them again)
-            n_workers, first = 1, len(tasks)
+        # One process compiles its kernels in the background while it scores the other metrics.
+        # Several processes each compile them (MEFB's Qp, ~10 s of CPU each) and still finish first:
+        # mefb on 1,153 triples 77.2 s side by side against 102.7 s alone, on 288 27.6 against 31.7 s;
+        # liu with the PyTorch FMI kernel compiled (FUSIONBENCH_NATIVE=0) 23.1 against 22.7 s
+        # (docs/speed.md, "A hand-written FMI kernel").
+        deferred = _deferrable(names, workload, device) if n_workers == 1 else []
+        if deferred and tasks:
+            first = len(tasks)
             _score_deferring(tasks, results, bar, deferred, imgs[keys[0]], done)
-        elif n_workers > 1 and auto:
-            # The first batch shows whether these metrics run compiled kernels (on a CPU, for large
-            # workloads): then every worker would compile them again (~10 s of CPU each), which
-            # costs more than side-by-side scoring gains, so this process scores on alone.
-            calls = _compile.compiled_calls()
-            results[0] = _score_batch(tasks[0])
-            done(0)
-            bar.update()
-            first = 1
-            if _compile.compiled_calls() > calls:
-                n_workers = 1
         if n_workers == 1:
             for group in _source_groups(range(first, len(tasks)), tasks):
                 with _sharing(group):
