@@ -5,9 +5,10 @@ window, an 11-tap Gaussian over five moment maps) one memory pass at a time; ind
 kernel into one vectorised C++ loop, which makes scoring several times faster (README, "Speed").
 The price is a one-off compilation per process (about 6 s on 2 cores the first time; inductor
 caches the result on disk, so later processes pay about a second) and a C++ compiler. Only the
-kernels that gain more than their compilation costs go through :func:`call` (Q_FMI's windowed
-joint pdfs, phase congruency's per-orientation sums over its scales); the rest are eager forms that
-need no compiling (banded matrix products, shifted slices).
+kernels that gain more than their compilation costs go through :func:`call` (phase congruency's
+per-orientation sums over its scales; the Fast-FMI windows' joint pdfs only where the hand-written
+kernel of :mod:`metrics._native`, which replaces them on a CPU, cannot be built); the rest are eager
+forms that need no compiling (banded matrix products, shifted slices).
 
 ``FUSIONBENCH_COMPILE`` chooses: ``auto`` (default) compiles when the workload (the pairs of one
 :func:`metrics.score` call, or its ``workload`` argument: all the pairs a ``bench run`` or ``bench
@@ -32,7 +33,6 @@ AUTO_MIN_PAIRS = 256
 _ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("fusionbench_compile", default=False)
 _COMPILED: dict = {}
 _BROKEN: list[str] = []
-_CALLS = [0]  # compiled kernel calls made by this process (bench eval: whether to start workers)
 _WARMING: list[threading.Thread] = []  # the warm-up thread (warm_up), until a kernel call joins it
 
 
@@ -69,11 +69,6 @@ def active() -> bool:
     return _ACTIVE.get() and not _BROKEN
 
 
-def compiled_calls() -> int:
-    """How many times this process has run a kernel through :func:`call` while compiling."""
-    return _CALLS[0]
-
-
 def call(fn, *args, varying: tuple[int | tuple[int, int], ...] = ()):
     """``fn(*args)``, through ``torch.compile(fn)`` when compiling is active.
 
@@ -86,7 +81,6 @@ def call(fn, *args, varying: tuple[int | tuple[int, int], ...] = ()):
         return fn(*args)
     if _WARMING and _WARMING[0] is not threading.current_thread():
         _WARMING.pop().join()  # the kernel is being compiled in the background: wait for it, once
-    _CALLS[0] += 1
     compiled = _COMPILED.get(fn)
     if compiled is None:
         compiled = _COMPILED[fn] = torch.compile(fn, dynamic=None)
