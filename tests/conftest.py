@@ -26,6 +26,24 @@ def shared_data():
 
 
 @pytest.fixture
+def native_kernel():
+    """The hand-written FMI kernel (metrics._native), which the test needs built. Skipped only where
+    this machine cannot build it by design (not Linux on x86-64, no AVX2, no C++ compiler: there the
+    PyTorch kernel scores, as the fallback tests check); anywhere else a failed build fails the test."""
+    import platform
+
+    from metrics import _native
+
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"the hand-written FMI kernel is for Linux on x86-64, not {platform.system()} {platform.machine()}")
+    if "avx2" not in pathlib.Path("/proc/cpuinfo").read_text():
+        pytest.skip("the hand-written FMI kernel needs AVX2, which this CPU lacks")
+    if _native._compiler() is None:
+        pytest.skip("no C++ compiler here to build the hand-written FMI kernel")
+    assert _native.available(), _native._PROBLEM
+
+
+@pytest.fixture
 def torch_fmi(monkeypatch):
     """Score Fast-FMI windows with the PyTorch kernel (eager, or compiled where a test compiles), as
     where the hand-written CPU kernel (metrics._native) cannot be built and on a GPU."""

@@ -471,7 +471,9 @@ def test_auto_workers_go_side_by_side_even_when_the_metrics_compile(tmp_path, tr
     assert (tmp_path / "o1" / "scores.csv").read_text() == (tmp_path / "o2" / "scores.csv").read_text()
 
 
-def test_metrics_deferred_while_their_kernel_compiles_get_the_same_scores(tmp_path, triples, monkeypatch):
+def test_metrics_deferred_while_their_kernel_compiles_get_the_same_scores(
+    tmp_path, triples, monkeypatch, native_kernel
+):
     """With compiled kernels (FUSIONBENCH_COMPILE=1), bench eval compiles them in a background
     thread and scores the other metrics first; the batches scored meanwhile get the compiled
     metrics once the kernel is ready. Scores (and columns, prefixed for two lineages) equal the

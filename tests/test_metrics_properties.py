@@ -522,7 +522,7 @@ def test_value_checks_run_in_chunks_and_name_the_sample(pairs):
         metrics.score(f, x1, x2, chunk_size=4)
 
 
-def test_compiled_flag_names_exactly_the_metrics_that_run_compiled_kernels(monkeypatch, pairs):
+def test_compiled_flag_names_exactly_the_metrics_that_run_compiled_kernels(monkeypatch, pairs, native_kernel):
     """``MetricInfo.runs_compiled()`` (bench eval compiles those kernels in the background and scores
     the other metrics meanwhile) is true exactly for the metrics that call a compiled kernel: with
     the hand-written FMI kernel only MEFB's Qp; without it (``FUSIONBENCH_NATIVE=0``, or where it

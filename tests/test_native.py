@@ -40,13 +40,12 @@ def _windows(a, b, f):
     return src, f.flatten(), torch.cat([p, p + a.numel()]), torch.cat([p, p]), offsets
 
 
-def test_native_kernel_equals_the_pytorch_kernel_window_by_window():
+def test_native_kernel_equals_the_pytorch_kernel_window_by_window(native_kernel):
     """Each of its three forms against the PyTorch kernel it replaces, on every window (flat, negatively
     correlated and identical ones included), in row order (vector loads) and shuffled (one window at a
     time; also in order but for two, which must not pass for a row), with a group of fewer windows than a
     SIMD register at the end: float64 within 1e-12, and
     float32 within 6e-5 a window (two float32 roundings of the same formula) and 1e-7 as means."""
-    assert _native.available(), _native._PROBLEM
     a, b, f = _images()
     src, ff, ps, pf, offsets = _windows(a, b, f)
     perm = torch.randperm(ps.numel(), generator=torch.Generator().manual_seed(0))[:-5]  # -5: a short last group
@@ -71,7 +70,7 @@ def test_native_kernel_equals_the_pytorch_kernel_window_by_window():
     assert (got == 1).sum() > 0 and (got == 0).sum() > 0
 
 
-def test_scores_use_the_native_kernel_on_a_cpu_and_equal_the_pytorch_kernels(monkeypatch):
+def test_scores_use_the_native_kernel_on_a_cpu_and_equal_the_pytorch_kernels(monkeypatch, native_kernel):
     """On a CPU every Fast-FMI metric (Liu's Q_FMI, Tang's three, MEFB's FMI) scores its windows in one
     call of the hand-written kernel, compiled scoring or not, and never through inductor; the scores
     equal the PyTorch kernel's (eager) within 1e-12 in float64 and 1e-6 in float32 (FMI_w, whose
@@ -99,7 +98,7 @@ def test_scores_use_the_native_kernel_on_a_cpu_and_equal_the_pytorch_kernels(mon
             torch.testing.assert_close(native[k], pytorch[k], rtol=0, atol=tol, msg=k)
 
 
-def test_native_kernel_does_not_depend_on_the_thread_count():
+def test_native_kernel_does_not_depend_on_the_thread_count(native_kernel):
     """The windows are split over torch's threads; each window's score is its own, bit for bit."""
     a, b, f = _images(n=4, size=64)
     src, ff, ps, pf, offsets = _windows(a, b, f)
@@ -115,7 +114,7 @@ def test_native_kernel_does_not_depend_on_the_thread_count():
     assert torch.equal(one, two)
 
 
-def test_autograd_takes_the_pytorch_kernel():
+def test_autograd_takes_the_pytorch_kernel(native_kernel):
     """A fused image that requires grad gets Q_FMI with a gradient (the PyTorch kernel); detached, the
     hand-written kernel scores it, to float rounding the same."""
     a, b, f = (x / 255 for x in _images(n=1, size=32))
@@ -128,7 +127,7 @@ def test_autograd_takes_the_pytorch_kernel():
     torch.testing.assert_close(recorded.detach(), plain, rtol=0, atol=1e-12)
 
 
-def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path):
+def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_kernel):
     """Built into FUSIONBENCH_CACHE/native on first use (atomically renamed into place), then loaded from
     there by a later process without compiling again; its values are those of the test's own build."""
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
@@ -167,7 +166,7 @@ def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_
     assert not (tmp_path / "native").exists() or not any((tmp_path / "native").iterdir())
 
 
-def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path):
+def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path, native_kernel):
     """A compiler that fails (here: a flag it rejects) leaves nothing in the cache, and the reason names
     the source file."""
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
@@ -177,7 +176,7 @@ def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path):
     assert not any((tmp_path / "native").iterdir())
 
 
-def test_native_setting(monkeypatch):
+def test_native_setting(monkeypatch, native_kernel):
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "off")
     assert _native.setting() == "0" and _native.library() is None and not _native.available()
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "auto")
@@ -202,12 +201,10 @@ def test_the_kernels_source_is_part_of_the_metrics_code_hash(tmp_path, monkeypat
     assert provenance.metrics_code() != before
 
 
-def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch):
+def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch, native_kernel):
     """A CPU without AVX-512 gets the kernel in 256-bit registers (8 floats, 4 doubles) and libmvec's
     AVX2 logarithms: built here for such a CPU (-march=haswell), its scores equal the PyTorch kernel's
-    as the AVX-512 build's do. Skipped where this CPU lacks AVX2 (it could not run that build)."""
-    if "avx2" not in open("/proc/cpuinfo").read():
-        pytest.skip("this CPU has no AVX2")
+    as the AVX-512 build's do."""
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(_native, "FLAGS", [f if f != "-march=native" else "-march=haswell" for f in _native.FLAGS])
     monkeypatch.setattr(_native, "_LIB", [])
