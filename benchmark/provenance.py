@@ -44,15 +44,14 @@ def folder_sha(folder: str) -> str:
     return h.hexdigest()[:16]
 
 
-def py_files(folder: str) -> list[str]:
-    return [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".py")]
+def py_files(folder: str, suffixes: tuple[str, ...] = (".py",)) -> list[str]:
+    """The source files under ``folder`` (those ending in one of ``suffixes``)."""
+    return [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(suffixes)]
 
 
 def metrics_code() -> str:
     """The hash of every metric's source (the ``metrics`` package, its C++ FMI kernel included)."""
-    folder = os.path.join(PROJECT, "metrics")
-    native = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".cpp")]
-    return files_sha(py_files(folder) + native)
+    return files_sha(py_files(os.path.join(PROJECT, "metrics"), (".py", ".cpp")))
 
 
 def written_at(path: str) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("fmi_kernel.cpp")
-VERSION = 1  # fusionbench_fmi_version() of the source; a library that reports another is rebuilt
+VERSION = 1  # fusionbench_fmi_version() of the source; a library that reports another is refused
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
 
