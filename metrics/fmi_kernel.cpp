@@ -3,14 +3,18 @@
 // Why hand-written: inductor compiles _nfmi into ~40 loops over each block of windows' 9x9 joint
 // pdfs, 80-110 ns a window on two cores, and costs 10-15 s of compilation on a fresh machine. Here
 // each group of windows (one SIMD register's worth) keeps its pdfs, cdfs and joint-pdf cells in
-// registers, and the 81 logarithms per window run in glibc's vector log2 (libmvec), about 3x faster
-// a core (docs/speed.md, "A hand-written FMI kernel"). It is built once per machine by
-// metrics/_native.py with the system's C++ compiler and loaded with ctypes; where it cannot be built
-// (no compiler, no libmvec, not x86-64) fusionbench scores with the PyTorch kernel instead.
+// registers, and the logarithms run in glibc's vector log2 (libmvec), about 3x faster a core
+// (docs/speed.md, "A hand-written FMI kernel"). A window's entropies take 36 logarithms instead of
+// 99 (17 for the joint pdf's cells on the Frechet bound, 19 for the marginals and the mixture's
+// weight), since the other cells' masses are products of those (see below): 1.5x faster again. It is
+// built once per machine by metrics/_native.py with the system's C++ compiler and loaded with
+// ctypes; where it cannot be built (no compiler, no libmvec, not x86-64) fusionbench scores with the
+// PyTorch kernel instead.
 //
 // The arithmetic follows _nfmi step by step (same formulas, same quirks: c = 0 when the covariance
 // sum is exactly 0, c = 1 for two flat windows, -p log2|p| for negative masses, 0 when I = 0);
-// sums run in window order, so values agree with the PyTorch kernel to float rounding, not bit for bit.
+// sums run in another order and most cells' logarithms are sums of their factors' logarithms, so
+// values agree with the PyTorch kernel to float rounding, not bit for bit.
 #include <cstddef>
 #include <cstdint>
 
@@ -139,13 +143,6 @@ static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int
         V c = num == 0 ? zero : num / vsqrt(vs * vt);
         c = both_flat ? one : c;
         const auto pos = c >= 0;
-        // The Frechet bound's cell masses: overlap of (T_{i-1}, T_i] with (lo_j, hi_j].
-        V lo[9], hi[9];
-        for (int j = 0; j < 9; j++) {
-            const V s0 = j ? sc[j - 1] : zero;
-            lo[j] = pos ? s0 : one - sc[j];
-            hi[j] = pos ? sc[j] : one - s0;
-        }
         V bsum = zero;
         for (int i = 0; i < 9; i++)
             for (int j = 0; j < 9; j++)
@@ -157,17 +154,57 @@ static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int
         const V safe = corr_bound == 0 ? one : corr_bound;
         const V phi = (sd0 | (pos & (c == 0))) ? zero : c / safe;
         const V rest = one - phi;
-        V je = zero, hs = zero, ht = zero;
+        // The entropies with 36 logarithms a window instead of 99. A cell's mass is
+        // phi * cell + rest * tp_i * sp_j. Where the bound's cell is empty it is the product alone, and
+        // log2|rest tp_i sp_j| = log2|rest| + log2 tp_i + log2 sp_j. The bound's mass lies on at most
+        // 17 cells, one per anti-diagonal i + j: two cells on one anti-diagonal would need
+        // (T_{i-1}, T_i] before and after the same source interval (both cdfs are non-decreasing, so
+        // this holds for the rounded values too). For the lower bound the same holds with the source
+        // order reversed, so a lane with c < 0 takes its source quantities as j' = 8 - j: the cells of
+        // anti-diagonal d then hold each lane's only bound cell there, kept in slot[d], and take a
+        // logarithm of their own.
+        V ls[9], lt[9];
+        for (int i = 0; i < 9; i++) {
+            ls[i] = vlog2(sp[i] != 0 ? sp[i] : one);
+            lt[i] = vlog2(tp[i] != 0 ? tp[i] : one);
+        }
+        const V lrest = vlog2(rest != 0 ? vabs(rest) : one);
+        V hs = zero, ht = zero;
+        for (int i = 0; i < 9; i++) {
+            hs -= sp[i] * ls[i];
+            ht -= tp[i] * lt[i];
+        }
+        // The Frechet bound's cell masses: overlap of (T_{i-1}, T_i] with the source's interval (lo_j, hi_j]
+        // (upper bound: (S_{j-1}, S_j]; lower: (1 - S_j, 1 - S_{j-1}], taken in reverse); its pdf and log pdf alike.
+        V lo[9], hi[9], sq[9], lq[9];
+        for (int j = 0; j < 9; j++) {
+            const V s0 = j ? sc[j - 1] : zero;
+            const V r1 = one - sc[8 - j], r0 = j < 8 ? one - sc[7 - j] : one;
+            lo[j] = pos ? s0 : r1;
+            hi[j] = pos ? sc[j] : r0;
+            sq[j] = pos ? sp[j] : sp[8 - j];
+            lq[j] = pos ? ls[j] : ls[8 - j];
+        }
+        V slot[17];
+        for (int d = 0; d < 17; d++)
+            slot[d] = zero;
+        V plain = zero;  // sum of p log2|p| over the cells outside the bound
         for (int i = 0; i < 9; i++) {
             const V t0 = i ? tc[i - 1] : zero;
-            const V w = rest * tp[i];
+            const V w = rest * tp[i], lw = lrest + lt[i];
+            V row = zero;
             for (int j = 0; j < 9; j++) {
-                const V cell = vmax(vmin(tc[i], hi[j]) - vmax(t0, lo[j]), zero);
-                je -= plogp(phi * cell + w * sp[j]);
+                const V cell = vmin(tc[i], hi[j]) - vmax(t0, lo[j]);
+                const auto in = cell > 0;
+                const V prod = w * sq[j];
+                row += in ? zero : prod * (lw + lq[j]);
+                slot[i + j] = in ? phi * cell + prod : slot[i + j];
             }
-            hs -= plogp(sp[i]);
-            ht -= plogp(tp[i]);
+            plain += row;
         }
+        V je = -plain;
+        for (int d = 0; d < 17; d++)
+            je -= plogp(slot[d]);
         const V mi = hs + ht - je, den = hs + ht;
         const V r = ((mi == 0) | (den == 0)) ? zero : T(2) * mi / (den == 0 ? one : den);
         for (int k = 0; k < L && base + k < n; k++)

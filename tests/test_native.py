@@ -16,7 +16,9 @@ from metrics import _compile, _native, fmi
 def _images(n=2, size=40, seed=3):
     """0..255 images with the windows that take the kernel's special paths: flat patches in both
     (both-flat windows, c = 1), F flat where the source is not (sd = 0), F = 255 - A in a corner
-    (negative correlation: the lower Frechet bound) and F equal to A in a strip (skipped windows)."""
+    (negative correlation: the lower Frechet bound), F equal to A in a strip (skipped windows), and
+    a block of three grey levels against two (many windows whose cdfs share values, so that cells on the
+    bound's staircase are empty and it steps diagonally)."""
     g = torch.Generator().manual_seed(seed)
     a = torch.randint(0, 256, (n, 1, size, size), generator=g).double()
     b = torch.nn.functional.avg_pool2d(torch.rand(n, 1, size, size, generator=g, dtype=torch.float64), 3, 1, 1) * 255
@@ -27,6 +29,9 @@ def _images(n=2, size=40, seed=3):
     f[:, :, 10:16, :10] = 99
     f[:, :, -10:, -10:] = 255 - a[:, :, -10:, -10:]
     f[:, :, 20:24, :] = a[:, :, 20:24, :]
+    block = (..., slice(size - 16, size - 10), slice(0, size - 10))
+    a[block] = torch.randint(0, 3, a[block].shape, generator=g).double() * 127
+    f[block] = torch.randint(0, 2, f[block].shape, generator=g).double() * 255
     return a, b, f
 
 
