@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("fmi_kernel.cpp")
-VERSION = 1  # fusionbench_fmi_version() of the source; a library that reports another is refused
+VERSION = 2  # fusionbench_fmi_version() of the source; a library that reports another is refused
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
 
@@ -100,6 +100,9 @@ def _build() -> ctypes.CDLL:
     for name in ("fmi_f32", "fmi_f64", "fmi_f64_scored_f32"):
         getattr(dll, name).argtypes = args
         getattr(dll, name).restype = None
+    for name in ("fmi_maps_f32", "fmi_maps_f64", "fmi_maps_f64_scored_f32"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 2
+        getattr(dll, name).restype = ctypes.c_int64
     return dll
 
 
@@ -128,17 +131,55 @@ def available() -> bool:
     return library() is not None
 
 
-def usable(src: torch.Tensor, f: torch.Tensor, offsets: list[int]) -> bool:
-    """Whether the hand-written kernel can score these windows: 3x3 windows of float32 or float64
-    images on a CPU that autograd does not record (the PyTorch kernel gives F a gradient), and the
-    kernel built."""
+def usable(offsets: list[int], *images: torch.Tensor) -> bool:
+    """Whether the hand-written kernel can score these windows: 3x3 windows (``offsets``) of float32 or
+    float64 ``images`` on a CPU that autograd does not record (the PyTorch kernel gives F a gradient),
+    and the kernel built."""
     return (
         len(offsets) == 9
-        and src.device.type == "cpu"
-        and src.dtype in (torch.float32, torch.float64)
-        and not (torch.is_grad_enabled() and (src.requires_grad or f.requires_grad))
+        and all(x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) for x in images)
+        and not (torch.is_grad_enabled() and any(x.requires_grad for x in images))
         and library() is not None
     )
+
+
+def _kernel(dll: ctypes.CDLL, prefix: str, dtype: torch.dtype, score_f32: bool):
+    """The entry point ``prefix`` + ``_f32`` / ``_f64`` / ``_f64_scored_f32`` for ``dtype``."""
+    if dtype == torch.float32:
+        return getattr(dll, prefix + "_f32")
+    return getattr(dll, prefix + ("_f64_scored_f32" if score_f32 else "_f64"))
+
+
+def _over_threads(run, n: int, work: int) -> list:
+    """``run(start, stop)`` over ``range(n)`` split into at most torch's thread count of parts, each of
+    at least :data:`MIN_PER_THREAD` of ``work`` (ctypes releases the GIL); the parts' results."""
+    parts = max(1, min(torch.get_num_threads(), work // MIN_PER_THREAD, n))
+    step = max(1, -(-n // parts))
+    starts = range(0, n, step)
+    if len(starts) <= 1:
+        return [run(0, n)]
+    with ThreadPoolExecutor(len(starts)) as pool:
+        return list(pool.map(lambda s: run(s, min(s + step, n)), starts))
+
+
+def fmi_maps(
+    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, score_f32: bool
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Both passes' 3x3-window FMI maps of the (n, 1, H, W) images ``a`` (x1), ``b`` (x2) and ``f``, as
+    :func:`metrics.fmi.fmi_from_images` defines them (the windows the toolbox skips score 1), each
+    (n, H - 2, W - 2) in ``a``'s dtype, and how many windows were scored. The skip rules and the
+    gathering run in the kernel too (``fmi_maps`` in ``fmi_kernel.cpp``), over torch's threads by rows."""
+    dll = library()
+    n, _, height, width = a.shape
+    a, b, f = (x.to(a.dtype).contiguous() for x in (a, b, f))
+    h, w = height - 2, width - 2
+    out1, out2 = (torch.empty(n, h, w, dtype=a.dtype) for _ in range(2))
+    fn = _kernel(dll, "fmi_maps", a.dtype, score_f32)
+    ptrs = [x.data_ptr() for x in (a, b, f)]
+    scored = _over_threads(
+        lambda r0, r1: fn(*ptrs, height, width, r0, r1, out1.data_ptr(), out2.data_ptr()), n * h, 2 * n * h * w
+    )
+    return out1, out2, sum(scored)
 
 
 def fmi_windows(
@@ -152,30 +193,19 @@ def fmi_windows(
     ps, pf = ps.to(torch.int64).contiguous(), pf.to(torch.int64).contiguous()
     off = torch.tensor(offsets, dtype=torch.int64)
     out = torch.empty(ps.numel(), dtype=src.dtype)
-    if src.dtype == torch.float32:
-        fn = dll.fmi_f32
-    else:
-        fn = dll.fmi_f64_scored_f32 if score_f32 else dll.fmi_f64
-    n = ps.numel()
-    parts = max(1, min(torch.get_num_threads(), n // MIN_PER_THREAD))
-    step = -(-n // parts)
+    fn = _kernel(dll, "fmi", src.dtype, score_f32)
     size = src.element_size()
 
-    def run(start: int) -> None:
-        k = min(step, n - start)
+    def run(start: int, stop: int) -> None:
         fn(
             src.data_ptr(),
             f.data_ptr(),
             ps.data_ptr() + 8 * start,
             pf.data_ptr() + 8 * start,
-            k,
+            stop - start,
             off.data_ptr(),
             out.data_ptr() + size * start,
         )
 
-    if parts == 1:
-        run(0)
-    else:
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(run, range(0, n, step)))
+    _over_threads(run, ps.numel(), ps.numel())
     return out

@@ -161,6 +161,36 @@ def chunk_for(device: torch.device) -> int:
     return CHUNK if torch.device(device).type == "cpu" else CUDA_CHUNK
 
 
+def _pixel(i: torch.Tensor, window: int, height: int, width: int) -> torch.Tensor:
+    """Window indices (image, row, col in window order) -> their top-left flat pixels in (B, 1, height,
+    width) images."""
+    h, w = height - window + 1, width - window + 1
+    return (i // (h * w)) * (height * width) + ((i % (h * w)) // w) * width + i % w
+
+
+def skipped(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The windows the toolbox skips (they score 1), (B * h * w,) booleans in window order, for the
+    x1 pass and the x2 pass: x1's window equals F's; x2's equals F's window as the x1 pass left it.
+    (The hand-written kernel applies the same rules by itself: :func:`metrics._native.fmi_maps`.)"""
+    height, width = a.shape[-2:]
+    offsets = _offsets(window, width)
+    eq_a = _window_all(a == f, window).flatten()
+    # After the x1 pass the toolbox has replaced F's window by its normalised version, unless the
+    # x1 window equalled F's (then it was skipped): the x2 pass compares x2 with that.
+    eq_b = eq_a & _window_all(b == f, window).flatten()
+    # x2 can equal a normalised F window, which holds both a 0 and a 1 (exactly: (lo - lo) / span and
+    # span / span) or is all ones (a flat one), only where it lies in [0, 1] and does the same; test
+    # those exactly (a few windows, not every window of a dark or binary image).
+    both = ~_window_all(b != 0, window) & ~_window_all(b != 1, window)
+    shape = (both | _window_all(b == 1, window)) & _window_all((b >= 0) & (b <= 1), window)
+    maybe = torch.nonzero(~eq_a & shape.flatten()).flatten()
+    if maybe.numel():
+        p = _pixel(maybe, window, height, width)
+        fb, ff = b.reshape(-1), f.reshape(-1)
+        eq_b[maybe] = (_gather_windows(fb, p, offsets) == _minmax(_gather_windows(ff, p, offsets))).all(dim=-2)
+    return eq_a, eq_b
+
+
 def fmi_from_images(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -172,9 +202,9 @@ def fmi_from_images(
     """Q_FMI per image from 0..255 (B, 1, H, W) images (raw pixel features).
 
     The FMI map value of each window is (FMI_AF + FMI_BF) / 2. Windows that the toolbox skips (the
-    source window equals F's) score 1 without computation; the rest, of both sources together, go in
-    one call to the hand-written kernel where :func:`metrics._native.usable` says so (a CPU, 3x3
-    windows, no autograd), or else run
+    source window equals F's) score 1 without computation. Where :func:`metrics._native.usable` says
+    so (a CPU, 3x3 windows, no autograd) the hand-written kernel does it all, the skip rules included
+    (:func:`metrics._native.fmi_maps`). Else the rest, of both sources together, run
     :func:`_nfmi` in chunks of ``chunk`` windows through :func:`metrics._compile.call` (compiled
     when compiling is active: inductor fuses the gathering and the ~40 passes over each window's
     9x9 joint pdf into one vectorised loop). Compiled, the last chunk is padded to ``chunk``
@@ -189,35 +219,19 @@ def fmi_from_images(
     n, _, height, width = a.shape
     h, w = height - window + 1, width - window + 1
     offsets = _offsets(window, width)
+    if _native.usable(offsets, a, b, f):  # the hand-written CPU kernel, skip rules and all
+        m1, m2, _ = _native.fmi_maps(a, b, f, score_f32)
+        return ((m1 + m2) / 2).view(n, -1).mean(dim=1)
     fa, fb, ff = (x.reshape(-1) for x in (a, b, f))
-
-    def pixel(i: torch.Tensor) -> torch.Tensor:  # window index (image, row, col) -> top-left flat pixel
-        return (i // (h * w)) * (height * width) + ((i % (h * w)) // w) * width + i % w
-
-    eq_a = _window_all(a == f, window).flatten()
-    # After the x1 pass the toolbox has replaced F's window by its normalised version, unless the
-    # x1 window equalled F's (then it was skipped): the x2 pass compares x2 with that.
-    eq_b = eq_a & _window_all(b == f, window).flatten()
-    # x2 can equal a normalised F window, which holds both a 0 and a 1 (exactly: (lo - lo) / span and
-    # span / span) or is all ones (a flat one), only where it lies in [0, 1] and does the same; test
-    # those exactly (a few windows, not every window of a dark or binary image).
-    both = ~_window_all(b != 0, window) & ~_window_all(b != 1, window)
-    shape = (both | _window_all(b == 1, window)) & _window_all((b >= 0) & (b <= 1), window)
-    maybe = torch.nonzero(~eq_a & shape.flatten()).flatten()
-    if maybe.numel():
-        p = pixel(maybe)
-        eq_b[maybe] = (_gather_windows(fb, p, offsets) == _minmax(_gather_windows(ff, p, offsets))).all(dim=-2)
+    eq_a, eq_b = skipped(a, b, f, window)
     # Both passes in one list: x1's windows index the first half of ``src``, x2's the second.
     todo_a, todo_b = torch.nonzero(~eq_a).flatten(), torch.nonzero(~eq_b).flatten()
     src = torch.cat([fa, fb])
-    pf = torch.cat([pixel(todo_a), pixel(todo_b)])
+    pf = _pixel(torch.cat([todo_a, todo_b]), window, height, width)
     ps = pf.clone()
     ps[todo_a.numel() :] += fa.numel()
     dst = torch.cat([todo_a, todo_b + n * h * w])
     fmi = torch.ones(2 * n * h * w, dtype=a.dtype, device=a.device)  # skipped windows score 1
-    if _native.usable(src, ff, offsets):  # the hand-written CPU kernel: all windows in one call, over threads
-        fmi[dst] = _native.fmi_windows(src, ff, ps, pf, offsets, score_f32)
-        return ((fmi[: n * h * w] + fmi[n * h * w :]) / 2).view(n, -1).mean(dim=1)
     compiled = _compile.active()
     if compiled:
         chunk = -(-chunk // BLOCK) * BLOCK

@@ -15,8 +15,10 @@
 // sum is exactly 0, c = 1 for two flat windows, -p log2|p| for negative masses, 0 when I = 0);
 // sums run in another order and most cells' logarithms are sums of their factors' logarithms, so
 // values agree with the PyTorch kernel to float rounding, not bit for bit.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 // glibc's vector log2 for one register of floats / doubles (libmvec's names: ISA letter, lanes).
 #if defined(__AVX512F__)
@@ -58,12 +60,13 @@ template <typename V> static inline V plogp(V p)  // p * log2|p|, 0 where p is 0
 }
 
 // Windows n at top-left flat pixels ps (source) and pf (fused) of the flat images src and f, their
-// elements at offsets off[0..8] (column-major, as MATLAB's (:)); out[k] = normalised FMI of window k
-// (the input's type). T: the scoring type. SHIFT: windows minus their minimum (_fmi_at_f32) instead
-// of min-max normalised (_fmi_at); a flat window becomes ones either way.
+// elements at offsets off[0..8] (column-major, as MATLAB's (:)); out[k] (or out[dst[k]] where dst is
+// given) = normalised FMI of window k (the input's type). T: the scoring type. SHIFT: windows minus
+// their minimum (_fmi_at_f32) instead of min-max normalised (_fmi_at); a flat window becomes ones
+// either way. A lane's value does not depend on the other lanes of its group.
 template <typename In, typename T, bool SHIFT>
 static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int64_t *pf, int64_t n,
-                        const int64_t *off, In *out)
+                        const int64_t *off, In *out, const int64_t *dst = nullptr)
 {
     typedef typename Vec<T>::type V;
     constexpr int L = sizeof(V) / sizeof(T);
@@ -208,13 +211,138 @@ static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int
         const V mi = hs + ht - je, den = hs + ht;
         const V r = ((mi == 0) | (den == 0)) ? zero : T(2) * mi / (den == 0 ? one : den);
         for (int k = 0; k < L && base + k < n; k++)
-            out[base + k] = In(r[k]);
+            out[dst ? dst[base + k] : base + k] = In(r[k]);
     }
+}
+
+// Both passes' FMI maps of window rows [r0, r1) (row r: image r / h, window row r % h; h = H - 2,
+// w = W - 2) of the (n, H, W) images a (x1), b (x2) and f: out1 (x1 against F) and out2 (x2
+// against F), each (n, h, w) flat. The windows the toolbox skips score 1 (metrics/fmi.py,
+// fmi_from_images): x1's where it equals F's; x2's where it equals F's window as the x1 pass
+// left it, F's own where x1's was skipped, else F's min-max normalised (as _minmax, in the
+// input's type). Row by row: the skip rules first, a register of the input's type at a time; then
+// each group of L windows side by side with none skipped is scored at once, and the other windows
+// are gathered into a list, scored when it fills. Returns the number of windows scored.
+template <typename In, typename T, bool SHIFT>
+static int64_t fmi_maps(const In *a, const In *b, const In *f, int64_t H, int64_t W, int64_t r0, int64_t r1,
+                        In *out1, In *out2)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int L = sizeof(V) / sizeof(T);  // windows scored at once
+    constexpr int LS = VBYTES / sizeof(In);  // windows whose skip rules are checked at once
+    typedef In VI __attribute__((vector_size(VBYTES)));
+    typedef decltype(VI{} == VI{}) M;
+    const int64_t h = H - 2, w = W - 2;
+    int64_t off[9];
+    for (int c = 0, k = 0; c < 3; c++)
+        for (int r = 0; r < 3; r++)
+            off[k++] = r * W + c;
+    constexpr int64_t CAP = 2048;  // a list's windows before it is scored
+    std::vector<int64_t> lists(4 * (CAP + L));
+    int64_t *p1 = lists.data(), *d1 = p1 + CAP + L, *p2 = d1 + CAP + L, *d2 = p2 + CAP + L;
+    std::vector<char> skips(2 * (w + LS));
+    char *s1 = skips.data(), *s2 = s1 + w + LS;
+    int64_t n1 = 0, n2 = 0, scored = 0;
+    for (int64_t row = r0; row < r1; row++) {
+        const int64_t top = (row / h) * H * W + (row % h) * W, at = row * w;
+        int64_t x = 0;
+        for (; x + LS <= w; x += LS) {  // LS windows side by side: nine vector loads an image
+            VI va[9], vb[9], vf[9];
+            for (int i = 0; i < 9; i++) {
+                __builtin_memcpy(&va[i], a + top + x + off[i], sizeof(VI));
+                __builtin_memcpy(&vb[i], b + top + x + off[i], sizeof(VI));
+                __builtin_memcpy(&vf[i], f + top + x + off[i], sizeof(VI));
+            }
+            M eq1 = va[0] == vf[0], eq2 = vb[0] == vf[0];
+            for (int i = 1; i < 9; i++) {
+                eq1 &= va[i] == vf[i];
+                eq2 &= vb[i] == vf[i];
+            }
+            // x2 against F's normalised window: that holds a 0 where F is lowest and a 1 where highest
+            // (all ones where F is flat), so only lanes whose x2 window does so need the division.
+            VI lo = vf[0], hi = vf[0];
+            for (int i = 1; i < 9; i++) {
+                lo = vmin(lo, vf[i]);
+                hi = vmax(hi, vf[i]);
+            }
+            const M flat = hi == lo;
+            const VI one = VI{} + 1, zero = VI{};
+            M eqn = ~eq1;
+            for (int i = 0; i < 9; i++)
+                eqn &= (flat & (vb[i] == one)) |
+                       (~flat & ((vf[i] != lo) | (vb[i] == zero)) & ((vf[i] != hi) | (vb[i] == one)));
+            bool any = false;
+            for (int k = 0; k < LS; k++)
+                any |= eqn[k] != 0;
+            if (any) {
+                const VI span = flat ? one : hi - lo;
+                for (int i = 0; i < 9; i++)
+                    eqn &= vb[i] == (flat ? one : (vf[i] - lo) / span);
+            }
+            const M skip2 = (eq1 & eq2) | (~eq1 & eqn);
+            for (int k = 0; k < LS; k++)
+                s1[x + k] = eq1[k] != 0, s2[x + k] = skip2[k] != 0;
+        }
+        for (; x < w; x++) {  // the row's last windows, one at a time
+            const int64_t t = top + x;
+            In lo = f[t + off[0]], hi = lo;
+            for (int i = 1; i < 9; i++) {
+                lo = std::min(lo, f[t + off[i]]);
+                hi = std::max(hi, f[t + off[i]]);
+            }
+            const bool flat = hi == lo;
+            const In span = flat ? In(1) : hi - lo;
+            bool eq1 = true, eq2 = true, eqn = true;
+            for (int i = 0; i < 9; i++) {
+                const In fi = f[t + off[i]], bi = b[t + off[i]];
+                eq1 &= a[t + off[i]] == fi;
+                eq2 &= bi == fi;
+                eqn &= bi == (flat ? In(1) : (fi - lo) / span);
+            }
+            s1[x] = eq1, s2[x] = eq1 ? eq2 : eqn;
+        }
+        // Score: whole groups of L windows with none skipped at once, the rest through the lists. A
+        // row's last, short group is scored as the row's last L windows (the ones scored twice get
+        // the same values: a lane's value does not depend on the others).
+        int64_t idx[L];
+        for (x = 0; x < w; x += L) {
+            const int64_t xs = x + L <= w ? x : w - L;  // the group's first window; < 0: the row is short
+            for (int side = 0; side < 2; side++) {
+                const char *sk = side ? s2 : s1;
+                bool none = xs >= 0;
+                for (int j = 0; none && j < L; j++)
+                    none = !sk[xs + j];
+                if (none) {
+                    for (int j = 0; j < L; j++)
+                        idx[j] = top + xs + j;
+                    fmi_windows<In, T, SHIFT>(side ? b : a, f, idx, idx, L, off, (side ? out2 : out1) + at + xs);
+                    scored += x + L <= w ? L : w - x;
+                    continue;
+                }
+                int64_t *pl = side ? p2 : p1, *dl = side ? d2 : d1, &nl = side ? n2 : n1;
+                In *out = side ? out2 : out1;
+                for (int64_t j = x; j < std::min(x + L, w); j++)
+                    if (sk[j])
+                        out[at + j] = 1;
+                    else
+                        pl[nl] = top + j, dl[nl++] = at + j;
+                if (nl >= CAP) {
+                    fmi_windows<In, T, SHIFT>(side ? b : a, f, pl, pl, nl, off, out, dl);
+                    scored += nl, nl = 0;
+                }
+            }
+        }
+    }
+    if (n1)
+        fmi_windows<In, T, SHIFT>(a, f, p1, p1, n1, off, out1, d1);
+    if (n2)
+        fmi_windows<In, T, SHIFT>(b, f, p2, p2, n2, off, out2, d2);
+    return scored + n1 + n2;
 }
 
 extern "C" {
 // The ABI version metrics/_native.py checks, so that a stale build is never loaded.
-int fusionbench_fmi_version() { return 1; }
+int fusionbench_fmi_version() { return 2; }
 
 void fmi_f32(const float *src, const float *f, const int64_t *ps, const int64_t *pf, int64_t n,
              const int64_t *off, float *out)
@@ -232,5 +360,24 @@ void fmi_f64_scored_f32(const double *src, const double *f, const int64_t *ps, c
                         const int64_t *off, double *out)
 {
     fmi_windows<double, float, true>(src, f, ps, pf, n, off, out);
+}
+
+// fmi_maps for each of the three forms above.
+int64_t fmi_maps_f32(const float *a, const float *b, const float *f, int64_t H, int64_t W, int64_t r0, int64_t r1,
+                     float *out1, float *out2)
+{
+    return fmi_maps<float, float, false>(a, b, f, H, W, r0, r1, out1, out2);
+}
+
+int64_t fmi_maps_f64(const double *a, const double *b, const double *f, int64_t H, int64_t W, int64_t r0, int64_t r1,
+                     double *out1, double *out2)
+{
+    return fmi_maps<double, double, false>(a, b, f, H, W, r0, r1, out1, out2);
+}
+
+int64_t fmi_maps_f64_scored_f32(const double *a, const double *b, const double *f, int64_t H, int64_t W, int64_t r0,
+                                int64_t r1, double *out1, double *out2)
+{
+    return fmi_maps<double, float, true>(a, b, f, H, W, r0, r1, out1, out2);
 }
 }

@@ -77,14 +77,21 @@ def test_native_kernel_equals_the_pytorch_kernel_window_by_window(native_kernel)
 
 def test_scores_use_the_native_kernel_on_a_cpu_and_equal_the_pytorch_kernels(monkeypatch, native_kernel):
     """On a CPU every Fast-FMI metric (Liu's Q_FMI, Tang's three, MEFB's FMI) scores its windows in one
-    call of the hand-written kernel, compiled scoring or not, and never through inductor; the scores
+    call of the hand-written kernel (skip rules and all), compiled scoring or not, and never through
+    inductor; the scores
     equal the PyTorch kernel's (eager) within 1e-12 in float64 and 1e-6 in float32 (FMI_w, whose
     windows both kernels score in float32: 1e-6)."""
     a, b, f = (x / 255 for x in _images(n=3, size=48))
     names = ["Q_FMI", "tang:FMI_pixel", "tang:FMI_dct", "tang:FMI_w", "mefb:FMI"]
     calls, compiled = [], []
-    real = _native.fmi_windows
-    monkeypatch.setattr(_native, "fmi_windows", lambda *args: calls.append(args[2].numel()) or real(*args))
+    real = _native.fmi_maps
+
+    def counted(*args):
+        out = real(*args)
+        calls.append(out[2])  # the windows it scored
+        return out
+
+    monkeypatch.setattr(_native, "fmi_maps", counted)
     monkeypatch.setattr(_compile, "call", lambda fn, *args, **kw: compiled.append(fn) or fn(*args))
     for dtype, atol in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
         x = [t.to(dtype) for t in (f, a, b)]
@@ -104,19 +111,53 @@ def test_scores_use_the_native_kernel_on_a_cpu_and_equal_the_pytorch_kernels(mon
 
 
 def test_native_kernel_does_not_depend_on_the_thread_count(native_kernel):
-    """The windows are split over torch's threads; each window's score is its own, bit for bit."""
+    """The windows (the maps' rows) are split over torch's threads; each window's score is its own, bit
+    for bit."""
     a, b, f = _images(n=4, size=64)
     src, ff, ps, pf, offsets = _windows(a, b, f)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         one = _native.fmi_windows(src.float(), ff.float(), ps, pf, offsets, False)
+        maps_one = _native.fmi_maps(a.float(), b.float(), f.float(), False)
         torch.set_num_threads(2)
         assert ps.numel() >= 2 * _native.MIN_PER_THREAD
         two = _native.fmi_windows(src.float(), ff.float(), ps, pf, offsets, False)
+        maps_two = _native.fmi_maps(a.float(), b.float(), f.float(), False)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, two)
+    assert all(torch.equal(x, y) for x, y in zip(maps_one[:2], maps_two[:2])) and maps_one[2] == maps_two[2]
+
+
+@pytest.mark.parametrize("size", [(40, 40), (24, 30), (12, 9), (7, 20)])
+def test_native_maps_apply_the_skip_rules_and_score_as_the_window_kernel(native_kernel, size):
+    """``fmi_maps`` (skip rules, gathering and scoring in the kernel) against metrics.fmi.skipped and the
+    window kernel on the windows it leaves, bit for bit, in all three forms: windows skipped by either
+    rule score 1 (x2's window equal to F's min-max normalised window where x1's differs from F's: a block
+    of F in {0, 255} with x2 = F / 255), and the count of windows scored is theirs. Sizes: rows longer
+    and shorter than a SIMD register (16 float32, 8 float64 lanes), and ending in a short group."""
+    g = torch.Generator().manual_seed(sum(size))
+    a, b, f = _images(n=2, size=40)
+    a, b, f = (x[..., : size[0], : size[1]].contiguous() for x in (a, b, f))
+    f[:, :, :6, :6] = 255 * torch.randint(0, 2, (2, 1, 6, 6), generator=g)[..., : size[0], : size[1]]
+    b[:, :, :6, :6] = f[:, :, :6, :6] / 255
+    a[:, :, -3:, :] = f[:, :, -3:, :]  # the last row of windows: x1's equal F's
+    n, _, height, width = a.shape
+    h, w = height - 2, width - 2
+    eq_a, eq_b = fmi.skipped(a, b, f, 3)
+    assert (eq_b & ~eq_a).any() and eq_a.any() and (~eq_b).any()  # the normalised-F rule, and both kinds
+    todo_a, todo_b = torch.nonzero(~eq_a).flatten(), torch.nonzero(~eq_b).flatten()
+    for dtype, score_f32 in ((torch.float64, False), (torch.float32, False), (torch.float64, True)):
+        x, y, z = (t.to(dtype) for t in (a, b, f))
+        want = torch.ones(2, n * h * w, dtype=dtype)
+        for side, (src, todo) in enumerate(((x, todo_a), (y, todo_b))):
+            p = fmi._pixel(todo, 3, height, width)
+            want[side, todo] = _native.fmi_windows(src.flatten(), z.flatten(), p, p, fmi._offsets(3, width), score_f32)
+        m1, m2, scored = _native.fmi_maps(x, y, z, score_f32)
+        assert m1.shape == m2.shape == (n, h, w) and m1.dtype == dtype
+        assert torch.equal(m1.flatten(), want[0]) and torch.equal(m2.flatten(), want[1])
+        assert scored == todo_a.numel() + todo_b.numel()
 
 
 def test_autograd_takes_the_pytorch_kernel(native_kernel):

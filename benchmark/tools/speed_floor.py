@@ -18,9 +18,9 @@ images as ``bench eval`` scores them, and extrapolated to ``n`` triples:
 - ``tang``'s three Fast-FMI metrics (``FMI_pixel``, ``FMI_dct``, ``FMI_w``): the 3x3 windows each
   scores a triple (counted on the triples; the windows the original skips, where the source's
   window equals F's, are not counted), each a 9x9 joint pdf and its entropy. Timed alone: only
-  the FMI kernel's calls (the hand-written one, :mod:`metrics._native`, where it builds; else the
-  compiled :func:`metrics.fmi._fmi_at`, or ``_fmi_at_f32`` for ``FMI_w``), not the feature images or
-  the window selection.
+  the FMI kernel's calls (the hand-written one, :func:`metrics._native.fmi_maps`, where it builds,
+  which applies the skip rules too; else the compiled :func:`metrics.fmi._fmi_at`, or ``_fmi_at_f32``
+  for ``FMI_w``, without the window selection), not the feature images.
 
 Also the start of a fresh process that imports torch and the metrics, and every metric of both
 sets scored alone (4 triples a call, compiled where ``bench eval`` compiles, no work shared between
@@ -104,27 +104,27 @@ def fmi_windows_and_ms(
     specs = {s.key: s for s in tang.SPECS if s.key in FMI_KEYS}
     kernels = (fmi._fmi_at, fmi._fmi_at_f32)
     out = {}
-    real_call, real_native = _compile.call, _native.fmi_windows
+    real_call, real_native = _compile.call, _native.fmi_maps
     for key, spec in specs.items():
         windows, seconds, counting = [0], [0.0], [True]
 
         def timed_call(run, n_windows):
-            if counting[0]:
-                windows[0] += n_windows
             t0 = time.perf_counter()
             r = run()
             seconds[0] += time.perf_counter() - t0
+            if counting[0]:
+                windows[0] += n_windows(r)
             return r
 
         def counted(fn, *args, **kw):
             if fn not in kernels:
                 return real_call(fn, *args, **kw)
-            return timed_call(lambda: real_call(fn, *args, **kw), args[2].numel())
+            return timed_call(lambda: real_call(fn, *args, **kw), lambda _: args[2].numel())
 
         def native(*args):
-            return timed_call(lambda: real_native(*args), args[2].numel())
+            return timed_call(lambda: real_native(*args), lambda r: r[2])  # fmi_maps says how many it scored
 
-        fmi._compile.call, fmi._native.fmi_windows = counted, native
+        fmi._compile.call, fmi._native.fmi_maps = counted, native
         try:
             for i_pass, compiled in enumerate((False, True, True) if timed else (False,)):  # count; compile; time
                 seconds[0], counting[0] = 0.0, i_pass == 0
@@ -132,7 +132,7 @@ def fmi_windows_and_ms(
                     for i in range(0, len(a), 4):
                         spec(LineageImages(a[i : i + 4], b[i : i + 4], f[i : i + 4]), key)
         finally:
-            fmi._compile.call, fmi._native.fmi_windows = real_call, real_native
+            fmi._compile.call, fmi._native.fmi_maps = real_call, real_native
         out[key] = (windows[0] / len(a), seconds[0] / len(a) * 1000 if timed else 0.0)
     return out
 
