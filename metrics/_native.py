@@ -1,16 +1,19 @@
-"""The hand-written CPU kernel of Fast-FMI's 3x3 windows (``metrics/fmi_kernel.cpp``), built on first use.
+"""fusionbench's hand-written CPU kernels, built on first use: Fast-FMI's 3x3 windows
+(``metrics/fmi_kernel.cpp``) and phase congruency's per-orientation sums (``metrics/phase_kernel.cpp``,
+MEFB's Qp), one library.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
 runs ~40 loops over each block of windows' 9x9 joint pdfs; the hand-written one keeps each SIMD
 group of windows in registers and takes glibc's vector logarithms (docs/speed.md, "A hand-written
-FMI kernel"). It is built once per machine and source (about a second) with the C++ compiler
-inductor uses, into fusionbench's cache folder, and loaded with ctypes, whose calls release the GIL,
-so the windows are split over threads.
+FMI kernel"). Phase congruency's sums were the last kernel inductor compiled, in every process of
+a fresh machine. The library is built once per machine and source (about a second) with the C++
+compiler inductor uses, into fusionbench's cache folder, and loaded with ctypes, whose calls
+release the GIL, so the work is split over threads.
 
-``FUSIONBENCH_NATIVE``: ``auto`` (default: use it where it builds) or ``0`` (never: the PyTorch
-kernel, eager or compiled as :mod:`metrics._compile` decides). Where it cannot be built (no
-compiler, no AVX2, no libmvec, not Linux x86-64) the PyTorch kernel runs, with one warning.
+``FUSIONBENCH_NATIVE``: ``auto`` (default: use them where they build) or ``0`` (never: the PyTorch
+kernels, eager or compiled as :mod:`metrics._compile` decides). Where they cannot be built (no
+compiler, no AVX2, no libmvec, not Linux x86-64) the PyTorch kernels run, with one warning.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("fmi_kernel.cpp")
-VERSION = 2  # fusionbench_fmi_version() of the source; a library that reports another is refused
+SOURCES = [Path(__file__).with_name(name) for name in ("fmi_kernel.cpp", "phase_kernel.cpp")]
+VERSION = 2  # fusionbench_fmi_version() of the sources; a library that reports another is refused
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
 
@@ -71,7 +74,7 @@ def _build() -> ctypes.CDLL:
     cxx = _compiler()
     if cxx is None:
         raise OSError("no C++ compiler found (g++, c++, clang++ or $CXX)")
-    src = SOURCE.read_bytes()
+    src = b"\0".join(x.read_bytes() for x in SOURCES)
     # The machine's own instruction sets go into the build (-march=native), so the key holds the CPU.
     cpu = ""
     if os.path.exists("/proc/cpuinfo"):
@@ -83,15 +86,16 @@ def _build() -> ctypes.CDLL:
     except OSError:
         folder = Path(tempfile.gettempdir()) / f"fusionbench-{os.getuid()}"
         folder.mkdir(parents=True, exist_ok=True)
-    lib = folder / f"fmi_kernel-{key}.so"
+    lib = folder / f"kernels-{key}.so"
     if not lib.exists():
-        tmp = folder / f".fmi_kernel-{key}-{os.getpid()}-{threading.get_ident()}.so"
-        cmd = [cxx, *FLAGS, "-o", str(tmp), str(SOURCE), "-lmvec", "-lm"]
+        tmp = folder / f".kernels-{key}-{os.getpid()}-{threading.get_ident()}.so"
+        cmd = [cxx, *FLAGS, "-o", str(tmp), *map(str, SOURCES), "-lmvec", "-lm"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             tmp.unlink(missing_ok=True)
             last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-            raise OSError(f"{os.path.basename(cxx)} could not build metrics/fmi_kernel.cpp: {last[:300]}")
+            names = ", ".join(f"metrics/{x.name}" for x in SOURCES)
+            raise OSError(f"{os.path.basename(cxx)} could not build {names}: {last[:300]}")
         os.replace(tmp, lib)  # atomic: a process beside this one loads a whole library or builds its own
     dll = ctypes.CDLL(str(lib))
     if dll.fusionbench_fmi_version() != VERSION:
@@ -103,6 +107,9 @@ def _build() -> ctypes.CDLL:
     for name in ("fmi_maps_f32", "fmi_maps_f64", "fmi_maps_f64_scored_f32"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 2
         getattr(dll, name).restype = ctypes.c_int64
+    for name in ("phase_orientation_f32", "phase_orientation_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
+        getattr(dll, name).restype = None
     return dll
 
 
@@ -118,8 +125,8 @@ def library() -> ctypes.CDLL | None:
                 _LIB.append(None)
                 _PROBLEM.append(str(e))
                 warnings.warn(
-                    f"fusionbench: the hand-written FMI kernel is not available ({e}); "
-                    "the PyTorch kernel scores the FMI windows instead (slower, same values to float rounding)",
+                    f"fusionbench: the hand-written kernels (FMI windows, phase congruency) are not available ({e}); "
+                    "the PyTorch kernels score instead (slower, same values to float rounding)",
                     RuntimeWarning,
                     stacklevel=3,
                 )
@@ -131,16 +138,20 @@ def available() -> bool:
     return library() is not None
 
 
-def usable(offsets: list[int], *images: torch.Tensor) -> bool:
-    """Whether the hand-written kernel can score these windows: 3x3 windows (``offsets``) of float32 or
-    float64 ``images`` on a CPU that autograd does not record (the PyTorch kernel gives F a gradient),
-    and the kernel built."""
+def cpu_ready(*tensors: torch.Tensor) -> bool:
+    """Whether the hand-written kernels can take these tensors: float32 or float64 on a CPU, not
+    recorded by autograd (the PyTorch kernels give them a gradient), and the library built."""
     return (
-        len(offsets) == 9
-        and all(x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) for x in images)
-        and not (torch.is_grad_enabled() and any(x.requires_grad for x in images))
+        all(x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) for x in tensors)
+        and not (torch.is_grad_enabled() and any(x.requires_grad for x in tensors))
         and library() is not None
     )
+
+
+def usable(offsets: list[int], *images: torch.Tensor) -> bool:
+    """Whether the hand-written FMI kernel can score these windows: 3x3 windows (``offsets``) of
+    ``images`` that :func:`cpu_ready` accepts."""
+    return len(offsets) == 9 and cpu_ready(*images)
 
 
 def _kernel(dll: ctypes.CDLL, prefix: str, dtype: torch.dtype, score_f32: bool):
@@ -209,3 +220,17 @@ def fmi_windows(
 
     _over_threads(run, ps.numel(), ps.numel())
     return out
+
+
+def orientation(parts: torch.Tensor, eps: float) -> tuple[torch.Tensor, ...]:
+    """:func:`metrics.lineage.phase._orientation` of ``parts`` (4, N, 2), float32 or float64, on a CPU:
+    the hand-written kernel (``phase_kernel.cpp``), split over torch's threads by pixels. ``eps``:
+    phase.py's EPSILON."""
+    dll = library()
+    parts = parts.contiguous()
+    n = parts.shape[1]
+    out = torch.empty(4, n, dtype=parts.dtype)
+    fn = dll.phase_orientation_f32 if parts.dtype == torch.float32 else dll.phase_orientation_f64
+    # a pixel's four responses cost about an eighth of an FMI window: split by MIN_PER_THREAD * 8 pixels
+    _over_threads(lambda i0, i1: fn(parts.data_ptr(), n, i0, i1, eps, out.data_ptr()), n, n // 8)
+    return tuple(out)

@@ -45,7 +45,8 @@ class MetricInfo:
     key: str = ""  # the original's own name (lineage metrics; the column when one lineage is scored)
     checked: bool = True  # False: implemented from the original's definition, not checked against its output
     compiled: bool = False  # True: runs a compiled kernel on a CPU for large workloads (metrics._compile)
-    # True: that kernel is Fast-FMI's, which the hand-written one (metrics._native) replaces where it builds
+    # True: a hand-written kernel (metrics._native: Fast-FMI's windows, phase congruency's sums) replaces
+    # that compiled one on a CPU where it builds
     native: bool = False
 
     @property

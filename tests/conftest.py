@@ -27,7 +27,8 @@ def shared_data():
 
 @pytest.fixture
 def native_kernel():
-    """The hand-written FMI kernel (metrics._native), which the test needs built. Skipped only where
+    """The hand-written kernels (metrics._native: FMI windows, phase congruency's sums), which the test
+    needs built. Skipped only where
     this machine cannot build it by design (not Linux on x86-64, no AVX2, no C++ compiler: there the
     PyTorch kernel scores, as the fallback tests check); anywhere else a failed build fails the test."""
     import platform
@@ -44,9 +45,10 @@ def native_kernel():
 
 
 @pytest.fixture
-def torch_fmi(monkeypatch):
-    """Score Fast-FMI windows with the PyTorch kernel (eager, or compiled where a test compiles), as
-    where the hand-written CPU kernel (metrics._native) cannot be built and on a GPU."""
+def torch_kernels(monkeypatch):
+    """Score Fast-FMI windows and phase congruency's sums with the PyTorch kernels (eager, or compiled
+    where a test compiles), as where the hand-written CPU kernels (metrics._native) cannot be built
+    and on a GPU."""
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
 
 

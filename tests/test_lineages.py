@@ -289,7 +289,7 @@ def test_a_subset_of_a_lineage_scores_what_the_whole_lineage_scores():
                 torch.testing.assert_close(v, whole[name], rtol=0, atol=0, equal_nan=True, msg=name)
 
 
-def test_an_input_autograd_records_scores_as_without_it(torch_fmi):
+def test_an_input_autograd_records_scores_as_without_it(torch_kernels):
     """``metrics.score`` on a fuser's output before it is detached (F requires grad): every metric
     of every lineage and Liu's five give the values they give without autograd (to rounding), and those with a
     ``grad_fn`` give F a finite gradient. (The lineages' filtered moments wrote their products
@@ -454,8 +454,9 @@ def test_qp_on_constant_images_follows_the_original():
     assert math.isfinite(v) and 0 < v < 1 and notes == []
 
 
-def test_compiled_qp_equals_the_original_and_the_eager_kernel(monkeypatch):
-    """MEFB's Qp runs its phase congruency's per-orientation sums compiled for large workloads:
+def test_compiled_qp_equals_the_original_and_the_eager_kernel(monkeypatch, torch_kernels):
+    """Where the hand-written kernel is not used (here FUSIONBENCH_NATIVE=0), MEFB's Qp runs its phase
+    congruency's per-orientation sums compiled for large workloads:
     every oracle value again (float64 1e-6, float32 1e-4, the constant-F NaN noted), within float
     rounding of the eager kernel, one compilation serving every batch and image size."""
     from metrics import _compile

@@ -160,7 +160,7 @@ def test_fmi_chunk_is_large_on_a_gpu_and_changes_no_score(pairs):
     torch.testing.assert_close(fmi.fmi_from_images(a, b, f, chunk=fmi.CUDA_CHUNK), small, rtol=0, atol=1e-12)
 
 
-def test_compiled_fmi_kernel_takes_blocks_of_windows_with_the_same_scores(monkeypatch, pairs, torch_fmi):
+def test_compiled_fmi_kernel_takes_blocks_of_windows_with_the_same_scores(monkeypatch, pairs, torch_kernels):
     """Compiled (on a CPU), the FMI kernel gets its windows in blocks, (CHUNK / BLOCK, BLOCK) top-left
     pixels a call; eager, one row. Every window scores the same in blocks as in one row, bit for bit,
     in both kernels (float32 pdfs from float64 windows too)."""
@@ -210,7 +210,7 @@ def test_compile_setting(monkeypatch):
         _compile.wanted(1, "cpu")
 
 
-def test_workload_decides_compilation(monkeypatch, pairs, torch_fmi):
+def test_workload_decides_compilation(monkeypatch, pairs, torch_kernels):
     """Under ``auto`` the caller's whole workload (not one batch) decides, so every batch and rank of
     a run compiles or none does; a batch of one is scored like any other."""
     import metrics.fmi as fmi
@@ -239,7 +239,7 @@ def test_workload_decides_compilation(monkeypatch, pairs, torch_fmi):
     assert fmi._compile.call is spy
 
 
-def test_failed_compilation_falls_back_to_eager(monkeypatch, pairs, torch_fmi):
+def test_failed_compilation_falls_back_to_eager(monkeypatch, pairs, torch_kernels):
     """No C++ compiler (or any inductor failure): one warning, then eager scores, not a crash."""
     from metrics import _compile
 
@@ -464,7 +464,7 @@ def test_cddfuse_uniform_filter_is_scipys_bit_for_bit():
         assert np.array_equal(_mean7_f32(torch.from_numpy(img)).numpy(), want)
 
 
-def test_compiled_kernels_match_toolbox(monkeypatch, torch_fmi):
+def test_compiled_kernels_match_toolbox(monkeypatch, torch_kernels):
     """FUSIONBENCH_COMPILE=1: the compiled kernel (Q_FMI's) gives the Octave values in float32 within
     1e-4 for every 240x240 oracle case and profile, and agrees with eager scoring; batches of other
     sizes (one image included) reuse it without compiling again."""
@@ -525,8 +525,8 @@ def test_value_checks_run_in_chunks_and_name_the_sample(pairs):
 def test_compiled_flag_names_exactly_the_metrics_that_run_compiled_kernels(monkeypatch, pairs, native_kernel):
     """``MetricInfo.runs_compiled()`` (bench eval compiles those kernels in the background and scores
     the other metrics meanwhile) is true exactly for the metrics that call a compiled kernel: with
-    the hand-written FMI kernel only MEFB's Qp; without it (``FUSIONBENCH_NATIVE=0``, or where it
-    cannot be built) also the five Fast-FMI metrics, those flagged ``compiled``."""
+    the hand-written kernels none; without them (``FUSIONBENCH_NATIVE=0``, or where they cannot be
+    built) the five Fast-FMI metrics and MEFB's Qp, those flagged ``compiled``."""
     from metrics import _compile, _native
     from metrics.registry import METRICS
 
@@ -550,8 +550,8 @@ def test_compiled_flag_names_exactly_the_metrics_that_run_compiled_kernels(monke
             assert bool(calls) == info.runs_compiled(), name
             if calls:
                 compiling.append(name)
-        assert compiling == (["mefb:Qp"] if native == "auto" else [n for n, i in METRICS.items() if i.compiled])
-        assert len(compiling) == (1 if native == "auto" else 6)
+        assert compiling == ([] if native == "auto" else [n for n, i in METRICS.items() if i.compiled])
+        assert len(compiling) == (0 if native == "auto" else 6)
 
 
 def test_scores_do_not_depend_on_the_batch_or_the_thread_count(pairs):

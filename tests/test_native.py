@@ -194,18 +194,19 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
 
 
 def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_path):
-    """Where the kernel cannot be built (here: no compiler; likewise no AVX2 or libmvec), one warning
-    says so and every FMI score comes from the PyTorch kernel, unchanged."""
+    """Where the kernels cannot be built (here: no compiler; likewise no AVX2 or libmvec), one warning
+    says so and every FMI and Qp score comes from the PyTorch kernels, unchanged."""
     a, b, f = (x / 255 for x in _images(n=2, size=32))
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
-    want = metrics.score(f, a, b, metrics=["Q_FMI", "tang:FMI_dct"], lineages="tang", notes=[])
+    want = metrics.score(f, a, b, metrics=["Q_FMI", "tang:FMI_dct", "mefb:Qp"], lineages="tang,mefb", notes=[])
     monkeypatch.delenv("FUSIONBENCH_NATIVE")
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(_native, "_LIB", [])
     monkeypatch.setattr(_native, "_PROBLEM", [])
     monkeypatch.setattr(_native, "_compiler", lambda: None)
-    with pytest.warns(RuntimeWarning, match="hand-written FMI kernel is not available .no C.. compiler found"):
-        got = metrics.score(f, a, b, metrics=["Q_FMI", "tang:FMI_dct"], lineages="tang", notes=[])
+    warned = "hand-written kernels .FMI windows, phase congruency. are not available .no C.. compiler"
+    with pytest.warns(RuntimeWarning, match=warned):
+        got = metrics.score(f, a, b, metrics=["Q_FMI", "tang:FMI_dct", "mefb:Qp"], lineages="tang,mefb", notes=[])
     assert not _native.available() and _native._PROBLEM
     for k in want:
         assert torch.equal(got[k], want[k]), k
@@ -217,7 +218,7 @@ def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path, native_k
     the source file."""
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(_native, "FLAGS", [*_native.FLAGS, "--no-such-flag"])
-    with pytest.raises(OSError, match="could not build metrics/fmi_kernel.cpp"):
+    with pytest.raises(OSError, match="could not build metrics/fmi_kernel.cpp, metrics/phase_kernel.cpp"):
         _native._build()
     assert not any((tmp_path / "native").iterdir())
 
@@ -270,3 +271,44 @@ def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch, native_kern
             want = kernel(x, y, ps[order], pf[order], offsets)
             got = _native.fmi_windows(x, y, ps[order], pf[order], offsets, score_f32)
             torch.testing.assert_close(got, want, rtol=0, atol=atol)
+
+
+def test_phase_kernel_equals_the_pytorch_sums(monkeypatch, native_kernel):
+    """Phase congruency's per-orientation sums over the scales (phase_kernel.cpp) against
+    metrics.lineage.phase._orientation on an image's real responses (float64 within 1e-13 relative,
+    float32 1e-6), bit for bit on one thread and two; MEFB's Qp then uses it, compiles nothing, and
+    scores as with the PyTorch kernels (FUSIONBENCH_NATIVE=0)."""
+    from metrics import _compile
+    from metrics.lineage import phase
+
+    a, b, f = (x / 255 for x in _images(n=4, size=128))
+    for dtype, tol in ((torch.float64, 1e-13), (torch.float32, 1e-6)):
+        im = f.to(dtype)
+        filters = phase._bank(128, 128)[0].to(dtype)
+        spectrum = torch.fft.fft2(im)[:, 0]
+        parts = torch.view_as_real(torch.fft.ifft2(filters[1][:, None] * spectrum[None])).reshape(4, -1, 2)
+        want = phase._orientation(parts)
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = _native.orientation(parts, phase.EPSILON)
+            torch.set_num_threads(2)
+            assert parts.shape[1] >= 2 * 8 * _native.MIN_PER_THREAD  # two threads' worth of pixels
+            two = _native.orientation(parts, phase.EPSILON)
+        finally:
+            torch.set_num_threads(threads)
+        assert all(torch.equal(x, y) for x, y in zip(one, two))
+        for got, ref in zip(two, want):
+            assert got.dtype == dtype and got.shape == ref.shape
+            torch.testing.assert_close(got, ref, rtol=tol, atol=tol * float(ref.abs().max()))
+    calls = []
+    monkeypatch.setattr(_compile, "call", lambda fn, *args, **kw: calls.append(fn) or fn(*args))
+    a, b, f = (x[:2, :, :48, :48] for x in (a, b, f))
+    with _compile.compiling(True):
+        native = metrics.score(f, a, b, metrics=["mefb:Qp"], lineages="mefb", notes=[])["Qp"]
+    assert calls == []
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    with _compile.compiling(True):
+        pytorch = metrics.score(f, a, b, metrics=["mefb:Qp"], lineages="mefb", notes=[])["Qp"]
+    assert phase._orientation in calls
+    torch.testing.assert_close(native, pytorch, rtol=0, atol=1e-12)

@@ -175,7 +175,7 @@ def test_fmi_w_equals_the_per_row_dwt_and_window_loop():
         assert got == pytest.approx(want, abs=1e-6), dtype
 
 
-def test_compiled_fmi_w_equals_eager(monkeypatch, torch_fmi):
+def test_compiled_fmi_w_equals_eager(monkeypatch, torch_kernels):
     """``bench eval`` runs FMI_w's window kernel (:func:`metrics.fmi._fmi_at_f32`) compiled."""
     from metrics import _compile
     from metrics import fmi as fmi_module

@@ -269,6 +269,7 @@ SPECS = (
         "phase-congruency feature index",
         min_size=11,
         compiled=True,
+        native=True,
     ),
     Spec("SD", vifb.variance, True, "Rao, Meas. Sci. Technol. 1997", "standard deviation of F"),
     Spec("Spatial_frequency", vifb.spatial_frequency, True, "Eskicioglu & Fisher, IEEE TCOM 1995", "spatial frequency"),
