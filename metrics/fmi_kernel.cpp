@@ -340,7 +340,13 @@ static int64_t fmi_maps(const In *a, const In *b, const In *f, int64_t H, int64_
     return scored + n1 + n2;
 }
 
+// The three forms' entry points (windows from lists; whole maps). metrics/_native.py compiles this file
+// once per form (-DFUSIONBENCH_FORM=0, 1, 2), in parallel, and links the objects into one library.
+#ifndef FUSIONBENCH_FORM
+#define FUSIONBENCH_FORM -1  // all three
+#endif
 extern "C" {
+#if FUSIONBENCH_FORM < 0 || FUSIONBENCH_FORM == 0
 // The ABI version metrics/_native.py checks, so that a stale build is never loaded.
 int fusionbench_fmi_version() { return 2; }
 
@@ -350,23 +356,18 @@ void fmi_f32(const float *src, const float *f, const int64_t *ps, const int64_t 
     fmi_windows<float, float, false>(src, f, ps, pf, n, off, out);
 }
 
-void fmi_f64(const double *src, const double *f, const int64_t *ps, const int64_t *pf, int64_t n,
-             const int64_t *off, double *out)
-{
-    fmi_windows<double, double, false>(src, f, ps, pf, n, off, out);
-}
-
-void fmi_f64_scored_f32(const double *src, const double *f, const int64_t *ps, const int64_t *pf, int64_t n,
-                        const int64_t *off, double *out)
-{
-    fmi_windows<double, float, true>(src, f, ps, pf, n, off, out);
-}
-
-// fmi_maps for each of the three forms above.
 int64_t fmi_maps_f32(const float *a, const float *b, const float *f, int64_t H, int64_t W, int64_t r0, int64_t r1,
                      float *out1, float *out2)
 {
     return fmi_maps<float, float, false>(a, b, f, H, W, r0, r1, out1, out2);
+}
+#endif
+
+#if FUSIONBENCH_FORM < 0 || FUSIONBENCH_FORM == 1
+void fmi_f64(const double *src, const double *f, const int64_t *ps, const int64_t *pf, int64_t n,
+             const int64_t *off, double *out)
+{
+    fmi_windows<double, double, false>(src, f, ps, pf, n, off, out);
 }
 
 int64_t fmi_maps_f64(const double *a, const double *b, const double *f, int64_t H, int64_t W, int64_t r0, int64_t r1,
@@ -374,10 +375,19 @@ int64_t fmi_maps_f64(const double *a, const double *b, const double *f, int64_t 
 {
     return fmi_maps<double, double, false>(a, b, f, H, W, r0, r1, out1, out2);
 }
+#endif
+
+#if FUSIONBENCH_FORM < 0 || FUSIONBENCH_FORM == 2
+void fmi_f64_scored_f32(const double *src, const double *f, const int64_t *ps, const int64_t *pf, int64_t n,
+                        const int64_t *off, double *out)
+{
+    fmi_windows<double, float, true>(src, f, ps, pf, n, off, out);
+}
 
 int64_t fmi_maps_f64_scored_f32(const double *a, const double *b, const double *f, int64_t H, int64_t W, int64_t r0,
                                 int64_t r1, double *out1, double *out2)
 {
     return fmi_maps<double, float, true>(a, b, f, H, W, r0, r1, out1, out2);
 }
+#endif
 }

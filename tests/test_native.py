@@ -174,18 +174,29 @@ def test_autograd_takes_the_pytorch_kernel(native_kernel):
 
 
 def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_kernel):
-    """Built into FUSIONBENCH_CACHE/native on first use (atomically renamed into place), then loaded from
-    there by a later process without compiling again; its values are those of the test's own build."""
+    """Built into FUSIONBENCH_CACHE/native on first use (its units compiled side by side, linked, and
+    atomically renamed into place), then loaded from there by a later process without compiling again;
+    two builds at once (bench eval's worker processes start together) compile once, the second waiting
+    for the first; its values are those of the test's own build."""
+    from concurrent.futures import ThreadPoolExecutor
+
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(_native, "_LIB", [])
     runs = []
     real = subprocess.run
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
-    assert _native.available()
-    built = list((tmp_path / "native").iterdir())
-    assert len(runs) == 1 and len(built) == 1 and built[0].suffix == ".so" and not built[0].name.startswith(".")
+    with ThreadPoolExecutor(2) as pool:  # two "processes": each its own lock file handle
+        libs = list(pool.map(lambda _: _native._build(), range(2)))
+    assert all(lib is not None for lib in libs)
+    compiled = [r for r in runs if "-c" in r]
+    assert len(compiled) == len(_native.UNITS) == 4 and len(runs) == len(_native.UNITS) + 1  # and one link
+    units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
+    assert units == ["-DFUSIONBENCH_FORM=0", "-DFUSIONBENCH_FORM=1", "-DFUSIONBENCH_FORM=2", "phase_kernel.cpp"]
+    files = sorted((tmp_path / "native").iterdir())
+    assert [x.suffix for x in files] == [".lock", ".so"]  # no objects or temporary names left
+    assert not files[1].name.startswith(".")
     monkeypatch.setattr(_native, "_LIB", [])  # a new process
-    assert _native.available() and len(runs) == 1
+    assert _native.available() and len(runs) == len(_native.UNITS) + 1
     a, b, f = _images(n=1, size=24)
     src, ff, ps, pf, offsets = _windows(a, b, f)
     torch.testing.assert_close(
@@ -220,7 +231,7 @@ def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path, native_k
     monkeypatch.setattr(_native, "FLAGS", [*_native.FLAGS, "--no-such-flag"])
     with pytest.raises(OSError, match="could not build metrics/fmi_kernel.cpp, metrics/phase_kernel.cpp"):
         _native._build()
-    assert not any((tmp_path / "native").iterdir())
+    assert [x.suffix for x in (tmp_path / "native").iterdir()] == [".lock"]  # no object, no library
 
 
 def test_native_setting(monkeypatch, native_kernel):
