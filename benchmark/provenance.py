@@ -50,8 +50,8 @@ def py_files(folder: str, suffixes: tuple[str, ...] = (".py",)) -> list[str]:
 
 
 def metrics_code() -> str:
-    """The hash of every metric's source (the ``metrics`` package, its C++ FMI kernel included)."""
-    return files_sha(py_files(os.path.join(PROJECT, "metrics"), (".py", ".cpp")))
+    """The hash of every metric's source (the ``metrics`` package, its hand-written C++ kernels included)."""
+    return files_sha(py_files(os.path.join(PROJECT, "metrics"), (".py", ".cpp", ".h")))
 
 
 def written_at(path: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -34,6 +35,7 @@ from pathlib import Path
 import torch
 
 SOURCES = [Path(__file__).with_name(name) for name in ("fmi_kernel.cpp", "phase_kernel.cpp")]
+HEADERS = [Path(__file__).with_name("simd.h")]  # what both include: part of the build's key
 VERSION = 2  # fusionbench_fmi_version() of the sources; a library that reports another is refused
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
@@ -115,7 +117,7 @@ def _build() -> ctypes.CDLL:
     cxx = _compiler()
     if cxx is None:
         raise OSError("no C++ compiler found (g++, c++, clang++ or $CXX)")
-    src = b"\0".join(x.read_bytes() for x in SOURCES)
+    src = b"\0".join(x.read_bytes() for x in SOURCES + HEADERS)
     # The machine's own instruction sets go into the build (-march=native), so the key holds the CPU.
     cpu = ""
     if os.path.exists("/proc/cpuinfo"):
@@ -145,6 +147,14 @@ def _build() -> ctypes.CDLL:
         getattr(dll, name).restype = ctypes.c_int64
     for name in ("phase_orientation_f32", "phase_orientation_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
+        getattr(dll, name).restype = None
+    for name in ("phase_accumulate_f32", "phase_accumulate_f64"):
+        getattr(dll, name).argtypes = (
+            [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4 + [ctypes.c_double] * 5 + [ctypes.c_void_p]
+        )
+        getattr(dll, name).restype = None
+    for name in ("phase_finish_f32", "phase_finish_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 3, *[ctypes.c_double] * 2, ctypes.c_void_p]
         getattr(dll, name).restype = None
     return dll
 
@@ -258,9 +268,10 @@ def fmi_windows(
     return out
 
 
-def orientation(parts: torch.Tensor, eps: float) -> tuple[torch.Tensor, ...]:
+def orientation(parts: torch.Tensor, eps: float) -> torch.Tensor:
     """:func:`metrics.lineage.phase._orientation` of ``parts`` (4, N, 2), float32 or float64, on a CPU:
-    the hand-written kernel (``phase_kernel.cpp``), split over torch's threads by pixels. ``eps``:
+    the hand-written kernel (``phase_kernel.cpp``), split over torch's threads by pixels; (4, N): the
+    sum of amplitudes, their maximum, the raw energy and the squared smallest-scale amplitude. ``eps``:
     phase.py's EPSILON."""
     dll = library()
     parts = parts.contiguous()
@@ -269,4 +280,32 @@ def orientation(parts: torch.Tensor, eps: float) -> tuple[torch.Tensor, ...]:
     fn = dll.phase_orientation_f32 if parts.dtype == torch.float32 else dll.phase_orientation_f64
     # a pixel's four responses cost about an eighth of an FMI window: split by MIN_PER_THREAD * 8 pixels
     _over_threads(lambda i0, i1: fn(parts.data_ptr(), n, i0, i1, eps, out.data_ptr()), n, n // 8)
-    return tuple(out)
+    return out
+
+
+def phase_accumulate(
+    sums: torch.Tensor, threshold: torch.Tensor, acc: torch.Tensor, angle: float, constants: tuple
+) -> None:
+    """One orientation's share of phase congruency's totals, in place: ``acc`` (5, N) += the total
+    amplitude, the weighted energy above ``threshold`` (one per image, N / images pixels each) and the
+    moments of the orientation's phase congruency at ``angle``, from :func:`orientation`'s ``sums``.
+    ``constants``: phase.py's (EPSILON, CUT_OFF, GAIN)."""
+    dll = library()
+    n = sums.shape[1]
+    threshold = threshold.reshape(-1).to(sums.dtype).contiguous()
+    hw = n // threshold.numel()
+    fn = dll.phase_accumulate_f32 if sums.dtype == torch.float32 else dll.phase_accumulate_f64
+    c, s = math.cos(angle), math.sin(angle)
+    ptrs = (sums.data_ptr(), threshold.data_ptr())
+    _over_threads(lambda i0, i1: fn(*ptrs, n, hw, i0, i1, c, s, *constants, acc.data_ptr()), n, n // 8)
+
+
+def phase_finish(acc: torch.Tensor, eps: float, norient: int) -> torch.Tensor:
+    """Phase congruency and its moments' maximum and minimum, (3, N), from the totals ``acc`` (5, N)
+    of :func:`phase_accumulate` over ``norient`` orientations."""
+    dll = library()
+    n = acc.shape[1]
+    out = torch.empty(3, n, dtype=acc.dtype)
+    fn = dll.phase_finish_f32 if acc.dtype == torch.float32 else dll.phase_finish_f64
+    _over_threads(lambda i0, i1: fn(acc.data_ptr(), n, i0, i1, eps, norient, out.data_ptr()), n, n // 8)
+    return out

@@ -20,28 +20,7 @@
 #include <cstdint>
 #include <vector>
 
-// glibc's vector log2 for one register of floats / doubles (libmvec's names: ISA letter, lanes).
-#if defined(__AVX512F__)
-#define VBYTES 64
-#define LOG2_F32 _ZGVeN16v_log2f
-#define LOG2_F64 _ZGVeN8v_log2
-#elif defined(__AVX2__)
-#define VBYTES 32
-#define LOG2_F32 _ZGVdN8v_log2f
-#define LOG2_F64 _ZGVdN4v_log2
-#else
-#error "fusionbench's FMI kernel needs AVX2 or AVX-512 (glibc's libmvec); the PyTorch kernel is used instead"
-#endif
-typedef float vf32 __attribute__((vector_size(VBYTES)));
-typedef double vf64 __attribute__((vector_size(VBYTES)));
-extern "C" vf32 LOG2_F32(vf32);
-extern "C" vf64 LOG2_F64(vf64);
-static inline vf32 vlog2(vf32 x) { return LOG2_F32(x); }
-static inline vf64 vlog2(vf64 x) { return LOG2_F64(x); }
-
-template <typename T> struct Vec;
-template <> struct Vec<float> { typedef vf32 type; };
-template <> struct Vec<double> { typedef vf64 type; };
+#include "simd.h"  // VBYTES, vf32 / vf64, vlog2, Vec<T>
 
 template <typename V> static inline V vmin(V a, V b) { return a < b ? a : b; }
 template <typename V> static inline V vmax(V a, V b) { return a > b ? a : b; }

@@ -11,8 +11,11 @@
 // fused multiply-adds: each operation rounded once, as IEEE arithmetic of the formula (NumPy's
 // values). Eager PyTorch's differ from those by rounding (up to 4e-6 in float32 and 7e-15 in float64
 // on random responses of unit scale), as inductor's compiled form does.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+
+#include "simd.h"  // vf32 / vf64, vexp, Vec<T>
 
 // Pixels [i0, i1) of the responses parts (NS, n, 2): even (real) and odd (imaginary) parts of the
 // NS = 4 scales (phase.py's NSCALE); out (4, n): sum of the amplitudes over the scales, their maximum,
@@ -51,6 +54,80 @@ __attribute__((optimize("fp-contract=off"))) static void orientation(const T *pa
     }
 }
 
+// One orientation's share of the totals, after its noise threshold (phase_congruency's loop after the
+// median), for pixels [i0, i1) of n = images x hw: sums (4, n) as orientation() left them, threshold
+// one per image; acc (5, n) += total amplitude, weighted energy, and the squared and crossed moments of
+// the orientation's phase congruency (c, s: cos and sin of its angle). Registers of L pixels, glibc's
+// vector exp; fp contraction off, as eager PyTorch computes each step.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void accumulate(const T *sums, const T *threshold, int64_t n,
+                                                                     int64_t hw, int64_t i0, int64_t i1, T c, T s,
+                                                                     T eps, T cut_off, T gain, T *acc)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int L = sizeof(V) / sizeof(T);
+    const T *sum_an = sums, *max_an = sums + n, *energy = sums + 2 * n;
+    T *tsum = acc, *ten = acc + n, *cx2 = acc + 2 * n, *cy2 = acc + 3 * n, *cxy = acc + 4 * n;
+    const V zero = V{}, one = V{} + 1;
+    auto step = [&](int64_t i, int k, T th) {  // pixels i .. i + k - 1 (k <= L) of one image
+        const T *in[8] = {sum_an + i, max_an + i, energy + i, tsum + i, ten + i, cx2 + i, cy2 + i, cxy + i};
+        V v[8];
+        for (int a = 0; a < 8; a++) {
+            if (k == L) {
+                __builtin_memcpy(&v[a], in[a], sizeof(V));
+            } else {  // a short group: its missing lanes take harmless values
+                v[a] = a < 2 ? one : zero;
+                for (int j = 0; j < k; j++)
+                    v[a][j] = in[a][j];
+            }
+        }
+        V sa = v[0], ma = v[1], en = v[2], ts = v[3], te = v[4], x2 = v[5], y2 = v[6], xy = v[7];
+        V e = en - th;
+        e = e < 0 ? zero : e;  // clamp(min=0): NaN stays NaN
+        const V width = sa / (ma + eps) / T(NS);
+        const V weighted = e / (one + vexp((cut_off - width) * gain));
+        ts = ts + sa;
+        te = te + weighted;
+        const V pc = weighted / sa;  // no guard: 0 / 0 on a constant image, as the original
+        const V cx = pc * c, cy = pc * s;
+        x2 = x2 + cx * cx;
+        y2 = y2 + cy * cy;
+        xy = xy + cx * cy;
+        T *out[5] = {tsum + i, ten + i, cx2 + i, cy2 + i, cxy + i};
+        const V res[5] = {ts, te, x2, y2, xy};
+        for (int a = 0; a < 5; a++) {
+            if (k == L)
+                __builtin_memcpy(out[a], &res[a], sizeof(V));
+            else
+                for (int j = 0; j < k; j++)
+                    out[a][j] = res[a][j];
+        }
+    };
+    for (int64_t i = i0; i < i1;) {
+        const int64_t img = i / hw, end = std::min(i1, (img + 1) * hw);  // this image's pixels
+        for (; i < end; i += L)
+            step(i, (int)std::min<int64_t>(L, end - i), threshold[img]);
+    }
+}
+
+// The totals' end (phase_congruency's return): pc = energy / (amplitude + eps) and the moments' maximum
+// and minimum, out (3, n), for pixels [i0, i1). norient: the orientations summed.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void finish(const T *acc, int64_t n, int64_t i0, int64_t i1,
+                                                                 T eps, T norient, T *out)
+{
+    const T *tsum = acc, *ten = acc + n, *cx2 = acc + 2 * n, *cy2 = acc + 3 * n, *cxy = acc + 4 * n;
+#pragma GCC ivdep
+    for (int64_t i = i0; i < i1; i++) {
+        const T x2 = cx2[i] / (norient / 2), y2 = cy2[i] / (norient / 2), xy = cxy[i] / norient;
+        const T d = x2 - y2;
+        const T denom = std::sqrt(xy * xy + d * d) + eps;
+        out[i] = ten[i] / (tsum[i] + eps);
+        out[n + i] = (y2 + x2 + denom) / 2;
+        out[2 * n + i] = (y2 + x2 - denom) / 2;
+    }
+}
+
 extern "C" {
 void phase_orientation_f32(const float *parts, int64_t n, int64_t i0, int64_t i1, double eps, float *out)
 {
@@ -60,5 +137,27 @@ void phase_orientation_f32(const float *parts, int64_t n, int64_t i0, int64_t i1
 void phase_orientation_f64(const double *parts, int64_t n, int64_t i0, int64_t i1, double eps, double *out)
 {
     orientation<double>(parts, n, i0, i1, eps, out);
+}
+
+void phase_accumulate_f32(const float *sums, const float *threshold, int64_t n, int64_t hw, int64_t i0, int64_t i1,
+                          double c, double s, double eps, double cut_off, double gain, float *acc)
+{
+    accumulate<float>(sums, threshold, n, hw, i0, i1, float(c), float(s), float(eps), float(cut_off), float(gain), acc);
+}
+
+void phase_accumulate_f64(const double *sums, const double *threshold, int64_t n, int64_t hw, int64_t i0, int64_t i1,
+                          double c, double s, double eps, double cut_off, double gain, double *acc)
+{
+    accumulate<double>(sums, threshold, n, hw, i0, i1, c, s, eps, cut_off, gain, acc);
+}
+
+void phase_finish_f32(const float *acc, int64_t n, int64_t i0, int64_t i1, double eps, double norient, float *out)
+{
+    finish<float>(acc, n, i0, i1, float(eps), float(norient), out);
+}
+
+void phase_finish_f64(const double *acc, int64_t n, int64_t i0, int64_t i1, double eps, double norient, double *out)
+{
+    finish<double>(acc, n, i0, i1, eps, norient, out);
 }
 }

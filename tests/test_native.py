@@ -1,4 +1,5 @@
-"""The hand-written Fast-FMI window kernel (metrics/fmi_kernel.cpp, built by metrics._native).
+"""The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
+congruency's sums), built by metrics._native.
 
 Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
 and test_lineages.py run through it, as it is the CPU's default), when it is used and when not, and
@@ -254,9 +255,11 @@ def test_the_kernels_source_is_part_of_the_metrics_code_hash(tmp_path, monkeypat
     shutil.copytree(provenance.os.path.join(provenance.PROJECT, "metrics"), tmp_path / "metrics")
     monkeypatch.setattr(provenance, "PROJECT", str(tmp_path))
     before = provenance.metrics_code()
-    kernel = tmp_path / "metrics" / "fmi_kernel.cpp"
-    kernel.write_text(kernel.read_text() + "\n// edited\n")
-    assert provenance.metrics_code() != before
+    for name in ("fmi_kernel.cpp", "phase_kernel.cpp", "simd.h"):
+        kernel = tmp_path / "metrics" / name
+        kernel.write_text(kernel.read_text() + "\n// edited\n")
+        assert provenance.metrics_code() != before, name
+        before = provenance.metrics_code()
 
 
 def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch, native_kernel):
@@ -287,8 +290,9 @@ def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch, native_kern
 def test_phase_kernel_equals_the_pytorch_sums(monkeypatch, native_kernel):
     """Phase congruency's per-orientation sums over the scales (phase_kernel.cpp) against
     metrics.lineage.phase._orientation on an image's real responses (float64 within 1e-13 relative,
-    float32 1e-6), bit for bit on one thread and two; MEFB's Qp then uses it, compiles nothing, and
-    scores as with the PyTorch kernels (FUSIONBENCH_NATIVE=0)."""
+    float32 1e-6), bit for bit on one thread and two; so is the whole phase congruency against the
+    PyTorch kernels'; MEFB's Qp then uses them, compiles nothing, and scores as with the PyTorch
+    kernels (FUSIONBENCH_NATIVE=0)."""
     from metrics import _compile
     from metrics.lineage import phase
 
@@ -312,6 +316,27 @@ def test_phase_kernel_equals_the_pytorch_sums(monkeypatch, native_kernel):
         for got, ref in zip(two, want):
             assert got.dtype == dtype and got.shape == ref.shape
             torch.testing.assert_close(got, ref, rtol=tol, atol=tol * float(ref.abs().max()))
+    # Whole phase congruency (the kernels' sums, then each orientation's share of the totals and their
+    # end): as the PyTorch kernels' within rounding, NaN where they are NaN (a constant image's 0 / 0),
+    # and the same on one thread and two.
+    im = torch.cat([f[:3], torch.full_like(f[:1], 0.25)])
+    for dtype, tol in ((torch.float64, 1e-13), (torch.float32, 1e-6)):
+        x = im.to(dtype)
+        try:
+            torch.set_num_threads(1)
+            one = phase.phase_congruency(x)
+            torch.set_num_threads(2)
+            two = phase.phase_congruency(x)
+        finally:
+            torch.set_num_threads(threads)
+        monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+        want = phase.phase_congruency(x)
+        monkeypatch.delenv("FUSIONBENCH_NATIVE")
+        for got, same, ref in zip(two, one, want):
+            assert torch.equal(got.isnan(), ref.isnan()) and not ref[:3].isnan().any()
+            assert torch.equal(got.nan_to_num(), same.nan_to_num())
+            torch.testing.assert_close(got[:3], ref[:3], rtol=tol, atol=tol)
+        assert want[1][3].isnan().all() and want[2][3].isnan().all()  # the constant image's moments: 0 / 0
     calls = []
     monkeypatch.setattr(_compile, "call", lambda fn, *args, **kw: calls.append(fn) or fn(*args))
     a, b, f = (x[:2, :, :48, :48] for x in (a, b, f))

@@ -128,11 +128,15 @@ def phase_congruency(im: torch.Tensor):
     spectrum = torch.where(flat, dc_only, spectrum)[:, 0]  # (B, H, W)
     zero = torch.zeros_like(im)
     total_energy, total_sum_an, covx2, covy2, covxy = zero, zero, zero, zero, zero
+    # On a CPU the hand-written kernels (phase_kernel.cpp) take each orientation's sums over the scales
+    # and its share of the totals (in acc), the same steps in one pass each.
+    native = NSCALE == 4 and _native.cpu_ready(spectrum.real)
+    acc = torch.zeros(5, im.numel(), dtype=im.dtype) if native else None
     for o in range(NORIENT):
         angl = o * math.pi / NORIENT
         # (NSCALE, B, H, W) responses, scales first, so that the kernel sees all pixels as one axis
         parts = torch.view_as_real(torch.fft.ifft2(filters[o][:, None] * spectrum[None])).reshape(NSCALE, -1, 2)
-        if parts.shape[0] == 4 and _native.cpu_ready(parts):  # the hand-written kernel (phase_kernel.cpp)
+        if native:
             sums = _native.orientation(parts, EPSILON)
         else:
             sums = _compile.call(_orientation, parts, varying=((0, 1),))
@@ -142,6 +146,9 @@ def phase_congruency(im: torch.Tensor):
         noise_power = (mean_e2n / em_n[o]).view(b, 1, 1, 1)
         tau = torch.sqrt((2 * noise_power * sum_an2[o] + 4 * noise_power * sum_aiaj[o]) / 2)
         threshold = (tau * math.sqrt(math.pi / 2) + K_NOISE * torch.sqrt((2 - math.pi / 2) * tau * tau)) / 1.7
+        if native:
+            _native.phase_accumulate(sums, threshold, acc, angl, (EPSILON, CUT_OFF, GAIN))
+            continue
         energy = torch.clamp(energy - threshold, min=0)
         width = sum_an / (max_an + EPSILON) / NSCALE
         weighted = energy / (1 + torch.exp((CUT_OFF - width) * GAIN))
@@ -150,6 +157,8 @@ def phase_congruency(im: torch.Tensor):
         pc = weighted / sum_an  # no guard: 0 / 0 on a constant image, as the original
         covx, covy = pc * math.cos(angl), pc * math.sin(angl)
         covx2, covy2, covxy = covx2 + covx * covx, covy2 + covy * covy, covxy + covx * covy
+    if native:
+        return tuple(x.view(b, 1, rows, cols) for x in _native.phase_finish(acc, EPSILON, NORIENT))
     pc = total_energy / (total_sum_an + EPSILON)
     covx2, covy2, covxy = covx2 / (NORIENT / 2), covy2 / (NORIENT / 2), covxy / NORIENT
     denom = torch.sqrt(covxy * covxy + (covx2 - covy2) ** 2) + EPSILON

@@ -1,0 +1,33 @@
+// What fusionbench's hand-written kernels (fmi_kernel.cpp, phase_kernel.cpp) share: one SIMD register
+// of floats / doubles as GCC vector types, and glibc's vector log2 and exp for them (libmvec's names:
+// ISA letter, lanes), which a loop of scalar calls would not get without -ffast-math.
+#pragma once
+#if defined(__AVX512F__)
+#define VBYTES 64
+#define LOG2_F32 _ZGVeN16v_log2f
+#define LOG2_F64 _ZGVeN8v_log2
+#define EXP_F32 _ZGVeN16v_expf
+#define EXP_F64 _ZGVeN8v_exp
+#elif defined(__AVX2__)
+#define VBYTES 32
+#define LOG2_F32 _ZGVdN8v_log2f
+#define LOG2_F64 _ZGVdN4v_log2
+#define EXP_F32 _ZGVdN8v_expf
+#define EXP_F64 _ZGVdN4v_exp
+#else
+#error "fusionbench's hand-written kernels need AVX2 or AVX-512 (glibc's libmvec); the PyTorch kernels are used instead"
+#endif
+typedef float vf32 __attribute__((vector_size(VBYTES)));
+typedef double vf64 __attribute__((vector_size(VBYTES)));
+extern "C" vf32 LOG2_F32(vf32);
+extern "C" vf64 LOG2_F64(vf64);
+extern "C" vf32 EXP_F32(vf32);
+extern "C" vf64 EXP_F64(vf64);
+static inline vf32 vlog2(vf32 x) { return LOG2_F32(x); }
+static inline vf64 vlog2(vf64 x) { return LOG2_F64(x); }
+static inline vf32 vexp(vf32 x) { return EXP_F32(x); }
+static inline vf64 vexp(vf64 x) { return EXP_F64(x); }
+
+template <typename T> struct Vec;
+template <> struct Vec<float> { typedef vf32 type; };
+template <> struct Vec<double> { typedef vf64 type; };
