@@ -153,6 +153,9 @@ def _build() -> ctypes.CDLL:
             [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4 + [ctypes.c_double] * 5 + [ctypes.c_void_p]
         )
         getattr(dll, name).restype = None
+    for name in ("phase_median_f32", "phase_median_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 3, ctypes.c_void_p]
+        getattr(dll, name).restype = None
     for name in ("phase_finish_f32", "phase_finish_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 3, *[ctypes.c_double] * 2, ctypes.c_void_p]
         getattr(dll, name).restype = None
@@ -308,4 +311,16 @@ def phase_finish(acc: torch.Tensor, eps: float, norient: int) -> torch.Tensor:
     out = torch.empty(3, n, dtype=acc.dtype)
     fn = dll.phase_finish_f32 if acc.dtype == torch.float32 else dll.phase_finish_f64
     _over_threads(lambda i0, i1: fn(acc.data_ptr(), n, i0, i1, eps, norient, out.data_ptr()), n, n // 8)
+    return out
+
+
+def median(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB's ``median`` of each row of ``x`` (rows, n), as :func:`metrics.lineage.phase._median`, by
+    the hand-written kernel: one ``std::nth_element`` a row, rows over torch's threads."""
+    dll = library()
+    x = x.contiguous()
+    rows, n = x.shape
+    out = torch.empty(rows, dtype=x.dtype)
+    fn = dll.phase_median_f32 if x.dtype == torch.float32 else dll.phase_median_f64
+    _over_threads(lambda r0, r1: fn(x.data_ptr(), n, r0, r1, out.data_ptr()), rows, x.numel() // 8)
     return out

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "simd.h"  // vf32 / vf64, vexp, Vec<T>
 
@@ -128,6 +129,27 @@ __attribute__((optimize("fp-contract=off"))) static void finish(const T *acc, in
     }
 }
 
+// MATLAB's median of rows [r0, r1) of x (rows, n), as phase.py's _median: the middle value, or the
+// mean of the two middle values, from one selection (std::nth_element on a copy) and the smallest
+// value past the lower one. The noise estimate's rows hold no NaN (phase congruency's inputs are checked).
+template <typename T>
+static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
+{
+    std::vector<T> buf(n);
+    for (int64_t r = r0; r < r1; r++) {
+        std::copy(x + r * n, x + (r + 1) * n, buf.begin());
+        const int64_t k = n % 2 ? n / 2 : n / 2 - 1;  // the (lower) middle value's place
+        std::nth_element(buf.begin(), buf.begin() + k, buf.end());
+        const T lower = buf[k];
+        if (n % 2) {
+            out[r] = lower;
+            continue;
+        }
+        const T upper = *std::min_element(buf.begin() + k + 1, buf.end());  // all >= lower
+        out[r] = (lower + upper) / 2;
+    }
+}
+
 extern "C" {
 void phase_orientation_f32(const float *parts, int64_t n, int64_t i0, int64_t i1, double eps, float *out)
 {
@@ -159,5 +181,12 @@ void phase_finish_f32(const float *acc, int64_t n, int64_t i0, int64_t i1, doubl
 void phase_finish_f64(const double *acc, int64_t n, int64_t i0, int64_t i1, double eps, double norient, double *out)
 {
     finish<double>(acc, n, i0, i1, eps, norient, out);
+}
+
+void phase_median_f32(const float *x, int64_t n, int64_t r0, int64_t r1, float *out) { median<float>(x, n, r0, r1, out); }
+
+void phase_median_f64(const double *x, int64_t n, int64_t r0, int64_t r1, double *out)
+{
+    median<double>(x, n, r0, r1, out);
 }
 }

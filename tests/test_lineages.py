@@ -486,9 +486,11 @@ def test_compiled_qp_equals_the_original_and_the_eager_kernel(monkeypatch, torch
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_phase_congruency_median_is_matlabs(dtype):
-    """The noise estimate's row median (one selection): NumPy's median for odd and even lengths,
-    with ties at, across and away from the middle, and for constant rows."""
+def test_phase_congruency_median_is_matlabs(dtype, native_kernel):
+    """The noise estimate's row median (one selection), both the PyTorch one and the hand-written one
+    (metrics._native.median, the CPU's): NumPy's median for odd and even lengths, with ties at, across
+    and away from the middle, and for constant rows."""
+    from metrics import _native
     from metrics.lineage.phase import _median
 
     g = torch.Generator().manual_seed(3)
@@ -500,7 +502,8 @@ def test_phase_congruency_median_is_matlabs(dtype):
         torch.full((2, 8), 2.5, dtype=dtype),
     ]
     for x in rows:
-        assert torch.equal(_median(x), torch.from_numpy(np.median(x.numpy(), axis=-1)).to(dtype))
+        want = torch.from_numpy(np.median(x.numpy(), axis=-1)).to(dtype)
+        assert torch.equal(_median(x), want) and torch.equal(_native.median(x), want)
 
 
 @pytest.mark.parametrize("shape", [(240, 240), (63, 81)])

@@ -142,7 +142,7 @@ def phase_congruency(im: torch.Tensor):
             sums = _compile.call(_orientation, parts, varying=((0, 1),))
         sum_an, max_an, energy, an0_sq = (x.view(b, 1, rows, cols) for x in sums)
         # Noise: the median squared amplitude at the smallest scale, as a Rayleigh mean.
-        mean_e2n = -_median(an0_sq.flatten(1)) / math.log(0.5)
+        mean_e2n = -(_native.median if native else _median)(an0_sq.flatten(1)) / math.log(0.5)
         noise_power = (mean_e2n / em_n[o]).view(b, 1, 1, 1)
         tau = torch.sqrt((2 * noise_power * sum_an2[o] + 4 * noise_power * sum_aiaj[o]) / 2)
         threshold = (tau * math.sqrt(math.pi / 2) + K_NOISE * torch.sqrt((2 - math.pi / 2) * tau * tau)) / 1.7
