@@ -271,9 +271,16 @@ def fmi_windows(
     return out
 
 
+# Phase congruency's kernels run on the calling thread. Their calls are short (0.3-2 ms for 4 images)
+# and come between torch's own parallel operations, whose OpenMP workers keep spinning for a while
+# after each: split over a pool of threads as the FMI windows are, MEFB's Qp took 60.8 ms a triple on
+# two torch threads, against 34.9 ms on the calling thread (37.1 with the compiled PyTorch kernel;
+# bench eval's workers run one thread each, where the split never applies).
+
+
 def orientation(parts: torch.Tensor, eps: float) -> torch.Tensor:
     """:func:`metrics.lineage.phase._orientation` of ``parts`` (4, N, 2), float32 or float64, on a CPU:
-    the hand-written kernel (``phase_kernel.cpp``), split over torch's threads by pixels; (4, N): the
+    the hand-written kernel (``phase_kernel.cpp``); (4, N): the
     sum of amplitudes, their maximum, the raw energy and the squared smallest-scale amplitude. ``eps``:
     phase.py's EPSILON."""
     dll = library()
@@ -281,8 +288,7 @@ def orientation(parts: torch.Tensor, eps: float) -> torch.Tensor:
     n = parts.shape[1]
     out = torch.empty(4, n, dtype=parts.dtype)
     fn = dll.phase_orientation_f32 if parts.dtype == torch.float32 else dll.phase_orientation_f64
-    # a pixel's four responses cost about an eighth of an FMI window: split by MIN_PER_THREAD * 8 pixels
-    _over_threads(lambda i0, i1: fn(parts.data_ptr(), n, i0, i1, eps, out.data_ptr()), n, n // 8)
+    fn(parts.data_ptr(), n, 0, n, eps, out.data_ptr())  # on this thread (see above)
     return out
 
 
@@ -300,7 +306,7 @@ def phase_accumulate(
     fn = dll.phase_accumulate_f32 if sums.dtype == torch.float32 else dll.phase_accumulate_f64
     c, s = math.cos(angle), math.sin(angle)
     ptrs = (sums.data_ptr(), threshold.data_ptr())
-    _over_threads(lambda i0, i1: fn(*ptrs, n, hw, i0, i1, c, s, *constants, acc.data_ptr()), n, n // 8)
+    fn(*ptrs, n, hw, 0, n, c, s, *constants, acc.data_ptr())
 
 
 def phase_finish(acc: torch.Tensor, eps: float, norient: int) -> torch.Tensor:
@@ -310,17 +316,17 @@ def phase_finish(acc: torch.Tensor, eps: float, norient: int) -> torch.Tensor:
     n = acc.shape[1]
     out = torch.empty(3, n, dtype=acc.dtype)
     fn = dll.phase_finish_f32 if acc.dtype == torch.float32 else dll.phase_finish_f64
-    _over_threads(lambda i0, i1: fn(acc.data_ptr(), n, i0, i1, eps, norient, out.data_ptr()), n, n // 8)
+    fn(acc.data_ptr(), n, 0, n, eps, norient, out.data_ptr())
     return out
 
 
 def median(x: torch.Tensor) -> torch.Tensor:
     """MATLAB's ``median`` of each row of ``x`` (rows, n), as :func:`metrics.lineage.phase._median`, by
-    the hand-written kernel: one ``std::nth_element`` a row, rows over torch's threads."""
+    the hand-written kernel: one ``std::nth_element`` a row."""
     dll = library()
     x = x.contiguous()
     rows, n = x.shape
     out = torch.empty(rows, dtype=x.dtype)
     fn = dll.phase_median_f32 if x.dtype == torch.float32 else dll.phase_median_f64
-    _over_threads(lambda r0, r1: fn(x.data_ptr(), n, r0, r1, out.data_ptr()), rows, x.numel() // 8)
+    fn(x.data_ptr(), n, 0, rows, out.data_ptr())
     return out
