@@ -13,8 +13,9 @@ images as ``bench eval`` scores them, and extrapolated to ``n`` triples:
   Timed alone with their filter products, as phase congruency runs them (per orientation, 4 scales
   x 4 images in one call), without anything after. Also the noise estimate the original takes per
   image and orientation, the median of the 57,600 squared smallest-scale amplitudes (an exact
-  selection: the threshold it sets decides which energy counts), timed as
-  :func:`metrics.lineage.phase._median` runs it (4 images a call).
+  selection: the threshold it sets decides which energy counts), timed as phase congruency runs it
+  (4 images a call): :func:`metrics._native.median` where the hand-written kernels build, else
+  :func:`metrics.lineage.phase._median`.
 - ``tang``'s three Fast-FMI metrics (``FMI_pixel``, ``FMI_dct``, ``FMI_w``): the 3x3 windows each
   scores a triple (counted on the triples; the windows the original skips, where the source's
   window equals F's, are not counted), each a 9x9 joint pdf and its entropy. Timed alone: only
@@ -70,7 +71,10 @@ def start_seconds(runs: int = 3) -> float:
 def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -> tuple[float, float]:
     """ms a triple of ``Qp``'s filter products and inverse FFTs alone, and of its noise medians
     alone (fastest of ``repeats`` passes each)."""
+    from metrics import _native
     from metrics.lineage.phase import NORIENT, _bank, _median
+
+    median = _native.median if _native.cpu_ready(a) else _median  # as phase congruency takes it here
 
     filters = _bank(a.shape[-2], a.shape[-1])[0].to(torch.float32)
     spectra = [torch.fft.fft2(x[i : i + 4, 0]) for x in (a, b, f) for i in range(0, len(x), 4)]
@@ -85,7 +89,7 @@ def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -
     per_triple = 1000 / len(a)
     return (
         fastest(lambda: [None for _ in filtered()], repeats) * per_triple,
-        fastest(lambda: [_median(x) for x in smallest], repeats) * per_triple,
+        fastest(lambda: [median(x) for x in smallest], repeats) * per_triple,
     )
 
 
