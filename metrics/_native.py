@@ -9,7 +9,8 @@ group of windows in registers and takes glibc's vector logarithms (docs/speed.md
 FMI kernel"). Phase congruency's sums were the last kernel inductor compiled, in every process of
 a fresh machine. The library is built once per machine and source (about a second) with the C++
 compiler inductor uses, into fusionbench's cache folder, and loaded with ctypes, whose calls
-release the GIL, so the work is split over threads.
+release the GIL, so the FMI windows are split over threads (phase congruency's short calls stay on
+the calling thread: see below).
 
 ``FUSIONBENCH_NATIVE``: ``auto`` (default: use them where they build) or ``0`` (never: the PyTorch
 kernels, eager or compiled as :mod:`metrics._compile` decides). Where they cannot be built (no
@@ -247,7 +248,9 @@ def fmi_windows(
 ) -> torch.Tensor:
     """Normalised FMI of the windows at top-left flat pixels ``ps`` of the flat image(s) ``src`` and
     ``pf`` of ``f`` (:func:`metrics.fmi._fmi_at`; with ``score_f32`` and float64 images
-    :func:`metrics.fmi._fmi_at_f32`), (N,) in the images' dtype, split over torch's threads."""
+    :func:`metrics.fmi._fmi_at_f32`), (N,) in the images' dtype, split over torch's threads. Scoring
+    uses :func:`fmi_maps`; this entry to the same window kernel takes windows in any order (its gather
+    path), which the tests hold to the PyTorch kernel window by window."""
     dll = library()
     src, f = src.contiguous(), f.to(src.dtype).contiguous()
     ps, pf = ps.to(torch.int64).contiguous(), pf.to(torch.int64).contiguous()
