@@ -1,16 +1,18 @@
 """fusionbench's hand-written CPU kernels, built on first use: Fast-FMI's 3x3 windows
-(``metrics/fmi_kernel.cpp``) and phase congruency's per-orientation sums (``metrics/phase_kernel.cpp``,
-MEFB's Qp), one library.
+(``metrics/fmi_kernel.cpp``), phase congruency's per-orientation sums (``metrics/phase_kernel.cpp``,
+MEFB's Qp) and separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), one
+library.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
 runs ~40 loops over each block of windows' 9x9 joint pdfs; the hand-written one keeps each SIMD
 group of windows in registers and takes glibc's vector logarithms (docs/speed.md, "A hand-written
 FMI kernel"). Phase congruency's sums were the last kernel inductor compiled, in every process of
-a fresh machine. The library is built once per machine and source (about a second) with the C++
-compiler inductor uses, into fusionbench's cache folder, and loaded with ctypes, whose calls
-release the GIL, so the FMI windows are split over threads (phase congruency's short calls stay on
-the calling thread: see below).
+a fresh machine. Banded matrix products filtered the lineages' Gaussian windows at ~3 GFLOP/s (a
+quarter of Tang's and MEFB's scoring time); a tap loop runs ~2.5x faster. The library is built once
+per machine and source (about a second) with the C++ compiler inductor uses, into fusionbench's cache
+folder, and loaded with ctypes, whose calls release the GIL, so the FMI windows are split over
+threads (phase congruency's and the filters' short calls stay on the calling thread: see below).
 
 ``FUSIONBENCH_NATIVE``: ``auto`` (default: use them where they build) or ``0`` (never: the PyTorch
 kernels, eager or compiled as :mod:`metrics._compile` decides). Where they cannot be built (no
@@ -35,9 +37,9 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name(name) for name in ("fmi_kernel.cpp", "phase_kernel.cpp")]
+SOURCES = [Path(__file__).with_name(name) for name in ("fmi_kernel.cpp", "phase_kernel.cpp", "filter_kernel.cpp")]
 HEADERS = [Path(__file__).with_name("simd.h")]  # what both include: part of the build's key
-VERSION = 2  # fusionbench_fmi_version() of the sources; a library that reports another is refused
+VERSION = 3  # fusionbench_fmi_version() of the sources; a library that reports another is refused
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
 
@@ -75,7 +77,7 @@ def _compiler() -> str | None:
 # Translation units, the longest first: fmi_kernel.cpp once per form (its three forms' code is most of
 # the build: 0.6-0.9 s each here, 1.8 s as one file), and phase_kernel.cpp (0.2 s). Compiled in
 # parallel, then linked.
-UNITS = [(SOURCES[0], [f"-DFUSIONBENCH_FORM={k}"]) for k in (2, 0, 1)] + [(SOURCES[1], [])]
+UNITS = [(SOURCES[0], [f"-DFUSIONBENCH_FORM={k}"]) for k in (2, 0, 1)] + [(SOURCES[1], []), (SOURCES[2], [])]
 
 
 def _compile_units(cxx: str, lib: Path) -> None:
@@ -159,6 +161,14 @@ def _build() -> ctypes.CDLL:
         getattr(dll, name).restype = None
     for name in ("phase_finish_f32", "phase_finish_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 3, *[ctypes.c_double] * 2, ctypes.c_void_p]
+        getattr(dll, name).restype = None
+    for name in ("separable_f32", "separable_f64"):
+        getattr(dll, name).argtypes = (
+            [ctypes.c_void_p, *[ctypes.c_int64] * 2, ctypes.c_void_p, ctypes.c_int64]
+            + [ctypes.c_void_p] * 2
+            + [ctypes.c_int64] * 5
+            + [ctypes.c_void_p]
+        )
         getattr(dll, name).restype = None
     return dll
 
@@ -274,7 +284,7 @@ def fmi_windows(
     return out
 
 
-# Phase congruency's kernels run on the calling thread. Their calls are short (0.3-2 ms for 4 images)
+# Phase congruency's kernels and the filters run on the calling thread. Their calls are short (0.3-2 ms for 4 images)
 # and come between torch's own parallel operations, whose OpenMP workers keep spinning for a while
 # after each: split over a pool of threads as the FMI windows are, MEFB's Qp took 60.8 ms a triple on
 # two torch threads, against 34.9 ms on the calling thread (37.1 with the compiled PyTorch kernel;
@@ -332,4 +342,26 @@ def median(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty(rows, dtype=x.dtype)
     fn = dll.phase_median_f32 if x.dtype == torch.float32 else dll.phase_median_f64
     fn(x.data_ptr(), n, 0, rows, out.data_ptr())
+    return out
+
+
+def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Tensor, stride: int) -> torch.Tensor:
+    """``x`` (..., n_r, n_c), float32 or float64 on a CPU, filtered with the window ``outer(taps, taps)``
+    by the hand-written kernel (``filter_kernel.cpp``): ``src_r`` / ``src_c`` give, for each padded
+    position of a side, the source pixel it repeats or -1 for a zero (``metrics.filters._sources``),
+    every ``stride``-th output kept."""
+    dll = library()
+    x = x.contiguous()
+    k = len(taps)
+    n_r, n_c = x.shape[-2:]
+    m_r, m_c = src_r.numel() - k + 1, src_c.numel() - k + 1
+    rows, cols = -(-m_r // stride), -(-m_c // stride)
+    maps = x.numel() // (n_r * n_c) if x.numel() else 0
+    out = torch.empty((*x.shape[:-2], rows, cols), dtype=x.dtype)
+    if not maps:
+        return out
+    w = torch.tensor(taps, dtype=x.dtype)
+    fn = dll.separable_f32 if x.dtype == torch.float32 else dll.separable_f64
+    args = (x.data_ptr(), n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride)
+    fn(*args, 0, maps, out.data_ptr())  # on this thread, as phase congruency's kernels (see above)
     return out

@@ -327,7 +327,7 @@ static int64_t fmi_maps(const In *a, const In *b, const In *f, int64_t H, int64_
 extern "C" {
 #if FUSIONBENCH_FORM < 0 || FUSIONBENCH_FORM == 0
 // The ABI version metrics/_native.py checks, so that a stale build is never loaded.
-int fusionbench_fmi_version() { return 2; }
+int fusionbench_fmi_version() { return 3; }
 
 void fmi_f32(const float *src, const float *f, const int64_t *ps, const int64_t *pf, int64_t n,
              const int64_t *off, float *out)

@@ -306,7 +306,8 @@ def test_banded_matrix_filter_equals_the_2d_window():
     for k in (3, 11, 17):
         g = gaussian_1d(k, k / 5)
         want = F.conv2d(x, torch.outer(g, g).expand(5, 1, k, k), groups=5)
-        torch.testing.assert_close(separable_matmul(x, g), want, atol=1e-13, rtol=0)
+        for path in ({}, {"blocks": True}):  # the default (hand-written on a CPU where it builds), BLAS
+            torch.testing.assert_close(separable_matmul(x, g, **path), want, atol=1e-13, rtol=0)
 
 
 def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
@@ -330,8 +331,9 @@ def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
     x = torch.rand(2, 3, 240, 240, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 255
     g = gaussian_1d(11, 1.5)
     for pad in ("valid", "symmetric"):
-        blocked = separable_matmul(x, g, pad, stride=2)
-        assert torch.equal(blocked, separable_matmul(x, g, pad, stride=2, blocks=True))
+        blocked = separable_matmul(x, g, pad, stride=2, blocks=True)
+        # (the default on a CPU: the hand-written kernel where it builds, test_native.py; else the blocks)
+        torch.testing.assert_close(separable_matmul(x, g, pad, stride=2), blocked, atol=1e-10, rtol=0)
         torch.testing.assert_close(separable_matmul(x, g, pad, stride=2, blocks=False), blocked, atol=1e-10, rtol=0)
         assert separable_matmul(x.to("meta"), g, pad, stride=2).shape == blocked.shape
     with pytest.raises(NotImplementedError):  # what the meta stand-in guards: blocks need the host
@@ -340,7 +342,7 @@ def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
     # and a gradient, as the row pass's in-place products are left to plain assignment then.
     leaf = x.clone().requires_grad_()
     filtered = separable_matmul(leaf, g)
-    assert torch.equal(filtered.detach(), separable_matmul(x, g))
+    assert torch.equal(filtered.detach(), separable_matmul(x, g, blocks=True))
     filtered.sum().backward()
     assert leaf.grad is not None and torch.isfinite(leaf.grad).all()
 
@@ -377,8 +379,10 @@ def test_banded_matrix_filter_folds_padding_and_decimation(pad):
         g = gaussian_1d(k, k / 5)
         p = k // 2
         want = F.conv2d(_pad(x, (p, p, p, p), pad), torch.outer(g, g).expand(3, 1, k, k), groups=3)
-        torch.testing.assert_close(separable_matmul(x, g, pad), want, atol=1e-10, rtol=0)
-        torch.testing.assert_close(separable_matmul(x, g, pad, stride=2), want[..., ::2, ::2], atol=1e-10, rtol=0)
+        for path in ({}, {"blocks": True}):  # the default (hand-written on a CPU where it builds), BLAS
+            torch.testing.assert_close(separable_matmul(x, g, pad, **path), want, atol=1e-10, rtol=0)
+            got = separable_matmul(x, g, pad, stride=2, **path)
+            torch.testing.assert_close(got, want[..., ::2, ::2], atol=1e-10, rtol=0)
     with pytest.raises(ValueError, match="unknown padding"):
         separable_matmul(x, g, "wrap")
 

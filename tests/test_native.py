@@ -1,5 +1,5 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
-congruency's sums), built by metrics._native.
+congruency's sums; metrics/filter_kernel.cpp: separable filtering), built by metrics._native.
 
 Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
 and test_lineages.py run through it, as it is the CPU's default), when it is used and when not, and
@@ -190,9 +190,15 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         libs = list(pool.map(lambda _: _native._build(), range(2)))
     assert all(lib is not None for lib in libs)
     compiled = [r for r in runs if "-c" in r]
-    assert len(compiled) == len(_native.UNITS) == 4 and len(runs) == len(_native.UNITS) + 1  # and one link
+    assert len(compiled) == len(_native.UNITS) == 5 and len(runs) == len(_native.UNITS) + 1  # and one link
     units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
-    assert units == ["-DFUSIONBENCH_FORM=0", "-DFUSIONBENCH_FORM=1", "-DFUSIONBENCH_FORM=2", "phase_kernel.cpp"]
+    assert units == [
+        "-DFUSIONBENCH_FORM=0",
+        "-DFUSIONBENCH_FORM=1",
+        "-DFUSIONBENCH_FORM=2",
+        "filter_kernel.cpp",
+        "phase_kernel.cpp",
+    ]
     files = sorted((tmp_path / "native").iterdir())
     assert [x.suffix for x in files] == [".lock", ".so"]  # no objects or temporary names left
     assert not files[1].name.startswith(".")
@@ -347,3 +353,48 @@ def test_phase_kernel_equals_the_pytorch_sums(monkeypatch, native_kernel):
         pytorch = metrics.score(f, a, b, metrics=["mefb:Qp"], lineages="mefb", notes=[])["Qp"]
     assert phase._orientation in calls
     torch.testing.assert_close(native, pytorch, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_filter_kernel_equals_the_banded_matrices(monkeypatch, native_kernel, dtype):
+    """On a CPU metrics.filters.separable_matmul filters with filter_kernel.cpp, against the banded
+    matrix products it replaces (blocks=True, which the tests of test_metrics_properties.py hold to the
+    2-D window): every padding, strides 1 and 2, 3 to 31 taps, sides that are no multiple of a SIMD
+    register and a side of exactly k pixels; float64 within 1e-12 relative to the largest value,
+    float32 within 2e-6. A batch gives its maps one by one bit for bit. Not used where
+    FUSIONBENCH_NATIVE=0, where autograd records the input, or on a side shorter than the window."""
+    from metrics.filters import gaussian_1d, separable_matmul
+
+    calls = []
+    real = _native.separable
+    monkeypatch.setattr(_native, "separable", lambda *a: calls.append(a[0].shape) or real(*a))
+    gen = torch.Generator().manual_seed(5)
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    for shape in ((2, 3, 47, 61), (1, 2, 240, 240), (1, 1, 11, 13)):
+        x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 255).round().to(dtype)
+        x = x * x  # local second moments' range, 0..65025
+        for k in (3, 5, 11, 31):
+            if k > min(shape[-2:]):
+                continue
+            g = gaussian_1d(k, k / 5, dtype=dtype)
+            for pad in ("valid", "same", "replicate", "reflect", "symmetric"):
+                if pad in ("reflect", "symmetric") and k // 2 >= min(shape[-2:]):
+                    continue
+                for stride in (1, 2):
+                    n = len(calls)
+                    got = separable_matmul(x, g, pad, stride)
+                    assert len(calls) == n + 1, "the hand-written kernel was not used"
+                    want = separable_matmul(x, g, pad, stride, blocks=True)
+                    assert got.dtype == dtype and got.shape == want.shape
+                    torch.testing.assert_close(got, want, rtol=0, atol=tol * float(x.max()))
+                    one = torch.cat([separable_matmul(x[i : i + 1], g, pad, stride) for i in range(shape[0])])
+                    assert torch.equal(one, got)
+    n = len(calls)
+    x = torch.rand(1, 1, 30, 30, dtype=dtype)
+    g = gaussian_1d(11, 1.5, dtype=dtype)
+    separable_matmul(x.clone().requires_grad_(), g)  # autograd: the matrices, which it differentiates
+    separable_matmul(torch.rand(1, 1, 9, 30, dtype=dtype), g, "same")  # a side of 9 < 11 taps
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    separable_matmul(x, g)
+    assert len(calls) == n
