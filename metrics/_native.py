@@ -37,8 +37,9 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name(name) for name in ("fmi_kernel.cpp", "phase_kernel.cpp", "filter_kernel.cpp")]
-HEADERS = [Path(__file__).with_name("simd.h")]  # what both include: part of the build's key
+KERNELS = ("fmi_kernel.cpp", "phase_kernel.cpp", "filter_kernel.cpp", "mef_kernel.cpp")
+SOURCES = [Path(__file__).with_name(name) for name in KERNELS]
+HEADERS = [Path(__file__).with_name("simd.h")]  # what they include: part of the build's key
 VERSION = 3  # fusionbench_fmi_version() of the sources; a library that reports another is refused
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
@@ -77,7 +78,7 @@ def _compiler() -> str | None:
 # Translation units, the longest first: fmi_kernel.cpp once per form (its three forms' code is most of
 # the build: 0.6-0.9 s each here, 1.8 s as one file), and phase_kernel.cpp (0.2 s). Compiled in
 # parallel, then linked.
-UNITS = [(SOURCES[0], [f"-DFUSIONBENCH_FORM={k}"]) for k in (2, 0, 1)] + [(SOURCES[1], []), (SOURCES[2], [])]
+UNITS = [(SOURCES[0], [f"-DFUSIONBENCH_FORM={k}"]) for k in (2, 0, 1)] + [(src, []) for src in SOURCES[1:]]
 
 
 def _compile_units(cxx: str, lib: Path) -> None:
@@ -170,6 +171,10 @@ def _build() -> ctypes.CDLL:
             + [ctypes.c_void_p]
         )
         getattr(dll, name).restype = None
+    dll.mef_desired_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
+    dll.mef_desired_f64.restype = None
+    dll.mef_score_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
+    dll.mef_score_f64.restype = None
     return dll
 
 
@@ -364,4 +369,29 @@ def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Te
     fn = dll.separable_f32 if x.dtype == torch.float32 else dll.separable_f64
     args = (x.data_ptr(), n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride)
     fn(*args, 0, maps, out.data_ptr())  # on this thread, as phase congruency's kernels (see above)
+    return out
+
+
+def mef_desired(box: torch.Tensor, gauss: torch.Tensor) -> torch.Tensor:
+    """MEF-SSIM's desired patch per pixel (:func:`metrics.lineage.tang._desired`) from two sources' box
+    sums ``box`` and Gaussian means ``gauss``, each (B, 5, h, w) float64: the maps x0, x1, x0^2, x0 x1,
+    x1^2 filtered. Returns (B, 6, h, w): the coefficients a0, a1, the offset b, the contrast scale, the
+    patch's Gaussian mean and mean square (``mef_kernel.cpp``)."""
+    dll = library()
+    box, gauss = box.contiguous(), gauss.contiguous()
+    b, _, h, w = box.shape
+    out = torch.empty(b, 6, h, w, dtype=torch.float64)
+    dll.mef_desired_f64(box.data_ptr(), gauss.data_ptr(), h * w, 0, b, out.data_ptr())
+    return out
+
+
+def mef_score(desired: torch.Tensor, fm: torch.Tensor, c: float) -> torch.Tensor:
+    """MEF-SSIM per image, (B,) float64: the mean of F's structure index against the desired patch
+    (:func:`mef_desired`'s output) from F's Gaussian moments ``fm`` (B, 4, h, w): F, x0 F, x1 F, F^2;
+    ``c`` the stabilising constant."""
+    dll = library()
+    desired, fm = desired.contiguous(), fm.contiguous()
+    b, _, h, w = fm.shape
+    out = torch.empty(b, dtype=torch.float64)
+    dll.mef_score_f64(desired.data_ptr(), fm.data_ptr(), h * w, 0, b, c, out.data_ptr())
     return out

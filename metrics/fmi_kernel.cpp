@@ -25,13 +25,6 @@
 template <typename V> static inline V vmin(V a, V b) { return a < b ? a : b; }
 template <typename V> static inline V vmax(V a, V b) { return a > b ? a : b; }
 template <typename V> static inline V vabs(V x) { return x < 0 ? -x : x; }
-template <typename V> static inline V vsqrt(V x)
-{
-    V r;
-    for (unsigned k = 0; k < sizeof(V) / sizeof(x[0]); k++)
-        r[k] = __builtin_sqrt(x[k]);  // a square root per lane: compiled to one vector sqrt
-    return r;
-}
 template <typename V> static inline V plogp(V p)  // p * log2|p|, 0 where p is 0
 {
     const V one = V{} + 1;

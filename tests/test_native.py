@@ -1,5 +1,6 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
-congruency's sums; metrics/filter_kernel.cpp: separable filtering), built by metrics._native.
+congruency's sums; metrics/filter_kernel.cpp: separable filtering; metrics/mef_kernel.cpp: MEF-SSIM's
+per-pixel steps), built by metrics._native.
 
 Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
 and test_lineages.py run through it, as it is the CPU's default), when it is used and when not, and
@@ -190,13 +191,14 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         libs = list(pool.map(lambda _: _native._build(), range(2)))
     assert all(lib is not None for lib in libs)
     compiled = [r for r in runs if "-c" in r]
-    assert len(compiled) == len(_native.UNITS) == 5 and len(runs) == len(_native.UNITS) + 1  # and one link
+    assert len(compiled) == len(_native.UNITS) == 6 and len(runs) == len(_native.UNITS) + 1  # and one link
     units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
     assert units == [
         "-DFUSIONBENCH_FORM=0",
         "-DFUSIONBENCH_FORM=1",
         "-DFUSIONBENCH_FORM=2",
         "filter_kernel.cpp",
+        "mef_kernel.cpp",
         "phase_kernel.cpp",
     ]
     files = sorted((tmp_path / "native").iterdir())
@@ -398,3 +400,36 @@ def test_filter_kernel_equals_the_banded_matrices(monkeypatch, native_kernel, dt
     monkeypatch.setattr(_native, "_LIB", [])
     separable_matmul(x, g)
     assert len(calls) == n
+
+
+def test_mef_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
+    """MEF-SSIM's per-pixel steps (mef_kernel.cpp: the desired patch from the sources' moments, then F's
+    structure index and its mean) against tang.py's PyTorch steps (FUSIONBENCH_NATIVE=0) on images with
+    flat patches (the ill-conditioned ratio R), F = 255 - A (negative scores, complex powers) and a
+    constant F, at every scale of the multi-scale index: the desired patch's six maps within 1e-12
+    relative, the scores within 1e-12; a batch gives its images one by one bit for bit; used for two
+    float64 sources on a CPU, not for three."""
+    from metrics.lineage import tang
+
+    a, b, f = _images(n=4, size=64)
+    f[1] = 255 - a[1]
+    f[2] = 40.0
+    calls = []
+    for name in ("mef_desired", "mef_score"):
+        real = getattr(_native, name)
+        monkeypatch.setattr(_native, name, lambda *x, real=real, name=name: calls.append(name) or real(*x))
+    seq = [b, a]
+    got = tang._desired(seq)
+    got_scores = tang.mef_ms_ssim(seq, f)
+    one = torch.cat([tang.mef_ms_ssim([b[i : i + 1], a[i : i + 1]], f[i : i + 1]) for i in range(4)])
+    assert calls.count("mef_desired") == 1 + 3 + 4 * 3 and calls.count("mef_score") == 3 + 4 * 3
+    assert got[5] is not None and torch.equal(one, got_scores)
+    assert tang._desired([a, b, f])[5] is None  # three sources: the PyTorch steps
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    want = tang._desired(seq)
+    assert want[5] is None
+    for x, y in zip([*got[0], *got[1:5]], [*want[0], *want[1:5]]):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-12 * float(y.abs().max()))
+    torch.testing.assert_close(got_scores, tang.mef_ms_ssim(seq, f), rtol=0, atol=1e-12)
+    assert float(got_scores[1]) < 0.1 and len(calls) == 1 + 3 + 3 + 4 * 6  # nothing native after the switch

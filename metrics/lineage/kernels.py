@@ -87,6 +87,18 @@ def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", m
     (list of means, {pair: mean of the product})."""
     which = range(len(xs)) if means is None else means
     n = len(which)
+    m = moment_maps(xs, pairs, g, mode, means)
+    mu = [None] * len(xs)
+    for k, i in enumerate(which):
+        mu[i] = m[:, k : k + 1]
+    return mu, {p: m[:, n + k : n + k + 1] for k, p in enumerate(pairs)}
+
+
+def moment_maps(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", means=None) -> torch.Tensor:
+    """:func:`local_moments` as one (B, maps, h, w) tensor: the means (of ``means``' images, else of
+    all, in that order), then the products of ``pairs``, in their order."""
+    which = range(len(xs)) if means is None else means
+    n = len(which)
     buf = torch.empty((xs[0].shape[0], n + len(pairs), *xs[0].shape[-2:]), dtype=xs[0].dtype, device=xs[0].device)
     for k, i in enumerate(which):
         buf[:, k : k + 1] = xs[i]
@@ -96,11 +108,7 @@ def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", m
             torch.mul(xs[i], xs[j], out=buf[:, n + k : n + k + 1])
         else:
             buf[:, n + k : n + k + 1] = xs[i] * xs[j]
-    m = separable(buf, g, mode)
-    mu = [None] * len(xs)
-    for k, i in enumerate(which):
-        mu[i] = m[:, k : k + 1]
-    return mu, {p: m[:, n + k : n + k + 1] for k, p in enumerate(pairs)}
+    return separable(buf, g, mode)
 
 
 def moments_beside(li, key, sources, f: torch.Tensor, pairs: list, g: torch.Tensor, mode: str = "valid"):
