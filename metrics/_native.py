@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-KERNELS = ("fmi_kernel.cpp", "phase_kernel.cpp", "filter_kernel.cpp", "mef_kernel.cpp")
+KERNELS = ("fmi_kernel.cpp", "phase_kernel.cpp", "filter_kernel.cpp", "mef_kernel.cpp", "qabf_kernel.cpp")
 SOURCES = [Path(__file__).with_name(name) for name in KERNELS]
 HEADERS = [Path(__file__).with_name("simd.h")]  # what they include: part of the build's key
 VERSION = 3  # fusionbench_fmi_version() of the sources; a library that reports another is refused
@@ -175,6 +175,9 @@ def _build() -> ctypes.CDLL:
     dll.mef_desired_f64.restype = None
     dll.mef_score_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
     dll.mef_score_f64.restype = None
+    for name in ("qabf_f32", "qabf_f64", "nabf_f32", "nabf_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
+        getattr(dll, name).restype = None
     return dll
 
 
@@ -395,3 +398,17 @@ def mef_score(desired: torch.Tensor, fm: torch.Tensor, c: float) -> torch.Tensor
     out = torch.empty(b, dtype=torch.float64)
     dll.mef_score_f64(desired.data_ptr(), fm.data_ptr(), h * w, 0, b, c, out.data_ptr())
     return out
+
+
+def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, name: str = "qabf") -> torch.Tensor:
+    """Q^AB/F of each (n, 1, H, W) triple (:func:`metrics.lineage.kernels.qabf`) by the hand-written
+    kernel (``qabf_kernel.cpp``): the ratio of its two sums over the pixels, summed in double, in
+    ``a``'s dtype. ``name="nabf"``: Tang's N^AB/F (:func:`metrics.lineage.tang.nabf`) of the "fused"
+    image ``a`` and the "sources" ``b``, ``f``, in the same way."""
+    dll = library()
+    a, b, f = (x.to(a.dtype).contiguous() for x in (a, b, f))
+    n, _, h, w = a.shape
+    sums = torch.empty(n, 2, dtype=torch.float64)
+    fn = getattr(dll, name + ("_f32" if a.dtype == torch.float32 else "_f64"))
+    fn(a.data_ptr(), b.data_ptr(), f.data_ptr(), h, w, 0, n, sums.data_ptr())
+    return (sums[:, 0] / sums[:, 1]).to(a.dtype)

@@ -1,6 +1,6 @@
 // What fusionbench's hand-written kernels (fmi_kernel.cpp, phase_kernel.cpp, filter_kernel.cpp,
-// mef_kernel.cpp) share: one SIMD register of floats / doubles as GCC vector types, glibc's vector log2,
-// exp, tan and pow for them (libmvec's names: ISA letter, lanes), which a loop of scalar calls would not
+// mef_kernel.cpp, qabf_kernel.cpp) share: one SIMD register of floats / doubles as GCC vector types,
+// glibc's vector log2, exp, tan, atan and pow for them (libmvec's names: ISA letter, lanes), which a loop of scalar calls would not
 // get without -ffast-math, and a square root per lane.
 #pragma once
 #if defined(__AVX512F__)
@@ -10,7 +10,10 @@
 #define EXP_F32 _ZGVeN16v_expf
 #define EXP_F64 _ZGVeN8v_exp
 #define TAN_F64 _ZGVeN8v_tan
+#define ATAN_F32 _ZGVeN16v_atanf
+#define ATAN_F64 _ZGVeN8v_atan
 #define POW_F64 _ZGVeN8vv_pow
+#define POW_F32 _ZGVeN16vv_powf
 #elif defined(__AVX2__)
 #define VBYTES 32
 #define LOG2_F32 _ZGVdN8v_log2f
@@ -18,7 +21,10 @@
 #define EXP_F32 _ZGVdN8v_expf
 #define EXP_F64 _ZGVdN4v_exp
 #define TAN_F64 _ZGVdN4v_tan
+#define ATAN_F32 _ZGVdN8v_atanf
+#define ATAN_F64 _ZGVdN4v_atan
 #define POW_F64 _ZGVdN4vv_pow
+#define POW_F32 _ZGVdN8vv_powf
 #else
 #error "fusionbench's hand-written kernels need AVX2 or AVX-512 (glibc's libmvec); the PyTorch kernels are used instead"
 #endif
@@ -29,13 +35,19 @@ extern "C" vf64 LOG2_F64(vf64);
 extern "C" vf32 EXP_F32(vf32);
 extern "C" vf64 EXP_F64(vf64);
 extern "C" vf64 TAN_F64(vf64);
+extern "C" vf32 ATAN_F32(vf32);
+extern "C" vf64 ATAN_F64(vf64);
 extern "C" vf64 POW_F64(vf64, vf64);
+extern "C" vf32 POW_F32(vf32, vf32);
 static inline vf32 vlog2(vf32 x) { return LOG2_F32(x); }
 static inline vf64 vlog2(vf64 x) { return LOG2_F64(x); }
 static inline vf32 vexp(vf32 x) { return EXP_F32(x); }
 static inline vf64 vexp(vf64 x) { return EXP_F64(x); }
 static inline vf64 vtan(vf64 x) { return TAN_F64(x); }
+static inline vf32 vatan(vf32 x) { return ATAN_F32(x); }
+static inline vf64 vatan(vf64 x) { return ATAN_F64(x); }
 static inline vf64 vpow(vf64 x, vf64 y) { return POW_F64(x, y); }
+static inline vf32 vpow(vf32 x, vf32 y) { return POW_F32(x, y); }
 template <typename V> static inline V vsqrt(V x)
 {
     V r;

@@ -1,6 +1,6 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
 congruency's sums; metrics/filter_kernel.cpp: separable filtering; metrics/mef_kernel.cpp: MEF-SSIM's
-per-pixel steps), built by metrics._native.
+per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F), built by metrics._native.
 
 Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
 and test_lineages.py run through it, as it is the CPU's default), when it is used and when not, and
@@ -191,7 +191,7 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         libs = list(pool.map(lambda _: _native._build(), range(2)))
     assert all(lib is not None for lib in libs)
     compiled = [r for r in runs if "-c" in r]
-    assert len(compiled) == len(_native.UNITS) == 6 and len(runs) == len(_native.UNITS) + 1  # and one link
+    assert len(compiled) == len(_native.UNITS) == 7 and len(runs) == len(_native.UNITS) + 1  # and one link
     units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
     assert units == [
         "-DFUSIONBENCH_FORM=0",
@@ -200,6 +200,7 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         "filter_kernel.cpp",
         "mef_kernel.cpp",
         "phase_kernel.cpp",
+        "qabf_kernel.cpp",
     ]
     files = sorted((tmp_path / "native").iterdir())
     assert [x.suffix for x in files] == [".lock", ".so"]  # no objects or temporary names left
@@ -433,3 +434,56 @@ def test_mef_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
         torch.testing.assert_close(x, y, rtol=0, atol=1e-12 * float(y.abs().max()))
     torch.testing.assert_close(got_scores, tang.mef_ms_ssim(seq, f), rtol=0, atol=1e-12)
     assert float(got_scores[1]) < 0.1 and len(calls) == 1 + 3 + 3 + 4 * 6  # nothing native after the switch
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_qabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """Q^AB/F (qabf_kernel.cpp: Sobel responses, magnitudes, orientations and both sigmoids in one pass)
+    against kernels.py's PyTorch steps (FUSIONBENCH_NATIVE=0) on 8-bit images with flat patches (zero
+    gradients: the orientation's pi / 2, the strength's gA == gF quirk), F = 255 - A, a constant F, a
+    non-integer F and a side that is no multiple of a SIMD register: float64 within 1e-12, float32 within
+    2e-6 (PyTorch sums float32 maps in float32); a batch gives its images one by one bit for bit."""
+    from metrics.lineage import kernels as K
+
+    a, b, f = (x.to(dtype) for x in _images(n=5, size=37))
+    f[1] = 255 - a[1]
+    f[2] = 40.0
+    f[3] = (a[3] + b[3]) / 3  # not integer
+    calls = []
+    real = _native.qabf
+    monkeypatch.setattr(_native, "qabf", lambda *x: calls.append(1) or real(*x))
+    got = K.qabf(a, b, f)
+    one = torch.cat([K.qabf(a[i : i + 1], b[i : i + 1], f[i : i + 1]) for i in range(5)])
+    assert len(calls) == 6 and got.dtype == dtype and torch.equal(one, got)
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    want = K.qabf(a, b, f)
+    assert len(calls) == 6 and torch.isfinite(want).all()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if dtype == torch.float64 else 2e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_nabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """Tang's N^AB/F (qabf_kernel.cpp, nabf: mirror-extended Sobel / 8, orientations with atan of +-inf
+    where the horizontal response is 0, the artefact mask, weights g^1.5) against tang.py's PyTorch steps
+    (FUSIONBENCH_NATIVE=0) on the cases of the Q^AB/F test: float64 within 1e-12, float32 within 2e-6;
+    a batch gives its images one by one bit for bit."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import tang
+
+    a, b, f = (x.to(dtype) for x in _images(n=5, size=37))
+    f[1] = 255 - a[1]
+    f[2] = 40.0
+    f[3] = (a[3] + b[3]) / 3  # not integer
+    calls = []
+    real = _native.qabf
+    monkeypatch.setattr(_native, "qabf", lambda *x, **k: calls.append(k) or real(*x, **k))
+    got = tang.nabf(LineageImages(a, b, f), "Nabf")
+    one = torch.cat([tang.nabf(LineageImages(a[i : i + 1], b[i : i + 1], f[i : i + 1]), "Nabf") for i in range(5)])
+    assert calls == [{"name": "nabf"}] * 6 and got.dtype == dtype and torch.equal(one, got)
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    want = tang.nabf(LineageImages(a, b, f), "Nabf")
+    # artefacts in all but the darker F = (A + B) / 3, whose edges are nowhere stronger than B's
+    assert len(calls) == 6 and torch.isfinite(want).all() and ((want > 0) == torch.tensor([1, 1, 1, 0, 1])).all()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if dtype == torch.float64 else 2e-6)

@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from metrics import _native
 from metrics.filters import filter_rank_one_3, rank_one_3x3, separable_matmul
 
 LOG2 = math.log(2.0)
@@ -266,7 +267,10 @@ def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache=None) -> torch
     min/max except gF where gA == gF (their quirk), constants Tg 0.9994, kg -15, Dg 0.5, Ta 0.9879,
     ka -22, Da 0.8, L 1, ratio of sums. ``cache(key, make)``: where A's and B's gradients are kept
     (e.g. a :class:`LineageImages`' :meth:`~LineageImages.source_memo`, to compute them once for
-    every F scored against them)."""
+    every F scored against them). On a CPU, where the hand-written kernels build, all of it runs in one
+    pass a pixel (:func:`metrics._native.qabf`, ``metrics/qabf_kernel.cpp``), the same arithmetic."""
+    if _native.cpu_ready(a, b, f) and a.dtype == b.dtype == f.dtype:
+        return _native.qabf(a, b, f)
 
     def grad(x):
         gx = filt(x, kernel(SOBEL_H3, x), "same", conv=True)

@@ -115,7 +115,12 @@ def qabf(li: LineageImages, name: str) -> torch.Tensor:
 def nabf(li: LineageImages, name: str) -> torch.Tensor:
     """Shreyamsha Kumar's modified fusion-artefact measure N^AB/F (``analysis_nabf.m``): Sobel/8
     on a mirror-extended image, Petrovic's constants (Td 2, L 1.5, kg 19, ka 22, Nrg 0.9999,
-    Nra 0.9995), artefacts where the "fused" edge is stronger than both "sources'". Lower is better."""
+    Nra 0.9995), artefacts where the "fused" edge is stronger than both "sources'". Lower is better.
+    On a CPU, where the hand-written kernels build, in one pass a pixel (:func:`metrics._native.qabf`,
+    ``metrics/qabf_kernel.cpp``), the same arithmetic."""
+    if _native.cpu_ready(li.a, li.b) and _float_f(li).dtype == li.a.dtype:
+        # Tang's roles (below): B as the "fused" image, A and F as the "sources".
+        return _native.qabf(li.b, li.a, _float_f(li), name="nabf")
     vt = K.kernel([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], li.a) / 8
     ht = K.kernel([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]], li.a) / 8
 

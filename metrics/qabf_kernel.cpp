@@ -1,0 +1,181 @@
+// Xydeas & Petrovic's Q^AB/F as VIFB, MEFB, Tang and CDDFuse compute it (metrics/lineage/kernels.py,
+// qabf), and Tang's N^AB/F (below), hand-written for the CPU: from the three images to the two sums
+// whose ratio is the index.
+//
+// Why hand-written: eager PyTorch takes ~40 passes over the maps (Sobel responses as shifted slices,
+// magnitudes, orientations with atan, the two sigmoids per source), each with its temporary: 3.2 ms
+// a triple of 240x240 on one thread. Here each register of pixels takes them in one pass, with
+// glibc's vector atan and exp.
+//
+// The arithmetic is kernels.py's in its order, with no fused multiply-adds: the Sobel responses as
+// metrics/filters.py's filter_rank_one_3 takes them (conv2 'same' with h3 and h1: a column pass of
+// (1/2, 1, 1/2) or (1, 0, -1), then a row pass of (2, 0, -2) or (-1, -2, -1), zeros around the image),
+// so that they round as there; the sums over the pixels in double (PyTorch sums float32 maps in
+// float32, in another order).
+#include <cstdint>
+#include <vector>
+
+#include "simd.h"  // vf32 / vf64, vexp, vatan, vsqrt, Vec<T>
+
+// One image triple a, b, f (h, w): out[0] = sum over the pixels of Q^AF g_A + Q^BF g_B, out[1] = sum of
+// g_A + g_B.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void qabf(const T *a, const T *b, const T *f, int64_t h,
+                                                               int64_t w, double *out)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = VBYTES / sizeof(T);
+    const int64_t pw = w + 2 + L;  // padded row: a zero column each side, and a register's slack
+    std::vector<T> pad(3 * (h + 2) * pw, T(0)), row(2 * w + 2 * L);
+    const T *src[3] = {a, b, f};
+    for (int64_t k = 0; k < 3; k++)
+        for (int64_t i = 0; i < h; i++)
+            __builtin_memcpy(&pad[(k * (h + 2) + i + 1) * pw + 1], src[k] + i * w, w * sizeof(T));
+    const V zero = {}, one = zero + 1, half = zero + T(0.5), pi_2 = zero + T(1.5707963267948966);
+    double num = 0, total = 0;
+    for (int64_t i = 0; i < h; i++) {
+        for (int64_t j = 0; j < w; j += L) {
+            V g[3], t[3];
+            for (int64_t k = 0; k < 3; k++) {
+                const T *p = &pad[(k * (h + 2) + i) * pw + j];  // padded rows i..i+2, columns j..j+2
+                V up[3], mid[3], down[3];
+                for (int64_t c = 0; c < 3; c++) {
+                    __builtin_memcpy(&up[c], p + c, sizeof(V));
+                    __builtin_memcpy(&mid[c], p + pw + c, sizeof(V));
+                    __builtin_memcpy(&down[c], p + 2 * pw + c, sizeof(V));
+                }
+                V col[3], dif[3];
+                for (int64_t c = 0; c < 3; c++) {
+                    col[c] = up[c] * half + mid[c] + down[c] * half;  // column pass of h3: (1/2, 1, 1/2)
+                    dif[c] = up[c] - down[c];  // of h1: (1, 0, -1)
+                }
+                const V gx = col[0] * 2 + col[2] * -2;
+                const V gy = dif[0] * -1 + dif[1] * -2 + dif[2] * -1;
+                g[k] = vsqrt(gx * gx + gy * gy);
+                t[k] = gx == 0 ? pi_2 : vatan(gy / gx);
+            }
+            V q[2];
+            for (int64_t s = 0; s < 2; s++) {
+                const V gs = g[s], gf = g[2];
+                const V rel = gs > gf ? gf / gs : (gs == gf ? gf : gs / gf);
+                const V d = t[s] - t[2];
+                const V ang = one - (d < 0 ? -d : d) / pi_2;
+                const V qg = T(0.9994) / (one + vexp(T(-15) * (rel - T(0.5))));
+                const V qa = T(0.9879) / (one + vexp(T(-22) * (ang - T(0.8))));
+                q[s] = qg * qa;
+            }
+            const V n = q[0] * g[0] + q[1] * g[1], tot = g[0] + g[1];
+            __builtin_memcpy(&row[j], &n, sizeof(V));
+            __builtin_memcpy(&row[w + L + j], &tot, sizeof(V));
+        }
+        for (int64_t j = 0; j < w; j++) {
+            num += double(row[j]);
+            total += double(row[w + L + j]);
+        }
+    }
+    out[0] = num;
+    out[1] = total;
+}
+
+// Shreyamsha Kumar's N^AB/F as Tang's analysis_nabf.m computes it (metrics/lineage/tang.py, nabf), for
+// one triple in Tang's roles: r plays the "fused" image (Tang passes B there), s0 and s1 the "sources"
+// (A, and F). Sobel / 8 on the mirror-extended image (the edge not repeated), as filter_rank_one_3 takes
+// it: vt a column pass of (1/2, 1, 1/2) then a row pass of (-1/4, 0, 1/4), ht (1, 0, -1) then (-1/8,
+// -1/4, -1/8). out[0] = the sum of the artefacts' weighted (1 - Q), out[1] = the sum of the weights.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void nabf(const T *r, const T *s0, const T *s1, int64_t h,
+                                                               int64_t w, double *out)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = VBYTES / sizeof(T);
+    const int64_t pw = w + 2 + L;
+    std::vector<T> pad(3 * (h + 2) * pw, T(0)), row(2 * w + 2 * L);
+    const T *src[3] = {r, s0, s1};
+    for (int64_t k = 0; k < 3; k++) {
+        T *base = &pad[k * (h + 2) * pw];
+        for (int64_t i = 0; i < h + 2; i++) {  // padded row i is image row i - 1, reflected at the edges
+            const int64_t y = i == 0 ? 1 : (i == h + 1 ? h - 2 : i - 1);
+            const T *line = src[k] + y * w;
+            __builtin_memcpy(base + i * pw + 1, line, w * sizeof(T));
+            base[i * pw] = line[1];
+            base[i * pw + w + 1] = line[w - 2];
+        }
+    }
+    const V zero = {}, one = zero + 1, half = zero + T(0.5), two = zero + 2, eps_w = zero + T(0.001);
+    const V pi = zero + T(3.141592653589793), pi_2 = zero + T(1.5707963267948966), one_half = zero + T(1.5);
+    double num = 0, total = 0;
+    for (int64_t i = 0; i < h; i++) {
+        for (int64_t j = 0; j < w; j += L) {
+            V g[3], t[3];
+            for (int64_t k = 0; k < 3; k++) {
+                const T *p = &pad[(k * (h + 2) + i) * pw + j];
+                V up[3], mid[3], down[3];
+                for (int64_t c = 0; c < 3; c++) {
+                    __builtin_memcpy(&up[c], p + c, sizeof(V));
+                    __builtin_memcpy(&mid[c], p + pw + c, sizeof(V));
+                    __builtin_memcpy(&down[c], p + 2 * pw + c, sizeof(V));
+                }
+                V col[3], dif[3];
+                for (int64_t c = 0; c < 3; c++) {
+                    col[c] = up[c] * half + mid[c] + down[c] * half;
+                    dif[c] = up[c] - down[c];
+                }
+                const V gv = col[0] * T(-0.25) + col[2] * T(0.25);
+                const V gh = dif[0] * T(-0.125) + dif[1] * T(-0.25) + dif[2] * T(-0.125);
+                g[k] = vsqrt(gh * gh + gv * gv);
+                t[k] = (gv == 0) & (gh == 0) ? zero : vatan(gv / gh);
+            }
+            const V gf = g[0];
+            V w_s[2], q[2];
+            for (int64_t s = 0; s < 2; s++) {
+                const V gs = g[s + 1];
+                const V rel = (gs == 0) | (gf == 0) ? zero : (gs > gf ? gf / gs : gs / gf);
+                V d = t[s + 1] - t[0];
+                d = (d < 0 ? -d : d) - pi_2;
+                const V ang = (d < 0 ? -d : d) * 2 / pi;
+                const V qg = T(0.9999) / (one + vexp(T(-19) * (rel - T(0.5))));
+                const V qa = T(0.9995) / (one + vexp(T(-22) * (ang - T(0.5))));
+                q[s] = vsqrt(qg * qa);
+                w_s[s] = gs >= two ? vpow(gs, one_half) : eps_w;
+            }
+            const V na = (gf > g[1]) & (gf > g[2]) ? one : zero;
+            const V n = na * ((one - q[0]) * w_s[0] + (one - q[1]) * w_s[1]), tot = w_s[0] + w_s[1];
+            __builtin_memcpy(&row[j], &n, sizeof(V));
+            __builtin_memcpy(&row[w + L + j], &tot, sizeof(V));
+        }
+        for (int64_t j = 0; j < w; j++) {
+            num += double(row[j]);
+            total += double(row[w + L + j]);
+        }
+    }
+    out[0] = num;
+    out[1] = total;
+}
+
+// Images [i0, i1) of a batch of (h, w) images, one after another; out (batch, 2).
+extern "C" {
+void qabf_f32(const float *a, const float *b, const float *f, int64_t h, int64_t w, int64_t i0, int64_t i1,
+              double *out)
+{
+    for (int64_t i = i0; i < i1; i++)
+        qabf(a + i * h * w, b + i * h * w, f + i * h * w, h, w, out + 2 * i);
+}
+void qabf_f64(const double *a, const double *b, const double *f, int64_t h, int64_t w, int64_t i0, int64_t i1,
+              double *out)
+{
+    for (int64_t i = i0; i < i1; i++)
+        qabf(a + i * h * w, b + i * h * w, f + i * h * w, h, w, out + 2 * i);
+}
+void nabf_f32(const float *r, const float *s0, const float *s1, int64_t h, int64_t w, int64_t i0, int64_t i1,
+              double *out)
+{
+    for (int64_t i = i0; i < i1; i++)
+        nabf(r + i * h * w, s0 + i * h * w, s1 + i * h * w, h, w, out + 2 * i);
+}
+void nabf_f64(const double *r, const double *s0, const double *s1, int64_t h, int64_t w, int64_t i0, int64_t i1,
+              double *out)
+{
+    for (int64_t i = i0; i < i1; i++)
+        nabf(r + i * h * w, s0 + i * h * w, s1 + i * h * w, h, w, out + 2 * i);
+}
+}
