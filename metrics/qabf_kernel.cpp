@@ -17,6 +17,30 @@
 
 #include "simd.h"  // vf32 / vf64, vexp, vatan, vsqrt, Vec<T>
 
+// The column passes of a 3x3 Sobel filter at padded rows p, p + pw, p + 2 pw and columns +0, +1, +2
+// (one register each): col = (1/2, 1, 1/2), dif = (1, 0, -1), as filter_rank_one_3 sums them.
+template <typename V, typename T>
+__attribute__((optimize("fp-contract=off"))) static inline void column_passes(const T *p, int64_t pw, V *col, V *dif)
+{
+    for (int64_t c = 0; c < 3; c++) {
+        V up, mid, down;
+        __builtin_memcpy(&up, p + c, sizeof(V));
+        __builtin_memcpy(&mid, p + pw + c, sizeof(V));
+        __builtin_memcpy(&down, p + 2 * pw + c, sizeof(V));
+        col[c] = up * T(0.5) + mid + down * T(0.5);
+        dif[c] = up - down;
+    }
+}
+
+// out[0] += the row's w numerators (row[0, w)), out[1] += its w denominators (row[w + L, 2 w + L)).
+template <typename T> static inline void add_row(const T *row, int64_t w, int64_t L, double *out)
+{
+    for (int64_t j = 0; j < w; j++) {
+        out[0] += double(row[j]);
+        out[1] += double(row[w + L + j]);
+    }
+}
+
 // One image triple a, b, f (h, w): out[0] = sum over the pixels of Q^AF g_A + Q^BF g_B, out[1] = sum of
 // g_A + g_B.
 template <typename T>
@@ -31,24 +55,15 @@ __attribute__((optimize("fp-contract=off"))) static void qabf(const T *a, const 
     for (int64_t k = 0; k < 3; k++)
         for (int64_t i = 0; i < h; i++)
             __builtin_memcpy(&pad[(k * (h + 2) + i + 1) * pw + 1], src[k] + i * w, w * sizeof(T));
-    const V zero = {}, one = zero + 1, half = zero + T(0.5), pi_2 = zero + T(1.5707963267948966);
-    double num = 0, total = 0;
+    const V zero = {}, one = zero + 1, pi_2 = zero + T(1.5707963267948966);
+    out[0] = out[1] = 0;
     for (int64_t i = 0; i < h; i++) {
         for (int64_t j = 0; j < w; j += L) {
             V g[3], t[3];
             for (int64_t k = 0; k < 3; k++) {
                 const T *p = &pad[(k * (h + 2) + i) * pw + j];  // padded rows i..i+2, columns j..j+2
-                V up[3], mid[3], down[3];
-                for (int64_t c = 0; c < 3; c++) {
-                    __builtin_memcpy(&up[c], p + c, sizeof(V));
-                    __builtin_memcpy(&mid[c], p + pw + c, sizeof(V));
-                    __builtin_memcpy(&down[c], p + 2 * pw + c, sizeof(V));
-                }
                 V col[3], dif[3];
-                for (int64_t c = 0; c < 3; c++) {
-                    col[c] = up[c] * half + mid[c] + down[c] * half;  // column pass of h3: (1/2, 1, 1/2)
-                    dif[c] = up[c] - down[c];  // of h1: (1, 0, -1)
-                }
+                column_passes(p, pw, col, dif);
                 const V gx = col[0] * 2 + col[2] * -2;
                 const V gy = dif[0] * -1 + dif[1] * -2 + dif[2] * -1;
                 g[k] = vsqrt(gx * gx + gy * gy);
@@ -68,13 +83,8 @@ __attribute__((optimize("fp-contract=off"))) static void qabf(const T *a, const 
             __builtin_memcpy(&row[j], &n, sizeof(V));
             __builtin_memcpy(&row[w + L + j], &tot, sizeof(V));
         }
-        for (int64_t j = 0; j < w; j++) {
-            num += double(row[j]);
-            total += double(row[w + L + j]);
-        }
+        add_row(row.data(), w, L, out);
     }
-    out[0] = num;
-    out[1] = total;
 }
 
 // Shreyamsha Kumar's N^AB/F as Tang's analysis_nabf.m computes it (metrics/lineage/tang.py, nabf), for
@@ -101,25 +111,16 @@ __attribute__((optimize("fp-contract=off"))) static void nabf(const T *r, const 
             base[i * pw + w + 1] = line[w - 2];
         }
     }
-    const V zero = {}, one = zero + 1, half = zero + T(0.5), two = zero + 2, eps_w = zero + T(0.001);
+    const V zero = {}, one = zero + 1, two = zero + 2, eps_w = zero + T(0.001);
     const V pi = zero + T(3.141592653589793), pi_2 = zero + T(1.5707963267948966), one_half = zero + T(1.5);
-    double num = 0, total = 0;
+    out[0] = out[1] = 0;
     for (int64_t i = 0; i < h; i++) {
         for (int64_t j = 0; j < w; j += L) {
             V g[3], t[3];
             for (int64_t k = 0; k < 3; k++) {
                 const T *p = &pad[(k * (h + 2) + i) * pw + j];
-                V up[3], mid[3], down[3];
-                for (int64_t c = 0; c < 3; c++) {
-                    __builtin_memcpy(&up[c], p + c, sizeof(V));
-                    __builtin_memcpy(&mid[c], p + pw + c, sizeof(V));
-                    __builtin_memcpy(&down[c], p + 2 * pw + c, sizeof(V));
-                }
                 V col[3], dif[3];
-                for (int64_t c = 0; c < 3; c++) {
-                    col[c] = up[c] * half + mid[c] + down[c] * half;
-                    dif[c] = up[c] - down[c];
-                }
+                column_passes(p, pw, col, dif);
                 const V gv = col[0] * T(-0.25) + col[2] * T(0.25);
                 const V gh = dif[0] * T(-0.125) + dif[1] * T(-0.25) + dif[2] * T(-0.125);
                 g[k] = vsqrt(gh * gh + gv * gv);
@@ -143,39 +144,20 @@ __attribute__((optimize("fp-contract=off"))) static void nabf(const T *r, const 
             __builtin_memcpy(&row[j], &n, sizeof(V));
             __builtin_memcpy(&row[w + L + j], &tot, sizeof(V));
         }
-        for (int64_t j = 0; j < w; j++) {
-            num += double(row[j]);
-            total += double(row[w + L + j]);
-        }
+        add_row(row.data(), w, L, out);
     }
-    out[0] = num;
-    out[1] = total;
 }
 
 // Images [i0, i1) of a batch of (h, w) images, one after another; out (batch, 2).
+#define FUSIONBENCH_TRIPLES(name, index, T)                                                                   \
+    void name(const T *x, const T *y, const T *z, int64_t h, int64_t w, int64_t i0, int64_t i1, double *out) \
+    {                                                                                                         \
+        for (int64_t i = i0; i < i1; i++)                                                                     \
+            index(x + i * h * w, y + i * h * w, z + i * h * w, h, w, out + 2 * i);                            \
+    }
 extern "C" {
-void qabf_f32(const float *a, const float *b, const float *f, int64_t h, int64_t w, int64_t i0, int64_t i1,
-              double *out)
-{
-    for (int64_t i = i0; i < i1; i++)
-        qabf(a + i * h * w, b + i * h * w, f + i * h * w, h, w, out + 2 * i);
-}
-void qabf_f64(const double *a, const double *b, const double *f, int64_t h, int64_t w, int64_t i0, int64_t i1,
-              double *out)
-{
-    for (int64_t i = i0; i < i1; i++)
-        qabf(a + i * h * w, b + i * h * w, f + i * h * w, h, w, out + 2 * i);
-}
-void nabf_f32(const float *r, const float *s0, const float *s1, int64_t h, int64_t w, int64_t i0, int64_t i1,
-              double *out)
-{
-    for (int64_t i = i0; i < i1; i++)
-        nabf(r + i * h * w, s0 + i * h * w, s1 + i * h * w, h, w, out + 2 * i);
-}
-void nabf_f64(const double *r, const double *s0, const double *s1, int64_t h, int64_t w, int64_t i0, int64_t i1,
-              double *out)
-{
-    for (int64_t i = i0; i < i1; i++)
-        nabf(r + i * h * w, s0 + i * h * w, s1 + i * h * w, h, w, out + 2 * i);
-}
+FUSIONBENCH_TRIPLES(qabf_f32, qabf, float)
+FUSIONBENCH_TRIPLES(qabf_f64, qabf, double)
+FUSIONBENCH_TRIPLES(nabf_f32, nabf, float)
+FUSIONBENCH_TRIPLES(nabf_f64, nabf, double)
 }

@@ -436,6 +436,16 @@ def test_mef_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
     assert float(got_scores[1]) < 0.1 and len(calls) == 1 + 3 + 3 + 4 * 6  # nothing native after the switch
 
 
+def _edge_cases(dtype):
+    """Five triples of _images (37x37: no multiple of a SIMD register) with F = 255 - A, a constant F
+    and a non-integer F as the second, third and fourth."""
+    a, b, f = (x.to(dtype) for x in _images(n=5, size=37))
+    f[1] = 255 - a[1]
+    f[2] = 40.0
+    f[3] = (a[3] + b[3]) / 3
+    return a, b, f
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_qabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
     """Q^AB/F (qabf_kernel.cpp: Sobel responses, magnitudes, orientations and both sigmoids in one pass)
@@ -445,10 +455,7 @@ def test_qabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
     2e-6 (PyTorch sums float32 maps in float32); a batch gives its images one by one bit for bit."""
     from metrics.lineage import kernels as K
 
-    a, b, f = (x.to(dtype) for x in _images(n=5, size=37))
-    f[1] = 255 - a[1]
-    f[2] = 40.0
-    f[3] = (a[3] + b[3]) / 3  # not integer
+    a, b, f = _edge_cases(dtype)
     calls = []
     real = _native.qabf
     monkeypatch.setattr(_native, "qabf", lambda *x: calls.append(1) or real(*x))
@@ -471,10 +478,7 @@ def test_nabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
     from metrics._lineage_images import LineageImages
     from metrics.lineage import tang
 
-    a, b, f = (x.to(dtype) for x in _images(n=5, size=37))
-    f[1] = 255 - a[1]
-    f[2] = 40.0
-    f[3] = (a[3] + b[3]) / 3  # not integer
+    a, b, f = _edge_cases(dtype)
     calls = []
     real = _native.qabf
     monkeypatch.setattr(_native, "qabf", lambda *x, **k: calls.append(k) or real(*x, **k))
