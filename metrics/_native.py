@@ -1,7 +1,8 @@
 """fusionbench's hand-written CPU kernels, built on first use: Fast-FMI's 3x3 windows
 (``metrics/fmi_kernel.cpp``), phase congruency's per-orientation sums (``metrics/phase_kernel.cpp``,
-MEFB's Qp) and separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), one
-library.
+MEFB's Qp), separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's
+per-pixel steps (``metrics/mef_kernel.cpp``) and Q^AB/F with Tang's N^AB/F (``metrics/qabf_kernel.cpp``),
+one library.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
@@ -9,10 +10,12 @@ runs ~40 loops over each block of windows' 9x9 joint pdfs; the hand-written one 
 group of windows in registers and takes glibc's vector logarithms (docs/speed.md, "A hand-written
 FMI kernel"). Phase congruency's sums were the last kernel inductor compiled, in every process of
 a fresh machine. Banded matrix products filtered the lineages' Gaussian windows at ~3 GFLOP/s (a
-quarter of Tang's and MEFB's scoring time); a tap loop runs ~2.5x faster. The library is built once
-per machine and source (about a second) with the C++ compiler inductor uses, into fusionbench's cache
-folder, and loaded with ctypes, whose calls release the GIL, so the FMI windows are split over
-threads (phase congruency's and the filters' short calls stay on the calling thread: see below).
+quarter of Tang's and MEFB's scoring time); a tap loop runs 2.5-3.5x faster. MEF-SSIM's and
+Q^AB/F's ~60 and ~40 elementwise steps a pixel (``mef_kernel.cpp``, ``qabf_kernel.cpp``) run in one
+vector pass each instead of as many eager passes. The library is built once per machine and source
+(about 2 s) with the C++ compiler inductor uses, into fusionbench's cache folder, and loaded with
+ctypes, whose calls release the GIL, so the FMI windows are split over threads (the other kernels'
+short calls stay on the calling thread: see below).
 
 ``FUSIONBENCH_NATIVE``: ``auto`` (default: use them where they build) or ``0`` (never: the PyTorch
 kernels, eager or compiled as :mod:`metrics._compile` decides). Where they cannot be built (no
