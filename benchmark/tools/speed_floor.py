@@ -25,8 +25,9 @@ images as ``bench eval`` scores them, and extrapolated to ``n`` triples:
 
 Also the start of a fresh process that imports torch and the metrics, and every metric of both
 sets scored alone (4 triples a call, compiled where ``bench eval`` compiles, no work shared between
-metrics): for ``tang``, its 14 metrics other than the Fast-FMI ones take about 30 s for 1,153
-triples by themselves, with the start (29.4-29.7 s in the README's two runs). Prints one line
+metrics): for ``tang``, its 14 metrics other than the Fast-FMI ones take about 22 s for 1,153
+triples by themselves, with the start (22.3 s in the README's run at c03201e; 29-35 s before the
+filters, MEF-SSIM and Q^AB/F had hand-written kernels). Prints one line
 per part and the sum per set, in ms a triple and in seconds for ``n`` triples (plus the start).
 """
 
