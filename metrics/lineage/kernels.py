@@ -98,6 +98,12 @@ def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", m
 def moment_maps(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", means=None) -> torch.Tensor:
     """:func:`local_moments` as one (B, maps, h, w) tensor: the means (of ``means``' images, else of
     all, in that order), then the products of ``pairs``, in their order."""
+    return separable(moment_inputs(xs, pairs, means), g, mode)
+
+
+def moment_inputs(xs: list, pairs: list, means=None) -> torch.Tensor:
+    """What :func:`moment_maps` filters: the images (of ``means``, else all) and the products of
+    ``pairs``, (B, maps, H, W); for one set of maps filtered with several windows."""
     which = range(len(xs)) if means is None else means
     n = len(which)
     buf = torch.empty((xs[0].shape[0], n + len(pairs), *xs[0].shape[-2:]), dtype=xs[0].dtype, device=xs[0].device)
@@ -109,7 +115,7 @@ def moment_maps(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", mea
             torch.mul(xs[i], xs[j], out=buf[:, n + k : n + k + 1])
         else:
             buf[:, n + k : n + k + 1] = xs[i] * xs[j]
-    return separable(buf, g, mode)
+    return buf
 
 
 def moments_beside(li, key, sources, f: torch.Tensor, pairs: list, g: torch.Tensor, mode: str = "valid"):
