@@ -174,6 +174,14 @@ def _build() -> ctypes.CDLL:
             + [ctypes.c_void_p]
         )
         getattr(dll, name).restype = None
+    for name in ("dwt2_f32", "dwt2_f64"):
+        getattr(dll, name).argtypes = (
+            [ctypes.c_void_p, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 2, ctypes.c_int64]
+            + [ctypes.c_void_p] * 2
+            + [ctypes.c_int64] * 2
+            + [ctypes.c_void_p]
+        )
+        getattr(dll, name).restype = None
     dll.mef_desired_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
     dll.mef_desired_f64.restype = None
     dll.mef_score_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
@@ -375,6 +383,39 @@ def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Te
     fn = dll.separable_f32 if x.dtype == torch.float32 else dll.separable_f64
     args = (x.data_ptr(), n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride)
     fn(*args, 0, maps, out.data_ptr())  # on this thread, as phase congruency's kernels (see above)
+    return out
+
+
+def dwt2(x: torch.Tensor, lo: tuple, hi: tuple, src_r: torch.Tensor, src_c: torch.Tensor) -> torch.Tensor:
+    """MATLAB's single-level ``dwt2`` of every (n_r, n_c) map of ``x`` (float32 or float64 on a CPU) as the
+    mosaic ``[cA, cH; cV, cD]`` (..., 2 m_r, 2 m_c), m = (n + k - 1) // 2, by the hand-written kernel
+    (``filter_kernel.cpp``): ``lo`` / ``hi`` the k correlation weights (the decomposition filters
+    reversed), ``src_r`` / ``src_c`` each side's n + 2 (k - 1) extended positions' source samples
+    (:func:`metrics.lineage.wavelet._extension`)."""
+    dll = library()
+    x = x.contiguous()
+    k = len(lo)
+    n_r, n_c = x.shape[-2:]
+    m_r, m_c = (n_r + k - 1) // 2, (n_c + k - 1) // 2
+    maps = x.numel() // (n_r * n_c) if x.numel() else 0
+    out = torch.empty((*x.shape[:-2], 2 * m_r, 2 * m_c), dtype=x.dtype)
+    if not maps:
+        return out
+    w_lo, w_hi = (torch.tensor(w, dtype=x.dtype) for w in (lo, hi))
+    fn = dll.dwt2_f32 if x.dtype == torch.float32 else dll.dwt2_f64
+    fn(
+        x.data_ptr(),
+        n_r,
+        n_c,
+        w_lo.data_ptr(),
+        w_hi.data_ptr(),
+        k,
+        src_r.data_ptr(),
+        src_c.data_ptr(),
+        0,
+        maps,
+        out.data_ptr(),
+    )  # on this thread, as the filters
     return out
 
 

@@ -1,5 +1,5 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
-congruency's sums; metrics/filter_kernel.cpp: separable filtering; metrics/mef_kernel.cpp: MEF-SSIM's
+congruency's sums; metrics/filter_kernel.cpp: separable filtering and Tang's dwt2; metrics/mef_kernel.cpp: MEF-SSIM's
 per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F), built by metrics._native.
 
 Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
@@ -400,6 +400,40 @@ def test_filter_kernel_equals_the_banded_matrices(monkeypatch, native_kernel, dt
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
     monkeypatch.setattr(_native, "_LIB", [])
     separable_matmul(x, g)
+    assert len(calls) == n
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dwt_kernel_equals_the_matrix_products(monkeypatch, native_kernel, dtype):
+    """Tang's FMI_w feature, MATLAB's dwt2(x, 'dmey') as a mosaic, by filter_kernel.cpp's dwt2 against the
+    two matrix products it replaces (FUSIONBENCH_NATIVE=0; test_wavelet.py holds both to a per-row NumPy
+    form of the algorithm): a 240x240 slice, sides that are no multiple of a SIMD register, and sides
+    shorter than the 102 taps (mirrored again and again); float64 within 1e-12 relative to the largest
+    value, float32 within 2e-6. A batch gives its images one by one bit for bit. Not used where
+    FUSIONBENCH_NATIVE=0 or where autograd records the input."""
+    from metrics.lineage import wavelet
+
+    calls = []
+    real = _native.dwt2
+    monkeypatch.setattr(_native, "dwt2", lambda *a: calls.append(a[0].shape) or real(*a))
+    gen = torch.Generator().manual_seed(7)
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    shapes = ((2, 1, 240, 240), (3, 1, 23, 31), (2, 1, 5, 7), (1, 1, 37, 120))
+    xs = [(torch.rand(s, generator=gen, dtype=torch.float64) * 255).round().to(dtype) for s in shapes]
+    got = []
+    for x in xs:
+        got.append(wavelet.dwt2_mosaic(x))
+        one = torch.cat([wavelet.dwt2_mosaic(x[i : i + 1]) for i in range(x.shape[0])])
+        assert torch.equal(one, got[-1])
+    n = sum(1 + x.shape[0] for x in xs)  # each batch, then its images one by one
+    assert len(calls) == n, "the hand-written kernel was not used"
+    wavelet.dwt2_mosaic(xs[2].clone().requires_grad_())  # autograd: the matrices
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    for x, g in zip(xs, got, strict=True):
+        want = wavelet.dwt2_mosaic(x)
+        assert g.dtype == dtype and g.shape == want.shape
+        torch.testing.assert_close(g, want, rtol=0, atol=tol * float(want.abs().max()))
     assert len(calls) == n
 
 

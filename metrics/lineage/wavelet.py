@@ -21,6 +21,8 @@ import functools
 
 import torch
 
+from metrics import _native
+
 # MATLAB's Discrete Meyer scaling filter ``dmey`` (the toolbox's FIR approximation of the Meyer
 # wavelet: 101 symmetric taps, and a zero that pads it to even length), normalised as ``wfilters``
 # returns it (sum sqrt(2)): the first 51 taps, up to and including the centre one. Values: the
@@ -71,12 +73,24 @@ def _analysis(n: int, taps: tuple, dtype: torch.dtype, device: torch.device) -> 
     return out.to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=32)
+def _extension(n: int, k: int) -> torch.Tensor:
+    """For each of the n + 2 (k - 1) positions of a side of n samples extended as ``'sym'`` does, the
+    sample it repeats (int64, CPU): mirrored with the edge repeated, again and again past the far edge."""
+    j = torch.remainder(torch.arange(-(k - 1), n + k - 1), 2 * n)
+    return torch.where(j < n, j, 2 * n - 1 - j)
+
+
 def dwt2_mosaic(x: torch.Tensor) -> torch.Tensor:
     """``[cA, cH; cV, cD]`` of MATLAB's ``[cA, cH, cV, cD] = dwt2(x, 'dmey')`` for every
     (B, 1, H, W) image: (B, 1, 2 Mh, 2 Mw), Mh = floor((H + 101) / 2). cH is high-pass down the
-    columns and low-pass along the rows, cV the reverse, as MATLAB names them."""
+    columns and low-pass along the rows, cV the reverse, as MATLAB names them. On a CPU the
+    hand-written kernel (:func:`metrics._native.dwt2`) runs each output's 102 taps, skipping the
+    matrices' zeros (2.06 -> 0.9 ms a 240x240 float64 image, one thread); else two matrix products."""
     lo, hi = dmey()
     h, w = x.shape[-2:]
+    if _native.cpu_ready(x):
+        return _native.dwt2(x, lo[::-1], hi[::-1], _extension(h, len(lo)), _extension(w, len(lo)))
     rows = torch.cat([_analysis(h, lo, x.dtype, x.device), _analysis(h, hi, x.dtype, x.device)], 1)
     cols = torch.cat([_analysis(w, lo, x.dtype, x.device), _analysis(w, hi, x.dtype, x.device)], 1)
     p = torch.matmul(rows.t(), torch.matmul(x, cols))  # [[cA, cV], [cH, cD]]: rows' filter picks the band row
