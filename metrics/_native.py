@@ -13,7 +13,8 @@ a fresh machine. Banded matrix products filtered the lineages' Gaussian windows 
 quarter of Tang's and MEFB's scoring time); a tap loop runs 2.5-3.5x faster. MEF-SSIM's and
 Q^AB/F's ~60 and ~40 elementwise steps a pixel (``mef_kernel.cpp``, ``qabf_kernel.cpp``) run in one
 vector pass each instead of as many eager passes. The library is built once per machine and source
-(about 2 s) with the C++ compiler inductor uses, into fusionbench's cache folder, and loaded with
+(about 2 s; :mod:`metrics._native_build`, which ``bench eval`` and ``bench run`` start before they import
+torch) with the C++ compiler inductor uses, into fusionbench's cache folder, and loaded with
 ctypes, whose calls release the GIL, so the FMI windows are split over threads (the other kernels'
 short calls stay on the calling thread: see below).
 
@@ -25,26 +26,17 @@ compiler, no AVX2, no libmvec, not Linux x86-64) the PyTorch kernels run, with o
 from __future__ import annotations
 
 import ctypes
-import fcntl
-import hashlib
 import math
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
 
-KERNELS = ("fmi_kernel.cpp", "phase_kernel.cpp", "filter_kernel.cpp", "mef_kernel.cpp", "qabf_kernel.cpp")
-SOURCES = [Path(__file__).with_name(name) for name in KERNELS]
-HEADERS = [Path(__file__).with_name("simd.h")]  # what they include: part of the build's key
+from metrics import _native_build
+from metrics._native_build import setting  # noqa: F401  (FUSIONBENCH_NATIVE, read here and by the build script)
+
 VERSION = 3  # fusionbench_fmi_version() of the sources; a library that reports another is refused
-FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
 
 _LOCK = threading.Lock()
@@ -52,96 +44,8 @@ _LIB: list = []  # [ctypes.CDLL] once built, [None] once it could not be
 _PROBLEM: list[str] = []
 
 
-def setting() -> str:
-    v = os.environ.get("FUSIONBENCH_NATIVE", "auto").strip().lower()
-    if v in ("auto", "1", "true", "yes", "on"):
-        return "auto"
-    if v in ("0", "false", "no", "off"):
-        return "0"
-    raise ValueError(f"FUSIONBENCH_NATIVE must be auto or 0; got {v!r}")
-
-
-def cache_dir() -> Path:
-    """``native/`` in fusionbench's cache folder: ``$FUSIONBENCH_CACHE`` (where the phantom data are
-    cached too), else ``$XDG_CACHE_HOME/fusionbench``, else ``~/.cache/fusionbench``."""
-    base = os.environ.get("FUSIONBENCH_CACHE")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(xdg, "fusionbench")
-    return Path(base) / "native"
-
-
-def _compiler() -> str | None:
-    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-# Translation units, the longest first: fmi_kernel.cpp once per form (its three forms' code is most of
-# the build: 0.6-0.9 s each here, 1.8 s as one file), and phase_kernel.cpp (0.2 s). Compiled in
-# parallel, then linked.
-UNITS = [(SOURCES[0], [f"-DFUSIONBENCH_FORM={k}"]) for k in (2, 0, 1)] + [(src, []) for src in SOURCES[1:]]
-
-
-def _compile_units(cxx: str, lib: Path) -> None:
-    """Build the library ``lib`` from :data:`UNITS`: each compiled to an object beside it under a
-    temporary name, as many at once as this process may use CPUs, then linked and renamed into place
-    (atomic: a process never loads half a file). A failure removes every file it made and raises OSError."""
-    stem = f".{lib.stem}-{os.getpid()}-{threading.get_ident()}"
-    objects = [lib.with_name(f"{stem}-{i}.o") for i in range(len(UNITS))]
-    tmp = lib.with_name(f"{stem}.so")
-    flags = [f for f in FLAGS if f != "-shared"]
-
-    def unit(i: int) -> subprocess.CompletedProcess:
-        src, defines = UNITS[i]
-        cmd = [cxx, *flags, *defines, "-c", "-o", str(objects[i]), str(src)]
-        return subprocess.run(cmd, capture_output=True, text=True)
-
-    try:
-        with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-            failed = [d for d in pool.map(unit, range(len(UNITS))) if d.returncode]  # all finish first
-        if not failed:
-            link = [cxx, "-shared", "-o", str(tmp), *map(str, objects), "-lmvec", "-lm"]
-            failed = [d for d in [subprocess.run(link, capture_output=True, text=True)] if d.returncode]
-        if failed:
-            _failed(cxx, failed[0].stderr)
-        os.replace(tmp, lib)
-    finally:
-        for leftover in (*objects, tmp):
-            leftover.unlink(missing_ok=True)
-
-
-def _failed(cxx: str, stderr: str) -> None:
-    last = (stderr.strip().splitlines() or ["(no message)"])[-1]
-    names = ", ".join(f"metrics/{x.name}" for x in SOURCES)
-    raise OSError(f"{os.path.basename(cxx)} could not build {names}: {last[:300]}")
-
-
 def _build() -> ctypes.CDLL:
-    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        raise OSError(f"the hand-written kernel is for Linux on x86-64, not {platform.system()} {platform.machine()}")
-    cxx = _compiler()
-    if cxx is None:
-        raise OSError("no C++ compiler found (g++, c++, clang++ or $CXX)")
-    src = b"\0".join(x.read_bytes() for x in SOURCES + HEADERS)
-    # The machine's own instruction sets go into the build (-march=native), so the key holds the CPU.
-    cpu = ""
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
-    key = hashlib.sha256(b"\0".join([src, " ".join(FLAGS).encode(), cxx.encode(), cpu.encode()])).hexdigest()[:16]
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir()) / f"fusionbench-{os.getuid()}"
-        folder.mkdir(parents=True, exist_ok=True)
-    lib = folder / f"kernels-{key}.so"
-    # One process builds; one beside it (bench eval's workers start together) waits and loads that build.
-    with open(folder / f".kernels-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not lib.exists():
-            _compile_units(cxx, lib)
+    lib = _native_build.build()
     dll = ctypes.CDLL(str(lib))
     if dll.fusionbench_fmi_version() != VERSION:
         raise OSError(f"{lib} reports kernel version {dll.fusionbench_fmi_version()}, expected {VERSION}")

@@ -33,13 +33,13 @@ def native_kernel():
     PyTorch kernel scores, as the fallback tests check); anywhere else a failed build fails the test."""
     import platform
 
-    from metrics import _native
+    from metrics import _native, _native_build
 
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip(f"the hand-written FMI kernel is for Linux on x86-64, not {platform.system()} {platform.machine()}")
     if "avx2" not in pathlib.Path("/proc/cpuinfo").read_text():
         pytest.skip("the hand-written FMI kernel needs AVX2, which this CPU lacks")
-    if _native._compiler() is None:
+    if _native_build._compiler() is None:
         pytest.skip("no C++ compiler here to build the hand-written FMI kernel")
     assert _native.available(), _native._PROBLEM
 

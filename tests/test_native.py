@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import metrics
-from metrics import _compile, _native, fmi
+from metrics import _compile, _native, _native_build, fmi
 
 
 def _images(n=2, size=40, seed=3):
@@ -191,7 +191,7 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         libs = list(pool.map(lambda _: _native._build(), range(2)))
     assert all(lib is not None for lib in libs)
     compiled = [r for r in runs if "-c" in r]
-    assert len(compiled) == len(_native.UNITS) == 7 and len(runs) == len(_native.UNITS) + 1  # and one link
+    assert len(compiled) == len(_native_build.UNITS) == 7 and len(runs) == len(_native_build.UNITS) + 1  # and one link
     units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
     assert units == [
         "-DFUSIONBENCH_FORM=0",
@@ -206,12 +206,55 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
     assert [x.suffix for x in files] == [".lock", ".so"]  # no objects or temporary names left
     assert not files[1].name.startswith(".")
     monkeypatch.setattr(_native, "_LIB", [])  # a new process
-    assert _native.available() and len(runs) == len(_native.UNITS) + 1
+    assert _native.available() and len(runs) == len(_native_build.UNITS) + 1
     a, b, f = _images(n=1, size=24)
     src, ff, ps, pf, offsets = _windows(a, b, f)
     torch.testing.assert_close(
         _native.fmi_windows(src, ff, ps, pf, offsets, False), fmi._fmi_at(src, ff, ps, pf, offsets), rtol=0, atol=1e-12
     )
+
+
+def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monkeypatch, tmp_path, native_kernel):
+    """bench eval and bench run start metrics/_native_build.py as a script before they import torch
+    (benchmark.cli.start_kernel_build): it imports no torch, builds the library the command then loads
+    without compiling, and builds nothing under FUSIONBENCH_NATIVE=0. Stopped while compiling (the
+    command ended first) it leaves only its lock file: no object, no library."""
+    import os
+    import sys
+    import time
+
+    from benchmark import cli
+
+    script = _native_build.__file__
+    env = {"FUSIONBENCH_CACHE": str(tmp_path / "off"), "FUSIONBENCH_NATIVE": "0"}
+    off = subprocess.run([sys.executable, script], env={**os.environ, **env})
+    assert off.returncode == 0 and not (tmp_path / "off").exists()
+
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
+    folder = tmp_path / "native"
+    proc = cli.start_kernel_build()
+    for _ in range(400):  # until its compilers write their objects
+        if folder.exists() and any(x.suffix == ".o" for x in folder.iterdir()):
+            break
+        time.sleep(0.025)
+    assert proc.poll() is None, "the build ended before it could be stopped"
+    cli.stop_kernel_build(proc)
+    assert proc.returncode != 0
+    assert [x.suffix for x in folder.iterdir()] == [".lock"]
+
+    done = subprocess.run([sys.executable, "-X", "importtime", script], capture_output=True, text=True)
+    assert done.returncode == 0 and "torch" not in done.stderr
+    assert sorted(x.suffix for x in folder.iterdir()) == [".lock", ".so"]
+    runs = []
+    real = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
+    monkeypatch.setattr(_native, "_LIB", [])
+    assert _native.available() and runs == []  # the script's build, loaded as it is
+
+    started = []
+    monkeypatch.setattr(cli, "start_kernel_build", lambda: started.append(1))
+    assert cli.main(["eval", "--x1", str(tmp_path / "none"), "--x2", "x", "--fused", "x"]) == 2
+    assert started == [1]
 
 
 def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_path):
@@ -224,7 +267,7 @@ def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(_native, "_LIB", [])
     monkeypatch.setattr(_native, "_PROBLEM", [])
-    monkeypatch.setattr(_native, "_compiler", lambda: None)
+    monkeypatch.setattr(_native_build, "_compiler", lambda: None)
     warned = "hand-written kernels .FMI windows, phase congruency. are not available .no C.. compiler"
     with pytest.warns(RuntimeWarning, match=warned):
         got = metrics.score(f, a, b, metrics=["Q_FMI", "tang:FMI_dct", "mefb:Qp"], lineages="tang,mefb", notes=[])
@@ -238,7 +281,7 @@ def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path, native_k
     """A compiler that fails (here: a flag it rejects) leaves nothing in the cache, and the reason names
     the source file."""
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(_native, "FLAGS", [*_native.FLAGS, "--no-such-flag"])
+    monkeypatch.setattr(_native_build, "FLAGS", [*_native_build.FLAGS, "--no-such-flag"])
     with pytest.raises(OSError, match="could not build metrics/fmi_kernel.cpp, metrics/phase_kernel.cpp"):
         _native._build()
     assert [x.suffix for x in (tmp_path / "native").iterdir()] == [".lock"]  # no object, no library
@@ -276,10 +319,12 @@ def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch, native_kern
     AVX2 logarithms: built here for such a CPU (-march=haswell), its scores equal the PyTorch kernel's
     as the AVX-512 build's do."""
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(_native, "FLAGS", [f if f != "-march=native" else "-march=haswell" for f in _native.FLAGS])
+    monkeypatch.setattr(
+        _native_build, "FLAGS", [f if f != "-march=native" else "-march=haswell" for f in _native_build.FLAGS]
+    )
     monkeypatch.setattr(_native, "_LIB", [])
     dll = _native.library()
-    assert dll is not None and "haswell" in " ".join(_native.FLAGS)
+    assert dll is not None and "haswell" in " ".join(_native_build.FLAGS)
     a, b, f = _images(n=1, size=30)
     src, ff, ps, pf, offsets = _windows(a, b, f)
     perm = torch.randperm(ps.numel(), generator=torch.Generator().manual_seed(1))[:-3]
