@@ -86,6 +86,10 @@ def _build() -> ctypes.CDLL:
             + [ctypes.c_void_p]
         )
         getattr(dll, name).restype = None
+    dll.edge_gradients_f64.argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 3
+    dll.edge_gradients_f64.restype = None
+    dll.edge_thin_f64.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
+    dll.edge_thin_f64.restype = None
     dll.mef_desired_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
     dll.mef_desired_f64.restype = None
     dll.mef_score_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
@@ -321,6 +325,36 @@ def dwt2(x: torch.Tensor, lo: tuple, hi: tuple, src_r: torch.Tensor, src_c: torc
         out.data_ptr(),
     )  # on this thread, as the filters
     return out
+
+
+def edge_gradients(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(gx, gy, b = gx^2 + gy^2) of MATLAB's ``edge(I)`` (:func:`metrics.lineage.kernels.edge_sobel`) for the
+    (..., h, w) float64 images ``d`` on a CPU, each shaped as ``d``, by the hand-written kernel
+    (``qabf_kernel.cpp``): the same values as the PyTorch steps, bit for bit."""
+    dll = library()
+    d = d.contiguous()
+    h, w = d.shape[-2:]
+    g = torch.empty((3, *d.shape), dtype=torch.float64)
+    n = d.numel() // (h * w) if d.numel() else 0
+    if n:
+        dll.edge_gradients_f64(d.data_ptr(), h, w, 0, n, g[0].data_ptr(), g[1].data_ptr(), g[2].data_ptr())
+    return g[0], g[1], g[2]
+
+
+def edge_thin(gx: torch.Tensor, gy: torch.Tensor, b: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
+    """The 0/1 float64 edge map from :func:`edge_gradients`' maps and each image's threshold ``cutoff``
+    (one value an image), thinned as :func:`metrics.lineage.kernels.edge_sobel` states it."""
+    dll = library()
+    h, w = b.shape[-2:]
+    n = b.numel() // (h * w) if b.numel() else 0
+    gx, gy, b = (x.contiguous() for x in (gx, gy, b))
+    cutoff = cutoff.to(torch.float64).contiguous().view(-1)
+    if cutoff.numel() != n:
+        raise ValueError(f"edge_thin: {cutoff.numel()} thresholds for {n} images")
+    e = torch.empty_like(b)
+    if n:
+        dll.edge_thin_f64(gx.data_ptr(), gy.data_ptr(), b.data_ptr(), cutoff.data_ptr(), h, w, 0, n, e.data_ptr())
+    return e
 
 
 def mef_desired(box: torch.Tensor, gauss: torch.Tensor) -> torch.Tensor:

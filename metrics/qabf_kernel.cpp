@@ -1,6 +1,7 @@
 // Xydeas & Petrovic's Q^AB/F as VIFB, MEFB, Tang and CDDFuse compute it (metrics/lineage/kernels.py,
 // qabf), and Tang's N^AB/F (below), hand-written for the CPU: from the three images to the two sums
-// whose ratio is the index.
+// whose ratio is the index. Also MATLAB's Sobel edge map (edge_sobel, below), the feature of the FMI
+// that Tang's FMI_pixel and MEFB's FMI take.
 //
 // Why hand-written: eager PyTorch takes ~40 passes over the maps (Sobel responses as shifted slices,
 // magnitudes, orientations with atan, the two sigmoids per source), each with its temporary: 3.2 ms
@@ -12,6 +13,7 @@
 // (1/2, 1, 1/2) or (1, 0, -1), then a row pass of (2, 0, -2) or (-1, -2, -1), zeros around the image),
 // so that they round as there; the sums over the pixels in double (PyTorch sums float32 maps in
 // float32, in another order).
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -148,6 +150,67 @@ __attribute__((optimize("fp-contract=off"))) static void nabf(const T *r, const 
     }
 }
 
+// MATLAB's edge(I) with its defaults (Sobel, automatic threshold, both directions, thinning), as
+// metrics/lineage/kernels.py's edge_sobel computes it in double, in two passes around the threshold, 4
+// mean(b), which PyTorch takes between them (so that it rounds as there). Pass one, for images [i0, i1) of
+// x (n, h, w): gx, gy and b = gx^2 + gy^2, each (n, h, w), from the replicate-padded image, Sobel / 8 as
+// filter_rank_one_3 takes it: gy a column pass of (1, 0, -1) then a row pass of (1/8, 1/4, 1/8), gx
+// (1/2, 1, 1/2) then (1/4, 0, -1/4). The same roundings in the same order: the same values, bit for bit.
+__attribute__((optimize("fp-contract=off"))) static void edge_gradients(const double *x, int64_t h, int64_t w,
+                                                                         double *gx, double *gy, double *b)
+{
+    typedef vf64 V;
+    constexpr int64_t L = VBYTES / sizeof(double);
+    const int64_t pw = w + 2 + L;
+    std::vector<double> pad((h + 2) * pw, 0.0), row(3 * (w + L));
+    for (int64_t i = 0; i < h + 2; i++) {  // padded row i is image row i - 1, the edges repeated
+        const double *line = x + std::min(std::max(i - 1, int64_t(0)), h - 1) * w;
+        __builtin_memcpy(&pad[i * pw + 1], line, w * sizeof(double));
+        pad[i * pw] = line[0];
+        pad[i * pw + w + 1] = line[w - 1];
+    }
+    for (int64_t i = 0; i < h; i++) {
+        for (int64_t j = 0; j < w; j += L) {
+            V col[3], dif[3];
+            column_passes(&pad[i * pw + j], pw, col, dif);
+            const V vx = col[0] * 0.25 + col[2] * -0.25;
+            const V vy = dif[0] * 0.125 + dif[1] * 0.25 + dif[2] * 0.125;
+            const V vb = vx * vx + vy * vy;
+            __builtin_memcpy(&row[j], &vx, sizeof(V));
+            __builtin_memcpy(&row[w + L + j], &vy, sizeof(V));
+            __builtin_memcpy(&row[2 * (w + L) + j], &vb, sizeof(V));
+        }
+        __builtin_memcpy(gx + i * w, &row[0], w * sizeof(double));
+        __builtin_memcpy(gy + i * w, &row[w + L], w * sizeof(double));
+        __builtin_memcpy(b + i * w, &row[2 * (w + L)], w * sizeof(double));
+    }
+}
+
+// Pass two: e = 1 where b > cutoff and the pixel survives thinning, as edge_sobel states it: |gx| >= |gy|
+// - 100 eps with b(r, c-1) <= b(r, c) > b(r, c+1), or |gy| >= |gx| - 100 eps with b(r-1, c) <= b(r, c) >
+// b(r+1, c), a missing neighbour at the border counting as passed; else 0.
+static void edge_thin(const double *gx, const double *gy, const double *b, double cutoff, int64_t h, int64_t w,
+                      double *e)
+{
+    const double tol = 100 * 2.220446049250313e-16;  // 100 * eps(1), as edge_sobel's torch.finfo
+    // Missing neighbours as -inf, which every test passes (and a NaN b, which fails b > cutoff anyway):
+    // the loop has no branch and is vectorised. row: the pixel's row with one each side.
+    const double none = -__builtin_inf();
+    std::vector<double> row(w + 2, none), edge(w, none);
+    for (int64_t r = 0; r < h; r++) {
+        const double *v = b + r * w, *up = r ? v - w : edge.data(), *dn = r < h - 1 ? v + w : edge.data();
+        __builtin_memcpy(&row[1], v, w * sizeof(double));
+        const double *x = gx + r * w, *y = gy + r * w;
+        double *o = e + r * w;
+        for (int64_t c = 0; c < w; c++) {
+            const double ax = x[c] < 0 ? -x[c] : x[c], ay = y[c] < 0 ? -y[c] : y[c], bc = v[c];
+            const bool across = (ax >= ay - tol) & (row[c] <= bc) & (bc > row[c + 2]);
+            const bool down = (ay >= ax - tol) & (up[c] <= bc) & (bc > dn[c]);
+            o[c] = (bc > cutoff) & (across | down) ? 1.0 : 0.0;
+        }
+    }
+}
+
 // Images [i0, i1) of a batch of (h, w) images, one after another; out (batch, 2).
 #define FUSIONBENCH_TRIPLES(name, index, T)                                                                   \
     void name(const T *x, const T *y, const T *z, int64_t h, int64_t w, int64_t i0, int64_t i1, double *out) \
@@ -160,4 +223,16 @@ FUSIONBENCH_TRIPLES(qabf_f32, qabf, float)
 FUSIONBENCH_TRIPLES(qabf_f64, qabf, double)
 FUSIONBENCH_TRIPLES(nabf_f32, nabf, float)
 FUSIONBENCH_TRIPLES(nabf_f64, nabf, double)
+void edge_gradients_f64(const double *x, int64_t h, int64_t w, int64_t i0, int64_t i1, double *gx, double *gy,
+                        double *b)
+{
+    for (int64_t i = i0; i < i1; i++)
+        edge_gradients(x + i * h * w, h, w, gx + i * h * w, gy + i * h * w, b + i * h * w);
+}
+void edge_thin_f64(const double *gx, const double *gy, const double *b, const double *cutoff, int64_t h, int64_t w,
+                   int64_t i0, int64_t i1, double *e)
+{
+    for (int64_t i = i0; i < i1; i++)
+        edge_thin(gx + i * h * w, gy + i * h * w, b + i * h * w, cutoff[i], h, w, e + i * h * w);
+}
 }

@@ -482,6 +482,48 @@ def test_dwt_kernel_equals_the_matrix_products(monkeypatch, native_kernel, dtype
     assert len(calls) == n
 
 
+def test_edge_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
+    """MATLAB's Sobel edge map (kernels.edge_sobel: the feature of Tang's FMI_pixel and MEFB's FMI) by
+    qabf_kernel.cpp's two passes against the PyTorch steps (FUSIONBENCH_NATIVE=0), bit for bit: integer
+    and non-integer images, float32 ones, steps whose two columns tie (the thinning's asymmetric test),
+    images narrower than the window (one row, one column), a constant image (no edge); a batch equals
+    its images one by one."""
+    from metrics.lineage import kernels as K
+
+    calls = []
+    real = _native.edge_gradients
+    monkeypatch.setattr(_native, "edge_gradients", lambda d: calls.append(d.shape) or real(d))
+    gen = torch.Generator().manual_seed(11)
+    cases = []
+    for shape in ((3, 1, 240, 240), (2, 1, 23, 31), (2, 1, 1, 9), (2, 1, 3, 1)):
+        x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 255).round()
+        cases += [x, x + torch.rand(shape, generator=gen, dtype=torch.float64), x.float()]
+    step = torch.zeros(2, 1, 16, 20, dtype=torch.float64)
+    step[0, ..., 10:] = 200.0
+    step[1] = 7.0
+    cases += [step, step.transpose(-1, -2).contiguous()]
+    got = []
+    for x in cases:
+        got.append(K.edge_sobel(x))
+        assert torch.equal(torch.cat([K.edge_sobel(x[i : i + 1]) for i in range(x.shape[0])]), got[-1])
+    n = len(calls)
+    assert n == sum(1 + x.shape[0] for x in cases), "the hand-written kernel was not used"
+    assert all(g.sum() > 10 for g in got[:6])  # the random images have edges to thin
+    assert got[-2][0, 0, :, 10].all() and got[-2].sum() == 16 and not got[-2][1].any()
+    for x in cases[1::3]:  # the gradients themselves, bit for bit (non-integer images: every sum rounds)
+        sobel = K.kernel(K.SOBEL_H1, x) / 8
+        gx, gy, b = _native.edge_gradients(x)
+        assert torch.equal(gy, K.filt(x, sobel, "replicate")) and torch.equal(gx, K.filt(x, sobel.t(), "replicate"))
+        assert torch.equal(b, gx * gx + gy * gy)
+    n = len(calls)
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    for x, g in zip(cases, got, strict=True):
+        want = K.edge_sobel(x)
+        assert g.dtype == want.dtype == x.dtype and torch.equal(g, want)
+    assert len(calls) == n
+
+
 def test_mef_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
     """MEF-SSIM's per-pixel steps (mef_kernel.cpp: the desired patch from the sources' moments, then F's
     structure index and its mean) against tang.py's PyTorch steps (FUSIONBENCH_NATIVE=0) on images with
