@@ -130,22 +130,73 @@ __attribute__((optimize("fp-contract=off"))) static void finish(const T *acc, in
 }
 
 // MATLAB's median of rows [r0, r1) of x (rows, n), as phase.py's _median: the middle value, or the
-// mean of the two middle values, from one selection (std::nth_element on a copy) and the smallest
-// value past the lower one. The noise estimate's rows hold no NaN (phase congruency's inputs are checked).
+// mean of the two middle values. A radix selection: one pass counts the values by their leading bits
+// (13 of a float: 32 buckets an octave; 16 of a double), then only the bucket holding the middle is
+// copied and std::nth_element finds the middle in it (0.29 -> 0.08 ms for 57,600 floats here, the
+// values phase congruency's 18 noise medians a triple take); the upper middle value of an even row is
+// the smallest value past the lower one, in its bucket or the next non-empty one. The noise estimate's
+// rows hold no NaN (phase congruency's inputs are checked).
+template <typename T> struct Bits;
+template <> struct Bits<float> {
+    typedef uint32_t U;
+    static constexpr int lead = 13;
+};
+template <> struct Bits<double> {
+    typedef uint64_t U;
+    static constexpr int lead = 16;
+};
+
+template <typename T> static inline uint32_t bucket(T v)  // the leading bits of an order-keeping key
+{
+    typedef typename Bits<T>::U U;
+    constexpr U sign = U(1) << (8 * sizeof(U) - 1);
+    U u;
+    __builtin_memcpy(&u, &v, sizeof(U));
+    u = (u & sign) ? ~u : (u | sign);  // negative values reversed below the positive ones
+    return uint32_t(u >> (8 * sizeof(U) - Bits<T>::lead));
+}
+
 template <typename T>
 static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
 {
-    std::vector<T> buf(n);
+    constexpr int64_t NB = int64_t(1) << Bits<T>::lead;
+    std::vector<int64_t> count(NB);
+    std::vector<T> buf;
     for (int64_t r = r0; r < r1; r++) {
-        std::copy(x + r * n, x + (r + 1) * n, buf.begin());
+        const T *row = x + r * n;
         const int64_t k = n % 2 ? n / 2 : n / 2 - 1;  // the (lower) middle value's place
-        std::nth_element(buf.begin(), buf.begin() + k, buf.end());
-        const T lower = buf[k];
+        std::fill(count.begin(), count.end(), 0);
+        for (int64_t i = 0; i < n; i++)
+            count[bucket(row[i])]++;
+        int64_t b = 0, before = 0;
+        while (before + count[b] <= k)
+            before += count[b++];
+        buf.clear();
+        for (int64_t i = 0; i < n; i++)
+            if (bucket(row[i]) == uint32_t(b))
+                buf.push_back(row[i]);
+        const int64_t at = k - before;
+        std::nth_element(buf.begin(), buf.begin() + at, buf.end());
+        const T lower = buf[at];
         if (n % 2) {
             out[r] = lower;
             continue;
         }
-        const T upper = *std::min_element(buf.begin() + k + 1, buf.end());  // all >= lower
+        T upper;
+        if (at + 1 < int64_t(buf.size())) {
+            upper = *std::min_element(buf.begin() + at + 1, buf.end());  // all >= lower
+        } else {
+            int64_t next = b + 1;
+            while (count[next] == 0)
+                next++;
+            bool first = true;
+            upper = lower;
+            for (int64_t i = 0; i < n; i++)
+                if (bucket(row[i]) == uint32_t(next) && (first || row[i] < upper)) {
+                    upper = row[i];
+                    first = false;
+                }
+        }
         out[r] = (lower + upper) / 2;
     }
 }

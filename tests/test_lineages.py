@@ -489,7 +489,8 @@ def test_compiled_qp_equals_the_original_and_the_eager_kernel(monkeypatch, torch
 def test_phase_congruency_median_is_matlabs(dtype, native_kernel):
     """The noise estimate's row median (one selection), both the PyTorch one and the hand-written one
     (metrics._native.median, the CPU's): NumPy's median for odd and even lengths, with ties at, across
-    and away from the middle, and for constant rows."""
+    and away from the middle, for constant rows, negative values, and two middle values far apart (the
+    radix selection's upper middle value in a later bucket)."""
     from metrics import _native
     from metrics.lineage.phase import _median
 
@@ -500,6 +501,9 @@ def test_phase_congruency_median_is_matlabs(dtype, native_kernel):
         torch.randint(0, 3, (6, 11), generator=g).to(dtype),  # odd length
         torch.tensor([[1.0, 2.0, 3.0, 3.0, 3.0, 9.0], [0.0, 0.0, 5.0, 5.0, 7.0, 8.0]], dtype=dtype),
         torch.full((2, 8), 2.5, dtype=dtype),
+        torch.randn(3, 1000, generator=g, dtype=dtype),  # negative values too (their keys reversed)
+        torch.tensor([[1.0] * 500 + [1000.0] * 500], dtype=dtype),  # the two middle values far apart
+        torch.tensor([[-3.0, -3.0, -3.0, 0.0, 7.0, 7.5], [-2.0, -1.0, -0.5, 4.0, 8.0, 9.0]], dtype=dtype),
     ]
     for x in rows:
         want = torch.from_numpy(np.median(x.numpy(), axis=-1)).to(dtype)
