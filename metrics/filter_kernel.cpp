@@ -62,6 +62,43 @@ template <typename T> static void combine(const T *const *p, const T *w, int64_t
     }
 }
 
+// Sums of taps over two registers of outputs, for R output rows whose taps start `shift` samples apart
+// and NF filters w[0..NF): acc[2 (NF r + f) ..] = row r's sums with filter f, the second register L
+// further. Sample u's registers are loaded once, from at(u) (nullptr: a zero, left out), for every row
+// it reaches; each output sums its taps in their order. Two rows or two filters a load keep the
+// loads at half the multiply-adds, and the strip's rows in L1.
+template <int R, int NF, typename T, typename V, typename At>
+static inline void strip_taps(At at, const T *const *w, int64_t k, int64_t shift, V *acc)
+{
+    constexpr int64_t L = sizeof(V) / sizeof(T);
+    V a[2 * NF * R] = {};
+    for (int64_t u = 0; u < k + (R - 1) * shift; u++) {
+        const T *s = at(u);
+        if (!s)
+            continue;
+        V x0, x1;
+        __builtin_memcpy(&x0, s, sizeof(V));
+        __builtin_memcpy(&x1, s + L, sizeof(V));
+        for (int r = 0; r < R; r++) {
+            const int64_t t = u - r * shift;
+            if (t < 0 || t >= k)
+                continue;
+            for (int f = 0; f < NF; f++) {
+                const V wt = V{} + w[f][t];
+                a[2 * (NF * r + f)] += wt * x0;
+                a[2 * (NF * r + f) + 1] += wt * x1;
+            }
+        }
+    }
+    for (int i = 0; i < 2 * NF * R; i++)
+        acc[i] = a[i];
+}
+
+template <typename T, typename V> static inline void put2(T *dst, const V *two)  // two registers side by side
+{
+    __builtin_memcpy(dst, two, 2 * sizeof(V));
+}
+
 // The vertical pass: out[r] (n_c wide) = sum over t < k of taps[t] * img[src[r * stride + t]] for r < rows,
 // the rows whose table entry is -1 (zeros) left out, each output the sum over its taps in their order.
 // Two output rows at a time, in strips two registers wide: each source row of the strip is loaded once
@@ -73,52 +110,22 @@ static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const 
 {
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
+    const T *const one[1] = {taps};
+    V acc[4];
     int64_t c = 0;
     for (; c + 2 * L <= n_c; c += 2 * L) {
+        const auto row = [&](const int64_t *q) {  // padded position u's source row in the strip, or nullptr
+            return [=](int64_t u) { return q[u] < 0 ? nullptr : img + q[u] * n_c + c; };
+        };
         int64_t r = 0;
-        for (; r + 2 <= rows; r += 2) {
-            V a0 = {}, a1 = {}, b0 = {}, b1 = {};  // row r; row r + 1, whose taps start stride later
-            const int64_t *q = src + r * stride;
-            for (int64_t u = 0; u < k + stride; u++) {
-                if (q[u] < 0)
-                    continue;
-                const T *s = img + q[u] * n_c + c;
-                V x0, x1;
-                __builtin_memcpy(&x0, s, sizeof(V));
-                __builtin_memcpy(&x1, s + L, sizeof(V));
-                if (u < k) {
-                    const V w = V{} + taps[u];
-                    a0 += w * x0;
-                    a1 += w * x1;
-                }
-                if (u >= stride) {
-                    const V w = V{} + taps[u - stride];
-                    b0 += w * x0;
-                    b1 += w * x1;
-                }
-            }
-            T *o = out + r * n_c + c;
-            __builtin_memcpy(o, &a0, sizeof(V));
-            __builtin_memcpy(o + L, &a1, sizeof(V));
-            __builtin_memcpy(o + n_c, &b0, sizeof(V));
-            __builtin_memcpy(o + n_c + L, &b1, sizeof(V));
+        for (; r + 2 <= rows; r += 2) {  // rows r and r + 1, whose taps start stride later
+            strip_taps<2, 1>(row(src + r * stride), one, k, stride, acc);
+            put2(out + r * n_c + c, acc);
+            put2(out + (r + 1) * n_c + c, acc + 2);
         }
         for (; r < rows; r++) {
-            V a0 = {}, a1 = {};
-            const int64_t *q = src + r * stride;
-            for (int64_t u = 0; u < k; u++) {
-                if (q[u] < 0)
-                    continue;
-                const T *s = img + q[u] * n_c + c;
-                V x0, x1;
-                __builtin_memcpy(&x0, s, sizeof(V));
-                __builtin_memcpy(&x1, s + L, sizeof(V));
-                const V w = V{} + taps[u];
-                a0 += w * x0;
-                a1 += w * x1;
-            }
-            __builtin_memcpy(out + r * n_c + c, &a0, sizeof(V));
-            __builtin_memcpy(out + r * n_c + c + L, &a1, sizeof(V));
+            strip_taps<1, 1>(row(src + r * stride), one, k, 0, acc);
+            put2(out + r * n_c + c, acc);
         }
     }
     if (c == n_c)
@@ -192,61 +199,26 @@ static void dwt2(const T *x, int64_t n_r, int64_t n_c, const T *lo, const T *hi,
     std::vector<const T *> p(k);
     for (int64_t q = 0; q < k; q++)  // kept output c, tap q: extended sample 1 + 2c + q
         p[q] = q % 2 ? even.data() + (q + 1) / 2 : odd.data() + q / 2;
+    const T *const w[2] = {lo, hi};
+    V acc[8];
     for (int64_t m = m0; m < m1; m++) {
         const T *img = x + m * n_r * n_c;
         int64_t c = 0;
-        for (; c + 2 * L <= n_c; c += 2 * L) {
+        for (; c + 2 * L <= n_c; c += 2 * L) {  // strips of the columns (their rows stay in L1)
             int64_t r = 0;
-            for (; r + 2 <= m_r; r += 2) {  // two rows: row r + 1's taps start two samples later
-                V a0 = {}, a1 = {}, b0 = {}, b1 = {}, e0 = {}, e1 = {}, f0 = {}, f1 = {};
+            for (; r + 2 <= m_r; r += 2) {  // two kept rows a pass: row r + 1's taps start two samples later
                 const int64_t *q = src_r + 1 + 2 * r;
-                for (int64_t u = 0; u < k + 2; u++) {
-                    const T *s = img + q[u] * n_c + c;
-                    V x0, x1;
-                    __builtin_memcpy(&x0, s, sizeof(V));
-                    __builtin_memcpy(&x1, s + L, sizeof(V));
-                    if (u < k) {
-                        const V wl = V{} + lo[u], wh = V{} + hi[u];
-                        a0 += wl * x0;
-                        a1 += wl * x1;
-                        b0 += wh * x0;
-                        b1 += wh * x1;
-                    }
-                    if (u >= 2) {
-                        const V wl = V{} + lo[u - 2], wh = V{} + hi[u - 2];
-                        e0 += wl * x0;
-                        e1 += wl * x1;
-                        f0 += wh * x0;
-                        f1 += wh * x1;
-                    }
+                strip_taps<2, 2>([&](int64_t u) { return img + q[u] * n_c + c; }, w, k, 2, acc);
+                for (int i = 0; i < 2; i++) {
+                    put2(&vlo[(r + i) * n_c + c], acc + 4 * i);
+                    put2(&vhi[(r + i) * n_c + c], acc + 4 * i + 2);
                 }
-                __builtin_memcpy(&vlo[r * n_c + c], &a0, sizeof(V));
-                __builtin_memcpy(&vlo[r * n_c + c + L], &a1, sizeof(V));
-                __builtin_memcpy(&vhi[r * n_c + c], &b0, sizeof(V));
-                __builtin_memcpy(&vhi[r * n_c + c + L], &b1, sizeof(V));
-                __builtin_memcpy(&vlo[(r + 1) * n_c + c], &e0, sizeof(V));
-                __builtin_memcpy(&vlo[(r + 1) * n_c + c + L], &e1, sizeof(V));
-                __builtin_memcpy(&vhi[(r + 1) * n_c + c], &f0, sizeof(V));
-                __builtin_memcpy(&vhi[(r + 1) * n_c + c + L], &f1, sizeof(V));
             }
             for (; r < m_r; r++) {
-                V a0 = {}, a1 = {}, b0 = {}, b1 = {};
                 const int64_t *q = src_r + 1 + 2 * r;
-                for (int64_t u = 0; u < k; u++) {
-                    const T *s = img + q[u] * n_c + c;
-                    V x0, x1;
-                    __builtin_memcpy(&x0, s, sizeof(V));
-                    __builtin_memcpy(&x1, s + L, sizeof(V));
-                    const V wl = V{} + lo[u], wh = V{} + hi[u];
-                    a0 += wl * x0;
-                    a1 += wl * x1;
-                    b0 += wh * x0;
-                    b1 += wh * x1;
-                }
-                __builtin_memcpy(&vlo[r * n_c + c], &a0, sizeof(V));
-                __builtin_memcpy(&vlo[r * n_c + c + L], &a1, sizeof(V));
-                __builtin_memcpy(&vhi[r * n_c + c], &b0, sizeof(V));
-                __builtin_memcpy(&vhi[r * n_c + c + L], &b1, sizeof(V));
+                strip_taps<1, 2>([&](int64_t u) { return img + q[u] * n_c + c; }, w, k, 0, acc);
+                put2(&vlo[r * n_c + c], acc);
+                put2(&vhi[r * n_c + c], acc + 2);
             }
         }
         for (; c < n_c; c++)
@@ -270,23 +242,10 @@ static void dwt2(const T *x, int64_t n_r, int64_t n_c, const T *lo, const T *hi,
                     odd[j] = v[src_c[2 * j + 1]];
                 T *top = o + r * width + side * m_c, *bottom = top + m_r * width;
                 for (int64_t j = 0; j < m_c; j += 2 * L) {  // the last strip through tmp (the buffers' slack)
-                    V a0 = {}, a1 = {}, b0 = {}, b1 = {};
-                    for (int64_t q = 0; q < k; q++) {
-                        V x0, x1;
-                        __builtin_memcpy(&x0, p[q] + j, sizeof(V));
-                        __builtin_memcpy(&x1, p[q] + j + L, sizeof(V));
-                        const V wl = V{} + lo[q], wh = V{} + hi[q];
-                        a0 += wl * x0;
-                        a1 += wl * x1;
-                        b0 += wh * x0;
-                        b1 += wh * x1;
-                    }
+                    strip_taps<1, 2>([&](int64_t q) { return p[q] + j; }, w, k, 0, acc);
                     const bool whole = j + 2 * L <= m_c;
-                    T *t0 = whole ? top + j : tmp.data(), *t1 = whole ? bottom + j : tmp.data() + 2 * L;
-                    __builtin_memcpy(t0, &a0, sizeof(V));
-                    __builtin_memcpy(t0 + L, &a1, sizeof(V));
-                    __builtin_memcpy(t1, &b0, sizeof(V));
-                    __builtin_memcpy(t1 + L, &b1, sizeof(V));
+                    put2(whole ? top + j : tmp.data(), acc);
+                    put2(whole ? bottom + j : tmp.data() + 2 * L, acc + 2);
                     if (!whole)
                         for (int64_t i = 0; i < m_c - j; i++)
                             top[j + i] = tmp[i], bottom[j + i] = tmp[2 * L + i];
