@@ -1,8 +1,8 @@
 """fusionbench's hand-written CPU kernels, built on first use: Fast-FMI's 3x3 windows
 (``metrics/fmi_kernel.cpp``), phase congruency's per-orientation sums (``metrics/phase_kernel.cpp``,
 MEFB's Qp), separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's
-per-pixel steps (``metrics/mef_kernel.cpp``) and Q^AB/F with Tang's N^AB/F (``metrics/qabf_kernel.cpp``),
-one library.
+per-pixel steps (``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F and MATLAB's Sobel edge map
+(``metrics/qabf_kernel.cpp``) and the entropy of joint histograms (``metrics/hist_kernel.cpp``), one library.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
@@ -90,6 +90,9 @@ def _build() -> ctypes.CDLL:
     dll.edge_gradients_f64.restype = None
     dll.edge_thin_f64.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
     dll.edge_thin_f64.restype = None
+    for name in ("table_entropy_f32", "table_entropy_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
+        getattr(dll, name).restype = None
     dll.mef_desired_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
     dll.mef_desired_f64.restype = None
     dll.mef_score_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
@@ -355,6 +358,19 @@ def edge_thin(gx: torch.Tensor, gy: torch.Tensor, b: torch.Tensor, cutoff: torch
     if n:
         dll.edge_thin_f64(gx.data_ptr(), gy.data_ptr(), b.data_ptr(), cutoff.data_ptr(), h, w, 0, n, e.data_ptr())
     return e
+
+
+def table_entropy(counts: torch.Tensor) -> torch.Tensor:
+    """The Shannon entropy in nats of each row of ``counts`` (rows, m), float32 or float64 on a CPU, by the
+    hand-written kernel (``hist_kernel.cpp``: the non-zero cells' logarithms only, summed in double), in
+    the counts' dtype."""
+    dll = library()
+    counts = counts.contiguous()
+    rows, m = counts.shape
+    out = torch.empty(rows, dtype=counts.dtype)
+    fn = dll.table_entropy_f32 if counts.dtype == torch.float32 else dll.table_entropy_f64
+    fn(counts.data_ptr(), m, 0, rows, out.data_ptr())
+    return out
 
 
 def mef_desired(box: torch.Tensor, gauss: torch.Tensor) -> torch.Tensor:

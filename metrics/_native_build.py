@@ -24,7 +24,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-KERNELS = ("fmi_kernel.cpp", "phase_kernel.cpp", "filter_kernel.cpp", "mef_kernel.cpp", "qabf_kernel.cpp")
+KERNELS = (
+    "fmi_kernel.cpp",
+    "phase_kernel.cpp",
+    "filter_kernel.cpp",
+    "mef_kernel.cpp",
+    "qabf_kernel.cpp",
+    "hist_kernel.cpp",
+)
 SOURCES = [Path(__file__).with_name(name) for name in KERNELS]
 HEADERS = [Path(__file__).with_name("simd.h")]  # what they include: part of the build's key
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]

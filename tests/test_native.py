@@ -191,13 +191,14 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         libs = list(pool.map(lambda _: _native._build(), range(2)))
     assert all(lib is not None for lib in libs)
     compiled = [r for r in runs if "-c" in r]
-    assert len(compiled) == len(_native_build.UNITS) == 7 and len(runs) == len(_native_build.UNITS) + 1  # and one link
+    assert len(compiled) == len(_native_build.UNITS) == 8 and len(runs) == len(_native_build.UNITS) + 1  # and one link
     units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
     assert units == [
         "-DFUSIONBENCH_FORM=0",
         "-DFUSIONBENCH_FORM=1",
         "-DFUSIONBENCH_FORM=2",
         "filter_kernel.cpp",
+        "hist_kernel.cpp",
         "mef_kernel.cpp",
         "phase_kernel.cpp",
         "qabf_kernel.cpp",
@@ -522,6 +523,49 @@ def test_edge_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
         want = K.edge_sobel(x)
         assert g.dtype == want.dtype == x.dtype and torch.equal(g, want)
     assert len(calls) == n
+
+
+def test_entropy_kernel_equals_the_exact_sum(monkeypatch, native_kernel):
+    """The entropy of the lineages' joint histograms (kernels.entropy of 65,536 cells: hist_kernel.cpp)
+    against an exact sum (math.fsum) of -p log p: within 1e-14 nats in float64 (summed with
+    compensation: a plain sum of the background's cell and thousands of small ones lost 4e-14) and
+    within 2e-6 in float32 (the PyTorch steps sum float32 tables in float32), each row alone; an empty
+    row is 0; the PyTorch steps take small tables, and all tables where FUSIONBENCH_NATIVE=0."""
+    import math
+
+    from metrics.lineage import kernels as K
+
+    calls = []
+    real = _native.table_entropy
+    monkeypatch.setattr(_native, "table_entropy", lambda c: calls.append(c.shape) or real(c))
+    g = torch.Generator().manual_seed(13)
+    tables = []
+    for spread, background in ((40, 30000), (3, 0), (256, 50000), (1, 10)):
+        a = torch.randint(0, 256, (57600,), generator=g)
+        b = (a + torch.randint(0, spread, (57600,), generator=g)).clamp(max=255)
+        a[:background], b[:background] = 0, 0
+        tables.append(K.joint_hist(a.view(1, 1, 240, 240).double(), b.view(1, 1, 240, 240).double())[0])
+    tables.append(torch.zeros(256, 256, dtype=torch.float64))
+    h = torch.stack(tables)  # (5, 256, 256)
+    exact = []
+    for t in tables:
+        n = float(t.sum())
+        exact.append(-math.fsum(c / n * math.log(c / n) for c in t.flatten().tolist() if c > 0) if n else 0.0)
+    exact = torch.tensor(exact, dtype=torch.float64)
+    got = K.entropy(h, dims=(1, 2))
+    assert calls == [(5, 65536)] and got.dtype == torch.float64
+    torch.testing.assert_close(got, exact, rtol=0, atol=1e-14)
+    got32 = K.entropy(h.float(), dims=(1, 2))
+    assert got32.dtype == torch.float32
+    torch.testing.assert_close(got32.double(), exact, rtol=0, atol=2e-6)
+    assert torch.equal(torch.cat([K.entropy(h[i : i + 1], dims=(1, 2)) for i in range(5)]), got)
+    n = len(calls)
+    K.entropy(h.sum(dim=2))  # 256 cells: the PyTorch steps
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    plain = K.entropy(h, dims=(1, 2))
+    assert len(calls) == n
+    torch.testing.assert_close(plain, exact, rtol=0, atol=1e-14)
 
 
 def test_mef_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):

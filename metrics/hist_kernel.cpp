@@ -1,0 +1,74 @@
+// The Shannon entropy of count tables (metrics/lineage/kernels.py, entropy), hand-written for the CPU: the
+// joint histograms of the lineages' mutual informations (256 x 256 bins an image pair: Tang's MI, VIFB's,
+// CDDFuse's, MEFB's MI, NMI and Q_NCIE's tables).
+//
+// Why hand-written: PyTorch takes -sum p log p over all 65,536 cells in about ten passes (the division,
+// two masks, the logarithm, the product, the sum), where a joint histogram of 57,600 pixels fills a few
+// thousand: 0.4-0.5 ms a table on one thread. Here one pass sums the counts and gathers the non-zero ones,
+// whose p log2 p glibc's vector log2 takes: H = -ln 2 sum p log2 p, in double whatever the table's type
+// (PyTorch sums a float32 table in float32: the two agree within its rounding).
+#include <cstdint>
+#include <vector>
+
+#include "simd.h"  // vf64, vlog2
+
+template <typename T> static double entropy(const T *counts, int64_t m, std::vector<double> &nz)
+{
+    constexpr int64_t L = VBYTES / sizeof(double);
+    double total = 0;
+    nz.clear();
+    for (int64_t i = 0; i < m; i++)
+        if (counts[i] > 0) {
+            total += double(counts[i]);
+            nz.push_back(double(counts[i]));
+        }
+    if (nz.empty())
+        return 0.0;  // an empty table: 0, as 0 log 0 = 0 everywhere
+    const int64_t n = int64_t(nz.size());
+    while (int64_t(nz.size()) % L)
+        nz.push_back(1.0);  // padding, left out of the sum below
+    // -sum p log2 p over p = c / N, with Neumaier's compensation lane by lane: the background's cell
+    // (p ~ 0.5) and thousands of cells of 1e-4 summed plainly lost up to 4e-14; compensated, within 1e-15
+    // of the exact sum, as PyTorch's cascade is. The padding's lanes are taken out of the last register.
+    const vf64 tot = vf64{} + total;
+    vf64 acc = {}, comp = {};
+    const int64_t full = int64_t(nz.size());
+    for (int64_t i = 0; i < full; i += L) {
+        vf64 c;
+        __builtin_memcpy(&c, &nz[i], sizeof(vf64));
+        const vf64 p = c / tot;
+        vf64 t = p * vlog2(p);
+        for (int64_t k = 0; k < L; k++)
+            if (i + k >= n)
+                t[k] = 0;
+        const vf64 sum = acc + t;
+        const auto big = (acc < 0 ? -acc : acc) >= (t < 0 ? -t : t);
+        comp += big ? (acc - sum) + t : (t - sum) + acc;
+        acc = sum;
+    }
+    double s = 0, e = 0;
+    for (int64_t k = 0; k < L; k++) {
+        const double sum = s + acc[k];
+        e += (s < 0 ? -s : s) >= (acc[k] < 0 ? -acc[k] : acc[k]) ? (s - sum) + acc[k] : (acc[k] - sum) + s;
+        s = sum;
+        e += comp[k];
+    }
+    s += e;
+    return -0.6931471805599453 * s;
+}
+
+// Rows [r0, r1) of counts (rows, m): out[r] = the entropy in nats of row r (its non-negative counts).
+extern "C" {
+void table_entropy_f32(const float *counts, int64_t m, int64_t r0, int64_t r1, float *out)
+{
+    std::vector<double> nz;
+    for (int64_t r = r0; r < r1; r++)
+        out[r] = float(entropy(counts + r * m, m, nz));
+}
+void table_entropy_f64(const double *counts, int64_t m, int64_t r0, int64_t r1, double *out)
+{
+    std::vector<double> nz;
+    for (int64_t r = r0; r < r1; r++)
+        out[r] = entropy(counts + r * m, m, nz);
+}
+}
