@@ -263,16 +263,21 @@ def phase_finish(acc: torch.Tensor, eps: float, norient: int) -> torch.Tensor:
     return out
 
 
-def median(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB's ``median`` of each row of ``x`` (rows, n), as :func:`metrics.lineage.phase._median`, by
-    the hand-written kernel: one ``std::nth_element`` a row."""
-    dll = library()
+def _per_row(name: str, x: torch.Tensor) -> torch.Tensor:
+    """One value a row of ``x`` (rows, n), float32 or float64, from the kernel ``name`` + ``_f32`` / ``_f64``
+    (its arguments: the rows, n, the first and end row, the output)."""
     x = x.contiguous()
     rows, n = x.shape
     out = torch.empty(rows, dtype=x.dtype)
-    fn = dll.phase_median_f32 if x.dtype == torch.float32 else dll.phase_median_f64
+    fn = getattr(library(), name + ("_f32" if x.dtype == torch.float32 else "_f64"))
     fn(x.data_ptr(), n, 0, rows, out.data_ptr())
     return out
+
+
+def median(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB's ``median`` of each row of ``x`` (rows, n), as :func:`metrics.lineage.phase._median`, by
+    the hand-written kernel: a radix selection a row."""
+    return _per_row("phase_median", x)
 
 
 def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Tensor, stride: int) -> torch.Tensor:
@@ -364,13 +369,7 @@ def table_entropy(counts: torch.Tensor) -> torch.Tensor:
     """The Shannon entropy in nats of each row of ``counts`` (rows, m), float32 or float64 on a CPU, by the
     hand-written kernel (``hist_kernel.cpp``: the non-zero cells' logarithms only, summed in double), in
     the counts' dtype."""
-    dll = library()
-    counts = counts.contiguous()
-    rows, m = counts.shape
-    out = torch.empty(rows, dtype=counts.dtype)
-    fn = dll.table_entropy_f32 if counts.dtype == torch.float32 else dll.table_entropy_f64
-    fn(counts.data_ptr(), m, 0, rows, out.data_ptr())
-    return out
+    return _per_row("table_entropy", counts)
 
 
 def mef_desired(box: torch.Tensor, gauss: torch.Tensor) -> torch.Tensor:
