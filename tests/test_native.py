@@ -1,6 +1,8 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
-congruency's sums; metrics/filter_kernel.cpp: separable filtering and Tang's dwt2; metrics/mef_kernel.cpp: MEF-SSIM's
-per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F), built by metrics._native.
+congruency's sums and medians; metrics/filter_kernel.cpp: separable filtering and Tang's dwt2;
+metrics/mef_kernel.cpp: MEF-SSIM's per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F, N^AB/F and MATLAB's
+Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy), built by metrics._native (its
+build: metrics/_native_build.py, also run as a script by bench eval and bench run).
 
 Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
 and test_lineages.py run through it, as it is the CPU's default), when it is used and when not, and
