@@ -235,6 +235,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monk
 
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     folder = tmp_path / "native"
+    monkeypatch.setattr(_native, "_LIB", [])  # as in a fresh process, which has not loaded the kernels
     proc = cli.start_kernel_build()
     for _ in range(400):  # until its compilers write their objects
         if folder.exists() and any(x.suffix == ".o" for x in folder.iterdir()):
@@ -253,6 +254,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monk
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
     monkeypatch.setattr(_native, "_LIB", [])
     assert _native.available() and runs == []  # the script's build, loaded as it is
+    assert cli.start_kernel_build() is None  # loaded in this process: nothing to start
 
     started = []
     monkeypatch.setattr(cli, "start_kernel_build", lambda: started.append(1))

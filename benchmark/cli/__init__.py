@@ -444,7 +444,12 @@ def start_kernel_build() -> subprocess.Popen | None:
     compiler then runs while ``bench eval`` / ``bench run`` import torch and pandas (~1.3 s on one core)
     instead of after them (the build takes ~2 s on both cores). The command's first use of the kernels
     waits for this build (it is locked) and loads it, or builds them itself if this one failed; a cached
-    build returns at once. If the command ends first, the build is stopped and leaves nothing behind."""
+    build returns at once. If the command ends first, the build is stopped and leaves nothing behind.
+    Not started where this process has loaded the kernels already (a second command from Python, the
+    tests): its commands use those."""
+    native = sys.modules.get("metrics._native")
+    if native is not None and native._LIB:
+        return None
     spec = importlib.util.find_spec("metrics")  # the package's folder, without importing it (or torch)
     if spec is None or not spec.submodule_search_locations:
         return None
