@@ -1,6 +1,4 @@
-import sys
-
-from benchmark.cli import main
+from benchmark.cli import console
 
 if __name__ == "__main__":  # not when a worker process (bench eval --workers) imports this module
-    sys.exit(main())
+    console()

@@ -443,22 +443,70 @@ def test_bench_table_counts_nan_scores(tmp_path, capsys):
     assert "0.600 (n=6)" in (tmp_path / "leaderboard.md").read_text()
 
 
+@pytest.mark.parametrize("entry", ["main", "console"])
 @pytest.mark.parametrize("args", [["list"], ["list", "--json"]])
-def test_a_closed_pipe_ends_quietly(args):
-    """`bench list | head` printed a BrokenPipeError traceback once head had its lines."""
+def test_a_closed_pipe_ends_quietly(args, entry):
+    """`bench list | head` printed a BrokenPipeError traceback once head had its lines; through the
+    command's own entry point (console, which ends with quick_exit's flush) as through main."""
     import subprocess
     import sys
 
+    call = f"sys.exit(main({args!r}))" if entry == "main" else f"sys.argv = ['bench', *{args!r}]; console()"
     child = (
         "import os, sys\n"
         "r, w = os.pipe()\n"
         "os.close(r)\n"  # the reader is gone before the first line, as head is after its last
         "os.dup2(w, 1)\n"
-        "from benchmark.cli import main\n"
-        f"sys.exit(main({args!r}))\n"
+        f"from benchmark.cli import {entry}\n"
+        f"{call}\n"
     )
     r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
     assert r.returncode == 141 and r.stderr == "", r.stderr
+
+
+def test_the_command_ends_with_its_status_its_output_and_its_exit_handlers():
+    """benchmark.cli.quick_exit skips only the interpreter's teardown: the status main returned (or 0
+    for None), everything printed (unflushed, in a pipe), and every atexit handler (logging's, the
+    kernel build's stop), in their order."""
+    import subprocess
+    import sys
+
+    for status, code in ((3, 3), (None, 0), (0, 0)):
+        child = (
+            "import atexit, sys\n"
+            "from benchmark.cli import quick_exit\n"
+            "atexit.register(print, 'first registered, last run')\n"
+            "atexit.register(print, 'last registered, first run', end=' ')\n"
+            "print('result', end=' ')\n"
+            "sys.stderr.write('note')\n"
+            f"quick_exit({status})\n"
+        )
+        r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+        assert r.returncode == code
+        assert r.stdout == "result last registered, first run first registered, last run\n"
+        assert r.stderr == "note"
+    r = subprocess.run([sys.executable, "-m", "benchmark", "table", "/nonexistent"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("bench: error:") and len(r.stderr.splitlines()) == 1
+
+
+def test_an_eval_worker_ends_without_the_teardown():
+    """bench eval's workers end with os._exit after their handlers registered later (their output
+    flushed): the process's status is then 0, whatever sys.exit said, and no handler registered
+    before the worker's start runs (those are the interpreter's and the imports')."""
+    import subprocess
+    import sys
+
+    child = (
+        "import atexit, sys\n"
+        "atexit.register(print, 'teardown')\n"
+        "from benchmark.running.evaluate import _worker_init\n"
+        "_worker_init()\n"
+        "atexit.register(print, 'later handler', end=' ')\n"
+        "print('scored', end=' ')\n"
+        "sys.exit(5)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert (r.returncode, r.stdout) == (0, "scored later handler "), r.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):

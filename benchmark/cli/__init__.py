@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import NoReturn
 
 from benchmark.cli.args import METRICS_HELP, add_run_args, config_from_args, lineage_arg
 from benchmark.cli.fusioninn import add_fusioninn_commands
@@ -476,6 +477,26 @@ def stop_kernel_build(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     proc.wait()
+
+
+def console() -> NoReturn:
+    """The ``bench`` command (and ``python -m benchmark``): :func:`main`, then :func:`quick_exit`."""
+    quick_exit(main())
+
+
+def quick_exit(status: int | None) -> NoReturn:
+    """End the process with ``status`` after what an exit must do (flush the output, run the atexit
+    handlers: logging's, the kernel build's stop, multiprocessing's joins), without the interpreter's
+    teardown of every module: torch's takes 0.3-0.4 s a process here (``python -c "import torch"``
+    1.31-1.49 s against 1.01-1.06 s ending with ``os._exit``), paid after the results are written. Every
+    result file is complete and closed (written atomically) before :func:`main` returns."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach the reader
+            pass
+    atexit._run_exitfuncs()
+    os._exit(status or 0)  # None: 0, as sys.exit
 
 
 def main(argv=None) -> int:

@@ -499,11 +499,18 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size,
 
 
 def _worker_init() -> None:
+    import atexit
     import signal
 
     from benchmark.allocator import keep_freed_memory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops the pool, quietly
+    # A worker's results have gone back through the pool's pipe (written as each batch ends) by the time
+    # it exits; the interpreter's teardown of torch after that (0.3-0.4 s), which the pool's shutdown
+    # waits for, is skipped, as the main process skips its own (benchmark.cli.quick_exit). Registered
+    # here, after the imports' atexit handlers, so it runs before them (last in, first out); the exit
+    # (sys.exit in multiprocessing's spawn_main) has flushed the output by then.
+    atexit.register(os._exit, 0)
 
     keep_freed_memory()  # as the main process (a spawned worker starts with glibc's defaults)
     torch.set_num_threads(1)  # one process per core
