@@ -243,6 +243,21 @@ def test_bench_help_does_not_import_torch():
     assert out.split() == ["False", "False"]
 
 
+def test_an_eval_worker_imports_no_pandas_and_no_phantom():
+    """What bench eval's spawned workers import (``benchmark.running.evaluate``, for their initializer)
+    holds neither pandas (the main process imports it to write the tables) nor the phantom's
+    scipy.ndimage (``benchmark.data`` names its datasets on first use): 0.3 s of every worker's start."""
+    import subprocess
+    import sys
+
+    code = "import sys, benchmark.running.evaluate; print(*(m in sys.modules for m in ('pandas', 'scipy.ndimage')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+    from benchmark.data import load_data, phantom_split  # and they are there on first use
+
+    assert callable(load_data) and callable(phantom_split)
+
+
 def test_every_argument_of_every_command_says_what_it_is():
     """``bench CMD --help`` explains every argument (positional ones too): none is a bare name."""
     import argparse
