@@ -3,10 +3,10 @@
 
 Why apart from :mod:`metrics._native`: ``bench eval`` and ``bench run`` start this file as a script of
 its own (``python metrics/_native_build.py``, :func:`benchmark.cli.start_kernel_build`) before they
-import torch, so that on a fresh machine the compiler runs while the command imports torch and
-pandas (~1.3 s on one core) instead of after (~2 s on both). The build is keyed by the sources, flags,
-compiler and CPU, written atomically, and locked, so the command's own first use of the kernels waits
-for that build and loads it, or builds it itself if the script could not.
+import torch, so that on a fresh machine the compiler runs while the command imports torch (~1.1 s
+on one core) instead of after (1.8-1.9 s on both, 3.2-3.3 s of CPU). The build is keyed by the
+sources, flags, compiler and CPU, written atomically, and locked, so the command's own first use of
+the kernels waits for that build and loads it, or builds it itself if the script could not.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def _compiler() -> str | None:
 
 
 # Translation units, the longest first: fmi_kernel.cpp once per form (its three forms' code is most of
-# the build: 0.6-0.9 s each here, 1.8 s as one file), and phase_kernel.cpp (0.2 s). Compiled in
+# the build: 0.5-0.85 s each here, 1.8 s as one file), and the filters, Q^AB/F and phase congruency
+# (0.4-0.7 s). None includes <vector> or <cmath> (simd.h's Buf): their parsing took 0.08-0.13 s a unit,
+# a quarter of the build (4.3-4.6 -> 3.2-3.3 s of user CPU, 2.4-2.6 -> 1.8-1.9 s on two cores). Compiled in
 # parallel, then linked.
 UNITS = [(SOURCES[0], [f"-DFUSIONBENCH_FORM={k}"]) for k in (2, 0, 1)] + [(src, []) for src in SOURCES[1:]]
 

@@ -15,7 +15,6 @@
 // products' are (with fused multiply-adds; their summation order differs, so values differ by float
 // rounding only). Each map is filtered alone: a batch gives what single calls give, bit for bit.
 #include <cstdint>
-#include <vector>
 
 #include "simd.h"  // VBYTES, vf32 / vf64, Vec<T>
 
@@ -130,8 +129,8 @@ static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const 
     }
     if (c == n_c)
         return;
-    std::vector<const T *> p(k);  // the last columns: as combine does them, a row at a time
-    std::vector<T> w(k);
+    Buf<const T *> p(k);  // the last columns: as combine does them, a row at a time
+    Buf<T> w(k);
     for (int64_t r = 0; r < rows; r++) {
         int64_t nt = 0;
         for (int64_t t = 0; t < k; t++) {
@@ -155,8 +154,8 @@ static void separable(const T *x, int64_t n_r, int64_t n_c, const T *taps, int64
     constexpr int64_t L = VBYTES / sizeof(T);
     const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride;
     const int64_t padded = m_c + k - 1, pad = (padded - n_c) / 2;  // every table maps [pad, pad + n_c) to 0..n_c-1
-    std::vector<T> vert(rows * n_c), buf(padded + 4 * L), full(m_c);
-    std::vector<const T *> p(k);
+    Buf<T> vert(rows * n_c), buf(padded + 4 * L), full(m_c);
+    Buf<const T *> p(k);
     for (int64_t m = m0; m < m1; m++) {
         vertical(x + m * n_r * n_c, n_c, taps, k, src_r, stride, rows, vert.data());  // each kept row
         for (int64_t t = 0; t < k; t++)
@@ -195,8 +194,8 @@ static void dwt2(const T *x, int64_t n_r, int64_t n_c, const T *lo, const T *hi,
     constexpr int64_t L = VBYTES / sizeof(T);
     const int64_t m_r = (n_r + k - 1) / 2, m_c = (n_c + k - 1) / 2, ext = n_c + 2 * (k - 1);
     const int64_t half = (ext + 1) / 2, width = 2 * m_c;
-    std::vector<T> vlo(m_r * n_c), vhi(m_r * n_c), even(half + 4 * L), odd(half + 4 * L), tmp(4 * L);
-    std::vector<const T *> p(k);
+    Buf<T> vlo(m_r * n_c), vhi(m_r * n_c), even(half + 4 * L), odd(half + 4 * L), tmp(4 * L);
+    Buf<const T *> p(k);
     for (int64_t q = 0; q < k; q++)  // kept output c, tap q: extended sample 1 + 2c + q
         p[q] = q % 2 ? even.data() + (q + 1) / 2 : odd.data() + q / 2;
     const T *const w[2] = {lo, hi};

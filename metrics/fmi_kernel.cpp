@@ -15,10 +15,8 @@
 // sum is exactly 0, c = 1 for two flat windows, -p log2|p| for negative masses, 0 when I = 0);
 // sums run in another order and most cells' logarithms are sums of their factors' logarithms, so
 // values agree with the PyTorch kernel to float rounding, not bit for bit.
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "simd.h"  // VBYTES, vf32 / vf64, vlog2, Vec<T>
 
@@ -210,9 +208,9 @@ static int64_t fmi_maps(const In *a, const In *b, const In *f, int64_t H, int64_
         for (int r = 0; r < 3; r++)
             off[k++] = r * W + c;
     constexpr int64_t CAP = 2048;  // a list's windows before it is scored
-    std::vector<int64_t> lists(4 * (CAP + L));
+    Buf<int64_t> lists(4 * (CAP + L));
     int64_t *p1 = lists.data(), *d1 = p1 + CAP + L, *p2 = d1 + CAP + L, *d2 = p2 + CAP + L;
-    std::vector<char> skips(2 * (w + LS));
+    Buf<char> skips(2 * (w + LS));
     char *s1 = skips.data(), *s2 = s1 + w + LS;
     int64_t n1 = 0, n2 = 0, scored = 0;
     for (int64_t row = r0; row < r1; row++) {
@@ -259,8 +257,8 @@ static int64_t fmi_maps(const In *a, const In *b, const In *f, int64_t H, int64_
             const int64_t t = top + x;
             In lo = f[t + off[0]], hi = lo;
             for (int i = 1; i < 9; i++) {
-                lo = std::min(lo, f[t + off[i]]);
-                hi = std::max(hi, f[t + off[i]]);
+                lo = vmin(lo, f[t + off[i]]);
+                hi = vmax(hi, f[t + off[i]]);
             }
             const bool flat = hi == lo;
             const In span = flat ? In(1) : hi - lo;
@@ -293,7 +291,7 @@ static int64_t fmi_maps(const In *a, const In *b, const In *f, int64_t H, int64_
                 }
                 int64_t *pl = side ? p2 : p1, *dl = side ? d2 : d1, &nl = side ? n2 : n1;
                 In *out = side ? out2 : out1;
-                for (int64_t j = x; j < std::min(x + L, w); j++)
+                for (int64_t j = x; j < vmin<int64_t>(x + L, w); j++)
                     if (sk[j])
                         out[at + j] = 1;
                     else

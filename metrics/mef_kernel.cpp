@@ -10,7 +10,6 @@
 // The arithmetic is tang.py's in its order, with no fused multiply-adds (each step rounded once, as
 // PyTorch's elementwise operations round them); tan and pow are glibc's vector forms (libmvec; within
 // a few ulp, as PyTorch's own vector forms are). The mean over the pixels is summed in double.
-#include <cmath>
 #include <cstdint>
 
 #include "simd.h"  // vf64, vsqrt, vtan, vpow

@@ -11,10 +11,8 @@
 // fused multiply-adds: each operation rounded once, as IEEE arithmetic of the formula (NumPy's
 // values). Eager PyTorch's differ from those by rounding (up to 4e-6 in float32 and 7e-15 in float64
 // on random responses of unit scale), as inductor's compiled form does.
-#include <algorithm>
-#include <cmath>
+#include <algorithm>  // std::nth_element
 #include <cstdint>
-#include <vector>
 
 #include "simd.h"  // vf32 / vf64, vexp, Vec<T>
 
@@ -32,21 +30,21 @@ __attribute__((optimize("fp-contract=off"))) static void orientation(const T *pa
     for (int64_t i = i0; i < i1; i++) {
         const T *p = parts + 2 * i;
         T se = p[0], so = p[1];
-        T a0 = std::sqrt(se * se + so * so), sa = a0, ma = a0;
+        T a0 = ssqrt(se * se + so * so), sa = a0, ma = a0;
         for (int64_t s = 1; s < NS; s++) {
             const T e = p[s * step], o = p[s * step + 1];
-            const T a = std::sqrt(e * e + o * o);
+            const T a = ssqrt(e * e + o * o);
             se = se + e;
             so = so + o;
             sa = sa + a;
             ma = a > ma ? a : ma;
         }
-        const T x = std::sqrt(se * se + so * so) + eps;
+        const T x = ssqrt(se * se + so * so) + eps;
         const T me = se / x, mo = so / x;
         T en = 0;
         for (int64_t s = 0; s < NS; s++) {
             const T e = p[s * step], o = p[s * step + 1];
-            en = en + (e * me + o * mo - std::fabs(e * mo - o * me));
+            en = en + (e * me + o * mo - sabs(e * mo - o * me));
         }
         sum_an[i] = sa;
         max_an[i] = ma;
@@ -105,9 +103,9 @@ __attribute__((optimize("fp-contract=off"))) static void accumulate(const T *sum
         }
     };
     for (int64_t i = i0; i < i1;) {
-        const int64_t img = i / hw, end = std::min(i1, (img + 1) * hw);  // this image's pixels
+        const int64_t img = i / hw, end = i1 < (img + 1) * hw ? i1 : (img + 1) * hw;  // this image's pixels
         for (; i < end; i += L)
-            step(i, (int)std::min<int64_t>(L, end - i), threshold[img]);
+            step(i, int(end - i < L ? end - i : L), threshold[img]);
     }
 }
 
@@ -122,7 +120,7 @@ __attribute__((optimize("fp-contract=off"))) static void finish(const T *acc, in
     for (int64_t i = i0; i < i1; i++) {
         const T x2 = cx2[i] / (norient / 2), y2 = cy2[i] / (norient / 2), xy = cxy[i] / norient;
         const T d = x2 - y2;
-        const T denom = std::sqrt(xy * xy + d * d) + eps;
+        const T denom = ssqrt(xy * xy + d * d) + eps;
         out[i] = ten[i] / (tsum[i] + eps);
         out[n + i] = (y2 + x2 + denom) / 2;
         out[2 * n + i] = (y2 + x2 - denom) / 2;
@@ -160,31 +158,34 @@ template <typename T>
 static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
 {
     constexpr int64_t NB = int64_t(1) << Bits<T>::lead;
-    std::vector<int64_t> count(NB);
-    std::vector<T> buf;
+    Buf<int64_t> count(NB);
+    Buf<T> buf(n);
     for (int64_t r = r0; r < r1; r++) {
         const T *row = x + r * n;
         const int64_t k = n % 2 ? n / 2 : n / 2 - 1;  // the (lower) middle value's place
-        std::fill(count.begin(), count.end(), 0);
+        for (int64_t b = 0; b < NB; b++)
+            count[b] = 0;
         for (int64_t i = 0; i < n; i++)
             count[bucket(row[i])]++;
         int64_t b = 0, before = 0;
         while (before + count[b] <= k)
             before += count[b++];
-        buf.clear();
+        int64_t m = 0;  // the bucket's values, in buf
         for (int64_t i = 0; i < n; i++)
             if (bucket(row[i]) == uint32_t(b))
-                buf.push_back(row[i]);
+                buf[m++] = row[i];
         const int64_t at = k - before;
-        std::nth_element(buf.begin(), buf.begin() + at, buf.end());
+        std::nth_element(buf.p, buf.p + at, buf.p + m);
         const T lower = buf[at];
         if (n % 2) {
             out[r] = lower;
             continue;
         }
         T upper;
-        if (at + 1 < int64_t(buf.size())) {
-            upper = *std::min_element(buf.begin() + at + 1, buf.end());  // all >= lower
+        if (at + 1 < m) {
+            upper = buf[at + 1];  // the smallest after the middle (all >= lower)
+            for (int64_t i = at + 2; i < m; i++)
+                upper = buf[i] < upper ? buf[i] : upper;
         } else {
             int64_t next = b + 1;
             while (count[next] == 0)

@@ -13,9 +13,7 @@
 // (1/2, 1, 1/2) or (1, 0, -1), then a row pass of (2, 0, -2) or (-1, -2, -1), zeros around the image),
 // so that they round as there; the sums over the pixels in double (PyTorch sums float32 maps in
 // float32, in another order).
-#include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "simd.h"  // vf32 / vf64, vexp, vatan, vsqrt, Vec<T>
 
@@ -52,7 +50,7 @@ __attribute__((optimize("fp-contract=off"))) static void qabf(const T *a, const 
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
     const int64_t pw = w + 2 + L;  // padded row: a zero column each side, and a register's slack
-    std::vector<T> pad(3 * (h + 2) * pw, T(0)), row(2 * w + 2 * L);
+    Buf<T> pad(3 * (h + 2) * pw, T(0)), row(2 * w + 2 * L);
     const T *src[3] = {a, b, f};
     for (int64_t k = 0; k < 3; k++)
         for (int64_t i = 0; i < h; i++)
@@ -101,7 +99,7 @@ __attribute__((optimize("fp-contract=off"))) static void nabf(const T *r, const 
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
     const int64_t pw = w + 2 + L;
-    std::vector<T> pad(3 * (h + 2) * pw, T(0)), row(2 * w + 2 * L);
+    Buf<T> pad(3 * (h + 2) * pw, T(0)), row(2 * w + 2 * L);
     const T *src[3] = {r, s0, s1};
     for (int64_t k = 0; k < 3; k++) {
         T *base = &pad[k * (h + 2) * pw];
@@ -162,9 +160,9 @@ __attribute__((optimize("fp-contract=off"))) static void edge_gradients(const do
     typedef vf64 V;
     constexpr int64_t L = VBYTES / sizeof(double);
     const int64_t pw = w + 2 + L;
-    std::vector<double> pad((h + 2) * pw, 0.0), row(3 * (w + L));
+    Buf<double> pad((h + 2) * pw, 0.0), row(3 * (w + L));
     for (int64_t i = 0; i < h + 2; i++) {  // padded row i is image row i - 1, the edges repeated
-        const double *line = x + std::min(std::max(i - 1, int64_t(0)), h - 1) * w;
+        const double *line = x + (i < 1 ? 0 : i - 1 > h - 1 ? h - 1 : i - 1) * w;
         __builtin_memcpy(&pad[i * pw + 1], line, w * sizeof(double));
         pad[i * pw] = line[0];
         pad[i * pw + w + 1] = line[w - 1];
@@ -196,7 +194,7 @@ static void edge_thin(const double *gx, const double *gy, const double *b, doubl
     // Missing neighbours as -inf, which every test passes (and a NaN b, which fails b > cutoff anyway):
     // the loop has no branch and is vectorised. row: the pixel's row with one each side.
     const double none = -__builtin_inf();
-    std::vector<double> row(w + 2, none), edge(w, none);
+    Buf<double> row(w + 2, none), edge(w, none);
     for (int64_t r = 0; r < h; r++) {
         const double *v = b + r * w, *up = r ? v - w : edge.data(), *dn = r < h - 1 ? v + w : edge.data();
         __builtin_memcpy(&row[1], v, w * sizeof(double));

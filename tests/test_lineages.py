@@ -489,8 +489,8 @@ def test_compiled_qp_equals_the_original_and_the_eager_kernel(monkeypatch, torch
 def test_phase_congruency_median_is_matlabs(dtype, native_kernel):
     """The noise estimate's row median (one selection), both the PyTorch one and the hand-written one
     (metrics._native.median, the CPU's): NumPy's median for odd and even lengths, with ties at, across
-    and away from the middle, for constant rows, negative values, and two middle values far apart (the
-    radix selection's upper middle value in a later bucket)."""
+    and away from the middle, for constant rows, negative values, two middle values far apart (the radix
+    selection's upper middle value in a later bucket), and rows within one bucket."""
     from metrics import _native
     from metrics.lineage.phase import _median
 
@@ -504,6 +504,9 @@ def test_phase_congruency_median_is_matlabs(dtype, native_kernel):
         torch.randn(3, 1000, generator=g, dtype=dtype),  # negative values too (their keys reversed)
         torch.tensor([[1.0] * 500 + [1000.0] * 500], dtype=dtype),  # the two middle values far apart
         torch.tensor([[-3.0, -3.0, -3.0, 0.0, 7.0, 7.5], [-2.0, -1.0, -0.5, 4.0, 8.0, 9.0]], dtype=dtype),
+        # every value in the middle's bucket, so the upper middle value is the smallest of the values the
+        # selection leaves after the middle, in its own order
+        1 + torch.rand(300, 64, generator=g, dtype=dtype) / 20,
     ]
     for x in rows:
         want = torch.from_numpy(np.median(x.numpy(), axis=-1)).to(dtype)

@@ -443,7 +443,7 @@ def start_kernel_build() -> subprocess.Popen | None:
     """Start building the hand-written CPU kernels (``metrics/_native_build.py``, which needs only the
     standard library) in a process of its own, before this one imports torch: on a fresh machine the
     compiler then runs while ``bench eval`` / ``bench run`` import torch and pandas (~1.3 s on one core)
-    instead of after them (the build takes ~2 s on both cores). The command's first use of the kernels
+    instead of after them (the build takes 1.8-1.9 s on both cores). The command's first use of the kernels
     waits for this build (it is locked) and loads it, or builds them itself if this one failed; a cached
     build returns at once. If the command ends first, the build is stopped and leaves nothing behind.
     Not started where this process has loaded the kernels already (a second command from Python, the
