@@ -499,8 +499,8 @@ def test_an_eval_worker_ends_without_the_teardown():
     child = (
         "import atexit, sys\n"
         "atexit.register(print, 'teardown')\n"
-        "from benchmark.running.evaluate import _worker_init\n"
-        "_worker_init()\n"
+        "from benchmark.running.pool import _init\n"
+        "_init()\n"
         "atexit.register(print, 'later handler', end=' ')\n"
         "print('scored', end=' ')\n"
         "sys.exit(5)\n"

@@ -434,6 +434,43 @@ def test_worker_count_rule(monkeypatch):
         eval_workers("many", 1153, 73, "cpu")
 
 
+def test_the_workers_start_before_torch_and_score_or_stop(tmp_path, triples, monkeypatch, capsys):
+    """bench eval starts its workers (benchmark.running.pool.start) from the number of source images,
+    before it imports torch, and the scoring takes that pool (no second one) with the scores of one
+    process; an eval that needs another number of processes, or ends on bad input, stops them."""
+    import benchmark.running.evaluate as ev
+    from benchmark.cli import main
+    from benchmark.running import pool
+
+    _six_triples(tmp_path, triples)
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 6)
+    monkeypatch.delenv("FUSIONBENCH_EVAL_WORKERS", raising=False)
+    monkeypatch.setattr(pool.os, "sched_getaffinity", lambda _: {0, 1})  # two cores: one worker
+    made, stopped = [], []
+    real_new, real_stop = pool.new_pool, pool._stop
+    monkeypatch.setattr(pool, "new_pool", lambda n: made.append(n) or real_new(n))
+    monkeypatch.setattr(pool, "_stop", lambda p: stopped.append(p) or real_stop(p))
+    monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 2))  # three batches
+    src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
+    run = ["eval", *src, "--lineage", "cddfuse", "--metrics", "EN,SD,MI"]
+    assert main([*run, "--out", str(tmp_path / "side")]) == 0
+    assert made == [2] and stopped == [] and pool._EARLY == []  # started early, taken, shut down with the eval
+    assert main([*run, "--out", str(tmp_path / "one"), "--workers", "1"]) == 0 and made == [2]
+    side, one = (pd.read_csv(tmp_path / d / "scores.csv") for d in ("side", "one"))
+    pd.testing.assert_frame_equal(side, one)
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 7)  # the early count (6 images) starts none
+    assert main([*run, "--out", str(tmp_path / "none")]) == 0 and made == [2]
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 6)
+    capsys.readouterr()
+    assert main(["eval", *src[:4], "--fused", f"m={tmp_path / 'missing'}", "--out", str(tmp_path / "bad")]) == 2
+    assert "folder not found" in capsys.readouterr().err
+    assert made == [2, 2] and len(stopped) == 1 and pool._EARLY == []  # started, then stopped on the bad input
+    assert not any(p.is_alive() for p in (getattr(stopped[0], "_processes", None) or {}).values())
+    assert main([*run, "--out", str(tmp_path / "three"), "--workers", "3"]) == 0  # 3 batches: 3 processes
+    assert made == [2, 2, 3] and len(stopped) == 1
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "three" / "scores.csv"), one)
+
+
 def test_auto_workers_go_side_by_side_even_when_the_metrics_compile(tmp_path, triples, monkeypatch, torch_kernels):
     """Under ``auto`` a large eval on a CPU scores side by side from its first batch, whether or not
     its metrics run compiled kernels (each worker compiles them; still faster: mefb 77 against 103 s
@@ -441,13 +478,14 @@ def test_auto_workers_go_side_by_side_even_when_the_metrics_compile(tmp_path, tr
     in the background while it scores the rest; ``--workers 1`` (or FUSIONBENCH_EVAL_WORKERS=1) keeps
     one process. Qp compiles only without the hand-written kernels (FUSIONBENCH_NATIVE=0, as here)."""
     import benchmark.running.evaluate as ev
+    from benchmark.running import pool
     from metrics import _compile
 
     x1, x2 = triples
     stems = [f"s{i}" for i in range(6)]
     for d, xs in (("a", x1), ("b", x2), ("f", x1)):
         _write(tmp_path / d, stems, [xs[i % 3] for i in range(6)], "png8")
-    monkeypatch.setattr(ev, "AUTO_MIN_TRIPLES", 1)
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 1)
     monkeypatch.setattr(_compile, "AUTO_MIN_PAIRS", 1)  # Qp compiles for this small workload
     monkeypatch.setattr(_compile, "_BROKEN", [])
     monkeypatch.delenv("FUSIONBENCH_EVAL_WORKERS", raising=False)
@@ -516,9 +554,10 @@ def test_rerun_and_interrupted_eval_reuse_the_batches_already_scored(tmp_path, t
     scores its batch again; other metrics score everything again."""
     import benchmark.running.evaluate as ev
     from benchmark.cli import main
+    from benchmark.running import pool
 
     _six_triples(tmp_path, triples)
-    monkeypatch.setattr(ev, "AUTO_MIN_TRIPLES", 10**6)  # one process: the batches in order
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 10**6)  # one process: the batches in order
     src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
 
     def cmd(out, *more):
@@ -561,9 +600,10 @@ def test_a_rerun_scores_again_what_other_code_kernels_or_bytes_would_change(tmp_
     name and modification time, as a copy that keeps timestamps leaves it)."""
     import benchmark.running.evaluate as ev
     from benchmark.cli import main
+    from benchmark.running import pool
 
     _six_triples(tmp_path, triples)
-    monkeypatch.setattr(ev, "AUTO_MIN_TRIPLES", 10**6)
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 10**6)
     monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 3))  # two batches
     cmd = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
     cmd += ["--lineage", "cddfuse", "--out", str(tmp_path / "out")]

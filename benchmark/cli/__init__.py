@@ -256,23 +256,44 @@ def _seed_table(args) -> int:
     return 0
 
 
-def _cmd_eval(args) -> int:
-    from benchmark.running.evaluate import evaluate_folders, parse_fused
+def _early_eval_workers(args) -> None:
+    """Start ``bench eval``'s worker processes before this process imports torch
+    (:mod:`benchmark.running.pool`) where the eval will score side by side: on the CPU, for as many
+    triples as ``--workers`` (``auto``: one process per core from 256 triples) takes. The triples are
+    counted from x1's image files times the fused folders; anything else (one image, a missing folder)
+    starts none, and the eval says what is wrong."""
+    from benchmark.data.imageio import EXTS
+    from benchmark.running import pool
 
-    out = args.out or os.path.join("results", "eval")
-    evaluate_folders(
-        args.x1,
-        args.x2,
-        parse_fused(args.fused),
-        out,
-        args.metric_profile,
-        args.metrics,
-        None if not args.no_quantize else False,
-        device=args.device,
-        lineage=lineage_arg(args.lineage),
-        workers=args.workers,
-        labels=args.labels,
-    )
+    if args.device != "cpu" or not os.path.isdir(args.x1):
+        return
+    n_images = sum(1 for f in os.listdir(args.x1) if f.lower().endswith(EXTS) and not f.startswith("."))
+    pool.start(args.workers, n_images * len(args.fused), args.device)
+
+
+def _cmd_eval(args) -> int:
+    from benchmark.running import pool
+
+    _early_eval_workers(args)
+    try:
+        from benchmark.running.evaluate import evaluate_folders, parse_fused
+
+        out = args.out or os.path.join("results", "eval")
+        evaluate_folders(
+            args.x1,
+            args.x2,
+            parse_fused(args.fused),
+            out,
+            args.metric_profile,
+            args.metrics,
+            None if not args.no_quantize else False,
+            device=args.device,
+            lineage=lineage_arg(args.lineage),
+            workers=args.workers,
+            labels=args.labels,
+        )
+    finally:
+        pool.discard()  # the workers an eval that ended early (bad input, every batch reused) did not take
     from benchmark.reporting.report import leaderboard_text
 
     print(leaderboard_text(out))

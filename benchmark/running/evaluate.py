@@ -26,6 +26,8 @@ from benchmark.data.imageio import list_images, probe_image, read_image, read_la
 from benchmark.data.regions import tumour_boxes
 from benchmark.distributed import pick_device
 from benchmark.provenance import files_sha, metrics_code
+from benchmark.running import pool
+from benchmark.running.pool import eval_workers
 from metrics import _compile, _native, sharing_sources
 from metrics.colour import colour_rules, colour_score
 from metrics.profiles import get_profile
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
     import pandas
 
 log = logging.getLogger("fusionbench.metrics")
-AUTO_MIN_TRIPLES = 256  # below this, starting worker processes (~2 s each) does not pay
 # Pixels scored at once: a batch of 16 BraTS slices (240 x 240) or 512 x 512 images fits, and larger
 # images are scored fewer at a time, so that memory follows this budget, not the image size: four
 # 1024 x 1024 triples with every lineage peaked at 4.0 GB here, so sixteen 2048 x 2048 ones would have
@@ -337,32 +338,6 @@ def _batch(arrs, device) -> torch.Tensor:
     return (x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()).to(device)
 
 
-def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str) -> int:
-    """How many processes score a ``bench eval``: ``workers`` (a number, or ``auto``; the
-    ``FUSIONBENCH_EVAL_WORKERS`` variable overrides ``auto``). ``auto`` uses one single-threaded
-    process per CPU core when the eval scores at least :data:`AUTO_MIN_TRIPLES` triples on a CPU
-    (batches side by side beat one process whose small tensor operations are split over the
-    cores; README, "Speed of whole lineages"), else this process alone, whether or not the metrics
-    run compiled kernels (each process then compiles them: still faster, measured in
-    :func:`_score_folders`)."""
-    what = "--workers"
-    if workers == "auto":
-        workers = os.environ.get("FUSIONBENCH_EVAL_WORKERS", "auto")
-        what = "FUSIONBENCH_EVAL_WORKERS" if workers != "auto" else what  # name where a bad value came from
-    if workers == "auto":
-        if torch.device(device).type != "cpu" or n_triples < AUTO_MIN_TRIPLES:
-            return 1
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        workers = cores
-    try:
-        n = int(workers)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a whole number or 'auto'; got {workers!r}") from None
-    if n < 1:
-        raise ValueError(f"{what} must be at least 1; got {n}")
-    return max(1, min(n, n_batches))
-
-
 def _score_batch(task, columns: dict | None = None) -> tuple[list[dict], list]:
     """Score one batch of triples: ``task`` = (model, {stem: (x1 path, x2 path, fused path, (h, w))},
     metric names, profile, quantize, device, workload). Returns (rows, NaN notes as (column, stems,
@@ -499,26 +474,8 @@ def _score_deferring(tasks: list, results: list, bar, deferred: list[str], size,
     catch_up()
 
 
-def _worker_init() -> None:
-    import atexit
-    import signal
-
-    from benchmark.allocator import keep_freed_memory
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops the pool, quietly
-    # A worker's results have gone back through the pool's pipe (written as each batch ends) by the time
-    # it exits; the interpreter's teardown of torch after that (0.3-0.4 s), which the pool's shutdown
-    # waits for, is skipped, as the main process skips its own (benchmark.cli.quick_exit). Registered
-    # here, after the imports' atexit handlers, so it runs before them (last in, first out); the exit
-    # (sys.exit in multiprocessing's spawn_main) has flushed the output by then.
-    atexit.register(os._exit, 0)
-
-    keep_freed_memory()  # as the main process (a spawned worker starts with glibc's defaults)
-    torch.set_num_threads(1)  # one process per core
-    log.disabled = True  # the main process logs the NaN notes
-
-
 def _score_in_worker(tasks: list):
+    log.disabled = True  # the main process logs the NaN notes
     try:
         return "ok", _score_group(tasks)
     except ValueError as e:  # bad input: one clear line in the main process, as without workers
@@ -528,15 +485,14 @@ def _score_in_worker(tasks: list):
 def _score_side_by_side(
     tasks: list, results: list, n_workers: int, bar, first: int = 0, finished=lambda i: None
 ) -> None:
-    """Fill ``results[i]`` (``i >= first``) with :func:`_score_batch` of ``tasks[i]``: ``n_workers - 1`` spawned
-    processes (spawn, not fork: the parent's OpenMP / BLAS thread pools are not safe to fork) take
-    groups of batches that share their sources (:func:`_source_groups`: one batch per fused folder)
-    in order, two queued each, while this process scores the rest, so no core waits for the
-    workers to start (importing torch takes them ~2 s). ``finished(i)``: after each batch's scores."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    """Fill ``results[i]`` (``i >= first``) with :func:`_score_batch` of ``tasks[i]``: ``n_workers - 1``
+    spawned processes (:func:`benchmark.running.pool.take`: those ``bench eval`` started before it
+    imported torch, else new ones) take groups of batches that share their sources
+    (:func:`_source_groups`: one batch per fused folder) in order, two queued each, while this process
+    scores the rest, so no core waits for the workers to start (importing torch takes them ~1.1 s).
+    ``finished(i)``: after each batch's scores."""
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    ctx = multiprocessing.get_context("spawn")
     pending: dict = {}
     groups = _source_groups(range(first, len(tasks)), tasks)
     nxt = 0
@@ -554,7 +510,7 @@ def _score_side_by_side(
                 raise ValueError(result)
             keep(pending.pop(fut), result)
 
-    with ProcessPoolExecutor(n_workers - 1, mp_context=ctx, initializer=_worker_init) as ex:
+    with pool.take(n_workers) as ex:
         try:
             while nxt < len(groups) or pending:
                 harvest([f for f in pending if f.done()])
