@@ -11,9 +11,17 @@
 
 #include "simd.h"  // vf64, vlog2
 
-template <typename T> static double entropy(const T *counts, int64_t m, double *nz)  // nz: m + L values
+template <typename T> static double entropy(const T *counts, int64_t m)
 {
     constexpr int64_t L = VBYTES / sizeof(double);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < m; i++)
+        nonzero += counts[i] > 0;
+    if (nonzero == 0)
+        return 0.0;  // an empty table: 0, as 0 log 0 = 0 everywhere
+    // The non-zero counts, in a buffer of their number: one of the table's size (65,536 cells for 8-bit
+    // images) was an mmap a call, after which glibc raises its mmap threshold and the process keeps more.
+    Buf<double> nz(nonzero + L);
     double total = 0;
     int64_t n = 0;
     for (int64_t i = 0; i < m; i++)
@@ -21,8 +29,6 @@ template <typename T> static double entropy(const T *counts, int64_t m, double *
             total += double(counts[i]);
             nz[n++] = double(counts[i]);
         }
-    if (n == 0)
-        return 0.0;  // an empty table: 0, as 0 log 0 = 0 everywhere
     int64_t full = n;
     while (full % L)
         nz[full++] = 1.0;  // padding, left out of the sum below
@@ -59,14 +65,12 @@ template <typename T> static double entropy(const T *counts, int64_t m, double *
 extern "C" {
 void table_entropy_f32(const float *counts, int64_t m, int64_t r0, int64_t r1, float *out)
 {
-    Buf<double> nz(m + VBYTES / sizeof(double));
     for (int64_t r = r0; r < r1; r++)
-        out[r] = float(entropy(counts + r * m, m, nz.data()));
+        out[r] = float(entropy(counts + r * m, m));
 }
 void table_entropy_f64(const double *counts, int64_t m, int64_t r0, int64_t r1, double *out)
 {
-    Buf<double> nz(m + VBYTES / sizeof(double));
     for (int64_t r = r0; r < r1; r++)
-        out[r] = entropy(counts + r * m, m, nz.data());
+        out[r] = entropy(counts + r * m, m);
 }
 }

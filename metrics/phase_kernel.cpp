@@ -159,7 +159,6 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
 {
     constexpr int64_t NB = int64_t(1) << Bits<T>::lead;
     Buf<int64_t> count(NB);
-    Buf<T> buf(n);
     for (int64_t r = r0; r < r1; r++) {
         const T *row = x + r * n;
         const int64_t k = n % 2 ? n / 2 : n / 2 - 1;  // the (lower) middle value's place
@@ -170,7 +169,10 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
         int64_t b = 0, before = 0;
         while (before + count[b] <= k)
             before += count[b++];
-        int64_t m = 0;  // the bucket's values, in buf
+        // The bucket's values, in a buffer of their number (of the row's length, it was an mmap of the
+        // kernel's own a call: glibc then raises its mmap threshold, and the process keeps more memory).
+        Buf<T> buf(count[b]);
+        int64_t m = 0;
         for (int64_t i = 0; i < n; i++)
             if (bucket(row[i]) == uint32_t(b))
                 buf[m++] = row[i];
