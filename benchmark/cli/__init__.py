@@ -260,15 +260,14 @@ def _early_eval_workers(args) -> None:
     """Start ``bench eval``'s worker processes before this process imports torch
     (:mod:`benchmark.running.pool`) where the eval will score side by side: on the CPU, for as many
     triples as ``--workers`` (``auto``: one process per core from 256 triples) takes. The triples are
-    counted from x1's image files times the fused folders; anything else (one image, a missing folder)
-    starts none, and the eval says what is wrong."""
-    from benchmark.data.imageio import EXTS
+    counted from x1's images (as the eval lists them) times the fused folders; one image or a missing
+    folder starts none, and the eval says what is wrong."""
+    from benchmark.data.imageio import list_images
     from benchmark.running import pool
 
     if args.device != "cpu" or not os.path.isdir(args.x1):
         return
-    n_images = sum(1 for f in os.listdir(args.x1) if f.lower().endswith(EXTS) and not f.startswith("."))
-    pool.start(args.workers, n_images * len(args.fused), args.device)
+    pool.start(args.workers, len(list_images(args.x1)) * len(args.fused), args.device)
 
 
 def _cmd_eval(args) -> int:
