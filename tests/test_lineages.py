@@ -548,3 +548,23 @@ def test_matlab_sobel_edges_thin_a_step_to_one_column():
     assert torch.equal(e[0, 0], want)
     assert not e[1].any()
     assert torch.equal(edge_sobel(x.transpose(-1, -2))[0, 0], want.t())  # rows likewise
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_dct2_is_matlabs_by_either_path(dtype):
+    """Tang's FMI_dct feature, MATLAB ``dct2``: scipy's FFT-based ``dctn`` on a CPU equals the
+    orthonormal DCT-II matrices ``D x D'`` (what a GPU and autograd take) to float rounding, in the
+    input's dtype, on even and odd sizes; a recorded input takes the matrices and keeps its graph."""
+    from metrics.lineage.tang import _dct2, _dct_matrix
+
+    for h, w in ((240, 240), (37, 50)):
+        x = torch.rand((3, 1, h, w), generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 255
+        want = _dct_matrix(h, x) @ x @ _dct_matrix(w, x).T
+        got = _dct2(x.to(dtype))
+        assert got.dtype == dtype and got.shape == x.shape
+        tol = 1e-13 if dtype == torch.float64 else 1e-6
+        assert ((got.double() - want).abs().max() / want.abs().max()) < tol
+        leaf = x.to(dtype).requires_grad_()
+        recorded = _dct2(leaf)
+        assert recorded.grad_fn is not None
+        assert ((recorded.detach().double() - want).abs().max() / want.abs().max()) < tol

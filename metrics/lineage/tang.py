@@ -292,10 +292,23 @@ def fmi_dct(li: LineageImages, name: str) -> torch.Tensor:
     from metrics.fmi import fmi_from_images
 
     f = _float_f(li)
-    h, w = f.shape[-2:]
-    dh, dw = _dct_matrix(h, f), _dct_matrix(w, f)
-    b, a = (li.source_cached(("dct2", k), lambda x=x: dh @ x @ dw.T) for k, x in (("b", li.b), ("a", li.a)))
-    return fmi_from_images(b, a, dh @ f @ dw.T, 3)
+    b, a = (li.source_cached(("dct2", k), lambda x=x: _dct2(x)) for k, x in (("b", li.b), ("a", li.a)))
+    return fmi_from_images(b, a, _dct2(f), 3)
+
+
+def _dct2(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``dct2`` of each image of ``x`` (..., H, W), in its dtype. On a CPU scipy's FFT-based
+    ``dctn`` (type II, orthonormal; what the NumPy reference takes): 0.20 against 0.67 ms a 240x240
+    float32 image for the two matrix products, 0.33 against 1.27 in float64 (one thread), within
+    2.8e-7 of the largest coefficient in float32 and 7e-15 in float64. Elsewhere (and under autograd)
+    the products ``D x D'``, which a GPU runs fast."""
+    if x.device.type == "cpu" and not x.requires_grad:
+        from scipy import fft as sfft
+
+        threads = torch.get_num_threads()
+        return torch.from_numpy(sfft.dctn(x.contiguous().numpy(), type=2, norm="ortho", axes=(-2, -1), workers=threads))
+    h, w = x.shape[-2:]
+    return _dct_matrix(h, x) @ x @ _dct_matrix(w, x).T
 
 
 def fmi_pixel(li: LineageImages, name: str) -> torch.Tensor:
