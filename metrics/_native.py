@@ -2,7 +2,8 @@
 (``metrics/fmi_kernel.cpp``), phase congruency's per-orientation sums (``metrics/phase_kernel.cpp``,
 MEFB's Qp), separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's
 per-pixel steps (``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F and MATLAB's Sobel edge map
-(``metrics/qabf_kernel.cpp``) and the entropy of joint histograms (``metrics/hist_kernel.cpp``), one library.
+(``metrics/qabf_kernel.cpp``), the entropy of joint histograms (``metrics/hist_kernel.cpp``) and VIF's
+per-pixel steps after its moments (``metrics/vif_kernel.cpp``), one library.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
@@ -99,6 +100,16 @@ def _build() -> ctypes.CDLL:
     dll.mef_score_f64.restype = None
     for name in ("qabf_f32", "qabf_f64", "nabf_f32", "nabf_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
+        getattr(dll, name).restype = None
+    for name in ("vif_reference_f32", "vif_reference_f64"):
+        getattr(dll, name).argtypes = (
+            [ctypes.c_void_p, ctypes.c_int64] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
+        )
+        getattr(dll, name).restype = None
+    for name in ("vif_against_f32", "vif_against_f64"):
+        getattr(dll, name).argtypes = (
+            [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
+        )
         getattr(dll, name).restype = None
     return dll
 
@@ -395,6 +406,42 @@ def mef_score(desired: torch.Tensor, fm: torch.Tensor, c: float) -> torch.Tensor
     out = torch.empty(b, dtype=torch.float64)
     dll.mef_score_f64(desired.data_ptr(), fm.data_ptr(), h * w, 0, b, c, out.data_ptr())
     return out
+
+
+def _maps(x: torch.Tensor, n: int) -> tuple[torch.Tensor, int]:
+    """``x`` (B, 1, h, w) as the kernels take a batch of maps: each map's n pixels contiguous, map i at
+    i times the returned stride (a channel of a larger tensor is taken as it is, not copied)."""
+    if x.stride(-1) != 1 or x.stride(-2) != x.shape[-1] or (x.shape[0] > 1 and x.stride(0) < n):
+        x = x.contiguous()
+    return x, x.stride(0)
+
+
+def vif_reference(mu: torch.Tensor, e_kk: torch.Tensor, sigma_nsq: float, eps: float):
+    """A reference's own VIF maps at one scale (:func:`metrics.lineage.kernels._vif_references`) from its
+    local mean and mean square, each (B, 1, h, w) float32 or float64 on a CPU: (variance clamped at 0,
+    information without distortion), by the hand-written kernel (``vif_kernel.cpp``)."""
+    b, _, h, w = mu.shape
+    n = h * w
+    (mu, s_mu), (e_kk, s_e) = _maps(mu, n), _maps(e_kk, n)
+    s1, den = (torch.empty(b, 1, h, w, dtype=mu.dtype) for _ in range(2))
+    fn = getattr(library(), "vif_reference_" + ("f32" if mu.dtype == torch.float32 else "f64"))
+    fn(mu.data_ptr(), s_mu, e_kk.data_ptr(), s_e, n, 0, b, sigma_nsq, eps, s1.data_ptr(), den.data_ptr())
+    return s1, den
+
+
+def vif_against(mu_k, s1, mu_f, e_ff, e_kf, sigma_nsq: float, eps: float):
+    """One reference's VIF maps against F at one scale (:func:`metrics.lineage.kernels.vifp_scales`): its
+    mean and clamped variance, F's mean and mean square and their product's mean, each (B, 1, h, w) on a
+    CPU in one dtype, to (information with distortion, gain g), by the hand-written kernel."""
+    b, _, h, w = mu_f.shape
+    n = h * w
+    maps = [_maps(x, n) for x in (mu_k, s1, mu_f, e_ff, e_kf)]
+    ptrs = (ctypes.c_void_p * 5)(*[x.data_ptr() for x, _ in maps])
+    strides = (ctypes.c_int64 * 5)(*[s for _, s in maps])
+    num, g = (torch.empty(b, 1, h, w, dtype=mu_f.dtype) for _ in range(2))
+    fn = getattr(library(), "vif_against_" + ("f32" if mu_f.dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, n, 0, b, sigma_nsq, eps, num.data_ptr(), g.data_ptr())
+    return num, g
 
 
 def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, name: str = "qabf") -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
 congruency's sums and medians; metrics/filter_kernel.cpp: separable filtering and Tang's dwt2;
 metrics/mef_kernel.cpp: MEF-SSIM's per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F, N^AB/F and MATLAB's
-Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy), built by metrics._native (its
+Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy; metrics/vif_kernel.cpp: VIF's
+per-pixel steps), built by metrics._native (its
 build: metrics/_native_build.py, also run as a script by bench eval and bench run).
 
 Its values against the PyTorch kernel window by window (the oracle tests in test_metrics_reference.py
@@ -193,7 +194,7 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         libs = list(pool.map(lambda _: _native._build(), range(2)))
     assert all(lib is not None for lib in libs)
     compiled = [r for r in runs if "-c" in r]
-    assert len(compiled) == len(_native_build.UNITS) == 8 and len(runs) == len(_native_build.UNITS) + 1  # and one link
+    assert len(compiled) == len(_native_build.UNITS) == 9 and len(runs) == len(_native_build.UNITS) + 1  # and one link
     units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
     assert units == [
         "-DFUSIONBENCH_FORM=0",
@@ -204,6 +205,7 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         "mef_kernel.cpp",
         "phase_kernel.cpp",
         "qabf_kernel.cpp",
+        "vif_kernel.cpp",
     ]
     files = sorted((tmp_path / "native").iterdir())
     assert [x.suffix for x in files] == [".lock", ".so"]  # no objects or temporary names left
@@ -660,3 +662,47 @@ def test_nabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
     # artefacts in all but the darker F = (A + B) / 3, whose edges are nowhere stronger than B's
     assert len(calls) == 6 and torch.isfinite(want).all() and ((want > 0) == torch.tensor([1, 1, 1, 0, 1])).all()
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if dtype == torch.float64 else 2e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_vif_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """Sheikh & Bovik's VIF maps after the local moments (vif_kernel.cpp: a reference's variance and
+    information without distortion; its gain, corrected noise variance and information with distortion
+    against F) against kernels.py's PyTorch steps on the same moments, at every scale and both noise
+    variances (Tang's and CDDFuse's 2, MEFB's 0.005 * 255^2), on 8-bit images with flat patches (s1 and
+    s2 below eps), F = 255 - A (negative gains), a constant F, F = A and a non-integer F: float64 within
+    1e-12 of the largest value, float32 within 1e-6; a batch gives its images one by one bit for bit."""
+    from metrics.lineage import kernels as K
+
+    a, b, f = (x.to(dtype) for x in _images(n=5, size=64))
+    f[1] = 255 - a[1]
+    f[2] = 40.0
+    f[3] = a[3]
+    f[4] = (a[4] + b[4]) / 3
+    calls = []
+    for name in ("vif_reference", "vif_against"):
+        real = getattr(_native, name)
+        monkeypatch.setattr(_native, name, lambda *x, real=real, name=name: calls.append(name) or real(*x))
+
+    def maps(refs, dist, sigma_nsq):
+        return [[x for m in per for x in m] for per in K.vifp_scales(refs, dist, sigma_nsq)]
+
+    for sigma_nsq in (2.0, 0.005 * 255 * 255):
+        got = maps([a, b], f, sigma_nsq)
+        one = [maps([a[i : i + 1], b[i : i + 1]], f[i : i + 1], sigma_nsq) for i in range(5)]
+        for s, per in enumerate(got):
+            for k, x in enumerate(per):
+                assert torch.equal(x, torch.cat([o[s][k] for o in one]))
+        assert calls.count("vif_against") == 6 * 8 and calls.count("vif_reference") == 6 * 8
+        with monkeypatch.context() as m:
+            m.setattr(K, "_vif_in_kernel", lambda *x: False)
+            want = maps([a, b], f, sigma_nsq)
+        assert calls.count("vif_against") == 6 * 8
+        calls.clear()
+        for per_got, per_want in zip(got, want):
+            for x, y in zip(per_got, per_want):
+                assert torch.isfinite(y).all() and x.dtype == dtype
+                tol = 1e-12 * float(y.abs().max()) if dtype == torch.float64 else 1e-6 * max(1.0, float(y.abs().max()))
+                torch.testing.assert_close(x, y, rtol=0, atol=tol)
+    g_neg = maps([a[1:2]], f[1:2], 2.0)[0][2]
+    assert float(g_neg.max()) == 0.0  # F = 255 - A: every gain negative, set to 0 as the original does
