@@ -6,7 +6,9 @@
 // registers, and the logarithms run in glibc's vector log2 (libmvec), about 3x faster a core
 // (docs/speed.md, "A hand-written FMI kernel"). A window's entropies take 36 logarithms instead of
 // 99 (17 for the joint pdf's cells on the Frechet bound, 19 for the marginals and the mixture's
-// weight), since the other cells' masses are products of those (see below): 1.5x faster again. It is
+// weight), since the other cells' masses are products of those (see below): 1.5x faster again. Where
+// neither source's window at a place is skipped, F's window is prepared once for both (its pdf, cdf and
+// logarithms: the x2 pass sees the same bits): Tang's three FMI maps 13.0 -> 12.8 ms a triple. It is
 // built once per machine by metrics/_native.py with the system's C++ compiler and loaded with
 // ctypes; where it cannot be built (no compiler, no libmvec, not x86-64) fusionbench scores with the
 // PyTorch kernel instead.
@@ -29,14 +31,23 @@ template <typename V> static inline V plogp(V p)  // p * log2|p|, 0 where p is 0
     return p * vlog2(p != 0 ? vabs(p) : one);
 }
 
-// Windows n at top-left flat pixels ps (source) and pf (fused) of the flat images src and f, their
-// elements at offsets off[0..8] (column-major, as MATLAB's (:)); out[k] (or out[dst[k]] where dst is
-// given) = normalised FMI of window k (the input's type). T: the scoring type. SHIFT: windows minus
-// their minimum (_fmi_at_f32) instead of min-max normalised (_fmi_at); a flat window becomes ones
-// either way. A lane's value does not depend on the other lanes of its group.
+// One side of a group of L windows (a source's, or F's), from its gathered window elements on: the
+// min-max normalised window (or SHIFT: minus its minimum; a flat window becomes ones), whether it is
+// all ones, its pdf p, cdf c and log2 p, the cdf's sum, the pdf's mean, its index moments (for the
+// bound's sd) and its entropy. F's side is the same for both sources' windows at one place (the x2 pass
+// takes F's window as the x1 pass left it, normalised; normalising that again changes no bit), so
+// fmi_maps prepares it once for both.
+template <typename T> struct Side {
+    typedef typename Vec<T>::type V;
+    V p[9], c[9], l[9];
+    V csum, mean, m1, m2, h;
+    decltype(V{} == V{}) ones;
+};
+
+// Side of the L windows at base of the lists p (top-left flat pixels of img), elements at off[0..8];
+// past n, the last window is repeated.
 template <typename In, typename T, bool SHIFT>
-static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int64_t *pf, int64_t n,
-                        const int64_t *off, In *out, const int64_t *dst = nullptr)
+static inline void prepare(const In *img, const int64_t *p, int64_t base, int64_t n, const int64_t *off, Side<T> &s)
 {
     typedef typename Vec<T>::type V;
     constexpr int L = sizeof(V) / sizeof(T);
@@ -48,151 +59,176 @@ static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int
     typedef In VI __attribute__((vector_size(LH * sizeof(In))));
     typedef T VH __attribute__((vector_size(LH * sizeof(T))));
     const V zero = V{}, one = V{} + 1;
-    for (int64_t base = 0; base < n; base += L) {
-        V sp[9], tp[9], sc[9], tc[9];
-        // Gather and normalise in the input's type, as _minmax / _shifted do.
-        for (int side = 0; side < 2; side++) {
-            const In *img = side ? f : src;
-            const int64_t *p = side ? pf : ps;
-            bool row = base + L <= n;  // L windows side by side in one row?
-            for (int k = 1; row && k < L; k++)
-                row = p[base + k] == p[base] + k;
-            for (int half = 0; half < L / LH; half++) {
-                VI x[9];
-                if (row) {
-                    // LH windows side by side in one row (most groups): nine vector loads
-                    for (int i = 0; i < 9; i++)
-                        __builtin_memcpy(&x[i], img + p[base] + half * LH + off[i], sizeof(VI));
-                } else {
-                    for (int k = 0; k < LH; k++) {
-                        const int64_t at = base + half * LH + k;
-                        const int64_t w = at < n ? at : n - 1;  // the last group: repeat the last window
-                        for (int i = 0; i < 9; i++)
-                            x[i][k] = img[p[w] + off[i]];
-                    }
-                }
-                VI lo = x[0], hi = x[0];
-                for (int i = 1; i < 9; i++) {
-                    lo = vmin(lo, x[i]);
-                    hi = vmax(hi, x[i]);
-                }
-                const VI ione = VI{} + 1;
-                const auto flat = hi == lo;
-                const VI span = flat ? ione : hi - lo;
-                for (int i = 0; i < 9; i++) {
-                    const VI y = flat ? ione : (SHIFT ? x[i] - lo : (x[i] - lo) / span);
-                    const VH yt = __builtin_convertvector(y, VH);
-                    __builtin_memcpy(reinterpret_cast<T *>(&(side ? tp : sp)[i]) + half * LH, &yt, sizeof(VH));
-                }
+    V *sp = s.p;
+    bool row = base + L <= n;  // L windows side by side in one row?
+    for (int k = 1; row && k < L; k++)
+        row = p[base + k] == p[base] + k;
+    for (int half = 0; half < L / LH; half++) {
+        VI x[9];
+        if (row) {
+            // LH windows side by side in one row (most groups): nine vector loads
+            for (int i = 0; i < 9; i++)
+                __builtin_memcpy(&x[i], img + p[base] + half * LH + off[i], sizeof(VI));
+        } else {
+            for (int k = 0; k < LH; k++) {
+                const int64_t at = base + half * LH + k;
+                const int64_t w = at < n ? at : n - 1;  // the last group: repeat the last window
+                for (int i = 0; i < 9; i++)
+                    x[i][k] = img[p[w] + off[i]];
             }
         }
-        auto both_flat = (sp[0] == one) & (tp[0] == one);
-        V ssum = zero, tsum = zero;
+        VI lo = x[0], hi = x[0];
+        for (int i = 1; i < 9; i++) {
+            lo = vmin(lo, x[i]);
+            hi = vmax(hi, x[i]);
+        }
+        const VI ione = VI{} + 1;
+        const auto flat = hi == lo;
+        const VI span = flat ? ione : hi - lo;
         for (int i = 0; i < 9; i++) {
-            both_flat &= (sp[i] == one) & (tp[i] == one);
-            ssum += sp[i];
-            tsum += tp[i];
+            const VI y = flat ? ione : (SHIFT ? x[i] - lo : (x[i] - lo) / span);
+            const VH yt = __builtin_convertvector(y, VH);
+            __builtin_memcpy(reinterpret_cast<T *>(&sp[i]) + half * LH, &yt, sizeof(VH));
         }
-        // Marginal pdfs, cdfs, means and the index moments of the pdfs (for the bound's sd).
-        V cs = zero, ct = zero, scs = zero, tcs = zero, sm = zero, tm = zero;
-        V ms1 = zero, ms2 = zero, mt1 = zero, mt2 = zero;
-        for (int i = 0; i < 9; i++) {
-            const T ii = T(i + 1);
-            const V a = sp[i] / ssum, b = tp[i] / tsum;
-            sp[i] = a;
-            tp[i] = b;
-            cs += a;
-            ct += b;
-            sc[i] = cs;
-            tc[i] = ct;
-            scs += cs;
-            tcs += ct;
-            sm += a;
-            tm += b;
-            ms1 += ii * a;
-            ms2 += (ii * ii) * a;
-            mt1 += ii * b;
-            mt2 += (ii * ii) * b;
-        }
-        sm = sm / T(9);
-        tm = tm / T(9);
-        V num = zero, vs = zero, vt = zero;
-        for (int i = 0; i < 9; i++) {
-            const V a = sp[i] - sm, b = tp[i] - tm;
-            num += a * b;
-            vs += a * a;
-            vt += b * b;
-        }
-        V c = num == 0 ? zero : num / vsqrt(vs * vt);
-        c = both_flat ? one : c;
-        const auto pos = c >= 0;
-        V bsum = zero;
-        for (int i = 0; i < 9; i++)
-            for (int j = 0; j < 9; j++)
-                bsum += pos ? vmin(tc[i], sc[j]) : vmax(tc[i] + sc[j] - one, zero);
-        const V sd_s = vsqrt(vmax(ms2 - ms1 * ms1, zero)), sd_t = vsqrt(vmax(mt2 - mt1 * mt1, zero));
-        const V cov = bsum - tcs * scs;
-        const auto sd0 = (sd_s == 0) | (sd_t == 0);
-        const V corr_bound = cov / (sd0 ? one : sd_t * sd_s);
-        const V safe = corr_bound == 0 ? one : corr_bound;
-        const V phi = (sd0 | (pos & (c == 0))) ? zero : c / safe;
-        const V rest = one - phi;
-        // The entropies with 36 logarithms a window instead of 99. A cell's mass is
-        // phi * cell + rest * tp_i * sp_j. Where the bound's cell is empty it is the product alone, and
-        // log2|rest tp_i sp_j| = log2|rest| + log2 tp_i + log2 sp_j. The bound's mass lies on at most
-        // 17 cells, one per anti-diagonal i + j: two cells on one anti-diagonal would need
-        // (T_{i-1}, T_i] before and after the same source interval (both cdfs are non-decreasing, so
-        // this holds for the rounded values too). For the lower bound the same holds with the source
-        // order reversed, so a lane with c < 0 takes its source quantities as j' = 8 - j: the cells of
-        // anti-diagonal d then hold each lane's only bound cell there, kept in slot[d], and take a
-        // logarithm of their own.
-        V ls[9], lt[9];
-        for (int i = 0; i < 9; i++) {
-            ls[i] = vlog2(sp[i] != 0 ? sp[i] : one);
-            lt[i] = vlog2(tp[i] != 0 ? tp[i] : one);
-        }
-        const V lrest = vlog2(rest != 0 ? vabs(rest) : one);
-        V hs = zero, ht = zero;
-        for (int i = 0; i < 9; i++) {
-            hs -= sp[i] * ls[i];
-            ht -= tp[i] * lt[i];
-        }
-        // The Frechet bound's cell masses: overlap of (T_{i-1}, T_i] with the source's interval (lo_j, hi_j]
-        // (upper bound: (S_{j-1}, S_j]; lower: (1 - S_j, 1 - S_{j-1}], taken in reverse); its pdf and log pdf alike.
-        V lo[9], hi[9], sq[9], lq[9];
-        for (int j = 0; j < 9; j++) {
-            const V s0 = j ? sc[j - 1] : zero;
-            const V r1 = one - sc[8 - j], r0 = j < 8 ? one - sc[7 - j] : one;
-            lo[j] = pos ? s0 : r1;
-            hi[j] = pos ? sc[j] : r0;
-            sq[j] = pos ? sp[j] : sp[8 - j];
-            lq[j] = pos ? ls[j] : ls[8 - j];
-        }
-        V slot[17];
-        for (int d = 0; d < 17; d++)
-            slot[d] = zero;
-        V plain = zero;  // sum of p log2|p| over the cells outside the bound
-        for (int i = 0; i < 9; i++) {
-            const V t0 = i ? tc[i - 1] : zero;
-            const V w = rest * tp[i], lw = lrest + lt[i];
-            V row = zero;
-            for (int j = 0; j < 9; j++) {
-                const V cell = vmin(tc[i], hi[j]) - vmax(t0, lo[j]);
-                const auto in = cell > 0;
-                const V prod = w * sq[j];
-                row += in ? zero : prod * (lw + lq[j]);
-                slot[i + j] = in ? phi * cell + prod : slot[i + j];
-            }
-            plain += row;
-        }
-        V je = -plain;
-        for (int d = 0; d < 17; d++)
-            je -= plogp(slot[d]);
-        const V mi = hs + ht - je, den = hs + ht;
-        const V r = ((mi == 0) | (den == 0)) ? zero : T(2) * mi / (den == 0 ? one : den);
-        for (int k = 0; k < L && base + k < n; k++)
-            out[dst ? dst[base + k] : base + k] = In(r[k]);
     }
+    auto ones = sp[0] == one;
+    V sum = zero;
+    for (int i = 0; i < 9; i++) {
+        ones &= sp[i] == one;
+        sum += sp[i];
+    }
+    s.ones = ones;
+    // The pdf, cdf, mean and the index moments of the pdf (for the bound's sd).
+    V cs = zero, ccs = zero, m = zero, m1 = zero, m2 = zero;
+    for (int i = 0; i < 9; i++) {
+        const T ii = T(i + 1);
+        const V a = sp[i] / sum;
+        sp[i] = a;
+        cs += a;
+        s.c[i] = cs;
+        ccs += cs;
+        m += a;
+        m1 += ii * a;
+        m2 += (ii * ii) * a;
+    }
+    s.csum = ccs, s.mean = m / T(9), s.m1 = m1, s.m2 = m2;
+    V h = zero;
+    for (int i = 0; i < 9; i++) {
+        s.l[i] = vlog2(sp[i] != 0 ? sp[i] : one);
+        h -= sp[i] * s.l[i];
+    }
+    s.h = h;
+}
+
+// Normalised FMI of a group of windows from the source's side s and F's side t.
+template <typename T> static inline typename Vec<T>::type score(const Side<T> &s, const Side<T> &t)
+{
+    typedef typename Vec<T>::type V;
+    const V zero = V{}, one = V{} + 1;
+    const V *sp = s.p, *tp = t.p, *sc = s.c, *tc = t.c;
+    V num = zero, vs = zero, vt = zero;
+    for (int i = 0; i < 9; i++) {
+        const V a = sp[i] - s.mean, b = tp[i] - t.mean;
+        num += a * b;
+        vs += a * a;
+        vt += b * b;
+    }
+    V c = num == 0 ? zero : num / vsqrt(vs * vt);
+    c = (s.ones & t.ones) ? one : c;
+    const auto pos = c >= 0;
+    V bsum = zero;
+    for (int i = 0; i < 9; i++)
+        for (int j = 0; j < 9; j++)
+            bsum += pos ? vmin(tc[i], sc[j]) : vmax(tc[i] + sc[j] - one, zero);
+    const V sd_s = vsqrt(vmax(s.m2 - s.m1 * s.m1, zero)), sd_t = vsqrt(vmax(t.m2 - t.m1 * t.m1, zero));
+    const V cov = bsum - t.csum * s.csum;
+    const auto sd0 = (sd_s == 0) | (sd_t == 0);
+    const V corr_bound = cov / (sd0 ? one : sd_t * sd_s);
+    const V safe = corr_bound == 0 ? one : corr_bound;
+    const V phi = (sd0 | (pos & (c == 0))) ? zero : c / safe;
+    const V rest = one - phi;
+    // The entropies with 36 logarithms a window instead of 99 (27 where F's side serves both sources'
+    // windows). A cell's mass is phi * cell + rest * tp_i * sp_j. Where the bound's cell is empty it is
+    // the product alone, and log2|rest tp_i sp_j| = log2|rest| + log2 tp_i + log2 sp_j. The bound's mass
+    // lies on at most 17 cells, one per anti-diagonal i + j: two cells on one anti-diagonal would need
+    // (T_{i-1}, T_i] before and after the same source interval (both cdfs are non-decreasing, so this
+    // holds for the rounded values too). For the lower bound the same holds with the source order
+    // reversed, so a lane with c < 0 takes its source quantities as j' = 8 - j: the cells of
+    // anti-diagonal d then hold each lane's only bound cell there, kept in slot[d], and take a
+    // logarithm of their own.
+    const V lrest = vlog2(rest != 0 ? vabs(rest) : one);
+    // The Frechet bound's cell masses: overlap of (T_{i-1}, T_i] with the source's interval (lo_j, hi_j]
+    // (upper bound: (S_{j-1}, S_j]; lower: (1 - S_j, 1 - S_{j-1}], taken in reverse); its pdf and log pdf alike.
+    V lo[9], hi[9], sq[9], lq[9];
+    for (int j = 0; j < 9; j++) {
+        const V s0 = j ? sc[j - 1] : zero;
+        const V r1 = one - sc[8 - j], r0 = j < 8 ? one - sc[7 - j] : one;
+        lo[j] = pos ? s0 : r1;
+        hi[j] = pos ? sc[j] : r0;
+        sq[j] = pos ? sp[j] : sp[8 - j];
+        lq[j] = pos ? s.l[j] : s.l[8 - j];
+    }
+    V slot[17];
+    for (int d = 0; d < 17; d++)
+        slot[d] = zero;
+    V plain = zero;  // sum of p log2|p| over the cells outside the bound
+    for (int i = 0; i < 9; i++) {
+        const V t0 = i ? tc[i - 1] : zero;
+        const V w = rest * tp[i], lw = lrest + t.l[i];
+        V row = zero;
+        for (int j = 0; j < 9; j++) {
+            const V cell = vmin(tc[i], hi[j]) - vmax(t0, lo[j]);
+            const auto in = cell > 0;
+            const V prod = w * sq[j];
+            row += in ? zero : prod * (lw + lq[j]);
+            slot[i + j] = in ? phi * cell + prod : slot[i + j];
+        }
+        plain += row;
+    }
+    V je = -plain;
+    for (int d = 0; d < 17; d++)
+        je -= plogp(slot[d]);
+    const V mi = s.h + t.h - je, den = s.h + t.h;
+    return ((mi == 0) | (den == 0)) ? zero : T(2) * mi / (den == 0 ? one : den);
+}
+
+template <typename In, typename V>
+static inline void put(const V &r, int64_t base, int64_t n, In *out, const int64_t *dst)
+{
+    for (int k = 0; k < int(sizeof(V) / sizeof(r[0])) && base + k < n; k++)
+        out[dst ? dst[base + k] : base + k] = In(r[k]);
+}
+
+// Windows n at top-left flat pixels ps (source) and pf (fused) of the flat images src and f, their
+// elements at offsets off[0..8] (column-major, as MATLAB's (:)); out[k] (or out[dst[k]] where dst is
+// given) = normalised FMI of window k (the input's type). T: the scoring type. SHIFT: windows minus
+// their minimum (_fmi_at_f32) instead of min-max normalised (_fmi_at); a flat window becomes ones
+// either way. A lane's value does not depend on the other lanes of its group.
+template <typename In, typename T, bool SHIFT>
+static void fmi_windows(const In *src, const In *f, const int64_t *ps, const int64_t *pf, int64_t n,
+                        const int64_t *off, In *out, const int64_t *dst = nullptr)
+{
+    constexpr int L = sizeof(typename Vec<T>::type) / sizeof(T);
+    Side<T> s, t;
+    for (int64_t base = 0; base < n; base += L) {
+        prepare<In, T, SHIFT>(src, ps, base, n, off, s);
+        prepare<In, T, SHIFT>(f, pf, base, n, off, t);
+        put(score(s, t), base, n, out, dst);
+    }
+}
+
+// Both sources' windows at the same L places (p, side by side in one row), against F's: F's side once.
+template <typename In, typename T, bool SHIFT>
+static void fmi_windows_both(const In *a, const In *b, const In *f, const int64_t *p, const int64_t *off, In *out1,
+                             In *out2)
+{
+    constexpr int L = sizeof(typename Vec<T>::type) / sizeof(T);
+    Side<T> s, t;
+    prepare<In, T, SHIFT>(f, p, 0, L, off, t);
+    prepare<In, T, SHIFT>(a, p, 0, L, off, s);
+    put(score(s, t), 0, L, out1, nullptr);
+    prepare<In, T, SHIFT>(b, p, 0, L, off, s);
+    put(score(s, t), 0, L, out2, nullptr);
 }
 
 // Both passes' FMI maps of window rows [r0, r1) (row r: image r / h, window row r % h; h = H - 2,
@@ -287,6 +323,16 @@ static int64_t fmi_maps(const In *a, const In *b, const In *f, int64_t H, int64_
         int64_t idx[L];
         for (x = 0; x < w; x += L) {
             const int64_t xs = x + L <= w ? x : w - L;  // the group's first window; < 0: the row is short
+            bool none_skipped = xs >= 0;
+            for (int j = 0; none_skipped && j < L; j++)
+                none_skipped = !s1[xs + j] && !s2[xs + j];
+            if (none_skipped) {  // both passes at once (most groups), F's side prepared once
+                for (int j = 0; j < L; j++)
+                    idx[j] = top + xs + j;
+                fmi_windows_both<In, T, SHIFT>(a, b, f, idx, off, out1 + at + xs, out2 + at + xs);
+                scored += 2 * (x + L <= w ? L : w - x);
+                continue;
+            }
             for (int side = 0; side < 2; side++) {
                 const char *sk = side ? s2 : s1;
                 bool none = xs >= 0;
