@@ -3,7 +3,7 @@
 MEFB's Qp), separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's
 per-pixel steps (``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F and MATLAB's Sobel edge map
 (``metrics/qabf_kernel.cpp``), the entropy of joint histograms (``metrics/hist_kernel.cpp``) and VIF's
-per-pixel steps after its moments (``metrics/vif_kernel.cpp``), one library.
+and SSIM's per-pixel steps after their moments (``metrics/moment_kernel.cpp``), one library.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
@@ -104,6 +104,11 @@ def _build() -> ctypes.CDLL:
     for name in ("vif_reference_f32", "vif_reference_f64"):
         getattr(dll, name).argtypes = (
             [ctypes.c_void_p, ctypes.c_int64] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
+        )
+        getattr(dll, name).restype = None
+    for name in ("ssim_mean_f32", "ssim_mean_f64"):
+        getattr(dll, name).argtypes = (
+            [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p]
         )
         getattr(dll, name).restype = None
     for name in ("vif_against_f32", "vif_against_f64"):
@@ -419,7 +424,7 @@ def _maps(x: torch.Tensor, n: int) -> tuple[torch.Tensor, int]:
 def vif_reference(mu: torch.Tensor, e_kk: torch.Tensor, sigma_nsq: float, eps: float):
     """A reference's own VIF maps at one scale (:func:`metrics.lineage.kernels._vif_references`) from its
     local mean and mean square, each (B, 1, h, w) float32 or float64 on a CPU: (variance clamped at 0,
-    information without distortion), by the hand-written kernel (``vif_kernel.cpp``)."""
+    information without distortion), by the hand-written kernel (``moment_kernel.cpp``)."""
     b, _, h, w = mu.shape
     n = h * w
     (mu, s_mu), (e_kk, s_e) = _maps(mu, n), _maps(e_kk, n)
@@ -442,6 +447,21 @@ def vif_against(mu_k, s1, mu_f, e_ff, e_kf, sigma_nsq: float, eps: float):
     fn = getattr(library(), "vif_against_" + ("f32" if mu_f.dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, sigma_nsq, eps, num.data_ptr(), g.data_ptr())
     return num, g
+
+
+def ssim_mean(mu_x, mu_y, e_xx, e_yy, e_xy, c1: float, c2: float) -> torch.Tensor:
+    """The mean of each SSIM map (:func:`metrics.lineage.kernels.ssim_mean`) from the local means, mean
+    squares and mean product of x and y, each (B, 1, h, w) on a CPU in one dtype, (B,) in that dtype, by
+    the hand-written kernel (``moment_kernel.cpp``: the map in one pass, its mean summed in double)."""
+    b, _, h, w = mu_x.shape
+    n = h * w
+    maps = [_maps(x, n) for x in (mu_x, mu_y, e_xx, e_yy, e_xy)]
+    ptrs = (ctypes.c_void_p * 5)(*[x.data_ptr() for x, _ in maps])
+    strides = (ctypes.c_int64 * 5)(*[s for _, s in maps])
+    out = torch.empty(b, dtype=mu_x.dtype)
+    fn = getattr(library(), "ssim_mean_" + ("f32" if mu_x.dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, n, 0, b, c1, c2, out.data_ptr())
+    return out
 
 
 def qabf(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, name: str = "qabf") -> torch.Tensor:

@@ -31,7 +31,7 @@ KERNELS = (
     "mef_kernel.cpp",
     "qabf_kernel.cpp",
     "hist_kernel.cpp",
-    "vif_kernel.cpp",
+    "moment_kernel.cpp",
 )
 SOURCES = [Path(__file__).with_name(name) for name in KERNELS]
 HEADERS = [Path(__file__).with_name("simd.h")]  # what they include: part of the build's key

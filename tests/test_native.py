@@ -1,7 +1,7 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
 congruency's sums and medians; metrics/filter_kernel.cpp: separable filtering and Tang's dwt2;
 metrics/mef_kernel.cpp: MEF-SSIM's per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F, N^AB/F and MATLAB's
-Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy; metrics/vif_kernel.cpp: VIF's
+Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy; metrics/moment_kernel.cpp: VIF's
 per-pixel steps), built by metrics._native (its
 build: metrics/_native_build.py, also run as a script by bench eval and bench run).
 
@@ -203,9 +203,9 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
         "filter_kernel.cpp",
         "hist_kernel.cpp",
         "mef_kernel.cpp",
+        "moment_kernel.cpp",
         "phase_kernel.cpp",
         "qabf_kernel.cpp",
-        "vif_kernel.cpp",
     ]
     files = sorted((tmp_path / "native").iterdir())
     assert [x.suffix for x in files] == [".lock", ".so"]  # no objects or temporary names left
@@ -666,7 +666,7 @@ def test_nabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_vif_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
-    """Sheikh & Bovik's VIF maps after the local moments (vif_kernel.cpp: a reference's variance and
+    """Sheikh & Bovik's VIF maps after the local moments (moment_kernel.cpp: a reference's variance and
     information without distortion; its gain, corrected noise variance and information with distortion
     against F) against kernels.py's PyTorch steps on the same moments, at every scale and both noise
     variances (Tang's and CDDFuse's 2, MEFB's 0.005 * 255^2), on 8-bit images with flat patches (s1 and
@@ -706,3 +706,37 @@ def test_vif_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
                 torch.testing.assert_close(x, y, rtol=0, atol=tol)
     g_neg = maps([a[1:2]], f[1:2], 2.0)[0][2]
     assert float(g_neg.max()) == 0.0  # F = 255 - A: every gain negative, set to 0 as the original does
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ssim_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """The mean of an SSIM map from local moments (moment_kernel.cpp, ssim_mean: Tang's SSIM and VIFB's
+    Ssim) against kernels.py's PyTorch steps on the Gaussian moments of 8-bit images with flat patches,
+    F = 255 - A (negative maps), a constant F, F = A (a map of ones) and a non-integer F, with both
+    papers' constants (data range 1 and 255): within 1e-13 in float64 and 1e-6 in float32 (the kernel
+    sums in double); the same value with x and y swapped, bit for bit; a batch gives its images one by
+    one bit for bit; and channels of one moments tensor are taken in place."""
+    from metrics.lineage import kernels as K
+
+    a, _, f = (x.to(dtype) for x in _images(n=5, size=40))
+    f[1] = 255 - a[1]
+    f[2] = 40.0
+    f[3] = a[3]
+    f[4] = (a[4] + f[4]) / 3
+    calls = []
+    real = _native.ssim_mean
+    monkeypatch.setattr(_native, "ssim_mean", lambda *x: calls.append(1) or real(*x))
+    mu, e = K.local_moments([a, f], [(0, 0), (1, 1), (0, 1)], K.gaussian_1d(11, 1.5, f))
+    assert mu[0].stride(0) == 5 * mu[0][0].numel()  # channels of one tensor, not copies
+    args = (mu[0], mu[1], e[(0, 0)], e[(1, 1)], e[(0, 1)])
+    for c1, c2 in ((1e-4, 9e-4), ((0.01 * 255) ** 2, (0.03 * 255) ** 2)):
+        got = K.ssim_mean(*args, c1, c2)
+        swapped = K.ssim_mean(args[1], args[0], args[3], args[2], args[4], c1, c2)
+        one = torch.cat([K.ssim_mean(*(x[i : i + 1] for x in args), c1, c2) for i in range(5)])
+        assert got.dtype == dtype and torch.equal(got, swapped) and torch.equal(got, one)
+        with monkeypatch.context() as m:
+            m.setattr(K, "_vif_in_kernel", lambda *x: False)
+            want = K.ssim_mean(*args, c1, c2)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-13 if dtype == torch.float64 else 1e-6)
+        assert float(got[3]) == pytest.approx(1.0, abs=1e-6) and float(got[1]) < 0
+    assert len(calls) == 2 * (2 + 5)

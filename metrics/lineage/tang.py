@@ -158,14 +158,7 @@ def _ssim_matlab_maps(li: LineageImages, f: torch.Tensor) -> list:
     pairs = [(0, 0), (1, 1), (2, 2), (0, 2), (1, 2)]
     g = K.gaussian_1d(11, 1.5, f)
     mu, e = K.moments_beside(li, "ssim matlab", lambda: [li.b, li.a], f, pairs, g, "replicate")
-    c1, c2 = 0.01**2, 0.03**2
-    vf = e[(2, 2)] - mu[2] * mu[2]
-    out = []
-    for k in range(2):
-        vr, cov = e[(k, k)] - mu[k] * mu[k], e[(k, 2)] - mu[2] * mu[k]
-        s = ((2 * mu[2] * mu[k] + c1) * (2 * cov + c2)) / ((mu[2] * mu[2] + mu[k] * mu[k] + c1) * (vf + vr + c2))
-        out.append(s.mean(dim=(1, 2, 3)))
-    return out
+    return [K.ssim_mean(mu[2], mu[k], e[(2, 2)], e[(k, k)], e[(k, 2)], 0.01**2, 0.03**2) for k in range(2)]
 
 
 def ssim(li: LineageImages, name: str) -> torch.Tensor:

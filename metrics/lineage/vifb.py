@@ -17,7 +17,7 @@ import torch
 from metrics._lineage_images import LineageImages
 from metrics.lineage import kernels as K
 from metrics.lineage._spec import Spec
-from metrics.ssim import ssim_map
+from metrics.ssim import K1, K2
 
 NON_INTEGER = "the original indexes a 256-bin histogram with the pixel values and errors on a non-integer image"
 
@@ -103,13 +103,8 @@ def wang_ssim_sum(li: LineageImages, name: str) -> torch.Tensor:
     filtered once for both."""
     pairs = [(0, 0), (1, 1), (2, 2), (0, 2), (1, 2)]
     mu, e = K.moments_beside(li, "ssim 11", lambda: [li.a, li.b], li.f, pairs, K.gaussian_1d(11, 1.5, li.f))
-    var_f = e[(2, 2)] - mu[2] * mu[2]
-
-    def s(k):
-        stats = (mu[k], mu[2], e[(k, k)] - mu[k] * mu[k], var_f, e[(k, 2)] - mu[k] * mu[2])
-        return ssim_map(None, None, 255.0, stats=stats).mean(dim=(1, 2, 3))
-
-    return s(0) + s(1)
+    c1, c2 = (K1 * 255.0) ** 2, (K2 * 255.0) ** 2
+    return sum(K.ssim_mean(mu[k], mu[2], e[(k, k)], e[(2, 2)], e[(k, 2)], c1, c2) for k in range(2))
 
 
 def _gaussian31(sigma: float, like: torch.Tensor) -> torch.Tensor:

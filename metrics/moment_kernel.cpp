@@ -1,16 +1,18 @@
-// Sheikh & Bovik's pixel-domain VIF after its local moments, per pixel, hand-written for the CPU: the
-// maps of metrics/lineage/kernels.py's vifp_scales (Tang's VIF, CDDFuse's VIFF, MEFB's VIF).
+// Per-pixel steps after local moments, hand-written for the CPU: Sheikh & Bovik's pixel-domain VIF (the
+// maps of metrics/lineage/kernels.py's vifp_scales: Tang's VIF, CDDFuse's VIFF, MEFB's VIF) and the mean
+// of Wang et al.'s SSIM map (kernels.py, ssim_means: Tang's SSIM, VIFB's Ssim).
 //
-// Why hand-written: at each of the four scales, once the Gaussian moments are filtered
+// Why hand-written: at each of VIF's four scales, once the Gaussian moments are filtered
 // (metrics/filter_kernel.cpp), a reference's maps are ~25 elementwise steps a pixel (the gain, the
 // noise variance, the original's four corrections, the information with distortion) and its own ~7
 // (its variance and the information without), which eager PyTorch ran as as many float64 passes with a
-// temporary each: two thirds of Tang's VIF (3.7 of 5.5 ms a triple). Here each pixel takes them in
-// registers, in one pass.
+// temporary each: two thirds of Tang's VIF (3.7 of 5.5 ms a triple). An SSIM map is ~15 such steps and
+// a mean. Here each pixel takes them in registers, in one pass.
 //
 // The arithmetic is kernels.py's in its order, with no fused multiply-adds (each step rounded once, as
 // PyTorch's elementwise operations round them). The base-10 logarithm is glibc's vector log2 (libmvec)
-// times log10(2): within an ulp or two of PyTorch's log10, as its own vector forms are.
+// times log10(2): within an ulp or two of PyTorch's log10, as its own vector forms are. Means are summed
+// in double, lane by lane, then over the lanes.
 #include <cstdint>
 
 #include "simd.h"  // vf32 / vf64, vlog2, Vec<T>
@@ -90,6 +92,35 @@ __attribute__((optimize("fp-contract=off"))) static void against(const T *mu_k, 
     }
 }
 
+// The mean over [0, n) of the SSIM map of x and y from their local means, mean squares and mean product:
+// ((2 mu_x mu_y + c1) (2 cov + c2)) / ((mu_x^2 + mu_y^2 + c1) (var_x + var_y + c2)), with var and cov
+// the moments minus the products of the means. Symmetric in x and y bit for bit (each step is).
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static double ssim_mean(const T *mu_x, const T *mu_y, const T *e_xx,
+                                                                      const T *e_yy, const T *e_xy, int64_t n, T c1,
+                                                                      T c2)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = sizeof(V) / sizeof(T);
+    double sum[L] = {};
+    for (int64_t i = 0; i < n; i += L) {
+        const int64_t m = n - i < L ? n - i : L;
+        const V ux = load<V>(mu_x + i, m), uy = load<V>(mu_y + i, m);
+        const V vx = load<V>(e_xx + i, m) - ux * ux, vy = load<V>(e_yy + i, m) - uy * uy;
+        const V cov = load<V>(e_xy + i, m) - ux * uy;
+        V s = ((2 * ux * uy + c1) * (2 * cov + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+        if (m < L)  // the short register's empty lanes (zeros: c1 c2 / (c1 c2) = 1) left out
+            for (int64_t k = m; k < L; k++)
+                s[k] = 0;
+        for (int64_t k = 0; k < L; k++)
+            sum[k] += double(s[k]);
+    }
+    double total = 0;
+    for (int64_t k = 0; k < L; k++)
+        total += sum[k];
+    return total / double(n);
+}
+
 // Maps [i0, i1) of a batch; each input map i at its pointer + i * its stride (elements), each output
 // contiguous, one map after another.
 extern "C" {
@@ -106,6 +137,13 @@ extern "C" {
         for (int64_t i = i0; i < i1; i++)                                                                            \
             against<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2], in[3] + i * stride[3],  \
                        in[4] + i * stride[4], n, T(sigma_nsq), T(eps), num + i * n, g ? g + i * n : nullptr);        \
+    }                                                                                                                \
+    void ssim_mean_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, double c1, \
+                            double c2, T *out)                                                                       \
+    {                                                                                                                \
+        for (int64_t i = i0; i < i1; i++)                                                                            \
+            out[i] = T(ssim_mean<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2],             \
+                                    in[3] + i * stride[3], in[4] + i * stride[4], n, T(c1), T(c2)));                 \
     }
 FUSIONBENCH_VIF(float, f32)
 FUSIONBENCH_VIF(double, f64)
