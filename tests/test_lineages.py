@@ -568,3 +568,17 @@ def test_dct2_is_matlabs_by_either_path(dtype):
         recorded = _dct2(leaf)
         assert recorded.grad_fn is not None
         assert ((recorded.detach().double() - want).abs().max() / want.abs().max()) < tol
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 24, 24), (1, 1, 7, 9), (3, 1, 8, 5), (1, 1, 1, 1), (2, 1, 13, 2)])
+def test_mef_ssim_halving_keeps_only_the_filters_kept_pixels(shape):
+    """MEF-SSIM's scale step (tang._halve) equals MATLAB's imfilter(x, ones(2)/4, 'symmetric', 'same')
+    then x(1:2:end, 1:2:end) bit for bit, on even and odd sides, while it computes only the kept pixels."""
+    from metrics.lineage import tang
+
+    for dtype in (torch.float32, torch.float64):
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=dtype) * 255
+        padded = torch.cat([x, x[..., -1:, :]], dim=-2)  # 'symmetric' at the far edge: the last row again
+        padded = torch.cat([padded, padded[..., -1:]], dim=-1)
+        full = (padded[..., :-1, :-1] + padded[..., 1:, :-1] + padded[..., :-1, 1:] + padded[..., 1:, 1:]) / 4
+        assert torch.equal(tang._halve(x), full[..., ::2, ::2])

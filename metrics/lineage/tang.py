@@ -236,11 +236,14 @@ def _desired(seq: list):
 
 
 def _halve(x: torch.Tensor) -> torch.Tensor:
-    """``imfilter(x, ones(2)/4, 'symmetric', 'same')`` then every other pixel from the first."""
-    x = torch.cat([x, x[..., -1:, :]], dim=-2)
-    x = torch.cat([x, x[..., -1:]], dim=-1)
-    y = (x[..., :-1, :-1] + x[..., 1:, :-1] + x[..., :-1, 1:] + x[..., 1:, 1:]) / 4
-    return y[..., ::2, ::2]
+    """``imfilter(x, ones(2)/4, 'symmetric', 'same')`` then every other pixel from the first: each kept
+    pixel the mean of its 2x2 block, summed in the filter's order, the last row (column) of an odd side
+    repeated. Only the kept pixels are computed (a quarter of the filter's outputs)."""
+    if x.shape[-2] % 2:
+        x = torch.cat([x, x[..., -1:, :]], dim=-2)
+    if x.shape[-1] % 2:
+        x = torch.cat([x, x[..., -1:]], dim=-1)
+    return (x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]) / 4
 
 
 def ms_ssim(li: LineageImages, name: str) -> torch.Tensor:
