@@ -192,3 +192,19 @@ def test_compiled_fmi_w_equals_eager(monkeypatch, torch_kernels):
         compiled = lineage_values(f, a, b, "tang", {"FMI_w"})[0]["FMI_w"]
     torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-6)
     assert fmi_module._fmi_at_f32 in calls and fmi_module._fmi_at_f32 in _compile._COMPILED and not _compile._BROKEN
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rerange_scales_each_image_to_the_unit_range(dtype):
+    """analysis_fmi's rerange: each image (x - min) / (max - min), exactly those steps; a constant image
+    (zero span), and one holding a NaN, become ones; images do not see each other's range."""
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(4, 1, 9, 11, generator=g, dtype=dtype) * 300 - 20).clone()
+    x[1] = 5.0
+    x[2, 0, 3, 3] = float("nan")
+    y = W.rerange(x)
+    for i in (0, 3):
+        lo, hi = x[i].min(), x[i].max()
+        assert torch.equal(y[i], (x[i] - lo) / (hi - lo)) and float(y[i].min()) == 0 and float(y[i].max()) == 1
+    assert torch.equal(y[1], torch.ones_like(y[1])) and torch.equal(y[2], torch.ones_like(y[2]))
+    assert torch.equal(W.rerange(x[:1]), y[:1])  # every image constant-free: the shortcut's path

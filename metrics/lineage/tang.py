@@ -27,7 +27,13 @@ from metrics.lineage._spec import Spec
 
 def _float_f(li: LineageImages) -> torch.Tensor:
     """``im2double(F) * 255``: F for an 8-bit F, F * 255 for a float one."""
-    return li.cached("tang_f", lambda: torch.where(li.f_integer.view(-1, 1, 1, 1), li.f, li.f * 255))
+
+    def make():
+        if li.f.device.type == "cpu" and bool(li.f_integer.all()):  # 8-bit F as it is: no copy
+            return li.f
+        return torch.where(li.f_integer.view(-1, 1, 1, 1), li.f, li.f * 255)
+
+    return li.cached("tang_f", make)
 
 
 def _entropy_matlab(x: torch.Tensor, integer: torch.Tensor) -> torch.Tensor:

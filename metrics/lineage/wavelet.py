@@ -99,8 +99,13 @@ def dwt2_mosaic(x: torch.Tensor) -> torch.Tensor:
 
 
 def rerange(x: torch.Tensor) -> torch.Tensor:
-    """``analysis_fmi``'s ``rerange``: each image min-max scaled to [0, 1]; a constant one -> ones."""
-    flat = x.flatten(1)
-    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    span = flat.max(dim=1).values.view(-1, 1, 1, 1) - lo
-    return torch.where(span > 0, (x - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.ones_like(x))
+    """``analysis_fmi``'s ``rerange``: each image min-max scaled to [0, 1]; a constant one -> ones (and
+    one with a NaN). Three passes over the images where no image is constant (its minimum and maximum
+    in one, (x - lo) / span), a fourth for the ones."""
+    lo, hi = torch.aminmax(x.flatten(1), dim=1)
+    lo, span = lo.view(-1, 1, 1, 1), (hi.view(-1, 1, 1, 1) - lo.view(-1, 1, 1, 1))
+    ok = span > 0
+    y = (x - lo).div_(torch.where(ok, span, torch.ones_like(span)))
+    if x.device.type != "cpu" or not bool(ok.all()):  # no sync with a GPU to skip one pass
+        y = y.masked_fill_(~ok, 1.0)
+    return y
