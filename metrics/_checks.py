@@ -22,8 +22,11 @@ def check_images(name: str, x: torch.Tensor, chunk: int | None = None, tol: floa
         )
     step = max(1, chunk or x.shape[0])
     for s in range(0, x.shape[0], step):
-        # One pass: per-sample minimum and maximum, which NaN and +-Inf reach (min/max propagate NaN).
-        lo, hi = torch.aminmax(x[s : s + step].flatten(1), dim=1)
+        # Per-sample minimum and maximum, which NaN and +-Inf reach (amin/amax propagate NaN). Two
+        # reductions: torch.aminmax over a dim ran 25x slower here (2.0 against 0.08 ms for 16 float32
+        # 240x240 images, one thread; min(dim=...) 0.76, as it also finds the indices).
+        part = x[s : s + step].flatten(1)
+        lo, hi = part.amin(dim=1), part.amax(dim=1)
         finite = torch.isfinite(lo) & torch.isfinite(hi)
         if not bool(finite.all()):
             bad = (torch.nonzero(~finite).flatten() + s).tolist()

@@ -25,8 +25,8 @@ BINS = 256
 def normalize1(x: torch.Tensor) -> torch.Tensor:
     """Per image min-max to 0..255, rounded half away from zero; all-zero or constant -> zeros."""
     flat = x.flatten(1)
-    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
+    lo = flat.amin(dim=1).view(-1, 1, 1, 1)
+    hi = flat.amax(dim=1).view(-1, 1, 1, 1)
     span = hi - lo
     y = torch.floor((x - lo) / torch.where(span > 0, span, torch.ones_like(span)) * 255 + 0.5)
     return torch.where(span > 0, y, torch.zeros_like(y))

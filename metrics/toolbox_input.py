@@ -62,8 +62,8 @@ def paper_input_path(x: torch.Tensor, autoscale: bool) -> torch.Tensor:
     """
     if autoscale:
         flat = x.flatten(1)
-        lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
-        hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
+        lo = flat.amin(dim=1).view(-1, 1, 1, 1)
+        hi = flat.amax(dim=1).view(-1, 1, 1, 1)
         span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
         v = (x - lo) / span
     else:

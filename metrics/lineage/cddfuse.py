@@ -60,7 +60,7 @@ def mse(li: LineageImages, name: str) -> torch.Tensor:
 
 
 def psnr(li: LineageImages, name: str) -> torch.Tensor:
-    peak = li.f.flatten(1).max(dim=1).values
+    peak = li.f.flatten(1).amax(dim=1)
     return 10 * torch.log10(peak**2 / _mse(li))
 
 

@@ -149,8 +149,8 @@ def minmax_255(x: torch.Tensor, away: bool = True) -> torch.Tensor:
     """Per image (x - min) / (max - min) * 255, rounded half away from zero; constant -> zeros
     (VIFB ``mutinf``; ``normalize1`` leaves an all-zero image as it is)."""
     flat = x.flatten(1)
-    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    span = flat.max(dim=1).values.view(-1, 1, 1, 1) - lo
+    lo = flat.amin(dim=1).view(-1, 1, 1, 1)
+    span = flat.amax(dim=1).view(-1, 1, 1, 1) - lo
     y = (x - lo) / torch.where(span > 0, span, torch.ones_like(span))
     y = round_half_away(y * 255) if away else y * 255
     return torch.where(span > 0, y, torch.zeros_like(y))
@@ -160,8 +160,8 @@ def normalize1(x: torch.Tensor) -> torch.Tensor:
     """Zheng Liu's ``normalize1.m``: min-max to 0..255, ``round``; an all-zero image stays zeros
     (a constant non-zero one divides 0 by 0: NaN, as in MATLAB)."""
     flat = x.flatten(1)
-    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
+    lo = flat.amin(dim=1).view(-1, 1, 1, 1)
+    hi = flat.amax(dim=1).view(-1, 1, 1, 1)
     y = round_half_away((x - lo) / (hi - lo) * 255)
     return torch.where((hi == 0) & (lo == 0), x, y)
 

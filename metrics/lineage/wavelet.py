@@ -100,9 +100,10 @@ def dwt2_mosaic(x: torch.Tensor) -> torch.Tensor:
 
 def rerange(x: torch.Tensor) -> torch.Tensor:
     """``analysis_fmi``'s ``rerange``: each image min-max scaled to [0, 1]; a constant one -> ones (and
-    one with a NaN). Three passes over the images where no image is constant (its minimum and maximum
-    in one, (x - lo) / span), a fourth for the ones."""
-    lo, hi = torch.aminmax(x.flatten(1), dim=1)
+    one with a NaN). Its minimum and maximum (``amin``/``amax``: ``aminmax`` and ``min(dim=...)``
+    ran 25x and 6x slower here), then (x - lo) / span in place; ones only where an image is constant."""
+    flat = x.flatten(1)
+    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
     lo, span = lo.view(-1, 1, 1, 1), (hi.view(-1, 1, 1, 1) - lo.view(-1, 1, 1, 1))
     ok = span > 0
     y = (x - lo).div_(torch.where(ok, span, torch.ones_like(span)))
