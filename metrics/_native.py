@@ -79,6 +79,16 @@ def _build() -> ctypes.CDLL:
             + [ctypes.c_void_p]
         )
         getattr(dll, name).restype = None
+    for name in ("separable_products_f32", "separable_products_f64"):
+        getattr(dll, name).argtypes = (
+            [ctypes.c_void_p] * 4
+            + [ctypes.c_int64] * 3
+            + [ctypes.c_void_p, ctypes.c_int64]
+            + [ctypes.c_void_p] * 2
+            + [ctypes.c_int64] * 5
+            + [ctypes.c_void_p]
+        )
+        getattr(dll, name).restype = None
     for name in ("dwt2_f32", "dwt2_f64"):
         getattr(dll, name).argtypes = (
             [ctypes.c_void_p, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 2, ctypes.c_int64]
@@ -315,6 +325,45 @@ def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Te
     fn = dll.separable_f32 if x.dtype == torch.float32 else dll.separable_f64
     args = (x.data_ptr(), n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride)
     fn(*args, 0, maps, out.data_ptr())  # on this thread, as phase congruency's kernels (see above)
+    return out
+
+
+def separable_products(
+    factors: list, taps: tuple, src_r: torch.Tensor, src_c: torch.Tensor, stride: int = 1
+) -> torch.Tensor:
+    """:func:`separable` of the maps ``factors`` names without making them: each an image (x, None) or a
+    product (x, y) of (B, 1, n_r, n_c) images of one dtype on a CPU; (B, len(factors), rows, cols), the
+    values :func:`separable` gives the maps made by PyTorch, bit for bit (``filter_kernel.cpp``,
+    ``separable_products``: each product made in a map that stays in cache, no image copied)."""
+    dll = library()
+    x0 = factors[0][0]
+    b, _, n_r, n_c = x0.shape
+    k = len(taps)
+    m_r, m_c = src_r.numel() - k + 1, src_c.numel() - k + 1
+    rows, cols = -(-m_r // stride), -(-m_c // stride)
+    out = torch.empty((b, len(factors), rows, cols), dtype=x0.dtype)
+    if not b:
+        return out
+    n = n_r * n_c
+    held = {}  # each image's contiguous form, kept alive until the call returns
+
+    def image(x):
+        if x is None:
+            return None, 0
+        if id(x) not in held:
+            held[id(x)] = _maps(x, n)
+        return held[id(x)]
+
+    a_maps, c_maps = [image(x) for x, _ in factors], [image(y) for _, y in factors]
+    nm = len(factors)
+    a = (ctypes.c_void_p * nm)(*[x.data_ptr() for x, _ in a_maps])
+    sa = (ctypes.c_int64 * nm)(*[s for _, s in a_maps])
+    c = (ctypes.c_void_p * nm)(*[(y.data_ptr() if y is not None else None) for y, _ in c_maps])
+    sc = (ctypes.c_int64 * nm)(*[s for _, s in c_maps])
+    w = torch.tensor(taps, dtype=x0.dtype)
+    fn = dll.separable_products_f32 if x0.dtype == torch.float32 else dll.separable_products_f64
+    fn(a, sa, c, sc, nm, n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride, 0, b,
+       out.data_ptr())  # fmt: skip
     return out
 
 

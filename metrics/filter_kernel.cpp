@@ -154,39 +154,82 @@ static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const 
     }
 }
 
-// Maps [m0, m1) of x (maps, n_r, n_c): out (maps, ceil(m_r / stride), ceil(m_c / stride)), where m_r =
-// n_r + 2 p - k + 1 outputs of the padded rows (src_r: the source row of each of the n_r + 2 p padded
-// positions, -1 for zeros; likewise src_c), every stride-th kept. taps: the k taps of g.
+// One (n_r, n_c) map img filtered into o (ceil(m_r / stride), ceil(m_c / stride)), where m_r = n_r + 2 p - k
+// + 1 outputs of the padded rows (src_r: the source row of each of the n_r + 2 p padded positions, -1 for
+// zeros; likewise src_c), every stride-th kept. taps: the k taps of g. The scratch: separable's buffers.
+template <typename T> struct Scratch {
+    Buf<T> vert, buf, full;
+    Buf<const T *> p;
+    Scratch(int64_t rows, int64_t n_c, int64_t padded, int64_t m_c, int64_t k)
+        : vert(rows * n_c), buf(padded + 4 * (VBYTES / sizeof(T))), full(m_c), p(k)
+    {
+    }
+};
+
+template <typename T>
+static void filter_map(const T *img, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,
+                       const int64_t *src_c, int64_t m_c, int64_t stride, int64_t rows, int64_t cols, Scratch<T> &s,
+                       T *o)
+{
+    const int64_t padded = m_c + k - 1, pad = (padded - n_c) / 2;  // every table maps [pad, pad + n_c) to 0..n_c-1
+    vertical(img, n_c, taps, k, src_r, stride, rows, s.vert.data());  // each kept row
+    for (int64_t t = 0; t < k; t++)
+        s.p[t] = s.buf.data() + t;
+    for (int64_t r = 0; r < rows; r++) {  // horizontal: the row padded, then each output its taps' sum
+        const T *v = s.vert.data() + r * n_c;
+        for (int64_t j = 0; j < pad; j++)  // the edges from the table, the row itself copied
+            s.buf[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
+        __builtin_memcpy(s.buf.data() + pad, v, n_c * sizeof(T));
+        for (int64_t j = pad + n_c; j < padded; j++)
+            s.buf[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
+        if (stride == 1) {
+            combine(s.p.data(), taps, k, m_c, o + r * cols);
+            continue;
+        }
+        combine(s.p.data(), taps, k, m_c, s.full.data());
+        for (int64_t c = 0; c < cols; c++)
+            o[r * cols + c] = s.full[c * stride];
+    }
+}
+
+// Maps [m0, m1) of x (maps, n_r, n_c): out (maps, ceil(m_r / stride), ceil(m_c / stride)), each map as
+// filter_map filters it.
 template <typename T>
 static void separable(const T *x, int64_t n_r, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,
                       const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1, T *out)
 {
-    constexpr int64_t L = VBYTES / sizeof(T);
     const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride;
-    const int64_t padded = m_c + k - 1, pad = (padded - n_c) / 2;  // every table maps [pad, pad + n_c) to 0..n_c-1
-    Buf<T> vert(rows * n_c), buf(padded + 4 * L), full(m_c);
-    Buf<const T *> p(k);
-    for (int64_t m = m0; m < m1; m++) {
-        vertical(x + m * n_r * n_c, n_c, taps, k, src_r, stride, rows, vert.data());  // each kept row
-        for (int64_t t = 0; t < k; t++)
-            p[t] = buf.data() + t;
-        T *o = out + m * rows * cols;
-        for (int64_t r = 0; r < rows; r++) {  // horizontal: the row padded, then each output its taps' sum
-            const T *v = vert.data() + r * n_c;
-            for (int64_t j = 0; j < pad; j++)  // the edges from the table, the row itself copied
-                buf[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
-            __builtin_memcpy(buf.data() + pad, v, n_c * sizeof(T));
-            for (int64_t j = pad + n_c; j < padded; j++)
-                buf[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
-            if (stride == 1) {
-                combine(p.data(), taps, k, m_c, o + r * cols);
-                continue;
+    Scratch<T> s(rows, n_c, m_c + k - 1, m_c, k);
+    for (int64_t m = m0; m < m1; m++)
+        filter_map(x + m * n_r * n_c, n_c, taps, k, src_r, src_c, m_c, stride, rows, cols, s, out + m * rows * cols);
+}
+
+// The local moments of images without their maps in memory: for images b in [b0, b1) and maps m < nm,
+// map m is image a[m] (its image b at a[m] + b * sa[m] elements), or its product with image c[m] where
+// c[m] is not null (pixel by pixel, each product rounded once, as PyTorch's multiplication), made in a
+// scratch map that stays in cache; out (b1 - b0 ... , nm, rows, cols) as separable writes map b * nm + m.
+// What metrics/lineage/kernels.py's moment_maps filtered after copying the images and writing the
+// products into one tensor in memory: the same values bit for bit, without those passes.
+template <typename T>
+static void separable_products(const T *const *a, const int64_t *sa, const T *const *c, const int64_t *sc, int64_t nm,
+                               int64_t n_r, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,
+                               const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0, int64_t b1,
+                               T *out)
+{
+    const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride, n = n_r * n_c;
+    Scratch<T> s(rows, n_c, m_c + k - 1, m_c, k);
+    Buf<T> product(n);
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t m = 0; m < nm; m++) {
+            const T *img = a[m] + b * sa[m];
+            if (c[m]) {
+                const T *other = c[m] + b * sc[m];
+                for (int64_t i = 0; i < n; i++)
+                    product[i] = img[i] * other[i];
+                img = product.data();
             }
-            combine(p.data(), taps, k, m_c, full.data());
-            for (int64_t c = 0; c < cols; c++)
-                o[r * cols + c] = full[c * stride];
+            filter_map(img, n_c, taps, k, src_r, src_c, m_c, stride, rows, cols, s, out + (b * nm + m) * rows * cols);
         }
-    }
 }
 
 // MATLAB's single-level dwt2 as Tang's FMI_w takes it (metrics/lineage/wavelet.py, dwt2_mosaic): each
@@ -274,6 +317,20 @@ void separable_f64(const double *x, int64_t n_r, int64_t n_c, const double *taps
                    double *out)
 {
     separable(x, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, m0, m1, out);
+}
+void separable_products_f32(const float *const *a, const int64_t *sa, const float *const *c, const int64_t *sc,
+                            int64_t nm, int64_t n_r, int64_t n_c, const float *taps, int64_t k, const int64_t *src_r,
+                            const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0, int64_t b1,
+                            float *out)
+{
+    separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);
+}
+void separable_products_f64(const double *const *a, const int64_t *sa, const double *const *c, const int64_t *sc,
+                            int64_t nm, int64_t n_r, int64_t n_c, const double *taps, int64_t k, const int64_t *src_r,
+                            const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0, int64_t b1,
+                            double *out)
+{
+    separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);
 }
 void dwt2_f32(const float *x, int64_t n_r, int64_t n_c, const float *lo, const float *hi, int64_t k,
               const int64_t *src_r, const int64_t *src_c, int64_t m0, int64_t m1, float *out)

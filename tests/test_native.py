@@ -740,3 +740,34 @@ def test_ssim_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-13 if dtype == torch.float64 else 1e-6)
         assert float(got[3]) == pytest.approx(1.0, abs=1e-6) and float(got[1]) < 0
     assert len(calls) == 2 * (2 + 5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_moment_maps_make_their_products_in_the_filter_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """kernels.moment_maps on a CPU (filter_kernel.cpp, separable_products: each image read where it
+    lies, each product made in a scratch map) gives what filtering moment_inputs' tensor of images and
+    products gives (the path where the kernels do not build), bit for bit: every padding, a side that is
+    no multiple of a register, images that are channels of a larger tensor, the means of some images
+    only; strides too; without autograd only."""
+    from metrics.lineage import kernels as K
+
+    g = torch.Generator().manual_seed(11)
+    big = torch.rand(3, 4, 37, 45, generator=g, dtype=dtype) * 255
+    xs = [big[:, 1:2], big[:, 3:4], torch.rand(3, 1, 37, 45, generator=g, dtype=dtype) * 255]
+    pairs = [(0, 0), (1, 1), (2, 2), (0, 2), (1, 2)]
+    calls = []
+    real = _native.separable_products
+    monkeypatch.setattr(_native, "separable_products", lambda *x, **k: calls.append(1) or real(*x, **k))
+    for mode in ("valid", "same", "replicate", "reflect", "symmetric"):
+        for win, means in ((K.gaussian_1d(11, 1.5, xs[0]), None), (torch.ones(7, dtype=dtype), [2])):
+            got = K.moment_maps(xs, pairs, win, mode, means)
+            want = K.separable_matmul(K.moment_inputs(xs, pairs, means), win.to(dtype), mode)
+            assert got.shape == want.shape and torch.equal(got, want), (mode, means)
+    assert len(calls) == 10
+    rows, cols = (K.filters._source_index(n, 9, "symmetric") for n in (37, 45))
+    taps = tuple(K.gaussian_1d(9, 1.8, xs[0]).tolist())
+    strided = _native.separable_products([(xs[0], xs[2]), (xs[1], None)], taps, rows, cols, stride=2)
+    assert torch.equal(strided, _native.separable(K.moment_inputs(xs, [(0, 2)], [1])[:, [1, 0]], taps, rows, cols, 2))
+    xs[0] = xs[0].clone().requires_grad_()
+    K.moment_maps(xs, pairs, K.gaussian_1d(11, 1.5, xs[1]))  # autograd: the PyTorch path
+    assert len(calls) == 11  # the ten above and the strided call

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from metrics import _native
+from metrics import _native, filters
 from metrics.filters import filter_rank_one_3, rank_one_3x3, separable_matmul
 
 LOG2 = math.log(2.0)
@@ -97,7 +97,22 @@ def local_moments(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", m
 
 def moment_maps(xs: list, pairs: list, g: torch.Tensor, mode: str = "valid", means=None) -> torch.Tensor:
     """:func:`local_moments` as one (B, maps, h, w) tensor: the means (of ``means``' images, else of
-    all, in that order), then the products of ``pairs``, in their order."""
+    all, in that order), then the products of ``pairs``, in their order. On a CPU the hand-written
+    filter takes the images and makes each product itself (:func:`metrics._native.separable_products`),
+    bit for bit what filtering :func:`moment_inputs` gives, without copying the images into one
+    tensor and writing the products to memory first."""
+    which = range(len(xs)) if means is None else means
+    x0 = xs[0]
+    k = g.numel()
+    if (
+        min(x0.shape[-2:]) >= k
+        and all(x.shape == x0.shape and x.dtype == x0.dtype for x in xs)
+        and _native.cpu_ready(*xs)
+    ):
+        rows, cols = (filters._source_index(n, k, mode) for n in x0.shape[-2:])
+        factors = [(xs[i], None) for i in which] + [(xs[i], xs[j]) for i, j in pairs]
+        taps = tuple(g.to(dtype=x0.dtype).flatten().tolist())
+        return _native.separable_products(factors, taps, rows, cols)
     return separable(moment_inputs(xs, pairs, means), g, mode)
 
 
