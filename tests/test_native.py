@@ -9,6 +9,7 @@ Its values against the PyTorch kernel window by window (the oracle tests in test
 and test_lineages.py run through it, as it is the CPU's default), when it is used and when not, and
 what happens where it cannot be built."""
 
+import math
 import subprocess
 
 import pytest
@@ -771,3 +772,27 @@ def test_moment_maps_make_their_products_in_the_filter_bit_for_bit(monkeypatch, 
     xs[0] = xs[0].clone().requires_grad_()
     K.moment_maps(xs, pairs, K.gaussian_1d(11, 1.5, xs[1]))  # autograd: the PyTorch path
     assert len(calls) == 11  # the ten above and the strided call
+
+
+def test_dwt_kernel_takes_any_filter_pair_and_folds_only_mirrored_ones(native_kernel):
+    """filter_kernel.cpp's dwt2 with filters that are not MATLAB's dmey (the plain tap loop) and with dmey
+    (its mirrored samples added first, strip_taps_sym), both against the dense matrices of the same
+    filters (float64, within 1e-12 of the largest value); a pair whose symmetry is broken in one tap goes
+    the plain way and still equals its matrices."""
+    from metrics.lineage import wavelet
+
+    x = torch.rand(2, 1, 40, 56, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 255
+    lo, hi = wavelet.dmey()
+    broken_lo = (lo[0] + 1e-3, *lo[1:])
+    plain = tuple(math.sin(0.3 * t + 0.2) for t in range(12)), tuple(math.cos(0.7 * t) for t in range(12))
+    for a, b in ((lo, hi), (broken_lo, hi), plain):
+        k = len(a)
+        rows, cols = wavelet._extension(40, k), wavelet._extension(56, k)
+        got = _native.dwt2(x, a[::-1], b[::-1], rows, cols)
+        r = torch.cat([wavelet._analysis(40, a, x.dtype, x.device), wavelet._analysis(40, b, x.dtype, x.device)], 1)
+        c = torch.cat([wavelet._analysis(56, a, x.dtype, x.device), wavelet._analysis(56, b, x.dtype, x.device)], 1)
+        p = r.t() @ x @ c  # [[cA, cV], [cH, cD]]
+        mh, mw = r.shape[1] // 2, c.shape[1] // 2
+        top = torch.cat([p[..., :mh, :mw], p[..., mh:, :mw]], -1)
+        want = torch.cat([top, torch.cat([p[..., :mh, mw:], p[..., mh:, mw:]], -1)], -2)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12 * float(want.abs().max()))
