@@ -104,6 +104,9 @@ def _build() -> ctypes.CDLL:
     for name in ("table_entropy_f32", "table_entropy_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
         getattr(dll, name).restype = None
+    for name in ("table_tsallis_f32", "table_tsallis_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
+        getattr(dll, name).restype = None
     dll.mef_desired_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
     dll.mef_desired_f64.restype = None
     dll.mef_score_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
@@ -435,6 +438,18 @@ def table_entropy(counts: torch.Tensor) -> torch.Tensor:
     hand-written kernel (``hist_kernel.cpp``: the non-zero cells' logarithms only, summed in double), in
     the counts' dtype."""
     return _per_row("table_entropy", counts)
+
+
+def table_tsallis(counts: torch.Tensor, q: float) -> torch.Tensor:
+    """MEFB's Tsallis measure (:func:`metrics.lineage.mefb.te`'s ``part``) of each (b, b) joint count table of
+    ``counts`` (rows, b, b), float32 or float64 on a CPU, in its dtype, by the hand-written kernel
+    (``hist_kernel.cpp``: the filled rows only, glibc's vector pow, summed in double)."""
+    counts = counts.contiguous()
+    rows, b, _ = counts.shape
+    out = torch.empty(rows, dtype=counts.dtype)
+    fn = getattr(library(), "table_tsallis_" + ("f32" if counts.dtype == torch.float32 else "f64"))
+    fn(counts.data_ptr(), b, 0, rows, q, out.data_ptr())
+    return out
 
 
 def mef_desired(box: torch.Tensor, gauss: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,68 @@ template <typename T> static double entropy(const T *counts, int64_t m)
     return -0.6931471805599453 * s;
 }
 
+// Neumaier's compensated sum of a register's lanes into (acc, comp), lane by lane.
+static inline void neumaier(vf64 &acc, vf64 &comp, const vf64 &t)
+{
+    const vf64 sum = acc + t;
+    const auto big = (acc < 0 ? -acc : acc) >= (t < 0 ? -t : t);
+    comp += big ? (acc - sum) + t : (t - sum) + acc;
+    acc = sum;
+}
+
+// Cvejic's Tsallis measure of one b x b joint count table as MEFB's tsallis.m takes it (metrics/lineage/
+// mefb.py, te): p = c / N, its marginals paired transposed (cell (x, y) with column x's sum and row y's),
+// (1 - sum p^q / (col_x row_y)^(q - 1)) / (1 - q) over the cells whose product of marginals is not 0.
+// Rows with no count are skipped (an 8-bit image pair fills a few of its 256 rows' cells); powers by
+// glibc's vector pow, the sum in double, compensated.
+template <typename T> static double tsallis(const T *c, int64_t b, double q)
+{
+    constexpr int64_t L = VBYTES / sizeof(double);
+    Buf<double> col(b + L), row(b + L);
+    double total = 0;
+    for (int64_t x = 0; x < b; x++)
+        for (int64_t y = 0; y < b; y++) {
+            const double v = double(c[x * b + y]);
+            total += v;
+            row[x] += v;
+            col[y] += v;
+        }
+    for (int64_t i = 0; i < b; i++)
+        col[i] /= total, row[i] /= total;
+    const vf64 tot = vf64{} + total, vq = vf64{} + q, vq1 = vf64{} + (q - 1), zero = {}, one = zero + 1;
+    vf64 acc = {}, comp = {};
+    for (int64_t x = 0; x < b; x++) {
+        if (row[x] == 0)
+            continue;  // no count in this row
+        for (int64_t y = 0; y < b; y += L) {
+            vf64 cv, rv;
+            const int64_t m = b - y < L ? b - y : L;
+            for (int64_t k = 0; k < L; k++) {
+                cv[k] = k < m ? double(c[x * b + y + k]) : 0.0;
+                rv[k] = k < m ? row[y + k] : 0.0;
+            }
+            const vf64 buff = col[x] * rv;
+            const auto ok = (cv > 0) & (buff != 0);
+            bool any = false;
+            for (int64_t k = 0; k < L; k++)
+                any |= ok[k] != 0;
+            if (!any)
+                continue;
+            const vf64 p = cv / tot;
+            const vf64 t = vpow(ok ? p : one, vq) / vpow(ok ? buff : one, vq1);
+            neumaier(acc, comp, ok ? t : zero);
+        }
+    }
+    double s = 0, e = 0;
+    for (int64_t k = 0; k < L; k++) {
+        const double sum = s + acc[k];
+        e += (s < 0 ? -s : s) >= (acc[k] < 0 ? -acc[k] : acc[k]) ? (s - sum) + acc[k] : (acc[k] - sum) + s;
+        s = sum;
+        e += comp[k];
+    }
+    return (1 - (s + e)) / (1 - q);
+}
+
 // Rows [r0, r1) of counts (rows, m): out[r] = the entropy in nats of row r (its non-negative counts).
 extern "C" {
 void table_entropy_f32(const float *counts, int64_t m, int64_t r0, int64_t r1, float *out)
@@ -72,5 +134,16 @@ void table_entropy_f64(const double *counts, int64_t m, int64_t r0, int64_t r1, 
 {
     for (int64_t r = r0; r < r1; r++)
         out[r] = entropy(counts + r * m, m);
+}
+// Tables [r0, r1) of counts (rows, b, b): out[r] = tsallis() of table r with exponent q.
+void table_tsallis_f32(const float *counts, int64_t b, int64_t r0, int64_t r1, double q, float *out)
+{
+    for (int64_t r = r0; r < r1; r++)
+        out[r] = float(tsallis(counts + r * b * b, b, q));
+}
+void table_tsallis_f64(const double *counts, int64_t b, int64_t r0, int64_t r1, double q, double *out)
+{
+    for (int64_t r = r0; r < r1; r++)
+        out[r] = tsallis(counts + r * b * b, b, q);
 }
 }

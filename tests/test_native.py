@@ -796,3 +796,38 @@ def test_dwt_kernel_takes_any_filter_pair_and_folds_only_mirrored_ones(native_ke
         top = torch.cat([p[..., :mh, :mw], p[..., mh:, :mw]], -1)
         want = torch.cat([top, torch.cat([p[..., :mh, mw:], p[..., mh:, mw:]], -1)], -2)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-12 * float(want.abs().max()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tsallis_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """MEFB's Tsallis measure of a joint histogram (hist_kernel.cpp, table_tsallis: the filled rows only)
+    against mefb.py's PyTorch steps on the normalised images' tables of the edge cases (F = 255 - A, a
+    constant F, a non-integer F) and on a table with a filled cell whose transposed marginals' product
+    is 0 (left out, as the original's where): float64 within 1e-12, float32 within 1e-5 relative (PyTorch
+    sums float32 tables in float32, the kernel in double); TE equals its PyTorch form on a batch."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import mefb
+
+    a, b, f = _edge_cases(dtype)
+    counts = torch.zeros(2, 256, 256, dtype=dtype)
+    counts[0, 3, 200] = 5  # row 200 and column 3 are empty: cell (3, 200) pairs them, product 0
+    counts[0, 7, 7] = 11
+    counts[1, :40, :40] = torch.arange(1600, dtype=dtype).view(40, 40) % 7
+    calls = []
+    real = _native.table_tsallis
+    monkeypatch.setattr(_native, "table_tsallis", lambda *x: calls.append(1) or real(*x))
+    got_te = mefb.te(LineageImages(a, b, f), "TE")
+    got = _native.table_tsallis(counts, 1.85)
+    with monkeypatch.context() as m:
+        m.setattr(_native, "cpu_ready", lambda *x: False)
+        want_te = mefb.te(LineageImages(a, b, f), "TE")
+        h = counts / counts.sum(dim=(1, 2), keepdim=True)
+        buff = h.sum(dim=1).unsqueeze(2) * h.sum(dim=2).unsqueeze(1)
+        ok = buff != 0
+        term = torch.where(ok, h**1.85 / torch.where(ok, buff, torch.ones_like(buff)) ** 0.85, torch.zeros_like(h))
+        want = (1 - term.sum(dim=(1, 2))) / (1 - 1.85)
+    assert len(calls) == 3 and got.dtype == dtype and float(got[0]) != float(want[0] + 1)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got, want, rtol=tol, atol=0)
+    torch.testing.assert_close(got_te, want_te, rtol=tol, atol=0, equal_nan=True)  # NaN: the constant F
+    assert torch.isnan(got_te[2]) and torch.isfinite(got_te[[0, 1, 3, 4]]).all()
