@@ -52,7 +52,11 @@ def ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def ncie_from_normalized(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """NCIE from images already passed through :func:`normalize1`."""
-    n_ab, n_af, n_bf = ncc(a, b), ncc(a, f), ncc(b, f)
+    return ncie_from_ncc(ncc(a, b), ncc(a, f), ncc(b, f))
+
+
+def ncie_from_ncc(n_ab: torch.Tensor, n_af: torch.Tensor, n_bf: torch.Tensor) -> torch.Tensor:
+    """NCIE from the three nonlinear correlation coefficients, each ``Tensor[B]``."""
     one = torch.ones_like(n_ab)
     r = torch.stack(
         [torch.stack([one, n_ab, n_af], -1), torch.stack([n_ab, one, n_bf], -1), torch.stack([n_af, n_bf, one], -1)], -2

@@ -831,3 +831,26 @@ def test_tsallis_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dty
     torch.testing.assert_close(got, want, rtol=tol, atol=0)
     torch.testing.assert_close(got_te, want_te, rtol=tol, atol=0, equal_nan=True)  # NaN: the constant F
     assert torch.isnan(got_te[2]) and torch.isfinite(got_te[[0, 1, 3, 4]]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_qncie_takes_its_entropies_from_the_kernel(monkeypatch, native_kernel, dtype):
+    """MEFB's Q_NCIE on a CPU (its three NCCs from the joint tables' filled cells, hist_kernel.cpp, and
+    the A-F and B-F tables NMI and TE share) equals metrics.ncie's PyTorch steps on the edge cases
+    (F = 255 - A, a constant F: NaN as the original errors, a non-integer F): within 1e-12 in float64,
+    1e-6 in float32."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import mefb
+
+    a, b, f = _edge_cases(dtype)
+    calls = []
+    real = _native.table_entropy
+    monkeypatch.setattr(_native, "table_entropy", lambda *x: calls.append(1) or real(*x))
+    got = mefb.qncie(LineageImages(a, b, f), "Qncie")
+    assert len(calls) == 3
+    with monkeypatch.context() as m:
+        m.setattr(_native, "cpu_ready", lambda *x: False)
+        want = mefb.qncie(LineageImages(a, b, f), "Qncie")
+    assert torch.isnan(got[2]) and torch.isfinite(got[[0, 1, 3, 4]]).all() and got.dtype == dtype
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(got, want, rtol=0, atol=tol, equal_nan=True)
