@@ -106,6 +106,8 @@ __attribute__((optimize("fp-contract=off"))) static void accumulate(const T *sum
         const int64_t img = i / hw, end = i1 < (img + 1) * hw ? i1 : (img + 1) * hw;  // this image's pixels
         for (; i < end; i += L)
             step(i, int(end - i < L ? end - i : L), threshold[img]);
+        i = end;  // the next image from its first pixel (a short last group overshot by L - k: where an image's
+                  // pixels were no multiple of L, its next image's first L - k pixels were skipped, until 2026-12-06)
     }
 }
 
