@@ -124,6 +124,9 @@ def _build() -> ctypes.CDLL:
             [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p]
         )
         getattr(dll, name).restype = None
+    for name in ("qp_sum_f32", "qp_sum_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
+        getattr(dll, name).restype = None
     for name in ("vif_against_f32", "vif_against_f64"):
         getattr(dll, name).argtypes = (
             [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
@@ -525,6 +528,25 @@ def ssim_mean(mu_x, mu_y, e_xx, e_yy, e_xy, c1: float, c2: float) -> torch.Tenso
     out = torch.empty(b, dtype=mu_x.dtype)
     fn = getattr(library(), "ssim_mean_" + ("f32" if mu_x.dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, c1, c2, out.data_ptr())
+    return out
+
+
+def qp_sum(maps: list, masks: list) -> torch.Tensor:
+    """Q_P's sum over the pixels of the largest masked local correlation at one feature map
+    (:func:`metrics.lineage.mefb.qp`), (B,) float64, by the hand-written kernel (``moment_kernel.cpp``):
+    ``maps`` the 11 local moments, each (B, 1, h, w) on a CPU in one dtype: the means of the three masked
+    source maps and of F's, their mean squares in that order, then the three source maps' mean products
+    with F's; ``masks`` the three (B, 1, h, w) bool masks."""
+    b, _, h, w = maps[0].shape
+    n = h * w
+    held = [_maps(x, n) for x in maps]
+    ptrs = (ctypes.c_void_p * 11)(*[x.data_ptr() for x, _ in held])
+    strides = (ctypes.c_int64 * 11)(*[s for _, s in held])
+    masks = [m.contiguous() for m in masks]
+    mptrs = (ctypes.c_void_p * 3)(*[m.data_ptr() for m in masks])
+    out = torch.empty(b, dtype=torch.float64)
+    fn = getattr(library(), "qp_sum_" + ("f32" if maps[0].dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, mptrs, n, 0, b, out.data_ptr())
     return out
 
 

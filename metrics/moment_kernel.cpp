@@ -121,6 +121,33 @@ __attribute__((optimize("fp-contract=off"))) static double ssim_mean(const T *mu
     return total / double(n);
 }
 
+// Zhao et al.'s Q_P at one feature map (metrics/lineage/mefb.py, qp): for k = 0, 1, 2 (A's, B's and the
+// picked map, each masked) the local correlation with F's map, r_k = (cov + C) / (sqrt|var_k var_f| + C),
+// C = 1e-4, where mask k holds, else mu_k * 0 (NaN where the mean is); the largest over k skipping NaN
+// (MATLAB's max, fmax), summed over [0, n) in double. mu, e_kk, e_kf: k = 0..2, then F's (mu[3], e[3]
+// its mean square). PyTorch's sqrt took 6x longer on the masked maps' zeros than on other values here.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static double qp_sum(const T *const *mu, const T *const *e_kk,
+                                                                   const T *const *e_kf, const unsigned char *const *mask,
+                                                                   int64_t n)
+{
+    const T c = T(1e-4);
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const T uf = mu[3][i];
+        const T var_f = e_kk[3][i] - uf * uf;
+        T best = 0;
+        for (int k = 0; k < 3; k++) {
+            const T u = mu[k][i];
+            const T cov = e_kf[k][i] - u * uf, var = e_kk[k][i] - u * u;
+            const T r = mask[k][i] ? (cov + c) / (ssqrt(sabs(var * var_f)) + c) : u * T(0);
+            best = k == 0 ? r : (r != r ? best : (best != best ? r : (r > best ? r : best)));
+        }
+        sum += double(best);
+    }
+    return sum;
+}
+
 // Maps [i0, i1) of a batch; each input map i at its pointer + i * its stride (elements), each output
 // contiguous, one map after another.
 extern "C" {
@@ -144,6 +171,19 @@ extern "C" {
         for (int64_t i = i0; i < i1; i++)                                                                            \
             out[i] = T(ssim_mean<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2],             \
                                     in[3] + i * stride[3], in[4] + i * stride[4], n, T(c1), T(c2)));                 \
+    }                                                                                                                \
+    void qp_sum_##SUFFIX(const T *const *in, const int64_t *stride, const unsigned char *const *mask, int64_t n,     \
+                         int64_t i0, int64_t i1, double *out)                                                         \
+    {                                                                                                                \
+        for (int64_t i = i0; i < i1; i++) {                                                                          \
+            const T *p[11];                                                                                          \
+            const unsigned char *m[3];                                                                               \
+            for (int j = 0; j < 11; j++)                                                                             \
+                p[j] = in[j] + i * stride[j];                                                                        \
+            for (int j = 0; j < 3; j++)                                                                              \
+                m[j] = mask[j] + i * n;                                                                              \
+            out[i] = qp_sum<T>(p, p + 4, p + 8, m, n);                                                               \
+        }                                                                                                            \
     }
 FUSIONBENCH_VIF(float, f32)
 FUSIONBENCH_VIF(double, f64)

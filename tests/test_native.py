@@ -854,3 +854,52 @@ def test_qncie_takes_its_entropies_from_the_kernel(monkeypatch, native_kernel, d
     assert torch.isnan(got[2]) and torch.isfinite(got[[0, 1, 3, 4]]).all() and got.dtype == dtype
     tol = 1e-12 if dtype == torch.float64 else 1e-6
     torch.testing.assert_close(got, want, rtol=0, atol=tol, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_qp_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """MEFB's Q_P with its per-pixel correlations, masks, NaN-skipping maximum and sums in one pass
+    (moment_kernel.cpp, qp_sum) against mefb.py's PyTorch steps on the same phase congruencies, on the
+    edge cases (F = 255 - A, a constant F: NaN, the original's 0 / 0, a non-integer F) and a batch that
+    holds a constant source (NaN maps next to finite ones): float64 within 1e-12, float32 within 2e-6;
+    a batch gives its images one by one bit for bit."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import mefb
+
+    a, b, f = _edge_cases(dtype)
+    b[4] = 90.0  # a constant source: its phase congruency is 0 / 0
+    calls = []
+    real = _native.qp_sum
+    monkeypatch.setattr(_native, "qp_sum", lambda *x: calls.append(1) or real(*x))
+    got = mefb.qp(LineageImages(a, b, f), "Qp")
+    one = torch.cat([mefb.qp(LineageImages(a[i : i + 1], b[i : i + 1], f[i : i + 1]), "Qp") for i in range(5)])
+    assert len(calls) == 3 * 6
+    torch.testing.assert_close(got, one, rtol=0, atol=0, equal_nan=True)
+    with monkeypatch.context() as m:
+        m.setattr(mefb, "_qp_in_kernel", lambda maps: False)
+        want = mefb.qp(LineageImages(a, b, f), "Qp")
+    assert len(calls) == 3 * 6 and got.dtype == dtype
+    assert torch.isnan(got[2]) and torch.isfinite(got[[0, 1, 3]]).all()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if dtype == torch.float64 else 2e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("side", [(37, 37), (33, 35), (36, 36)])
+def test_phase_congruency_of_a_batch_is_its_images_one_by_one(native_kernel, side):
+    """A batch's phase congruency (phase_kernel.cpp's sums, totals and end) is each image's alone, bit for
+    bit, also where an image's pixel count is no multiple of a SIMD register (37 x 37: the kernel's last
+    group of an image once overshot into the next image and left its first pixels out of the totals), and
+    equals the PyTorch kernels' within rounding (float64 1e-13, float32 1e-6)."""
+    from metrics.lineage import phase
+
+    g = torch.Generator().manual_seed(sum(side))
+    for dtype, tol in ((torch.float64, 1e-13), (torch.float32, 1e-6)):
+        x = (torch.rand(3, 1, *side, generator=g, dtype=torch.float64) * 255).round().to(dtype)
+        got = phase.phase_congruency(x)
+        for i in range(3):
+            for m, one in zip(got, phase.phase_congruency(x[i : i + 1])):
+                assert torch.equal(m[i : i + 1], one)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_native, "cpu_ready", lambda *t: False)
+            want = phase.phase_congruency(x)
+        for m, ref in zip(got, want):
+            torch.testing.assert_close(m, ref, rtol=tol, atol=tol)

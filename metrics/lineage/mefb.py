@@ -221,6 +221,12 @@ def vif(li: LineageImages, name: str) -> torch.Tensor:
 PC_CONSTANT = "phase congruency divides 0 by 0 on a constant image (no response at any scale), as in the original"
 
 
+def _qp_in_kernel(maps: list) -> bool:
+    """Whether Q_P's per-pixel correlations run in the hand-written kernel (:func:`metrics._native.qp_sum`):
+    moment maps of one dtype that :func:`metrics._native.cpu_ready` accepts."""
+    return _native.cpu_ready(*maps) and len({x.dtype for x in maps}) == 1
+
+
 def qp(li: LineageImages, name: str) -> torch.Tensor:
     """Zhao, Laganiere & Liu's phase-congruency index (``metricsQp.m``, the toolbox's
     ``metricZhao``): for each of the phase congruency, the maximum moment and the minimum moment
@@ -247,6 +253,12 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
             return [m1 * mask1, m2 * mask2, pick(m1, m2) * mask3]
 
         mu, e = K.moments_beside(li, ("qp", t), masked, mf, pairs, g, "same")
+        maps = [*mu, *(e[(k, k)] for k in range(4)), *(e[(k, 3)] for k in range(3))]
+        if _qp_in_kernel(maps):
+            # The steps below a pixel in one pass (moment_kernel.cpp; summed in double)
+            total = _native.qp_sum(maps, [mask1, mask2, mask3]).to(out.dtype)
+            out = out * total / mask3.sum(dim=(1, 2, 3)).to(out.dtype)
+            continue
         var_f = e[(3, 3)] - mu[3] * mu[3]
         best = None
         for k, mask in enumerate((mask1, mask2, mask3)):
