@@ -127,6 +127,12 @@ def _build() -> ctypes.CDLL:
     for name in ("qp_sum_f32", "qp_sum_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
         getattr(dll, name).restype = None
+    for name in ("cb_contrast_f32", "cb_contrast_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p, ctypes.c_int64] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
+        getattr(dll, name).restype = None
+    for name in ("cb_score_f32", "cb_score_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
+        getattr(dll, name).restype = None
     for name in ("vif_against_f32", "vif_against_f64"):
         getattr(dll, name).argtypes = (
             [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
@@ -547,6 +553,32 @@ def qp_sum(maps: list, masks: list) -> torch.Tensor:
     out = torch.empty(b, dtype=torch.float64)
     fn = getattr(library(), "qp_sum_" + ("f32" if maps[0].dtype == torch.float32 else "f64"))
     fn(ptrs, strides, mptrs, n, 0, b, out.data_ptr())
+    return out
+
+
+def cb_contrast(g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
+    """Chen & Blum's masked contrast (:func:`metrics.lineage.vifb._chen_blum`) from the two Gaussian
+    responses of the same shape (..., h, w) on a CPU, in one pass (``moment_kernel.cpp``)."""
+    g1, g2 = g1.contiguous(), g2.contiguous()
+    n = g1.shape[-1] * g1.shape[-2]
+    maps = g1.numel() // n if n else 0
+    out = torch.empty_like(g1)
+    fn = getattr(library(), "cb_contrast_" + ("f32" if g1.dtype == torch.float32 else "f64"))
+    fn(g1.data_ptr(), n, g2.data_ptr(), n, n, 0, maps, out.data_ptr())
+    return out
+
+
+def cb_score(c1: torch.Tensor, c2: torch.Tensor, cf: torch.Tensor) -> torch.Tensor:
+    """Q_CB per image from the masked contrasts of A, B and F, each (B, 1, h, w) on a CPU in one dtype:
+    the mean of the saliency-weighted preservation, summed in double (``moment_kernel.cpp``)."""
+    b, _, h, w = cf.shape
+    n = h * w
+    held = [_maps(x, n) for x in (c1, c2, cf)]
+    ptrs = (ctypes.c_void_p * 3)(*[x.data_ptr() for x, _ in held])
+    strides = (ctypes.c_int64 * 3)(*[s for _, s in held])
+    out = torch.empty(b, dtype=cf.dtype)
+    fn = getattr(library(), "cb_score_" + ("f32" if cf.dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, n, 0, b, out.data_ptr())
     return out
 
 

@@ -148,6 +148,31 @@ __attribute__((optimize("fp-contract=off"))) static double qp_sum(const T *const
     return sum;
 }
 
+// Chen & Blum's Q_CB after its filters (metrics/lineage/vifb.py, _chen_blum). contrast: each pixel's
+// masked contrast from the two Gaussian responses g1, g2 of an image's CSF-filtered version, c = |g1 - g2|
+// / |g2|, c^3 / (c^2 + 1e-4) (PyTorch's c**3 is c * c * c). score: the mean over [0, n) of w1 q1 + w2 q2,
+// w_k = c_k^2 / (c1^2 + c2^2), q_k = c_k / cf where c_k < cf, else cf / c_k; summed in double.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void cb_contrast(const T *g1, const T *g2, int64_t n, T *out)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const T c = sabs(g1[i] - g2[i]) / sabs(g2[i]);
+        out[i] = c * c * c / (c * c + T(0.0001));
+    }
+}
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static double cb_score(const T *c1, const T *c2, const T *cf, int64_t n)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const T a = c1[i], b = c2[i], f = cf[i];
+        const T den = a * a + b * b;
+        const T q1 = a < f ? a / f : f / a, q2 = b < f ? b / f : f / b;
+        sum += double((a * a) / den * q1 + (b * b) / den * q2);
+    }
+    return sum / double(n);
+}
+
 // Maps [i0, i1) of a batch; each input map i at its pointer + i * its stride (elements), each output
 // contiguous, one map after another.
 extern "C" {
@@ -184,6 +209,17 @@ extern "C" {
                 m[j] = mask[j] + i * n;                                                                              \
             out[i] = qp_sum<T>(p, p + 4, p + 8, m, n);                                                               \
         }                                                                                                            \
+    }                                                                                                                \
+    void cb_contrast_##SUFFIX(const T *g1, int64_t s1, const T *g2, int64_t s2, int64_t n, int64_t i0, int64_t i1,   \
+                              T *out)                                                                                 \
+    {                                                                                                                \
+        for (int64_t i = i0; i < i1; i++)                                                                            \
+            cb_contrast<T>(g1 + i * s1, g2 + i * s2, n, out + i * n);                                                 \
+    }                                                                                                                \
+    void cb_score_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, T *out)     \
+    {                                                                                                                \
+        for (int64_t i = i0; i < i1; i++)                                                                            \
+            out[i] = T(cb_score<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2], n));         \
     }
 FUSIONBENCH_VIF(float, f32)
 FUSIONBENCH_VIF(double, f64)

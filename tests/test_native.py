@@ -903,3 +903,31 @@ def test_phase_congruency_of_a_batch_is_its_images_one_by_one(native_kernel, sid
             want = phase.phase_congruency(x)
         for m, ref in zip(got, want):
             torch.testing.assert_close(m, ref, rtol=tol, atol=tol)
+
+
+def test_chen_blum_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
+    """Q_CB's masked contrasts and saliency-weighted preservation (moment_kernel.cpp, cb_contrast and
+    cb_score) against vifb.py's PyTorch steps after the same filters, on the edge cases (F = 255 - A, a
+    constant F, a non-integer F): within 1e-12 (its sums in double); what the sources give is cached per
+    path, so one path's cache never feeds the other; a batch gives its images one by one (to the FFT's
+    rounding)."""
+    from metrics.lineage import kernels as K
+    from metrics.lineage import vifb
+
+    a, b, f = (K.normalize1(x) for x in _edge_cases(torch.float64))
+    f[2] = 0.0  # normalize1 of the constant F is 0 / 0: an all-zero F instead
+    calls = []
+    for name in ("cb_contrast", "cb_score"):
+        real = getattr(_native, name)
+        monkeypatch.setattr(_native, name, lambda *x, real=real, name=name: calls.append(name) or real(*x))
+    memo = {}
+    got = vifb.chen_blum(a, b, f, cache=lambda k, make: memo.setdefault(k, make()) if k not in memo else memo[k])
+    one = torch.cat([vifb.chen_blum(a[i : i + 1], b[i : i + 1], f[i : i + 1]) for i in range(5)])
+    assert calls.count("cb_score") == 6 and calls.count("cb_contrast") == 12
+    # NaN: the all-zero F's 0 / 0; the CSF filter's batched FFT rounds apart from single ones (5.6e-16 here)
+    torch.testing.assert_close(got, one, rtol=0, atol=1e-14, equal_nan=True)
+    with monkeypatch.context() as m:
+        m.setattr(vifb, "_cb_in_kernel", lambda *x: False)
+        want = vifb.chen_blum(a, b, f, cache=lambda k, make: memo.setdefault(k, make()) if k not in memo else memo[k])
+    assert calls.count("cb_score") == 6 and len(memo) == 2  # each path its own cached sources
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12, equal_nan=True)

@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from metrics import _native
 from metrics._lineage_images import LineageImages
 from metrics.lineage import kernels as K
 from metrics.lineage._spec import Spec
@@ -121,6 +122,11 @@ def chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache=None) -> 
     return _chen_blum(a.double(), b.double(), f.double(), cache or K.no_cache).to(a.dtype)
 
 
+def _cb_in_kernel(*images: torch.Tensor) -> bool:
+    """Whether Q_CB's per-pixel steps after its filters run in the hand-written kernel (``moment_kernel.cpp``)."""
+    return _native.cpu_ready(*images)
+
+
 def _chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache) -> torch.Tensor:
     """Chen & Blum's Q_CB as ``metricChenBlum.m`` (the images already through ``normalize1``):
     a DoG contrast-sensitivity filter in the frequency domain (f0 15.3870, f1 1.3456, a 0.7622,
@@ -141,17 +147,24 @@ def _chen_blum(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache) -> torc
         # ratio: the documented hazards.
         y = K.csf_filter(x, sd)
         num, den = K.separable(y, g1, "same"), K.separable(y, g2, "same")
+        if native:  # the steps below in one pass (moment_kernel.cpp)
+            return _native.cb_contrast(num, den)
         c = torch.abs(num - den) / torch.abs(den)  # |(G1 y) / (G2 y) - 1| = |G1 y - G2 y| / |G2 y|
         return c**3 / (c**2 + 0.0001)
 
     def sources():  # A's and B's masked contrasts and their saliency weights
         c = contrast(torch.cat([a, b], dim=1))
         c1, c2 = c[:, 0:1], c[:, 1:2]
+        if native:  # the weights are taken in the kernel's pass with F's contrast
+            return c1, c2, None, None
         den = c1 * c1 + c2 * c2
         return c1, c2, (c1 * c1) / den, (c2 * c2) / den
 
-    c1, c2, w1, w2 = cache("contrast", sources)
+    native = _cb_in_kernel(a, b, f)
+    c1, c2, w1, w2 = cache(("contrast", native), sources)
     cf = contrast(f)
+    if native:  # the preservation, its weights and their mean in one pass (moment_kernel.cpp)
+        return _native.cb_score(c1, c2, cf)
     q1 = torch.where(c1 < cf, c1 / cf, cf / c1)
     q2 = torch.where(c2 < cf, c2 / cf, cf / c2)
     return (w1 * q1 + w2 * q2).mean(dim=(1, 2, 3))
