@@ -133,6 +133,9 @@ def _build() -> ctypes.CDLL:
     for name in ("cb_score_f32", "cb_score_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
         getattr(dll, name).restype = None
+    for name in ("yang_f32", "yang_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
+        getattr(dll, name).restype = None
     for name in ("vif_against_f32", "vif_against_f64"):
         getattr(dll, name).argtypes = (
             [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
@@ -579,6 +582,22 @@ def cb_score(c1: torch.Tensor, c2: torch.Tensor, cf: torch.Tensor) -> torch.Tens
     out = torch.empty(b, dtype=cf.dtype)
     fn = getattr(library(), "cb_score_" + ("f32" if cf.dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, out.data_ptr())
+    return out
+
+
+def yang(maps: list, c: float) -> torch.Tensor:
+    """MEFB's Q_Y and Q_C per image from the local moments of A, B and F (:func:`metrics.lineage.mefb.qy`,
+    ``qc``): ``maps`` the 9 (B, 1, h, w) maps on a CPU in one dtype (the means of A, B, F, their mean
+    squares, then the mean products A B, A F, B F), ``c`` ssim_yang's constant; (B, 4) float64: the sum
+    and count of Q_Y's non-NaN values, then Q_C's (``moment_kernel.cpp``)."""
+    b, _, h, w = maps[0].shape
+    n = h * w
+    held = [_maps(x, n) for x in maps]
+    ptrs = (ctypes.c_void_p * 9)(*[x.data_ptr() for x, _ in held])
+    strides = (ctypes.c_int64 * 9)(*[s for _, s in held])
+    out = torch.empty(b, 4, dtype=torch.float64)
+    fn = getattr(library(), "yang_" + ("f32" if maps[0].dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, n, 0, b, c, out.data_ptr())
     return out
 
 

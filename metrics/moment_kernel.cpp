@@ -173,6 +173,39 @@ __attribute__((optimize("fp-contract=off"))) static double cb_score(const T *c1,
     return sum / double(n);
 }
 
+// Yang et al.'s Q_Y and Cvejic et al.'s Q_C from the toolbox's ssim_yang maps (metrics/lineage/mefb.py,
+// _yang_maps, qy, qc): from the local moments of A, B, F (mu[0..2], e_kk[0..2], then e_ab, e_af, e_bf),
+// per pixel the three SSIM maps (C1 = C2 = c), then Q_Y's and Q_C's values; out[0..3] = the sum and count
+// of Q_Y's non-NaN values, then Q_C's (MATLAB's mean of the non-NaN), in double. The selections keep the
+// original's arithmetic (bin * x + (1 - bin) * y: a NaN in either survives).
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void yang(const T *const *mu, const T *const *e_kk,
+                                                               const T *const *e_ij, int64_t n, T c, double *out)
+{
+    double sy = 0, ny = 0, sc = 0, nc = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const T u0 = mu[0][i], u1 = mu[1][i], u2 = mu[2][i];
+        const T v0 = e_kk[0][i] - u0 * u0, v1 = e_kk[1][i] - u1 * u1, v2 = e_kk[2][i] - u2 * u2;
+        const T c01 = e_ij[0][i] - u0 * u1, c02 = e_ij[1][i] - u0 * u2, c12 = e_ij[2][i] - u1 * u2;
+        const T s01 = ((2 * u0 * u1 + c) * (2 * c01 + c)) / ((u0 * u0 + u1 * u1 + c) * (v0 + v1 + c));
+        const T s02 = ((2 * u0 * u2 + c) * (2 * c02 + c)) / ((u0 * u0 + u2 * u2 + c) * (v0 + v2 + c));
+        const T s12 = ((2 * u1 * u2 + c) * (2 * c12 + c)) / ((u1 * u1 + u2 * u2 + c) * (v1 + v2 + c));
+        const T bin = s01 >= T(0.75) ? T(1) : T(0);
+        const T lam = v0 / (v0 + v1);
+        const T fm = s02 != s02 ? s12 : (s12 != s12 ? s02 : (s02 > s12 ? s02 : s12));  // fmax
+        const T q = (lam * s02 + (1 - lam) * s12) * bin + fm * (1 - bin);
+        if (q == q)
+            sy += double(q), ny += 1;
+        const T w = c02 / (c02 + c12);
+        T sim = w * s02 + (1 - w) * s12;
+        sim = w < 0 ? T(0) : sim;
+        sim = w > 1 ? T(1) : sim;
+        if (sim == sim)
+            sc += double(sim), nc += 1;
+    }
+    out[0] = sy, out[1] = ny, out[2] = sc, out[3] = nc;
+}
+
 // Maps [i0, i1) of a batch; each input map i at its pointer + i * its stride (elements), each output
 // contiguous, one map after another.
 extern "C" {
@@ -220,6 +253,16 @@ extern "C" {
     {                                                                                                                \
         for (int64_t i = i0; i < i1; i++)                                                                            \
             out[i] = T(cb_score<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2], n));         \
+    }                                                                                                                \
+    void yang_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, double c,        \
+                       double *out)                                                                                   \
+    {                                                                                                                \
+        for (int64_t i = i0; i < i1; i++) {                                                                          \
+            const T *p[9];                                                                                           \
+            for (int j = 0; j < 9; j++)                                                                              \
+                p[j] = in[j] + i * stride[j];                                                                        \
+            yang<T>(p, p + 3, p + 6, n, T(c), out + 4 * i);                                                          \
+        }                                                                                                            \
     }
 FUSIONBENCH_VIF(float, f32)
 FUSIONBENCH_VIF(double, f64)

@@ -931,3 +931,30 @@ def test_chen_blum_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
         want = vifb.chen_blum(a, b, f, cache=lambda k, make: memo.setdefault(k, make()) if k not in memo else memo[k])
     assert calls.count("cb_score") == 6 and len(memo) == 2  # each path its own cached sources
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_yang_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
+    """MEFB's Q_Y and Q_C from ssim_yang's moments (moment_kernel.cpp, yang: the three SSIM maps and both
+    indices a pixel, their NaN-skipping means summed in double) against mefb.py's PyTorch maps and steps on
+    the edge cases (F = 255 - A, a constant F, a non-integer F) and a constant source (NaN maps: C = 2e-16
+    hides no 0 / 0): within 1e-12; a batch gives its images one by one bit for bit."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import mefb
+
+    a, b, f = _edge_cases(torch.float64)
+    b[4] = 90.0
+    calls = []
+    real = _native.yang
+    monkeypatch.setattr(_native, "yang", lambda *x: calls.append(1) or real(*x))
+    li = LineageImages(a, b, f)
+    got = torch.stack([mefb.qy(li, "Qy"), mefb.qc(li, "Qc")])
+    assert len(calls) == 1  # one pass for both, cached
+    singles = [LineageImages(a[i : i + 1], b[i : i + 1], f[i : i + 1]) for i in range(5)]
+    one = torch.stack([torch.cat([m(x, "") for x in singles]) for m in (mefb.qy, mefb.qc)])
+    torch.testing.assert_close(got, one, rtol=0, atol=0, equal_nan=True)
+    with monkeypatch.context() as m:
+        m.setattr(mefb, "_yang_in_kernel", lambda li: None)
+        li = LineageImages(a, b, f)
+        want = torch.stack([mefb.qy(li, "Qy"), mefb.qc(li, "Qc")])
+    assert len(calls) == 6 and torch.isfinite(want[:, :2]).all()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12, equal_nan=True)

@@ -105,14 +105,34 @@ def qncie(li: LineageImages, name: str) -> torch.Tensor:
     return li.nan_where(name, v, bad, CONSTANT)
 
 
+def _yang_moments(li: LineageImages):
+    """ssim_yang's local moments of A, B and F (7x7 Gaussian, sigma 1.5, 'valid'): (means, {pair: mean of
+    the product}), A's and B's part once per pair of sources."""
+    pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+    return li.cached(
+        "mefb_yang_moments",
+        lambda: K.moments_beside(li, "ssim_yang", lambda: [li.a, li.b], li.f, pairs, K.gaussian_1d(7, 1.5, li.a)),
+    )
+
+
+def _yang_in_kernel(li: LineageImages):
+    """Q_Y's and Q_C's (sum, count of the non-NaN values) per image, (B, 4) float64, from the hand-written
+    kernel (:func:`metrics._native.yang`: the three SSIM maps and both indices a pixel in one pass), or
+    None where it does not take these images."""
+    mu, e = _yang_moments(li)
+    maps = [*mu, *(e[(k, k)] for k in range(3)), e[(0, 1)], e[(0, 2)], e[(1, 2)]]
+    if not (_native.cpu_ready(*maps) and len({x.dtype for x in maps}) == 1):
+        return None
+    return li.cached("mefb_yang_native", lambda: _native.yang(maps, 2e-16))
+
+
 def _yang_maps(li: LineageImages):
     """The toolbox's ``ssim_yang`` (7x7 Gaussian, sigma 1.5, 'valid', C1 = C2 = 2e-16) for (A, B),
     (A, F) and (B, F), from one pass over the nine local moments; shared by Qc and Qy.
     Returns {pair: (ssim map, var of first, var of second, covariance)}."""
 
     def make():
-        pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
-        mu, e = K.moments_beside(li, "ssim_yang", lambda: [li.a, li.b], li.f, pairs, K.gaussian_1d(7, 1.5, li.a))
+        mu, e = _yang_moments(li)
         var = [e[(k, k)] - mu[k] * mu[k] for k in range(3)]
         out = {}
         for i, j in ((0, 1), (0, 2), (1, 2)):
@@ -136,6 +156,8 @@ def _nanmean(x: torch.Tensor) -> torch.Tensor:
 def qy(li: LineageImages, name: str) -> torch.Tensor:
     """Yang et al.'s index: 7x7 Gaussian SSIM maps with C1 = C2 = 2e-16; where SSIM(A, B) >= 0.75
     the variance-weighted mean of SSIM(A, F) and SSIM(B, F), elsewhere their maximum."""
+    if (sums := _yang_in_kernel(li)) is not None:
+        return (sums[:, 0] / sums[:, 1]).to(li.f.dtype)
     m = _yang_maps(li)
     s_ab, va, vb, _ = m[(0, 1)]
     s_af, s_bf = m[(0, 2)][0], m[(1, 2)][0]
@@ -147,6 +169,8 @@ def qy(li: LineageImages, name: str) -> torch.Tensor:
 
 def qc(li: LineageImages, name: str) -> torch.Tensor:
     """Cvejic et al.'s index: covariance-weighted mean of SSIM(A, F) and SSIM(B, F) (7x7, C 2e-16)."""
+    if (sums := _yang_in_kernel(li)) is not None:
+        return (sums[:, 2] / sums[:, 3]).to(li.f.dtype)
     m = _yang_maps(li)
     (s_af, _, _, c_af), (s_bf, _, _, c_bf) = m[(0, 2)], m[(1, 2)]
     w = c_af / (c_af + c_bf)
