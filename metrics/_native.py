@@ -104,6 +104,12 @@ def _build() -> ctypes.CDLL:
     for name in ("table_entropy_f32", "table_entropy_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
         getattr(dll, name).restype = None
+    for name in ("hist_f32", "hist_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
+        getattr(dll, name).restype = ctypes.c_int64
+    for name in ("joint_hist_f32", "joint_hist_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
+        getattr(dll, name).restype = ctypes.c_int64
     for name in ("table_tsallis_f32", "table_tsallis_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
         getattr(dll, name).restype = None
@@ -450,6 +456,28 @@ def table_entropy(counts: torch.Tensor) -> torch.Tensor:
     hand-written kernel (``hist_kernel.cpp``: the non-zero cells' logarithms only, summed in double), in
     the counts' dtype."""
     return _per_row("table_entropy", counts)
+
+
+def hist(labels: torch.Tensor, bins: int, other: torch.Tensor | None = None) -> torch.Tensor:
+    """Counts per image of integer labels held as floats, ``labels`` (B, ...) on a CPU: (B, bins), or with
+    ``other`` (its labels the columns) the joint counts (B, bins, bins), in the labels' dtype, by the
+    hand-written kernel (``hist_kernel.cpp``: one pass, no int64 copy of the labels). A label outside
+    0..bins - 1 (or NaN) raises ValueError."""
+    dll = library()
+    b = labels.shape[0]
+    x = labels.reshape(b, -1).contiguous()
+    n = x.shape[1]
+    kind = "f32" if x.dtype == torch.float32 else "f64"
+    if other is None:
+        out = torch.empty(b, bins, dtype=x.dtype)
+        bad = getattr(dll, "hist_" + kind)(x.data_ptr(), n, bins, 0, b, out.data_ptr())
+    else:
+        y = other.to(x.dtype).reshape(b, -1).contiguous()
+        out = torch.empty(b, bins, bins, dtype=x.dtype)
+        bad = getattr(dll, "joint_hist_" + kind)(x.data_ptr(), y.data_ptr(), n, bins, 0, b, out.data_ptr())
+    if bad:
+        raise ValueError(f"{bad} histogram label(s) outside 0..{bins - 1} (or NaN)")
+    return out
 
 
 def table_tsallis(counts: torch.Tensor, q: float) -> torch.Tensor:

@@ -123,6 +123,41 @@ template <typename T> static double tsallis(const T *c, int64_t b, double q)
     return (1 - (s + e)) / (1 - q);
 }
 
+// Histograms of integer labels held as floats (metrics/lineage/kernels.py, hist and joint_hist): row r of
+// a (rows, n) counted into out (rows, bins), or pairs of a's and b's rows into out (rows, bins, bins),
+// a's label the row; each label truncated toward zero as PyTorch's .long(). Returns the number of labels
+// outside 0..bins - 1 (NaN included), which are not counted: the caller refuses the histogram then.
+template <typename T> static int64_t count(const T *a, int64_t n, int64_t bins, T *out)
+{
+    Buf<int32_t> c(bins);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const T v = a[i];
+        if (v >= 0 && v < T(bins))  // false for NaN
+            c[int64_t(v)]++;
+        else
+            bad++;
+    }
+    for (int64_t k = 0; k < bins; k++)
+        out[k] = T(c[k]);
+    return bad;
+}
+template <typename T> static int64_t count2(const T *a, const T *b, int64_t n, int64_t bins, T *out)
+{
+    Buf<int32_t> c(bins * bins);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const T u = a[i], v = b[i];
+        if (u >= 0 && u < T(bins) && v >= 0 && v < T(bins))
+            c[int64_t(u) * bins + int64_t(v)]++;
+        else
+            bad++;
+    }
+    for (int64_t k = 0; k < bins * bins; k++)
+        out[k] = T(c[k]);
+    return bad;
+}
+
 // Rows [r0, r1) of counts (rows, m): out[r] = the entropy in nats of row r (its non-negative counts).
 extern "C" {
 void table_entropy_f32(const float *counts, int64_t m, int64_t r0, int64_t r1, float *out)
@@ -134,6 +169,36 @@ void table_entropy_f64(const double *counts, int64_t m, int64_t r0, int64_t r1, 
 {
     for (int64_t r = r0; r < r1; r++)
         out[r] = entropy(counts + r * m, m);
+}
+// Rows [r0, r1) of labels a (and b), each n long: their histograms, bins (x bins) each; the labels left out.
+int64_t hist_f32(const float *a, int64_t n, int64_t bins, int64_t r0, int64_t r1, float *out)
+{
+    int64_t bad = 0;
+    for (int64_t r = r0; r < r1; r++)
+        bad += count(a + r * n, n, bins, out + r * bins);
+    return bad;
+}
+int64_t hist_f64(const double *a, int64_t n, int64_t bins, int64_t r0, int64_t r1, double *out)
+{
+    int64_t bad = 0;
+    for (int64_t r = r0; r < r1; r++)
+        bad += count(a + r * n, n, bins, out + r * bins);
+    return bad;
+}
+int64_t joint_hist_f32(const float *a, const float *b, int64_t n, int64_t bins, int64_t r0, int64_t r1, float *out)
+{
+    int64_t bad = 0;
+    for (int64_t r = r0; r < r1; r++)
+        bad += count2(a + r * n, b + r * n, n, bins, out + r * bins * bins);
+    return bad;
+}
+int64_t joint_hist_f64(const double *a, const double *b, int64_t n, int64_t bins, int64_t r0, int64_t r1,
+                       double *out)
+{
+    int64_t bad = 0;
+    for (int64_t r = r0; r < r1; r++)
+        bad += count2(a + r * n, b + r * n, n, bins, out + r * bins * bins);
+    return bad;
 }
 // Tables [r0, r1) of counts (rows, b, b): out[r] = tsallis() of table r with exponent q.
 void table_tsallis_f32(const float *counts, int64_t b, int64_t r0, int64_t r1, double q, float *out)

@@ -958,3 +958,29 @@ def test_yang_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
         want = torch.stack([mefb.qy(li, "Qy"), mefb.qc(li, "Qc")])
     assert len(calls) == 6 and torch.isfinite(want[:, :2]).all()
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_hist_kernel_counts_as_bincount(monkeypatch, native_kernel, dtype):
+    """The lineages' histograms (hist_kernel.cpp, hist and joint_hist) equal PyTorch's bincount path count
+    for count, single and joint, truncating labels as .long() does; a label outside 0..bins - 1 or NaN is
+    refused with one clear error instead of landing in the next image's bins."""
+    from metrics.lineage import kernels as K
+
+    g = torch.Generator().manual_seed(2)
+    a = torch.randint(0, 256, (3, 1, 37, 41), generator=g).to(dtype) + 0.25  # truncated to the integer below
+    b = torch.randint(0, 256, (3, 1, 37, 41), generator=g).to(dtype)
+    a[1] = 7.0
+    got, got2 = K.hist(a), K.joint_hist(a, b)
+    with monkeypatch.context() as m:
+        m.setattr(_native, "cpu_ready", lambda *x: False)
+        want, want2 = K.hist(a), K.joint_hist(a, b)
+    assert got.dtype == dtype and torch.equal(got, want) and torch.equal(got2, want2)
+    assert float(got[1, 7]) == 37 * 41 and float(got2.sum()) == 3 * 37 * 41
+    for bad in (256.0, -1.0, float("nan")):
+        c = a.clone()
+        c[2, 0, 5, 5] = bad
+        with pytest.raises(ValueError, match="outside 0..255"):
+            K.hist(c)
+        with pytest.raises(ValueError, match="outside 0..255"):
+            K.joint_hist(b, c)

@@ -182,14 +182,21 @@ def normalize1(x: torch.Tensor) -> torch.Tensor:
 
 
 def hist(labels: torch.Tensor, bins: int = 256) -> torch.Tensor:
-    """Counts per image of integer labels 0..bins-1: (B, bins), in the labels' float dtype."""
+    """Counts per image of integer labels 0..bins-1: (B, bins), in the labels' float dtype. On a CPU by
+    the hand-written kernel (:func:`metrics._native.hist`: one pass, where bincount took an int64 copy,
+    offsets and a conversion back; the same counts)."""
+    if _native.cpu_ready(labels):
+        return _native.hist(labels, bins)
     n = labels.shape[0]
     idx = labels.flatten(1).long() + torch.arange(n, device=labels.device).view(-1, 1) * bins
     return torch.bincount(idx.flatten(), minlength=n * bins).view(n, bins).to(labels.dtype)
 
 
 def joint_hist(a: torch.Tensor, b: torch.Tensor, bins: int = 256) -> torch.Tensor:
-    """Joint counts per image of integer labels: (B, bins, bins) with rows a, columns b."""
+    """Joint counts per image of integer labels: (B, bins, bins) with rows a, columns b (on a CPU by
+    the hand-written kernel, as :func:`hist`)."""
+    if _native.cpu_ready(a, b) and a.dtype == b.dtype:
+        return _native.hist(a, bins, b)
     n = a.shape[0]
     idx = a.flatten(1).long() * bins + b.flatten(1).long()
     idx = idx + torch.arange(n, device=a.device).view(-1, 1) * bins * bins
