@@ -139,6 +139,9 @@ def _build() -> ctypes.CDLL:
     for name in ("cb_score_f32", "cb_score_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
         getattr(dll, name).restype = None
+    for name in ("sqrt_f32", "sqrt_f64"):
+        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
+        getattr(dll, name).restype = None
     for name in ("yang_f32", "yang_f64"):
         getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
         getattr(dll, name).restype = None
@@ -610,6 +613,16 @@ def cb_score(c1: torch.Tensor, c2: torch.Tensor, cf: torch.Tensor) -> torch.Tens
     out = torch.empty(b, dtype=cf.dtype)
     fn = getattr(library(), "cb_score_" + ("f32" if cf.dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, out.data_ptr())
+    return out
+
+
+def sqrt(x: torch.Tensor) -> torch.Tensor:
+    """``torch.sqrt(x)`` for float32 or float64 on a CPU by the hardware's square root (``moment_kernel.cpp``),
+    bit for bit: both are correctly rounded."""
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    fn = getattr(library(), "sqrt_" + ("f32" if x.dtype == torch.float32 else "f64"))
+    fn(x.data_ptr(), 0, x.numel(), out.data_ptr())
     return out
 
 

@@ -206,9 +206,28 @@ __attribute__((optimize("fp-contract=off"))) static void yang(const T *const *mu
     out[0] = sy, out[1] = ny, out[2] = sc, out[3] = nc;
 }
 
+// Square roots of x[i0, i1): the hardware's, correctly rounded, as PyTorch's (whose vector form took 1.9 ns
+// an element in float64 here, and 2.4 ns in float32 on zeros, against 0.4 for random values).
+template <typename T> static void square_roots(const T *x, int64_t i0, int64_t i1, T *out)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = sizeof(V) / sizeof(T);
+    int64_t i = i0;
+    for (; i + L <= i1; i += L) {
+        V v;
+        __builtin_memcpy(&v, x + i, sizeof(V));
+        v = vsqrt(v);
+        __builtin_memcpy(out + i, &v, sizeof(V));
+    }
+    for (; i < i1; i++)
+        out[i] = ssqrt(x[i]);
+}
+
 // Maps [i0, i1) of a batch; each input map i at its pointer + i * its stride (elements), each output
 // contiguous, one map after another.
 extern "C" {
+void sqrt_f32(const float *x, int64_t i0, int64_t i1, float *out) { square_roots(x, i0, i1, out); }
+void sqrt_f64(const double *x, int64_t i0, int64_t i1, double *out) { square_roots(x, i0, i1, out); }
 #define FUSIONBENCH_VIF(T, SUFFIX)                                                                                    \
     void vif_reference_##SUFFIX(const T *mu, int64_t s_mu, const T *e_kk, int64_t s_e, int64_t n, int64_t i0,        \
                                 int64_t i1, double sigma_nsq, double eps, T *s1, T *den)                             \

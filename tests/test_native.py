@@ -984,3 +984,21 @@ def test_hist_kernel_counts_as_bincount(monkeypatch, native_kernel, dtype):
             K.hist(c)
         with pytest.raises(ValueError, match="outside 0..255"):
             K.joint_hist(b, c)
+
+
+def test_sqrt_kernel_is_correctly_rounded(native_kernel):
+    """The lineages' square roots of maps (kernels.sqrt, moment_kernel.cpp: the hardware's) are correctly
+    rounded in float32 (the float64 root rounded once more) and float64 (Python's math.sqrt), on zeros,
+    tiny and large values, NaN for negatives; small tensors keep PyTorch's."""
+    import math as m
+
+    from metrics.lineage import kernels as K
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(5000, generator=g, dtype=torch.float64) * torch.logspace(-30, 30, 5000, dtype=torch.float64)
+    x[::9] = 0.0
+    f32 = K.sqrt(x.float())
+    assert torch.equal(f32, torch.sqrt(x.float().double()).float())
+    f64 = K.sqrt(x)
+    assert [float(v) for v in f64[:500]] == [m.sqrt(float(v)) for v in x[:500]]
+    assert torch.isnan(K.sqrt(torch.full((4096,), -1.0))).all()

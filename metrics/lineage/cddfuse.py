@@ -36,7 +36,7 @@ def sf(li: LineageImages, name: str) -> torch.Tensor:
 
 def ag(li: LineageImages, name: str) -> torch.Tensor:
     gx, gy = K.gradient(li.f)
-    return torch.sqrt((gx * gx + gy * gy) / 2).mean(dim=(1, 2, 3))
+    return K.sqrt((gx * gx + gy * gy) / 2).mean(dim=(1, 2, 3))
 
 
 def mi(li: LineageImages, name: str) -> torch.Tensor:

@@ -189,7 +189,7 @@ def qw(li: LineageImages, name: str) -> torch.Tensor:
 
     def edge(x):
         gx, gy = K.filt(x, f1, "same"), K.filt(x, f2, "same")
-        return torch.sqrt(gx * gx + gy * gy)
+        return K.sqrt(gx * gx + gy * gy)
 
     pairs = [(0, 0), (1, 1), (2, 2), (2, 0), (2, 1)]
     g = K.gaussian_1d(11, 1.5, li.a)

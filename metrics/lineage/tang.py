@@ -97,7 +97,7 @@ def ag(li: LineageImages, name: str) -> torch.Tensor:
     f = _float_f(li)
     gx, gy = K.gradient(f)
     r, c = f.shape[-2:]
-    return torch.sqrt((gx * gx + gy * gy) / 2).sum(dim=(1, 2, 3)) / ((r - 1) * (c - 1))
+    return K.sqrt((gx * gx + gy * gy) / 2).sum(dim=(1, 2, 3)) / ((r - 1) * (c - 1))
 
 
 def cc(li: LineageImages, name: str) -> torch.Tensor:

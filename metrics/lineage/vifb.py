@@ -73,7 +73,7 @@ def rmse(li: LineageImages, name: str) -> torch.Tensor:
 def avg_gradient(li: LineageImages, name: str) -> torch.Tensor:
     gx, gy = K.gradient(li.f)
     r, c = li.f.shape[-2:]
-    return torch.sqrt((gx * gx + gy * gy) / 2).sum(dim=(1, 2, 3)) / ((r - 1) * (c - 1))
+    return K.sqrt((gx * gx + gy * gy) / 2).sum(dim=(1, 2, 3)) / ((r - 1) * (c - 1))
 
 
 def edge_intensity(li: LineageImages, name: str) -> torch.Tensor:
@@ -81,7 +81,7 @@ def edge_intensity(li: LineageImages, name: str) -> torch.Tensor:
     w = K.kernel(K.SOBEL_H1, li.f)
     gx = K.filt(li.f, w, "replicate")
     gy = K.filt(li.f, w.t(), "replicate")
-    return torch.sqrt(gx * gx + gy * gy).mean(dim=(1, 2, 3))
+    return K.sqrt(gx * gx + gy * gy).mean(dim=(1, 2, 3))
 
 
 def qabf(li: LineageImages, name: str) -> torch.Tensor:
@@ -181,7 +181,7 @@ def chen_varshney(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache=None)
 
     def saliency(x):
         gx, gy = K.filt(x, f1, "same"), K.filt(x, f2, "same")
-        return K.block_sums(torch.sqrt(gx * gx + gy * gy) ** 5, 16)
+        return K.block_sums(K.sqrt(gx * gx + gy * gy) ** 5, 16)
 
     u = K.freqspace(lie, a) * (lie / 8)
     v = K.freqspace(hang, a) * (hang / 8)
