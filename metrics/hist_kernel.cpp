@@ -11,6 +11,29 @@
 
 #include "simd.h"  // vf64, vlog2
 
+// Neumaier's compensated sum of a register's lanes into (acc, comp), lane by lane.
+static inline void neumaier(vf64 &acc, vf64 &comp, const vf64 &t)
+{
+    const vf64 sum = acc + t;
+    const auto big = (acc < 0 ? -acc : acc) >= (t < 0 ? -t : t);
+    comp += big ? (acc - sum) + t : (t - sum) + acc;
+    acc = sum;
+}
+
+// The total of neumaier()'s lanes, compensated again across them.
+static inline double lanes_total(const vf64 &acc, const vf64 &comp)
+{
+    constexpr int64_t L = VBYTES / sizeof(double);
+    double s = 0, e = 0;
+    for (int64_t k = 0; k < L; k++) {
+        const double sum = s + acc[k];
+        e += (s < 0 ? -s : s) >= (acc[k] < 0 ? -acc[k] : acc[k]) ? (s - sum) + acc[k] : (acc[k] - sum) + s;
+        s = sum;
+        e += comp[k];
+    }
+    return s + e;
+}
+
 template <typename T> static double entropy(const T *counts, int64_t m)
 {
     constexpr int64_t L = VBYTES / sizeof(double);
@@ -45,29 +68,9 @@ template <typename T> static double entropy(const T *counts, int64_t m)
         for (int64_t k = 0; k < L; k++)
             if (i + k >= n)
                 t[k] = 0;
-        const vf64 sum = acc + t;
-        const auto big = (acc < 0 ? -acc : acc) >= (t < 0 ? -t : t);
-        comp += big ? (acc - sum) + t : (t - sum) + acc;
-        acc = sum;
+        neumaier(acc, comp, t);
     }
-    double s = 0, e = 0;
-    for (int64_t k = 0; k < L; k++) {
-        const double sum = s + acc[k];
-        e += (s < 0 ? -s : s) >= (acc[k] < 0 ? -acc[k] : acc[k]) ? (s - sum) + acc[k] : (acc[k] - sum) + s;
-        s = sum;
-        e += comp[k];
-    }
-    s += e;
-    return -0.6931471805599453 * s;
-}
-
-// Neumaier's compensated sum of a register's lanes into (acc, comp), lane by lane.
-static inline void neumaier(vf64 &acc, vf64 &comp, const vf64 &t)
-{
-    const vf64 sum = acc + t;
-    const auto big = (acc < 0 ? -acc : acc) >= (t < 0 ? -t : t);
-    comp += big ? (acc - sum) + t : (t - sum) + acc;
-    acc = sum;
+    return -0.6931471805599453 * lanes_total(acc, comp);
 }
 
 // Cvejic's Tsallis measure of one b x b joint count table as MEFB's tsallis.m takes it (metrics/lineage/
@@ -113,14 +116,7 @@ template <typename T> static double tsallis(const T *c, int64_t b, double q)
             neumaier(acc, comp, ok ? t : zero);
         }
     }
-    double s = 0, e = 0;
-    for (int64_t k = 0; k < L; k++) {
-        const double sum = s + acc[k];
-        e += (s < 0 ? -s : s) >= (acc[k] < 0 ? -acc[k] : acc[k]) ? (s - sum) + acc[k] : (acc[k] - sum) + s;
-        s = sum;
-        e += comp[k];
-    }
-    return (1 - (s + e)) / (1 - q);
+    return (1 - lanes_total(acc, comp)) / (1 - q);
 }
 
 // Histograms of integer labels held as floats (metrics/lineage/kernels.py, hist and joint_hist): row r of
