@@ -696,7 +696,7 @@ def test_vif_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
                 assert torch.equal(x, torch.cat([o[s][k] for o in one]))
         assert calls.count("vif_against") == 6 * 8 and calls.count("vif_reference") == 6 * 8
         with monkeypatch.context() as m:
-            m.setattr(K, "_vif_in_kernel", lambda *x: False)
+            m.setattr(K, "moments_in_kernel", lambda *x: False)
             want = maps([a, b], f, sigma_nsq)
         assert calls.count("vif_against") == 6 * 8
         calls.clear()
@@ -736,7 +736,7 @@ def test_ssim_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
         one = torch.cat([K.ssim_mean(*(x[i : i + 1] for x in args), c1, c2) for i in range(5)])
         assert got.dtype == dtype and torch.equal(got, swapped) and torch.equal(got, one)
         with monkeypatch.context() as m:
-            m.setattr(K, "_vif_in_kernel", lambda *x: False)
+            m.setattr(K, "moments_in_kernel", lambda *x: False)
             want = K.ssim_mean(*args, c1, c2)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-13 if dtype == torch.float64 else 1e-6)
         assert float(got[3]) == pytest.approx(1.0, abs=1e-6) and float(got[1]) < 0

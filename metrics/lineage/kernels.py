@@ -382,7 +382,7 @@ def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float, cache=None):
         own = cache(("own", scale, sigma_nsq), lambda x=refs: _vif_references(x, win, sigma_nsq, eps))
         mu, e = local_moments([*refs, dist], pairs, win, means=[r])
         mu_f = mu[r]
-        if _vif_in_kernel(mu_f, *[x[1] for x in own]):
+        if moments_in_kernel(mu_f, *[x[1] for x in own]):
             # The same steps a pixel in one pass (moment_kernel.cpp): Tang's VIF 5.5 -> 3.4 ms a triple.
             out = []
             for k, (mu_k, s1, _, den) in enumerate(own):
@@ -425,16 +425,17 @@ def ssim_mean(mu_x, mu_y, e_xx, e_yy, e_xy, c1: float, c2: float) -> torch.Tenso
     and mean product of x and y, (B, 1, h, w) each: ((2 mu_x mu_y + c1)(2 cov + c2)) / ((mu_x^2 +
     mu_y^2 + c1)(var_x + var_y + c2)); symmetric in x and y bit for bit. On a CPU in one pass
     (:func:`metrics._native.ssim_mean`, ``moment_kernel.cpp``; its mean summed in double)."""
-    if _vif_in_kernel(mu_x, mu_y, e_xx, e_yy, e_xy):
+    if moments_in_kernel(mu_x, mu_y, e_xx, e_yy, e_xy):
         return _native.ssim_mean(mu_x, mu_y, e_xx, e_yy, e_xy, c1, c2)
     var_x, var_y, cov = e_xx - mu_x * mu_x, e_yy - mu_y * mu_y, e_xy - mu_x * mu_y
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
     return s.mean(dim=(1, 2, 3))
 
 
-def _vif_in_kernel(*maps: torch.Tensor) -> bool:
-    """Whether VIF's and SSIM's per-pixel steps run in the hand-written kernel (``moment_kernel.cpp``):
-    maps of one dtype that :func:`metrics._native.cpu_ready` accepts."""
+def moments_in_kernel(*maps: torch.Tensor) -> bool:
+    """Whether per-pixel steps after local moments (VIF's, SSIM's, MEFB's Q_P, Q_Y and Q_C) run in the
+    hand-written kernel (``moment_kernel.cpp``): maps of one dtype that :func:`metrics._native.cpu_ready`
+    accepts."""
     return _native.cpu_ready(*maps) and len({m.dtype for m in maps}) == 1
 
 
@@ -443,7 +444,7 @@ def _vif_references(refs: list, win: torch.Tensor, sigma_nsq: float, eps: float)
     clamped at 0, s1 < eps, the information without distortion log10(1 + s1 / sigma_nsq) with s1
     taken as 0 where it is below eps)."""
     mu, e = local_moments(refs, [(k, k) for k in range(len(refs))], win)
-    if _vif_in_kernel(*mu):  # in one pass (moment_kernel.cpp), which takes s1 < eps itself
+    if moments_in_kernel(*mu):  # in one pass (moment_kernel.cpp), which takes s1 < eps itself
         own = [_native.vif_reference(mu[k], e[(k, k)], sigma_nsq, eps) for k in range(len(refs))]
         return [(mu[k], s1, None, den) for k, (s1, den) in enumerate(own)]
     out = []

@@ -121,7 +121,7 @@ def _yang_in_kernel(li: LineageImages):
     None where it does not take these images."""
     mu, e = _yang_moments(li)
     maps = [*mu, *(e[(k, k)] for k in range(3)), e[(0, 1)], e[(0, 2)], e[(1, 2)]]
-    if not (_native.cpu_ready(*maps) and len({x.dtype for x in maps}) == 1):
+    if not K.moments_in_kernel(*maps):
         return None
     return li.cached("mefb_yang_native", lambda: _native.yang(maps, 2e-16))
 
@@ -246,9 +246,8 @@ PC_CONSTANT = "phase congruency divides 0 by 0 on a constant image (no response 
 
 
 def _qp_in_kernel(maps: list) -> bool:
-    """Whether Q_P's per-pixel correlations run in the hand-written kernel (:func:`metrics._native.qp_sum`):
-    moment maps of one dtype that :func:`metrics._native.cpu_ready` accepts."""
-    return _native.cpu_ready(*maps) and len({x.dtype for x in maps}) == 1
+    """Whether Q_P's per-pixel correlations run in the hand-written kernel (:func:`metrics._native.qp_sum`)."""
+    return K.moments_in_kernel(*maps)
 
 
 def qp(li: LineageImages, name: str) -> torch.Tensor:
