@@ -45,116 +45,95 @@ _LIB: list = []  # [ctypes.CDLL] once built, [None] once it could not be
 _PROBLEM: list[str] = []
 
 
-def _build() -> ctypes.CDLL:
-    lib = _native_build.build()
-    dll = ctypes.CDLL(str(lib))
-    if dll.fusionbench_fmi_version() != VERSION:
-        raise OSError(f"{lib} reports kernel version {dll.fusionbench_fmi_version()}, expected {VERSION}")
-    args = [ctypes.c_void_p] * 4 + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
-    for name in ("fmi_f32", "fmi_f64", "fmi_f64_scored_f32"):
-        getattr(dll, name).argtypes = args
-        getattr(dll, name).restype = None
-    for name in ("fmi_maps_f32", "fmi_maps_f64", "fmi_maps_f64_scored_f32"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 2
-        getattr(dll, name).restype = ctypes.c_int64
-    for name in ("phase_orientation_f32", "phase_orientation_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("phase_accumulate_f32", "phase_accumulate_f64"):
-        getattr(dll, name).argtypes = (
-            [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4 + [ctypes.c_double] * 5 + [ctypes.c_void_p]
-        )
-        getattr(dll, name).restype = None
-    for name in ("phase_median_f32", "phase_median_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 3, ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("phase_finish_f32", "phase_finish_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 3, *[ctypes.c_double] * 2, ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("separable_f32", "separable_f64"):
-        getattr(dll, name).argtypes = (
-            [ctypes.c_void_p, *[ctypes.c_int64] * 2, ctypes.c_void_p, ctypes.c_int64]
-            + [ctypes.c_void_p] * 2
-            + [ctypes.c_int64] * 5
-            + [ctypes.c_void_p]
-        )
-        getattr(dll, name).restype = None
-    for name in ("separable_products_f32", "separable_products_f64"):
-        getattr(dll, name).argtypes = (
-            [ctypes.c_void_p] * 4
-            + [ctypes.c_int64] * 3
-            + [ctypes.c_void_p, ctypes.c_int64]
-            + [ctypes.c_void_p] * 2
-            + [ctypes.c_int64] * 5
-            + [ctypes.c_void_p]
-        )
-        getattr(dll, name).restype = None
-    for name in ("dwt2_f32", "dwt2_f64"):
-        getattr(dll, name).argtypes = (
-            [ctypes.c_void_p, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 2, ctypes.c_int64]
-            + [ctypes.c_void_p] * 2
-            + [ctypes.c_int64] * 2
-            + [ctypes.c_void_p]
-        )
-        getattr(dll, name).restype = None
-    dll.edge_gradients_f64.argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 3
-    dll.edge_gradients_f64.restype = None
-    dll.edge_thin_f64.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
-    dll.edge_thin_f64.restype = None
-    for name in ("table_entropy_f32", "table_entropy_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("hist_f32", "hist_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
-        getattr(dll, name).restype = ctypes.c_int64
-    for name in ("joint_hist_f32", "joint_hist_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
-        getattr(dll, name).restype = ctypes.c_int64
-    for name in ("table_tsallis_f32", "table_tsallis_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    dll.mef_desired_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
-    dll.mef_desired_f64.restype = None
-    dll.mef_score_f64.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
-    dll.mef_score_f64.restype = None
-    for name in ("qabf_f32", "qabf_f64", "nabf_f32", "nabf_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 4 + [ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("vif_reference_f32", "vif_reference_f64"):
-        getattr(dll, name).argtypes = (
-            [ctypes.c_void_p, ctypes.c_int64] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
-        )
-        getattr(dll, name).restype = None
-    for name in ("ssim_mean_f32", "ssim_mean_f64"):
-        getattr(dll, name).argtypes = (
-            [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p]
-        )
-        getattr(dll, name).restype = None
-    for name in ("qp_sum_f32", "qp_sum_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("cb_contrast_f32", "cb_contrast_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p, ctypes.c_int64] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("cb_score_f32", "cb_score_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("sqrt_f32", "sqrt_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("yang_f32", "yang_f64"):
-        getattr(dll, name).argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_void_p]
-        getattr(dll, name).restype = None
-    for name in ("vif_against_f32", "vif_against_f64"):
-        getattr(dll, name).argtypes = (
-            [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_double] * 2 + [ctypes.c_void_p] * 2
-        )
-        getattr(dll, name).restype = None
-    return dll
+_P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
 
 
-def library() -> ctypes.CDLL | None:
-    """The built kernel, or None where it is switched off or cannot be built (warned once)."""
+def _signatures() -> dict[str, tuple[str, list, object]]:
+    """Every entry point: ``{name: (unit, argument types, result type)}``, its unit as
+    :data:`metrics._native_build.UNITS` names it."""
+    table: dict[str, tuple[str, list, object]] = {}
+
+    def add(unit: str, names, args: list, result=None) -> None:
+        for name in [names] if isinstance(names, str) else names:
+            table[name] = (unit, args, result)
+
+    def both(name: str) -> tuple[str, str]:
+        return name + "_f32", name + "_f64"
+
+    add("fmi_f32", "fusionbench_fmi_version", [], ctypes.c_int)
+    for form in ("f32", "f64", "f64_scored_f32"):
+        add("fmi_" + form, "fmi_" + form, [_P] * 4 + [_I, _P, _P])
+        add("fmi_" + form, "fmi_maps_" + form, [_P] * 3 + [_I] * 4 + [_P] * 2, _I)
+    add("phase", both("phase_orientation"), [_P, _I, _I, _I, _D, _P])
+    add("phase", both("phase_accumulate"), [_P, _P] + [_I] * 4 + [_D] * 5 + [_P])
+    add("phase", both("phase_median"), [_P, _I, _I, _I, _P])
+    add("phase", both("phase_finish"), [_P, _I, _I, _I, _D, _D, _P])
+    add("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
+    add("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
+    add("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
+    add("qabf", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
+    add("qabf", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
+    add("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
+    add("hist", both("table_entropy"), [_P] + [_I] * 3 + [_P])
+    add("hist", both("hist"), [_P] + [_I] * 4 + [_P], _I)
+    add("hist", both("joint_hist"), [_P, _P] + [_I] * 4 + [_P], _I)
+    add("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
+    add("mef", "mef_desired_f64", [_P, _P] + [_I] * 3 + [_P])
+    add("mef", "mef_score_f64", [_P, _P] + [_I] * 3 + [_D, _P])
+    add("moment", both("vif_reference"), [_P, _I] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
+    add("moment", both("ssim_mean"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P])
+    add("moment", both("qp_sum"), [_P] * 3 + [_I] * 3 + [_P])
+    add("moment", both("cb_contrast"), [_P, _I] * 2 + [_I] * 3 + [_P])
+    add("moment", both("cb_score"), [_P] * 2 + [_I] * 3 + [_P])
+    add("moment", both("sqrt"), [_P] + [_I] * 2 + [_P])
+    add("moment", both("yang"), [_P] * 2 + [_I] * 3 + [_D, _P])
+    add("moment", both("vif_against"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
+    return table
+
+
+SIGNATURES = _signatures()
+
+
+class Kernels:
+    """The kernels' entry points as attributes (``library().fmi_maps_f32``): on first use of an entry
+    point its unit's library is built (or waited for, where ``bench eval``'s build script or another
+    process builds it) and loaded, and the entry point keeps its argument types; later uses find it
+    here. A unit that cannot be built raises OSError there (the probe unit built: a compiler error in
+    that unit alone)."""
+
+    def __init__(self, probe: ctypes.CDLL):
+        self._units = {_native_build.PROBE: probe}
+        self._lock = threading.Lock()
+
+    def units(self) -> list[str]:
+        """The units loaded so far."""
+        return sorted(self._units)
+
+    def __getattr__(self, name: str):
+        if name not in SIGNATURES:
+            raise AttributeError(f"no kernel entry point {name!r}")
+        unit, args, result = SIGNATURES[name]
+        with self._lock:
+            if unit not in self._units:
+                dll = ctypes.CDLL(str(_native_build.build([unit])[unit]))
+                if unit == "fmi_f32" and dll.fusionbench_fmi_version() != VERSION:
+                    raise OSError(f"{unit} reports kernel version {dll.fusionbench_fmi_version()}, expected {VERSION}")
+                self._units[unit] = dll
+            fn = getattr(self._units[unit], name)
+        fn.argtypes, fn.restype = args, result
+        setattr(self, name, fn)  # found as an attribute from now on
+        return fn
+
+
+def _build() -> Kernels:
+    """The kernels, with the probe unit (:data:`metrics._native_build.PROBE`) built and loaded: where it
+    builds, this machine builds the kernels (the other units follow on first use)."""
+    probe = _native_build.PROBE
+    return Kernels(ctypes.CDLL(str(_native_build.build([probe])[probe])))
+
+
+def library() -> Kernels | None:
+    """The kernels, or None where they are switched off or cannot be built (warned once)."""
     if setting() == "0":
         return None
     with _LOCK:
@@ -194,7 +173,7 @@ def usable(offsets: list[int], *images: torch.Tensor) -> bool:
     return len(offsets) == 9 and cpu_ready(*images)
 
 
-def _kernel(dll: ctypes.CDLL, prefix: str, dtype: torch.dtype, score_f32: bool):
+def _kernel(dll: Kernels, prefix: str, dtype: torch.dtype, score_f32: bool):
     """The entry point ``prefix`` + ``_f32`` / ``_f64`` / ``_f64_scored_f32`` for ``dtype``."""
     if dtype == torch.float32:
         return getattr(dll, prefix + "_f32")

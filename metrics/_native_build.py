@@ -1,12 +1,14 @@
 """Building fusionbench's hand-written CPU kernels (``metrics/*_kernel.cpp``, loaded by
-:mod:`metrics._native`) into one library in the cache folder, with the standard library only.
+:mod:`metrics._native`) into libraries in the cache folder, one a unit (:data:`UNITS`), with the
+standard library only.
 
 Why apart from :mod:`metrics._native`: ``bench eval`` and ``bench run`` start this file as a script of
-its own (``python metrics/_native_build.py``, :func:`benchmark.cli.start_kernel_build`) before they
-import torch, so that on a fresh machine the compiler runs while the command imports torch (~1.1 s
-on one core) instead of after (1.8-1.9 s on both, 3.2-3.3 s of CPU). The build is keyed by the
-sources, flags, compiler and CPU, written atomically, and locked, so the command's own first use of
-the kernels waits for that build and loads it, or builds it itself if the script could not.
+its own (``python metrics/_native_build.py SET...``, :func:`benchmark.cli.start_kernel_build`) before
+they import torch, so that on a fresh machine the compiler runs while the command imports torch (~1.1 s
+on one core) instead of after, and builds only the units that the metric sets it scores call
+(:data:`AHEAD`). Each library is keyed by its source, flags, compiler and CPU, written atomically, and
+locked, so the command's own first use of a unit waits for that build and loads it, or builds it itself
+if the script did not.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ KERNELS = (
     "hist_kernel.cpp",
     "moment_kernel.cpp",
 )
-SOURCES = [Path(__file__).with_name(name) for name in KERNELS]
-HEADERS = [Path(__file__).with_name("simd.h")]  # what they include: part of the build's key
+_HERE = Path(__file__).parent
+SOURCES = [_HERE / name for name in KERNELS]
+HEADERS = [_HERE / "simd.h"]  # what they include: part of the build's key
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 
 
@@ -64,90 +67,116 @@ def _compiler() -> str | None:
     return None
 
 
-# Translation units, the longest first: fmi_kernel.cpp once per form, and the filters, Q^AB/F and phase
-# congruency (0.4-0.6 s each). None includes <vector> or <cmath> (simd.h's Buf): their parsing took
-# 0.08-0.13 s a unit, a quarter of the build then. Compiled in parallel, then linked. The FMI forms at -O2
-# with complete loop peeling (their fixed 9- and 17-step loops unrolled, as -O3 does): 0.25 s a form
-# against 1.07 at -O3, and their windows as fast or faster (Tang's three FMI maps 12.65 against 12.75 ms
-# a triple); the other units keep -O3 (at -O2 phase congruency's sums ran 5x slower).
+# The units, each built into a library of its own on first use, or ahead by bench eval / bench run for
+# what they score (AHEAD): fmi_kernel.cpp once per form, the other sources once each. None includes
+# <vector> or <cmath> (simd.h's Buf): their parsing took 0.08-0.13 s a unit, a quarter of the build then.
+# The FMI forms at -O2 with complete loop peeling (their fixed 9- and 17-step loops unrolled, as -O3
+# does): 0.25 s a form against 1.07 at -O3, and their windows as fast or faster (Tang's three FMI maps
+# 12.65 against 12.75 ms a triple); the other units keep -O3 (at -O2 phase congruency's sums ran 5x
+# slower). One library a unit, not one for all: a command builds only what it scores with (Liu's five
+# need two units of nine, 1.1 s of the 3.3 s of CPU a whole build takes here), while it imports torch.
 FMI_OPT = ["-O2", "-fpeel-loops"]
-UNITS = [(SOURCES[0], [f"-DFUSIONBENCH_FORM={k}", *FMI_OPT]) for k in (2, 0, 1)] + [(src, []) for src in SOURCES[1:]]
+UNITS = {
+    "mef": (_HERE / "mef_kernel.cpp", []),  # the smallest (0.1 s): the probe of whether this machine builds them
+    "filter": (_HERE / "filter_kernel.cpp", []),  # the longest first, for the builds side by side
+    "phase": (_HERE / "phase_kernel.cpp", []),
+    "qabf": (_HERE / "qabf_kernel.cpp", []),
+    "moment": (_HERE / "moment_kernel.cpp", []),
+    "hist": (_HERE / "hist_kernel.cpp", []),
+    "fmi_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=0", *FMI_OPT]),
+    "fmi_f64": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=1", *FMI_OPT]),
+    "fmi_f64_scored_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=2", *FMI_OPT]),
+}
+PROBE = "mef"
+# The units each metric set's scoring of float32 images (bench eval's, bench run's) calls, built ahead
+# of its first batch; another is built when first called. tests/test_native.py holds each set's calls to
+# its list here.
+AHEAD = {
+    "liu": ("fmi_f32", "filter"),
+    "vifb": ("filter", "qabf", "moment", "hist"),
+    "tang": ("filter", "qabf", "moment", "hist", "fmi_f32", "fmi_f64_scored_f32"),
+    "mefb": ("filter", "phase", "qabf", "moment", "hist", "fmi_f32"),
+    "cddfuse": ("filter", "qabf", "moment", "hist"),
+}
 
 
-def _compile_units(cxx: str, lib: Path) -> None:
-    """Build the library ``lib`` from :data:`UNITS`: each compiled to an object beside it under a
-    temporary name, as many at once as this process may use CPUs, then linked and renamed into place
-    (atomic: a process never loads half a file). A failure removes every file it made and raises OSError."""
-    stem = f".{lib.stem}-{os.getpid()}-{threading.get_ident()}"
-    objects = [lib.with_name(f"{stem}-{i}.o") for i in range(len(UNITS))]
-    tmp = lib.with_name(f"{stem}.so")
-    flags = [f for f in FLAGS if f != "-shared"]
+def units_for(sets: list[str] | None) -> list[str]:
+    """The units to build ahead for metric sets ``sets`` (lineage names; None or ``all``: every unit),
+    the probe first, then in :data:`UNITS`' order (the longest first). An unknown name: every unit."""
+    if not sets or any(s not in AHEAD for s in sets):
+        return list(UNITS)
+    wanted = {PROBE, *(u for s in sets for u in AHEAD[s])}
+    return [u for u in UNITS if u in wanted]
 
-    def unit(i: int) -> subprocess.CompletedProcess:
-        src, defines = UNITS[i]
-        cmd = [cxx, *flags, *defines, "-c", "-o", str(objects[i]), str(src)]
-        return subprocess.run(cmd, capture_output=True, text=True)
 
+def _compile_unit(cxx: str, name: str, lib: Path) -> None:
+    """Build the library ``lib`` of unit ``name``: compiled and linked in one call under a temporary name
+    beside it, then renamed into place (atomic: a process never loads half a file). A failure removes
+    what it made and raises OSError."""
+    src, defines = UNITS[name]
+    tmp = lib.with_name(f".{lib.stem}-{os.getpid()}-{threading.get_ident()}.so")
+    cmd = [cxx, *FLAGS, *defines, "-o", str(tmp), str(src), "-lmvec", "-lm"]
     try:
-        with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-            failed = [d for d in pool.map(unit, range(len(UNITS))) if d.returncode]  # all finish first
-        if not failed:
-            link = [cxx, "-shared", "-o", str(tmp), *map(str, objects), "-lmvec", "-lm"]
-            failed = [d for d in [subprocess.run(link, capture_output=True, text=True)] if d.returncode]
-        if failed:
-            _failed(cxx, failed[0].stderr)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise OSError(f"{os.path.basename(cxx)} could not build metrics/{src.name} ({name}): {last[:300]}")
         os.replace(tmp, lib)
     finally:
-        for leftover in (*objects, tmp):
-            leftover.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
-def _failed(cxx: str, stderr: str) -> None:
-    last = (stderr.strip().splitlines() or ["(no message)"])[-1]
-    names = ", ".join(f"metrics/{x.name}" for x in SOURCES)
-    raise OSError(f"{os.path.basename(cxx)} could not build {names}: {last[:300]}")
-
-
-def build() -> Path:
-    """The library's path, built there first unless a build of these sources, flags, compiler and CPU
-    is there already (another process building it is waited for). Raises OSError where it cannot be
-    built (not Linux x86-64, no compiler, a compiler error)."""
+def build(units: list[str] | None = None) -> dict[str, Path]:
+    """The libraries of ``units`` (names in :data:`UNITS`; None: all), ``{unit: path}``, each built first
+    unless a build of its source, flags, compiler and CPU is there already (another process building it
+    is waited for), side by side on this process's CPUs. Raises OSError where one cannot be built (not
+    Linux x86-64, no compiler, a compiler error)."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         raise OSError(f"the hand-written kernel is for Linux on x86-64, not {platform.system()} {platform.machine()}")
     cxx = _compiler()
     if cxx is None:
         raise OSError("no C++ compiler found (g++, c++, clang++ or $CXX)")
-    src = b"\0".join(x.read_bytes() for x in SOURCES + HEADERS)
+    headers = b"\0".join(x.read_bytes() for x in HEADERS)
     # The machine's own instruction sets go into the build (-march=native), so the key holds the CPU.
     cpu = ""
     if os.path.exists("/proc/cpuinfo"):
         cpu = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
-    flags = " ".join([*FLAGS, *(f for _, unit in UNITS for f in unit)]).encode()
-    key = hashlib.sha256(b"\0".join([src, flags, cxx.encode(), cpu.encode()])).hexdigest()[:16]
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         folder = Path(tempfile.gettempdir()) / f"fusionbench-{os.getuid()}"
         folder.mkdir(parents=True, exist_ok=True)
-    lib = folder / f"kernels-{key}.so"
-    # One process builds; one beside it (bench eval's workers start together) waits and loads that build.
-    with open(folder / f".kernels-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not lib.exists():
-            _compile_units(cxx, lib)
-    return lib
+
+    def one(name: str) -> Path:
+        src, defines = UNITS[name]
+        parts = [src.read_bytes(), headers, " ".join([*FLAGS, *defines]).encode(), cxx.encode(), cpu.encode()]
+        key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+        lib = folder / f"kernels-{name}-{key}.so"
+        # One process builds; one beside it (bench eval's workers start together) waits and loads that build.
+        with open(folder / f".kernels-{name}-{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not lib.exists():
+                _compile_unit(cxx, name, lib)
+        return lib
+
+    names = list(UNITS) if units is None else list(units)
+    if len(names) == 1:
+        return {names[0]: one(names[0])}
+    with ThreadPoolExecutor(min(len(names), len(os.sched_getaffinity(0)))) as pool:
+        return dict(zip(names, pool.map(one, names)))
 
 
-def main() -> int:
-    """Build the library unless ``FUSIONBENCH_NATIVE=0``; 0 when it is there, 1 when it cannot be built
+def main(argv: list[str] | None = None) -> int:
+    """Build the libraries of the metric sets named in ``argv`` (:func:`units_for`; none named: every
+    unit) unless ``FUSIONBENCH_NATIVE=0``; 0 when it is there, 1 when it cannot be built
     (the command's own first use then says why, once). Stopped (SIGTERM: the command ended first), it
     removes what it had written, as a failed build does."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if setting() == "0":
         return 0
     try:
-        build()
+        build(units_for(sys.argv[1:] if argv is None else argv))
     except (OSError, ValueError):
         return 1
     return 0

@@ -179,11 +179,12 @@ def test_autograd_takes_the_pytorch_kernel(native_kernel):
     torch.testing.assert_close(recorded.detach(), plain, rtol=0, atol=1e-12)
 
 
-def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_kernel):
-    """Built into FUSIONBENCH_CACHE/native on first use (its units compiled side by side, linked, and
-    atomically renamed into place), then loaded from there by a later process without compiling again;
-    two builds at once (bench eval's worker processes start together) compile once, the second waiting
-    for the first; its values are those of the test's own build."""
+def test_each_unit_is_built_once_into_the_cache_on_first_use(monkeypatch, tmp_path, native_kernel):
+    """Each unit is built into FUSIONBENCH_CACHE/native (compiled and linked in one call, atomically renamed
+    into place) when one of its entry points is first called: the probe unit first, which tells whether
+    this machine builds the kernels, then the FMI f32 form at its first call and nothing else; two builds
+    at once (bench eval's worker processes start together) compile once, the second waiting for the
+    first; a later process loads the libraries without compiling; the values are those of the build."""
     from concurrent.futures import ThreadPoolExecutor
 
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
@@ -192,32 +193,30 @@ def test_the_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path, native_k
     real = subprocess.run
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
     with ThreadPoolExecutor(2) as pool:  # two "processes": each its own lock file handle
-        libs = list(pool.map(lambda _: _native._build(), range(2)))
-    assert all(lib is not None for lib in libs)
-    compiled = [r for r in runs if "-c" in r]
-    assert len(compiled) == len(_native_build.UNITS) == 9 and len(runs) == len(_native_build.UNITS) + 1  # and one link
-    units = sorted(next((x for x in r if x.startswith("-DFUSIONBENCH_FORM")), r[-1].split("/")[-1]) for r in compiled)
-    assert units == [
-        "-DFUSIONBENCH_FORM=0",
-        "-DFUSIONBENCH_FORM=1",
-        "-DFUSIONBENCH_FORM=2",
-        "filter_kernel.cpp",
-        "hist_kernel.cpp",
-        "mef_kernel.cpp",
-        "moment_kernel.cpp",
-        "phase_kernel.cpp",
-        "qabf_kernel.cpp",
-    ]
-    files = sorted((tmp_path / "native").iterdir())
-    assert [x.suffix for x in files] == [".lock", ".so"]  # no objects or temporary names left
-    assert not files[1].name.startswith(".")
-    monkeypatch.setattr(_native, "_LIB", [])  # a new process
-    assert _native.available() and len(runs) == len(_native_build.UNITS) + 1
+        kernels = list(pool.map(lambda _: _native._build(), range(2)))
+    assert all(k.units() == [_native_build.PROBE] for k in kernels)
+    assert [r[-3].split("/")[-1] for r in runs] == ["mef_kernel.cpp"] and "-shared" in runs[0]
+
     a, b, f = _images(n=1, size=24)
     src, ff, ps, pf, offsets = _windows(a, b, f)
-    torch.testing.assert_close(
-        _native.fmi_windows(src, ff, ps, pf, offsets, False), fmi._fmi_at(src, ff, ps, pf, offsets), rtol=0, atol=1e-12
-    )
+    want = fmi._fmi_at(src.float(), ff.float(), ps, pf, offsets)
+    monkeypatch.setattr(_native, "_LIB", kernels[:1])
+    with ThreadPoolExecutor(2) as pool:  # its first call, twice at once
+        got = list(pool.map(lambda _: _native.fmi_windows(src.float(), ff.float(), ps, pf, offsets, False), range(2)))
+    assert kernels[0].units() == ["fmi_f32", "mef"] and len(runs) == 2 and "-DFUSIONBENCH_FORM=0" in runs[1]
+    for g in got:
+        torch.testing.assert_close(g, want, rtol=0, atol=6e-5)
+    files = sorted(x.name for x in (tmp_path / "native").iterdir())
+    assert [x.split("-")[1] for x in files if x.endswith(".so")] == ["fmi_f32", "mef"]
+    assert not [x for x in files if x.startswith(".") and not x.endswith(".lock")]  # no temporary names left
+
+    monkeypatch.setattr(_native, "_LIB", [])  # a new process
+    assert _native.available()
+    again = _native.fmi_windows(src.float(), ff.float(), ps, pf, offsets, False)
+    assert torch.equal(again, got[0])
+    assert len(runs) == 2
+    with pytest.raises(AttributeError, match="no kernel entry point 'no_such_kernel'"):
+        _native.library().no_such_kernel
 
 
 def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monkeypatch, tmp_path, native_kernel):
@@ -239,30 +238,40 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monk
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     folder = tmp_path / "native"
     monkeypatch.setattr(_native, "_LIB", [])  # as in a fresh process, which has not loaded the kernels
-    proc = cli.start_kernel_build()
-    for _ in range(400):  # until its compilers write their objects
-        if folder.exists() and any(x.suffix == ".o" for x in folder.iterdir()):
+    proc = cli.start_kernel_build()  # every unit
+    for _ in range(400):  # until its compilers run (past the probe, the smallest unit)
+        if folder.exists() and sum(x.suffix == ".lock" for x in folder.iterdir()) >= 2:
             break
         time.sleep(0.025)
+    time.sleep(0.1)
     assert proc.poll() is None, "the build ended before it could be stopped"
     cli.stop_kernel_build(proc)
     assert proc.returncode != 0
-    assert [x.suffix for x in folder.iterdir()] == [".lock"]
+    left = [x for x in folder.iterdir() if x.suffix != ".lock"]
+    assert len(left) <= 1 and all(x.name.startswith("kernels-mef-") for x in left)  # the probe may be done
 
     done = subprocess.run([sys.executable, "-X", "importtime", script], capture_output=True, text=True)
     assert done.returncode == 0 and "torch" not in done.stderr
-    assert sorted(x.suffix for x in folder.iterdir()) == [".lock", ".so"]
+    built = sorted(x.name.split("-")[1] for x in folder.iterdir() if x.suffix == ".so")
+    assert built == sorted(_native_build.UNITS)
+    assert not [x for x in folder.iterdir() if x.name.startswith(".") and x.suffix != ".lock"]  # no temporaries
     runs = []
     real = subprocess.run
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
     monkeypatch.setattr(_native, "_LIB", [])
     assert _native.available() and runs == []  # the script's build, loaded as it is
+    _native.library().fmi_maps_f64, _native.library().phase_median_f32
+    assert runs == []
     assert cli.start_kernel_build() is None  # loaded in this process: nothing to start
 
-    started = []
-    monkeypatch.setattr(cli, "start_kernel_build", lambda: started.append(1))
-    assert cli.main(["eval", "--x1", str(tmp_path / "none"), "--x2", "x", "--fused", "x"]) == 2
-    assert started == [1]
+    started = []  # what bench eval builds ahead: the units of what it scores (Liu's five by default)
+    monkeypatch.setattr(cli, "start_kernel_build", lambda sets: started.append(sets))
+    bad = ["eval", "--x1", str(tmp_path / "none"), "--x2", "x", "--fused", "x"]
+    for extra in ([], ["--lineage", "vifb, tang"], ["--lineage", "mefb,all"], ["--metrics", "Q_MI,cddfuse:VIF"]):
+        assert cli.main(bad + extra) == 2
+    assert started == [["liu"], ["tang", "vifb"], None, ["cddfuse"]]
+    assert _native_build.units_for(["liu"]) == ["mef", "filter", "fmi_f32"]
+    assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
 
 
 def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_path):
@@ -285,12 +294,24 @@ def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_
     assert not (tmp_path / "native").exists() or not any((tmp_path / "native").iterdir())
 
 
+@pytest.mark.parametrize("metric_set", sorted(_native_build.AHEAD))
+def test_each_metric_set_calls_the_units_built_ahead_for_it(monkeypatch, tmp_path, native_kernel, metric_set):
+    """bench eval / bench run build ahead, while they import torch, the units _native_build.AHEAD lists for
+    what they score: each metric set's scoring of float32 images (as bench eval reads them) calls exactly
+    those units (and the probe), so the list can neither miss a unit (built then in the first batch, on
+    a fresh machine) nor hold one it does not call (built for nothing)."""
+    monkeypatch.setattr(_native, "_LIB", [])  # a fresh process: the units load as they are called
+    a, b, f = (x.float() / 255 for x in _images(n=2, size=48))
+    metrics.score(f, a, b, lineages=None if metric_set == "liu" else metric_set, notes=[])
+    assert _native.library().units() == sorted({_native_build.PROBE, *_native_build.AHEAD[metric_set]})
+
+
 def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path, native_kernel):
     """A compiler that fails (here: a flag it rejects) leaves nothing in the cache, and the reason names
     the source file."""
     monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(_native_build, "FLAGS", [*_native_build.FLAGS, "--no-such-flag"])
-    with pytest.raises(OSError, match="could not build metrics/fmi_kernel.cpp, metrics/phase_kernel.cpp"):
+    with pytest.raises(OSError, match=r"could not build metrics/mef_kernel.cpp \(mef\): .*no-such-flag"):
         _native._build()
     assert [x.suffix for x in (tmp_path / "native").iterdir()] == [".lock"]  # no object, no library
 

@@ -459,15 +459,25 @@ def empty_option(argv: list[str]) -> str | None:
     return None
 
 
-def start_kernel_build() -> subprocess.Popen | None:
-    """Start building the hand-written CPU kernels (``metrics/_native_build.py``, which needs only the
-    standard library) in a process of its own, before this one imports torch: on a fresh machine the
-    compiler then runs while ``bench eval`` / ``bench run`` import torch and pandas (~1.3 s on one core)
-    instead of after them (the build takes 1.8-1.9 s on both cores). The command's first use of the kernels
-    waits for this build (it is locked) and loads it, or builds them itself if this one failed; a cached
-    build returns at once. If the command ends first, the build is stopped and leaves nothing behind.
-    Not started where this process has loaded the kernels already (a second command from Python, the
-    tests): its commands use those."""
+def kernel_sets(args) -> list[str] | None:
+    """The metric sets an eval or run scores, for the kernels' build ahead: its ``--lineage`` names and
+    the lineages its ``--metrics`` name (``tang:SSIM``), else Liu's (the Table 1 five); None for all."""
+    names = [x.strip() for x in (getattr(args, "lineage", None) or "").split(",") if x.strip()]
+    names += [m.split(":")[0].strip() for m in (getattr(args, "metrics", None) or "").split(",") if ":" in m]
+    if "all" in names:
+        return None
+    return sorted(set(names)) or ["liu"]
+
+
+def start_kernel_build(sets: list[str] | None = None) -> subprocess.Popen | None:
+    """Start building the hand-written CPU kernels that the metric sets ``sets`` score with (lineage names;
+    None: all; ``metrics/_native_build.py``, which needs only the standard library) in a process of its
+    own, before this one imports torch: on a fresh machine the compiler then runs while ``bench eval`` /
+    ``bench run`` import torch and pandas (~1.3 s on one core) instead of after them. The command's first
+    use of a kernel waits for its unit's build (each is locked) and loads it, or builds it itself if this
+    one failed or did not build it; a cached build returns at once. If the command ends first, the build
+    is stopped and leaves nothing behind. Not started where this process has loaded the kernels already (a
+    second command from Python, the tests): its commands use those."""
     native = sys.modules.get("metrics._native")
     if native is not None and native._LIB:
         return None
@@ -478,7 +488,7 @@ def start_kernel_build() -> subprocess.Popen | None:
     if not os.path.exists(script):
         return None
     proc = subprocess.Popen(
-        [sys.executable, script],
+        [sys.executable, script, *(sets or [])],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -527,7 +537,7 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.cmd in ("eval", "run"):  # both score on the kernels: built while the command imports torch
-        start_kernel_build()
+        start_kernel_build(kernel_sets(args))
     from benchmark.allocator import keep_freed_memory
 
     keep_freed_memory()  # freed tensors stay with the process: no page faults per batch (allocator.py)
