@@ -3,7 +3,7 @@
 MEFB's Qp), separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's
 per-pixel steps (``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F and MATLAB's Sobel edge map
 (``metrics/qabf_kernel.cpp``), the entropy of joint histograms (``metrics/hist_kernel.cpp``) and VIF's
-and SSIM's per-pixel steps after their moments (``metrics/moment_kernel.cpp``), one library.
+and SSIM's per-pixel steps after their moments (``metrics/moment_kernel.cpp``), a library a unit.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
@@ -13,11 +13,12 @@ FMI kernel"). Phase congruency's sums were the last kernel inductor compiled, in
 a fresh machine. Banded matrix products filtered the lineages' Gaussian windows at ~3 GFLOP/s (a
 quarter of Tang's and MEFB's scoring time); a tap loop runs 2.5-3.5x faster. MEF-SSIM's and
 Q^AB/F's ~60 and ~40 elementwise steps a pixel (``mef_kernel.cpp``, ``qabf_kernel.cpp``) run in one
-vector pass each instead of as many eager passes. The library is built once per machine and source
-(about 2 s; :mod:`metrics._native_build`, which ``bench eval`` and ``bench run`` start before they import
-torch) with the C++ compiler inductor uses, into fusionbench's cache folder, and loaded with
-ctypes, whose calls release the GIL, so the FMI windows are split over threads (the other kernels'
-short calls stay on the calling thread: see below).
+vector pass each instead of as many eager passes. Each unit's library is built once per machine and
+source, when one of its kernels is first called (:class:`Kernels`; 0.1-0.7 s a unit, all nine 1.9 s on
+two cores; :mod:`metrics._native_build`, which ``bench eval`` and ``bench run`` start before they import
+torch for the units of what they score) with the C++ compiler inductor uses, into fusionbench's cache
+folder, and loaded with ctypes, whose calls release the GIL, so the FMI windows are split over threads
+(the other kernels' short calls stay on the calling thread: see below).
 
 ``FUSIONBENCH_NATIVE``: ``auto`` (default: use them where they build) or ``0`` (never: the PyTorch
 kernels, eager or compiled as :mod:`metrics._compile` decides). Where they cannot be built (no
