@@ -1,6 +1,7 @@
 """bench eval: score fused images from any software (PNG, 16-bit PNG, TIFF, NumPy, NIfTI), bad folders."""
 
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -434,27 +435,42 @@ def test_worker_count_rule(monkeypatch):
         eval_workers("many", 1153, 73, "cpu")
 
 
-def test_the_workers_start_before_torch_and_score_or_stop(tmp_path, triples, monkeypatch, capsys):
-    """bench eval starts its workers (benchmark.running.pool.start) from the number of source images,
-    before it imports torch, and the scoring takes that pool (no second one) with the scores of one
-    process; an eval that needs another number of processes, or ends on bad input, stops them."""
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_the_workers_start_with_the_scoring_or_before_torch_and_score_or_stop(
+    tmp_path, triples, monkeypatch, capsys, method
+):
+    """bench eval's workers are forked when the scoring starts (Linux), with what this process imported;
+    where they are spawned instead (macOS, Windows), bench eval starts them (benchmark.running.pool.start)
+    from the number of source images, before it imports torch, and the scoring takes that pool (no
+    second one). Either way the scores are those of one process; an eval that needs another number of
+    processes, or ends on bad input, stops early-started ones."""
     import benchmark.running.evaluate as ev
     from benchmark.cli import main
     from benchmark.running import pool
 
+    if method == "fork":
+        assert pool.start_method() == ("fork" if sys.platform.startswith("linux") else "spawn")
+    monkeypatch.setattr(pool, "start_method", lambda: method)
     _six_triples(tmp_path, triples)
     monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 6)
     monkeypatch.delenv("FUSIONBENCH_EVAL_WORKERS", raising=False)
     monkeypatch.setattr(pool.os, "sched_getaffinity", lambda _: {0, 1})  # two cores: one worker
-    made, stopped = [], []
+    made, stopped, kinds = [], [], []
     real_new, real_stop = pool.new_pool, pool._stop
-    monkeypatch.setattr(pool, "new_pool", lambda n: made.append(n) or real_new(n))
+
+    def new_pool(n):
+        made.append(n)
+        p = real_new(n)
+        kinds.append(p._mp_context.get_start_method())
+        return p
+
+    monkeypatch.setattr(pool, "new_pool", new_pool)
     monkeypatch.setattr(pool, "_stop", lambda p: stopped.append(p) or real_stop(p))
     monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 2))  # three batches
     src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
     run = ["eval", *src, "--lineage", "cddfuse", "--metrics", "EN,SD,MI"]
     assert main([*run, "--out", str(tmp_path / "side")]) == 0
-    assert made == [2] and stopped == [] and pool._EARLY == []  # started early, taken, shut down with the eval
+    assert made == [2] and stopped == [] and pool._EARLY == [] and kinds == [method]  # one pool, shut down
     assert main([*run, "--out", str(tmp_path / "one"), "--workers", "1"]) == 0 and made == [2]
     side, one = (pd.read_csv(tmp_path / d / "scores.csv") for d in ("side", "one"))
     pd.testing.assert_frame_equal(side, one)
@@ -464,10 +480,13 @@ def test_the_workers_start_before_torch_and_score_or_stop(tmp_path, triples, mon
     capsys.readouterr()
     assert main(["eval", *src[:4], "--fused", f"m={tmp_path / 'missing'}", "--out", str(tmp_path / "bad")]) == 2
     assert "folder not found" in capsys.readouterr().err
-    assert made == [2, 2] and len(stopped) == 1 and pool._EARLY == []  # started, then stopped on the bad input
-    assert not any(p.is_alive() for p in (getattr(stopped[0], "_processes", None) or {}).values())
+    if method == "spawn":
+        assert made == [2, 2] and len(stopped) == 1 and pool._EARLY == []  # started, then stopped on the bad input
+        assert not any(p.is_alive() for p in (getattr(stopped[0], "_processes", None) or {}).values())
+    else:
+        assert made == [2] and stopped == [] and pool._EARLY == []  # none forked before the scoring
     assert main([*run, "--out", str(tmp_path / "three"), "--workers", "3"]) == 0  # 3 batches: 3 processes
-    assert made == [2, 2, 3] and len(stopped) == 1
+    assert made[-1] == 3 and len(stopped) == (method == "spawn")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "three" / "scores.csv"), one)
 
 

@@ -1,24 +1,41 @@
-"""``bench eval``'s worker processes, started before the command imports torch.
+"""``bench eval``'s worker processes: forked from the scoring process where the system can (Linux), else
+spawned before the command imports torch.
 
-Each worker is a spawned Python process that imports torch and the metrics (~1.1 s of one core here)
-before it scores. Started at the first batch, after the main process's own import, a worker left the
-second core idle for that long, and on a fresh machine for longer, since the hand-written kernels'
-build was running then. :func:`start` starts them as soon as the command can tell it will use them
-(:mod:`benchmark.cli`, from the number of source images, before it imports torch), each importing what
-it scores with at once, side by side with the main process's import and the kernels' build;
-:func:`take` hands them to the scoring (:func:`benchmark.running.evaluate._score_side_by_side`), which
-makes its own pool when none was started or the eval needs another number; :func:`discard` stops them
-where the eval ends without them (bad input, every batch reused). Nothing here imports torch.
+A forked worker has what the main process imported (torch, the metrics and their lineages, the loaded
+kernels) from the start, at no cost: on a fresh machine, where the kernels' build runs beside the
+imports and every core is busy, this saves a spawned worker's own import of torch (~1.1-1.5 s of one
+core: a fresh `bench eval` of 1153 triples ~0.5-1.3 s sooner, docs/speed.md). It is forked when the
+scoring starts (:func:`take`), before this process has run anything on more than one thread, and scores
+on one thread (:func:`_init`), as PyTorch's DataLoader workers do, so no thread pool is inherited in use.
+
+Where fork is not the platform's way (macOS, Windows) each worker is a spawned Python process that
+imports torch and the metrics (~1.1 s of one core) before it scores. Started at the first batch, after
+the main process's own import, it left the second core idle for that long, and on a fresh machine for
+longer, since the hand-written kernels' build was running then. :func:`start` starts those as soon as
+the command can tell it will use them (:mod:`benchmark.cli`, from the number of source images, before it
+imports torch), each importing what it scores with at once, side by side with the main process's import
+and the kernels' build; :func:`take` hands them to the scoring
+(:func:`benchmark.running.evaluate._score_side_by_side`), which makes its own pool when none was started
+or the eval needs another number; :func:`discard` stops them where the eval ends without them (bad input,
+every batch reused). Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 AUTO_MIN_TRIPLES = 256  # below this, starting worker processes (~2 s each) does not pay
 
 _EARLY: list = []  # [(pool, processes it scores with, this one included)] from start()
+
+
+def start_method() -> str:
+    """How workers start: ``fork`` on Linux (the scoring process's imports and kernels come with it),
+    else ``spawn`` (a parent's thread pools are not safe to fork there, nor is fork always offered)."""
+    return "fork" if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str) -> int:
@@ -63,7 +80,8 @@ def _init() -> None:
     # it exits; the interpreter's teardown of torch after that (0.3-0.4 s), which the pool's shutdown
     # waits for, is skipped, as the main process skips its own (benchmark.cli.quick_exit). Registered
     # here, after the imports' atexit handlers, so it runs before them (last in, first out); the exit
-    # (sys.exit in multiprocessing's spawn_main) has flushed the output by then.
+    # (sys.exit in multiprocessing's spawn_main) has flushed the output by then. (A forked worker ends
+    # with os._exit from multiprocessing itself.)
     atexit.register(os._exit, 0)
     keep_freed_memory()
     torch.set_num_threads(1)
@@ -77,18 +95,17 @@ def _ready() -> None:
 
 
 def new_pool(n_workers: int) -> ProcessPoolExecutor:
-    """``n_workers - 1`` spawned processes (spawn, not fork: a parent's OpenMP / BLAS thread pools are
-    not safe to fork), one thread each; the calling process scores beside them."""
-    import multiprocessing
-
-    return ProcessPoolExecutor(n_workers - 1, mp_context=multiprocessing.get_context("spawn"), initializer=_init)
+    """``n_workers - 1`` processes (:func:`start_method`), one thread each; the calling process scores
+    beside them."""
+    return ProcessPoolExecutor(n_workers - 1, mp_context=multiprocessing.get_context(start_method()), initializer=_init)
 
 
 def start(workers: int | str, n_triples: int, device: str) -> int:
     """Start the workers of an eval of ``n_triples`` triples on ``device`` now, if it will have any
-    (:func:`eval_workers`); returns how many processes it will score with (1: none started)."""
+    (:func:`eval_workers`) and they are spawned (forked ones start with the scoring, :func:`take`);
+    returns how many processes it will score with (1: none)."""
     n = eval_workers(workers, n_triples, n_triples, device)
-    if n > 1:
+    if n > 1 and start_method() == "spawn":
         pool = new_pool(n)
         for _ in range(n - 1):  # each submission spawns a process, up to the pool's size
             pool.submit(_ready)
