@@ -467,10 +467,13 @@ def test_the_workers_start_with_the_scoring_or_before_torch_and_score_or_stop(
     monkeypatch.setattr(pool, "new_pool", new_pool)
     monkeypatch.setattr(pool, "_stop", lambda p: stopped.append(p) or real_stop(p))
     monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 2))  # three batches
+    imported = []  # the tables' imports, while this process waits for the workers' last batches (if it does)
+    monkeypatch.setattr(ev, "_import_reporting", lambda: imported.append(1))
     src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"m={tmp_path / 'f'}"]
     run = ["eval", *src, "--lineage", "cddfuse", "--metrics", "EN,SD,MI"]
     assert main([*run, "--out", str(tmp_path / "side")]) == 0
     assert made == [2] and stopped == [] and pool._EARLY == [] and kinds == [method]  # one pool, shut down
+    assert imported in ([], [1])
     assert main([*run, "--out", str(tmp_path / "one"), "--workers", "1"]) == 0 and made == [2]
     side, one = (pd.read_csv(tmp_path / d / "scores.csv") for d in ("side", "one"))
     pd.testing.assert_frame_equal(side, one)

@@ -482,17 +482,29 @@ def _score_in_worker(tasks: list):
         return "error", str(e)
 
 
+def _import_reporting() -> None:
+    """Import what the tables after the scoring need (pandas, 0.18 s, and the reporting modules): run by
+    :func:`_score_side_by_side` while this process waits for the workers' last batches, where its core
+    would idle, instead of after them."""
+    import pandas  # noqa: F401
+
+    import benchmark.reporting.report  # noqa: F401
+    import benchmark.reporting.tables  # noqa: F401
+
+
 def _score_side_by_side(
     tasks: list, results: list, n_workers: int, bar, first: int = 0, finished=lambda i: None
 ) -> None:
     """Fill ``results[i]`` (``i >= first``) with :func:`_score_batch` of ``tasks[i]``: ``n_workers - 1``
-    spawned processes (:func:`benchmark.running.pool.take`: those ``bench eval`` started before it
-    imported torch, else new ones) take groups of batches that share their sources
+    worker processes (:func:`benchmark.running.pool.take`: forked now, or spawned ones that ``bench eval``
+    started before it imported torch, else new ones) take groups of batches that share their sources
     (:func:`_source_groups`: one batch per fused folder) in order, two queued each, while this process
-    scores the rest, so no core waits for the workers to start (importing torch takes them ~1.1 s).
-    ``finished(i)``: after each batch's scores."""
+    scores the rest, so no core waits for the workers to start; past its last batch it imports what the
+    tables need (:func:`_import_reporting`) while the workers end theirs. ``finished(i)``: after each
+    batch's scores."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
+    idle = [_import_reporting]
     pending: dict = {}
     groups = _source_groups(range(first, len(tasks)), tasks)
     nxt = 0
@@ -521,6 +533,8 @@ def _score_side_by_side(
                     keep(groups[nxt], _score_group([tasks[i] for i in groups[nxt]]))
                     nxt += 1
                 elif pending:
+                    if idle:  # once: what comes after the scoring, while the workers end theirs
+                        idle.pop()()
                     harvest(wait(pending, return_when=FIRST_COMPLETED).done)
         except BaseException:
             for fut in pending:
