@@ -61,24 +61,28 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     def both(name: str) -> tuple[str, str]:
         return name + "_f32", name + "_f64"
 
+    def typed(unit: str, names, args: list, result=None) -> None:  # a unit built once per type
+        for name in [names] if isinstance(names, str) else names:
+            add(unit + name[-4:], name, args, result)
+
     add("fmi_f32", "fusionbench_fmi_version", [], ctypes.c_int)
     for form in ("f32", "f64", "f64_scored_f32"):
         add("fmi_" + form, "fmi_" + form, [_P] * 4 + [_I, _P, _P])
         add("fmi_" + form, "fmi_maps_" + form, [_P] * 3 + [_I] * 4 + [_P] * 2, _I)
-    add("phase", both("phase_orientation"), [_P, _I, _I, _I, _D, _P])
-    add("phase", both("phase_accumulate"), [_P, _P] + [_I] * 4 + [_D] * 5 + [_P])
-    add("phase", both("phase_median"), [_P, _I, _I, _I, _P])
-    add("phase", both("phase_finish"), [_P, _I, _I, _I, _D, _D, _P])
-    add("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
-    add("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
-    add("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
-    add("qabf", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
-    add("qabf", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
-    add("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
-    add("hist", both("table_entropy"), [_P] + [_I] * 3 + [_P])
-    add("hist", both("hist"), [_P] + [_I] * 4 + [_P], _I)
-    add("hist", both("joint_hist"), [_P, _P] + [_I] * 4 + [_P], _I)
-    add("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
+    typed("phase", both("phase_orientation"), [_P, _I, _I, _I, _D, _P])
+    typed("phase", both("phase_accumulate"), [_P, _P] + [_I] * 4 + [_D] * 5 + [_P])
+    typed("phase", both("phase_median"), [_P, _I, _I, _I, _P])
+    typed("phase", both("phase_finish"), [_P, _I, _I, _I, _D, _D, _P])
+    typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
+    typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
+    typed("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
+    add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
+    add("qabf_f64", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
+    typed("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
+    typed("hist", both("table_entropy"), [_P] + [_I] * 3 + [_P])
+    typed("hist", both("hist"), [_P] + [_I] * 4 + [_P], _I)
+    typed("hist", both("joint_hist"), [_P, _P] + [_I] * 4 + [_P], _I)
+    typed("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
     add("mef", "mef_desired_f64", [_P, _P] + [_I] * 3 + [_P])
     add("mef", "mef_score_f64", [_P, _P] + [_I] * 3 + [_D, _P])
     add("moment", both("vif_reference"), [_P, _I] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)

@@ -74,15 +74,21 @@ def _compiler() -> str | None:
 # does): 0.25 s a form against 1.07 at -O3, and their windows as fast or faster (Tang's three FMI maps
 # 12.65 against 12.75 ms a triple); the other units keep -O3 (at -O2 phase congruency's sums ran 5x
 # slower). One library a unit, not one for all: a command builds only what it scores with (Liu's five
-# need two units of nine, 1.1 s of the 3.3 s of CPU a whole build takes here), while it imports torch.
+# need two units of fourteen, 0.8 s of the 4 s of CPU all take here), while it imports torch.
 FMI_OPT = ["-O2", "-fpeel-loops"]
 UNITS = {
     "mef": (_HERE / "mef_kernel.cpp", []),  # the smallest (0.1 s): the probe of whether this machine builds them
-    "filter": (_HERE / "filter_kernel.cpp", []),  # the longest first, for the builds side by side
-    "phase": (_HERE / "phase_kernel.cpp", []),
-    "qabf": (_HERE / "qabf_kernel.cpp", []),
-    "moment": (_HERE / "moment_kernel.cpp", []),
-    "hist": (_HERE / "hist_kernel.cpp", []),
+    # the longest first, for the builds side by side; where a metric set calls one type of a source's
+    # kernels, that type alone (-DFUSIONBENCH_TYPE, simd.h: each type about half the source's time)
+    "filter_f32": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
+    "filter_f64": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
+    "qabf_f64": (_HERE / "qabf_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
+    "moment": (_HERE / "moment_kernel.cpp", []),  # every metric set that calls it calls both types
+    "phase_f32": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
+    "phase_f64": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
+    "hist_f32": (_HERE / "hist_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
+    "hist_f64": (_HERE / "hist_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
+    "qabf_f32": (_HERE / "qabf_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
     "fmi_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=0", *FMI_OPT]),
     "fmi_f64": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=1", *FMI_OPT]),
     "fmi_f64_scored_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=2", *FMI_OPT]),
@@ -92,11 +98,11 @@ PROBE = "mef"
 # of its first batch; another is built when first called. tests/test_native.py holds each set's calls to
 # its list here.
 AHEAD = {
-    "liu": ("fmi_f32", "filter"),
-    "vifb": ("filter", "qabf", "moment", "hist"),
-    "tang": ("filter", "qabf", "moment", "hist", "fmi_f32", "fmi_f64_scored_f32"),
-    "mefb": ("filter", "phase", "qabf", "moment", "hist", "fmi_f32"),
-    "cddfuse": ("filter", "qabf", "moment", "hist"),
+    "liu": ("fmi_f32", "filter_f32"),
+    "vifb": ("filter_f32", "filter_f64", "moment", "hist_f32", "qabf_f32"),
+    "tang": ("filter_f64", "qabf_f64", "moment", "hist_f32", "qabf_f32", "fmi_f32", "fmi_f64_scored_f32"),
+    "mefb": ("filter_f32", "filter_f64", "qabf_f64", "moment", "phase_f32", "hist_f32", "qabf_f32", "fmi_f32"),
+    "cddfuse": ("filter_f64", "moment", "hist_f32", "qabf_f32"),
 }
 
 

@@ -373,14 +373,9 @@ static void dwt2(const T *x, int64_t n_r, int64_t n_c, const T *lo, const T *hi,
 }
 
 extern "C" {
+#if FUSIONBENCH_F32
 void separable_f32(const float *x, int64_t n_r, int64_t n_c, const float *taps, int64_t k, const int64_t *src_r,
                    const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1, float *out)
-{
-    separable(x, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, m0, m1, out);
-}
-void separable_f64(const double *x, int64_t n_r, int64_t n_c, const double *taps, int64_t k, const int64_t *src_r,
-                   const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1,
-                   double *out)
 {
     separable(x, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, m0, m1, out);
 }
@@ -391,6 +386,19 @@ void separable_products_f32(const float *const *a, const int64_t *sa, const floa
 {
     separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);
 }
+void dwt2_f32(const float *x, int64_t n_r, int64_t n_c, const float *lo, const float *hi, int64_t k,
+              const int64_t *src_r, const int64_t *src_c, int64_t m0, int64_t m1, float *out)
+{
+    dwt2(x, n_r, n_c, lo, hi, k, src_r, src_c, m0, m1, out);
+}
+#endif
+#if FUSIONBENCH_F64
+void separable_f64(const double *x, int64_t n_r, int64_t n_c, const double *taps, int64_t k, const int64_t *src_r,
+                   const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1,
+                   double *out)
+{
+    separable(x, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, m0, m1, out);
+}
 void separable_products_f64(const double *const *a, const int64_t *sa, const double *const *c, const int64_t *sc,
                             int64_t nm, int64_t n_r, int64_t n_c, const double *taps, int64_t k, const int64_t *src_r,
                             const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0, int64_t b1,
@@ -398,14 +406,10 @@ void separable_products_f64(const double *const *a, const int64_t *sa, const dou
 {
     separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);
 }
-void dwt2_f32(const float *x, int64_t n_r, int64_t n_c, const float *lo, const float *hi, int64_t k,
-              const int64_t *src_r, const int64_t *src_c, int64_t m0, int64_t m1, float *out)
-{
-    dwt2(x, n_r, n_c, lo, hi, k, src_r, src_c, m0, m1, out);
-}
 void dwt2_f64(const double *x, int64_t n_r, int64_t n_c, const double *lo, const double *hi, int64_t k,
               const int64_t *src_r, const int64_t *src_c, int64_t m0, int64_t m1, double *out)
 {
     dwt2(x, n_r, n_c, lo, hi, k, src_r, src_c, m0, m1, out);
 }
+#endif
 }

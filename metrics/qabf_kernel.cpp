@@ -217,9 +217,12 @@ static void edge_thin(const double *gx, const double *gy, const double *b, doubl
             index(x + i * h * w, y + i * h * w, z + i * h * w, h, w, out + 2 * i);                            \
     }
 extern "C" {
+#if FUSIONBENCH_F32
 FUSIONBENCH_TRIPLES(qabf_f32, qabf, float)
-FUSIONBENCH_TRIPLES(qabf_f64, qabf, double)
 FUSIONBENCH_TRIPLES(nabf_f32, nabf, float)
+#endif
+#if FUSIONBENCH_F64
+FUSIONBENCH_TRIPLES(qabf_f64, qabf, double)
 FUSIONBENCH_TRIPLES(nabf_f64, nabf, double)
 void edge_gradients_f64(const double *x, int64_t h, int64_t w, int64_t i0, int64_t i1, double *gx, double *gy,
                         double *b)
@@ -233,4 +236,5 @@ void edge_thin_f64(const double *gx, const double *gy, const double *b, const do
     for (int64_t i = i0; i < i1; i++)
         edge_thin(gx + i * h * w, gy + i * h * w, b + i * h * w, cutoff[i], h, w, e + i * h * w);
 }
+#endif
 }

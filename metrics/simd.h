@@ -82,6 +82,16 @@ static inline double ssqrt(double x) { return __builtin_sqrt(x); }
 static inline float sabs(float x) { return __builtin_fabsf(x); }
 static inline double sabs(double x) { return __builtin_fabs(x); }
 
+// A unit built for one type only (-DFUSIONBENCH_TYPE=32 or 64, metrics/_native_build.py: a command builds
+// the types its metric sets call) keeps that type's entry points; without the flag, both.
+#ifndef FUSIONBENCH_TYPE
+#define FUSIONBENCH_F32 1
+#define FUSIONBENCH_F64 1
+#else
+#define FUSIONBENCH_F32 (FUSIONBENCH_TYPE == 32)
+#define FUSIONBENCH_F64 (FUSIONBENCH_TYPE == 64)
+#endif
+
 template <typename T> struct Vec;
 template <> struct Vec<float> { typedef vf32 type; };
 template <> struct Vec<double> { typedef vf64 type; };

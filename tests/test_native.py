@@ -270,7 +270,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monk
     for extra in ([], ["--lineage", "vifb, tang"], ["--lineage", "mefb,all"], ["--metrics", "Q_MI,cddfuse:VIF"]):
         assert cli.main(bad + extra) == 2
     assert started == [["liu"], ["tang", "vifb"], None, ["cddfuse"]]
-    assert _native_build.units_for(["liu"]) == ["mef", "filter", "fmi_f32"]
+    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "fmi_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
 
 
@@ -292,6 +292,22 @@ def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_
     for k in want:
         assert torch.equal(got[k], want[k]), k
     assert not (tmp_path / "native").exists() or not any((tmp_path / "native").iterdir())
+
+
+def test_every_entry_point_is_in_its_units_library(monkeypatch, tmp_path, native_kernel):
+    """Each entry point _native.SIGNATURES names is exported by the library of its unit (a source built
+    for one type keeps that type's entry points alone: simd.h's FUSIONBENCH_TYPE) and by no other unit's
+    library of the same source, and every unit is some entry point's."""
+    import ctypes
+
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
+    libs = {unit: ctypes.CDLL(str(path)) for unit, path in _native_build.build().items()}
+    assert {u for u, _, _ in _native.SIGNATURES.values()} == set(_native_build.UNITS)
+    for name, (unit, _, _) in _native.SIGNATURES.items():
+        assert hasattr(libs[unit], name), (name, unit)
+        for other, (src, _) in _native_build.UNITS.items():
+            if other != unit and src == _native_build.UNITS[unit][0]:
+                assert not hasattr(libs[other], name), (name, other)
 
 
 @pytest.mark.parametrize("metric_set", sorted(_native_build.AHEAD))
