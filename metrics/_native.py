@@ -42,7 +42,7 @@ VERSION = 3  # fusionbench_fmi_version() of the sources; a library that reports 
 MIN_PER_THREAD = 4096  # windows below which a call stays on one thread (a thread costs ~50 us)
 
 _LOCK = threading.Lock()
-_LIB: list = []  # [ctypes.CDLL] once built, [None] once it could not be
+_LIB: list = []  # [Kernels] once the probe unit built, [None] once it could not
 _PROBLEM: list[str] = []
 
 
