@@ -493,6 +493,38 @@ def test_the_workers_start_with_the_scoring_or_before_torch_and_score_or_stop(
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "three" / "scores.csv"), one)
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_bad_input_found_by_a_worker_is_one_line_and_no_result(tmp_path, triples, monkeypatch, capsys, method):
+    """An image that fails only when a worker process decodes it (a float .npy outside [0, 1]: its header
+    passes the checks before the scoring) ends the eval as bad input found in this process does: one line
+    naming the file, status 2, no result file."""
+    import benchmark.running.evaluate as ev
+    from benchmark.running import pool
+
+    monkeypatch.setattr(pool, "start_method", lambda: method)
+    _six_triples(tmp_path, triples)
+    fused = tmp_path / "g"
+    fused.mkdir()
+    for i in range(6):
+        img = skio.imread(tmp_path / "f" / f"s{i}.png").astype(np.float32) / 255
+        np.save(fused / f"s{i}.npy", img * (2 if i == 0 else 1))  # s0: in the worker's first batch
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 6)
+    monkeypatch.delenv("FUSIONBENCH_EVAL_WORKERS", raising=False)
+    monkeypatch.setattr(pool.os, "sched_getaffinity", lambda _: {0, 1})
+    monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 2))
+    seen = []
+    real = ev._score_side_by_side
+    monkeypatch.setattr(ev, "_score_side_by_side", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
+    out = tmp_path / "out"
+    src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"g={fused}"]
+    capsys.readouterr()
+    assert main(["eval", *src, "--lineage", "cddfuse", "--metrics", "EN,SD", "--out", str(out)]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip() and not x.startswith("eval g:")]  # no bar
+    assert seen == [2] and len(err) == 1, err
+    assert err[0].startswith(f"bench: error: {fused / 's0.npy'}: ") and "expected [0, 1]" in err[0]
+    assert not out.exists() or not [x for x in out.iterdir() if not x.name.startswith(".")]
+
+
 def test_auto_workers_go_side_by_side_even_when_the_metrics_compile(tmp_path, triples, monkeypatch, torch_kernels):
     """Under ``auto`` a large eval on a CPU scores side by side from its first batch, whether or not
     its metrics run compiled kernels (each worker compiles them; still faster: mefb 77 against 103 s
