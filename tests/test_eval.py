@@ -2,6 +2,7 @@
 
 import os
 import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -457,9 +458,15 @@ def test_the_workers_start_with_the_scoring_or_before_torch_and_score_or_stop(
     monkeypatch.setattr(pool.os, "sched_getaffinity", lambda _: {0, 1})  # two cores: one worker
     made, stopped, kinds = [], [], []
     real_new, real_stop = pool.new_pool, pool._stop
+    if ev.tqdm.monitor is not None:  # another test's progress bar's monitor thread: ended, as in a fresh process
+        ev.tqdm.monitor.exit()
+        ev.tqdm.monitor = None
+    before = set(threading.enumerate())
 
     def new_pool(n):
         made.append(n)
+        if method == "fork":  # forked before the eval starts a thread (the progress bar's monitor off)
+            assert set(threading.enumerate()) <= before
         p = real_new(n)
         kinds.append(p._mp_context.get_start_method())
         return p

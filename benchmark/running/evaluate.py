@@ -623,6 +623,9 @@ def _score_folders(
     def done(j: int) -> None:  # a batch's final scores, kept for a rerun or a resumed eval
         cache.put(todo[j], results[j])
 
+    # No tqdm monitor thread (it checks slow bars every 10 s): the workers are forked from this process
+    # (benchmark.running.pool), which then has no thread but its own.
+    tqdm.monitor_interval = 0
     bar = tqdm(total=len(tasks), desc=f"eval {', '.join(fused)}", disable=not progress or not tasks, leave=False)
     was_disabled, threads = log.disabled, torch.get_num_threads()
     log.disabled = True  # metrics.score's own NaN warnings: the notes are logged below, naming the images
