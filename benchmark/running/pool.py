@@ -6,8 +6,8 @@ kernels) from the start, at no cost: on a fresh machine, where the kernels' buil
 imports and every core is busy, this saves a spawned worker's own import of torch (~1.1-1.5 s of one
 core: a fresh `bench eval` of 1153 triples ~0.5-1.3 s sooner, docs/speed.md). It is forked when the
 scoring starts (:func:`take`), from a process with no other thread (the eval's progress bar runs without
-tqdm's monitor thread) that has run nothing on more than one, and scores on one thread (:func:`_init`),
-as PyTorch's DataLoader workers do, so no thread pool is inherited in use.
+tqdm's monitor thread), and scores on one thread (:func:`_init`), as PyTorch's DataLoader workers do
+after a fork, so that it never enters a thread pool the parent may have started.
 
 Where fork is not the platform's way (macOS, Windows) each worker is a spawned Python process that
 imports torch and the metrics (~1.1 s of one core) before it scores. Started at the first batch, after
