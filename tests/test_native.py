@@ -219,11 +219,14 @@ def test_each_unit_is_built_once_into_the_cache_on_first_use(monkeypatch, tmp_pa
         _native.library().no_such_kernel
 
 
-def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monkeypatch, tmp_path, native_kernel):
+def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half_made(
+    monkeypatch, tmp_path, native_kernel
+):
     """bench eval and bench run start metrics/_native_build.py as a script before they import torch
-    (benchmark.cli.start_kernel_build): it imports no torch, builds the library the command then loads
+    (benchmark.cli.start_kernel_build): it imports no torch, builds the libraries the command then loads
     without compiling, and builds nothing under FUSIONBENCH_NATIVE=0. Stopped while compiling (the
-    command ended first) it leaves only its lock file: no object, no library."""
+    command ended first) it leaves no temporary file: only the units it finished, whole, and locks."""
+    import ctypes
     import os
     import sys
     import time
@@ -248,7 +251,10 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing(monk
     cli.stop_kernel_build(proc)
     assert proc.returncode != 0
     left = [x for x in folder.iterdir() if x.suffix != ".lock"]
-    assert len(left) <= 1 and all(x.name.startswith("kernels-mef-") for x in left)  # the probe may be done
+    assert len(left) < len(_native_build.UNITS)  # stopped before its end
+    assert not [x for x in left if x.name.startswith(".")]  # no temporary file of the stopped compilers
+    for lib in left:  # the units it had finished: whole libraries, kept for the next command
+        ctypes.CDLL(str(lib))
 
     done = subprocess.run([sys.executable, "-X", "importtime", script], capture_output=True, text=True)
     assert done.returncode == 0 and "torch" not in done.stderr
