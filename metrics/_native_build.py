@@ -26,17 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-KERNELS = (
-    "fmi_kernel.cpp",
-    "phase_kernel.cpp",
-    "filter_kernel.cpp",
-    "mef_kernel.cpp",
-    "qabf_kernel.cpp",
-    "hist_kernel.cpp",
-    "moment_kernel.cpp",
-)
 _HERE = Path(__file__).parent
-SOURCES = [_HERE / name for name in KERNELS]
 HEADERS = [_HERE / "simd.h"]  # what they include: part of the build's key
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-Wno-psabi"]
 

@@ -372,44 +372,31 @@ static void dwt2(const T *x, int64_t n_r, int64_t n_c, const T *lo, const T *hi,
     }
 }
 
+// The entry points of one type (T, SUFFIX: float, f32 or double, f64); a unit built for one type has only its own.
+#define FUSIONBENCH_FILTERS(T, SUFFIX)                                                                                \
+    void separable_##SUFFIX(const T *x, int64_t n_r, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,     \
+                            const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1,   \
+                            T *out)                                                                                   \
+    {                                                                                                                 \
+        separable(x, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, m0, m1, out);                                 \
+    }                                                                                                                 \
+    void separable_products_##SUFFIX(const T *const *a, const int64_t *sa, const T *const *c, const int64_t *sc,      \
+                                     int64_t nm, int64_t n_r, int64_t n_c, const T *taps, int64_t k,                  \
+                                     const int64_t *src_r, const int64_t *src_c, int64_t m_r, int64_t m_c,            \
+                                     int64_t stride, int64_t b0, int64_t b1, T *out)                                  \
+    {                                                                                                                 \
+        separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);         \
+    }                                                                                                                 \
+    void dwt2_##SUFFIX(const T *x, int64_t n_r, int64_t n_c, const T *lo, const T *hi, int64_t k,                     \
+                       const int64_t *src_r, const int64_t *src_c, int64_t m0, int64_t m1, T *out)                    \
+    {                                                                                                                 \
+        dwt2(x, n_r, n_c, lo, hi, k, src_r, src_c, m0, m1, out);                                                      \
+    }
 extern "C" {
 #if FUSIONBENCH_F32
-void separable_f32(const float *x, int64_t n_r, int64_t n_c, const float *taps, int64_t k, const int64_t *src_r,
-                   const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1, float *out)
-{
-    separable(x, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, m0, m1, out);
-}
-void separable_products_f32(const float *const *a, const int64_t *sa, const float *const *c, const int64_t *sc,
-                            int64_t nm, int64_t n_r, int64_t n_c, const float *taps, int64_t k, const int64_t *src_r,
-                            const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0, int64_t b1,
-                            float *out)
-{
-    separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);
-}
-void dwt2_f32(const float *x, int64_t n_r, int64_t n_c, const float *lo, const float *hi, int64_t k,
-              const int64_t *src_r, const int64_t *src_c, int64_t m0, int64_t m1, float *out)
-{
-    dwt2(x, n_r, n_c, lo, hi, k, src_r, src_c, m0, m1, out);
-}
+FUSIONBENCH_FILTERS(float, f32)
 #endif
 #if FUSIONBENCH_F64
-void separable_f64(const double *x, int64_t n_r, int64_t n_c, const double *taps, int64_t k, const int64_t *src_r,
-                   const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1,
-                   double *out)
-{
-    separable(x, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, m0, m1, out);
-}
-void separable_products_f64(const double *const *a, const int64_t *sa, const double *const *c, const int64_t *sc,
-                            int64_t nm, int64_t n_r, int64_t n_c, const double *taps, int64_t k, const int64_t *src_r,
-                            const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0, int64_t b1,
-                            double *out)
-{
-    separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);
-}
-void dwt2_f64(const double *x, int64_t n_r, int64_t n_c, const double *lo, const double *hi, int64_t k,
-              const int64_t *src_r, const int64_t *src_c, int64_t m0, int64_t m1, double *out)
-{
-    dwt2(x, n_r, n_c, lo, hi, k, src_r, src_c, m0, m1, out);
-}
+FUSIONBENCH_FILTERS(double, f64)
 #endif
 }

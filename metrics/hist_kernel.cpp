@@ -154,61 +154,40 @@ template <typename T> static int64_t count2(const T *a, const T *b, int64_t n, i
     return bad;
 }
 
-// Rows [r0, r1) of counts (rows, m): out[r] = the entropy in nats of row r (its non-negative counts).
+// The entry points of one type (T, SUFFIX), for rows [r0, r1): table_entropy: the entropy in nats of
+// each row of counts (rows, m), its non-negative counts; hist, joint_hist: the histograms of each row of
+// labels a (and b), n long, bins (x bins) each, returning the labels left out; table_tsallis: tsallis()
+// of each table of counts (rows, b, b) with exponent q. A unit built for one type has only its own.
+#define FUSIONBENCH_HIST(T, SUFFIX)                                                                                   \
+    void table_entropy_##SUFFIX(const T *counts, int64_t m, int64_t r0, int64_t r1, T *out)                           \
+    {                                                                                                                 \
+        for (int64_t r = r0; r < r1; r++)                                                                             \
+            out[r] = T(entropy(counts + r * m, m));                                                                   \
+    }                                                                                                                 \
+    int64_t hist_##SUFFIX(const T *a, int64_t n, int64_t bins, int64_t r0, int64_t r1, T *out)                        \
+    {                                                                                                                 \
+        int64_t bad = 0;                                                                                              \
+        for (int64_t r = r0; r < r1; r++)                                                                             \
+            bad += count(a + r * n, n, bins, out + r * bins);                                                         \
+        return bad;                                                                                                   \
+    }                                                                                                                 \
+    int64_t joint_hist_##SUFFIX(const T *a, const T *b, int64_t n, int64_t bins, int64_t r0, int64_t r1, T *out)      \
+    {                                                                                                                 \
+        int64_t bad = 0;                                                                                              \
+        for (int64_t r = r0; r < r1; r++)                                                                             \
+            bad += count2(a + r * n, b + r * n, n, bins, out + r * bins * bins);                                      \
+        return bad;                                                                                                   \
+    }                                                                                                                 \
+    void table_tsallis_##SUFFIX(const T *counts, int64_t b, int64_t r0, int64_t r1, double q, T *out)                 \
+    {                                                                                                                 \
+        for (int64_t r = r0; r < r1; r++)                                                                             \
+            out[r] = T(tsallis(counts + r * b * b, b, q));                                                            \
+    }
 extern "C" {
 #if FUSIONBENCH_F32
-void table_entropy_f32(const float *counts, int64_t m, int64_t r0, int64_t r1, float *out)
-{
-    for (int64_t r = r0; r < r1; r++)
-        out[r] = float(entropy(counts + r * m, m));
-}
-// Rows [r0, r1) of labels a (and b), each n long: their histograms, bins (x bins) each; the labels left out.
-int64_t hist_f32(const float *a, int64_t n, int64_t bins, int64_t r0, int64_t r1, float *out)
-{
-    int64_t bad = 0;
-    for (int64_t r = r0; r < r1; r++)
-        bad += count(a + r * n, n, bins, out + r * bins);
-    return bad;
-}
-int64_t joint_hist_f32(const float *a, const float *b, int64_t n, int64_t bins, int64_t r0, int64_t r1, float *out)
-{
-    int64_t bad = 0;
-    for (int64_t r = r0; r < r1; r++)
-        bad += count2(a + r * n, b + r * n, n, bins, out + r * bins * bins);
-    return bad;
-}
-// Tables [r0, r1) of counts (rows, b, b): out[r] = tsallis() of table r with exponent q.
-void table_tsallis_f32(const float *counts, int64_t b, int64_t r0, int64_t r1, double q, float *out)
-{
-    for (int64_t r = r0; r < r1; r++)
-        out[r] = float(tsallis(counts + r * b * b, b, q));
-}
+FUSIONBENCH_HIST(float, f32)
 #endif
 #if FUSIONBENCH_F64
-void table_entropy_f64(const double *counts, int64_t m, int64_t r0, int64_t r1, double *out)
-{
-    for (int64_t r = r0; r < r1; r++)
-        out[r] = entropy(counts + r * m, m);
-}
-int64_t hist_f64(const double *a, int64_t n, int64_t bins, int64_t r0, int64_t r1, double *out)
-{
-    int64_t bad = 0;
-    for (int64_t r = r0; r < r1; r++)
-        bad += count(a + r * n, n, bins, out + r * bins);
-    return bad;
-}
-int64_t joint_hist_f64(const double *a, const double *b, int64_t n, int64_t bins, int64_t r0, int64_t r1,
-                       double *out)
-{
-    int64_t bad = 0;
-    for (int64_t r = r0; r < r1; r++)
-        bad += count2(a + r * n, b + r * n, n, bins, out + r * bins * bins);
-    return bad;
-}
-void table_tsallis_f64(const double *counts, int64_t b, int64_t r0, int64_t r1, double q, double *out)
-{
-    for (int64_t r = r0; r < r1; r++)
-        out[r] = tsallis(counts + r * b * b, b, q);
-}
+FUSIONBENCH_HIST(double, f64)
 #endif
 }

@@ -206,40 +206,32 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
     }
 }
 
+// The entry points of one type (T, SUFFIX: float, f32 or double, f64); a unit built for one type has only its own.
+#define FUSIONBENCH_PHASE(T, SUFFIX)                                                                                  \
+    void phase_orientation_##SUFFIX(const T *parts, int64_t n, int64_t i0, int64_t i1, double eps, T *out)            \
+    {                                                                                                                 \
+        orientation<T>(parts, n, i0, i1, T(eps), out);                                                                \
+    }                                                                                                                 \
+    void phase_accumulate_##SUFFIX(const T *sums, const T *threshold, int64_t n, int64_t hw, int64_t i0,              \
+                                   int64_t i1, double c, double s, double eps, double cut_off, double gain,           \
+                                   T *acc)                                                                            \
+    {                                                                                                                 \
+        accumulate<T>(sums, threshold, n, hw, i0, i1, T(c), T(s), T(eps), T(cut_off), T(gain), acc);                  \
+    }                                                                                                                 \
+    void phase_finish_##SUFFIX(const T *acc, int64_t n, int64_t i0, int64_t i1, double eps, double norient,           \
+                               T *out)                                                                                \
+    {                                                                                                                 \
+        finish<T>(acc, n, i0, i1, T(eps), T(norient), out);                                                           \
+    }                                                                                                                 \
+    void phase_median_##SUFFIX(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)                                 \
+    {                                                                                                                 \
+        median<T>(x, n, r0, r1, out);                                                                                 \
+    }
 extern "C" {
 #if FUSIONBENCH_F32
-void phase_orientation_f32(const float *parts, int64_t n, int64_t i0, int64_t i1, double eps, float *out)
-{
-    orientation<float>(parts, n, i0, i1, float(eps), out);
-}
-void phase_accumulate_f32(const float *sums, const float *threshold, int64_t n, int64_t hw, int64_t i0, int64_t i1,
-                          double c, double s, double eps, double cut_off, double gain, float *acc)
-{
-    accumulate<float>(sums, threshold, n, hw, i0, i1, float(c), float(s), float(eps), float(cut_off), float(gain), acc);
-}
-void phase_finish_f32(const float *acc, int64_t n, int64_t i0, int64_t i1, double eps, double norient, float *out)
-{
-    finish<float>(acc, n, i0, i1, float(eps), float(norient), out);
-}
-void phase_median_f32(const float *x, int64_t n, int64_t r0, int64_t r1, float *out) { median<float>(x, n, r0, r1, out); }
+FUSIONBENCH_PHASE(float, f32)
 #endif
 #if FUSIONBENCH_F64
-void phase_orientation_f64(const double *parts, int64_t n, int64_t i0, int64_t i1, double eps, double *out)
-{
-    orientation<double>(parts, n, i0, i1, eps, out);
-}
-void phase_accumulate_f64(const double *sums, const double *threshold, int64_t n, int64_t hw, int64_t i0, int64_t i1,
-                          double c, double s, double eps, double cut_off, double gain, double *acc)
-{
-    accumulate<double>(sums, threshold, n, hw, i0, i1, c, s, eps, cut_off, gain, acc);
-}
-void phase_finish_f64(const double *acc, int64_t n, int64_t i0, int64_t i1, double eps, double norient, double *out)
-{
-    finish<double>(acc, n, i0, i1, eps, norient, out);
-}
-void phase_median_f64(const double *x, int64_t n, int64_t r0, int64_t r1, double *out)
-{
-    median<double>(x, n, r0, r1, out);
-}
+FUSIONBENCH_PHASE(double, f64)
 #endif
 }
