@@ -1,7 +1,8 @@
 """fusionbench's hand-written CPU kernels, built on first use: Fast-FMI's 3x3 windows
-(``metrics/fmi_kernel.cpp``), phase congruency's per-orientation sums (``metrics/phase_kernel.cpp``,
-MEFB's Qp), separable filtering (``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's
-per-pixel steps (``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F and MATLAB's Sobel edge map
+(``metrics/fmi_kernel.cpp``), phase congruency's per-orientation sums and, for most sides, the inverse
+FFTs before them (``metrics/phase_kernel.cpp``, MEFB's Qp), separable filtering
+(``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's per-pixel steps
+(``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F and MATLAB's Sobel edge map
 (``metrics/qabf_kernel.cpp``), the entropy of joint histograms (``metrics/hist_kernel.cpp``) and VIF's
 and SSIM's per-pixel steps after their moments (``metrics/moment_kernel.cpp``), a library a unit.
 
@@ -73,6 +74,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("phase", both("phase_accumulate"), [_P, _P] + [_I] * 4 + [_D] * 5 + [_P])
     typed("phase", both("phase_median"), [_P, _I, _I, _I, _P])
     typed("phase", both("phase_finish"), [_P, _I, _I, _I, _D, _D, _P])
+    typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
@@ -294,6 +296,56 @@ def phase_finish(acc: torch.Tensor, eps: float, norient: int) -> torch.Tensor:
     out = torch.empty(3, n, dtype=acc.dtype)
     fn = dll.phase_finish_f32 if acc.dtype == torch.float32 else dll.phase_finish_f64
     fn(acc.data_ptr(), n, 0, n, eps, norient, out.data_ptr())
+    return out
+
+
+FFT_BYTES = 32  # phase_kernel.cpp's FFT registers: 8 floats or 4 doubles a register
+
+
+def fft_lanes(dtype: torch.dtype) -> int:
+    """The lanes L of :func:`orientation_fft`'s registers for ``dtype``: the blocks of its layouts."""
+    return FFT_BYTES // (4 if dtype == torch.float32 else 8)
+
+
+def fft_takes(rows: int, cols: int, dtype: torch.dtype) -> bool:
+    """Whether :func:`orientation_fft` takes images of these sides: multiples of :func:`fft_lanes` with no
+    prime factor but 2, 3 and 5."""
+
+    def smooth(n: int) -> bool:
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    lanes = fft_lanes(dtype)
+    return rows % lanes == 0 and cols % lanes == 0 and smooth(rows) and smooth(cols)
+
+
+def fft_blocks(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (..., H, W) in :func:`orientation_fft`'s input layout: (..., W / L, H, L), value (y, x) at
+    [x / L][y][x % L]."""
+    lanes = fft_lanes(x.dtype)
+    *lead, h, w = x.shape
+    return x.reshape(*lead, h, w // lanes, lanes).transpose(-3, -2).contiguous()
+
+
+def fft_unblock(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """:func:`orientation_fft`'s pixel order back to images: (B H W,) in blocks of L rows -> (B, H, W)."""
+    lanes = fft_lanes(x.dtype)
+    return x.reshape(-1, rows // lanes, cols, lanes).transpose(-2, -1).reshape(-1, rows, cols)
+
+
+def orientation_fft(filters: torch.Tensor, re: torch.Tensor, im: torch.Tensor, rows: int, cols: int, eps: float):
+    """:func:`orientation` of one orientation's responses ``ifft2(filters[:, None] * (re + i im)[None])``, the
+    inverse FFTs computed too (``phase_kernel.cpp``), for images of ``rows`` x ``cols`` pixels that
+    :func:`fft_takes`: ``filters`` (4, ...) real and ``re``, ``im`` (B, ...) the spectra's planes, each in
+    :func:`fft_blocks`' layout, float32 or float64 on a CPU. (4, B H W), each image's pixels in blocks of
+    L rows (pixel (y, x) at (y / L) W L + x L + y % L: :func:`fft_unblock` undoes it)."""
+    nb = re.shape[0]
+    out = torch.empty(4, nb * rows * cols, dtype=re.dtype)
+    fn = getattr(library(), "phase_orientation_fft" + ("_f32" if re.dtype == torch.float32 else "_f64"))
+    if not fn(filters.data_ptr(), re.data_ptr(), im.data_ptr(), nb, rows, cols, eps, out.data_ptr()):
+        raise ValueError(f"phase_orientation_fft takes no {rows}x{cols} images")
     return out
 
 

@@ -1,5 +1,6 @@
 // Phase congruency's sums over the scales of one orientation (metrics/lineage/phase.py, _orientation),
-// hand-written for the CPU: MEFB's Qp.
+// hand-written for the CPU: MEFB's Qp; and, for the sides most images have, the inverse FFTs of the
+// responses with them (orientation_fft, below).
 //
 // Why hand-written: these ~20 elementwise passes over the four scales' responses are the part of
 // phase congruency that eager PyTorch runs slowest, and inductor's compiled form cost every process
@@ -7,10 +8,10 @@
 // fmi_kernel.cpp). One pass over each pixel's four responses here, built with fmi_kernel.cpp into the
 // same library by metrics/_native.py, in about a second.
 //
-// The arithmetic is _orientation's, in its order (sums over the scales from the smallest), with no
-// fused multiply-adds: each operation rounded once, as IEEE arithmetic of the formula (NumPy's
-// values). Eager PyTorch's differ from those by rounding (up to 4e-6 in float32 and 7e-15 in float64
-// on random responses of unit scale), as inductor's compiled form does.
+// The arithmetic of orientation() is _orientation's, in its order (sums over the scales from the
+// smallest), with no fused multiply-adds: each operation rounded once, as IEEE arithmetic of the formula
+// (NumPy's values). Eager PyTorch's differ from those by rounding (up to 4e-6 in float32 and 7e-15 in
+// float64 on random responses of unit scale), as inductor's compiled form does.
 #include <algorithm>  // std::nth_element
 #include <cstdint>
 
@@ -206,6 +207,290 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
     }
 }
 
+// The inverse FFTs of one orientation's responses, ifft2(filter[s] * spectrum[b]), with orientation()'s
+// sums after them (orientation_fft, at the end of this part).
+//
+// Why hand-written: these inverse FFTs (24 an image) and the responses' way through memory (the filter
+// products, the FFTs' output, the sums' input: 7 MB an orientation for four 240 x 240 images) were two
+// thirds of phase congruency's time, and PyTorch's CPU FFT (MKL) runs its generic code on this
+// project's AMD processor (MKL_VERBOSE names "Intel(R) Architecture processors"; it runs as fast with
+// MKL_ENABLE_INSTRUCTIONS=SSE4_2): 1.8x faster here, MEFB's Qp 38.6 -> 24.2 ms a triple
+// (docs/speed.md). A Stockham (self-sorting) mixed-radix FFT of radices 4, 2, 3 and 5, vectorized across
+// L transforms at once, a register's lanes (registers of 32 bytes: 8 floats, 4 doubles, on AVX2 and
+// AVX-512 alike; with 64 the two buffers of a 240-point transform left the 32 KB L1 cache): each
+// image's columns' transforms, an L x L transpose in registers, its rows' transforms. Sides of another
+// prime factor, or no multiple of L, are refused (0 returned): phase.py then takes PyTorch's FFT. Its
+// values differ from PyTorch's FFT's by rounding (float32 phase congruency as close to the float64 maps
+// as with PyTorch's FFT: tests/test_native.py).
+template <typename T> struct Lanes;
+constexpr int FFT_BYTES = 32;  // metrics/_native.py's FFT_BYTES
+typedef float ff32 __attribute__((vector_size(FFT_BYTES)));
+typedef double ff64 __attribute__((vector_size(FFT_BYTES)));
+typedef int32_t fi32 __attribute__((vector_size(FFT_BYTES)));
+typedef int64_t fi64 __attribute__((vector_size(FFT_BYTES)));
+template <> struct Lanes<float> {
+    typedef ff32 type;
+    typedef fi32 index;  // a shuffle's lane indices
+};
+template <> struct Lanes<double> {
+    typedef ff64 type;
+    typedef fi64 index;
+};
+
+static int radices(int64_t n, int *out)  // n's radices, 4s first, then 2, 3, 5; 0 where another factor is left
+{
+    int k = 0;
+    for (const int r : {4, 2, 3, 5})
+        while (n % r == 0 && n > 1) {
+            out[k++] = r;
+            n /= r;
+        }
+    return n == 1 ? k : 0;
+}
+
+// The twiddles of every stage of a transform of n points, inverse (sign +1): for stage (n_p, r), m = n_p / r,
+// w^(p k) = exp(2 pi i p k / n_p) for p < m, k = 1 .. r - 1, as (cos, sin), computed in double.
+template <typename T> static void twiddles(int64_t n, const int *rad, int nr, T *tw)
+{
+    int64_t np = n, off = 0;
+    for (int st = 0; st < nr; st++) {
+        const int r = rad[st];
+        const int64_t m = np / r;
+        for (int64_t p = 0; p < m; p++)
+            for (int k = 1; k < r; k++) {
+                const double a = 6.283185307179586476925286766559 * double(p * k) / double(np);
+                tw[off++] = T(__builtin_cos(a));
+                tw[off++] = T(__builtin_sin(a));
+            }
+        np = m;
+    }
+}
+
+// The R-point inverse DFT of a[0 .. R) into b (R = 2, 3, 4 or 5), each value L lanes.
+template <int R, typename T, typename V> static inline void butterfly(const V *ar, const V *ai, V *br, V *bi)
+{
+    if (R == 4) {
+        const V s0r = ar[0] + ar[2], s0i = ai[0] + ai[2], d0r = ar[0] - ar[2], d0i = ai[0] - ai[2];
+        const V s1r = ar[1] + ar[3], s1i = ai[1] + ai[3], d1r = ar[1] - ar[3], d1i = ai[1] - ai[3];
+        br[0] = s0r + s1r, bi[0] = s0i + s1i;
+        br[2] = s0r - s1r, bi[2] = s0i - s1i;
+        br[1] = d0r - d1i, bi[1] = d0i + d1r;  // d0 + i d1
+        br[3] = d0r + d1i, bi[3] = d0i - d1r;  // d0 - i d1
+    } else if (R == 2) {
+        br[0] = ar[0] + ar[1], bi[0] = ai[0] + ai[1];
+        br[1] = ar[0] - ar[1], bi[1] = ai[0] - ai[1];
+    } else if (R == 3) {
+        const T c = T(-0.5), sn = T(0.86602540378443864676372317075294);
+        const V tr = ar[1] + ar[2], ti = ai[1] + ai[2];
+        const V ur = ar[0] + c * tr, ui = ai[0] + c * ti;
+        const V vr = sn * (ar[1] - ar[2]), vi = sn * (ai[1] - ai[2]);
+        br[0] = ar[0] + tr, bi[0] = ai[0] + ti;
+        br[1] = ur - vi, bi[1] = ui + vr;  // u + i v
+        br[2] = ur + vi, bi[2] = ui - vr;  // u - i v
+    } else {  // 5
+        const T c1 = T(0.30901699437494742410229341718282), c2 = T(-0.80901699437494742410229341718282);
+        const T s1 = T(0.95105651629515357211643933337938), s2 = T(0.58778525229247312916870595463907);
+        const V pr = ar[1] + ar[4], pi = ai[1] + ai[4], mr = ar[1] - ar[4], mi = ai[1] - ai[4];
+        const V qr = ar[2] + ar[3], qi = ai[2] + ai[3], nr = ar[2] - ar[3], ni = ai[2] - ai[3];
+        br[0] = ar[0] + pr + qr, bi[0] = ai[0] + pi + qi;
+        const V u1r = ar[0] + c1 * pr + c2 * qr, u1i = ai[0] + c1 * pi + c2 * qi;
+        const V v1r = s1 * mr + s2 * nr, v1i = s1 * mi + s2 * ni;
+        const V u2r = ar[0] + c2 * pr + c1 * qr, u2i = ai[0] + c2 * pi + c1 * qi;
+        const V v2r = s2 * mr - s1 * nr, v2i = s2 * mi - s1 * ni;
+        br[1] = u1r - v1i, bi[1] = u1i + v1r;  // u1 + i v1
+        br[4] = u1r + v1i, bi[4] = u1i - v1r;
+        br[2] = u2r - v2i, bi[2] = u2i + v2r;  // u2 + i v2
+        br[3] = u2r + v2i, bi[3] = u2i - v2r;
+    }
+}
+
+// One Stockham stage of radix R: x (n_p = R m points, stride s) into y, twiddles w (m (R - 1) pairs).
+template <int R, typename T, typename V>
+static void stage(const V *xr, const V *xi, V *yr, V *yi, int64_t m, int64_t s, const T *w)
+{
+    for (int64_t p = 0; p < m; p++, w += 2 * (R - 1)) {
+        T c[R], sn[R];
+        for (int k = 1; k < R; k++)
+            c[k] = w[2 * (k - 1)], sn[k] = w[2 * (k - 1) + 1];
+        for (int64_t q = 0; q < s; q++) {
+            V ar[R], ai[R], br[R], bi[R];
+            for (int j = 0; j < R; j++) {
+                ar[j] = xr[q + s * (p + j * m)];
+                ai[j] = xi[q + s * (p + j * m)];
+            }
+            butterfly<R, T, V>(ar, ai, br, bi);
+            V *yrp = yr + q + s * R * p, *yip = yi + q + s * R * p;
+            yrp[0] = br[0];
+            yip[0] = bi[0];
+            for (int k = 1; k < R; k++) {
+                yrp[s * k] = br[k] * c[k] - bi[k] * sn[k];
+                yip[s * k] = br[k] * sn[k] + bi[k] * c[k];
+            }
+        }
+    }
+}
+
+// L transforms of n points at once, (xr, xi) the input, (yr, yi) scratch; returns where the result lies.
+template <typename T, typename V>
+static V *stockham(V *xr, V *xi, V *yr, V *yi, int64_t n, const int *rad, int nr, const T *tw, V **res_im)
+{
+    int64_t np = n, s = 1;
+    const T *w = tw;
+    for (int st = 0; st < nr; st++) {
+        const int r = rad[st];
+        const int64_t m = np / r;
+        if (r == 4)
+            stage<4, T, V>(xr, xi, yr, yi, m, s, w);
+        else if (r == 2)
+            stage<2, T, V>(xr, xi, yr, yi, m, s, w);
+        else if (r == 3)
+            stage<3, T, V>(xr, xi, yr, yi, m, s, w);
+        else
+            stage<5, T, V>(xr, xi, yr, yi, m, s, w);
+        w += 2 * m * (r - 1);
+        V *t = xr;
+        xr = yr, yr = t;
+        t = xi, xi = yi, yi = t;
+        np = m;
+        s *= r;
+    }
+    *res_im = xi;
+    return xr;
+}
+
+// Rows r[0 .. L) of an L x L block, transposed in registers: log2(L) rounds of two-register shuffles,
+// each swapping the off-diagonal half-blocks of every 2h x 2h block (h = L / 2, L / 4, .. 1); the rounds'
+// shuffle indices made once (made inside the rounds, GCC built them lane by lane at every call).
+template <typename M, int L> struct Transpose {
+    M lo[8], hi[8];
+    Transpose()
+    {
+        int k = 0;
+        for (int h = L / 2; h >= 1; h /= 2, k++)
+            for (int j = 0; j < L; j++) {
+                lo[k][j] = (j & h) ? L + j - h : j;
+                hi[k][j] = (j & h) ? L + j : j + h;
+            }
+    }
+    template <typename V> inline void operator()(V *r) const
+    {
+        int k = 0;
+        for (int h = L / 2; h >= 1; h /= 2, k++)
+            for (int i = 0; i < L; i++)
+                if (!(i & h)) {
+                    const V a = __builtin_shuffle(r[i], r[i + h], lo[k]), b = __builtin_shuffle(r[i], r[i + h], hi[k]);
+                    r[i] = a;
+                    r[i + h] = b;
+                }
+    }
+};
+
+// orientation() of one orientation's responses, computed here: the inverse FFTs of the NS real filters g
+// times the spectra of B images (their real and imaginary planes sre, sim), then the sums over the scales.
+// Layouts by blocks of L = FFT_BYTES / sizeof(T) columns or rows, so that every pass reads and writes
+// memory in order: g (NS, W / L, H, L), sre and sim (B, W / L, H, L) (value (ky, kx) at
+// [kx / L][ky][kx % L]); out (4, B, H / L, W, L) (pixel (y, x) at [y / L][x][y % L]), as metrics/_native.py
+// arranges them. Per image: the columns' transforms of every scale (the filter product, with the scale
+// 1 / (H W), taken as a column block is loaded) into mid (NS, 2, H / L, W, L), transposed by L x L blocks in
+// registers; then, L rows at a time, the rows' transforms of the four scales and at once their sums, so
+// that the responses never go to memory. Returns 0 (and writes nothing) for sides of other prime factors
+// or no multiple of L.
+template <typename T>
+static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t nb, int64_t h, int64_t w, T eps,
+                               T *out)
+{
+    typedef typename Lanes<T>::type V;
+    typedef typename Lanes<T>::index M;
+    constexpr int L = sizeof(V) / sizeof(T);
+    int rh[64], rw[64];
+    const int nrh = radices(h, rh), nrw = radices(w, rw);
+    if (nrh == 0 || nrw == 0 || h % L || w % L)
+        return 0;
+    const int64_t hw = h * w, n = nb * hw;
+    Buf<T> twh(2 * h + 2), tww(2 * w + 2);
+    twiddles<T>(h, rh, nrh, twh.data());
+    twiddles<T>(w, rw, nrw, tww.data());
+    // Registers, aligned (calloc's memory is aligned to 16 bytes): the columns' transforms' two buffers,
+    // then the columns' transforms of every scale, transposed: mid (NS, 2, H / L, W, L); then, for the rows'
+    // transforms, a scratch buffer a scale (blk, (NS, 2, W)).
+    Buf<T> raw((4 * h + 2 * NS * hw / L + 2 * NS * w) * L + L);
+    const uintptr_t start = reinterpret_cast<uintptr_t>(raw.data());
+    V *xr = reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
+    V *xi = xr + h, *yr = xi + h, *yi = yr + h, *mid = yi + h, *blk = mid + 2 * NS * hw / L;
+    const T scale = T(1) / T(hw);
+    const V zero = V{};
+    const Transpose<M, L> transpose;
+    for (int64_t b = 0; b < nb; b++) {
+        const T *br = sre + b * hw, *bi = sim + b * hw;
+        for (int64_t c0 = 0; c0 < w; c0 += L)  // columns c0 .. c0 + L: transforms over the rows, every scale
+            for (int64_t s = 0; s < NS; s++) {
+                const T *gs = g + s * hw;
+                T *mre = reinterpret_cast<T *>(mid + 2 * s * hw / L), *mim = mre + hw;
+                const int64_t at = c0 * h;
+                for (int64_t ky = 0; ky < h; ky++) {
+                    V gv, rv, iv;
+                    __builtin_memcpy(&gv, gs + at + ky * L, sizeof(V));
+                    __builtin_memcpy(&rv, br + at + ky * L, sizeof(V));
+                    __builtin_memcpy(&iv, bi + at + ky * L, sizeof(V));
+                    gv = gv * scale;
+                    xr[ky] = gv * rv;
+                    xi[ky] = gv * iv;
+                }
+                V *ri;
+                const V *rr = stockham<T, V>(xr, xi, yr, yi, h, rh, nrh, twh.data(), &ri);
+                for (int64_t y0 = 0; y0 < h; y0 += L) {
+                    V tr[L], ti[L];
+                    for (int l = 0; l < L; l++)
+                        tr[l] = rr[y0 + l], ti[l] = ri[y0 + l];
+                    transpose(tr);
+                    transpose(ti);
+                    T *dr = mre + y0 * w + c0 * L, *di = mim + y0 * w + c0 * L;  // [y0 / L][c0 + l][.]
+                    for (int l = 0; l < L; l++) {
+                        __builtin_memcpy(dr + l * L, &tr[l], sizeof(V));
+                        __builtin_memcpy(di + l * L, &ti[l], sizeof(V));
+                    }
+                }
+            }
+        for (int64_t y0 = 0; y0 < h; y0 += L) {  // rows y0 .. y0 + L: transforms over the columns
+            const V *er[NS], *ei[NS];  // where each scale's transforms end: its block of mid or its scratch
+            for (int64_t s = 0; s < NS; s++) {
+                V *mre = mid + 2 * s * hw / L + y0 * w / L, *mim = mre + hw / L;
+                V *sr = blk + 2 * s * w, *si = sr + w, *ri;
+                er[s] = stockham<T, V>(mre, mim, sr, si, w, rw, nrw, tww.data(), &ri);
+                ei[s] = ri;
+            }
+            T *o = out + b * hw + y0 * w;
+            for (int64_t x = 0; x < w; x++) {  // orientation()'s sums, L pixels at once
+                V e = er[0][x], od = ei[0][x];
+                const V a0 = vsqrt(e * e + od * od);  // as orientation(), with fused multiply-adds
+                V se = e, so = od, sa = a0, ma = a0;
+                for (int64_t s = 1; s < NS; s++) {
+                    e = er[s][x], od = ei[s][x];
+                    const V a = vsqrt(e * e + od * od);
+                    se = se + e;
+                    so = so + od;
+                    sa = sa + a;
+                    ma = a > ma ? a : ma;
+                }
+                const V xe = vsqrt(se * se + so * so) + eps;
+                const V inv = 1 / xe, me = se * inv, mo = so * inv;
+                V en = zero;
+                for (int64_t s = 0; s < NS; s++) {
+                    e = er[s][x], od = ei[s][x];
+                    const V d = e * mo - od * me;
+                    en = en + (e * me + od * mo - (d < zero ? -d : d));
+                }
+                const V a0sq = a0 * a0;
+                __builtin_memcpy(o + x * L, &sa, sizeof(V));
+                __builtin_memcpy(o + n + x * L, &ma, sizeof(V));
+                __builtin_memcpy(o + 2 * n + x * L, &en, sizeof(V));
+                __builtin_memcpy(o + 3 * n + x * L, &a0sq, sizeof(V));
+            }
+        }
+    }
+    return 1;
+}
+
 // The entry points of one type (T, SUFFIX: float, f32 or double, f64); a unit built for one type has only its own.
 #define FUSIONBENCH_PHASE(T, SUFFIX)                                                                                  \
     void phase_orientation_##SUFFIX(const T *parts, int64_t n, int64_t i0, int64_t i1, double eps, T *out)            \
@@ -226,6 +511,11 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
     void phase_median_##SUFFIX(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)                                 \
     {                                                                                                                 \
         median<T>(x, n, r0, r1, out);                                                                                 \
+    }                                                                                                                 \
+    int64_t phase_orientation_fft_##SUFFIX(const T *g, const T *sre, const T *sim, int64_t nb, int64_t h, int64_t w, \
+                                           double eps, T *out)                                                        \
+    {                                                                                                                 \
+        return orientation_fft<T>(g, sre, sim, nb, h, w, T(eps), out);                                                \
     }
 extern "C" {
 #if FUSIONBENCH_F32

@@ -948,6 +948,70 @@ def test_phase_congruency_of_a_batch_is_its_images_one_by_one(native_kernel, sid
             torch.testing.assert_close(m, ref, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_orientation_fft_equals_pytorchs_ffts_and_the_sums_kernel(native_kernel, dtype):
+    """phase_kernel.cpp's own inverse FFTs with the sums over the scales (orientation_fft) against
+    torch.fft.ifft2 of the filter products and the sums kernel on those responses, on sides of every
+    radix (4, 2, 3, 5), square or not, down to one register's lanes, every orientation: float64 within
+    1e-12 and float32 within 2e-5 of each map's largest value (float32 FFTs round differently; the energy
+    cancels); the blocked layouts round-trip. Sides it does not take, fft_takes says so and the kernel
+    refuses."""
+    from metrics.lineage import phase
+
+    lanes = _native.fft_lanes(dtype)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    gen = torch.Generator().manual_seed(11)
+    for rows, cols in [(240, 240), (64, 80), (24, 40), (lanes, 3 * lanes), (30 * lanes // 2, 10 * lanes)]:
+        assert _native.fft_takes(rows, cols, dtype)
+        im = (torch.rand(3, rows, cols, generator=gen, dtype=torch.float64) * 255).round().to(dtype)
+        spectrum = torch.fft.fft2(im)
+        planes = [_native.fft_blocks(x) for x in (spectrum.real, spectrum.imag)]
+        # the output's blocks of rows are the input's blocks of columns of the transposed images
+        assert torch.equal(_native.fft_unblock(_native.fft_blocks(im.transpose(-1, -2)).reshape(-1), rows, cols), im)
+        bank = phase._bank_as(rows, cols, dtype, torch.device("cpu"))
+        for o in range(phase.NORIENT):
+            got = _native.orientation_fft(phase._blocked_bank(rows, cols, dtype)[o], *planes, rows, cols, 1e-4)
+            parts = torch.view_as_real(torch.fft.ifft2(bank[o][:, None] * spectrum[None])).reshape(4, -1, 2)
+            want = _native.orientation(parts, 1e-4)
+            for k in range(4):
+                mine = _native.fft_unblock(got[k], rows, cols).reshape(-1)
+                torch.testing.assert_close(mine, want[k], rtol=0, atol=tol * float(want[k].abs().max()))
+    for rows, cols in [(56, 56), (37, 37), (lanes * 7, lanes)]:
+        assert not _native.fft_takes(rows, cols, dtype)
+    x = torch.zeros(1, 56, 56, dtype=dtype)
+    with pytest.raises(ValueError, match="takes no 56x56"):
+        _native.orientation_fft(_native.fft_blocks(torch.zeros(4, 56, 56, dtype=dtype)), x, x, 56, 56, 1e-4)
+
+
+@pytest.mark.parametrize("side", [(40, 40), (64, 80), (240, 240)])
+def test_phase_congruency_by_the_kernels_own_ffts(monkeypatch, native_kernel, side):
+    """Where the kernel takes the sides, phase congruency runs its own FFTs (one call an orientation); a
+    batch is its images one by one, bit for bit; float64 within 1e-12 of PyTorch's FFTs, and float32 as
+    close to the float64 maps as float32 by PyTorch's FFTs (within 1.5x its largest error, plus 1e-7)."""
+    from metrics.lineage import phase
+
+    g = torch.Generator().manual_seed(sum(side))
+    x = (torch.rand(3, 1, *side, generator=g, dtype=torch.float64) * 255).round()
+    calls = []
+    kernel = _native.orientation_fft
+    monkeypatch.setattr(_native, "orientation_fft", lambda *a: calls.append(1) or kernel(*a))
+    truth = phase.phase_congruency(x)
+    assert len(calls) == phase.NORIENT
+    mine32 = phase.phase_congruency(x.float())
+    for i in range(3):
+        for m, one in zip(mine32, phase.phase_congruency(x[i : i + 1].float())):
+            assert torch.equal(m[i : i + 1], one)
+    monkeypatch.setattr(_native, "fft_takes", lambda *a: False)
+    calls.clear()
+    torchs = phase.phase_congruency(x)
+    torchs32 = phase.phase_congruency(x.float())
+    assert not calls
+    for m, ref, m32, ref32 in zip(truth, torchs, mine32, torchs32):
+        torch.testing.assert_close(m, ref, rtol=0, atol=1e-12)
+        err, err_torch = ((y.double() - ref).abs().max() for y in (m32, ref32))
+        assert err <= 1.5 * err_torch + 1e-7
+
+
 def test_chen_blum_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
     """Q_CB's masked contrasts and saliency-weighted preservation (moment_kernel.cpp, cb_contrast and
     cb_score) against vifb.py's PyTorch steps after the same filters, on the edge cases (F = 255 - A, a
