@@ -71,9 +71,8 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
         add("fmi_" + form, "fmi_" + form, [_P] * 4 + [_I, _P, _P])
         add("fmi_" + form, "fmi_maps_" + form, [_P] * 3 + [_I] * 4 + [_P] * 2, _I)
     typed("phase", both("phase_orientation"), [_P, _I, _I, _I, _D, _P])
-    typed("phase", both("phase_accumulate"), [_P, _P] + [_I] * 4 + [_D] * 5 + [_P])
+    typed("phase", both("phase_totals"), [_P, _P] + [_I] * 6 + [_P] + [_D] * 3 + [_P])
     typed("phase", both("phase_median"), [_P, _I, _I, _I, _P])
-    typed("phase", both("phase_finish"), [_P, _I, _I, _I, _D, _D, _P])
     typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
@@ -257,45 +256,33 @@ def fmi_windows(
 # bench eval's workers run one thread each, where the split never applies).
 
 
-def orientation(parts: torch.Tensor, eps: float) -> torch.Tensor:
+def orientation(parts: torch.Tensor, eps: float, out: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`metrics.lineage.phase._orientation` of ``parts`` (4, N, 2), float32 or float64, on a CPU:
     the hand-written kernel (``phase_kernel.cpp``); (4, N): the
     sum of amplitudes, their maximum, the raw energy and the squared smallest-scale amplitude. ``eps``:
-    phase.py's EPSILON."""
+    phase.py's EPSILON. ``out``: where to write them (a contiguous (4, N) of their dtype)."""
     dll = library()
     parts = parts.contiguous()
     n = parts.shape[1]
-    out = torch.empty(4, n, dtype=parts.dtype)
+    out = torch.empty(4, n, dtype=parts.dtype) if out is None else out
     fn = dll.phase_orientation_f32 if parts.dtype == torch.float32 else dll.phase_orientation_f64
     fn(parts.data_ptr(), n, 0, n, eps, out.data_ptr())  # on this thread (see above)
     return out
 
 
-def phase_accumulate(
-    sums: torch.Tensor, threshold: torch.Tensor, acc: torch.Tensor, angle: float, constants: tuple
-) -> None:
-    """One orientation's share of phase congruency's totals, in place: ``acc`` (5, N) += the total
-    amplitude, the weighted energy above ``threshold`` (one per image, N / images pixels each) and the
-    moments of the orientation's phase congruency at ``angle``, from :func:`orientation`'s ``sums``.
-    ``constants``: phase.py's (EPSILON, CUT_OFF, GAIN)."""
+def phase_totals(sums: torch.Tensor, thresholds: torch.Tensor, angles: list[float], constants: tuple) -> torch.Tensor:
+    """Phase congruency and its moments' maximum and minimum, (3, N), from each orientation's
+    :func:`orientation` ``sums`` (orientations, 4, N) above its noise threshold (``thresholds``
+    (orientations, images), N / images pixels each), the orientations at ``angles``. ``constants``:
+    phase.py's (EPSILON, CUT_OFF, GAIN)."""
     dll = library()
-    n = sums.shape[1]
-    threshold = threshold.reshape(-1).to(sums.dtype).contiguous()
-    hw = n // threshold.numel()
-    fn = dll.phase_accumulate_f32 if sums.dtype == torch.float32 else dll.phase_accumulate_f64
-    c, s = math.cos(angle), math.sin(angle)
-    ptrs = (sums.data_ptr(), threshold.data_ptr())
-    fn(*ptrs, n, hw, 0, n, c, s, *constants, acc.data_ptr())
-
-
-def phase_finish(acc: torch.Tensor, eps: float, norient: int) -> torch.Tensor:
-    """Phase congruency and its moments' maximum and minimum, (3, N), from the totals ``acc`` (5, N)
-    of :func:`phase_accumulate` over ``norient`` orientations."""
-    dll = library()
-    n = acc.shape[1]
-    out = torch.empty(3, n, dtype=acc.dtype)
-    fn = dll.phase_finish_f32 if acc.dtype == torch.float32 else dll.phase_finish_f64
-    fn(acc.data_ptr(), n, 0, n, eps, norient, out.data_ptr())
+    no, _, n = sums.shape
+    thresholds = thresholds.to(sums.dtype).contiguous()
+    nb = thresholds.shape[1]
+    cs = (ctypes.c_double * (2 * no))(*[f(a) for a in angles for f in (math.cos, math.sin)])
+    out = torch.empty(3, n, dtype=sums.dtype)
+    fn = dll.phase_totals_f32 if sums.dtype == torch.float32 else dll.phase_totals_f64
+    fn(sums.data_ptr(), thresholds.data_ptr(), no, nb, n, n // nb, 0, n, cs, *constants, out.data_ptr())
     return out
 
 
@@ -335,14 +322,17 @@ def fft_unblock(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return x.reshape(-1, rows // lanes, cols, lanes).transpose(-2, -1).reshape(-1, rows, cols)
 
 
-def orientation_fft(filters: torch.Tensor, re: torch.Tensor, im: torch.Tensor, rows: int, cols: int, eps: float):
+def orientation_fft(
+    filters: torch.Tensor, re: torch.Tensor, im: torch.Tensor, rows: int, cols: int, eps: float, out=None
+) -> torch.Tensor:
     """:func:`orientation` of one orientation's responses ``ifft2(filters[:, None] * (re + i im)[None])``, the
     inverse FFTs computed too (``phase_kernel.cpp``), for images of ``rows`` x ``cols`` pixels that
     :func:`fft_takes`: ``filters`` (4, ...) real and ``re``, ``im`` (B, ...) the spectra's planes, each in
     :func:`fft_blocks`' layout, float32 or float64 on a CPU. (4, B H W), each image's pixels in blocks of
-    L rows (pixel (y, x) at (y / L) W L + x L + y % L: :func:`fft_unblock` undoes it)."""
+    L rows (pixel (y, x) at (y / L) W L + x L + y % L: :func:`fft_unblock` undoes it), into ``out`` where
+    given (contiguous, of their dtype)."""
     nb = re.shape[0]
-    out = torch.empty(4, nb * rows * cols, dtype=re.dtype)
+    out = torch.empty(4, nb * rows * cols, dtype=re.dtype) if out is None else out
     fn = getattr(library(), "phase_orientation_fft" + ("_f32" if re.dtype == torch.float32 else "_f64"))
     if not fn(filters.data_ptr(), re.data_ptr(), im.data_ptr(), nb, rows, cols, eps, out.data_ptr()):
         raise ValueError(f"phase_orientation_fft takes no {rows}x{cols} images")

@@ -54,79 +54,72 @@ __attribute__((optimize("fp-contract=off"))) static void orientation(const T *pa
     }
 }
 
-// One orientation's share of the totals, after its noise threshold (phase_congruency's loop after the
-// median), for pixels [i0, i1) of n = images x hw: sums (4, n) as orientation() left them, threshold
-// one per image; acc (5, n) += total amplitude, weighted energy, and the squared and crossed moments of
-// the orientation's phase congruency (c, s: cos and sin of its angle). Registers of L pixels, glibc's
-// vector exp; fp contraction off, as eager PyTorch computes each step.
+// Phase congruency's totals over the orientations and their end (phase_congruency's return), for pixels
+// [i0, i1) of n = images x hw: sums (no, 4, n) as orientation() left them for each of the no
+// orientations, threshold (no, images) their noise thresholds, cs (no, 2) the cos and sin of their
+// angles. Per orientation the weighted energy above its threshold, the total amplitude and the squared
+// and crossed moments of its phase congruency, summed over the orientations in their order (each pixel's
+// totals in registers: they were five maps read and written again for every orientation); then out
+// (3, n): pc = energy / (amplitude + eps) and the moments' maximum and minimum. Registers of L pixels,
+// glibc's vector exp; fp contraction off, as eager PyTorch computes each step.
 template <typename T>
-__attribute__((optimize("fp-contract=off"))) static void accumulate(const T *sums, const T *threshold, int64_t n,
-                                                                     int64_t hw, int64_t i0, int64_t i1, T c, T s,
-                                                                     T eps, T cut_off, T gain, T *acc)
+__attribute__((optimize("fp-contract=off"))) static void totals(const T *sums, const T *threshold, int64_t no,
+                                                                 int64_t nb, int64_t n, int64_t hw, int64_t i0,
+                                                                 int64_t i1, const double *cs, T eps, T cut_off,
+                                                                 T gain, T *out)
 {
     typedef typename Vec<T>::type V;
     constexpr int L = sizeof(V) / sizeof(T);
-    const T *sum_an = sums, *max_an = sums + n, *energy = sums + 2 * n;
-    T *tsum = acc, *ten = acc + n, *cx2 = acc + 2 * n, *cy2 = acc + 3 * n, *cxy = acc + 4 * n;
     const V zero = V{}, one = V{} + 1;
-    auto step = [&](int64_t i, int k, T th) {  // pixels i .. i + k - 1 (k <= L) of one image
-        const T *in[8] = {sum_an + i, max_an + i, energy + i, tsum + i, ten + i, cx2 + i, cy2 + i, cxy + i};
-        V v[8];
-        for (int a = 0; a < 8; a++) {
-            if (k == L) {
-                __builtin_memcpy(&v[a], in[a], sizeof(V));
-            } else {  // a short group: its missing lanes take harmless values
-                v[a] = a < 2 ? one : zero;
-                for (int j = 0; j < k; j++)
-                    v[a][j] = in[a][j];
+    const T half = T(no) / 2, norient = T(no);
+    auto step = [&](int64_t i, int k, int64_t img) {  // pixels i .. i + k - 1 (k <= L) of one image
+        V ts = zero, te = zero, x2 = zero, y2 = zero, xy = zero;
+        for (int64_t o = 0; o < no; o++) {
+            const T *in[3] = {sums + 4 * o * n + i, sums + (4 * o + 1) * n + i, sums + (4 * o + 2) * n + i};
+            V v[3];
+            for (int a = 0; a < 3; a++) {
+                if (k == L) {
+                    __builtin_memcpy(&v[a], in[a], sizeof(V));
+                } else {  // a short group: its missing lanes take harmless values
+                    v[a] = a < 2 ? one : zero;
+                    for (int j = 0; j < k; j++)
+                        v[a][j] = in[a][j];
+                }
             }
+            const V sa = v[0], ma = v[1], en = v[2];
+            const T c = T(cs[2 * o]), s = T(cs[2 * o + 1]);
+            V e = en - threshold[o * nb + img];
+            e = e < 0 ? zero : e;  // clamp(min=0): NaN stays NaN
+            const V width = sa / (ma + eps) / T(NS);
+            const V weighted = e / (one + vexp((cut_off - width) * gain));
+            ts = ts + sa;
+            te = te + weighted;
+            const V pc = weighted / sa;  // no guard: 0 / 0 on a constant image, as the original
+            const V cx = pc * c, cy = pc * s;
+            x2 = x2 + cx * cx;
+            y2 = y2 + cy * cy;
+            xy = xy + cx * cy;
         }
-        V sa = v[0], ma = v[1], en = v[2], ts = v[3], te = v[4], x2 = v[5], y2 = v[6], xy = v[7];
-        V e = en - th;
-        e = e < 0 ? zero : e;  // clamp(min=0): NaN stays NaN
-        const V width = sa / (ma + eps) / T(NS);
-        const V weighted = e / (one + vexp((cut_off - width) * gain));
-        ts = ts + sa;
-        te = te + weighted;
-        const V pc = weighted / sa;  // no guard: 0 / 0 on a constant image, as the original
-        const V cx = pc * c, cy = pc * s;
-        x2 = x2 + cx * cx;
-        y2 = y2 + cy * cy;
-        xy = xy + cx * cy;
-        T *out[5] = {tsum + i, ten + i, cx2 + i, cy2 + i, cxy + i};
-        const V res[5] = {ts, te, x2, y2, xy};
-        for (int a = 0; a < 5; a++) {
+        x2 = x2 / half;
+        y2 = y2 / half;
+        xy = xy / norient;
+        const V d = x2 - y2;
+        const V denom = vsqrt(xy * xy + d * d) + eps;
+        const V res[3] = {te / (ts + eps), (y2 + x2 + denom) / 2, (y2 + x2 - denom) / 2};
+        for (int a = 0; a < 3; a++) {
             if (k == L)
-                __builtin_memcpy(out[a], &res[a], sizeof(V));
+                __builtin_memcpy(out + a * n + i, &res[a], sizeof(V));
             else
                 for (int j = 0; j < k; j++)
-                    out[a][j] = res[a][j];
+                    out[a * n + i + j] = res[a][j];
         }
     };
     for (int64_t i = i0; i < i1;) {
         const int64_t img = i / hw, end = i1 < (img + 1) * hw ? i1 : (img + 1) * hw;  // this image's pixels
         for (; i < end; i += L)
-            step(i, int(end - i < L ? end - i : L), threshold[img]);
+            step(i, int(end - i < L ? end - i : L), img);
         i = end;  // the next image from its first pixel (a short last group overshot by L - k: where an image's
                   // pixels were no multiple of L, its next image's first L - k pixels were skipped, until 2026-12-06)
-    }
-}
-
-// The totals' end (phase_congruency's return): pc = energy / (amplitude + eps) and the moments' maximum
-// and minimum, out (3, n), for pixels [i0, i1). norient: the orientations summed.
-template <typename T>
-__attribute__((optimize("fp-contract=off"))) static void finish(const T *acc, int64_t n, int64_t i0, int64_t i1,
-                                                                 T eps, T norient, T *out)
-{
-    const T *tsum = acc, *ten = acc + n, *cx2 = acc + 2 * n, *cy2 = acc + 3 * n, *cxy = acc + 4 * n;
-#pragma GCC ivdep
-    for (int64_t i = i0; i < i1; i++) {
-        const T x2 = cx2[i] / (norient / 2), y2 = cy2[i] / (norient / 2), xy = cxy[i] / norient;
-        const T d = x2 - y2;
-        const T denom = ssqrt(xy * xy + d * d) + eps;
-        out[i] = ten[i] / (tsum[i] + eps);
-        out[n + i] = (y2 + x2 + denom) / 2;
-        out[2 * n + i] = (y2 + x2 - denom) / 2;
     }
 }
 
@@ -497,16 +490,11 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     {                                                                                                                 \
         orientation<T>(parts, n, i0, i1, T(eps), out);                                                                \
     }                                                                                                                 \
-    void phase_accumulate_##SUFFIX(const T *sums, const T *threshold, int64_t n, int64_t hw, int64_t i0,              \
-                                   int64_t i1, double c, double s, double eps, double cut_off, double gain,           \
-                                   T *acc)                                                                            \
-    {                                                                                                                 \
-        accumulate<T>(sums, threshold, n, hw, i0, i1, T(c), T(s), T(eps), T(cut_off), T(gain), acc);                  \
-    }                                                                                                                 \
-    void phase_finish_##SUFFIX(const T *acc, int64_t n, int64_t i0, int64_t i1, double eps, double norient,           \
+    void phase_totals_##SUFFIX(const T *sums, const T *threshold, int64_t no, int64_t nb, int64_t n, int64_t hw,     \
+                               int64_t i0, int64_t i1, const double *cs, double eps, double cut_off, double gain,     \
                                T *out)                                                                                \
     {                                                                                                                 \
-        finish<T>(acc, n, i0, i1, T(eps), T(norient), out);                                                           \
+        totals<T>(sums, threshold, no, nb, n, hw, i0, i1, cs, T(eps), T(cut_off), T(gain), out);                      \
     }                                                                                                                 \
     void phase_median_##SUFFIX(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)                                 \
     {                                                                                                                 \

@@ -994,7 +994,7 @@ def test_phase_congruency_by_the_kernels_own_ffts(monkeypatch, native_kernel, si
     x = (torch.rand(3, 1, *side, generator=g, dtype=torch.float64) * 255).round()
     calls = []
     kernel = _native.orientation_fft
-    monkeypatch.setattr(_native, "orientation_fft", lambda *a: calls.append(1) or kernel(*a))
+    monkeypatch.setattr(_native, "orientation_fft", lambda *a, **k: calls.append(1) or kernel(*a, **k))
     truth = phase.phase_congruency(x)
     assert len(calls) == phase.NORIENT
     mine32 = phase.phase_congruency(x.float())

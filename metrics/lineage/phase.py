@@ -139,15 +139,21 @@ def phase_congruency(im: torch.Tensor):
     # A constant image has no energy off the DC term; FFTs may leave rounding noise there (FFTW's
     # exact zeros are what make the original's 0 / 0), so it is set to exactly zero.
     flat = (im == im[..., :1, :1]).flatten(1).all(dim=1).view(-1, 1, 1, 1)
-    dc_only = torch.zeros_like(spectrum)
-    dc_only[..., 0, 0] = spectrum[..., 0, 0]
-    spectrum = torch.where(flat, dc_only, spectrum)[:, 0]  # (B, H, W)
-    zero = torch.zeros_like(im)
-    total_energy, total_sum_an, covx2, covy2, covxy = zero, zero, zero, zero, zero
-    # On a CPU the hand-written kernels (phase_kernel.cpp) take each orientation's sums over the scales
-    # and its share of the totals (in acc), the same steps in one pass each.
+    if bool(flat.any()):
+        dc_only = torch.zeros_like(spectrum)
+        dc_only[..., 0, 0] = spectrum[..., 0, 0]
+        spectrum = torch.where(flat, dc_only, spectrum)
+    spectrum = spectrum[:, 0]  # (B, H, W)
+    # On a CPU the hand-written kernels (phase_kernel.cpp) take each orientation's sums over the scales,
+    # then the totals over the orientations from every orientation's sums and noise threshold, the same
+    # steps in one pass each.
     native = NSCALE == 4 and _native.cpu_ready(spectrum.real)
-    acc = torch.zeros(5, im.numel(), dtype=im.dtype) if native else None
+    if native:
+        sums_all = torch.empty(NORIENT, 4, im.numel(), dtype=im.dtype)
+        thresholds = torch.empty(NORIENT, b, dtype=im.dtype)
+    else:
+        zero = torch.zeros_like(im)
+        total_energy, total_sum_an, covx2, covy2, covxy = zero, zero, zero, zero, zero
     # Where the hand-written kernel takes the sides, it computes the inverse FFTs too (on this project's AMD
     # CPU 1.8x faster than PyTorch's FFTs with the kernel's sums after them: _native.orientation_fft); its
     # inputs and each image's pixels are then in blocks (_native.fft_blocks) until the end, as the steps
@@ -159,12 +165,12 @@ def phase_congruency(im: torch.Tensor):
     for o in range(NORIENT):
         angl = o * math.pi / NORIENT
         if blocked:
-            sums = _native.orientation_fft(bank[o], *planes, rows, cols, EPSILON)
+            sums = _native.orientation_fft(bank[o], *planes, rows, cols, EPSILON, out=sums_all[o])
         else:
             # (NSCALE, B, H, W) responses, scales first, so that the kernel sees all pixels as one axis
             parts = torch.view_as_real(torch.fft.ifft2(filters[o][:, None] * spectrum[None])).reshape(NSCALE, -1, 2)
             if native:
-                sums = _native.orientation(parts, EPSILON)
+                sums = _native.orientation(parts, EPSILON, out=sums_all[o])
             else:
                 sums = _compile.call(_orientation, parts, varying=((0, 1),))
         sum_an, max_an, energy, an0_sq = (x.view(b, 1, rows, cols) for x in sums)
@@ -174,7 +180,7 @@ def phase_congruency(im: torch.Tensor):
         tau = torch.sqrt((2 * noise_power * sum_an2[o] + 4 * noise_power * sum_aiaj[o]) / 2)
         threshold = (tau * math.sqrt(math.pi / 2) + K_NOISE * torch.sqrt((2 - math.pi / 2) * tau * tau)) / 1.7
         if native:
-            _native.phase_accumulate(sums, threshold, acc, angl, (EPSILON, CUT_OFF, GAIN))
+            thresholds[o] = threshold.view(b)
             continue
         energy = torch.clamp(energy - threshold, min=0)
         width = sum_an / (max_an + EPSILON) / NSCALE
@@ -185,7 +191,8 @@ def phase_congruency(im: torch.Tensor):
         covx, covy = pc * math.cos(angl), pc * math.sin(angl)
         covx2, covy2, covxy = covx2 + covx * covx, covy2 + covy * covy, covxy + covx * covy
     if native:
-        done = _native.phase_finish(acc, EPSILON, NORIENT)
+        angles = [o * math.pi / NORIENT for o in range(NORIENT)]
+        done = _native.phase_totals(sums_all, thresholds, angles, (EPSILON, CUT_OFF, GAIN))
         if blocked:
             return tuple(_native.fft_unblock(x, rows, cols).view(b, 1, rows, cols) for x in done)
         return tuple(x.view(b, 1, rows, cols) for x in done)
