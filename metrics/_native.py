@@ -112,8 +112,8 @@ class Kernels:
         self._lock = threading.Lock()
 
     def units(self) -> list[str]:
-        """The units loaded so far."""
-        return sorted(self._units)
+        """The units loaded so far, in the order they were first called (the probe first)."""
+        return list(self._units)
 
     def __getattr__(self, name: str):
         if name not in SIGNATURES:

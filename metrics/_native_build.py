@@ -68,8 +68,9 @@ def _compiler() -> str | None:
 FMI_OPT = ["-O2", "-fpeel-loops"]
 UNITS = {
     "mef": (_HERE / "mef_kernel.cpp", []),  # the smallest (0.1 s): the probe of whether this machine builds them
-    # the longest first, for the builds side by side; where a metric set calls one type of a source's
-    # kernels, that type alone (-DFUSIONBENCH_TYPE, simd.h: each type about half the source's time)
+    # the longest first (a build of all units goes in this order, the builds side by side); where a metric
+    # set calls one type of a source's kernels, that type alone (-DFUSIONBENCH_TYPE, simd.h: each type
+    # about half the source's time)
     "filter_f32": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
     "filter_f64": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
     "qabf_f64": (_HERE / "qabf_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
@@ -84,25 +85,27 @@ UNITS = {
     "fmi_f64_scored_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=2", *FMI_OPT]),
 }
 PROBE = "mef"
-# The units each metric set's scoring of float32 images (bench eval's, bench run's) calls, built ahead
-# of its first batch; another is built when first called. tests/test_native.py holds each set's calls to
-# its list here.
+# The units each metric set's scoring of float32 images (bench eval's, bench run's) calls, in the order
+# it first calls them, built ahead of its first batch in that order: the first batch waits less for what it
+# calls first (longest first, MEFB's first batch waited 1.2 s for the histograms, the moments, Q^AB/F and
+# phase congruency). Another unit is built when first called. tests/test_native.py holds each set's calls
+# to its list here, in order.
 AHEAD = {
-    "liu": ("fmi_f32", "filter_f32"),
-    "vifb": ("filter_f32", "filter_f64", "moment", "hist_f32", "qabf_f32"),
-    "tang": ("filter_f64", "qabf_f64", "moment", "hist_f32", "qabf_f32", "fmi_f32", "fmi_f64_scored_f32"),
-    "mefb": ("filter_f32", "filter_f64", "qabf_f64", "moment", "phase_f32", "hist_f32", "qabf_f32", "fmi_f32"),
-    "cddfuse": ("filter_f64", "moment", "hist_f32", "qabf_f32"),
+    "liu": ("filter_f32", "fmi_f32"),
+    "vifb": ("hist_f32", "moment", "qabf_f32", "filter_f32", "filter_f64"),
+    "tang": ("hist_f32", "filter_f64", "moment", "qabf_f32", "qabf_f64", "fmi_f32", "fmi_f64_scored_f32"),
+    "mefb": ("hist_f32", "moment", "qabf_f32", "phase_f32", "filter_f32", "filter_f64", "qabf_f64", "fmi_f32"),
+    "cddfuse": ("hist_f32", "moment", "filter_f64", "qabf_f32"),
 }
 
 
 def units_for(sets: list[str] | None) -> list[str]:
     """The units to build ahead for metric sets ``sets`` (lineage names; None or ``all``: every unit),
-    the probe first, then in :data:`UNITS`' order (the longest first). An unknown name: every unit."""
+    the probe first, then each set's in the order it calls them; every unit in :data:`UNITS`' order
+    (the longest first) for None or an unknown name."""
     if not sets or any(s not in AHEAD for s in sets):
         return list(UNITS)
-    wanted = {PROBE, *(u for s in sets for u in AHEAD[s])}
-    return [u for u in UNITS if u in wanted]
+    return list(dict.fromkeys([PROBE, *(u for s in sets for u in AHEAD[s])]))
 
 
 def _compile_unit(cxx: str, name: str, lib: Path) -> None:

@@ -203,7 +203,7 @@ def test_each_unit_is_built_once_into_the_cache_on_first_use(monkeypatch, tmp_pa
     monkeypatch.setattr(_native, "_LIB", kernels[:1])
     with ThreadPoolExecutor(2) as pool:  # its first call, twice at once
         got = list(pool.map(lambda _: _native.fmi_windows(src.float(), ff.float(), ps, pf, offsets, False), range(2)))
-    assert kernels[0].units() == ["fmi_f32", "mef"] and len(runs) == 2 and "-DFUSIONBENCH_FORM=0" in runs[1]
+    assert kernels[0].units() == ["mef", "fmi_f32"] and len(runs) == 2 and "-DFUSIONBENCH_FORM=0" in runs[1]
     for g in got:
         torch.testing.assert_close(g, want, rtol=0, atol=6e-5)
     files = sorted(x.name for x in (tmp_path / "native").iterdir())
@@ -320,12 +320,14 @@ def test_every_entry_point_is_in_its_units_library(monkeypatch, tmp_path, native
 def test_each_metric_set_calls_the_units_built_ahead_for_it(monkeypatch, tmp_path, native_kernel, metric_set):
     """bench eval / bench run build ahead, while they import torch, the units _native_build.AHEAD lists for
     what they score: each metric set's scoring of float32 images (as bench eval reads them) calls exactly
-    those units (and the probe), so the list can neither miss a unit (built then in the first batch, on
-    a fresh machine) nor hold one it does not call (built for nothing)."""
+    those units (and the probe), in the list's order, so the list can neither miss a unit (built then in
+    the first batch, on a fresh machine) nor hold one it does not call (built for nothing), and the first
+    batch finds what it calls first built first."""
     monkeypatch.setattr(_native, "_LIB", [])  # a fresh process: the units load as they are called
     a, b, f = (x.float() / 255 for x in _images(n=2, size=48))
     metrics.score(f, a, b, lineages=None if metric_set == "liu" else metric_set, notes=[])
-    assert _native.library().units() == sorted({_native_build.PROBE, *_native_build.AHEAD[metric_set]})
+    assert _native.library().units() == [_native_build.PROBE, *_native_build.AHEAD[metric_set]]
+    assert _native_build.units_for([metric_set]) == _native.library().units()
 
 
 def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path, native_kernel):
