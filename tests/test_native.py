@@ -955,13 +955,13 @@ def test_orientation_fft_equals_pytorchs_ffts_and_the_sums_kernel(native_kernel,
     """phase_kernel.cpp's own inverse FFTs with the sums over the scales (orientation_fft) against
     torch.fft.ifft2 of the filter products and the sums kernel on those responses, on sides of every
     radix (4, 2, 3, 5), square or not, down to one register's lanes, every orientation: float64 within
-    1e-12 and float32 within 2e-5 of each map's largest value (float32 FFTs round differently; the energy
-    cancels); the blocked layouts round-trip. Sides it does not take, fft_takes says so and the kernel
-    refuses."""
+    1e-12 and float32 within 1e-5 of each map's largest value (float32 FFTs round differently), the energy
+    (which cancels) within 2e-4; the blocked layouts round-trip. Sides it does not take, fft_takes says so
+    and the kernel refuses."""
     from metrics.lineage import phase
 
     lanes = _native.fft_lanes(dtype)
-    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    tols = [1e-12] * 4 if dtype == torch.float64 else [1e-5, 1e-5, 2e-4, 1e-5]
     gen = torch.Generator().manual_seed(11)
     for rows, cols in [(240, 240), (64, 80), (24, 40), (lanes, 3 * lanes), (30 * lanes // 2, 10 * lanes)]:
         assert _native.fft_takes(rows, cols, dtype)
@@ -977,7 +977,7 @@ def test_orientation_fft_equals_pytorchs_ffts_and_the_sums_kernel(native_kernel,
             want = _native.orientation(parts, 1e-4)
             for k in range(4):
                 mine = _native.fft_unblock(got[k], rows, cols).reshape(-1)
-                torch.testing.assert_close(mine, want[k], rtol=0, atol=tol * float(want[k].abs().max()))
+                torch.testing.assert_close(mine, want[k], rtol=0, atol=tols[k] * float(want[k].abs().max()))
     for rows, cols in [(56, 56), (37, 37), (lanes * 7, lanes)]:
         assert not _native.fft_takes(rows, cols, dtype)
     x = torch.zeros(1, 56, 56, dtype=dtype)
