@@ -156,3 +156,16 @@ def test_gpu_check_script_parses_and_calls_what_exists():
     assert all(importlib.util.find_spec(m) is not None for m in modules), modules
     files = re.findall(r"tests/\w+\.py", text)
     assert files and all((root / f).is_file() for f in files)
+
+
+@pytest.mark.parametrize("native", ["auto", "0"])
+def test_qp_floor_times_the_ffts_phase_congruency_runs(native, monkeypatch):
+    """speed_floor's Qp figures time the FFTs phase congruency takes: the hand-written kernel's (with its
+    sums over the scales) where it builds and takes the sides, else PyTorch's; and the noise medians."""
+    from benchmark.tools.speed_floor import qp_ms
+
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", native)
+    g = torch.Generator().manual_seed(5)
+    a, b = (torch.randint(0, 256, (4, 1, 40, 48), generator=g).to(torch.float32) for _ in range(2))
+    ffts, medians, own = qp_ms(a, b, torch.round((a + b) / 2), repeats=1)
+    assert ffts > 0 and medians > 0 and own == (native == "auto")

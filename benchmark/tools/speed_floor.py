@@ -11,7 +11,9 @@ images as ``bench eval`` scores them, and extrapolated to ``n`` triples:
 - ``mefb``'s ``Qp``: three phase congruencies a triple, each 24 inverse 2-D FFTs of a 240x240
   complex image (4 scales x 6 orientations of log-Gabor filters; each response is needed whole).
   Timed alone with their filter products, as phase congruency runs them (per orientation, 4 scales
-  x 4 images in one call), without anything after. Also the noise estimate the original takes per
+  x 4 images in one call): where the hand-written kernels build, their own FFTs with the sums over
+  the scales that come with them (:func:`metrics._native.orientation_fft`), else PyTorch's FFTs
+  without anything after. Also the noise estimate the original takes per
   image and orientation, the median of the 57,600 squared smallest-scale amplitudes (an exact
   selection: the threshold it sets decides which energy counts), timed as phase congruency runs it
   (4 images a call): :func:`metrics._native.median` where the hand-written kernels build, else
@@ -69,15 +71,18 @@ def start_seconds(runs: int = 3) -> float:
     )
 
 
-def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -> tuple[float, float]:
-    """ms a triple of ``Qp``'s filter products and inverse FFTs alone, and of its noise medians
-    alone (fastest of ``repeats`` passes each)."""
+def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -> tuple[float, float, bool]:
+    """ms a triple of ``Qp``'s filter products and inverse FFTs alone (the hand-written kernel's, with
+    its sums over the scales, where it takes the images), and of its noise medians alone (fastest of
+    ``repeats`` passes each); whether the kernel's FFTs were timed."""
     from metrics import _native
-    from metrics.lineage.phase import NORIENT, _bank, _median
+    from metrics.lineage.phase import EPSILON, NORIENT, _bank, _blocked_bank, _median
 
     median = _native.median if _native.cpu_ready(a) else _median  # as phase congruency takes it here
+    rows, cols = a.shape[-2:]
+    own = _native.cpu_ready(a) and _native.fft_takes(rows, cols, torch.float32)
 
-    filters = _bank(a.shape[-2], a.shape[-1])[0].to(torch.float32)
+    filters = _bank(rows, cols)[0].to(torch.float32)
     spectra = [torch.fft.fft2(x[i : i + 4, 0]) for x in (a, b, f) for i in range(0, len(x), 4)]
 
     def filtered():  # (NSCALE, 4, H, W) complex responses, one orientation at a time as phase congruency
@@ -86,11 +91,22 @@ def qp_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, repeats: int = 3) -
                 yield torch.fft.ifft2(filters[o][:, None] * spectrum[None])
 
     smallest = [r[0].abs().square().flatten(1) for r in filtered()]  # (4, H * W) each
+    if own:  # as phase congruency runs them: the kernel's FFTs and sums, one orientation a call
+        bank = _blocked_bank(rows, cols, torch.float32)
+        planes = [[_native.fft_blocks(p) for p in (s.real, s.imag)] for s in spectra]
+
+        def ffts():
+            return [_native.orientation_fft(bank[o], *pl, rows, cols, EPSILON) for pl in planes for o in range(NORIENT)]
+    else:
+
+        def ffts():
+            return [None for _ in filtered()]
 
     per_triple = 1000 / len(a)
     return (
-        fastest(lambda: [None for _ in filtered()], repeats) * per_triple,
+        fastest(ffts, repeats) * per_triple,
         fastest(lambda: [median(x) for x in smallest], repeats) * per_triple,
+        own,
     )
 
 
@@ -173,9 +189,10 @@ def main(argv=None) -> int:
     start = start_seconds()
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.triples} triples timed")
     print(f"fresh process importing torch and the metrics: {start:.1f} s")
-    ffts, medians = qp_ms(a, b, f)
+    ffts, medians, own = qp_ms(a, b, f)
+    how = " (the hand-written kernel's, with its sums over the scales)" if own else " (PyTorch's)"
     print(
-        f"mefb Qp: 72 filter products and inverse FFTs a triple: {ffts:.1f} ms a triple, "
+        f"mefb Qp: 72 filter products and inverse FFTs a triple{how}: {ffts:.1f} ms a triple, "
         f"{ffts * args.n / 1000:.1f} s for {args.n}"
     )
     print(
