@@ -17,10 +17,51 @@
 
 #include "simd.h"  // vf32 / vf64, vexp, Vec<T>
 
-// Pixels [i0, i1) of the responses parts (NS, n, 2): even (real) and odd (imaginary) parts of the
-// NS = 4 scales (phase.py's NSCALE); out (4, n): sum of the amplitudes over the scales, their maximum,
-// the raw energy and the squared amplitude at the smallest scale.
 constexpr int64_t NS = 4;
+
+// One pixel's sums over the NS = 4 scales (phase.py's NSCALE) from its responses, get(s, e, o) giving
+// scale s's even (real) and odd (imaginary) part: the sum of the amplitudes, their maximum, the raw
+// energy and the squared amplitude at the smallest scale. X: a value (orientation(), below) or a
+// register of pixels (orientation_fft()), both callers without fused multiply-adds, so that the two
+// paths sum a pixel's responses alike.
+static inline float root(float x) { return ssqrt(x); }
+static inline double root(double x) { return ssqrt(x); }
+template <typename V> static inline V root(V x) { return vsqrt(x); }
+static inline float magnitude(float x) { return sabs(x); }
+static inline double magnitude(double x) { return sabs(x); }
+template <typename V> static inline V magnitude(V x) { return x < 0 ? -x : x; }
+
+template <typename X, typename Get>
+__attribute__((always_inline, optimize("fp-contract=off"))) static inline void scale_sums(Get get, X eps, X &sa,
+                                                                                        X &ma, X &en, X &a0sq)
+{
+    X se, so;
+    get(0, se, so);
+    const X a0 = root(se * se + so * so);
+    sa = a0;
+    ma = a0;
+    for (int64_t s = 1; s < NS; s++) {
+        X e, o;
+        get(s, e, o);
+        const X a = root(e * e + o * o);
+        se = se + e;
+        so = so + o;
+        sa = sa + a;
+        ma = a > ma ? a : ma;
+    }
+    const X x = root(se * se + so * so) + eps;
+    const X me = se / x, mo = so / x;
+    en = eps - eps;  // zero, in X
+    for (int64_t s = 0; s < NS; s++) {
+        X e, o;
+        get(s, e, o);
+        en = en + (e * me + o * mo - magnitude(e * mo - o * me));
+    }
+    a0sq = a0 * a0;
+}
+
+// Pixels [i0, i1) of the responses parts (NS, n, 2): even (real) and odd (imaginary) parts of the
+// NS scales; out (4, n): scale_sums() of each pixel.
 template <typename T>
 __attribute__((optimize("fp-contract=off"))) static void orientation(const T *parts, int64_t n, int64_t i0,
                                                                       int64_t i1, T eps, T *out)
@@ -30,27 +71,8 @@ __attribute__((optimize("fp-contract=off"))) static void orientation(const T *pa
 #pragma GCC ivdep
     for (int64_t i = i0; i < i1; i++) {
         const T *p = parts + 2 * i;
-        T se = p[0], so = p[1];
-        T a0 = ssqrt(se * se + so * so), sa = a0, ma = a0;
-        for (int64_t s = 1; s < NS; s++) {
-            const T e = p[s * step], o = p[s * step + 1];
-            const T a = ssqrt(e * e + o * o);
-            se = se + e;
-            so = so + o;
-            sa = sa + a;
-            ma = a > ma ? a : ma;
-        }
-        const T x = ssqrt(se * se + so * so) + eps;
-        const T me = se / x, mo = so / x;
-        T en = 0;
-        for (int64_t s = 0; s < NS; s++) {
-            const T e = p[s * step], o = p[s * step + 1];
-            en = en + (e * me + o * mo - sabs(e * mo - o * me));
-        }
-        sum_an[i] = sa;
-        max_an[i] = ma;
-        energy[i] = en;
-        an0_sq[i] = a0 * a0;
+        scale_sums<T>([&](int64_t s, T &e, T &o) { e = p[s * step], o = p[s * step + 1]; }, eps, sum_an[i],
+                      max_an[i], energy[i], an0_sq[i]);
     }
 }
 
@@ -378,6 +400,22 @@ template <typename M, int L> struct Transpose {
     }
 };
 
+// scale_sums() of the pixels of one block of L rows, their scales' transforms er[s], ei[s] (w registers
+// each, a column of L pixels a register); out: the block's place in orientation_fft()'s output (4, n).
+template <typename T, typename V>
+__attribute__((optimize("fp-contract=off"))) static void block_sums(const V *const *er, const V *const *ei, int64_t w,
+                                                                     T eps, int64_t n, T *out)
+{
+    constexpr int L = sizeof(V) / sizeof(T);
+    const V veps = V{} + eps;
+    for (int64_t x = 0; x < w; x++) {
+        V r[4];
+        scale_sums<V>([&](int64_t s, V &e, V &o) { e = er[s][x], o = ei[s][x]; }, veps, r[0], r[1], r[2], r[3]);
+        for (int k = 0; k < 4; k++)
+            __builtin_memcpy(out + k * n + x * L, &r[k], sizeof(V));
+    }
+}
+
 // orientation() of one orientation's responses, computed here: the inverse FFTs of the NS real filters g
 // times the spectra of B images (their real and imaginary planes sre, sim), then the sums over the scales.
 // Layouts by blocks of L = FFT_BYTES / sizeof(T) columns or rows, so that every pass reads and writes
@@ -411,7 +449,6 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     V *xr = reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
     V *xi = xr + h, *yr = xi + h, *yi = yr + h, *mid = yi + h, *blk = mid + 2 * NS * hw / L;
     const T scale = T(1) / T(hw);
-    const V zero = V{};
     const Transpose<M, L> transpose;
     for (int64_t b = 0; b < nb; b++) {
         const T *br = sre + b * hw, *bi = sim + b * hw;
@@ -452,33 +489,7 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
                 er[s] = stockham<T, V>(mre, mim, sr, si, w, rw, nrw, tww.data(), &ri);
                 ei[s] = ri;
             }
-            T *o = out + b * hw + y0 * w;
-            for (int64_t x = 0; x < w; x++) {  // orientation()'s sums, L pixels at once
-                V e = er[0][x], od = ei[0][x];
-                const V a0 = vsqrt(e * e + od * od);  // as orientation(), with fused multiply-adds
-                V se = e, so = od, sa = a0, ma = a0;
-                for (int64_t s = 1; s < NS; s++) {
-                    e = er[s][x], od = ei[s][x];
-                    const V a = vsqrt(e * e + od * od);
-                    se = se + e;
-                    so = so + od;
-                    sa = sa + a;
-                    ma = a > ma ? a : ma;
-                }
-                const V xe = vsqrt(se * se + so * so) + eps;
-                const V inv = 1 / xe, me = se * inv, mo = so * inv;
-                V en = zero;
-                for (int64_t s = 0; s < NS; s++) {
-                    e = er[s][x], od = ei[s][x];
-                    const V d = e * mo - od * me;
-                    en = en + (e * me + od * mo - (d < zero ? -d : d));
-                }
-                const V a0sq = a0 * a0;
-                __builtin_memcpy(o + x * L, &sa, sizeof(V));
-                __builtin_memcpy(o + n + x * L, &ma, sizeof(V));
-                __builtin_memcpy(o + 2 * n + x * L, &en, sizeof(V));
-                __builtin_memcpy(o + 3 * n + x * L, &a0sq, sizeof(V));
-            }
+            block_sums<T, V>(er, ei, w, eps, n, out + b * hw + y0 * w);
         }
     }
     return 1;
