@@ -261,19 +261,23 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
     pcs.append(phase_congruency(li.f))
     (pc1, big1, small1), (pc2, big2, small2), (pcf, bigf, smallf) = pcs
     first = (pc1 > pc2).to(pc1.dtype)
+    other = 1 - first
 
     def pick(x1, x2):  # mask .* x1 + (~mask) .* x2: NaN in either map survives, as in MATLAB
-        return first * x1 + (1 - first) * x2
+        return first * x1 + other * x2
 
     mask1, mask2 = pc1 > 0.1, pc2 > 0.1
     mask3 = pick(pc1, pc2) > 0.1
+    # the masks as 0 / 1 maps, made once: a product with a bool mask converts it at every call (the same
+    # values: True is 1.0, and NaN * 0 is NaN either way)
+    ones = [m.to(pc1.dtype) for m in (mask1, mask2, mask3)]
     g = K.gaussian_1d(11, 1.5, li.f)
     out = torch.ones(li.n, dtype=li.f.dtype, device=li.f.device)
     pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)]
     for t, (m1, m2, mf) in enumerate(((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf))):
 
         def masked(m1=m1, m2=m2):
-            return [m1 * mask1, m2 * mask2, pick(m1, m2) * mask3]
+            return [m1 * ones[0], m2 * ones[1], pick(m1, m2) * ones[2]]
 
         mu, e = K.moments_beside(li, ("qp", t), masked, mf, pairs, g, "same")
         maps = [*mu, *(e[(k, k)] for k in range(4)), *(e[(k, 3)] for k in range(3))]
