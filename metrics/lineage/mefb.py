@@ -268,16 +268,21 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
 
     mask1, mask2 = pc1 > 0.1, pc2 > 0.1
     mask3 = pick(pc1, pc2) > 0.1
-    # the masks as 0 / 1 maps, made once: a product with a bool mask converts it at every call (the same
-    # values: True is 1.0, and NaN * 0 is NaN either way)
-    ones = [m.to(pc1.dtype) for m in (mask1, mask2, mask3)]
+    ones: list = []  # the masks as 0 / 1 maps, made once for the three masked() calls that need them
+
+    def masks01() -> list:  # (a product with a bool mask converts it at every call; the same values: True
+        if not ones:  # is 1.0, and NaN * 0 is NaN either way); none made where the sources' maps are cached
+            ones.extend(m.to(pc1.dtype) for m in (mask1, mask2, mask3))
+        return ones
+
     g = K.gaussian_1d(11, 1.5, li.f)
     out = torch.ones(li.n, dtype=li.f.dtype, device=li.f.device)
     pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)]
     for t, (m1, m2, mf) in enumerate(((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf))):
 
         def masked(m1=m1, m2=m2):
-            return [m1 * ones[0], m2 * ones[1], pick(m1, m2) * ones[2]]
+            one1, one2, one3 = masks01()
+            return [m1 * one1, m2 * one2, pick(m1, m2) * one3]
 
         mu, e = K.moments_beside(li, ("qp", t), masked, mf, pairs, g, "same")
         maps = [*mu, *(e[(k, k)] for k in range(4)), *(e[(k, 3)] for k in range(3))]
