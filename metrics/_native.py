@@ -339,21 +339,22 @@ def orientation_fft(
     return out
 
 
-def _per_row(name: str, x: torch.Tensor) -> torch.Tensor:
+def _per_row(name: str, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """One value a row of ``x`` (rows, n), float32 or float64, from the kernel ``name`` + ``_f32`` / ``_f64``
-    (its arguments: the rows, n, the first and end row, the output)."""
+    (its arguments: the rows, n, the first and end row, the output), into ``out`` where given (contiguous,
+    of x's dtype)."""
     x = x.contiguous()
     rows, n = x.shape
-    out = torch.empty(rows, dtype=x.dtype)
+    out = torch.empty(rows, dtype=x.dtype) if out is None else out
     fn = getattr(library(), name + ("_f32" if x.dtype == torch.float32 else "_f64"))
     fn(x.data_ptr(), n, 0, rows, out.data_ptr())
     return out
 
 
-def median(x: torch.Tensor) -> torch.Tensor:
+def median(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """MATLAB's ``median`` of each row of ``x`` (rows, n), as :func:`metrics.lineage.phase._median`, by
-    the hand-written kernel: a radix selection a row."""
-    return _per_row("phase_median", x)
+    the hand-written kernel: a radix selection a row (into ``out`` where given)."""
+    return _per_row("phase_median", x, out)
 
 
 def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Tensor, stride: int) -> torch.Tensor:

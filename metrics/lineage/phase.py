@@ -125,6 +125,17 @@ def _orientation(parts: torch.Tensor):
     return an.sum(dim=0), an.amax(dim=0), energy, an[0] * an[0]
 
 
+def _threshold(median, em_n, sum_an2, sum_aiaj):
+    """An orientation's noise threshold per image from the median squared amplitude at its smallest scale
+    (as a Rayleigh mean), with that orientation's filter sums from :func:`_bank` as numbers; or of every
+    orientation at once, ``median`` (NORIENT, B) and the sums as (NORIENT, 1) tensors of its dtype (each
+    operation then takes the same float operands as a number's: the same thresholds bit for bit)."""
+    mean_e2n = -median / math.log(0.5)
+    noise_power = mean_e2n / em_n
+    tau = torch.sqrt((2 * noise_power * sum_an2 + 4 * noise_power * sum_aiaj) / 2)
+    return (tau * math.sqrt(math.pi / 2) + K_NOISE * torch.sqrt((2 - math.pi / 2) * tau * tau)) / 1.7
+
+
 def phase_congruency(im: torch.Tensor):
     """(phase congruency, M, m) maps of (B, 1, H, W) images in their own units (float64 advised:
     the original is double throughout). One orientation at a time: its four scales' inverse FFTs,
@@ -138,7 +149,9 @@ def phase_congruency(im: torch.Tensor):
     spectrum = torch.fft.fft2(im)
     # A constant image has no energy off the DC term; FFTs may leave rounding noise there (FFTW's
     # exact zeros are what make the original's 0 / 0), so it is set to exactly zero.
-    flat = (im == im[..., :1, :1]).flatten(1).all(dim=1).view(-1, 1, 1, 1)
+    # (Its smallest and largest values equal: one pass, without the comparison's map; NaN is never flat.)
+    lo, hi = torch.aminmax(im.flatten(1), dim=1)
+    flat = (lo == hi).view(-1, 1, 1, 1)
     if bool(flat.any()):
         dc_only = torch.zeros_like(spectrum)
         dc_only[..., 0, 0] = spectrum[..., 0, 0]
@@ -150,7 +163,7 @@ def phase_congruency(im: torch.Tensor):
     native = NSCALE == 4 and _native.cpu_ready(spectrum.real)
     if native:
         sums_all = torch.empty(NORIENT, 4, im.numel(), dtype=im.dtype)
-        thresholds = torch.empty(NORIENT, b, dtype=im.dtype)
+        medians = torch.empty(NORIENT, b, dtype=im.dtype)
     else:
         zero = torch.zeros_like(im)
         total_energy, total_sum_an, covx2, covy2, covxy = zero, zero, zero, zero, zero
@@ -173,15 +186,11 @@ def phase_congruency(im: torch.Tensor):
                 sums = _native.orientation(parts, EPSILON, out=sums_all[o])
             else:
                 sums = _compile.call(_orientation, parts, varying=((0, 1),))
-        sum_an, max_an, energy, an0_sq = (x.view(b, 1, rows, cols) for x in sums)
-        # Noise: the median squared amplitude at the smallest scale, as a Rayleigh mean.
-        mean_e2n = -(_native.median if native else _median)(an0_sq.flatten(1)) / math.log(0.5)
-        noise_power = (mean_e2n / em_n[o]).view(b, 1, 1, 1)
-        tau = torch.sqrt((2 * noise_power * sum_an2[o] + 4 * noise_power * sum_aiaj[o]) / 2)
-        threshold = (tau * math.sqrt(math.pi / 2) + K_NOISE * torch.sqrt((2 - math.pi / 2) * tau * tau)) / 1.7
-        if native:
-            thresholds[o] = threshold.view(b)
+        if native:  # the noise medians now, the thresholds of all orientations at once after the loop
+            _native.median(sums[3].view(b, rows * cols), out=medians[o])
             continue
+        sum_an, max_an, energy, an0_sq = (x.view(b, 1, rows, cols) for x in sums)
+        threshold = _threshold(_median(an0_sq.flatten(1)), em_n[o], sum_an2[o], sum_aiaj[o]).view(b, 1, 1, 1)
         energy = torch.clamp(energy - threshold, min=0)
         width = sum_an / (max_an + EPSILON) / NSCALE
         weighted = energy / (1 + torch.exp((CUT_OFF - width) * GAIN))
@@ -192,6 +201,8 @@ def phase_congruency(im: torch.Tensor):
         covx2, covy2, covxy = covx2 + covx * covx, covy2 + covy * covy, covxy + covx * covy
     if native:
         angles = [o * math.pi / NORIENT for o in range(NORIENT)]
+        consts = [torch.tensor(c, dtype=im.dtype).view(NORIENT, 1) for c in (em_n, sum_an2, sum_aiaj)]
+        thresholds = _threshold(medians, *consts)  # (NORIENT, B): the same operations as one orientation's
         done = _native.phase_totals(sums_all, thresholds, angles, (EPSILON, CUT_OFF, GAIN))
         if blocked:
             return tuple(_native.fft_unblock(x, rows, cols).view(b, 1, rows, cols) for x in done)
