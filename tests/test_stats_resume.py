@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT
 
 from benchmark.data.regions import tumour_boxes
-from benchmark.reporting.stats import add_statistics, bootstrap_ci, holm, paired_pvalues
+from benchmark.reporting.stats import add_statistics, bootstrap_ci, holm, paired_pvalues, wide_tables
 from benchmark.reporting.tables import leaderboard, render
 
 
@@ -27,6 +27,55 @@ def test_bootstrap_interval_contains_mean_and_shrinks_with_more_images():
     assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
     assert (hi_l - lo_l) < 0.25 * (hi_s - lo_s)
     assert bootstrap_ci(small, 500, seed=3) == bootstrap_ci(small, 500, seed=3)  # seeded
+
+
+def _drawn_interval(values, n_boot, seed, level=0.95):
+    """The interval with its resamples drawn afresh for this call, as bootstrap_ci computed it before it
+    kept them for the next column."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    rng, means = np.random.default_rng(seed), np.empty(n_boot)
+    for s in range(0, n_boot, 256):
+        k = min(256, n_boot - s)
+        means[s : s + k] = v[rng.integers(0, v.size, size=(k, v.size))].mean(axis=1)
+    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+
+
+@pytest.mark.parametrize("n", [2, 7, 1153, 2500])  # 2500 x 2000 resamples: over the kept limit, drawn each call
+def test_bootstrap_interval_is_the_freshly_drawn_one_for_every_column(n):
+    rng = np.random.default_rng(n)
+    for seed in (0, 4):
+        for column in range(3):  # the second and third columns use the kept resamples
+            v = rng.normal(0.5, 0.1, n)
+            if n > 2:
+                v[column] = np.nan  # one value fewer: the kept resamples of n - 1 values
+            assert bootstrap_ci(v, 2000, seed) == _drawn_interval(v, 2000, seed)
+
+
+def test_wide_tables_equal_a_pivot_a_column():
+    """One grouping for all columns gives each column's images x models as pivot_table did: a model's first
+    value that is not NaN, images and models with none left out."""
+    rng = np.random.default_rng(0)
+    rows = [
+        {
+            "model": m,
+            "name": f"i{i:02d}",
+            "X": rng.random(),
+            "Y": rng.random(),
+            "Z": rng.random() if m != "c" else np.nan,
+        }
+        for m in "bac"
+        for i in range(40)
+    ]
+    scores = pd.DataFrame(rows)
+    scores.loc[rng.random(len(scores)) < 0.3, "X"] = np.nan
+    scores.loc[scores.name == "i05", "Y"] = np.nan  # an image without any value
+    scores = pd.concat([scores, scores.iloc[:6].assign(X=2.0)]).sample(frac=1, random_state=1)  # repeated rows
+    wide = wide_tables(scores, "name", ["X", "Y", "Z"])
+    for c in "XYZ":
+        pivot = scores.pivot_table(index="name", columns="model", values=c, aggfunc="first")
+        pd.testing.assert_frame_equal(wide[c], pivot)
+    assert "i05" not in wide["Y"].index and "c" not in wide["Z"].columns
 
 
 def test_paired_wilcoxon_known_answer_and_holm():
