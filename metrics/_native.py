@@ -77,6 +77,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
+    typed("filter", both("rank_one_3"), [_P, _I, _I, _P, _P, _I, _I, _P])
     add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
     add("qabf_f64", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
     typed("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
@@ -376,6 +377,21 @@ def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Te
     fn = dll.separable_f32 if x.dtype == torch.float32 else dll.separable_f64
     args = (x.data_ptr(), n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride)
     fn(*args, 0, maps, out.data_ptr())  # on this thread, as phase congruency's kernels (see above)
+    return out
+
+
+def rank_one_3(x: torch.Tensor, u, v) -> torch.Tensor:
+    """:func:`metrics.filters.filter_rank_one_3` of ``x`` (..., n_r, n_c), n_r and n_c at least 3, float32 or
+    float64 on a CPU, by the hand-written kernel (``filter_kernel.cpp``): the same values bit for bit."""
+    x = x.contiguous()
+    n_r, n_c = x.shape[-2:]
+    out = torch.empty((*x.shape[:-2], n_r - 2, n_c - 2), dtype=x.dtype)
+    maps = x.numel() // (n_r * n_c)
+    if not maps:
+        return out
+    u, v = (torch.tensor(w, dtype=torch.float64) for w in (u, v))  # converted to x's type where multiplied
+    fn = library().rank_one_3_f32 if x.dtype == torch.float32 else library().rank_one_3_f64
+    fn(x.data_ptr(), n_r, n_c, u.data_ptr(), v.data_ptr(), 0, maps, out.data_ptr())  # on this thread (see above)
     return out
 
 

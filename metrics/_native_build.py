@@ -92,9 +92,9 @@ PROBE = "mef"
 # to its list here, in order.
 AHEAD = {
     "liu": ("filter_f32", "fmi_f32"),
-    "vifb": ("hist_f32", "moment", "qabf_f32", "filter_f32", "filter_f64"),
+    "vifb": ("hist_f32", "moment", "filter_f32", "qabf_f32", "filter_f64"),
     "tang": ("hist_f32", "filter_f64", "moment", "qabf_f32", "qabf_f64", "fmi_f32", "fmi_f64_scored_f32"),
-    "mefb": ("hist_f32", "moment", "qabf_f32", "phase_f32", "filter_f32", "filter_f64", "qabf_f64", "fmi_f32"),
+    "mefb": ("hist_f32", "moment", "filter_f32", "qabf_f32", "phase_f32", "filter_f64", "qabf_f64", "fmi_f32"),
     "cddfuse": ("hist_f32", "moment", "filter_f64", "qabf_f32"),
 }
 

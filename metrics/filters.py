@@ -58,7 +58,10 @@ def filter_rank_one_3(x: torch.Tensor, u, v) -> torch.Tensor:
     taps skipped): 2-10x faster than a grouped 3x3 convolution on a CPU, float64 included (which
     oneDNN does not run). With 0..255 integer images every partial sum is exact, so the result
     equals the convolution's; otherwise it differs by float rounding only. Elementwise products and
-    sums round the same on every device, so a GPU gets the CPU's values bit for bit."""
+    sums round the same on every device, so a GPU gets the CPU's values bit for bit; on a CPU the
+    hand-written kernel takes the same steps in one pass a row (:func:`metrics._native.rank_one_3`)."""
+    if min(x.shape[-2:]) >= 3 and _native.cpu_ready(x):
+        return _native.rank_one_3(x, u, v)
 
     def taps(y, w, dim):
         n = y.shape[dim] - 2

@@ -1,5 +1,5 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
-congruency's sums and medians; metrics/filter_kernel.cpp: separable filtering and Tang's dwt2;
+congruency's sums and medians; metrics/filter_kernel.cpp: separable filtering, Tang's dwt2 and 3x3 Sobels;
 metrics/mef_kernel.cpp: MEF-SSIM's per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F, N^AB/F and MATLAB's
 Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy; metrics/moment_kernel.cpp: VIF's
 per-pixel steps), built by metrics._native (its
@@ -499,6 +499,45 @@ def test_filter_kernel_equals_the_banded_matrices(monkeypatch, native_kernel, dt
     monkeypatch.setattr(_native, "_LIB", [])
     separable_matmul(x, g)
     assert len(calls) == n
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rank_one_3x3_kernel_equals_the_pytorch_passes_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """metrics.filters.filter_rank_one_3 (Sobel and Prewitt windows: the lineages' edges, Liu's Q_G) runs in
+    filter_kernel.cpp on a CPU, with the values of its PyTorch passes bit for bit: zero taps skipped (an
+    infinity next to one stays finite), taps of 1 and tiny taps, NaN, infinities and -0 in the images (a NaN's
+    sign aside), sides of 3 pixels and sides that are no multiple of a SIMD register, channels; a batch is its
+    maps one by one."""
+    from metrics import filters
+
+    calls = []
+    real = _native.rank_one_3
+    monkeypatch.setattr(_native, "rank_one_3", lambda *a: calls.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(2)
+    windows = [
+        ((0.5, 1.0, 0.5), (-2.0, 0.0, 2.0)),  # Sobel as rank_one_3x3 factors it
+        ((1.0, -0.0, -1.0), (-1.0, -2.0, -1.0)),
+        ((1.0, 1.0, 1.0), (1.0, 0.0, -1.0)),  # Prewitt
+        ((0.3, -1.7, 2.1), (0.1, 0.0, 1e-50)),  # a tap that is 0 only once converted to float32
+        ((0.0, 0.0, 0.0), (1.0, 2.0, 1.0)),
+    ]
+    for shape in ((4, 1, 242, 242), (2, 3, 17, 5), (1, 1, 3, 3), (3, 1, 3, 40)):
+        x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 100).to(dtype)
+        flat = x.view(-1)
+        flat[::97], flat[5::101], flat[7::103], flat[9::107] = float("nan"), float("inf"), -0.0, float("-inf")
+        for u, v in windows:
+            n = len(calls)
+            got = filters.filter_rank_one_3(x, u, v)
+            assert len(calls) == n + 1, "the hand-written kernel was not used"
+            with monkeypatch.context() as m:
+                m.setattr(_native, "cpu_ready", lambda *a: False)
+                want = filters.filter_rank_one_3(x, u, v)
+            assert got.dtype == dtype and got.shape == want.shape
+            nan = want.isnan()
+            assert torch.equal(got.isnan(), nan)
+            assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
+            one = torch.cat([filters.filter_rank_one_3(x[i : i + 1], u, v) for i in range(shape[0])])
+            assert torch.equal(one.nan_to_num(7.0), got.nan_to_num(7.0))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
