@@ -85,6 +85,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("hist", both("hist"), [_P] + [_I] * 4 + [_P], _I)
     typed("hist", both("joint_hist"), [_P, _P] + [_I] * 4 + [_P], _I)
     typed("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
+    typed("hist", both("normalize1"), [_P] + [_I] * 3 + [_P])
     add("mef", "mef_desired_f64", [_P, _P] + [_I] * 3 + [_P])
     add("mef", "mef_score_f64", [_P, _P] + [_I] * 3 + [_D, _P])
     add("moment", both("vif_reference"), [_P, _I] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
@@ -524,6 +525,19 @@ def hist(labels: torch.Tensor, bins: int, other: torch.Tensor | None = None) -> 
     if bad:
         raise ValueError(f"{bad} histogram label(s) outside 0..{bins - 1} (or NaN)")
     return out
+
+
+def normalize1(x: torch.Tensor) -> torch.Tensor:
+    """:func:`metrics.lineage.kernels.normalize1` of ``x`` (B, ...), each image min-max scaled to 0..255 and
+    rounded half away from zero, float32 or float64 on a CPU, by the hand-written kernel
+    (``hist_kernel.cpp``): PyTorch's values bit for bit."""
+    b = x.shape[0]
+    flat = x.reshape(b, -1).contiguous()
+    out = torch.empty_like(flat)
+    if flat.numel():
+        fn = library().normalize1_f32 if x.dtype == torch.float32 else library().normalize1_f64
+        fn(flat.data_ptr(), flat.shape[1], 0, b, out.data_ptr())
+    return out.view(x.shape)
 
 
 def table_tsallis(counts: torch.Tensor, q: float) -> torch.Tensor:

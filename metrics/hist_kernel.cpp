@@ -154,10 +154,92 @@ template <typename T> static int64_t count2(const T *a, const T *b, int64_t n, i
     return bad;
 }
 
+// Zheng Liu's normalize1 of images [r0, r1) of x (images, n), as metrics/lineage/kernels.py's normalize1
+// takes it with PyTorch (MEFB's and VIFB's Q_CB, Q_CV and information measures): per image lo and hi its
+// smallest and largest value (NaN where it holds one, as amin and amax), then each pixel
+// sign(v) floor(|v| + 0.5) with v = (x - lo) / (hi - lo) * 255, every step rounded as PyTorch's (fp
+// contraction off; sign(NaN) is 0 there, and 0 * NaN is NaN), an all-zero image (lo = hi = 0) kept as it
+// is. Two passes an image, where PyTorch's eleven steps took 0.62 ms for four 240x240 float32 images and
+// MEFB's set takes nine a batch.
+static inline float sfloor(float v) { return __builtin_floorf(v); }
+static inline double sfloor(double v) { return __builtin_floor(v); }
+template <typename T> struct Ints;  // integer lanes as wide as T's, and the first value with no fraction bits
+template <> struct Ints<float> {
+    typedef int32_t type __attribute__((vector_size(VBYTES)));
+    static constexpr float exact = 8388608.0f;
+};
+template <> struct Ints<double> {
+    typedef int64_t type __attribute__((vector_size(VBYTES)));
+    static constexpr double exact = 4503599627370496.0;
+};
+
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void normalize1(const T *x, int64_t n, int64_t r0, int64_t r1,
+                                                                     T *out)
+{
+    for (int64_t r = r0; r < r1; r++) {
+        const T *p = x + r * n;
+        T *o = out + r * n;
+        typedef typename Vec<T>::type V;
+        constexpr int64_t L = VBYTES / sizeof(T);
+        V lo_v = V{} + p[0], hi_v = lo_v, nan_v = V{};  // lanes' extremes; nan_v: where a lane saw a NaN
+        int64_t i = 0;
+        for (; i + L <= n; i += L) {
+            V v;
+            __builtin_memcpy(&v, p + i, sizeof(V));
+            lo_v = v < lo_v ? v : lo_v;
+            hi_v = v > hi_v ? v : hi_v;
+            nan_v = v != v ? V{} + 1 : nan_v;
+        }
+        T lo = lo_v[0], hi = hi_v[0];
+        bool nan = false;
+        for (int64_t k = 0; k < L; k++) {
+            lo = lo_v[k] < lo ? lo_v[k] : lo;
+            hi = hi_v[k] > hi ? hi_v[k] : hi;
+            nan |= nan_v[k] != 0;
+        }
+        for (; i < n; i++) {
+            const T v = p[i];
+            nan |= v != v;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        if (nan)
+            lo = hi = T(__builtin_nan(""));
+        if (lo == 0 && hi == 0) {
+            for (int64_t i = 0; i < n; i++)
+                o[i] = p[i];
+            continue;
+        }
+        const T d = hi - lo;
+        // sign(v) * f: f for v > 0, -f for v < 0, 0 * f for 0 and NaN (0, or NaN where f is)
+        const auto one = [&](T v) {
+            const T f = sfloor((v < 0 ? -v : v) + T(0.5));
+            return v > 0 ? f : v < 0 ? -f : T(0) * f;
+        };
+        for (i = 0; i + L <= n; i += L) {
+            V v, f, r;
+            __builtin_memcpy(&v, p + i, sizeof(V));
+            v = (v - lo) / d * T(255);
+            const V a = (v < 0 ? -v : v) + T(0.5);
+            // floor(a), a >= 0.5 or NaN: its integer part where a has a fraction (below 2^23 for floats, 2^52
+            // for doubles), else a itself (NaN, infinity, an integer); GCC rounds a lane loop one by one
+            typedef typename Ints<T>::type I;
+            const V whole = __builtin_convertvector(__builtin_convertvector(a, I), V);
+            f = a < Ints<T>::exact ? whole : a;
+            r = v > 0 ? f : v < 0 ? -f : T(0) * f;
+            __builtin_memcpy(o + i, &r, sizeof(V));
+        }
+        for (; i < n; i++)
+            o[i] = one((p[i] - lo) / d * T(255));
+    }
+}
+
 // The entry points of one type (T, SUFFIX), for rows [r0, r1): table_entropy: the entropy in nats of
 // each row of counts (rows, m), its non-negative counts; hist, joint_hist: the histograms of each row of
 // labels a (and b), n long, bins (x bins) each, returning the labels left out; table_tsallis: tsallis()
-// of each table of counts (rows, b, b) with exponent q. A unit built for one type has only its own.
+// of each table of counts (rows, b, b) with exponent q; normalize1: normalize1() of each image (rows, n).
+// A unit built for one type has only its own.
 #define FUSIONBENCH_HIST(T, SUFFIX)                                                                                   \
     void table_entropy_##SUFFIX(const T *counts, int64_t m, int64_t r0, int64_t r1, T *out)                           \
     {                                                                                                                 \
@@ -182,6 +264,10 @@ template <typename T> static int64_t count2(const T *a, const T *b, int64_t n, i
     {                                                                                                                 \
         for (int64_t r = r0; r < r1; r++)                                                                             \
             out[r] = T(tsallis(counts + r * b * b, b, q));                                                            \
+    }                                                                                                                 \
+    void normalize1_##SUFFIX(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)                                   \
+    {                                                                                                                 \
+        normalize1(x, n, r0, r1, out);                                                                                \
     }
 extern "C" {
 #if FUSIONBENCH_F32

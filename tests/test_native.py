@@ -1,7 +1,7 @@
 """The hand-written kernels (metrics/fmi_kernel.cpp: Fast-FMI's windows; metrics/phase_kernel.cpp: phase
 congruency's sums and medians; metrics/filter_kernel.cpp: separable filtering, Tang's dwt2 and 3x3 Sobels;
 metrics/mef_kernel.cpp: MEF-SSIM's per-pixel steps; metrics/qabf_kernel.cpp: Q^AB/F, N^AB/F and MATLAB's
-Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy; metrics/moment_kernel.cpp: VIF's
+Sobel edge map; metrics/hist_kernel.cpp: the joint histograms' entropy and normalize1; metrics/moment_kernel.cpp: VIF's
 per-pixel steps), built by metrics._native (its
 build: metrics/_native_build.py, also run as a script by bench eval and bench run).
 
@@ -538,6 +538,39 @@ def test_rank_one_3x3_kernel_equals_the_pytorch_passes_bit_for_bit(monkeypatch, 
             assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
             one = torch.cat([filters.filter_rank_one_3(x[i : i + 1], u, v) for i in range(shape[0])])
             assert torch.equal(one.nan_to_num(7.0), got.nan_to_num(7.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_normalize1_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """normalize1 (MEFB's and VIFB's Q_CB, Q_CV and information measures) runs in hist_kernel.cpp on a CPU, with
+    its PyTorch steps' values bit for bit: integer and fractional images (halves rounded away from zero),
+    an all-zero image kept, a constant non-zero one NaN (0 / 0), a NaN or an infinity in an image, -0, sizes
+    that are no multiple of a SIMD register and a single pixel."""
+    from metrics.lineage import kernels as K
+
+    calls = []
+    real = _native.normalize1
+    monkeypatch.setattr(_native, "normalize1", lambda x: calls.append(1) or real(x))
+    gen = torch.Generator().manual_seed(4)
+    for shape in ((6, 1, 240, 240), (6, 1, 7, 5), (1, 1, 1, 1), (6, 1, 33, 17)):
+        x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 300 - 20).to(dtype)
+        if shape[0] > 1:
+            x[0] = x[0].round()
+            x[1] = 0.0  # kept as it is
+            x[2] = 5.0  # 0 / 0
+            x[3].view(-1)[-1] = float("nan")
+            x[4].view(-1)[3] = float("inf")
+            x[5] = (torch.arange(x[5].numel(), dtype=dtype).view(x[5].shape) % 3) * 0.5 + 1  # halves: 1, 1.5, 2
+            x[0].view(-1)[2] = -0.0
+        got = K.normalize1(x)
+        assert len(calls) == 1 and got.dtype == dtype and got.shape == x.shape
+        calls.clear()
+        with monkeypatch.context() as m:
+            m.setattr(_native, "cpu_ready", lambda *a: False)
+            want = K.normalize1(x)
+        nan = want.isnan()
+        assert torch.equal(got.isnan(), nan)
+        assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

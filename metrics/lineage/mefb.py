@@ -39,7 +39,7 @@ def _normalized(li: LineageImages):
     """``normalize1`` of A, B, F and the samples where one of them is a constant non-zero image."""
 
     def make():
-        imgs = [K.normalize1(x) for x in (li.a, li.b, li.f)]
+        imgs = [*vifb._normalized_sources(li), vifb._normalized_f(li)]  # Q_CV's too
         bad = torch.zeros(li.n, dtype=torch.bool, device=li.a.device)
         for x in imgs:
             bad |= ~torch.isfinite(x).flatten(1).all(dim=1)

@@ -208,14 +208,19 @@ def _normalized_sources(li: LineageImages):
     return li.source_cached("normalize1(a, b)", lambda: (K.normalize1(li.a), K.normalize1(li.b)))
 
 
+def _normalized_f(li: LineageImages):
+    """``normalize1`` of F, once per batch (Q_CB's, Q_CV's, and MEFB's information measures')."""
+    return li.cached("normalize1(f)", lambda: K.normalize1(li.f))
+
+
 def qcb(li: LineageImages, name: str) -> torch.Tensor:
     """VIFB's copy converts with ``double()``: ``normalize1`` of the 0..255 values."""
-    v = chen_blum(*_normalized_sources(li), K.normalize1(li.f), cache=li.source_memo("chen_blum"))
+    v = chen_blum(*_normalized_sources(li), _normalized_f(li), cache=li.source_memo("chen_blum"))
     return li.nan_if_nonfinite(name, v, CONSTANT)
 
 
 def qcv(li: LineageImages, name: str) -> torch.Tensor:
-    v = chen_varshney(*_normalized_sources(li), K.normalize1(li.f), cache=li.source_memo("chen_varshney"))
+    v = chen_varshney(*_normalized_sources(li), _normalized_f(li), cache=li.source_memo("chen_varshney"))
     return li.nan_if_nonfinite(name, v, CONSTANT)
 
 
