@@ -15,6 +15,8 @@ import contextvars
 
 import torch
 
+from metrics import _native
+
 # The sources' memo of :func:`sharing_sources` (None: no sharing), and what it holds: per pair of
 # source tensors (A, B) seen, their intermediates by key.
 _SOURCES: contextvars.ContextVar[list | None] = contextvars.ContextVar("fusionbench_sources", default=None)
@@ -60,7 +62,10 @@ class LineageImages:
         # than being recomputed; ``ab_integer`` is whether A and B are, over this piece.
         self.a, self.b, self.f = a, b, f
         self._offset = offset
-        if flags is None:
+        if flags is None and f.shape[0] and f[0].numel() and _native.cpu_ready(a, b, f):
+            whole = [_native.integer_valued(x) for x in (f, a, b)]  # one pass each, the same flags
+            flags = (whole[0], whole[1] & whole[2])
+        elif flags is None:
             f_integer = (f == torch.round(f)).flatten(1).all(dim=1)
             flags = (f_integer, ((a == torch.round(a)) & (b == torch.round(b))).flatten(1).all(dim=1))
         self.f_integer, self._ab_integer = flags  # per sample

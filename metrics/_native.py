@@ -86,6 +86,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("hist", both("joint_hist"), [_P, _P] + [_I] * 4 + [_P], _I)
     typed("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
     typed("hist", both("normalize1"), [_P] + [_I] * 3 + [_P])
+    typed("hist", both("integer_valued"), [_P] + [_I] * 3 + [_P])
     add("mef", "mef_desired_f64", [_P, _P] + [_I] * 3 + [_P])
     add("mef", "mef_score_f64", [_P, _P] + [_I] * 3 + [_D, _P])
     add("moment", both("vif_reference"), [_P, _I] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
@@ -538,6 +539,18 @@ def normalize1(x: torch.Tensor) -> torch.Tensor:
         fn = library().normalize1_f32 if x.dtype == torch.float32 else library().normalize1_f64
         fn(flat.data_ptr(), flat.shape[1], 0, b, out.data_ptr())
     return out.view(x.shape)
+
+
+def integer_valued(x: torch.Tensor) -> torch.Tensor:
+    """Whether each image of ``x`` (B, ...), float32 or float64 on a CPU, holds whole numbers only, (B,) bool:
+    ``(x == torch.round(x)).flatten(1).all(dim=1)`` in one pass (``hist_kernel.cpp``)."""
+    b = x.shape[0]
+    flat = x.reshape(b, -1).contiguous()
+    out = torch.ones(b, dtype=x.dtype)
+    if flat.numel():
+        fn = library().integer_valued_f32 if x.dtype == torch.float32 else library().integer_valued_f64
+        fn(flat.data_ptr(), flat.shape[1], 0, b, out.data_ptr())
+    return out == 1
 
 
 def table_tsallis(counts: torch.Tensor, q: float) -> torch.Tensor:

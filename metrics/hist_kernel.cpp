@@ -235,10 +235,39 @@ __attribute__((optimize("fp-contract=off"))) static void normalize1(const T *x, 
     }
 }
 
+// Whether each image [r0, r1) of x (images, n) holds whole numbers only, out[r] 1 or 0: x == round(x) at
+// every pixel as LineageImages' flags test it with PyTorch (an infinity is whole, a NaN is not). One pass,
+// where round, the comparison and all took 0.1 ms an image set of four here.
+template <typename T> static void integer_valued(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
+{
+    typedef typename Vec<T>::type V;
+    typedef typename Ints<T>::type I;
+    constexpr int64_t L = VBYTES / sizeof(T);
+    for (int64_t r = r0; r < r1; r++) {
+        const T *p = x + r * n;
+        I off = I{};  // lanes that met a value with a fraction (or a NaN)
+        int64_t i = 0;
+        for (; i + L <= n; i += L) {
+            V v;
+            __builtin_memcpy(&v, p + i, sizeof(V));
+            // its integer part where it may have a fraction, else itself (no fraction bits, an infinity, NaN)
+            const V part = __builtin_convertvector(__builtin_convertvector(v, I), V);
+            const V whole = (v < 0 ? -v : v) < Ints<T>::exact ? part : v;
+            off |= v != whole;
+        }
+        bool ok = true;
+        for (int64_t k = 0; k < L; k++)
+            ok &= off[k] == 0;
+        for (; i < n; i++)
+            ok &= p[i] == sfloor(p[i]);
+        out[r] = ok ? T(1) : T(0);
+    }
+}
+
 // The entry points of one type (T, SUFFIX), for rows [r0, r1): table_entropy: the entropy in nats of
 // each row of counts (rows, m), its non-negative counts; hist, joint_hist: the histograms of each row of
 // labels a (and b), n long, bins (x bins) each, returning the labels left out; table_tsallis: tsallis()
-// of each table of counts (rows, b, b) with exponent q; normalize1: normalize1() of each image (rows, n).
+// of each table of counts (rows, b, b) with exponent q; normalize1, integer_valued: of each image (rows, n).
 // A unit built for one type has only its own.
 #define FUSIONBENCH_HIST(T, SUFFIX)                                                                                   \
     void table_entropy_##SUFFIX(const T *counts, int64_t m, int64_t r0, int64_t r1, T *out)                           \
@@ -268,6 +297,10 @@ __attribute__((optimize("fp-contract=off"))) static void normalize1(const T *x, 
     void normalize1_##SUFFIX(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)                                   \
     {                                                                                                                 \
         normalize1(x, n, r0, r1, out);                                                                                \
+    }                                                                                                                 \
+    void integer_valued_##SUFFIX(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)                               \
+    {                                                                                                                 \
+        integer_valued(x, n, r0, r1, out);                                                                            \
     }
 extern "C" {
 #if FUSIONBENCH_F32

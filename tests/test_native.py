@@ -574,6 +574,32 @@ def test_normalize1_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, nat
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_integer_flags_of_the_lineage_images_from_the_kernel(monkeypatch, native_kernel, dtype):
+    """The lineage metrics' per-sample flags (F integer-valued; A and B integer-valued), which pick each
+    original's rule for float images, come from hist_kernel.cpp's one pass on a CPU, as PyTorch's
+    x == round(x) gives them: a half, a NaN (not whole), an infinity (whole), large values with and
+    without a fraction, negative values and -0, sizes that are no multiple of a SIMD register."""
+    from metrics._lineage_images import LineageImages
+
+    gen = torch.Generator().manual_seed(6)
+    for shape in ((7, 1, 240, 240), (7, 1, 7, 5), (7, 1, 1, 1)):
+        x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 255).round().to(dtype)
+        x[1].view(-1)[-1] += 0.5
+        x[2].view(-1)[0] = float("nan")
+        x[3].view(-1)[-1] = float("inf")
+        x[4] = x[4] * 1e5 + 0.5  # a fraction above 2^16
+        x[5] = -x[5] - 0.0
+        x[6] = x[6] * 1e9 + (0.25 if dtype == torch.float64 else 256.0)  # past 2^23: whole in float32
+        want = (x == torch.round(x)).flatten(1).all(dim=1)
+        assert torch.equal(_native.integer_valued(x), want)
+        ones = torch.ones_like(x)
+        for a, b, f in ((x, ones, ones), (ones, x, x)):
+            li = LineageImages(a, b, f)
+            assert torch.equal(li.f_integer, (f == torch.round(f)).flatten(1).all(dim=1))
+            assert li.ab_integer == bool(((a == torch.round(a)) & (b == torch.round(b))).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_dwt_kernel_equals_the_matrix_products(monkeypatch, native_kernel, dtype):
     """Tang's FMI_w feature, MATLAB's dwt2(x, 'dmey') as a mosaic, by filter_kernel.cpp's dwt2 against the
     two matrix products it replaces (FUSIONBENCH_NATIVE=0; test_wavelet.py holds both to a per-row NumPy

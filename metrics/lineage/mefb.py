@@ -41,9 +41,11 @@ def _normalized(li: LineageImages):
     def make():
         imgs = [*vifb._normalized_sources(li), vifb._normalized_f(li)]  # Q_CV's too
         bad = torch.zeros(li.n, dtype=torch.bool, device=li.a.device)
-        for x in imgs:
-            bad |= ~torch.isfinite(x).flatten(1).all(dim=1)
-        imgs = [torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x) for x in imgs]
+        for x in imgs:  # NaN or an infinity in an image: in its smallest or largest value (two quick reductions)
+            flat = x.flatten(1)
+            bad |= ~(torch.isfinite(flat.amin(dim=1)) & torch.isfinite(flat.amax(dim=1)))
+        if bool(bad.any()):
+            imgs = [torch.where(bad.view(-1, 1, 1, 1), torch.zeros_like(x), x) for x in imgs]
         return imgs, bad
 
     return li.cached("mefb_norm", make)
