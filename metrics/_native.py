@@ -71,7 +71,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
         add("fmi_" + form, "fmi_" + form, [_P] * 4 + [_I, _P, _P])
         add("fmi_" + form, "fmi_maps_" + form, [_P] * 3 + [_I] * 4 + [_P] * 2, _I)
     typed("phase", both("phase_orientation"), [_P, _I, _I, _I, _D, _P])
-    typed("phase", both("phase_totals"), [_P, _P] + [_I] * 6 + [_P] + [_D] * 3 + [_P])
+    typed("phase", both("phase_totals"), [_P, _P] + [_I] * 6 + [_P] + [_D] * 3 + [_I, _I, _P])
     typed("phase", both("phase_median"), [_P, _I, _I, _I, _P])
     typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
@@ -273,11 +273,15 @@ def orientation(parts: torch.Tensor, eps: float, out: torch.Tensor | None = None
     return out
 
 
-def phase_totals(sums: torch.Tensor, thresholds: torch.Tensor, angles: list[float], constants: tuple) -> torch.Tensor:
+def phase_totals(
+    sums: torch.Tensor, thresholds: torch.Tensor, angles: list[float], constants: tuple, cols: int = 0
+) -> torch.Tensor:
     """Phase congruency and its moments' maximum and minimum, (3, N), from each orientation's
     :func:`orientation` ``sums`` (orientations, 4, N) above its noise threshold (``thresholds``
     (orientations, images), N / images pixels each), the orientations at ``angles``. ``constants``:
-    phase.py's (EPSILON, CUT_OFF, GAIN)."""
+    phase.py's (EPSILON, CUT_OFF, GAIN). ``cols``: where not 0, the sums' pixels are in
+    :func:`orientation_fft`'s order for images ``cols`` wide, and the result in the images' rows (what
+    :func:`fft_unblock` makes of them)."""
     dll = library()
     no, _, n = sums.shape
     thresholds = thresholds.to(sums.dtype).contiguous()
@@ -285,7 +289,8 @@ def phase_totals(sums: torch.Tensor, thresholds: torch.Tensor, angles: list[floa
     cs = (ctypes.c_double * (2 * no))(*[f(a) for a in angles for f in (math.cos, math.sin)])
     out = torch.empty(3, n, dtype=sums.dtype)
     fn = dll.phase_totals_f32 if sums.dtype == torch.float32 else dll.phase_totals_f64
-    fn(sums.data_ptr(), thresholds.data_ptr(), no, nb, n, n // nb, 0, n, cs, *constants, out.data_ptr())
+    lanes = fft_lanes(sums.dtype) if cols else 0
+    fn(sums.data_ptr(), thresholds.data_ptr(), no, nb, n, n // nb, 0, n, cs, *constants, cols, lanes, out.data_ptr())
     return out
 
 

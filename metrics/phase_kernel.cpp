@@ -83,12 +83,14 @@ __attribute__((optimize("fp-contract=off"))) static void orientation(const T *pa
 // and crossed moments of its phase congruency, summed over the orientations in their order (each pixel's
 // totals in registers: they were five maps read and written again for every orientation); then out
 // (3, n): pc = energy / (amplitude + eps) and the moments' maximum and minimum. Registers of L pixels,
-// glibc's vector exp; fp contraction off, as eager PyTorch computes each step.
+// glibc's vector exp; fp contraction off, as eager PyTorch computes each step. Where cols is not 0, each
+// image's pixels come in orientation_fft()'s order (blocks of `lanes` rows, cols wide) and out gets them
+// in the image's rows (what metrics/_native.py's fft_unblock made of them, a copy of 0.13 ms an image).
 template <typename T>
 __attribute__((optimize("fp-contract=off"))) static void totals(const T *sums, const T *threshold, int64_t no,
                                                                  int64_t nb, int64_t n, int64_t hw, int64_t i0,
                                                                  int64_t i1, const double *cs, T eps, T cut_off,
-                                                                 T gain, T *out)
+                                                                 T gain, int64_t cols, int64_t lanes, T *out)
 {
     typedef typename Vec<T>::type V;
     constexpr int L = sizeof(V) / sizeof(T);
@@ -128,6 +130,22 @@ __attribute__((optimize("fp-contract=off"))) static void totals(const T *sums, c
         const V d = x2 - y2;
         const V denom = vsqrt(xy * xy + d * d) + eps;
         const V res[3] = {te / (ts + eps), (y2 + x2 + denom) / 2, (y2 + x2 - denom) / 2};
+        if (cols) {  // pixel p of the image (in blocks of `lanes` rows) to its place in the image's rows
+            const int64_t band = cols * lanes, p = i - img * hw;
+            int64_t yb = p / band, x = p % band / lanes, lane = p % lanes;
+            T *dst = out + img * hw;
+            for (int j = 0; j < k; j++) {
+                const int64_t at = (yb * lanes + lane) * cols + x;
+                for (int a = 0; a < 3; a++)
+                    dst[a * n + at] = res[a][j];
+                if (++lane == lanes) {
+                    lane = 0;
+                    if (++x == cols)
+                        x = 0, yb++;
+                }
+            }
+            return;
+        }
         for (int a = 0; a < 3; a++) {
             if (k == L)
                 __builtin_memcpy(out + a * n + i, &res[a], sizeof(V));
@@ -503,9 +521,9 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     }                                                                                                                 \
     void phase_totals_##SUFFIX(const T *sums, const T *threshold, int64_t no, int64_t nb, int64_t n, int64_t hw,     \
                                int64_t i0, int64_t i1, const double *cs, double eps, double cut_off, double gain,     \
-                               T *out)                                                                                \
+                               int64_t cols, int64_t lanes, T *out)                                                   \
     {                                                                                                                 \
-        totals<T>(sums, threshold, no, nb, n, hw, i0, i1, cs, T(eps), T(cut_off), T(gain), out);                      \
+        totals<T>(sums, threshold, no, nb, n, hw, i0, i1, cs, T(eps), T(cut_off), T(gain), cols, lanes, out);         \
     }                                                                                                                 \
     void phase_median_##SUFFIX(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)                                 \
     {                                                                                                                 \

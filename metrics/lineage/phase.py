@@ -204,9 +204,8 @@ def phase_congruency(im: torch.Tensor):
         angles = [o * math.pi / NORIENT for o in range(NORIENT)]
         consts = [torch.tensor(c, dtype=im.dtype).view(NORIENT, 1) for c in (em_n, sum_an2, sum_aiaj)]
         thresholds = _threshold(medians, *consts)  # (NORIENT, B): the same operations as one orientation's
-        done = _native.phase_totals(sums_all, thresholds, angles, (EPSILON, CUT_OFF, GAIN))
-        if blocked:
-            return tuple(_native.fft_unblock(x, rows, cols).view(b, 1, rows, cols) for x in done)
+        # (the kernel puts the FFT's pixel order back into rows as it writes them)
+        done = _native.phase_totals(sums_all, thresholds, angles, (EPSILON, CUT_OFF, GAIN), cols if blocked else 0)
         return tuple(x.view(b, 1, rows, cols) for x in done)
     pc = total_energy / (total_sum_an + EPSILON)
     covx2, covy2, covxy = covx2 / (NORIENT / 2), covy2 / (NORIENT / 2), covxy / NORIENT
