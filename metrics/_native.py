@@ -73,6 +73,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("phase", both("phase_orientation"), [_P, _I, _I, _I, _D, _P])
     typed("phase", both("phase_totals"), [_P, _P] + [_I] * 6 + [_P] + [_D] * 3 + [_I, _I, _P])
     typed("phase", both("phase_median"), [_P, _I, _I, _I, _P])
+    typed("phase", both("phase_spectrum_blocks"), [_P] + [_I] * 3 + [_P, _P])
     typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
@@ -322,6 +323,19 @@ def fft_blocks(x: torch.Tensor) -> torch.Tensor:
     lanes = fft_lanes(x.dtype)
     *lead, h, w = x.shape
     return x.reshape(*lead, h, w // lanes, lanes).transpose(-3, -2).contiguous()
+
+
+def spectrum_blocks(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real and imaginary planes of complex images ``z`` (B, H, W) on a CPU, each in :func:`fft_blocks`'
+    layout, in one pass of the hand-written kernel (``phase_kernel.cpp``): the same values as
+    ``fft_blocks(z.real)``, ``fft_blocks(z.imag)``."""
+    parts = torch.view_as_real(z.contiguous())
+    b, h, w, _ = parts.shape
+    lanes = fft_lanes(parts.dtype)
+    re, im = (torch.empty(b, w // lanes, h, lanes, dtype=parts.dtype) for _ in range(2))
+    fn = library().phase_spectrum_blocks_f32 if parts.dtype == torch.float32 else library().phase_spectrum_blocks_f64
+    fn(parts.data_ptr(), b, h, w, re.data_ptr(), im.data_ptr())
+    return re, im
 
 
 def fft_unblock(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

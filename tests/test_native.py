@@ -1066,6 +1066,7 @@ def test_orientation_fft_equals_pytorchs_ffts_and_the_sums_kernel(native_kernel,
         im = (torch.rand(3, rows, cols, generator=gen, dtype=torch.float64) * 255).round().to(dtype)
         spectrum = torch.fft.fft2(im)
         planes = [_native.fft_blocks(x) for x in (spectrum.real, spectrum.imag)]
+        assert all(torch.equal(a, b) for a, b in zip(_native.spectrum_blocks(spectrum), planes, strict=True))
         # the output's blocks of rows are the input's blocks of columns of the transposed images
         assert torch.equal(_native.fft_unblock(_native.fft_blocks(im.transpose(-1, -2)).reshape(-1), rows, cols), im)
         bank = phase._bank_as(rows, cols, dtype, torch.device("cpu"))

@@ -175,7 +175,7 @@ def phase_congruency(im: torch.Tensor):
     blocked = native and _native.fft_takes(rows, cols, im.dtype)
     if blocked:
         bank = _blocked_bank(rows, cols, im.dtype)
-        planes = [_native.fft_blocks(x) for x in (spectrum.real, spectrum.imag)]
+        planes = _native.spectrum_blocks(spectrum)  # fft_blocks of its real and imaginary planes, in one pass
     for o in range(NORIENT):
         angl = o * math.pi / NORIENT
         if blocked:
