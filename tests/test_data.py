@@ -236,3 +236,22 @@ def test_data_specs_with_a_comma_in_a_file_name_a_folder_or_an_empty_part(tmp_pa
     for spec in (f"{plain},", f",{plain}"):
         with pytest.raises(ValueError, match="a file name is empty; expected TRAIN.h5,VAL.h5"):
             load_data(spec)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_integer_images_read_as_every_value_divided_in_float64(tmp_path, bits):
+    """An 8- or 16-bit image is read as float32 values in [0, 1] equal, for every value the type holds, to the
+    value divided by 255 (65,535) in float64 and rounded to float32 (the reader divides in float32: the same
+    numbers, without a float64 copy of every image)."""
+    from PIL import Image
+
+    from benchmark.data.imageio import read_image
+
+    top = 2**bits - 1
+    values = np.arange(top + 1, dtype=np.uint8 if bits == 8 else np.uint16)
+    side = 16 if bits == 8 else 256
+    path = str(tmp_path / "all.png")
+    Image.fromarray(values.reshape(side, side)).save(path)  # mode L, or I;16: a 16-bit PNG
+    got = read_image(path)
+    assert got.dtype == np.float32
+    assert np.array_equal(got.ravel(), (np.arange(top + 1) / float(top)).astype(np.float32))
