@@ -97,6 +97,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     add("moment", both("cb_score"), [_P] * 2 + [_I] * 3 + [_P])
     add("moment", both("sqrt"), [_P] + [_I] * 2 + [_P])
     add("moment", both("yang"), [_P] * 2 + [_I] * 3 + [_D, _P])
+    add("moment", both("piella"), [_P] * 2 + [_I] * 3 + [_D, _D, _P])
     add("moment", both("vif_against"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
     return table
 
@@ -728,6 +729,22 @@ def yang(maps: list, c: float) -> torch.Tensor:
     out = torch.empty(b, 4, dtype=torch.float64)
     fn = getattr(library(), "yang_" + ("f32" if maps[0].dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, c, out.data_ptr())
+    return out
+
+
+def piella(maps: list, c1: float, c2: float) -> torch.Tensor:
+    """MEFB's Q_W per image from the local moments of the edge images of A, B and F
+    (:func:`metrics.lineage.mefb.qw`): ``maps`` the 8 (B, 1, h, w) maps on a CPU in one dtype (the means of
+    A's, B's and F's, their mean squares, then the mean products F A, F B), ``c1``, ``c2`` SSIM's constants;
+    (B,) float64 (``moment_kernel.cpp``)."""
+    b, _, h, w = maps[0].shape
+    n = h * w
+    held = [_maps(x, n) for x in maps]
+    ptrs = (ctypes.c_void_p * 8)(*[x.data_ptr() for x, _ in held])
+    strides = (ctypes.c_int64 * 8)(*[s for _, s in held])
+    out = torch.empty(b, dtype=torch.float64)
+    fn = getattr(library(), "piella_" + ("f32" if maps[0].dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, n, 0, b, c1, c2, out.data_ptr())
     return out
 
 

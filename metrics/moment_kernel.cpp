@@ -206,6 +206,52 @@ __attribute__((optimize("fp-contract=off"))) static void yang(const T *const *mu
     out[0] = sy, out[1] = ny, out[2] = sc, out[3] = nc;
 }
 
+// Piella & Heijmans' Q_W as MEFB's metricPeilla takes it (metrics/lineage/mefb.py, qw), from the local moments
+// of the edge images of A, B, F (mu[0..2], e_kk[0..2], then e_fa, e_fb): per pixel the variances (0.5 added to
+// A's and B's where both are 0), lam = va / (va + vb), Wang's SSIM of F's edges with each source's (c1, c2),
+// q = lam s_a + (1 - lam) s_b and the weight max(va, vb) (NaN in either kept, as torch.maximum); the index
+// sum(w / sum(w) * q) as the original orders it: a pass for the weights' sum (in double, then in T as
+// PyTorch's), a pass for the sum of the normalised weights times q (in double, both compensated). Each step
+// as the eager one rounds it (fp contraction off); only the sums' order differs.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static double piella(const T *const *mu, const T *const *e_kk,
+                                                                   const T *const *e_fk, int64_t n, T c1, T c2)
+{
+    const auto pixel = [&](int64_t i, T &w, T &q) {
+        const T u0 = mu[0][i], u1 = mu[1][i], uf = mu[2][i];
+        const T v0 = e_kk[0][i] - u0 * u0, v1 = e_kk[1][i] - u1 * u1, vf = e_kk[2][i] - uf * uf;
+        const T zero = (v0 + v1) == 0 ? T(0.5) : T(0);
+        const T va = v0 + zero, vb = v1 + zero;
+        const T lam = va / (va + vb);
+        const T cov0 = e_fk[0][i] - uf * u0, cov1 = e_fk[1][i] - uf * u1;
+        const T s0 = ((2 * (uf * u0) + c1) * (2 * cov0 + c2)) / ((uf * uf + u0 * u0 + c1) * (vf + v0 + c2));
+        const T s1 = ((2 * (uf * u1) + c1) * (2 * cov1 + c2)) / ((uf * uf + u1 * u1 + c1) * (vf + v1 + c2));
+        w = va != va ? va : (vb != vb ? vb : (va > vb ? va : vb));
+        q = lam * s0 + (1 - lam) * s1;
+    };
+    // Neumaier's compensated sums: a plain double sum of 57,600 positive float64 terms drifted by up to 5e-13
+    // (PyTorch's pairwise sum and the original's by ~1e-15)
+    const auto add = [](double &acc, double &comp, double t) {
+        const double s = acc + t;
+        comp += (acc < 0 ? -acc : acc) >= (t < 0 ? -t : t) ? (acc - s) + t : (t - s) + acc;
+        acc = s;
+    };
+    double total = 0, c_total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        T w, q;
+        pixel(i, w, q);
+        add(total, c_total, double(w));
+    }
+    const T norm = T(total + c_total);
+    double sum = 0, c_sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        T w, q;
+        pixel(i, w, q);
+        add(sum, c_sum, double(w / norm * q));
+    }
+    return sum + c_sum;
+}
+
 // Square roots of x[i0, i1): the hardware's, correctly rounded, as PyTorch's (whose vector form took 1.9 ns
 // an element in float64 here, and 2.4 ns in float32 on zeros, against 0.4 for random values).
 template <typename T> static void square_roots(const T *x, int64_t i0, int64_t i1, T *out)
@@ -273,6 +319,16 @@ void sqrt_f64(const double *x, int64_t i0, int64_t i1, double *out) { square_roo
         for (int64_t i = i0; i < i1; i++)                                                                            \
             out[i] = T(cb_score<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2], n));         \
     }                                                                                                                \
+    void piella_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, double c1,     \
+                         double c2, double *out)                                                                      \
+    {                                                                                                                 \
+        for (int64_t i = i0; i < i1; i++) {                                                                           \
+            const T *p[8];                                                                                            \
+            for (int k = 0; k < 8; k++)                                                                               \
+                p[k] = in[k] + i * stride[k];                                                                         \
+            out[i] = piella<T>(p, p + 3, p + 6, n, T(c1), T(c2));                                                     \
+        }                                                                                                             \
+    }                                                                                                                 \
     void yang_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, double c,        \
                        double *out)                                                                                   \
     {                                                                                                                \

@@ -1026,6 +1026,32 @@ def test_qp_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if dtype == torch.float64 else 2e-6, equal_nan=True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_qw_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """MEFB's Q_W after its moments (moment_kernel.cpp, piella: the variances, both SSIM maps, the weights and
+    their compensated sums in two passes) against mefb.py's PyTorch steps on the edge cases (F = 255 - A, a
+    constant F, a non-integer F) and a constant source (its edge image all zero: both variances 0 where the
+    other's is, the 0.5 added): float64 within 1e-13, float32 within 1e-6; a batch gives its images one by
+    one bit for bit."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import mefb
+
+    a, b, f = _edge_cases(dtype)
+    b[4] = 90.0
+    calls = []
+    real = _native.piella
+    monkeypatch.setattr(_native, "piella", lambda *x: calls.append(1) or real(*x))
+    got = mefb.qw(LineageImages(a, b, f), "Qw")
+    one = torch.cat([mefb.qw(LineageImages(a[i : i + 1], b[i : i + 1], f[i : i + 1]), "Qw") for i in range(5)])
+    assert len(calls) == 6 and got.dtype == dtype
+    torch.testing.assert_close(got, one, rtol=0, atol=0, equal_nan=True)
+    with monkeypatch.context() as m:
+        m.setattr(mefb, "_qw_in_kernel", lambda maps: False)
+        want = mefb.qw(LineageImages(a, b, f), "Qw")
+    assert len(calls) == 6 and torch.isfinite(want).all()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-13 if dtype == torch.float64 else 1e-6)
+
+
 @pytest.mark.parametrize("side", [(37, 37), (33, 35), (36, 36)])
 def test_phase_congruency_of_a_batch_is_its_images_one_by_one(native_kernel, side):
     """A batch's phase congruency (phase_kernel.cpp's sums, totals and end) is each image's alone, bit for

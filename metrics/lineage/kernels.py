@@ -418,8 +418,10 @@ def vifp_scales(refs: list, dist: torch.Tensor, sigma_nsq: float, cache=None):
 def sqrt(x: torch.Tensor) -> torch.Tensor:
     """``torch.sqrt`` of a map; on a CPU the hardware's correctly rounded square root
     (:func:`metrics._native.sqrt`): PyTorch's vector form took 1.9 ns an element in float64 here (2.4 in
-    float32 on zeros, which gradient maps hold), and rounds one float32 result in five a unit apart."""
-    if x.numel() >= 4096 and _native.cpu_ready(x):
+    float32 on zeros, which gradient maps hold), and rounds one float32 result in five a unit apart. Taken
+    whatever the size (it was from 4,096 values on: a batch of small images then got other roots than
+    each image alone)."""
+    if x.numel() and _native.cpu_ready(x):
         return _native.sqrt(x)
     return torch.sqrt(x)
 

@@ -29,7 +29,7 @@ from metrics.lineage._spec import Spec
 from metrics.lineage.phase import phase_congruency
 from metrics.lineage.tang import mef_ms_ssim
 from metrics.ncie import ncie_from_ncc, ncie_from_normalized
-from metrics.ssim import ssim_map
+from metrics.ssim import K1, K2, ssim_map
 from metrics.toolbox_input import divide
 
 CONSTANT = "normalize1 divides 0 by 0 on a constant non-zero image and the original then errors indexing a histogram"
@@ -182,6 +182,11 @@ def qc(li: LineageImages, name: str) -> torch.Tensor:
     return _nanmean(sim)
 
 
+def _qw_in_kernel(maps: list) -> bool:
+    """Whether Q_W's steps after its moments run in the hand-written kernel (:func:`metrics._native.piella`)."""
+    return K.moments_in_kernel(*maps)
+
+
 def qw(li: LineageImages, name: str) -> torch.Tensor:
     """Piella & Heijmans' edge-dependent index as the toolbox's ``metricPeilla`` (case 3): Wang
     SSIM (11x11, L 255) between Prewitt edge-strength images, weighted by the sources' local
@@ -196,6 +201,10 @@ def qw(li: LineageImages, name: str) -> torch.Tensor:
     pairs = [(0, 0), (1, 1), (2, 2), (2, 0), (2, 1)]
     g = K.gaussian_1d(11, 1.5, li.a)
     mu, e = K.moments_beside(li, "qw edges", lambda: [edge(li.a), edge(li.b)], edge(li.f), pairs, g)
+    maps = [*mu, *(e[(k, k)] for k in range(3)), e[(2, 0)], e[(2, 1)]]
+    if _qw_in_kernel(maps):
+        # The steps below a pixel in two passes (moment_kernel.cpp), the sums in double: within float rounding.
+        return _native.piella(maps, (K1 * 255.0) ** 2, (K2 * 255.0) ** 2).to(li.f.dtype)
     var = [e[(k, k)] - mu[k] * mu[k] for k in range(3)]
     zero = ((var[0] + var[1]) == 0).to(var[0].dtype) * 0.5
     va, vb = var[0] + zero, var[1] + zero
