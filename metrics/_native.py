@@ -563,14 +563,9 @@ def normalize1(x: torch.Tensor) -> torch.Tensor:
 
 def integer_valued(x: torch.Tensor) -> torch.Tensor:
     """Whether each image of ``x`` (B, ...), float32 or float64 on a CPU, holds whole numbers only, (B,) bool:
-    ``(x == torch.round(x)).flatten(1).all(dim=1)`` in one pass (``hist_kernel.cpp``)."""
-    b = x.shape[0]
-    flat = x.reshape(b, -1).contiguous()
-    out = torch.ones(b, dtype=x.dtype)
-    if flat.numel():
-        fn = library().integer_valued_f32 if x.dtype == torch.float32 else library().integer_valued_f64
-        fn(flat.data_ptr(), flat.shape[1], 0, b, out.data_ptr())
-    return out == 1
+    ``(x == torch.round(x)).flatten(1).all(dim=1)`` in one pass (``hist_kernel.cpp``); images of at least
+    one pixel."""
+    return _per_row("integer_valued", x.reshape(x.shape[0], -1)) == 1
 
 
 def table_tsallis(counts: torch.Tensor, q: float) -> torch.Tensor:
