@@ -98,6 +98,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     add("moment", both("sqrt"), [_P] + [_I] * 2 + [_P])
     add("moment", both("yang"), [_P] * 2 + [_I] * 3 + [_D, _P])
     add("moment", both("piella"), [_P] * 2 + [_I] * 3 + [_D, _D, _P])
+    add("moment", "skimage_ssim_f32", [_P] * 3 + [_I] * 4 + [_D] * 3 + [_P] * 2)
     add("moment", both("vif_against"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
     return table
 
@@ -654,6 +655,19 @@ def ssim_mean(mu_x, mu_y, e_xx, e_yy, e_xy, c1: float, c2: float) -> torch.Tenso
     fn = getattr(library(), "ssim_mean_" + ("f32" if mu_x.dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, c1, c2, out.data_ptr())
     return out
+
+
+def skimage_ssim(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor, norm: float, c1: float, c2: float):
+    """skimage 0.19's SSIM maps of F against A and against B (:func:`metrics.lineage.cddfuse._skimage_ssim`'s
+    maps before their means): ``f``, ``a``, ``b`` (B, 1, H, W) float32 on a CPU, to two (B, 1, H - 6, W - 6)
+    float32 maps, by the hand-written kernel (``moment_kernel.cpp``), bit for bit the eager steps' values."""
+    n, _, h, w = f.shape
+    f, a, b = (x.contiguous() for x in (f, a, b))
+    out_a, out_b = (torch.empty(n, 1, h - 6, w - 6, dtype=torch.float32) for _ in range(2))
+    library().skimage_ssim_f32(
+        f.data_ptr(), a.data_ptr(), b.data_ptr(), h, w, 0, n, norm, c1, c2, out_a.data_ptr(), out_b.data_ptr()
+    )
+    return out_a, out_b
 
 
 def qp_sum(maps: list, masks: list) -> torch.Tensor:

@@ -252,6 +252,104 @@ __attribute__((optimize("fp-contract=off"))) static double piella(const T *const
     return sum + c_sum;
 }
 
+// skimage 0.19's structural_similarity(x, y) with its defaults on float32 images, as CDDFuse's SSIM calls it
+// (metrics/lineage/cddfuse.py, _skimage_ssim), for F against A and against B at once: the SSIM maps, cropped
+// by 3, whose means PyTorch then takes. Eight 7x7 uniform means an image (F, F^2, A, A^2, B, B^2, F A, F B,
+// each product in float32), each as scipy's uniform_filter1d twice (_uniform7: along the rows, then along
+// the columns), a pass being the window sum as a difference of running sums in double, divided by 7 and
+// stored as float32; then the map's ~20 float32 steps a pixel. Eager PyTorch took ~80 passes with a
+// temporary each (6 ms a triple of 240x240 on one thread).
+//
+// Every step as _skimage_ssim rounds it, bit for bit: the running sums in the same order (the padded
+// line's values added one after another from its start, as PyTorch's cumsum adds them), the same
+// divisions, fp contraction off. The first pass streams down the image with the last eight running sums
+// of each column in a ring (vectors over the columns); each row it finishes (only rows 3 .. h - 4, what
+// the crop keeps) is summed along (the eight maps' scalar sums interleaved) and scored. The padding's far
+// side is never needed: the last kept output ends at the image's last row or column.
+typedef double ssim_d8 __attribute__((vector_size(64)));
+typedef float ssim_f8 __attribute__((vector_size(32)));
+
+static inline ssim_f8 load8(const float *p)
+{
+    ssim_f8 v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+static inline ssim_d8 loadd8(const double *p)
+{
+    ssim_d8 v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+__attribute__((optimize("fp-contract=off"))) static void skimage_ssim(const float *f, const float *a, const float *b,
+                                                                       int64_t h, int64_t w, float norm_, float c1_,
+                                                                       float c2_, float *out_a, float *out_b)
+{
+    constexpr int M = 8;                  // the maps: F, F^2, A, A^2, B, B^2, F A, F B
+    const int64_t wp = (w + 7) / 8 * 8;   // a row's columns, a whole number of vectors
+    const int64_t cw = (w + 4 + 7) / 8 * 8 + 8;  // a row's running sums c[0 .. w + 3], and slack
+    const int64_t wo = w - 6;             // kept columns (outputs)
+    Buf<float> src(3 * wp), rows(M * wp), out(2 * (wo + 8));
+    Buf<double> ring(M * 8 * wp), sums(M * cw);
+    const ssim_d8 seven = ssim_d8{} + 7.0;
+    const ssim_f8 two = ssim_f8{} + 2.0f, norm = ssim_f8{} + norm_, c1 = ssim_f8{} + c1_, c2 = ssim_f8{} + c2_;
+    for (int64_t t = 0; t <= h + 2; t++) {  // padded row t: source row 2 - t, then t - 3
+        const int64_t r = t < 3 ? 2 - t : t - 3;
+        __builtin_memcpy(&src[0], f + r * w, w * sizeof(float));
+        __builtin_memcpy(&src[wp], a + r * w, w * sizeof(float));
+        __builtin_memcpy(&src[2 * wp], b + r * w, w * sizeof(float));
+        const int64_t now = (t + 1) & 7, before = t & 7, back = (t + 2) & 7;  // ring slots of c[t+1], c[t], c[t-6]
+        const int64_t i = t + 1 - 7;  // the output row c[t + 1] completes
+        const bool keep = i >= 3 && i <= h - 4;
+        for (int64_t j = 0; j < wp; j += 8) {
+            const ssim_f8 x = load8(&src[j]), ya = load8(&src[wp + j]), yb = load8(&src[2 * wp + j]);
+            const ssim_f8 v[M] = {x, x * x, ya, ya * ya, yb, yb * yb, x * ya, x * yb};
+            for (int k = 0; k < M; k++) {
+                double *c = &ring[k * 8 * wp];
+                const ssim_d8 cn = loadd8(c + before * wp + j) + __builtin_convertvector(v[k], ssim_d8);
+                __builtin_memcpy(c + now * wp + j, &cn, sizeof(cn));
+                if (keep) {
+                    const ssim_f8 m = __builtin_convertvector((cn - loadd8(c + back * wp + j)) / seven, ssim_f8);
+                    __builtin_memcpy(&rows[k * wp + j], &m, sizeof(m));
+                }
+            }
+        }
+        if (!keep)
+            continue;
+        // Along the row: c[0] = 0, c[u + 1] = c[u] + p[u], p the row padded by 2, 1, 0 before it.
+        double acc[M] = {};
+        for (int k = 0; k < M; k++)
+            sums[k * cw] = 0;
+        for (int64_t u = 0; u <= w + 2; u++) {
+            const int64_t col = u < 3 ? 2 - u : u - 3;
+            for (int k = 0; k < M; k++) {
+                acc[k] += double(rows[k * wp + col]);
+                sums[k * cw + u + 1] = acc[k];
+            }
+        }
+        for (int64_t jo = 0; jo < wo; jo += 8) {  // output column jo: window sum c[jo + 10] - c[jo + 3]
+            ssim_f8 u[M];
+            for (int k = 0; k < M; k++) {
+                const double *c = &sums[k * cw + jo + 3];
+                u[k] = __builtin_convertvector((loadd8(c + 7) - loadd8(c)) / seven, ssim_f8);
+            }
+            const ssim_f8 ux = u[0], uxx = u[1];
+            const ssim_f8 vx = norm * (uxx - ux * ux);
+            for (int s = 0; s < 2; s++) {
+                const ssim_f8 uy = u[2 + 2 * s], uyy = u[3 + 2 * s], uxy = u[6 + s];
+                const ssim_f8 vy = norm * (uyy - uy * uy), vxy = norm * (uxy - ux * uy);
+                const ssim_f8 a1 = two * ux * uy + c1, a2 = two * vxy + c2;
+                const ssim_f8 b1 = ux * ux + uy * uy + c1, b2 = vx + vy + c2;
+                const ssim_f8 q = (a1 * a2) / (b1 * b2);
+                __builtin_memcpy(&out[s * (wo + 8) + jo], &q, sizeof(q));
+            }
+        }
+        __builtin_memcpy(out_a + (i - 3) * wo, &out[0], wo * sizeof(float));
+        __builtin_memcpy(out_b + (i - 3) * wo, &out[wo + 8], wo * sizeof(float));
+    }
+}
+
 // Square roots of x[i0, i1): the hardware's, correctly rounded, as PyTorch's (whose vector form took 1.9 ns
 // an element in float64 here, and 2.4 ns in float32 on zeros, against 0.4 for random values).
 template <typename T> static void square_roots(const T *x, int64_t i0, int64_t i1, T *out)
@@ -274,6 +372,15 @@ template <typename T> static void square_roots(const T *x, int64_t i0, int64_t i
 extern "C" {
 void sqrt_f32(const float *x, int64_t i0, int64_t i1, float *out) { square_roots(x, i0, i1, out); }
 void sqrt_f64(const double *x, int64_t i0, int64_t i1, double *out) { square_roots(x, i0, i1, out); }
+// Images [i0, i1) of a batch of contiguous (h, w) float32 images; out_a, out_b: (h - 6, w - 6) maps each.
+void skimage_ssim_f32(const float *f, const float *a, const float *b, int64_t h, int64_t w, int64_t i0, int64_t i1,
+                      double norm, double c1, double c2, float *out_a, float *out_b)
+{
+    const int64_t n = h * w, no = (h - 6) * (w - 6);
+    for (int64_t i = i0; i < i1; i++)
+        skimage_ssim(f + i * n, a + i * n, b + i * n, h, w, float(norm), float(c1), float(c2), out_a + i * no,
+                     out_b + i * no);
+}
 #define FUSIONBENCH_VIF(T, SUFFIX)                                                                                    \
     void vif_reference_##SUFFIX(const T *mu, int64_t s_mu, const T *e_kk, int64_t s_e, int64_t n, int64_t i0,        \
                                 int64_t i1, double sigma_nsq, double eps, T *s1, T *den)                             \

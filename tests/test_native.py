@@ -1053,6 +1053,38 @@ def test_qw_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-13 if dtype == torch.float64 else 1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_skimage_ssim_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """CDDFuse's SSIM (skimage's, moment_kernel.cpp's skimage_ssim: the eight uniform means' running sums and
+    the map's float32 steps) against cddfuse.py's eager steps on the edge cases (37x37; F = 255 - A, a
+    constant F, a non-integer F), the smallest image it takes (7x7) and one no multiple of a register wide
+    (9x23): the same values bit for bit, maps and scores; a batch's scores are its images' one by one."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import cddfuse
+
+    g = torch.Generator().manual_seed(11)
+    cases = [_edge_cases(dtype)] + [
+        tuple((torch.rand(2, 1, *side, generator=g, dtype=torch.float64) * 255).round().to(dtype) for _ in range(3))
+        for side in ((7, 7), (9, 23))
+    ]
+    calls = []
+    real = _native.skimage_ssim
+    monkeypatch.setattr(_native, "skimage_ssim", lambda *x: calls.append(1) or real(*x))
+    for a, b, f in cases:
+        got = cddfuse.ssim(LineageImages(a, b, f), "SSIM")
+        one = [cddfuse.ssim(LineageImages(*(x[i : i + 1] for x in (a, b, f))), "SSIM") for i in range(len(a))]
+        assert got.dtype == dtype and torch.isfinite(got).all()
+        torch.testing.assert_close(got, torch.cat(one), rtol=0, atol=0)
+        maps = real(*(x.float() for x in (f, a, b)), cddfuse.NORM, cddfuse.C1, cddfuse.C2)
+        with monkeypatch.context() as m:
+            m.setattr(_native, "cpu_ready", lambda *t: False)
+            want = cddfuse.ssim(LineageImages(a, b, f), "SSIM")
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        for got_map, y in zip(maps, (a, b)):  # the eager map before its mean
+            assert torch.equal(got_map, cddfuse._ssim_map(f, y))
+    assert len(calls) == sum(1 + len(a) for a, _, _ in cases)
+
+
 @pytest.mark.parametrize("side", [(37, 37), (33, 35), (36, 36)])
 def test_phase_congruency_of_a_batch_is_its_images_one_by_one(native_kernel, side):
     """A batch's phase congruency (phase_kernel.cpp's sums, totals and end) is each image's alone, bit for

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from metrics import _native
 from metrics._lineage_images import LineageImages
 from metrics.lineage import kernels as K
 from metrics.lineage._spec import Spec
@@ -102,6 +103,10 @@ def _mean7_f32(x: torch.Tensor) -> torch.Tensor:
     return _uniform7(_uniform7(x, -2), -1)[..., 3:-3, 3:-3]
 
 
+# skimage's sample-covariance factor and stabilising constants for data_range 2 (K1 = 0.01, K2 = 0.03)
+NORM, C1, C2 = 49.0 / 48.0, (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
+
+
 def _skimage_ssim(x: torch.Tensor, y: torch.Tensor, x_means=None, y_means=None) -> torch.Tensor:
     """skimage 0.19 ``structural_similarity(x, y)`` on float32 images, operation for operation in
     float32 as there: 7x7 uniform window, sample covariance (49/48), data_range 2 (the float
@@ -109,18 +114,23 @@ def _skimage_ssim(x: torch.Tensor, y: torch.Tensor, x_means=None, y_means=None) 
     constants all but gone, E[x^2] - mu^2 cancels and the original's rounding shows in the 5th
     decimal on near-constant images. ``x_means``, ``y_means``: local means of x and x^2 (y and y^2),
     if already known."""
-    out = x.dtype
+    return _map_mean(_ssim_map(x, y, x_means, y_means), x.dtype)
+
+
+def _ssim_map(x: torch.Tensor, y: torch.Tensor, x_means=None, y_means=None) -> torch.Tensor:
+    """:func:`_skimage_ssim`'s float32 map, cropped by 3, before its mean."""
     x, y = x.float(), y.float()
     ux, uxx = x_means if x_means is not None else _f_means(x)
     uy, uyy = y_means if y_means is not None else _f_means(y)
     uxy = _mean7_f32(x * y)
-    norm = 49.0 / 48.0
-    vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
-    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
-    a1, a2 = 2 * ux * uy + c1, 2 * vxy + c2
-    b1, b2 = ux**2 + uy**2 + c1, vx + vy + c2
-    s = (a1 * a2) / (b1 * b2)
-    return s.double().mean(dim=(1, 2, 3)).to(out)
+    vx, vy, vxy = NORM * (uxx - ux * ux), NORM * (uyy - uy * uy), NORM * (uxy - ux * uy)
+    a1, a2 = 2 * ux * uy + C1, 2 * vxy + C2
+    b1, b2 = ux**2 + uy**2 + C1, vx + vy + C2
+    return (a1 * a2) / (b1 * b2)
+
+
+def _map_mean(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return s.double().mean(dim=(1, 2, 3)).to(dtype)
 
 
 def _f_means(x: torch.Tensor):
@@ -129,7 +139,13 @@ def _f_means(x: torch.Tensor):
 
 
 def ssim(li: LineageImages, name: str) -> torch.Tensor:
-    """SSIM(F, A) + SSIM(F, B), F's local means computed once, and A's and B's once per pair of sources."""
+    """SSIM(F, A) + SSIM(F, B). On a CPU the hand-written kernel (:func:`metrics._native.skimage_ssim`: both
+    maps in one pass down each image, 0.8 against 7 ms a triple, the same maps bit for bit); elsewhere the
+    eager steps, F's local means computed once, and A's and B's once per pair of sources."""
+    f, a, b = (x.float() for x in (li.f, li.a, li.b))
+    if f.shape[0] and _native.cpu_ready(f, a, b):
+        s_a, s_b = _native.skimage_ssim(f, a, b, NORM, C1, C2)
+        return _map_mean(s_a, li.f.dtype) + _map_mean(s_b, li.f.dtype)
     f_means = _f_means(li.f)
     a_means, b_means = li.source_cached("skimage means", lambda: (_f_means(li.a), _f_means(li.b)))
     return _skimage_ssim(li.f, li.a, f_means, a_means) + _skimage_ssim(li.f, li.b, f_means, b_means)
