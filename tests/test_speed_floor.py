@@ -101,6 +101,22 @@ def test_speed_lineages_times_without_usr_bin_time(tmp_path, monkeypatch, capsys
     assert "NumPy: not timed (--ref-n 0)." in table
 
 
+def test_speed_lineages_bounds_each_speed_up_by_the_floor(tmp_path):
+    """Where the NumPy column is timed, the table also times the floor (bench eval scoring one cheap metric)
+    and bounds each set's speed-up by NumPy's time over it."""
+    from benchmark.tools import speed_lineages
+
+    assert speed_lineages.numpy_columns(True, 0.1, 1000, 10.0, 4.0) == "100, 100 | 10.0x | 25.0x"
+    assert speed_lineages.numpy_columns(True, None, 1000, 10.0, None) == "not timed | - | -"
+    assert speed_lineages.numpy_columns(False, None, 1000, 10.0, 4.0) == "no NumPy reference | - | -"
+    out = tmp_path / "t.md"
+    assert speed_lineages.main(["--n", "2", "--sets", "cddfuse", "--ref-n", "1", "--out", str(out)]) == 0
+    table = out.read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| cddfuse |")).split("|")
+    assert row[6].strip().endswith("x") and row[7].strip().endswith("x")  # speed-up and its bound, both timed
+    assert float(table.split("Floor: ")[1].split(" s,")[0]) > 0 and "--metrics SD" in table
+
+
 def test_every_lineage_has_a_numpy_reference_that_times_it(tmp_path):
     """The speed table's NumPy column covers Liu's five and every lineage, each timed per triple on
     the same PNGs bench eval reads."""
