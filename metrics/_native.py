@@ -82,6 +82,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
     add("qabf_f64", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
     typed("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
+    typed("qabf", both("xydeas"), [_P, _P] + [_I] * 3 + [_P] * 3)
     typed("hist", both("table_entropy"), [_P] + [_I] * 3 + [_P])
     typed("hist", both("hist"), [_P] + [_I] * 4 + [_P], _I)
     typed("hist", both("joint_hist"), [_P, _P] + [_I] * 4 + [_P], _I)
@@ -668,6 +669,23 @@ def skimage_ssim(f: torch.Tensor, a: torch.Tensor, b: torch.Tensor, norm: float,
         f.data_ptr(), a.data_ptr(), b.data_ptr(), h, w, 0, n, norm, c1, c2, out_a.data_ptr(), out_b.data_ptr()
     )
     return out_a, out_b
+
+
+def xydeas(grads: list, constants) -> tuple[torch.Tensor, torch.Tensor]:
+    """Liu's Q_XY per pixel (:func:`metrics.qabf._q_xy_maps`) from the Sobel responses ``grads`` (A's gx, gy,
+    B's, F's: six (B, 1, h, w) maps on a CPU in one dtype) and ``constants`` (Gamma_g, k_g, sigma_g, Gamma_a,
+    k_a, sigma_a): the numerator and denominator maps, by the hand-written kernel (``qabf_kernel.cpp``)."""
+    b, _, h, w = grads[0].shape
+    n = h * w
+    held = [_maps(x, n) for x in grads]
+    ptrs = (ctypes.c_void_p * 6)(*[x.data_ptr() for x, _ in held])
+    strides = (ctypes.c_int64 * 6)(*[s for _, s in held])
+    c = (ctypes.c_double * 6)(*[float(v) for v in constants])
+    dtype = grads[0].dtype
+    num, den = (torch.empty(b, 1, h, w, dtype=dtype) for _ in range(2))
+    fn = getattr(library(), "xydeas_" + ("f32" if dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, n, 0, b, c, num.data_ptr(), den.data_ptr())
+    return num, den
 
 
 def qp_sum(maps: list, masks: list) -> torch.Tensor:

@@ -17,26 +17,6 @@
 
 #include "simd.h"  // vf32 / vf64, vlog2, Vec<T>
 
-// Pixels [0, n) with SIMD registers, the last one short: its m lanes copied in and out with a variable
-// size, the others with a fixed one (a variable size throughout compiled each copy to `rep movs`, as in
-// mef_kernel.cpp: 10 ns a pixel against 2.8).
-template <typename V, typename T> static inline V load(const T *p, int64_t m)
-{
-    V v = {};
-    if (m == int64_t(sizeof(V) / sizeof(T)))
-        __builtin_memcpy(&v, p, sizeof(V));
-    else
-        __builtin_memcpy(&v, p, m * sizeof(T));
-    return v;
-}
-template <typename V, typename T> static inline void store(T *p, const V &v, int64_t m)
-{
-    if (m == int64_t(sizeof(V) / sizeof(T)))
-        __builtin_memcpy(p, &v, sizeof(V));
-    else
-        __builtin_memcpy(p, &v, m * sizeof(T));
-}
-
 template <typename V, typename T> static inline V log10_(V x)
 {
     return vlog2(x) * T(0.301029995663981195213738894724493027);  // log10(2)

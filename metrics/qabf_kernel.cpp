@@ -209,6 +209,50 @@ static void edge_thin(const double *gx, const double *gy, const double *b, doubl
     }
 }
 
+// Liu's Q_XY (metrics/qabf.py, _q_xy_maps: metricXydeas.m) from the Sobel responses of A, B and F (in[0..5]:
+// A's gx, gy, then B's, then F's), per pixel: the numerator Q_AF g_A + Q_BF g_B and the denominator g_A + g_B
+// (n pixels each), whose mean ratio or ratio of sums qabf.py then takes. The toolbox's zero substitutions in
+// its order (F's strength substituted during A's pass); c: Gamma_g, k_g, sigma_g, Gamma_a, k_a, sigma_a.
+// Each step as PyTorch's eager one rounds it, fp contraction off (Gamma / x as PyTorch's reciprocal of x
+// times Gamma); atan and exp are glibc's vector ones (PyTorch's are SLEEF's: within an ulp or two).
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void xydeas(const T *const *in, int64_t n, const double *c,
+                                                                 T *num, T *den)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = VBYTES / sizeof(T);
+    const V zero = {}, one = zero + 1, two = zero + 2, tiny = zero + T(1e-5);
+    const V half_pi = zero + T(1.5707963267948966), pi = zero + T(3.141592653589793);
+    const T gam_g = T(c[0]), k_g = T(c[1]), s_g = T(c[2]), gam_a = T(c[3]), k_a = T(c[4]), s_a = T(c[5]);
+    for (int64_t i = 0; i < n; i += L) {
+        const int64_t m = n - i < L ? n - i : L;
+        V g[3], t[3];
+        for (int k = 0; k < 3; k++) {
+            const V gx = load<V>(in[2 * k] + i, m), gy = load<V>(in[2 * k + 1] + i, m);
+            g[k] = vsqrt(gx * gx + gy * gy);
+            t[k] = vatan(gy / (gx == 0 ? tiny : gx));
+        }
+        V gf = g[2], q[2];
+        for (int s = 0; s < 2; s++) {  // qabf.py's _relative, then the two sigmoids
+            const V raw = g[s];
+            const auto bimap = raw > gf;
+            const V gs = raw == 0 ? tiny : raw;
+            const V above = gf / gs;
+            gf = gf == 0 ? tiny : gf;
+            const V rel = bimap ? above : gs / gf;
+            g[s] = gs;
+            V d = t[s] - t[2];
+            d = (d < 0 ? -d : d) - half_pi;
+            const V ang = (d < 0 ? -d : d) * two / pi;
+            const V qg = one / (one + vexp(k_g * (rel - s_g))) * gam_g;
+            const V qa = one / (one + vexp(k_a * (ang - s_a))) * gam_a;
+            q[s] = qg * qa;
+        }
+        store(num + i, q[0] * g[0] + q[1] * g[1], m);
+        store(den + i, g[0] + g[1], m);
+    }
+}
+
 // Images [i0, i1) of a batch of (h, w) images, one after another; out (batch, 2).
 #define FUSIONBENCH_TRIPLES(name, index, T)                                                                   \
     void name(const T *x, const T *y, const T *z, int64_t h, int64_t w, int64_t i0, int64_t i1, double *out) \
@@ -216,12 +260,25 @@ static void edge_thin(const double *gx, const double *gy, const double *b, doubl
         for (int64_t i = i0; i < i1; i++)                                                                     \
             index(x + i * h * w, y + i * h * w, z + i * h * w, h, w, out + 2 * i);                            \
     }
+#define FUSIONBENCH_XYDEAS(T, SUFFIX)                                                                          \
+    void xydeas_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1,         \
+                         const double *c, T *num, T *den)                                                     \
+    {                                                                                                         \
+        for (int64_t i = i0; i < i1; i++) {                                                                   \
+            const T *p[6];                                                                                    \
+            for (int k = 0; k < 6; k++)                                                                       \
+                p[k] = in[k] + i * stride[k];                                                                 \
+            xydeas<T>(p, n, c, num + i * n, den + i * n);                                                     \
+        }                                                                                                     \
+    }
 extern "C" {
 #if FUSIONBENCH_F32
+FUSIONBENCH_XYDEAS(float, f32)
 FUSIONBENCH_TRIPLES(qabf_f32, qabf, float)
 FUSIONBENCH_TRIPLES(nabf_f32, nabf, float)
 #endif
 #if FUSIONBENCH_F64
+FUSIONBENCH_XYDEAS(double, f64)
 FUSIONBENCH_TRIPLES(qabf_f64, qabf, double)
 FUSIONBENCH_TRIPLES(nabf_f64, nabf, double)
 void edge_gradients_f64(const double *x, int64_t h, int64_t w, int64_t i0, int64_t i1, double *gx, double *gy,

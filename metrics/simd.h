@@ -95,3 +95,23 @@ static inline double sabs(double x) { return __builtin_fabs(x); }
 template <typename T> struct Vec;
 template <> struct Vec<float> { typedef vf32 type; };
 template <> struct Vec<double> { typedef vf64 type; };
+
+// Pixels [0, n) with SIMD registers, the last one short: its m lanes copied in and out with a variable
+// size, the others with a fixed one (a variable size throughout compiled each copy to `rep movs`, as in
+// mef_kernel.cpp: 10 ns a pixel against 2.8).
+template <typename V, typename T> static inline V load(const T *p, int64_t m)
+{
+    V v = {};
+    if (m == int64_t(sizeof(V) / sizeof(T)))
+        __builtin_memcpy(&v, p, sizeof(V));
+    else
+        __builtin_memcpy(&v, p, m * sizeof(T));
+    return v;
+}
+template <typename V, typename T> static inline void store(T *p, const V &v, int64_t m)
+{
+    if (m == int64_t(sizeof(V) / sizeof(T)))
+        __builtin_memcpy(p, &v, sizeof(V));
+    else
+        __builtin_memcpy(p, &v, m * sizeof(T));
+}

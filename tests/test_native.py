@@ -276,7 +276,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
     for extra in ([], ["--lineage", "vifb, tang"], ["--lineage", "mefb,all"], ["--metrics", "Q_MI,cddfuse:VIF"]):
         assert cli.main(bad + extra) == 2
     assert started == [["liu"], ["tang", "vifb"], None, ["cddfuse"]]
-    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "fmi_f32"]
+    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "fmi_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
 
 
@@ -782,6 +782,35 @@ def test_qabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
     want = K.qabf(a, b, f)
     assert len(calls) == 6 and torch.isfinite(want).all()
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if dtype == torch.float64 else 2e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_xydeas_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
+    """Liu's Q_XY after its Sobel responses (qabf_kernel.cpp, xydeas) against qabf.py's eager steps, both
+    constant sets, on the edge cases (F = 255 - A, a constant F: every strength of F substituted, a
+    non-integer F) with flat patches in a source (its strengths substituted): float64 within 1e-13, float32
+    within 1e-6 (atan, exp and sqrt round within an ulp or two of PyTorch's); a batch gives its images one
+    by one bit for bit."""
+    from metrics import qabf
+
+    a, b, f = _edge_cases(dtype)
+    a[:, :, :12, :12] = 30.0
+    b[:, :, -9:, :] = 0.0
+    grads = [qabf.sobel(x, "corr_same") for x in (a, b, f)]
+    calls = []
+    real = _native.xydeas
+    monkeypatch.setattr(_native, "xydeas", lambda *x: calls.append(1) or real(*x))
+    tol = 1e-13 if dtype == torch.float64 else 1e-6
+    for constants in qabf.CONSTANTS:
+        got = qabf.q_xy_from_gradients(*grads, constants)
+        one = [qabf.q_xy_from_gradients(*[(x[i : i + 1], y[i : i + 1]) for x, y in grads], constants) for i in range(5)]
+        assert got.dtype == dtype and torch.isfinite(got).all()
+        torch.testing.assert_close(got, torch.cat(one), rtol=0, atol=0)
+        with monkeypatch.context() as m:
+            m.setattr(_native, "cpu_ready", lambda *t: False)
+            want = qabf.q_xy_from_gradients(*grads, constants)
+        torch.testing.assert_close(got, want, rtol=0, atol=tol)
+    assert len(calls) == 2 * 6
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
