@@ -100,6 +100,8 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     add("moment", both("yang"), [_P] * 2 + [_I] * 3 + [_D, _P])
     add("moment", both("piella"), [_P] * 2 + [_I] * 3 + [_D, _D, _P])
     add("moment", "skimage_ssim_f32", [_P] * 3 + [_I] * 4 + [_D] * 3 + [_P] * 2)
+    add("moment", both("liu_ssim"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P])
+    add("moment", both("liu_piella"), [_P] * 2 + [_I] * 3 + [_P])
     add("moment", both("vif_against"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
     return table
 
@@ -686,6 +688,33 @@ def xydeas(grads: list, constants) -> tuple[torch.Tensor, torch.Tensor]:
     fn = getattr(library(), "xydeas_" + ("f32" if dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, c, num.data_ptr(), den.data_ptr())
     return num, den
+
+
+def _per_map(name: str, maps: list, *scalars) -> torch.Tensor:
+    """The kernel ``name`` (``_f32`` / ``_f64`` by the maps' dtype) of the (B, 1, h, w) ``maps`` on a CPU, each
+    map taken where it lies (a channel of a larger tensor too), to one (B, 1, h, w) map of their dtype."""
+    b, _, h, w = maps[0].shape
+    n = h * w
+    held = [_maps(x, n) for x in maps]
+    ptrs = (ctypes.c_void_p * len(held))(*[x.data_ptr() for x, _ in held])
+    strides = (ctypes.c_int64 * len(held))(*[s for _, s in held])
+    out = torch.empty(b, 1, h, w, dtype=maps[0].dtype)
+    fn = getattr(library(), name + ("_f32" if maps[0].dtype == torch.float32 else "_f64"))
+    fn(ptrs, strides, n, 0, b, *scalars, out.data_ptr())
+    return out
+
+
+def liu_ssim(mu_x, mu_y, e_xx, e_yy, e_xy, c1: float, c2: float) -> torch.Tensor:
+    """Liu's SSIM map (:func:`metrics.ssim.ssim_map` of :func:`metrics.ssim.stats_of`'s statistics) from the
+    local means, mean squares and mean product of x and y, by the hand-written kernel (``moment_kernel.cpp``):
+    the eager steps' map bit for bit."""
+    return _per_map("liu_ssim", [mu_x, mu_y, e_xx, e_yy, e_xy], c1, c2)
+
+
+def liu_piella(mu_a, mu_b, e_aa, e_bb, m1, m2) -> torch.Tensor:
+    """Liu's Q_P map (:func:`metrics.piella.q_p_from_stats` before its mean) from A's and B's local means and
+    mean squares and the SSIM maps m1 = SSIM(F, A), m2 = SSIM(F, B), by the hand-written kernel: bit for bit."""
+    return _per_map("liu_piella", [mu_a, mu_b, e_aa, e_bb, m1, m2])
 
 
 def qp_sum(maps: list, masks: list) -> torch.Tensor:

@@ -232,6 +232,48 @@ __attribute__((optimize("fp-contract=off"))) static double piella(const T *const
     return sum + c_sum;
 }
 
+// Liu's Q_SSIM and Q_P after their Gaussian moments (metrics/ssim.py, ssim_map_of; metrics/piella.py): the
+// SSIM map of a pair x, y from the local means, mean squares and mean product (stats: var = e_xx - mu_x^2,
+// cov = e_xy - mu_x mu_y; ssim_map: ((2 mu_x mu_y + c1)(2 cov + c2)) / ((mu_x^2 + mu_y^2 + c1)(var_x + var_y
+// + c2))), and Q_P's map from A's and B's moments and the maps m1 = SSIM(F, A), m2 = SSIM(F, B): lam m1 +
+// (1 - lam) m2, lam = s_a / (s_a + s_b), 0.5 added to both variances where their sum is 0. Each step as
+// the eager one rounds it (fp contraction off): the same maps bit for bit, whose means PyTorch takes.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void liu_ssim(const T *mu_x, const T *mu_y, const T *e_xx,
+                                                                   const T *e_yy, const T *e_xy, int64_t n, T c1, T c2,
+                                                                   T *out)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = sizeof(V) / sizeof(T);
+    for (int64_t i = 0; i < n; i += L) {
+        const int64_t m = n - i < L ? n - i : L;
+        const V ux = load<V>(mu_x + i, m), uy = load<V>(mu_y + i, m);
+        const V vx = load<V>(e_xx + i, m) - ux * ux, vy = load<V>(e_yy + i, m) - uy * uy;
+        const V cov = load<V>(e_xy + i, m) - ux * uy;
+        const V num = (ux * uy * 2 + c1) * (cov * 2 + c2);
+        store(out + i, num / ((ux * ux + uy * uy + c1) * (vx + vy + c2)), m);
+    }
+}
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void liu_piella(const T *mu_a, const T *mu_b, const T *e_aa,
+                                                                     const T *e_bb, const T *m1, const T *m2,
+                                                                     int64_t n, T *out)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = sizeof(V) / sizeof(T);
+    const V zero = {}, half = zero + T(0.5), one = zero + 1;
+    for (int64_t i = 0; i < n; i += L) {
+        const int64_t m = n - i < L ? n - i : L;
+        const V ua = load<V>(mu_a + i, m), ub = load<V>(mu_b + i, m);
+        V sa = load<V>(e_aa + i, m) - ua * ua, sb = load<V>(e_bb + i, m) - ub * ub;
+        const V test = sa + sb == 0 ? half : zero;
+        sa = sa + test;
+        sb = sb + test;
+        const V lam = sa / (sa + sb);
+        store(out + i, lam * load<V>(m1 + i, m) + (one - lam) * load<V>(m2 + i, m), m);
+    }
+}
+
 // skimage 0.19's structural_similarity(x, y) with its defaults on float32 images, as CDDFuse's SSIM calls it
 // (metrics/lineage/cddfuse.py, _skimage_ssim), for F against A and against B at once: the SSIM maps, cropped
 // by 3, whose means PyTorch then takes. Eight 7x7 uniform means an image (F, F^2, A, A^2, B, B^2, F A, F B,
@@ -426,6 +468,23 @@ void skimage_ssim_f32(const float *f, const float *a, const float *b, int64_t h,
             yang<T>(p, p + 3, p + 6, n, T(c), out + 4 * i);                                                          \
         }                                                                                                            \
     }
+#define FUSIONBENCH_LIU(T, SUFFIX)                                                                            \
+    void liu_ssim_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1,         \
+                           double c1, double c2, T *out)                                                      \
+    {                                                                                                         \
+        for (int64_t i = i0; i < i1; i++)                                                                     \
+            liu_ssim<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2],                  \
+                        in[3] + i * stride[3], in[4] + i * stride[4], n, T(c1), T(c2), out + i * n);           \
+    }                                                                                                         \
+    void liu_piella_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, T *out) \
+    {                                                                                                         \
+        for (int64_t i = i0; i < i1; i++)                                                                     \
+            liu_piella<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2],                \
+                          in[3] + i * stride[3], in[4] + i * stride[4], in[5] + i * stride[5], n, out + i * n); \
+    }
+FUSIONBENCH_LIU(float, f32)
+FUSIONBENCH_LIU(double, f64)
+#undef FUSIONBENCH_LIU
 FUSIONBENCH_VIF(float, f32)
 FUSIONBENCH_VIF(double, f64)
 #undef FUSIONBENCH_VIF

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from metrics import _native
 from metrics._workspace import Workspace, batch_invariant
 from metrics.filters import gaussian_1d, gaussian_filter, separable_matmul, toolbox_centre
 
@@ -122,6 +123,22 @@ def stats_of(work: Workspace, which: str, mode: str, images) -> tuple:
     return work.cached(("stats", which, mode, id(images[0])), make)
 
 
+def ssim_map_of(work: Workspace, which: str, mode: str, images, data_range: float = 255.0) -> torch.Tensor:
+    """The SSIM map of the pair ``which`` (``FA``, ``FB``) of ``images`` (A, B, F), once per batch (Q_SSIM's
+    and Q_P's): on a CPU from the pair's filtered moments in one pass (:func:`metrics._native.liu_ssim`:
+    :func:`ssim_map` of :func:`stats_of`'s statistics bit for bit, 11 eager steps on the whole maps
+    otherwise), else those eager steps."""
+    x, y = which[0], which[1]
+
+    def make():
+        m = filtered_moments(work, mode, images, (x, y, x + x, y + y, x + y))
+        if _native.cpu_ready(*m):
+            return _native.liu_ssim(*m, (K1 * data_range) ** 2, (K2 * data_range) ** 2)
+        return ssim_map(None, None, data_range, stats=stats_of(work, which, mode, images))
+
+    return work.cached(("ssim map", which, mode, id(images[0]), data_range), make)
+
+
 def filtered_moments(work: Workspace, mode: str, images, names) -> list:
     """Gaussian-filtered maps named ``A``, ``B``, ``F`` (an image) or ``AB``, ``FF``, ... (a product)
     of the batch's ``images`` (A, B, F), each filtered once per batch; those not yet filtered go
@@ -156,8 +173,6 @@ def ssim_per_source(
 
     def make():
         imgs = work.toolbox_images() if map_mode == "toolbox" else work.ssim_images()
-        m1 = ssim_map(None, None, 255.0, stats=stats_of(work, "FA", mode, imgs)).flatten(1).mean(dim=1)
-        m2 = ssim_map(None, None, 255.0, stats=stats_of(work, "FB", mode, imgs)).flatten(1).mean(dim=1)
-        return m1, m2
+        return tuple(ssim_map_of(work, pair, mode, imgs).flatten(1).mean(dim=1) for pair in ("FA", "FB"))
 
     return work.cached(("ssim_sources", mode, map_mode == "toolbox"), make)

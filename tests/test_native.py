@@ -276,7 +276,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
     for extra in ([], ["--lineage", "vifb, tang"], ["--lineage", "mefb,all"], ["--metrics", "Q_MI,cddfuse:VIF"]):
         assert cli.main(bad + extra) == 2
     assert started == [["liu"], ["tang", "vifb"], None, ["cddfuse"]]
-    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "fmi_f32", "qabf_f32"]
+    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "moment", "fmi_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
 
 
@@ -811,6 +811,40 @@ def test_xydeas_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtyp
             want = qabf.q_xy_from_gradients(*grads, constants)
         torch.testing.assert_close(got, want, rtol=0, atol=tol)
     assert len(calls) == 2 * 6
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_liu_ssim_and_q_p_kernels_equal_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """Liu's Q_SSIM and Q_P after their moments (moment_kernel.cpp, liu_ssim and liu_piella) against
+    ssim.py's and piella.py's eager steps on the edge cases (F = 255 - A, a constant F, a non-integer F) with
+    a region zero in both sources (0.5 added to both variances) and one in A alone, in every profile: the same
+    scores bit for bit; a batch gives its images one by one."""
+    import importlib
+    from types import SimpleNamespace
+
+    ssim, piella = (importlib.import_module(f"metrics.{m}") for m in ("ssim", "piella"))  # the modules
+    a, b, f = (x / 255 for x in _edge_cases(dtype))
+    a[:, :, :15, :15] = 0.0  # both variances exactly 0 there: 0.5 added to both
+    b[:, :, :15, :15] = 0.0
+    a[:, :, 20:35, 20:35] = 0.0  # A's alone: nothing added
+    calls = []
+    for name in ("liu_ssim", "liu_piella"):
+        real = getattr(_native, name)
+        monkeypatch.setattr(_native, name, lambda *x, real=real, name=name: calls.append(name) or real(*x))
+    names = ["Q_SSIM", "Q_P", "Q_SSIM_x1", "Q_SSIM_x2"]
+    for profile in ("upstream", "intended", "fusioninn"):
+        got = metrics.score(f, a, b, metrics=names, profile=profile)
+        one = [metrics.score(*(x[i : i + 1] for x in (f, a, b)), metrics=names, profile=profile) for i in range(5)]
+        with monkeypatch.context() as m:
+            eager = SimpleNamespace(cpu_ready=lambda *t: False)
+            m.setattr(ssim, "_native", eager)
+            m.setattr(piella, "_native", eager)
+            want = metrics.score(f, a, b, metrics=names, profile=profile)
+        for k in names:
+            assert got[k].dtype == dtype and torch.isfinite(got[k]).all(), (profile, k)
+            assert torch.equal(got[k], want[k]), (profile, k)
+            assert torch.equal(got[k], torch.cat([o[k] for o in one])), (profile, k)
+    assert {"liu_ssim", "liu_piella"} <= set(calls)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
