@@ -64,7 +64,7 @@ def _compiler() -> str | None:
 # does): 0.25 s a form against 1.07 at -O3, and their windows as fast or faster (Tang's three FMI maps
 # 12.65 against 12.75 ms a triple); the other units keep -O3 (at -O2 phase congruency's sums ran 5x
 # slower). One library a unit, not one for all: a command builds only what it scores with (Liu's five
-# need four units of fourteen: 1.8 s on two cores of an Intel Xeon, against 4 s of CPU for all), while it
+# need five units of fourteen: 1.9 s on two cores of an Intel Xeon, against 4 s of CPU for all), while it
 # imports torch.
 FMI_OPT = ["-O2", "-fpeel-loops"]
 UNITS = {
@@ -92,7 +92,7 @@ PROBE = "mef"
 # phase congruency). Another unit is built when first called. tests/test_native.py holds each set's calls
 # to its list here, in order.
 AHEAD = {
-    "liu": ("filter_f32", "moment", "fmi_f32", "qabf_f32"),
+    "liu": ("filter_f32", "moment", "fmi_f32", "hist_f32", "qabf_f32"),
     "vifb": ("hist_f32", "moment", "filter_f32", "qabf_f32", "filter_f64"),
     "tang": ("hist_f32", "filter_f64", "moment", "qabf_f32", "qabf_f64", "fmi_f32", "fmi_f64_scored_f32"),
     "mefb": ("hist_f32", "moment", "filter_f32", "qabf_f32", "phase_f32", "filter_f64", "qabf_f64", "fmi_f32"),

@@ -15,15 +15,22 @@ Eigenvalues are clamped at 0 and 0 log 0 = 0.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from metrics import _native
 from metrics._workspace import Workspace, batch_invariant
 
 BINS = 256
 
 
 def normalize1(x: torch.Tensor) -> torch.Tensor:
-    """Per image min-max to 0..255, rounded half away from zero; all-zero or constant -> zeros."""
+    """Per image min-max to 0..255, rounded half away from zero; all-zero or constant -> zeros. On a CPU by
+    the hand-written kernel (:func:`metrics._native.normalize1`: the lineages' form, the same floor(v + 0.5)
+    of the same v, which leaves a constant non-zero image NaN, as MATLAB does; zeros here), bit for bit."""
+    if x.shape[0] and x[0].numel() and _native.cpu_ready(x):  # an image holding a NaN: zeros either way
+        return _native.normalize1(x).nan_to_num_(nan=0.0)
     flat = x.flatten(1)
     lo = flat.amin(dim=1).view(-1, 1, 1, 1)
     hi = flat.amax(dim=1).view(-1, 1, 1, 1)
@@ -37,8 +44,16 @@ def _entropy_bits(p: torch.Tensor, dims) -> torch.Tensor:
 
 
 def ncc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Nonlinear correlation coefficient of two 0..255 integer-valued image batches, ``Tensor[B]``."""
+    """Nonlinear correlation coefficient of two 0..255 integer-valued image batches, ``Tensor[B]``. On a CPU
+    the joint table and its entropies from the hand-written kernels (``hist_kernel.cpp``: one pass for the
+    counts, the filled cells' logarithms summed in double; 0.3 against 0.8 ms a table of 240x240 images
+    as int64 labels, a bincount over 65,536 cells an image and PyTorch's passes over every cell): the same
+    counts, the entropies within float rounding."""
     n = a.shape[0]
+    if n and _native.cpu_ready(a, b) and a.dtype == b.dtype:
+        h = _native.hist(a, BINS, b)
+        hx, hy = _native.table_entropy(h.sum(dim=1)), _native.table_entropy(h.sum(dim=2))
+        return (hx + hy - _native.table_entropy(h.view(n, -1))) / math.log(BINS)  # nats to log base 256
     idx = (a.flatten(1).long() * BINS + b.flatten(1).long()) + torch.arange(n, device=a.device).view(
         -1, 1
     ) * BINS * BINS

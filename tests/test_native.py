@@ -276,7 +276,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
     for extra in ([], ["--lineage", "vifb, tang"], ["--lineage", "mefb,all"], ["--metrics", "Q_MI,cddfuse:VIF"]):
         assert cli.main(bad + extra) == 2
     assert started == [["liu"], ["tang", "vifb"], None, ["cddfuse"]]
-    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "moment", "fmi_f32", "qabf_f32"]
+    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "moment", "fmi_f32", "hist_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
 
 
@@ -845,6 +845,35 @@ def test_liu_ssim_and_q_p_kernels_equal_the_pytorch_steps_bit_for_bit(monkeypatc
             assert torch.equal(got[k], want[k]), (profile, k)
             assert torch.equal(got[k], torch.cat([o[k] for o in one])), (profile, k)
     assert {"liu_ssim", "liu_piella"} <= set(calls)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_liu_ncie_takes_the_histogram_kernels(monkeypatch, native_kernel, dtype):
+    """Liu's Q_NCIE on a CPU: normalize1 by hist_kernel.cpp's (bit for bit the eager steps, a constant
+    non-zero image and one holding a NaN zeros, an all-zero one kept), the NCCs from its joint tables and
+    their entropies (float64 within 1e-13, float32 within 1e-6 of the eager float steps), on the edge cases
+    (F = 255 - A, a constant F, a non-integer F); a batch gives its images one by one."""
+    import importlib
+
+    ncie = importlib.import_module("metrics.ncie")
+    a, b, f = _edge_cases(dtype)
+    x = torch.cat([a, f])
+    x[3] = 0.0
+    x[4, 0, 5, 5] = float("nan")
+    normal = ncie.normalize1(x)
+    calls = []
+    real = _native.table_entropy
+    monkeypatch.setattr(_native, "table_entropy", lambda *t: calls.append(1) or real(*t))
+    got = ncie.ncie_from_normalized(*(ncie.normalize1(y) for y in (a, b, f)))
+    one = [ncie.ncie_from_normalized(*(ncie.normalize1(y[i : i + 1]) for y in (a, b, f))) for i in range(5)]
+    with monkeypatch.context() as m:
+        m.setattr(_native, "cpu_ready", lambda *t: False)
+        assert torch.equal(normal, ncie.normalize1(x))
+        want = ncie.ncie_from_normalized(*(ncie.normalize1(y) for y in (a, b, f)))
+    assert normal[[3, 4, 7]].abs().sum() == 0 and torch.isfinite(normal).all()
+    assert len(calls) == 9 * 6 and got.dtype == dtype and torch.isfinite(got).all()
+    torch.testing.assert_close(got, torch.cat(one), rtol=0, atol=0)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-13 if dtype == torch.float64 else 1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
