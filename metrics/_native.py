@@ -2,9 +2,10 @@
 (``metrics/fmi_kernel.cpp``), phase congruency's per-orientation sums and, for most sides, the inverse
 FFTs before them (``metrics/phase_kernel.cpp``, MEFB's Qp), separable filtering
 (``metrics/filter_kernel.cpp``, the lineages' local moments), MEF-SSIM's per-pixel steps
-(``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F and MATLAB's Sobel edge map
-(``metrics/qabf_kernel.cpp``), the entropy of joint histograms (``metrics/hist_kernel.cpp``) and VIF's
-and SSIM's per-pixel steps after their moments (``metrics/moment_kernel.cpp``), a library a unit.
+(``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F, Liu's Q_XY and MATLAB's Sobel edge map
+(``metrics/qabf_kernel.cpp``), histograms and the entropy of joint histograms (``metrics/hist_kernel.cpp``,
+the lineages' and Liu's Q_NCIE) and VIF's and SSIM's per-pixel steps after their moments, Liu's Q_SSIM and
+Q_P maps and CDDFuse's (skimage's) SSIM whole (``metrics/moment_kernel.cpp``), a library a unit.
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,

@@ -1,6 +1,8 @@
 // Per-pixel steps after local moments, hand-written for the CPU: Sheikh & Bovik's pixel-domain VIF (the
-// maps of metrics/lineage/kernels.py's vifp_scales: Tang's VIF, CDDFuse's VIFF, MEFB's VIF) and the mean
-// of Wang et al.'s SSIM map (kernels.py, ssim_means: Tang's SSIM, VIFB's Ssim).
+// maps of metrics/lineage/kernels.py's vifp_scales: Tang's VIF, CDDFuse's VIFF, MEFB's VIF), the mean
+// of Wang et al.'s SSIM map (kernels.py, ssim_means: Tang's SSIM, VIFB's Ssim), Liu's SSIM and Q_P maps
+// (metrics/ssim.py, metrics/piella.py), MEFB's Q_P, Q_W, Q_Y and Q_C, Q_CB's tail, and CDDFuse's SSIM
+// (skimage's) whole, its uniform windows included.
 //
 // Why hand-written: at each of VIF's four scales, once the Gaussian moments are filtered
 // (metrics/filter_kernel.cpp), a reference's maps are ~25 elementwise steps a pixel (the gain, the

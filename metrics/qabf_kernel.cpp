@@ -1,7 +1,7 @@
 // Xydeas & Petrovic's Q^AB/F as VIFB, MEFB, Tang and CDDFuse compute it (metrics/lineage/kernels.py,
 // qabf), and Tang's N^AB/F (below), hand-written for the CPU: from the three images to the two sums
-// whose ratio is the index. Also MATLAB's Sobel edge map (edge_sobel, below), the feature of the FMI
-// that Tang's FMI_pixel and MEFB's FMI take.
+// whose ratio is the index. Also Liu's Q_XY after its Sobel responses (xydeas, below) and MATLAB's Sobel
+// edge map (edge_sobel, below), the feature of the FMI that Tang's FMI_pixel and MEFB's FMI take.
 //
 // Why hand-written: eager PyTorch takes ~40 passes over the maps (Sobel responses as shifted slices,
 // magnitudes, orientations with atan, the two sigmoids per source), each with its temporary: 3.2 ms
