@@ -166,6 +166,20 @@ BLOCK_WIDTH = 12
 DENSE_BELOW = 64
 
 
+def separable_of_products(factors: list, g: torch.Tensor, pad: str = "valid") -> torch.Tensor:
+    """:func:`separable_matmul` of the maps ``factors`` names, each an image ``(x, None)`` or a product
+    ``(x, y)`` of (B, 1, H, W) images of one dtype: (B, len(factors), h, w). On a CPU where the hand-written
+    kernels build, the filter makes each product itself (:func:`metrics._native.separable_products`: the
+    same values bit for bit, without the products and a copy of the images in memory first)."""
+    x0 = factors[0][0]
+    k = g.numel()
+    images = [x for f in factors for x in f if x is not None]
+    if min(x0.shape[-2:]) >= k and _native.cpu_ready(*images) and len({x.dtype for x in images}) == 1:
+        rows, cols = (_source_index(n, k, pad) for n in x0.shape[-2:])
+        return _native.separable_products(factors, tuple(g.flatten().tolist()), rows, cols)
+    return separable_matmul(torch.cat([x if y is None else x * y for x, y in factors], dim=1), g, pad)
+
+
 @functools.lru_cache(maxsize=128)
 def _blocks(n: int, taps: tuple, dtype: torch.dtype, device: torch.device, pad: str = "valid", stride: int = 1):
     """Blocks of :func:`_band`'s outputs, about :data:`BLOCK_WIDTH` wide (one block below

@@ -814,6 +814,23 @@ def test_xydeas_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtyp
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_liu_moments_make_their_products_in_the_filter_bit_for_bit(native_kernel, dtype):
+    """Q_SSIM's and Q_P's Gaussian moments (metrics.filters.separable_of_products: the filter kernel makes
+    each product) equal separable_matmul of the products made first, bit for bit, 'valid' and zero-padded,
+    on whole images and on the toolbox's cropped views (not contiguous)."""
+    from metrics import filters
+
+    a, b, f = _edge_cases(dtype)
+    g = filters.gaussian_1d(11, 1.5, dtype=dtype)
+    for pad, view in (("valid", (...,)), ("same", (...,)), ("valid", (..., slice(5, 26), slice(8, 29)))):
+        x, y, z = (t[view] for t in (a, b, f))
+        factors = [(z, None), (x, None), (z, z), (x, x), (z, x), (x, y)]
+        got = filters.separable_of_products(factors, g, pad)
+        want = filters.separable_matmul(torch.cat([p if q is None else p * q for p, q in factors], dim=1), g, pad)
+        assert got.shape == want.shape and torch.equal(got, want), pad
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_liu_ssim_and_q_p_kernels_equal_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
     """Liu's Q_SSIM and Q_P after their moments (moment_kernel.cpp, liu_ssim and liu_piella) against
     ssim.py's and piella.py's eager steps on the edge cases (F = 255 - A, a constant F, a non-integer F) with
