@@ -553,16 +553,19 @@ def hist(labels: torch.Tensor, bins: int, other: torch.Tensor | None = None) -> 
     return out
 
 
-def normalize1(x: torch.Tensor) -> torch.Tensor:
+def normalize1(x: torch.Tensor, flat_zero: bool = False) -> torch.Tensor:
     """:func:`metrics.lineage.kernels.normalize1` of ``x`` (B, ...), each image min-max scaled to 0..255 and
     rounded half away from zero, float32 or float64 on a CPU, by the hand-written kernel
-    (``hist_kernel.cpp``): PyTorch's values bit for bit."""
+    (``hist_kernel.cpp``): PyTorch's values bit for bit. ``flat_zero``: an image whose largest value is not
+    above its smallest (constant, or holding a NaN) all zeros instead (Liu's Q_NCIE, VIFB's ``mutinf``)."""
     b = x.shape[0]
     flat = x.reshape(b, -1).contiguous()
     out = torch.empty_like(flat)
     if flat.numel():
         fn = library().normalize1_f32 if x.dtype == torch.float32 else library().normalize1_f64
         fn(flat.data_ptr(), flat.shape[1], 0, b, out.data_ptr())
+        if flat_zero:
+            out[~(flat.amax(dim=1) - flat.amin(dim=1) > 0)] = 0.0
     return out.view(x.shape)
 
 

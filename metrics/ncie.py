@@ -28,9 +28,9 @@ BINS = 256
 def normalize1(x: torch.Tensor) -> torch.Tensor:
     """Per image min-max to 0..255, rounded half away from zero; all-zero or constant -> zeros. On a CPU by
     the hand-written kernel (:func:`metrics._native.normalize1`: the lineages' form, the same floor(v + 0.5)
-    of the same v, which leaves a constant non-zero image NaN, as MATLAB does; zeros here), bit for bit."""
-    if x.shape[0] and x[0].numel() and _native.cpu_ready(x):  # an image holding a NaN: zeros either way
-        return _native.normalize1(x).nan_to_num_(nan=0.0)
+    of the same v, a constant image zeros), bit for bit."""
+    if x.shape[0] and x[0].numel() and _native.cpu_ready(x):
+        return _native.normalize1(x, flat_zero=True)
     flat = x.flatten(1)
     lo = flat.amin(dim=1).view(-1, 1, 1, 1)
     hi = flat.amax(dim=1).view(-1, 1, 1, 1)

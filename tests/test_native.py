@@ -545,12 +545,15 @@ def test_normalize1_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, nat
     """normalize1 (MEFB's and VIFB's Q_CB, Q_CV and information measures) runs in hist_kernel.cpp on a CPU, with
     its PyTorch steps' values bit for bit: integer and fractional images (halves rounded away from zero),
     an all-zero image kept, a constant non-zero one NaN (0 / 0), a NaN or an infinity in an image, -0, sizes
-    that are no multiple of a SIMD register and a single pixel."""
+    that are no multiple of a SIMD register and a single pixel; likewise Liu's Q_NCIE's normalize1 and VIFB's
+    minmax_255 by the same kernel, a constant image (or one holding a NaN) zeros there."""
+    import importlib
+
     from metrics.lineage import kernels as K
 
     calls = []
     real = _native.normalize1
-    monkeypatch.setattr(_native, "normalize1", lambda x: calls.append(1) or real(x))
+    monkeypatch.setattr(_native, "normalize1", lambda x, **k: calls.append(1) or real(x, **k))
     gen = torch.Generator().manual_seed(4)
     for shape in ((6, 1, 240, 240), (6, 1, 7, 5), (1, 1, 1, 1), (6, 1, 33, 17)):
         x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 300 - 20).to(dtype)
@@ -571,6 +574,20 @@ def test_normalize1_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, nat
         nan = want.isnan()
         assert torch.equal(got.isnan(), nan)
         assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
+        # the kernel's other callers, whose rule makes a constant image (or one holding a NaN) zeros: Liu's
+        # Q_NCIE and VIFB's mutinf, each against its own eager steps
+        ncie = importlib.import_module("metrics.ncie")
+        for fn in (ncie.normalize1, K.minmax_255):
+            got = fn(x)
+            with monkeypatch.context() as m:
+                m.setattr(_native, "cpu_ready", lambda *a: False)
+                want = fn(x)
+            assert len(calls) == 1 and torch.equal(got.isnan(), want.isnan()), fn.__qualname__
+            calls.clear()
+            nan = want.isnan()
+            assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
+            if shape[0] > 1:
+                assert got[[1, 2, 3]].abs().sum() == 0 and got[4].isnan().sum() == 1, fn.__qualname__
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

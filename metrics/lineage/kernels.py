@@ -162,7 +162,10 @@ def round_half_away(x: torch.Tensor) -> torch.Tensor:
 
 def minmax_255(x: torch.Tensor, away: bool = True) -> torch.Tensor:
     """Per image (x - min) / (max - min) * 255, rounded half away from zero; constant -> zeros
-    (VIFB ``mutinf``; ``normalize1`` leaves an all-zero image as it is)."""
+    (VIFB ``mutinf``; ``normalize1`` leaves an all-zero image as it is). On a CPU, rounded, by
+    :func:`normalize1`'s kernel (the same steps, a constant image zeros), bit for bit."""
+    if away and x.shape[0] and x[0].numel() and _native.cpu_ready(x):
+        return _native.normalize1(x, flat_zero=True)
     flat = x.flatten(1)
     lo = flat.amin(dim=1).view(-1, 1, 1, 1)
     span = flat.amax(dim=1).view(-1, 1, 1, 1) - lo
