@@ -681,31 +681,23 @@ def xydeas(grads: list, constants) -> tuple[torch.Tensor, torch.Tensor]:
     """Liu's Q_XY per pixel (:func:`metrics.qabf._q_xy_maps`) from the Sobel responses ``grads`` (A's gx, gy,
     B's, F's: six (B, 1, h, w) maps on a CPU in one dtype) and ``constants`` (Gamma_g, k_g, sigma_g, Gamma_a,
     k_a, sigma_a): the numerator and denominator maps, by the hand-written kernel (``qabf_kernel.cpp``)."""
-    b, _, h, w = grads[0].shape
-    n = h * w
-    held = [_maps(x, n) for x in grads]
-    ptrs = (ctypes.c_void_p * 6)(*[x.data_ptr() for x, _ in held])
-    strides = (ctypes.c_int64 * 6)(*[s for _, s in held])
     c = (ctypes.c_double * 6)(*[float(v) for v in constants])
-    dtype = grads[0].dtype
-    num, den = (torch.empty(b, 1, h, w, dtype=dtype) for _ in range(2))
-    fn = getattr(library(), "xydeas_" + ("f32" if dtype == torch.float32 else "f64"))
-    fn(ptrs, strides, n, 0, b, c, num.data_ptr(), den.data_ptr())
-    return num, den
+    return _per_map("xydeas", grads, c, outputs=2)
 
 
-def _per_map(name: str, maps: list, *scalars) -> torch.Tensor:
+def _per_map(name: str, maps: list, *scalars, outputs: int = 1):
     """The kernel ``name`` (``_f32`` / ``_f64`` by the maps' dtype) of the (B, 1, h, w) ``maps`` on a CPU, each
-    map taken where it lies (a channel of a larger tensor too), to one (B, 1, h, w) map of their dtype."""
+    map taken where it lies (a channel of a larger tensor too), to one (B, 1, h, w) map of their dtype (or a
+    tuple of ``outputs`` of them)."""
     b, _, h, w = maps[0].shape
     n = h * w
     held = [_maps(x, n) for x in maps]
     ptrs = (ctypes.c_void_p * len(held))(*[x.data_ptr() for x, _ in held])
     strides = (ctypes.c_int64 * len(held))(*[s for _, s in held])
-    out = torch.empty(b, 1, h, w, dtype=maps[0].dtype)
+    out = [torch.empty(b, 1, h, w, dtype=maps[0].dtype) for _ in range(outputs)]
     fn = getattr(library(), name + ("_f32" if maps[0].dtype == torch.float32 else "_f64"))
-    fn(ptrs, strides, n, 0, b, *scalars, out.data_ptr())
-    return out
+    fn(ptrs, strides, n, 0, b, *scalars, *(o.data_ptr() for o in out))
+    return out[0] if outputs == 1 else tuple(out)
 
 
 def liu_ssim(mu_x, mu_y, e_xx, e_yy, e_xy, c1: float, c2: float) -> torch.Tensor:
