@@ -141,7 +141,8 @@ def test_native_maps_apply_the_skip_rules_and_score_as_the_window_kernel(native_
     """``fmi_maps`` (skip rules, gathering and scoring in the kernel) against metrics.fmi.skipped and the
     window kernel on the windows it leaves, bit for bit, in all three forms: windows skipped by either
     rule score 1 (x2's window equal to F's min-max normalised window where x1's differs from F's: a block
-    of F in {0, 255} with x2 = F / 255), and the count of windows scored is theirs. Sizes: rows longer
+    of F in {0, 255} with x2 = F / 255), windows flat in a source and in F (at other levels) score what
+    the window kernel gives them, and the count of windows scored is theirs. Sizes: rows longer
     and shorter than a SIMD register (16 float32, 8 float64 lanes), and ending in a short group."""
     g = torch.Generator().manual_seed(sum(size))
     a, b, f = _images(n=2, size=40)
@@ -149,10 +150,17 @@ def test_native_maps_apply_the_skip_rules_and_score_as_the_window_kernel(native_
     f[:, :, :6, :6] = 255 * torch.randint(0, 2, (2, 1, 6, 6), generator=g)[..., : size[0], : size[1]]
     b[:, :, :6, :6] = f[:, :, :6, :6] / 255
     a[:, :, -3:, :] = f[:, :, -3:, :]  # the last row of windows: x1's equal F's
+    # flat in all three images at three levels: windows flat in a source and in F, which the kernel does not
+    # score but takes the value two windows of ones score
+    a[:, :, 1:6, 6:12], b[:, :, 1:6, 6:12], f[:, :, 1:6, 6:12] = 40, 60, 90
+    b[0, :, 4:6, 6:9] = a[1, :, 4:6, 6:9] = torch.arange(6.0).view(2, 3)  # flat only in x1 / in x2 below row 3
     n, _, height, width = a.shape
     h, w = height - 2, width - 2
     eq_a, eq_b = fmi.skipped(a, b, f, 3)
     assert (eq_b & ~eq_a).any() and eq_a.any() and (~eq_b).any()  # the normalised-F rule, and both kinds
+    flat = [fmi._window_all(x == x[:, :, 2:3, 7:8], 3).flatten() for x in (a, b, f)]
+    for one, other, eq in ((0, 1, eq_a), (1, 0, eq_b)):
+        assert (flat[one] & flat[2] & ~eq).any() and (flat[one] & flat[2] & ~flat[other] & ~eq).any()
     todo_a, todo_b = torch.nonzero(~eq_a).flatten(), torch.nonzero(~eq_b).flatten()
     for dtype, score_f32 in ((torch.float64, False), (torch.float32, False), (torch.float64, True)):
         x, y, z = (t.to(dtype) for t in (a, b, f))
