@@ -77,7 +77,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("phase", both("phase_spectrum_blocks"), [_P] + [_I] * 3 + [_P, _P])
     typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
-    typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P])
+    typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P], _I)
     typed("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
     typed("filter", both("rank_one_3"), [_P, _I, _I, _P, _P, _I, _I, _P])
     add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
@@ -423,12 +423,14 @@ def rank_one_3(x: torch.Tensor, u, v) -> torch.Tensor:
 
 
 def separable_products(
-    factors: list, taps: tuple, src_r: torch.Tensor, src_c: torch.Tensor, stride: int = 1
+    factors: list, taps: tuple, src_r: torch.Tensor, src_c: torch.Tensor, stride: int = 1, exact: list | None = None
 ) -> torch.Tensor:
     """:func:`separable` of the maps ``factors`` names without making them: each an image (x, None) or a
     product (x, y) of (B, 1, n_r, n_c) images of one dtype on a CPU; (B, len(factors), rows, cols), the
     values :func:`separable` gives the maps made by PyTorch, bit for bit (``filter_kernel.cpp``,
-    ``separable_products``: each product made in a map that stays in cache, no image copied)."""
+    ``separable_products``: each product made in a map that stays in cache, no image copied). A 'valid' box
+    (every tap 1, stride 1) sums each map whose sums are exact by sliding sums, the same values
+    (``box_exact``); ``exact``, where given, gets the number of maps summed so."""
     dll = library()
     x0 = factors[0][0]
     b, _, n_r, n_c = x0.shape
@@ -456,8 +458,10 @@ def separable_products(
     sc = (ctypes.c_int64 * nm)(*[s for _, s in c_maps])
     w = torch.tensor(taps, dtype=x0.dtype)
     fn = dll.separable_products_f32 if x0.dtype == torch.float32 else dll.separable_products_f64
-    fn(a, sa, c, sc, nm, n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride, 0, b,
-       out.data_ptr())  # fmt: skip
+    summed = fn(a, sa, c, sc, nm, n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride,
+                0, b, out.data_ptr())  # fmt: skip
+    if exact is not None:
+        exact.append(summed)
     return out
 
 

@@ -1051,6 +1051,52 @@ def test_moment_maps_make_their_products_in_the_filter_bit_for_bit(monkeypatch, 
     assert len(calls) == 11  # the ten above and the strided call
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_box_sums_slide_where_exact_and_equal_the_tap_loops_bit_for_bit(native_kernel, dtype):
+    """A 'valid' box (every tap 1) of separable_products sums a map by sliding sums where its sums are exact
+    (MEF-SSIM's box sums of 8-bit sources and their products, at each halving): the same values bit for bit
+    as the tap loops (the separable kernel on the maps made first). Exact maps: integers, quarters, zeros of
+    either sign; the others take the tap loops: a NaN, a fraction no power of two divides (0.1), a value past
+    the bound (float64: 2^50; float32: the products of 8-bit values already); and no map where the box is
+    padded or strided, or a tap is not 1."""
+    from metrics.lineage import kernels as K
+
+    g = torch.Generator().manual_seed(5)
+    ints = torch.randint(0, 256, (3, 1, 29, 37), generator=g).to(dtype)
+    quarters = torch.randint(0, 1024, (3, 1, 29, 37), generator=g).to(dtype) / 4
+    quarters[1] = -quarters[1]  # negative values, and sums of zero from values of both signs
+    quarters[2, :, :, :20] = -0.0
+    odd = ints.clone()
+    odd[0, 0, 3, 4] = float("nan")
+    odd[1] += 0.1
+    odd[2, 0, 7, 9] = 2.0**50
+    xs, pairs = [ints, quarters, odd], [(0, 0), (0, 1), (1, 1), (2, 2), (0, 2)]
+    inputs = K.moment_inputs(xs, pairs)
+    for k in (11, 7, 1):
+        rows, cols = (K.filters._source_index(n, k, "valid") for n in (29, 37))
+        for taps in ((1.0,) * k, (1.0,) * (k - 1) + (0.5,)):
+            counts = []
+            got = _native.separable_products(
+                [(x, None) for x in xs] + [(xs[i], xs[j]) for i, j in pairs], taps, rows, cols, exact=counts
+            )
+            want = _native.separable(inputs, taps, rows, cols, 1)
+            same = torch.equal(got.nan_to_num(7.5), want.nan_to_num(7.5)) and torch.equal(got.isnan(), want.isnan())
+            assert same and torch.equal(got.signbit(), want.signbit()), (k, taps)
+            if taps[-1] != 1:
+                assert counts == [0]
+                continue
+            # the integers and the quarters of every image, and in float64 their three products (in float32
+            # a product near 65025 needs 65025 k (k + 1) 256 < 2^24: none); nothing of the odd image
+            per_image = 2 + (3 if dtype == torch.float64 else 0)
+            assert counts == [3 * per_image], (k, counts)
+    rows, cols = (K.filters._source_index(n, 11, "same") for n in (29, 37))
+    counts = []
+    _native.separable_products([(ints, None)], (1.0,) * 11, rows, cols, exact=counts)
+    rows, cols = (K.filters._source_index(n, 3, "valid") for n in (29, 37))
+    _native.separable_products([(ints, None)], (1.0,) * 3, rows, cols, stride=2, exact=counts)
+    assert counts == [0, 0]  # padded; strided
+
+
 def test_dwt_kernel_takes_any_filter_pair_and_folds_only_mirrored_ones(native_kernel):
     """filter_kernel.cpp's dwt2 with filters that are not MATLAB's dmey (the plain tap loop) and with dmey
     (its mirrored samples added first, strip_taps_sym), both against the dense matrices of the same
