@@ -368,10 +368,10 @@ static bool is_box(const T *taps, int64_t k, const int64_t *src_r, const int64_t
 // What metrics/lineage/kernels.py's moment_maps filtered after copying the images and writing the
 // products into one tensor in memory: the same values bit for bit, without those passes.
 template <typename T>
-static int64_t separable_products(const T *const *a, const int64_t *sa, const T *const *c, const int64_t *sc, int64_t nm,
-                               int64_t n_r, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,
-                               const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0, int64_t b1,
-                               T *out)
+static int64_t separable_products(const T *const *a, const int64_t *sa, const T *const *c, const int64_t *sc,
+                                  int64_t nm, int64_t n_r, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,
+                                  const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t b0,
+                                  int64_t b1, T *out)
 {
     const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride, n = n_r * n_c;
     Scratch<T> s(rows, n_c, m_c + k - 1, m_c, k);

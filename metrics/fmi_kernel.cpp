@@ -34,12 +34,6 @@ template <typename V> static inline V plogp(V p)  // p * log2|p|, 0 where p is 0
     return p * vlog2(p != 0 ? vabs(p) : one);
 }
 
-// One side of a group of L windows (a source's, or F's), from its gathered window elements on: the
-// min-max normalised window (or SHIFT: minus its minimum; a flat window becomes ones), whether it is
-// all ones, its pdf p, cdf c and log2 p, the cdf's sum, the pdf's mean, its index moments (for the
-// bound's sd) and its entropy. F's side is the same for both sources' windows at one place (the x2 pass
-// takes F's window as the x1 pass left it, normalised; normalising that again changes no bit), so
-// fmi_maps prepares it once for both.
 // Two half registers of floats side by side as one (float64 input scored in float32).
 typedef float vf32h __attribute__((vector_size(VBYTES / 2)));
 static inline vf32 join(vf32h lo, vf32h hi)
@@ -51,6 +45,12 @@ static inline vf32 join(vf32h lo, vf32h hi)
 #endif
 }
 
+// One side of a group of L windows (a source's, or F's), from its gathered window elements on: the
+// min-max normalised window (or SHIFT: minus its minimum; a flat window becomes ones), whether it is
+// all ones, its pdf p, cdf c and log2 p, the cdf's sum, the pdf's mean, its index moments (for the
+// bound's sd) and its entropy. F's side is the same for both sources' windows at one place (the x2 pass
+// takes F's window as the x1 pass left it, normalised; normalising that again changes no bit), so
+// fmi_maps prepares it once for both.
 template <typename T> struct Side {
     typedef typename Vec<T>::type V;
     V p[9], c[9], l[9];
