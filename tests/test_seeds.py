@@ -360,3 +360,24 @@ def test_fusioninns_decomposition_gets_its_tables_over_the_seeds(tmp_path):
     assert not list(folder.glob("*leaderboard*")) and not (folder / "figures").exists()
     assert main([*SMOKE, "--seeds", "0,1", "--out", str(tmp_path)]) == 0  # mean and max: nothing decomposes
     assert not list(folder.glob("decomposition_leaderboard*")) and not list(folder.glob("figures/seeds_decomposition*"))
+
+
+def test_no_rank_starts_a_run_before_rank_0_has_checked_its_folder(tmp_path, monkeypatch):
+    """In a multi-process run rank 0 alone checks and clears the run folder; every rank waits at a barrier
+    after that and before its own work there (the other rank, done with one seed's run first, had written
+    into the next seed's folder before rank 0 checked it, which then refused it). The order of the calls on
+    rank 0 and on another rank, with the process group stood in for."""
+    from benchmark.config import RunConfig
+    from benchmark.running import runner
+
+    for rank in (0, 1):
+        calls = []
+        monkeypatch.setattr(runner.D, "is_main", lambda rank=rank: rank == 0)
+        monkeypatch.setattr(runner.D, "barrier", lambda: calls.append("barrier"))
+        monkeypatch.setattr(runner, "_refuse_other_folder", lambda d: calls.append("check"))
+        monkeypatch.setattr(runner, "_remove_run_outputs", lambda d: calls.append("clear"))
+        monkeypatch.setattr(runner, "_run_in", lambda *a, **k: calls.append("work"))
+        monkeypatch.setattr(runner, "refresh_tables_over_seeds", lambda *a, **k: None)
+        cfg = RunConfig(models="mean", out=str(tmp_path), run_name=f"r{rank}")
+        runner.run(cfg, progress=False, log=lambda *a: None)
+        assert calls == (["check", "clear", "barrier", "work"] if rank == 0 else ["barrier", "work"]), (rank, calls)

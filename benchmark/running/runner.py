@@ -738,6 +738,10 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
             if D.is_main():
                 _refuse_other_folder(run_dir)  # under the lock: a run just started holds its folder, config or not
                 _remove_run_outputs(run_dir)  # a failed rerun must not leave the last run's tables looking current
+            # No rank writes in the folder before rank 0 has checked and cleared it: with --seeds --nproc 2 the
+            # other rank, done with one seed's run first, had made its model folders in the next seed's folder
+            # while rank 0 still wrote the last run's tables, and rank 0 then refused that folder (1 CI run in ~5).
+            D.barrier()
             return _run_in(run_dir, cfg, names, dev, progress, log)
     except BaseException:
         if created and D.is_main() and not _holds_finished_work(run_dir):
