@@ -740,7 +740,8 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
                 _remove_run_outputs(run_dir)  # a failed rerun must not leave the last run's tables looking current
             # No rank writes in the folder before rank 0 has checked and cleared it: with --seeds --nproc 2 the
             # other rank, done with one seed's run first, had made its model folders in the next seed's folder
-            # while rank 0 still wrote the last run's tables, and rank 0 then refused that folder (1 CI run in ~5).
+            # while rank 0 still wrote the last run's tables, and rank 0 then refused that folder (once in this
+            # stop's three fresh-clone CI runs; it passed in nine tries alone).
             D.barrier()
             return _run_in(run_dir, cfg, names, dev, progress, log)
     except BaseException:
