@@ -18,44 +18,49 @@
 
 #include "simd.h"  // VBYTES, vf32 / vf64, Vec<T>
 
-// out[0, len) = sum over i < nt of w[i] * p[i][0, len), in the order of i. Blocks of four registers of
-// outputs (four independent sums); where the outputs that fill whole registers are no multiple of a block,
-// the last block ends at the last of them, overlapping the one before (its outputs computed twice, the same
-// values, as a register's multiply-adds in either path), and the rest that fill no register one by one.
+// The tap loops' shapes. Each output's sum is a chain of dependent multiply-adds (4 cycles each on the
+// Intel Xeon); with four chains in flight the loops waited on them. COMBINE_REGS registers of outputs
+// in combine(), a strip STRIP_REGS registers wide in vertical() (two rows of it: twice as many sums, and
+// as many samples, live in registers: AVX-512 has 32, AVX2 16); the vertical pass run BAND rows at a time
+// in filter_map(), so that the horizontal pass finds them in L1. Every output still sums its taps in
+// their order: the same values bit for bit. Measured on the Xeon, one thread, eight maps a triple, against
+// four and two registers and the whole map's vertical pass first (docs/speed.md): an 11-tap 'same'
+// float32 map 0.57 -> 0.39-0.44 ms, a 17-tap 'valid' float64 map 1.46 -> 0.99-1.16 ms, eight of each.
+constexpr int64_t COMBINE_REGS = 8;
+constexpr int STRIP_REGS = VBYTES == 64 ? 8 : 4;
+constexpr int64_t BAND = 16;
+
+// out[0, len) = sum over i < nt of w[i] * p[i][0, len), in the order of i. Blocks of COMBINE_REGS
+// registers of outputs (as many independent sums); where the outputs that fill whole registers are no
+// multiple of a block, the last block ends at the last of them, overlapping the one before (its outputs
+// computed twice, the same values, as a register's multiply-adds in either path), and the rest that fill
+// no register one by one.
 template <typename T> static void combine(const T *const *p, const T *w, int64_t nt, int64_t len, T *out)
 {
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
+    constexpr int64_t NB = COMBINE_REGS;
     const int64_t full = len / L * L;
     int64_t c = 0;
-    for (; c < full && full >= 4 * L; c += 4 * L) {
-        if (c + 4 * L > full)
-            c = full - 4 * L;
-        V a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (; c < full && full >= NB * L; c += NB * L) {
+        if (c + NB * L > full)
+            c = full - NB * L;
+        V a[NB] = {};
         for (int64_t i = 0; i < nt; i++) {
             const T *s = p[i] + c;
-            V x0, x1, x2, x3;
-            __builtin_memcpy(&x0, s, sizeof(V));
-            __builtin_memcpy(&x1, s + L, sizeof(V));
-            __builtin_memcpy(&x2, s + 2 * L, sizeof(V));
-            __builtin_memcpy(&x3, s + 3 * L, sizeof(V));
-            const V wi = V{} + w[i];
-            a0 += wi * x0;
-            a1 += wi * x1;
-            a2 += wi * x2;
-            a3 += wi * x3;
+            const V wi = splat<V>(w[i]);
+            for (int j = 0; j < NB; j++)
+                a[j] += wi * loadu<V>(s + j * L);
         }
-        __builtin_memcpy(out + c, &a0, sizeof(V));
-        __builtin_memcpy(out + c + L, &a1, sizeof(V));
-        __builtin_memcpy(out + c + 2 * L, &a2, sizeof(V));
-        __builtin_memcpy(out + c + 3 * L, &a3, sizeof(V));
+        for (int j = 0; j < NB; j++)
+            __builtin_memcpy(out + c + j * L, &a[j], sizeof(V));
     }
     for (; c + L <= len; c += L) {
         V a = {};
         for (int64_t i = 0; i < nt; i++) {
             V x;
             __builtin_memcpy(&x, p[i] + c, sizeof(V));
-            a += (V{} + w[i]) * x;
+            a += splat<V>(w[i]) * x;
         }
         __builtin_memcpy(out + c, &a, sizeof(V));
     }
@@ -67,35 +72,35 @@ template <typename T> static void combine(const T *const *p, const T *w, int64_t
     }
 }
 
-// Sums of taps over two registers of outputs, for R output rows whose taps start `shift` samples apart
-// and NF filters w[0..NF): acc[2 (NF r + f) ..] = row r's sums with filter f, the second register L
-// further. Sample u's registers are loaded once, from at(u) (nullptr: a zero, left out), for every row
+// Sums of taps over W registers of outputs, for R output rows whose taps start `shift` samples apart
+// and NF filters w[0..NF): acc[W (NF r + f) ..] = row r's sums with filter f, each register L further
+// along the row. Sample u's registers are loaded once, from at(u) (nullptr: a zero, left out), for every row
 // it reaches; each output sums its taps in their order. Two rows or two filters a load keep the
 // loads at half the multiply-adds, and the strip's rows in L1.
-template <int R, int NF, typename T, typename V, typename At>
+template <int R, int NF, int W = 2, typename T, typename V, typename At>
 static inline void strip_taps(At at, const T *const *w, int64_t k, int64_t shift, V *acc)
 {
     constexpr int64_t L = sizeof(V) / sizeof(T);
-    V a[2 * NF * R] = {};
+    V a[W * NF * R] = {};
     for (int64_t u = 0; u < k + (R - 1) * shift; u++) {
         const T *s = at(u);
         if (!s)
             continue;
-        V x0, x1;
-        __builtin_memcpy(&x0, s, sizeof(V));
-        __builtin_memcpy(&x1, s + L, sizeof(V));
+        V x[W];
+        for (int j = 0; j < W; j++)
+            x[j] = loadu<V>(s + j * L);
         for (int r = 0; r < R; r++) {
             const int64_t t = u - r * shift;
             if (t < 0 || t >= k)
                 continue;
             for (int f = 0; f < NF; f++) {
-                const V wt = V{} + w[f][t];
-                a[2 * (NF * r + f)] += wt * x0;
-                a[2 * (NF * r + f) + 1] += wt * x1;
+                const V wt = splat<V>(w[f][t]);
+                for (int j = 0; j < W; j++)
+                    a[W * (NF * r + f) + j] += wt * x[j];
             }
         }
     }
-    for (int i = 0; i < 2 * NF * R; i++)
+    for (int i = 0; i < W * NF * R; i++)
         acc[i] = a[i];
 }
 
@@ -127,7 +132,7 @@ static inline void strip_taps_sym(At at, const T *const *w, int64_t k, V *acc)
     for (int64_t t = 0; t < h; t++) {
         load2(t + 1, b0, b1);
         load2(2 * h - t, c0, c1);
-        const V wl = V{} + w[0][t], wh = V{} + w[1][t + 1];
+        const V wl = splat<V>(w[0][t]), wh = splat<V>(w[1][t + 1]);
         lo0 += wl * (a0 + c0);
         lo1 += wl * (a1 + c1);
         hi0 += wh * (b0 + d0);
@@ -136,7 +141,7 @@ static inline void strip_taps_sym(At at, const T *const *w, int64_t k, V *acc)
     }
     // the centres: sample h for the low-pass (a, loaded as the last step's t + 1), h + 1 for the high-pass
     // (d, the last step's 2h - t)
-    const V wl = V{} + w[0][h], wh = V{} + w[1][h + 1];
+    const V wl = splat<V>(w[0][h]), wh = splat<V>(w[1][h + 1]);
     acc[0] = lo0 + wl * a0;
     acc[1] = lo1 + wl * a1;
     acc[2] = hi0 + wh * d0;
@@ -160,50 +165,45 @@ template <typename T, typename V> static inline void put2(T *dst, const V *two) 
     __builtin_memcpy(dst, two, 2 * sizeof(V));
 }
 
-// The vertical pass: out[r] (n_c wide) = sum over t < k of taps[t] * img[src[r * stride + t]] for r < rows,
-// the rows whose table entry is -1 (zeros) left out, each output the sum over its taps in their order.
-// Two output rows at a time, in strips two registers wide: each source row of the strip is loaded once
-// for both (the strip's rows stay in L1: 16-32 KB), four independent sums; as fast as the products'
-// latency allows, where a whole row a tap ran at the speed of L2 (1.6x slower for 101 taps here).
-constexpr int64_t BLOCK = 4;  // register pairs in a block of columns: see vertical()
+// The vertical pass: out[r ld ..] (n_c wide) = sum over t < k of taps[t] * img[src[r * stride + t]] for
+// r < rows, the rows whose table entry is -1 (zeros) left out, each output the sum over its taps in their
+// order. Two output rows at a time, in strips STRIP_REGS registers wide: each source row of the strip is
+// loaded once for both (the strip's k + 1 rows stay in L1: 9 KB for 17 taps), 2 STRIP_REGS independent
+// sums; where a whole row a tap ran at the speed of L2 (1.6x slower for 101 taps here).
 template <typename T>
 static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const int64_t *src, int64_t stride,
-                     int64_t rows, T *out)
+                     int64_t rows, T *out, int64_t ld)
 {
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
+    constexpr int SW = STRIP_REGS;
     const T *const one[1] = {taps};
-    V acc[4];
-    // Strips of BLOCK columns (BLOCK 2L-wide register pairs, the last block narrower), each walked down
-    // its rows two at a time: the k + 1 source rows a step reads (~9 KB of float64 at 4) stay in L1 and
-    // each new row comes as contiguous lines. Walking one register pair down all 240 rows instead (rows
-    // 1.9 KB apart) made the float64 pass wait on memory: 204 against 170 us for a 17-tap 240x240 map
-    // among 16, 180 against 140 for 11 taps (the same with the map alone in L2).
+    V acc[2 * SW];
+    // Each strip walked down the rows two at a time, each new row coming as contiguous lines. (Walking one
+    // register pair down all 240 rows instead, rows 1.9 KB apart, made the float64 pass wait on memory:
+    // 204 against 170 us for a 17-tap 240x240 map among 16, 180 against 140 for 11 taps.)
     // Columns [0, strips) in strips; where the columns that fill whole registers are no multiple of a strip
     // but at least one, one more strip ends at the last of them, overlapping the one before (those columns
     // computed twice, the same values: a register's multiply-adds either way), where they were a row at a
     // time in combine(): the 240-wide float32 pass 23.8 -> 21.4 us a map. The columns that fill no
     // register, below.
-    const int64_t vec = n_c / L * L, whole = n_c / (2 * L) * (2 * L);
-    const int64_t strips = whole < vec && vec >= 2 * L ? vec : whole;
-    for (int64_t c0 = 0; c0 < strips; c0 += BLOCK * 2 * L) {
-        const int64_t c1 = c0 + BLOCK * 2 * L < strips ? c0 + BLOCK * 2 * L : strips;
-        const auto row = [&](const int64_t *q, int64_t c) {  // padded position u's source row in the strip, or nullptr
-            return [=](int64_t u) { return q[u] < 0 ? nullptr : img + q[u] * n_c + c; };
+    const int64_t vec = n_c / L * L, whole = n_c / (SW * L) * (SW * L);
+    const int64_t strips = whole < vec && vec >= SW * L ? vec : whole;
+    for (int64_t c = 0; c < strips; c += SW * L) {
+        const int64_t at = c + SW * L <= vec ? c : vec - SW * L;  // the overlapping last strip
+        const auto row = [&](const int64_t *q) {  // padded position u's source row in the strip, or nullptr
+            return [=](int64_t u) { return q[u] < 0 ? nullptr : img + q[u] * n_c + at; };
         };
-        const auto at = [&](int64_t c) { return c + 2 * L <= vec ? c : vec - 2 * L; };  // the overlapping last strip
         int64_t r = 0;
-        for (; r + 2 <= rows; r += 2)  // rows r and r + 1, whose taps start stride later
-            for (int64_t c = c0; c < c1; c += 2 * L) {
-                strip_taps<2, 1>(row(src + r * stride, at(c)), one, k, stride, acc);
-                put2(out + r * n_c + at(c), acc);
-                put2(out + (r + 1) * n_c + at(c), acc + 2);
-            }
-        for (; r < rows; r++)
-            for (int64_t c = c0; c < c1; c += 2 * L) {
-                strip_taps<1, 1>(row(src + r * stride, at(c)), one, k, 0, acc);
-                put2(out + r * n_c + at(c), acc);
-            }
+        for (; r + 2 <= rows; r += 2) {  // rows r and r + 1, whose taps start stride later
+            strip_taps<2, 1, SW>(row(src + r * stride), one, k, stride, acc);
+            __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
+            __builtin_memcpy(out + (r + 1) * ld + at, acc + SW, SW * sizeof(V));
+        }
+        if (r < rows) {
+            strip_taps<1, 1, SW>(row(src + r * stride), one, k, 0, acc);
+            __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
+        }
     }
     const int64_t c = strips;
     if (c == n_c)
@@ -219,18 +219,19 @@ static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const 
                 w[nt++] = taps[t];
             }
         }
-        combine(p.data(), w.data(), nt, n_c - c, out + r * n_c + c);
+        combine(p.data(), w.data(), nt, n_c - c, out + r * ld + c);
     }
 }
 
 // One (n_r, n_c) map img filtered into o (ceil(m_r / stride), ceil(m_c / stride)), where m_r = n_r + 2 p - k
 // + 1 outputs of the padded rows (src_r: the source row of each of the n_r + 2 p padded positions, -1 for
-// zeros; likewise src_c), every stride-th kept. taps: the k taps of g. The scratch: separable's buffers.
+// zeros; likewise src_c), every stride-th kept. taps: the k taps of g. The scratch: separable's buffers
+// (vert: BAND padded rows of the vertical pass; buf: box_valid's column sums; full: a row before its stride).
 template <typename T> struct Scratch {
     Buf<T> vert, buf, full;
     Buf<const T *> p;
-    Scratch(int64_t rows, int64_t n_c, int64_t padded, int64_t m_c, int64_t k)
-        : vert(rows * n_c), buf(padded + 4 * (VBYTES / sizeof(T))), full(m_c), p(k)
+    Scratch(int64_t padded, int64_t m_c, int64_t k)
+        : vert(BAND * padded), buf(padded + 4 * (VBYTES / sizeof(T))), full(m_c), p(k)
     {
     }
 };
@@ -241,16 +242,19 @@ static void filter_map(const T *img, int64_t n_c, const T *taps, int64_t k, cons
                        T *o)
 {
     const int64_t padded = m_c + k - 1, pad = (padded - n_c) / 2;  // every table maps [pad, pad + n_c) to 0..n_c-1
-    vertical(img, n_c, taps, k, src_r, stride, rows, s.vert.data());  // each kept row
-    for (int64_t t = 0; t < k; t++)
-        s.p[t] = s.buf.data() + t;
-    for (int64_t r = 0; r < rows; r++) {  // horizontal: the row padded, then each output its taps' sum
-        const T *v = s.vert.data() + r * n_c;
-        for (int64_t j = 0; j < pad; j++)  // the edges from the table, the row itself copied
-            s.buf[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
-        __builtin_memcpy(s.buf.data() + pad, v, n_c * sizeof(T));
+    for (int64_t r = 0; r < rows; r++) {  // horizontal: the row's edges from the table, then each output its taps' sum
+        const int64_t rb = r % BAND;
+        if (rb == 0)  // the next BAND kept rows, each written into a padded row (padded wide, itself from pad on)
+            vertical(img, n_c, taps, k, src_r + r * stride, stride, rows - r < BAND ? rows - r : BAND,
+                     s.vert.data() + pad, padded);
+        T *row = s.vert.data() + rb * padded;
+        const T *v = row + pad;
+        for (int64_t j = 0; j < pad; j++)
+            row[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
         for (int64_t j = pad + n_c; j < padded; j++)
-            s.buf[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
+            row[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
+        for (int64_t t = 0; t < k; t++)
+            s.p[t] = row + t;
         if (stride == 1) {
             combine(s.p.data(), taps, k, m_c, o + r * cols);
             continue;
@@ -268,7 +272,7 @@ static void separable(const T *x, int64_t n_r, int64_t n_c, const T *taps, int64
                       const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1, T *out)
 {
     const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride;
-    Scratch<T> s(rows, n_c, m_c + k - 1, m_c, k);
+    Scratch<T> s(m_c + k - 1, m_c, k);
     for (int64_t m = m0; m < m1; m++)
         filter_map(x + m * n_r * n_c, n_c, taps, k, src_r, src_c, m_c, stride, rows, cols, s, out + m * rows * cols);
 }
@@ -374,7 +378,7 @@ static int64_t separable_products(const T *const *a, const int64_t *sa, const T 
                                   int64_t b1, T *out)
 {
     const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride, n = n_r * n_c;
-    Scratch<T> s(rows, n_c, m_c + k - 1, m_c, k);
+    Scratch<T> s(m_c + k - 1, m_c, k);
     Buf<T> product(n);
     const bool box = is_box(taps, k, src_r, src_c, n_r, n_c, m_r, m_c, stride);
     int64_t exact = 0;  // maps summed by box_valid

@@ -96,6 +96,11 @@ template <typename T> struct Vec;
 template <> struct Vec<float> { typedef vf32 type; };
 template <> struct Vec<double> { typedef vf64 type; };
 
+// x in every lane of a register. As x - 0, which equals x for every x (-0 and NaN included), so the
+// compiler drops the subtraction and only broadcasts; V{} + x kept an addition before each broadcast
+// (-0 + 0 is +0), an instruction more a tap in the filters' inner loops (filter_kernel.cpp).
+template <typename V, typename T> static inline V splat(T x) { return x - V{}; }
+
 // One register of T values from p, any alignment: one unaligned vector load. (A __builtin_memcpy into an
 // element of an array of registers compiled, under GCC 12's tuning for Intel's AVX-512 processors, to two
 // 32-byte copies through the stack, read back as one 64-byte register: a store that could not forward to
