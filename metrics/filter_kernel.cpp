@@ -6,8 +6,8 @@
 // 240x240 map ran at ~3 GFLOP/s here, a quarter of tang's and mefb's scoring time: each block is a
 // small product whose fixed costs outweigh its arithmetic, and it does (12 + k - 1) / k times the
 // multiply-adds of a tap loop. Here each output row is a sum of k rows (the vertical pass) and each
-// output pixel a sum of k neighbours in a padded copy of its row (the horizontal pass), four SIMD
-// registers of outputs at a time, so that every tap is one broadcast and four multiply-adds.
+// output pixel a sum of k neighbours in its row, padded (the horizontal pass), eight SIMD registers of
+// outputs at a time, so that every tap is one broadcast and eight multiply-adds (below).
 //
 // The padding (zeros, replicated, reflected, symmetric edges) comes as tables: for each padded
 // position of a side, the source pixel it repeats, or -1 for a zero (metrics/filters.py, _sources).
@@ -23,9 +23,9 @@
 // in combine(), a strip STRIP_REGS registers wide in vertical() (two rows of it: twice as many sums, and
 // as many samples, live in registers: AVX-512 has 32, AVX2 16); the vertical pass run BAND rows at a time
 // in filter_map(), so that the horizontal pass finds them in L1. Every output still sums its taps in
-// their order: the same values bit for bit. Measured on the Xeon, one thread, eight maps a triple, against
-// four and two registers and the whole map's vertical pass first (docs/speed.md): an 11-tap 'same'
-// float32 map 0.57 -> 0.39-0.44 ms, a 17-tap 'valid' float64 map 1.46 -> 0.99-1.16 ms, eight of each.
+// their order: the same values bit for bit. On the Xeon, one thread, against four and two registers and
+// the whole map's vertical pass first, alternating builds (docs/speed.md): eight 11-tap 'same' float32
+// maps of 240 x 240 0.63-0.70 -> 0.43-0.56 ms, eight 17-tap 'valid' float64 maps 1.48-1.52 -> 1.16-1.24 ms.
 constexpr int64_t COMBINE_REGS = 8;
 constexpr int STRIP_REGS = VBYTES == 64 ? 8 : 4;
 constexpr int64_t BAND = 16;
