@@ -95,6 +95,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     add("moment", both("vif_reference"), [_P, _I] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
     add("moment", both("ssim_mean"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P])
     add("moment", both("qp_sum"), [_P] * 3 + [_I] * 3 + [_P])
+    add("moment", both("qp_masks"), [_P, _P] + [_I] * 4 + [_P, _P])
     add("moment", both("cb_contrast"), [_P, _I] * 2 + [_I] * 3 + [_P])
     add("moment", both("cb_score"), [_P] * 2 + [_I] * 3 + [_P])
     add("moment", both("sqrt"), [_P] + [_I] * 2 + [_P])
@@ -734,6 +735,30 @@ def qp_sum(maps: list, masks: list) -> torch.Tensor:
     fn = getattr(library(), "qp_sum_" + ("f32" if maps[0].dtype == torch.float32 else "f64"))
     fn(ptrs, strides, mptrs, n, 0, b, out.data_ptr())
     return out
+
+
+def qp_masks(pc1: torch.Tensor, pc2: torch.Tensor, maps: list | None = None):
+    """Q_P's three masks (:func:`metrics.lineage.mefb.qp`) from the sources' phase congruency pc1, pc2, each
+    (B, 1, h, w) on a CPU in one dtype: pc1 > 0.1, pc2 > 0.1 and the picked map (pc1 where pc1 > pc2, else
+    pc2) > 0.1, as (B, 1, h, w) bool tensors; with ``maps``, a list of at most 8 (A's, B's) feature map pairs,
+    also each pair's three masked maps (A's times mask 0, B's times mask 1, the picked one times mask 2),
+    (B, 3, h, w) a pair. One pass (``moment_kernel.cpp``), the eager steps' values bit for bit. Returns
+    (masks, masked maps or None)."""
+    b, _, h, w = pc1.shape
+    n = h * w
+    pairs = list(maps or [])
+    if len(pairs) > 8:
+        raise ValueError(f"qp_masks takes at most 8 pairs of feature maps; got {len(pairs)}")
+    held = [_maps(x, n) for x in (pc1, pc2, *(m for pair in pairs for m in pair))]
+    ptrs = (ctypes.c_void_p * len(held))(*[x.data_ptr() for x, _ in held])
+    strides = (ctypes.c_int64 * len(held))(*[s for _, s in held])
+    masks = torch.empty(3, b, 1, h, w, dtype=torch.bool)
+    mptrs = (ctypes.c_void_p * 3)(*[masks[k].data_ptr() for k in range(3)])
+    out = torch.empty(b, 3 * len(pairs), h, w, dtype=pc1.dtype) if pairs else None
+    fn = getattr(library(), "qp_masks_" + ("f32" if pc1.dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, len(pairs), n, 0, b, mptrs, None if out is None else out.data_ptr())
+    masked = None if out is None else [out[:, 3 * t : 3 * t + 3] for t in range(len(pairs))]
+    return list(masks), masked
 
 
 def cb_contrast(g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:

@@ -130,6 +130,38 @@ __attribute__((optimize("fp-contract=off"))) static double qp_sum(const T *const
     return sum;
 }
 
+// Q_P's masks and masked feature maps (metrics/lineage/mefb.py, qp), pixels [0, n) of one image: pc1, pc2
+// the sources' phase congruency; first = pc1 > pc2 (1 or 0), other = 1 - first, picked = first pc1 + other
+// pc2; mask[0..3) (n each): pc1 > 0.1, pc2 > 0.1, picked > 0.1. Where out is not null, for each of the nt feature
+// maps t (a = src[2 t], A's; b = src[2 t + 1], B's): out (3 nt, n) = a mask0, b mask1 and (first a + other b)
+// mask2, each mask as 0 or 1. mefb.py's pick() and masked() in one pass, each product and sum rounded once
+// in its order (a NaN or an infinity times 0 is NaN, as there): the same values bit for bit, where eager
+// PyTorch took ~25 passes over the maps of a batch.
+template <typename T>
+__attribute__((optimize("fp-contract=off"))) static void qp_masks(const T *pc1, const T *pc2, const T *const *src,
+                                                                   int64_t nt, int64_t n, unsigned char *const *mask,
+                                                                   T *out)
+{
+    const T tenth = T(0.1), one = T(1), zero = T(0);
+    for (int64_t i = 0; i < n; i++) {
+        const T p1 = pc1[i], p2 = pc2[i];
+        const T first = p1 > p2 ? one : zero, other = one - first;
+        const bool k1 = p1 > tenth, k2 = p2 > tenth, k3 = first * p1 + other * p2 > tenth;
+        mask[0][i] = k1;
+        mask[1][i] = k2;
+        mask[2][i] = k3;
+        if (!out)
+            continue;
+        const T o1 = k1 ? one : zero, o2 = k2 ? one : zero, o3 = k3 ? one : zero;
+        for (int64_t t = 0; t < nt; t++) {
+            const T a = src[2 * t][i], b = src[2 * t + 1][i];
+            out[3 * t * n + i] = a * o1;
+            out[(3 * t + 1) * n + i] = b * o2;
+            out[(3 * t + 2) * n + i] = (first * a + other * b) * o3;
+        }
+    }
+}
+
 // Chen & Blum's Q_CB after its filters (metrics/lineage/vifb.py, _chen_blum). contrast: each pixel's
 // masked contrast from the two Gaussian responses g1, g2 of an image's CSF-filtered version, c = |g1 - g2|
 // / |g2|, c^3 / (c^2 + 1e-4) (PyTorch's c**3 is c * c * c). score: the mean over [0, n) of w1 q1 + w2 q2,
@@ -437,6 +469,17 @@ void skimage_ssim_f32(const float *f, const float *a, const float *b, int64_t h,
             for (int j = 0; j < 3; j++)                                                                              \
                 m[j] = mask[j] + i * n;                                                                              \
             out[i] = qp_sum<T>(p, p + 4, p + 8, m, n);                                                               \
+        }                                                                                                            \
+    }                                                                                                                \
+    void qp_masks_##SUFFIX(const T *const *src, const int64_t *stride, int64_t nt, int64_t n, int64_t i0,          \
+                           int64_t i1, unsigned char *const *mask, T *out)                                          \
+    {                                                                                                                \
+        for (int64_t i = i0; i < i1; i++) { /* nt <= 8 (metrics/_native.py's qp_masks) */                            \
+            const T *p[2 + 2 * 8];                                                                                   \
+            unsigned char *m[3] = {mask[0] + i * n, mask[1] + i * n, mask[2] + i * n};                               \
+            for (int64_t j = 0; j < 2 + 2 * nt; j++)                                                                 \
+                p[j] = src[j] + i * stride[j];                                                                       \
+            qp_masks<T>(p[0], p[1], p + 2, nt, n, m, out ? out + 3 * nt * n * i : nullptr);                          \
         }                                                                                                            \
     }                                                                                                                \
     void cb_contrast_##SUFFIX(const T *g1, int64_t s1, const T *g2, int64_t s2, int64_t n, int64_t i0, int64_t i1,   \

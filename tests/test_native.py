@@ -1207,6 +1207,68 @@ def test_qp_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_qp_masks_kernel_equals_the_eager_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """MEFB's Q_P masks and masked feature maps in one pass (moment_kernel.cpp, qp_masks) against mefb.py's
+    eager steps, bit for bit: phase congruencies tied, at 0.1 exactly and one float step either side of it,
+    NaN in either source, feature maps holding NaN, infinities and -0 where a mask drops them (NaN * 0 and
+    inf * 0 stay NaN, -0 * 1 stays -0), channels of a larger tensor; a batch is its images one by one. Q_P
+    calls it once a batch (the masks and the three features' maps together) and gives the eager path's
+    value bit for bit."""
+    from metrics._lineage_images import LineageImages, sharing_sources
+    from metrics.lineage import mefb
+
+    gen = torch.Generator().manual_seed(11)
+    pc = torch.rand(3, 2, 1, 9, 13, generator=gen, dtype=dtype) * 0.3
+    tenth = torch.tensor(0.1, dtype=dtype)
+    up, down = torch.nextafter(tenth, tenth + 1), torch.nextafter(tenth, tenth - 1)
+    pc[:, 0, 0, 0, :4] = torch.stack([tenth, up, down, tenth])
+    pc[1, 0, 0, 0, :4] = torch.stack([tenth, down, up, up])
+    pc[1, 0, 0, 1, :3] = pc[0, 0, 0, 1, :3]  # ties: the picked map is B's
+    pc[0, 1, 0, 2, 5] = float("nan")
+    pc[1, 1, 0, 3, 6] = float("nan")
+    pc1, pc2 = pc[0], pc[1]
+    wide = torch.randn(2, 5, 9, 13, generator=gen, dtype=dtype)  # feature maps: channels of one tensor
+    wide[0, 1, 0, :4] = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0], dtype=dtype)
+    wide[1, 2, 3, 6] = float("nan")
+    features = [(pc1, pc2, None), (wide[:, 1:2], wide[:, 2:3], None), (wide[:, 3:4], -wide[:, 0:1], None)]
+    masked_maps, masks = mefb._eager_masks(pc1, pc2, features)
+    got_masks, got_maps = _native.qp_masks(pc1, pc2, [(m1, m2) for m1, m2, _ in features])
+    for g, w in zip(got_masks, masks(), strict=True):
+        assert g.dtype == torch.bool and g.shape == w.shape and torch.equal(g, w)
+    for t in range(3):
+        for g, w in zip(got_maps[t].split(1, dim=1), masked_maps(t)(), strict=True):
+            assert g.dtype == dtype and g.shape == w.shape
+            assert torch.equal(g.nan_to_num(7.0), w.nan_to_num(7.0)) and torch.equal(g.isnan(), w.isnan())
+            assert torch.equal(torch.signbit(g), torch.signbit(w))  # -0 kept where the eager steps keep it
+    only_masks, none = _native.qp_masks(pc1, pc2)
+    assert none is None and all(torch.equal(g, w) for g, w in zip(only_masks, got_masks, strict=True))
+    one = [_native.qp_masks(pc1[i : i + 1], pc2[i : i + 1], [(m1[i : i + 1], m2[i : i + 1]) for m1, m2, _ in features])
+           for i in range(2)]  # fmt: skip
+    for t in range(3):
+        assert torch.equal(torch.cat([o[1][t] for o in one]).nan_to_num(7.0), got_maps[t].nan_to_num(7.0))
+    with pytest.raises(ValueError, match="at most 8"):
+        _native.qp_masks(pc1, pc2, [(pc1, pc2)] * 9)
+
+    a, b, f = _edge_cases(dtype)
+    calls = []
+    real = _native.qp_masks
+    monkeypatch.setattr(_native, "qp_masks", lambda *x: calls.append(len(x[2] or [])) or real(*x))
+    got = mefb.qp(LineageImages(a, b, f), "Qp")
+    assert calls == [3]  # once, with the three features' maps
+    with sharing_sources():  # a second F against the same sources: their moments kept, the masks alone made
+        first = mefb.qp(LineageImages(a, b, f), "Qp")
+        second = mefb.qp(LineageImages(a, b, f.flip(-1)), "Qp")
+    assert calls == [3, 3, 0]
+    with monkeypatch.context() as m:
+        m.setattr(mefb, "_qp_masks_in_kernel", lambda *maps: False)
+        want = mefb.qp(LineageImages(a, b, f), "Qp")
+        want_second = mefb.qp(LineageImages(a, b, f.flip(-1)), "Qp")
+    assert calls == [3, 3, 0]
+    for x, y in ((got, want), (first, want), (second, want_second)):
+        assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_qw_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
     """MEFB's Q_W after its moments (moment_kernel.cpp, piella: the variances, both SSIM maps, the weights and
     their compensated sums in two passes) against mefb.py's PyTorch steps on the edge cases (F = 255 - A, a

@@ -261,16 +261,16 @@ def _qp_in_kernel(maps: list) -> bool:
     return K.moments_in_kernel(*maps)
 
 
-def qp(li: LineageImages, name: str) -> torch.Tensor:
-    """Zhao, Laganiere & Liu's phase-congruency index (``metricsQp.m``, the toolbox's
-    ``metricZhao``): for each of the phase congruency, the maximum moment and the minimum moment
-    (:func:`phase_congruency`), the largest local correlation (11x11 Gaussian, sigma 1.5, 'same',
-    C = 1e-4) of F's map with A's, B's and their pixelwise maximum (by phase congruency), each
-    masked where the source's phase congruency exceeds 0.1; averaged over the max mask; the three
-    products. A constant image gives 0 / 0 in the original's phase congruency: NaN, noted."""
-    pcs = [li.source_cached(("pc", k), lambda x=x: phase_congruency(x)) for k, x in (("a", li.a), ("b", li.b))]
-    pcs.append(phase_congruency(li.f))
-    (pc1, big1, small1), (pc2, big2, small2), (pcf, bigf, smallf) = pcs
+def _qp_masks_in_kernel(*maps: torch.Tensor) -> bool:
+    """Whether Q_P's masks and masked maps are made by the hand-written kernel (:func:`metrics._native.qp_masks`)."""
+    return _native.cpu_ready(*maps)
+
+
+def _eager_masks(pc1: torch.Tensor, pc2: torch.Tensor, features):
+    """Q_P's masks and masked maps by PyTorch's eager steps (any device): (masked_maps(t), masks()) as
+    :func:`qp` takes them, masked_maps(t) a function giving feature t's three masked maps (A's where A's
+    phase congruency exceeds 0.1, B's likewise, the picked one where the picked phase congruency does),
+    masks() the three bool masks."""
     first = (pc1 > pc2).to(pc1.dtype)
     other = 1 - first
 
@@ -286,17 +286,58 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
             ones.extend(m.to(pc1.dtype) for m in (mask1, mask2, mask3))
         return ones
 
-    g = K.gaussian_1d(11, 1.5, li.f)
-    out = torch.ones(li.n, dtype=li.f.dtype, device=li.f.device)
-    pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)]
-    for t, (m1, m2, mf) in enumerate(((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf))):
+    def masked_maps(t: int):
+        m1, m2, _ = features[t]
 
-        def masked(m1=m1, m2=m2):
+        def masked():
             one1, one2, one3 = masks01()
             return [m1 * one1, m2 * one2, pick(m1, m2) * one3]
 
-        mu, e = K.moments_beside(li, ("qp", t), masked, mf, pairs, g, "same")
+        return masked
+
+    return masked_maps, lambda: [mask1, mask2, mask3]
+
+
+def qp(li: LineageImages, name: str) -> torch.Tensor:
+    """Zhao, Laganiere & Liu's phase-congruency index (``metricsQp.m``, the toolbox's
+    ``metricZhao``): for each of the phase congruency, the maximum moment and the minimum moment
+    (:func:`phase_congruency`), the largest local correlation (11x11 Gaussian, sigma 1.5, 'same',
+    C = 1e-4) of F's map with A's, B's and their pixelwise maximum (by phase congruency), each
+    masked where the source's phase congruency exceeds 0.1; averaged over the max mask; the three
+    products. A constant image gives 0 / 0 in the original's phase congruency: NaN, noted."""
+    pcs = [li.source_cached(("pc", k), lambda x=x: phase_congruency(x)) for k, x in (("a", li.a), ("b", li.b))]
+    pcs.append(phase_congruency(li.f))
+    (pc1, big1, small1), (pc2, big2, small2), (pcf, bigf, smallf) = pcs
+    features = ((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf))
+    if _qp_masks_in_kernel(pc1, pc2, big1, big2, small1, small2):
+        # The masks, and the three features' masked maps where the sources' moments are not cached, in one
+        # pass of the hand-written kernel (moment_kernel.cpp, qp_masks: the steps below bit for bit; ~25
+        # eager passes over the maps before), made once for the three features.
+        made: dict = {}
+
+        def kernel(with_maps: bool) -> dict:
+            if "masks" not in made or (with_maps and "maps" not in made):
+                pairs = [(m1, m2) for m1, m2, _ in features] if with_maps else None
+                made["masks"], maps = _native.qp_masks(pc1, pc2, pairs)
+                if maps is not None:
+                    made["maps"] = [list(m.split(1, dim=1)) for m in maps]
+            return made
+
+        def masked_maps(t: int):
+            return lambda: kernel(True)["maps"][t]
+
+        def masks() -> list:
+            return kernel(False)["masks"]
+    else:
+        masked_maps, masks = _eager_masks(pc1, pc2, features)
+
+    g = K.gaussian_1d(11, 1.5, li.f)
+    out = torch.ones(li.n, dtype=li.f.dtype, device=li.f.device)
+    pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 3), (2, 3)]
+    for t, (_, _, mf) in enumerate(features):
+        mu, e = K.moments_beside(li, ("qp", t), masked_maps(t), mf, pairs, g, "same")
         maps = [*mu, *(e[(k, k)] for k in range(4)), *(e[(k, 3)] for k in range(3))]
+        mask1, mask2, mask3 = masks()
         if _qp_in_kernel(maps):
             # The steps below a pixel in one pass (moment_kernel.cpp; summed in double)
             total = _native.qp_sum(maps, [mask1, mask2, mask3]).to(out.dtype)
