@@ -311,8 +311,8 @@ def qp(li: LineageImages, name: str) -> torch.Tensor:
     features = ((pc1, pc2, pcf), (big1, big2, bigf), (small1, small2, smallf))
     if _qp_masks_in_kernel(pc1, pc2, big1, big2, small1, small2):
         # The masks, and the three features' masked maps where the sources' moments are not cached, in one
-        # pass of the hand-written kernel (moment_kernel.cpp, qp_masks: the steps below bit for bit; ~25
-        # eager passes over the maps before), made once for the three features.
+        # pass of the hand-written kernel (moment_kernel.cpp, qp_masks: _eager_masks's steps bit for bit, which
+        # took ~25 eager passes over the maps), made once for the three features.
         made: dict = {}
 
         def kernel(with_maps: bool) -> dict:
