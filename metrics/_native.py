@@ -76,6 +76,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("phase", both("phase_median"), [_P, _I, _I, _I, _P])
     typed("phase", both("phase_spectrum_blocks"), [_P] + [_I] * 3 + [_P, _P])
     typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
+    typed("phase", both("phase_fft_lanes"), [], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P], _I)
     typed("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
@@ -302,12 +303,15 @@ def phase_totals(
     return out
 
 
-FFT_BYTES = 32  # phase_kernel.cpp's FFT registers: 8 floats or 4 doubles a register
+_FFT_LANES: dict = {}
 
 
 def fft_lanes(dtype: torch.dtype) -> int:
-    """The lanes L of :func:`orientation_fft`'s registers for ``dtype``: the blocks of its layouts."""
-    return FFT_BYTES // (4 if dtype == torch.float32 else 8)
+    """The lanes L of :func:`orientation_fft`'s registers for ``dtype``, the blocks of its layouts, as the
+    kernel's build for this CPU has them (``phase_kernel.cpp``: 8 floats; 8 doubles with AVX-512, 4 with AVX2)."""
+    if dtype not in _FFT_LANES:
+        _FFT_LANES[dtype] = int(getattr(library(), "phase_fft_lanes_" + ("f32" if dtype == torch.float32 else "f64"))())
+    return _FFT_LANES[dtype]
 
 
 def fft_takes(rows: int, cols: int, dtype: torch.dtype) -> bool:

@@ -249,18 +249,21 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
 // project's AMD processor (MKL_VERBOSE names "Intel(R) Architecture processors"; it runs as fast with
 // MKL_ENABLE_INSTRUCTIONS=SSE4_2): 1.8x faster here, MEFB's Qp 38.6 -> 24.2 ms a triple
 // (docs/speed.md). A Stockham (self-sorting) mixed-radix FFT of radices 4, 2, 3 and 5, vectorized across
-// L transforms at once, a register's lanes (registers of 32 bytes: 8 floats, 4 doubles, on AVX2 and
-// AVX-512 alike; with 64 the two buffers of a 240-point transform left the 32 KB L1 cache): each
+// L transforms at once, a register's lanes (8 floats, in registers of 32 bytes on AVX2 and AVX-512 alike:
+// with 64 the two buffers of a 240-point transform left the 32 KB L1 cache, and on the Intel Xeon's 48 KB
+// float32 phase congruency still ran 5.7 -> 6.8 ms an image; doubles 4 in 32 bytes on AVX2, 8 in 64 on
+// AVX-512, whose 32 registers hold the butterflies: 18.6-19.1 -> 14.3-14.6 ms an image in float64 there, alike,
+// as each lane is its own transform): each
 // image's columns' transforms, an L x L transpose in registers, its rows' transforms. Sides of another
 // prime factor, or no multiple of L, are refused (0 returned): phase.py then takes PyTorch's FFT. Its
 // values differ from PyTorch's FFT's by rounding (float32 phase congruency as close to the float64 maps
 // as with PyTorch's FFT: tests/test_native.py).
 template <typename T> struct Lanes;
-constexpr int FFT_BYTES = 32;  // metrics/_native.py's FFT_BYTES
-typedef float ff32 __attribute__((vector_size(FFT_BYTES)));
-typedef double ff64 __attribute__((vector_size(FFT_BYTES)));
-typedef int32_t fi32 __attribute__((vector_size(FFT_BYTES)));
-typedef int64_t fi64 __attribute__((vector_size(FFT_BYTES)));
+constexpr int FFT_BYTES_F32 = 32, FFT_BYTES_F64 = VBYTES == 64 ? 64 : 32;  // phase_fft_lanes_* tells Python
+typedef float ff32 __attribute__((vector_size(FFT_BYTES_F32)));
+typedef double ff64 __attribute__((vector_size(FFT_BYTES_F64)));
+typedef int32_t fi32 __attribute__((vector_size(FFT_BYTES_F32)));
+typedef int64_t fi64 __attribute__((vector_size(FFT_BYTES_F64)));
 template <> struct Lanes<float> {
     typedef ff32 type;
     typedef fi32 index;  // a shuffle's lane indices
@@ -441,7 +444,7 @@ __attribute__((optimize("fp-contract=off"))) static void block_sums(const V *con
 // (metrics/_native.py's fft_blocks of each plane took two strided copies, 0.3 ms for four 240x240 spectra).
 template <typename T> static void spectrum_blocks(const T *z, int64_t nb, int64_t h, int64_t w, T *re, T *im)
 {
-    constexpr int64_t L = FFT_BYTES / sizeof(T);
+    constexpr int64_t L = sizeof(typename Lanes<T>::type) / sizeof(T);
     for (int64_t b = 0; b < nb; b++)
         for (int64_t xb = 0; xb < w / L; xb++)
             for (int64_t y = 0; y < h; y++) {
@@ -454,7 +457,7 @@ template <typename T> static void spectrum_blocks(const T *z, int64_t nb, int64_
             }
 }
 
-// Layouts by blocks of L = FFT_BYTES / sizeof(T) columns or rows, so that every pass reads and writes
+// Layouts by blocks of L (Lanes<T>'s lanes) columns or rows, so that every pass reads and writes
 // memory in order: g (NS, W / L, H, L), sre and sim (B, W / L, H, L) (value (ky, kx) at
 // [kx / L][ky][kx % L]); out (4, B, H / L, W, L) (pixel (y, x) at [y / L][x][y % L]), as metrics/_native.py
 // arranges them. Per image: the columns' transforms of every scale (the filter product, with the scale
@@ -551,6 +554,7 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     {                                                                                                                 \
         median<T>(x, n, r0, r1, out);                                                                                 \
     }                                                                                                                 \
+    int64_t phase_fft_lanes_##SUFFIX() { return int64_t(sizeof(Lanes<T>::type) / sizeof(T)); }                     \
     int64_t phase_orientation_fft_##SUFFIX(const T *g, const T *sre, const T *sim, int64_t nb, int64_t h, int64_t w, \
                                            double eps, T *out)                                                        \
     {                                                                                                                 \
