@@ -132,9 +132,9 @@ __attribute__((optimize("fp-contract=off"))) static double qp_sum(const T *const
 
 // Q_P's masks and masked feature maps (metrics/lineage/mefb.py, qp), pixels [0, n) of one image: pc1, pc2
 // the sources' phase congruency; first = pc1 > pc2 (1 or 0), other = 1 - first, picked = first pc1 + other
-// pc2; mask[0..3) (n each): pc1 > 0.1, pc2 > 0.1, picked > 0.1. Where out is not null, for each of the nt feature
-// maps t (a = src[2 t], A's; b = src[2 t + 1], B's): out (3 nt, n) = a mask0, b mask1 and (first a + other b)
-// mask2, each mask as 0 or 1. mefb.py's pick() and masked() in one pass, each product and sum rounded once
+// pc2; mask[0..3) (n each): pc1 > 0.1, pc2 > 0.1, picked > 0.1. Where out is not null, for each of the nt
+// feature maps t (a = src[2 t], A's; b = src[2 t + 1], B's): out (3 nt, n) = a mask0, b mask1 and (first a
+// + other b) mask2, each mask as 0 or 1. mefb.py's pick() and masked() in one pass, each product and sum rounded once
 // in its order (a NaN or an infinity times 0 is NaN, as there): the same values bit for bit, where eager
 // PyTorch took ~25 passes over the maps of a batch.
 template <typename T>

@@ -252,12 +252,11 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
 // L transforms at once, a register's lanes (8 floats, in registers of 32 bytes on AVX2 and AVX-512 alike:
 // with 64 the two buffers of a 240-point transform left the 32 KB L1 cache, and on the Intel Xeon's 48 KB
 // float32 phase congruency still ran 5.7 -> 6.8 ms an image; doubles 4 in 32 bytes on AVX2, 8 in 64 on
-// AVX-512, whose 32 registers hold the butterflies: 18.6-19.1 -> 14.3-14.6 ms an image in float64 there, alike,
-// as each lane is its own transform): each
-// image's columns' transforms, an L x L transpose in registers, its rows' transforms. Sides of another
-// prime factor, or no multiple of L, are refused (0 returned): phase.py then takes PyTorch's FFT. Its
-// values differ from PyTorch's FFT's by rounding (float32 phase congruency as close to the float64 maps
-// as with PyTorch's FFT: tests/test_native.py).
+// AVX-512, whose 32 registers hold the butterflies: float64 18.6-19.1 -> 14.3-14.6 ms an image there, the
+// same values, as each lane is its own transform): each image's columns' transforms, an L x L transpose in
+// registers, its rows' transforms. Sides of another prime factor, or no multiple of L, are refused (0
+// returned): phase.py then takes PyTorch's FFT. Its values differ from PyTorch's FFT's by rounding (float32
+// phase congruency as close to the float64 maps as with PyTorch's FFT: tests/test_native.py).
 template <typename T> struct Lanes;
 constexpr int FFT_BYTES_F32 = 32, FFT_BYTES_F64 = VBYTES == 64 ? 64 : 32;  // phase_fft_lanes_* tells Python
 typedef float ff32 __attribute__((vector_size(FFT_BYTES_F32)));
