@@ -248,15 +248,19 @@ static void median(const T *x, int64_t n, int64_t r0, int64_t r1, T *out)
 // thirds of phase congruency's time, and PyTorch's CPU FFT (MKL) runs its generic code on this
 // project's AMD processor (MKL_VERBOSE names "Intel(R) Architecture processors"; it runs as fast with
 // MKL_ENABLE_INSTRUCTIONS=SSE4_2): 1.8x faster here, MEFB's Qp 38.6 -> 24.2 ms a triple
-// (docs/speed.md). A Stockham (self-sorting) mixed-radix FFT of radices 4, 2, 3 and 5, vectorized across
-// L transforms at once, a register's lanes (8 floats, in registers of 32 bytes on AVX2 and AVX-512 alike:
-// with 64 the two buffers of a 240-point transform left the 32 KB L1 cache, and on the Intel Xeon's 48 KB
-// float32 phase congruency still ran 5.7 -> 6.8 ms an image; doubles 4 in 32 bytes on AVX2, 8 in 64 on
-// AVX-512, whose 32 registers hold the butterflies: float64 18.6-19.1 -> 14.3-14.6 ms an image there, the
-// same values, as each lane is its own transform): each image's columns' transforms, an L x L transpose in
-// registers, its rows' transforms. Sides of another prime factor, or no multiple of L, are refused (0
-// returned): phase.py then takes PyTorch's FFT. Its values differ from PyTorch's FFT's by rounding (float32
-// phase congruency as close to the float64 maps as with PyTorch's FFT: tests/test_native.py).
+// (docs/speed.md). A mixed-radix FFT of radices 4, 2, 3 and 5 in place (a Stockham stage's operations, so
+// the same values as the self-sorting form it replaced, which kept two buffers; the output digit-reversed,
+// read back in order where it is transposed and summed: float32 phase congruency ~5%, float64 ~12% faster on
+// the Intel Xeon), vectorized across L transforms at once, a register's lanes (8 floats, in registers of 32
+// bytes on AVX2 and AVX-512 alike: 16 floats in 64 ran 5.7 -> 6.8 ms an image with two buffers and 6.0 ->
+// 6.8 in place, so not only for the L1 cache: the transform moves as many bytes a pixel either way, and
+// float64 takes twice float32's time, as a kernel bound by its memory traffic would; doubles 4 in 32 bytes
+// on AVX2, 8 in 64 on AVX-512, whose 32 registers hold the butterflies: float64 18.6-19.1 -> 14.3-14.6 ms
+// an image there, the same values, as each lane is its own transform): each image's columns' transforms,
+// an L x L transpose in registers, its rows' transforms. Sides of another prime factor, or no multiple of
+// L, are refused (0 returned): phase.py then takes PyTorch's FFT. Its values differ from PyTorch's FFT's
+// by rounding (float32 phase congruency as close to the float64 maps as with PyTorch's FFT:
+// tests/test_native.py).
 template <typename T> struct Lanes;
 constexpr int FFT_BYTES_F32 = 32, FFT_BYTES_F64 = VBYTES == 64 ? 64 : 32;  // phase_fft_lanes_* tells Python
 typedef float ff32 __attribute__((vector_size(FFT_BYTES_F32)));
@@ -339,58 +343,74 @@ template <int R, typename T, typename V> static inline void butterfly(const V *a
     }
 }
 
-// One Stockham stage of radix R: x (n_p = R m points, stride s) into y, twiddles w (m (R - 1) pairs).
+// One stage of radix R over blocks transforms of n_p = R m points, in place: in each block the R points
+// p + j m (j < R) through the butterfly, output k back at p + k m times the twiddle w^(p k) (w: m (R - 1)
+// pairs). The operations of a Stockham (self-sorting) stage, operand for operand; only where the results
+// are kept differs, so the transform needs no second buffer (a block of 16 floats' columns: one 30 KB
+// buffer, not two of 61 KB that left the L1 cache) and ends in digit-reversed order (fft_order).
 template <int R, typename T, typename V>
-static void stage(const V *xr, const V *xi, V *yr, V *yi, int64_t m, int64_t s, const T *w)
+static void stage(V *xr, V *xi, int64_t m, int64_t blocks, const T *w)
 {
+    const int64_t np = R * m;
     for (int64_t p = 0; p < m; p++, w += 2 * (R - 1)) {
         T c[R], sn[R];
         for (int k = 1; k < R; k++)
             c[k] = w[2 * (k - 1)], sn[k] = w[2 * (k - 1) + 1];
-        for (int64_t q = 0; q < s; q++) {
+        for (int64_t q = 0; q < blocks; q++) {
             V ar[R], ai[R], br[R], bi[R];
+            V *pr = xr + q * np + p, *pi = xi + q * np + p;
             for (int j = 0; j < R; j++) {
-                ar[j] = xr[q + s * (p + j * m)];
-                ai[j] = xi[q + s * (p + j * m)];
+                ar[j] = pr[j * m];
+                ai[j] = pi[j * m];
             }
             butterfly<R, T, V>(ar, ai, br, bi);
-            V *yrp = yr + q + s * R * p, *yip = yi + q + s * R * p;
-            yrp[0] = br[0];
-            yip[0] = bi[0];
+            pr[0] = br[0];
+            pi[0] = bi[0];
             for (int k = 1; k < R; k++) {
-                yrp[s * k] = br[k] * c[k] - bi[k] * sn[k];
-                yip[s * k] = br[k] * sn[k] + bi[k] * c[k];
+                pr[k * m] = br[k] * c[k] - bi[k] * sn[k];
+                pi[k * m] = br[k] * sn[k] + bi[k] * c[k];
             }
         }
     }
 }
 
-// L transforms of n points at once, (xr, xi) the input, (yr, yi) scratch; returns where the result lies.
-template <typename T, typename V>
-static V *stockham(V *xr, V *xi, V *yr, V *yi, int64_t n, const int *rad, int nr, const T *tw, V **res_im)
+// L transforms of n points at once, in place in (xr, xi); the result in digit-reversed order: frequency f
+// at fft_order()'s place[f].
+template <typename T, typename V> static void fft(V *xr, V *xi, int64_t n, const int *rad, int nr, const T *tw)
 {
-    int64_t np = n, s = 1;
+    int64_t np = n, blocks = 1;
     const T *w = tw;
     for (int st = 0; st < nr; st++) {
         const int r = rad[st];
         const int64_t m = np / r;
         if (r == 4)
-            stage<4, T, V>(xr, xi, yr, yi, m, s, w);
+            stage<4, T, V>(xr, xi, m, blocks, w);
         else if (r == 2)
-            stage<2, T, V>(xr, xi, yr, yi, m, s, w);
+            stage<2, T, V>(xr, xi, m, blocks, w);
         else if (r == 3)
-            stage<3, T, V>(xr, xi, yr, yi, m, s, w);
+            stage<3, T, V>(xr, xi, m, blocks, w);
         else
-            stage<5, T, V>(xr, xi, yr, yi, m, s, w);
+            stage<5, T, V>(xr, xi, m, blocks, w);
         w += 2 * m * (r - 1);
-        V *t = xr;
-        xr = yr, yr = t;
-        t = xi, xi = yi, yi = t;
         np = m;
-        s *= r;
+        blocks *= r;
     }
-    *res_im = xi;
-    return xr;
+}
+
+// Where fft() leaves frequency f of n = rad[0] rad[1] .. points: stage st's output digit k (the digit of f
+// of weight rad[0] .. rad[st - 1]) at k m_st, m_st = n / (rad[0] .. rad[st]).
+static void fft_order(int64_t n, const int *rad, int nr, int32_t *place)
+{
+    for (int64_t f = 0; f < n; f++) {
+        int64_t rest = f, np = n, at = 0;
+        for (int st = 0; st < nr; st++) {
+            const int64_t m = np / rad[st];
+            at += (rest % rad[st]) * m;
+            rest /= rad[st];
+            np = m;
+        }
+        place[f] = int32_t(at);
+    }
 }
 
 // Rows r[0 .. L) of an L x L block, transposed in registers: log2(L) rounds of two-register shuffles,
@@ -423,14 +443,15 @@ template <typename M, int L> struct Transpose {
 // scale_sums() of the pixels of one block of L rows, their scales' transforms er[s], ei[s] (w registers
 // each, a column of L pixels a register); out: the block's place in orientation_fft()'s output (4, n).
 template <typename T, typename V>
-__attribute__((optimize("fp-contract=off"))) static void block_sums(const V *const *er, const V *const *ei, int64_t w,
-                                                                     T eps, int64_t n, T *out)
+__attribute__((optimize("fp-contract=off"))) static void block_sums(const V *const *er, const V *const *ei, const int32_t *place,
+                                                                     int64_t w, T eps, int64_t n, T *out)
 {
     constexpr int L = sizeof(V) / sizeof(T);
     const V veps = V{} + eps;
     for (int64_t x = 0; x < w; x++) {
         V r[4];
-        scale_sums<V>([&](int64_t s, V &e, V &o) { e = er[s][x], o = ei[s][x]; }, veps, r[0], r[1], r[2], r[3]);
+        const int64_t at = place[x];
+        scale_sums<V>([&](int64_t s, V &e, V &o) { e = er[s][at], o = ei[s][at]; }, veps, r[0], r[1], r[2], r[3]);
         for (int k = 0; k < 4; k++)
             __builtin_memcpy(out + k * n + x * L, &r[k], sizeof(V));
     }
@@ -479,13 +500,15 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     Buf<T> twh(2 * h + 2), tww(2 * w + 2);
     twiddles<T>(h, rh, nrh, twh.data());
     twiddles<T>(w, rw, nrw, tww.data());
-    // Registers, aligned (calloc's memory is aligned to 16 bytes): the columns' transforms' two buffers,
-    // then the columns' transforms of every scale, transposed: mid (NS, 2, H / L, W, L); then, for the rows'
-    // transforms, a scratch buffer a scale (blk, (NS, 2, W)).
-    Buf<T> raw((4 * h + 2 * NS * hw / L + 2 * NS * w) * L + L);
+    Buf<int32_t> place_h(h), place_w(w);  // where the transforms leave each frequency
+    fft_order(h, rh, nrh, place_h.data());
+    fft_order(w, rw, nrw, place_w.data());
+    // Registers, aligned (calloc's memory is aligned to 16 bytes): the columns' transforms' buffer, then the
+    // columns' transforms of every scale, transposed: mid (NS, 2, H / L, W, L), where the rows' are made.
+    Buf<T> raw((2 * h + 2 * NS * hw / L) * L + L);
     const uintptr_t start = reinterpret_cast<uintptr_t>(raw.data());
     V *xr = reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
-    V *xi = xr + h, *yr = xi + h, *yi = yr + h, *mid = yi + h, *blk = mid + 2 * NS * hw / L;
+    V *xi = xr + h, *mid = xi + h;
     const T scale = T(1) / T(hw);
     const Transpose<M, L> transpose;
     for (int64_t b = 0; b < nb; b++) {
@@ -504,12 +527,11 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
                     xr[ky] = gv * rv;
                     xi[ky] = gv * iv;
                 }
-                V *ri;
-                const V *rr = stockham<T, V>(xr, xi, yr, yi, h, rh, nrh, twh.data(), &ri);
+                fft<T, V>(xr, xi, h, rh, nrh, twh.data());
                 for (int64_t y0 = 0; y0 < h; y0 += L) {
                     V tr[L], ti[L];
                     for (int l = 0; l < L; l++)
-                        tr[l] = rr[y0 + l], ti[l] = ri[y0 + l];
+                        tr[l] = xr[place_h[y0 + l]], ti[l] = xi[place_h[y0 + l]];
                     transpose(tr);
                     transpose(ti);
                     T *dr = mre + y0 * w + c0 * L, *di = mim + y0 * w + c0 * L;  // [y0 / L][c0 + l][.]
@@ -520,14 +542,14 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
                 }
             }
         for (int64_t y0 = 0; y0 < h; y0 += L) {  // rows y0 .. y0 + L: transforms over the columns
-            const V *er[NS], *ei[NS];  // where each scale's transforms end: its block of mid or its scratch
+            const V *er[NS], *ei[NS];  // each scale's transforms, in place in its block of mid
             for (int64_t s = 0; s < NS; s++) {
                 V *mre = mid + 2 * s * hw / L + y0 * w / L, *mim = mre + hw / L;
-                V *sr = blk + 2 * s * w, *si = sr + w, *ri;
-                er[s] = stockham<T, V>(mre, mim, sr, si, w, rw, nrw, tww.data(), &ri);
-                ei[s] = ri;
+                fft<T, V>(mre, mim, w, rw, nrw, tww.data());
+                er[s] = mre;
+                ei[s] = mim;
             }
-            block_sums<T, V>(er, ei, w, eps, n, out + b * hw + y0 * w);
+            block_sums<T, V>(er, ei, place_w.data(), w, eps, n, out + b * hw + y0 * w);
         }
     }
     return 1;
