@@ -386,7 +386,10 @@ def _per_row(name: str, x: torch.Tensor, out: torch.Tensor | None = None) -> tor
 
 def median(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """MATLAB's ``median`` of each row of ``x`` (rows, n), as :func:`metrics.lineage.phase._median`, by
-    the hand-written kernel: a radix selection a row (into ``out`` where given)."""
+    the hand-written kernel: a radix selection a row (into ``out`` where given), whose counts take rows of
+    fewer than 2^32 values."""
+    if x.shape[-1] >= 2**32:
+        raise ValueError(f"the median kernel counts rows of fewer than 2^32 values, not {x.shape[-1]}")
     return _per_row("phase_median", x, out)
 
 
