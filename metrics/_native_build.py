@@ -86,27 +86,103 @@ UNITS = {
     "fmi_f64_scored_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=2", *FMI_OPT]),
 }
 PROBE = "mef"
-# The units each metric set's scoring of float32 images (bench eval's, bench run's) calls, in the order
-# it first calls them, built ahead of its first batch in that order: the first batch waits less for what it
-# calls first (longest first, MEFB's first batch waited 1.2 s for the histograms, the moments, Q^AB/F and
-# phase congruency). Another unit is built when first called. tests/test_native.py holds each set's calls
-# to its list here, in order.
-AHEAD = {
-    "liu": ("filter_f32", "moment", "fmi_f32", "hist_f32", "qabf_f32"),
-    "vifb": ("hist_f32", "moment", "filter_f32", "qabf_f32", "filter_f64"),
-    "tang": ("hist_f32", "filter_f64", "moment", "qabf_f32", "qabf_f64", "fmi_f32", "fmi_f64_scored_f32"),
-    "mefb": ("hist_f32", "moment", "filter_f32", "qabf_f32", "phase_f32", "filter_f64", "qabf_f64", "fmi_f32"),
-    "cddfuse": ("hist_f32", "moment", "filter_f64", "qabf_f32"),
+# The units each metric calls when bench eval / bench run score float32 images (as they read them), in the
+# order it first calls them, per metric set (lineage) and metric key, each set's metrics in the order the
+# set scores them (metrics/lineage's specs; Liu's in Table 1's order, then its per-source SSIMs). Every
+# lineage metric calls the histograms' unit (its images' checks). tests/test_native.py holds each metric's
+# calls to its entry here, so an entry can neither miss a unit (built then in the first batch, on a fresh
+# machine) nor hold one it does not call (built for nothing: `--lineage cddfuse --metrics SD` built all four
+# of CDDFuse's units, 1.5 s of CPU, for a metric that calls one).
+_H, _M, _Q, _F32, _F64 = "hist_f32", "moment", "qabf_f32", "filter_f32", "filter_f64"
+METRIC_UNITS = {
+    "liu": {
+        "Q_SSIM": (_F32, _M),
+        "Q_FMI": ("fmi_f32",),
+        "Q_NCIE": (_H,),
+        "Q_XY": (_F32, _Q),
+        "Q_P": (_F32, _M),
+        **dict.fromkeys(["Q_SSIM_x1", "Q_SSIM_x2"], (_F32, _M)),
+    },
+    "vifb": {
+        **dict.fromkeys(["Cross_entropy", "Entropy", "Mutinf", "Psnr"], (_H,)),
+        "Avg_gradient": (_H, _M),
+        "Edge_intensity": (_H, _F32, _M),
+        "Qabf": (_H, _Q),
+        **dict.fromkeys(["Variance", "Spatial_frequency", "Rmse"], (_H,)),
+        "Ssim": (_H, _F32, _M),
+        "Qcb": (_H, _F64, _M),
+        "Qcv": (_H, _F32, _M),
+    },
+    "tang": {
+        **dict.fromkeys(["EN", "MI", "PSNR", "MSE", "SF", "SD"], (_H,)),
+        "VIF": (_H, _F64, _M),
+        "AG": (_H, _M),
+        **dict.fromkeys(["CC", "SCD"], (_H,)),
+        **dict.fromkeys(["Qabf", "Nabf"], (_H, _Q)),
+        "SSIM": (_H, _F64, _M),
+        "FMI_pixel": (_H, "qabf_f64", "fmi_f32"),
+        "FMI_dct": (_H, "fmi_f32"),
+        "FMI_w": (_H, _F64, "fmi_f64_scored_f32"),
+        "MS_SSIM": (_H, _F64),
+    },
+    "mefb": {
+        **dict.fromkeys(["Cross_entropy", "Entropy", "NMI", "Psnr", "Qncie", "TE"], (_H,)),
+        "Avg_gradient": (_H, _M),
+        "Edge_intensity": (_H, _F32, _M),
+        "Qabf": (_H, _Q),
+        "Qp": (_H, "phase_f32", _M, _F32),
+        **dict.fromkeys(["SD", "Spatial_frequency"], (_H,)),
+        "Qc": (_H, _F64, _M),
+        "Qw": (_H, _F32, _M),
+        "Qy": (_H, _F64, _M),
+        "MEF_SSIM": (_H, _F64),
+        "Qcb": (_H, _F64, _M),
+        "Qcv": (_H, _F32, _M),
+        "FMI": (_H, "qabf_f64", "fmi_f32"),
+        "VIF": (_H, _F64, _M),
+    },
+    "cddfuse": {
+        **dict.fromkeys(["EN", "SD", "SF"], (_H,)),
+        "AG": (_H, _M),
+        **dict.fromkeys(["MI", "MSE", "CC", "PSNR", "SCD"], (_H,)),
+        "VIFF": (_H, _F64, _M),
+        "Qabf": (_H, _Q),
+        "SSIM": (_H, _M),
+    },
 }
 
 
+def _in_order(units) -> list[str]:
+    return list(dict.fromkeys(units))
+
+
+# The units each whole metric set calls, in the order it first calls them, built ahead of its first batch
+# in that order: the first batch waits less for what it calls first (longest first, MEFB's first batch
+# waited 1.2 s for the histograms, the moments, Q^AB/F and phase congruency).
+AHEAD = {lin: tuple(_in_order(u for units in table.values() for u in units)) for lin, table in METRIC_UNITS.items()}
+
+
 def units_for(sets: list[str] | None) -> list[str]:
-    """The units to build ahead for metric sets ``sets`` (lineage names; None or ``all``: every unit),
-    the probe first, then each set's in the order it calls them; every unit in :data:`UNITS`' order
-    (the longest first) for None or an unknown name."""
-    if not sets or any(s not in AHEAD for s in sets):
+    """The units to build ahead for what a command scores, the probe first, then in the order it calls
+    them: ``sets`` names metric sets (lineages: each one's :data:`AHEAD`) or metrics (``lineage:key``,
+    case aside, Liu's also without its ``Q_``: that metric's :data:`METRIC_UNITS`; a key its lineage
+    does not have adds nothing, as the command then stops at the name). None, ``all`` or an unknown
+    lineage: every unit, in :data:`UNITS`' order (the longest first)."""
+    if not sets or any(s.partition(":")[0].strip().lower() not in METRIC_UNITS for s in sets):
         return list(UNITS)
-    return list(dict.fromkeys([PROBE, *(u for s in sets for u in AHEAD[s])]))
+    picked = []
+    for s in sets:
+        lin, _, key = (x.strip() for x in s.partition(":"))
+        table = METRIC_UNITS[lin.lower()]
+        if not key:
+            picked += AHEAD[lin.lower()]
+            continue
+        keys = {k.lower(): k for k in table}
+        for name in (key.lower(), "q_" + key.lower()) if lin.lower() == "liu" else (key.lower(),):
+            if name in keys:
+                picked += table[keys[name]]
+                break
+    return _in_order([PROBE, *picked])
 
 
 def _compile_unit(cxx: str, name: str, lib: Path) -> None:

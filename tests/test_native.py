@@ -282,11 +282,31 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
     started = []  # what bench eval builds ahead: the units of what it scores (Liu's five by default)
     monkeypatch.setattr(cli, "start_kernel_build", lambda sets: started.append(sets))
     bad = ["eval", "--x1", str(tmp_path / "none"), "--x2", "x", "--fused", "x"]
-    for extra in ([], ["--lineage", "vifb, tang"], ["--lineage", "mefb,all"], ["--metrics", "Q_MI,cddfuse:VIF"]):
+    for extra in (
+        [],
+        ["--lineage", "vifb, tang"],
+        ["--lineage", "mefb,all"],
+        ["--metrics", "Q_FMI,cddfuse:VIF"],  # what --metrics names, not the whole of its sets
+        ["--lineage", "cddfuse", "--metrics", "SD"],
+        ["--lineage", "tang,vifb", "--metrics", "Qabf,Q_XY"],
+        ["--lineage", "tang", "--metrics", "all"],
+    ):
         assert cli.main(bad + extra) == 2
-    assert started == [["liu"], ["tang", "vifb"], None, ["cddfuse"]]
+    assert started == [
+        ["liu"],
+        ["tang", "vifb"],
+        None,
+        ["liu:Q_FMI", "cddfuse:VIF"],
+        ["cddfuse:SD"],
+        ["tang:Qabf", "vifb:Qabf", "liu:Q_XY"],
+        ["tang"],
+    ]
     assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "moment", "fmi_f32", "hist_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
+    assert _native_build.units_for(["cddfuse:SD"]) == ["mef", "hist_f32"]  # SD's unit, not CDDFuse's four
+    xy_dct = ["mef", "filter_f32", "qabf_f32", "hist_f32", "fmi_f32"]
+    assert _native_build.units_for(["liu:xy", "Tang:fmi_dct"]) == xy_dct  # Liu's without Q_, case aside
+    assert _native_build.units_for(["tang:nonesuch"]) == ["mef"]  # the command stops at the name
 
 
 def test_no_compiler_means_the_pytorch_kernel_with_one_warning(monkeypatch, tmp_path):
@@ -337,6 +357,26 @@ def test_each_metric_set_calls_the_units_built_ahead_for_it(monkeypatch, tmp_pat
     metrics.score(f, a, b, lineages=None if metric_set == "liu" else metric_set, notes=[])
     assert _native.library().units() == [_native_build.PROBE, *_native_build.AHEAD[metric_set]]
     assert _native_build.units_for([metric_set]) == _native.library().units()
+
+
+@pytest.mark.parametrize("metric_set", sorted(_native_build.METRIC_UNITS))
+def test_each_metric_calls_the_units_built_ahead_for_it(monkeypatch, native_kernel, metric_set):
+    """A command that scores some metrics (--metrics) builds ahead the units _native_build.METRIC_UNITS
+    lists for them: each metric scored alone on float32 images calls exactly those (and the probe), in
+    the entry's order; the set's entries are its metrics in the order it scores them, so the set's own
+    list (AHEAD, made of them) is the set's calls, as the test above holds."""
+    from metrics.registry import METRICS
+
+    a, b, f = (x.float() / 255 for x in _images(n=2, size=48))
+    names = [k for k in METRICS if METRICS[k].lineage == metric_set]
+    table = _native_build.METRIC_UNITS[metric_set]
+    assert [METRICS[k].key or k for k in names] == list(table)
+    for name in names:
+        monkeypatch.setattr(_native, "_LIB", [])  # a fresh process: the units load as they are called
+        metrics.score(f, a, b, metrics=[name], lineages=None if metric_set == "liu" else metric_set, notes=[])
+        key = METRICS[name].key or name
+        assert _native.library().units() == [_native_build.PROBE, *table[key]], name
+        assert _native_build.units_for([f"{metric_set}:{key}"]) == _native.library().units(), name
 
 
 def test_a_failed_build_leaves_no_library_behind(monkeypatch, tmp_path, native_kernel):

@@ -460,13 +460,26 @@ def empty_option(argv: list[str]) -> str | None:
 
 
 def kernel_sets(args) -> list[str] | None:
-    """The metric sets an eval or run scores, for the kernels' build ahead: its ``--lineage`` names and
-    the lineages its ``--metrics`` name (``tang:SSIM``), else Liu's (the Table 1 five); None for all."""
-    names = [x.strip() for x in (getattr(args, "lineage", None) or "").split(",") if x.strip()]
-    names += [m.split(":")[0].strip() for m in (getattr(args, "metrics", None) or "").split(",") if ":" in m]
-    if "all" in names:
+    """What an eval or run scores, for the kernels' build ahead (:func:`metrics._native_build.units_for`):
+    its ``--lineage`` names, or, where ``--metrics`` names metrics, those (``lineage:key``: a prefixed
+    name as given; a bare one in each lineage given, and Liu's where ``liu`` is given, none is, or the
+    name is Liu's own ``Q_...``), else Liu's (the Table 1 five); None for all. A name no lineage has
+    builds nothing ahead: the command stops at it."""
+    lineages = [x.strip().lower() for x in (getattr(args, "lineage", None) or "").split(",") if x.strip()]
+    if "all" in lineages:
         return None
-    return sorted(set(names)) or ["liu"]
+    names = [m.strip() for m in (getattr(args, "metrics", None) or "").split(",") if m.strip()]
+    if not names or [n.lower() for n in names] == ["all"]:
+        return sorted(set(lineages)) or ["liu"]
+    picked = []
+    for n in names:
+        if ":" in n:
+            picked.append(n)
+        elif n.lower().startswith("q_"):
+            picked.append(f"liu:{n}")
+        else:
+            picked += [f"{lin}:{n}" for lin in (lineages or ["liu"])]
+    return picked
 
 
 def start_kernel_build(sets: list[str] | None = None) -> subprocess.Popen | None:
