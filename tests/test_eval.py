@@ -1,5 +1,6 @@
 """bench eval: score fused images from any software (PNG, 16-bit PNG, TIFF, NumPy, NIfTI), bad folders."""
 
+import logging
 import os
 import sys
 import threading
@@ -530,6 +531,67 @@ def test_bad_input_found_by_a_worker_is_one_line_and_no_result(tmp_path, triples
     assert seen == [2] and len(err) == 1, err
     assert err[0].startswith(f"bench: error: {fused / 's0.npy'}: ") and "expected [0, 1]" in err[0]
     assert not out.exists() or not [x for x in out.iterdir() if not x.name.startswith(".")]
+
+
+def test_the_last_batches_go_out_in_pieces_with_the_whole_batches_scores(
+    tmp_path, triples, monkeypatch, capsys, caplog
+):
+    """Side by side, the last 2 N groups of batches (here all: two groups, each f's and g's batch of the
+    same five sources) are scored in pieces of at most four triples, cut as the lineage metrics cut a
+    batch (2 and 3 of five), both processes taking pieces; each batch's scores and NaN notes are put
+    together again, cached once and whole (a rerun reuses every batch, with the same scores), and equal
+    one process's scoring of whole batches bit for bit, every lineage's column (Liu's five score a batch
+    of five at once there), with the same NaN lines (s0 and s4, F equal to a source, in two pieces of
+    one batch: one line)."""
+    import benchmark.running.evaluate as ev
+    from benchmark.running import pool
+
+    x1, x2 = triples
+    stems = [f"s{i}" for i in range(10)]
+    xs1, xs2 = [x1[i % 3] for i in range(10)], [x2[i % 3] for i in range(10)]
+    fs = [(i + 1) / 11 * p + (10 - i) / 11 * q for i, (p, q) in enumerate(zip(xs1, xs2))]
+    fs[0], fs[4] = xs2[0], xs1[4]  # F equal to a source: SCD's 0 / 0
+    for d, xs in (("a", xs1), ("b", xs2), ("f", fs), ("g", [np.maximum(p, q) for p, q in zip(xs1, xs2)])):
+        _write(tmp_path / d, stems, xs, "png8")
+    monkeypatch.setattr(pool, "AUTO_MIN_TRIPLES", 10)
+    monkeypatch.delenv("FUSIONBENCH_EVAL_WORKERS", raising=False)
+    monkeypatch.setattr(pool.os, "sched_getaffinity", lambda _: {0, 1})  # two cores: one worker
+    monkeypatch.setattr(ev, "evaluate_folders", _with_batch(ev.evaluate_folders, 5))
+    cut, here, put = [], [], []
+    real_pieces, real_group, real_put = ev._pieces, ev._score_group, ev.BatchCache.put
+    monkeypatch.setattr(ev, "_pieces", lambda g, t: cut.append(real_pieces(g, t)) or cut[-1])
+    monkeypatch.setattr(ev, "_score_group", lambda ts: here.append([(t[0], list(t[1])) for t in ts]) or real_group(ts))
+    monkeypatch.setattr(ev.BatchCache, "put", lambda self, i, r: put.append(i) or real_put(self, i, r))
+    src = ["--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", f"f={tmp_path / 'f'}"]
+    src += ["--fused", f"g={tmp_path / 'g'}", "--lineage", "all"]
+
+    def run(name, *extra):
+        capsys.readouterr()
+        with caplog.at_level(logging.WARNING, logger="fusionbench.metrics"):
+            caplog.clear()
+            assert main(["eval", *src, "--out", str(tmp_path / name), *extra]) == 0
+            lines = sorted(r.getMessage() for r in caplog.records if " is NaN " in r.getMessage())
+        return (tmp_path / name / "scores.csv").read_text(), lines, capsys.readouterr().err
+
+    first = run("two")
+    pieces = [[(t[0], list(t[1])) for _, t in piece] for group in cut for piece in group]
+    halves = [["s0", "s1"], ["s2", "s3", "s4"], ["s5", "s6"], ["s7", "s8", "s9"]]
+    assert pieces == [[("f", h), ("g", h)] for h in halves]
+    assert here and all(x in pieces for x in here) and len(here) < len(pieces)  # this process scored some
+    assert sorted(put) == [0, 1, 2, 3]  # each batch cached once, when its last piece is in
+    cut.clear(), here.clear(), put.clear()
+    rerun = run("two")
+    assert "reusing 4 of 4 batches" in rerun[2] and cut == put == []
+    one = run("one", "--workers", "1")
+    assert here == [] and sorted(put) == [0, 1, 2, 3]  # one process: whole batches, not side by side
+    assert rerun[:2] == first[:2] == one[:2]
+    assert [x for x in one[1] if "SCD" in x] == [
+        f"{lin}:SCD is NaN for 2 image(s) ['s0', 's4'] of fused folder f: F minus a source is constant (e.g. F "
+        "equals it): 0/0 in the correlation"
+        for lin in ("cddfuse", "tang")
+    ]
+    table = pd.read_csv(tmp_path / "one" / "scores.csv")
+    assert table.shape == (20, 2 + 69)  # every lineage's 69 columns
 
 
 def test_auto_workers_go_side_by_side_even_when_the_metrics_compile(tmp_path, triples, monkeypatch, torch_kernels):
