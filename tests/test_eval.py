@@ -789,6 +789,39 @@ def _with_batch(fn, batch):
     return lambda *a, **k: fn(*a, **{**k, "batch": batch})
 
 
+def test_each_source_is_decoded_once_for_every_fused_folder(tmp_path, monkeypatch):
+    """Fused folders scored batch by batch together decode each source file once for all of them, in the
+    whole slices' pass and in the tumour boxes' (a second pass: twice in all, against four times with two
+    folders), with each folder's scores those it gets scored alone."""
+    from PIL import Image
+
+    import benchmark.running.evaluate as ev
+    from benchmark.data.phantom import make_split
+
+    x1, x2, lab = make_split(5, "val", 4)
+    q = lambda x: np.round(x * 255).astype(np.uint8)  # noqa: E731
+    for d, arrs in (("a", q(x1)), ("b", q(x2)), ("f", q((x1 + x2) / 2)), ("g", q(np.maximum(x1, x2)))):
+        (tmp_path / d).mkdir()
+        for i, arr in enumerate(arrs):
+            Image.fromarray(arr).save(tmp_path / d / f"s{i}.png")
+    (tmp_path / "l").mkdir()
+    for i, arr in enumerate(lab.astype(np.uint8)):
+        Image.fromarray(arr).save(tmp_path / "l" / f"s{i}.png")
+    reads = []
+    real = ev.read_image
+    monkeypatch.setattr(ev, "read_image", lambda p, colour=False: reads.append(p) or real(p, colour=colour))
+    src = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--labels", str(tmp_path / "l")]
+    src += ["--lineage", "cddfuse", "--metrics", "EN,SSIM", "--workers", "1"]
+    assert main([*src, "--fused", f"f={tmp_path / 'f'}", f"g={tmp_path / 'g'}", "--out", str(tmp_path / "o")]) == 0
+    per_file = {(os.path.basename(os.path.dirname(p)), os.path.basename(p)): reads.count(p) for p in reads}
+    assert len(per_file) == 16 and set(per_file.values()) == {2}, per_file  # a, b, f, g: slices, then boxes
+    both = pd.read_csv(tmp_path / "o" / "scores.csv")
+    for m in ("f", "g"):
+        assert main([*src, "--fused", f"{m}={tmp_path / m}", "--out", str(tmp_path / f"alone_{m}")]) == 0
+        alone = pd.read_csv(tmp_path / f"alone_{m}" / "scores.csv")
+        pd.testing.assert_frame_equal(both[both.model == m].reset_index(drop=True), alone)
+
+
 def test_eval_with_labels_scores_each_tumour_box_as_bench_run_does(tmp_path, capsys, monkeypatch):
     """``--labels``: every triple is also scored inside its tumour's box, the box bench run uses
     (labels > 0 dilated by 5 px, a square of at least 48 px); a slice without labels gets no
