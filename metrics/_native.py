@@ -5,7 +5,9 @@ FFTs before them (``metrics/phase_kernel.cpp``, MEFB's Qp), separable filtering
 (``metrics/mef_kernel.cpp``), Q^AB/F with Tang's N^AB/F, Liu's Q_XY and MATLAB's Sobel edge map
 (``metrics/qabf_kernel.cpp``), histograms and the entropy of joint histograms (``metrics/hist_kernel.cpp``,
 the lineages' and Liu's Q_NCIE) and VIF's and SSIM's per-pixel steps after their moments, Liu's Q_SSIM and
-Q_P maps and CDDFuse's (skimage's) SSIM whole (``metrics/moment_kernel.cpp``), a library a unit.
+Q_P maps and CDDFuse's (skimage's) SSIM whole (``metrics/moment_kernel.cpp``), a library a unit; and one
+that no metric calls, the unfiltering of 8-bit PNGs' scanlines for ``bench eval``'s reader
+(``metrics/png_kernel.cpp``, :mod:`benchmark.data.png`).
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics
 (~400 million windows for Tang's set on 1,153 triples). PyTorch's kernel, compiled by inductor,
@@ -91,6 +93,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
     typed("hist", both("normalize1"), [_P] + [_I] * 3 + [_P])
     typed("hist", both("integer_valued"), [_P] + [_I] * 3 + [_P])
+    add("png", "png_unfilter", [_P, _I, _I, _I, _P], _I)
     add("mef", "mef_desired_f64", [_P, _P] + [_I] * 3 + [_P])
     add("mef", "mef_score_f64", [_P, _P] + [_I] * 3 + [_D, _P])
     add("moment", both("vif_reference"), [_P, _I] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)

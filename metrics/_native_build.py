@@ -69,6 +69,7 @@ def _compiler() -> str | None:
 FMI_OPT = ["-O2", "-fpeel-loops"]
 UNITS = {
     "mef": (_HERE / "mef_kernel.cpp", []),  # the smallest (0.1 s): the probe of whether this machine builds them
+    "png": (_HERE / "png_kernel.cpp", []),  # bench eval's reading of 8-bit PNGs (benchmark/data/png.py), no metric's
     # the longest first (a build of all units goes in this order, the builds side by side); where a metric
     # set calls one type of a source's kernels, that type alone (-DFUSIONBENCH_TYPE, simd.h: each type
     # about half the source's time)
@@ -162,15 +163,23 @@ def _in_order(units) -> list[str]:
 AHEAD = {lin: tuple(_in_order(u for units in table.values() for u in units)) for lin, table in METRIC_UNITS.items()}
 
 
+# Units that no metric calls: bench eval's reading of 8-bit PNGs (benchmark/data/png.py), named as such
+# among the sets (bench eval adds it: its first batch reads before it scores).
+READ_UNITS = ("png",)
+
+
 def units_for(sets: list[str] | None) -> list[str]:
     """The units to build ahead for what a command scores, the probe first, then in the order it calls
     them: ``sets`` names metric sets (lineages: each one's :data:`AHEAD`) or metrics (``lineage:key``,
     case aside, Liu's also without its ``Q_``: that metric's :data:`METRIC_UNITS`; a key its lineage
-    does not have adds nothing, as the command then stops at the name). None, ``all`` or an unknown
-    lineage: every unit, in :data:`UNITS`' order (the longest first)."""
-    if not sets or any(s.partition(":")[0].strip().lower() not in METRIC_UNITS for s in sets):
+    does not have adds nothing, as the command then stops at the name), and the :data:`READ_UNITS` the
+    command reads with (right after the probe). None, ``all`` or an unknown lineage: every unit, in
+    :data:`UNITS`' order (the longest first)."""
+    readers = [s for s in sets or [] if s in READ_UNITS]
+    sets = [s for s in sets or [] if s not in READ_UNITS] if readers else sets
+    if not readers and not sets or any(s.partition(":")[0].strip().lower() not in METRIC_UNITS for s in sets):
         return list(UNITS)
-    picked = []
+    picked = list(readers)
     for s in sets:
         lin, _, key = (x.strip() for x in s.partition(":"))
         table = METRIC_UNITS[lin.lower()]

@@ -292,18 +292,21 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
         ["--lineage", "tang", "--metrics", "all"],
     ):
         assert cli.main(bad + extra) == 2
-    assert started == [
-        ["liu"],
-        ["tang", "vifb"],
+    assert started == [  # and the PNG reader's unit (bench eval reads before it scores)
+        ["liu", "png"],
+        ["tang", "vifb", "png"],
         None,
-        ["liu:Q_FMI", "cddfuse:VIF"],
-        ["cddfuse:SD"],
-        ["tang:Qabf", "vifb:Qabf", "liu:Q_XY"],
-        ["tang"],
+        ["liu:Q_FMI", "cddfuse:VIF", "png"],
+        ["cddfuse:SD", "png"],
+        ["tang:Qabf", "vifb:Qabf", "liu:Q_XY", "png"],
+        ["tang", "png"],
     ]
     assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "moment", "fmi_f32", "hist_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
     assert _native_build.units_for(["cddfuse:SD"]) == ["mef", "hist_f32"]  # SD's unit, not CDDFuse's four
+    assert _native_build.units_for(["cddfuse:SD", "png"]) == ["mef", "png", "hist_f32"]  # the reader's, next to read
+    assert _native_build.units_for(["png"]) == ["mef", "png"]
+    assert "png" in _native_build.units_for(None)
     xy_dct = ["mef", "filter_f32", "qabf_f32", "hist_f32", "fmi_f32"]
     assert _native_build.units_for(["liu:xy", "Tang:fmi_dct"]) == xy_dct  # Liu's without Q_, case aside
     assert _native_build.units_for(["tang:nonesuch"]) == ["mef"]  # the command stops at the name

@@ -550,7 +550,8 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.cmd in ("eval", "run"):  # both score on the kernels: built while the command imports torch
-        start_kernel_build(kernel_sets(args))
+        sets = kernel_sets(args)
+        start_kernel_build(sets + ["png"] if sets is not None and args.cmd == "eval" else sets)  # eval reads PNGs
     from benchmark.allocator import keep_freed_memory
 
     keep_freed_memory()  # freed tensors stay with the process: no page faults per batch (allocator.py)
