@@ -86,7 +86,7 @@ def test_every_filter_type_gives_pillows_samples(tmp_path, colour, shape):
 def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
     """PNGs as Pillow writes them (its adaptive filter per row, every compression level): read_image gives
     the same values bit for bit with the reader as with Pillow (FUSIONBENCH_NATIVE=0: Pillow alone), grey,
-    RGB (kept as colour) and RGBA."""
+    RGB (kept as colour), RGBA and grey with alpha (its grey)."""
     from benchmark.data.phantom import make_split
 
     x1, x2, _ = make_split(3, "val", 2)
@@ -95,7 +95,7 @@ def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 200, np.uint8)], axis=-1)
     files = []
     for level in (0, 1, 6, 9):
-        for name, a in (("grey", grey[1]), ("rgb", rgb), ("rgba", rgba)):
+        for name, a in (("grey", grey[1]), ("rgb", rgb), ("rgba", rgba), ("la", rgba[..., 1:3].copy())):
             files.append(tmp_path / f"{name}{level}.png")
             Image.fromarray(a).save(files[-1], compress_level=level)
     for f in files:
@@ -109,8 +109,9 @@ def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
 
 
 def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
-    """16-bit, palette and interlaced PNGs, a PLTE in a grey image, IDAT chunks apart, an unknown critical
-    chunk, a bad CRC, a truncated file, data past the zlib stream, a short stream and a filter type past 4:
+    """16-bit, 1-bit, palette and interlaced PNGs, a PLTE in a grey image, no IDAT, IDAT chunks apart, an
+    unknown critical chunk, bad CRCs, no IEND, a truncated file, data past the zlib stream, a short stream and
+    a filter type past 4:
     the reader returns None, so Pillow decodes each: read_image gives what it gave with Pillow alone, the same
     values or the same one-line error naming the file."""
     rng = np.random.default_rng(5)
@@ -124,6 +125,10 @@ def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
     bad_type[0] = 5
     cases = {
         "sixteen": _png(np.zeros((2, 2, 2), np.uint8), [0, 0], 0, depth=16),  # 2x2 16-bit grey: 4 bytes a row
+        "one_bit": _png(np.array([[128], [0], [128]], np.uint8), [0, 0, 0], 0, depth=1),  # a byte a row, as 8-bit
+        "no_idat": good[: good.index(b"IDAT") - 4] + _chunk(b"IEND", b""),
+        "no_iend": good[: -len(_chunk(b"IEND", b""))],
+        "bad_idat_crc": good[:-13] + bytes([good[-13] ^ 1]) + good[-12:],  # the last byte of IDAT's CRC
         "interlaced": _png(grey, types, 0, interlace=1),
         "plte_in_grey": _png(grey, types, 0, extra=((b"PLTE", bytes(6)),)),
         "idat_apart": idat_apart,
@@ -170,3 +175,25 @@ def test_the_kernel_refuses_a_pixel_size_it_has_no_loop_for():
     assert fn(src.ctypes.data, 2, 10, 4, out.ctypes.data) == -1
     assert (out == 7).all()
     assert fn(src.ctypes.data, 2, 12, 4, out.ctypes.data) == 0 and (out == 0).all()
+
+
+def test_a_reader_unit_that_cannot_be_built_leaves_the_files_to_pillow(tmp_path, monkeypatch):
+    """Where the PNG reader's unit alone fails to build (a compiler error in it), Pillow reads every PNG, the
+    same values, and the build is not tried again for every file."""
+    from metrics import _native
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8)).save(path)
+    tries = []
+
+    class Broken:
+        def __getattr__(self, name):
+            tries.append(name)
+            raise OSError("g++ could not build metrics/png_kernel.cpp (png): error")
+
+    monkeypatch.setattr(_native, "library", lambda: Broken())
+    monkeypatch.setattr(png, "_FAILED", [])
+    for _ in range(3):
+        assert png.decode(str(path)) is None
+        assert np.array_equal(read_image(str(path)) * 255, np.arange(48, dtype=np.float32).reshape(6, 8))
+    assert tries == ["png_unfilter"] and "png_kernel.cpp" in png._FAILED[0]
