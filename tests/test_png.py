@@ -109,10 +109,10 @@ def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
 
 
 def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
-    """16-bit, 1-bit, palette and interlaced PNGs, a PLTE in a grey image, no IDAT, IDAT chunks apart, an
-    unknown critical chunk, bad CRCs, no IEND, a truncated file, data past the zlib stream, a short stream and
-    a filter type past 4:
-    the reader returns None, so Pillow decodes each: read_image gives what it gave with Pillow alone, the same
+    """16-bit, 1-bit, palette and interlaced PNGs, more pixels than Pillow's decompression-bomb limit, a
+    PLTE in a grey image, no IDAT, IDAT chunks apart, an unknown critical chunk, bad CRCs, no IEND, a
+    truncated file, data past the zlib stream, a short and a long stream and a filter type past 4: the
+    reader returns None, so Pillow decodes each: read_image gives what it gave with Pillow alone, the same
     values or the same one-line error naming the file."""
     rng = np.random.default_rng(5)
     grey = rng.integers(0, 256, (6, 9), dtype=np.uint8)
@@ -137,11 +137,13 @@ def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
         "truncated": good[: len(good) // 2],
         "past_stream": _png(grey, types, 0, stream=stream + b"xx"),
         "short_stream": _png(grey, types, 0, stream=zlib.compress(_filtered(grey, types)[:-3])),
+        "long_stream": _png(grey, types, 0, stream=zlib.compress(_filtered(grey, types) + bytes(10))),
         "bad_filter": _png(grey, types, 0, stream=zlib.compress(bytes(bad_type))),
         "not_png": b"GIF89a" + good[6:],
     }
+    unfilter = png._kernel()
     for name, data in cases.items():
-        assert png.decode_bytes(data, png._kernel()) is None, name
+        assert png.decode_bytes(data, unfilter) is None, name
         (tmp_path / f"{name}.png").write_bytes(data)
     p = tmp_path / "pal.png"
     Image.fromarray(grey).convert("P").save(p)
@@ -162,6 +164,11 @@ def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
         assert type(ours[name]) is type(want), name
         assert ours[name] == want if isinstance(want, str) else np.array_equal(ours[name], want), name
     assert "truncated.png: unreadable" in ours["truncated"]
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # Pillow's decompression-bomb limit, below 6 x 9
+    assert png.decode_bytes(good, unfilter) is None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 54)
+    assert np.array_equal(png.decode_bytes(good, unfilter), grey)
 
 
 def test_the_kernel_refuses_a_pixel_size_it_has_no_loop_for():

@@ -43,13 +43,18 @@ def decode_bytes(data: bytes, unfilter) -> np.ndarray | None:
     if parsed is None:
         return None
     width, height, channels, idat = parsed
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        return None  # Pillow's decompression-bomb warning or refusal, as before
     row_bytes = width * channels
+    size = height * (row_bytes + 1)
     inflate = zlib.decompressobj()
     try:
-        raw = inflate.decompress(idat)
+        raw = inflate.decompress(idat, size + 1)  # never more than the image holds, whatever the stream says
     except zlib.error:
         return None
-    if not inflate.eof or inflate.unused_data or len(raw) != height * (row_bytes + 1):
+    if not inflate.eof or inflate.unused_data or len(raw) != size:  # size + 1: a longer stream
         return None
     out = np.empty((height, width, channels) if channels > 1 else (height, width), np.uint8)
     src = np.frombuffer(raw, np.uint8)
