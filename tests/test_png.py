@@ -100,7 +100,9 @@ def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
             Image.fromarray(a).save(files[-1], compress_level=level)
     for f in files:
         assert png.decode(str(f)) is not None, f.name  # taken by the reader
-    ours = [read_image(str(f), colour=True) for f in files]
+    with monkeypatch.context() as m:  # read without Pillow
+        m.setattr(Image, "open", lambda *a, **k: pytest.fail("Pillow opened a PNG the reader takes"))
+        ours = [read_image(str(f), colour=True) for f in files]
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
     assert png.decode(str(files[0])) is None  # kernels off: Pillow
     for f, a in zip(files, ours):
@@ -164,6 +166,25 @@ def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
         assert type(ours[name]) is type(want), name
         assert ours[name] == want if isinstance(want, str) else np.array_equal(ours[name], want), name
     assert "truncated.png: unreadable" in ours["truncated"]
+
+    from benchmark.data import imageio
+
+    def probed(name):
+        try:
+            return imageio.probe_image(str(tmp_path / f"{name}.png"))
+        except ValueError as e:
+            return str(e)
+
+    names = [*cases, "pal", "ok"]
+    sizes = {name: probed(name) for name in names}  # bench eval's check of every source, before it scores
+    assert sizes["ok"] == (6, 9) and "truncated.png: unreadable" in sizes["truncated"]
+    took = [name for name in names if png.probe(str(tmp_path / f"{name}.png")) is not None]
+    assert took == ["past_stream", "short_stream", "long_stream", "bad_filter", "ok"]  # chunks fine; the rest: Pillow
+    with monkeypatch.context() as m:  # the files it takes are probed without Pillow
+        m.setattr(Image, "open", lambda *a, **k: pytest.fail("Pillow opened a PNG the reader takes"))
+        assert [imageio.probe_image(str(tmp_path / f"{name}.png")) for name in took] == [(6, 9)] * len(took)
+    monkeypatch.setattr(imageio, "_png_size", lambda path: None)  # Pillow's probe alone, as before
+    assert {name: probed(name) for name in names} == sizes
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # Pillow's decompression-bomb limit, below 6 x 9
     assert png.decode_bytes(good, unfilter) is None
