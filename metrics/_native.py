@@ -6,7 +6,7 @@ FFTs before them (``metrics/phase_kernel.cpp``, MEFB's Qp), separable filtering
 (``metrics/qabf_kernel.cpp``), histograms and the entropy of joint histograms (``metrics/hist_kernel.cpp``,
 the lineages' and Liu's Q_NCIE) and VIF's and SSIM's per-pixel steps after their moments, Liu's Q_SSIM and
 Q_P maps and CDDFuse's (skimage's) SSIM whole (``metrics/moment_kernel.cpp``), a library a unit; and one
-that no metric calls, the unfiltering of 8-bit PNGs' scanlines for ``bench eval``'s reader
+that no metric calls, the unfiltering of PNGs' scanlines for ``bench eval``'s reader
 (``metrics/png_kernel.cpp``, :mod:`benchmark.data.png`).
 
 Why: the FMI windows are the costliest step of Liu's Q_FMI and of Tang's three Fast-FMI metrics

@@ -69,7 +69,7 @@ def _compiler() -> str | None:
 FMI_OPT = ["-O2", "-fpeel-loops"]
 UNITS = {
     "mef": (_HERE / "mef_kernel.cpp", []),  # the smallest (0.1 s): the probe of whether this machine builds them
-    "png": (_HERE / "png_kernel.cpp", []),  # bench eval's reading of 8-bit PNGs (benchmark/data/png.py), no metric's
+    "png": (_HERE / "png_kernel.cpp", []),  # bench eval's reading of PNGs (benchmark/data/png.py), no metric's
     # the longest first (a build of all units goes in this order, the builds side by side); where a metric
     # set calls one type of a source's kernels, that type alone (-DFUSIONBENCH_TYPE, simd.h: each type
     # about half the source's time)
@@ -163,7 +163,7 @@ def _in_order(units) -> list[str]:
 AHEAD = {lin: tuple(_in_order(u for units in table.values() for u in units)) for lin, table in METRIC_UNITS.items()}
 
 
-# Units that no metric calls: bench eval's reading of 8-bit PNGs (benchmark/data/png.py), named as such
+# Units that no metric calls: bench eval's reading of PNGs (benchmark/data/png.py), named as such
 # among the sets (bench eval adds it: its first batch reads before it scores).
 READ_UNITS = ("png",)
 

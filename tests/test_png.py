@@ -83,10 +83,31 @@ def test_every_filter_type_gives_pillows_samples(tmp_path, colour, shape):
             assert np.array_equal(got, image) and np.array_equal(got, _pillow(path)), (start, pieces)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (5, 240)])
+def test_sixteen_bit_grey_gives_the_samples_written(tmp_path, shape, monkeypatch):
+    """16-bit grey PNGs, big-endian samples filtered two bytes a pixel with every type in every row
+    position: the reader gives the uint16 samples written, and read_image the same values as with Pillow
+    and scikit-image alone (FUSIONBENCH_NATIVE=0), which read such files before it."""
+    rng = np.random.default_rng(shape[1])
+    image = rng.integers(0, 65536, shape, dtype=np.uint16)
+    image[shape[0] // 2 :] = np.minimum(image[shape[0] // 2 :], 300)  # high bytes 0 and 1: Paeth's ties
+    as_bytes = image.astype(">u2").view(np.uint8).reshape(shape[0], shape[1], 2)
+    paths = []
+    for start in range(5):
+        paths.append(tmp_path / f"g16_{start}.png")
+        paths[-1].write_bytes(_png(as_bytes, [(start + r) % 5 for r in range(shape[0])], 0, depth=16))
+        got = png.decode(str(paths[-1]))
+        assert got.dtype == np.uint16 and np.array_equal(got, image), start
+    ours = [read_image(str(p)) for p in paths]
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    for p, a in zip(paths, ours):
+        assert np.array_equal(a, read_image(str(p))) and a.dtype == np.float32, p.name
+
+
 def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
     """PNGs as Pillow writes them (its adaptive filter per row, every compression level): read_image gives
     the same values bit for bit with the reader as with Pillow (FUSIONBENCH_NATIVE=0: Pillow alone), grey,
-    RGB (kept as colour), RGBA and grey with alpha (its grey)."""
+    RGB (kept as colour), RGBA, grey with alpha (its grey) and 16-bit grey."""
     from benchmark.data.phantom import make_split
 
     x1, x2, _ = make_split(3, "val", 2)
@@ -95,7 +116,13 @@ def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 200, np.uint8)], axis=-1)
     files = []
     for level in (0, 1, 6, 9):
-        for name, a in (("grey", grey[1]), ("rgb", rgb), ("rgba", rgba), ("la", rgba[..., 1:3].copy())):
+        for name, a in (
+            ("grey", grey[1]),
+            ("rgb", rgb),
+            ("rgba", rgba),
+            ("la", rgba[..., 1:3].copy()),
+            ("grey16", (x2[1] * 65535).round().astype(np.uint16)),  # Pillow writes it as I;16
+        ):
             files.append(tmp_path / f"{name}{level}.png")
             Image.fromarray(a).save(files[-1], compress_level=level)
     for f in files:
@@ -111,7 +138,7 @@ def test_pillows_own_files_read_the_same_either_way(tmp_path, monkeypatch):
 
 
 def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
-    """16-bit, 1-bit, palette and interlaced PNGs, more pixels than Pillow's decompression-bomb limit, a
+    """16-bit colour, 1-bit, palette and interlaced PNGs, more pixels than Pillow's decompression-bomb limit, a
     PLTE in a grey image, no IDAT, IDAT chunks apart, an unknown critical chunk, bad CRCs, no IEND, a
     truncated file, data past the zlib stream, a short and a long stream and a filter type past 4: the
     reader returns None, so Pillow decodes each: read_image gives what it gave with Pillow alone, the same
@@ -126,7 +153,7 @@ def test_files_the_reader_does_not_take_are_pillows(tmp_path, monkeypatch):
     bad_type = bytearray(_filtered(grey, types))
     bad_type[0] = 5
     cases = {
-        "sixteen": _png(np.zeros((2, 2, 2), np.uint8), [0, 0], 0, depth=16),  # 2x2 16-bit grey: 4 bytes a row
+        "sixteen_rgb": _png(np.zeros((2, 2, 6), np.uint8), [0, 0], 2, depth=16),  # Pillow reads it as 8-bit
         "one_bit": _png(np.array([[128], [0], [128]], np.uint8), [0, 0, 0], 0, depth=1),  # a byte a row, as 8-bit
         "no_idat": good[: good.index(b"IDAT") - 4] + _chunk(b"IEND", b""),
         "no_iend": good[: -len(_chunk(b"IEND", b""))],

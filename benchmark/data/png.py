@@ -1,18 +1,20 @@
-"""8-bit PNGs decoded without Pillow's per-row loop, for ``bench eval``'s reading (3,459 files for
-1,153 triples): the chunks parsed and checked here, the image data inflated by Python's :mod:`zlib` in
-one call, the scanlines unfiltered by the hand-written kernel (``metrics/png_kernel.cpp``). A 240x240 grey
+"""PNGs decoded without Pillow's per-row loop, for ``bench eval``'s reading (3,459 files for 1,153
+triples): the chunks parsed and checked here, the image data inflated by Python's :mod:`zlib` in one call,
+the scanlines unfiltered by the hand-written kernel (``metrics/png_kernel.cpp``). A 240x240 8-bit grey
 slice took Pillow ~0.37-0.44 ms, ~0.13 of it zlib's inflate: Pillow inflates, unfilters and unpacks a
-scanline at a time (0.22 ms for a PNG stored without compression).
+scanline at a time (0.22 ms for a PNG stored without compression); a 16-bit one took Pillow with
+scikit-image ~1.5 ms.
 
-Only what this decodes exactly as Pillow does is taken: bit depth 8, colour types 0, 2, 4 and 6 (grey,
-RGB, grey with alpha, RGBA), no interlacing, every chunk's CRC right, no critical chunk but IHDR, PLTE
-(a suggested palette of an RGB image) and IDAT, the IDAT chunks consecutive, the inflated data exactly
-the scanlines' size and ending the zlib stream, known filter types. Anything else (16-bit, palette,
-interlaced, damaged or truncated files) returns None and Pillow decodes it as before, with its errors
-and their messages. Ancillary chunks (gamma, colour profiles, text, transparency) change no sample, as
-in Pillow's arrays. Where the hand-written kernels are off (``FUSIONBENCH_NATIVE=0``) or cannot be built,
-Pillow decodes every file. :func:`probe` reads such a file's size the same way, for ``bench eval``'s check
-of every source before it scores.
+Only what this decodes exactly as the reader before it did is taken: bit depth 8 with colour types 0, 2,
+4 and 6 (grey, RGB, grey with alpha, RGBA: Pillow's arrays), or 16-bit grey (uint16, as scikit-image's
+reading through Pillow gave it), no interlacing, every chunk's CRC right, no critical chunk but IHDR,
+PLTE (a suggested palette of an RGB image) and IDAT, the IDAT chunks consecutive, the inflated data
+exactly the scanlines' size and ending the zlib stream, known filter types. Anything else (16-bit colour,
+which Pillow reads as 8-bit; 1-, 2- and 4-bit, palette, interlaced, damaged or truncated files) returns
+None and Pillow decodes it as before, with its errors and their messages. Ancillary chunks (gamma, colour
+profiles, text, transparency) change no sample, as in Pillow's arrays. Where the hand-written kernels are
+off (``FUSIONBENCH_NATIVE=0``) or cannot be built, Pillow decodes every file. :func:`probe` reads such a
+file's size the same way, for ``bench eval``'s check of every source before it scores.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ _FAILED: list[str] = []  # the unit's build failed once in this process: Pillow 
 
 
 def decode(path: str) -> np.ndarray | None:
-    """The samples of the 8-bit PNG at ``path`` as Pillow's array of it gives them, uint8, (H, W) for
-    grey and (H, W, C) otherwise; None where this module does not take the file (see above)."""
+    """The samples of the PNG at ``path`` as Pillow's array of it gives them, uint8 (uint16 for 16-bit
+    grey), (H, W) for grey and (H, W, C) otherwise; None where this module does not take the file (see
+    above)."""
     unfilter = _kernel()
     if unfilter is None:
         return None
@@ -53,12 +56,13 @@ def decode_bytes(data: bytes, unfilter) -> np.ndarray | None:
     parsed = _parse(data)
     if parsed is None:
         return None
-    width, height, channels, idat = parsed
+    width, height, channels, depth, idat = parsed
     from PIL import Image
 
     if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
         return None  # Pillow's decompression-bomb warning or refusal, as before
-    row_bytes = width * channels
+    bpp = channels * depth // 8  # bytes a pixel, as the filters count them
+    row_bytes = width * bpp
     size = height * (row_bytes + 1)
     inflate = zlib.decompressobj()
     try:
@@ -67,15 +71,16 @@ def decode_bytes(data: bytes, unfilter) -> np.ndarray | None:
         return None
     if not inflate.eof or inflate.unused_data or len(raw) != size:  # size + 1: a longer stream
         return None
-    out = np.empty((height, width, channels) if channels > 1 else (height, width), np.uint8)
+    out = np.empty((height, width, channels) if channels > 1 else (height, width * bpp), np.uint8)
     src = np.frombuffer(raw, np.uint8)
-    if unfilter(src.ctypes.data, height, row_bytes, channels, out.ctypes.data):
+    if unfilter(src.ctypes.data, height, row_bytes, bpp, out.ctypes.data):
         return None  # a filter type outside 0-4
-    return out
+    return out.view(">u2").astype(np.uint16) if depth == 16 else out  # 16-bit samples are big-endian
 
 
 def _parse(data: bytes):
-    """(width, height, channels, the concatenated IDAT data) of a PNG this module takes, else None."""
+    """(width, height, channels, bit depth, the concatenated IDAT data) of a PNG this module takes, else
+    None."""
     if data[:8] != SIGNATURE:
         return None
     view = memoryview(data)
@@ -92,9 +97,10 @@ def _parse(data: bytes):
             if kind != b"IHDR" or length != 13:
                 return None
             width, height, depth, colour, compression, method, interlace = struct.unpack(">IIBBBBB", body)
-            if not (width and height and depth == 8 and colour in CHANNELS and compression == method == interlace == 0):
+            taken = depth == 8 and colour in CHANNELS or depth == 16 and colour == 0  # 16-bit: grey alone
+            if not (width and height and taken and compression == method == interlace == 0):
                 return None
-            header = (width, height, CHANNELS[colour])
+            header = (width, height, CHANNELS[colour], depth)
         elif kind == b"IDAT":
             if idat_done:
                 return None  # IDAT chunks apart
