@@ -98,6 +98,7 @@ def test_sixteen_bit_grey_gives_the_samples_written(tmp_path, shape, monkeypatch
         paths[-1].write_bytes(_png(as_bytes, [(start + r) % 5 for r in range(shape[0])], 0, depth=16))
         got = png.decode(str(paths[-1]))
         assert got.dtype == np.uint16 and np.array_equal(got, image), start
+        assert png.probe(str(paths[-1])) == shape
     ours = [read_image(str(p)) for p in paths]
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
     for p, a in zip(paths, ours):
