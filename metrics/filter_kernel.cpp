@@ -30,6 +30,20 @@ constexpr int64_t COMBINE_REGS = 8;
 constexpr int STRIP_REGS = VBYTES == 64 ? 8 : 4;
 constexpr int64_t BAND = 16;
 
+// body(c) for blocks [c, c + width) that cover [0, full), where full is at least one block: where full is no
+// multiple of width, the last block ends at full, overlapping the one before (its outputs computed twice, the
+// same values). Returns where the blocks end: full, or 0 where full is under one block.
+template <typename Body> static inline int64_t overlapping_blocks(int64_t full, int64_t width, Body body)
+{
+    int64_t c = 0;
+    for (; c < full && full >= width; c += width) {
+        if (c + width > full)
+            c = full - width;
+        body(c);
+    }
+    return c;
+}
+
 // out[0, len) = sum over i < nt of w[i] * p[i][0, len), in the order of i. Blocks of COMBINE_REGS
 // registers of outputs (as many independent sums); where the outputs that fill whole registers are no
 // multiple of a block, the last block ends at the last of them, overlapping the one before (its outputs
@@ -40,21 +54,17 @@ template <typename T> static void combine(const T *const *p, const T *w, int64_t
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
     constexpr int64_t NB = COMBINE_REGS;
-    const int64_t full = len / L * L;
-    int64_t c = 0;
-    for (; c < full && full >= NB * L; c += NB * L) {
-        if (c + NB * L > full)
-            c = full - NB * L;
+    int64_t c = overlapping_blocks(len / L * L, NB * L, [&](int64_t b) {
         V a[NB] = {};
         for (int64_t i = 0; i < nt; i++) {
-            const T *s = p[i] + c;
+            const T *s = p[i] + b;
             const V wi = splat<V>(w[i]);
             for (int j = 0; j < NB; j++)
                 a[j] += wi * loadu<V>(s + j * L);
         }
         for (int j = 0; j < NB; j++)
-            __builtin_memcpy(out + c + j * L, &a[j], sizeof(V));
-    }
+            __builtin_memcpy(out + b + j * L, &a[j], sizeof(V));
+    });
     for (; c + L <= len; c += L) {
         V a = {};
         for (int64_t i = 0; i < nt; i++) {
@@ -106,16 +116,12 @@ template <typename T> static void hrow(const T *row, const T *w, int64_t k, int6
     constexpr int64_t L = VBYTES / sizeof(T);
     constexpr int NR = HROW_REGS<T>;
     const auto &idx = SHIFTS<T>.v;
-    const int64_t full = len / L * L;
-    int64_t c = 0;
-    for (; c < full && full >= NR * L; c += NR * L) {
-        if (c + NR * L > full)
-            c = full - NR * L;
+    const int64_t c = overlapping_blocks(len / L * L, NR * L, [&](int64_t b) {
         V a[NR] = {};
         V r[NR + 1];
         for (int64_t q = 0; q * L < k; q++) {  // taps q L .. q L + L - 1: registers j + q and j + q + 1
             for (int j = 0; j <= NR; j++)
-                r[j] = loadu<V>(row + c + (q + j) * L);
+                r[j] = loadu<V>(row + b + (q + j) * L);
             const int64_t shifts = k - q * L < L ? k - q * L : L;
             for (int64_t s = 0; s < shifts; s++) {
                 const V wt = splat<V>(w[q * L + s]);
@@ -124,8 +130,8 @@ template <typename T> static void hrow(const T *row, const T *w, int64_t k, int6
             }
         }
         for (int j = 0; j < NR; j++)
-            __builtin_memcpy(out + c + j * L, &a[j], sizeof(V));
-    }
+            __builtin_memcpy(out + b + j * L, &a[j], sizeof(V));
+    });
     if (c >= len)
         return;
     for (int64_t t = 0; t < k; t++)
