@@ -130,7 +130,7 @@ template <typename T> static void hrow(const T *row, const T *w, int64_t k, int6
             }
         }
         for (int j = 0; j < NR; j++)
-            __builtin_memcpy(out + b + j * L, &a[j], sizeof(V));
+            storeu(out + b + j * L, a[j]);
     });
     if (c >= len)
         return;

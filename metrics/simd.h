@@ -111,6 +111,14 @@ template <typename V, typename T> static inline V loadu(const T *p)
     return *reinterpret_cast<const U *>(p);
 }
 
+// One register stored to p, any alignment: one vector store (where a __builtin_memcpy from an element of an
+// array of registers may go through the stack, as loadu's note says of the loads).
+template <typename T, typename V> static inline void storeu(T *p, const V &v)
+{
+    typedef V U __attribute__((aligned(alignof(T)), may_alias));
+    *reinterpret_cast<U *>(p) = v;
+}
+
 // Pixels [0, n) with SIMD registers, the last one short: its m lanes copied in and out with a variable
 // size, the others with a fixed one (a variable size throughout compiled each copy to `rep movs`, as in
 // mef_kernel.cpp: 10 ns a pixel against 2.8).
