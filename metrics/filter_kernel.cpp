@@ -109,6 +109,11 @@ template <typename T> struct Shifts {  // v[s]: lanes s, s + 1, ... of two regis
 template <typename T> static const Shifts<T> SHIFTS;
 template <typename T> constexpr int HROW_REGS = sizeof(T) == 4 ? 5 : 6;  // measured best of 4, 5, 6 at 240 wide
 constexpr int64_t HROW_SLACK = 16;  // elements a row may be read past its end: at most a register less one
+// Taken on Intel processors only: on the AMD EPYC this project has also run on, the same permutes (from five
+// loads a block) had measured slower than the unaligned loads, 22.7 -> 28.4 us an 11-tap float32 map in a
+// harness (docs/speed.md, "Separable filters' last block"); elsewhere combine() as before. The same values
+// either way. (Read once, as the library loads.)
+static const bool HROW_HERE = (__builtin_cpu_init(), __builtin_cpu_is("intel"));
 
 template <typename T> static void hrow(const T *row, const T *w, int64_t k, int64_t len, T *out, const T **p)
 {
@@ -325,12 +330,15 @@ static void filter_map(const T *img, int64_t n_c, const T *taps, int64_t k, cons
             row[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
         T *dst = stride == 1 ? o + r * cols : s.full.data();
 #if VBYTES == 64
-        hrow(row, taps, k, m_c, dst, s.p.data());
-#else
-        for (int64_t t = 0; t < k; t++)
-            s.p[t] = row + t;
-        combine(s.p.data(), taps, k, m_c, dst);
+        if (HROW_HERE) {
+            hrow(row, taps, k, m_c, dst, s.p.data());
+        } else
 #endif
+        {
+            for (int64_t t = 0; t < k; t++)
+                s.p[t] = row + t;
+            combine(s.p.data(), taps, k, m_c, dst);
+        }
         if (stride == 1)
             continue;
         for (int64_t c = 0; c < cols; c++)
