@@ -83,6 +83,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P], _I)
     typed("filter", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
     typed("filter", both("rank_one_3"), [_P, _I, _I, _P, _P, _I, _I, _P])
+    typed("filter", both("filter_permutes"), [_I], _I)
     add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
     add("qabf_f64", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
     typed("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
@@ -416,6 +417,15 @@ def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Te
     args = (x.data_ptr(), n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride)
     fn(*args, 0, maps, out.data_ptr())  # on this thread, as phase congruency's kernels (see above)
     return out
+
+
+def filter_permutes(dtype: torch.dtype, on: int | None = None) -> int:
+    """Whether the filters' horizontal pass (``filter_kernel.cpp``) takes its two-register permutes (1: on Intel
+    processors with AVX-512) or its unaligned loads (0: elsewhere); ``on`` 0 or 1 sets it for this process
+    (for the tests that hold both paths equal). Returns the setting before, or -1 where the build has no
+    permutes (AVX2)."""
+    fn = library().filter_permutes_f32 if dtype == torch.float32 else library().filter_permutes_f64
+    return fn(-1 if on is None else on)
 
 
 def rank_one_3(x: torch.Tensor, u, v) -> torch.Tensor:

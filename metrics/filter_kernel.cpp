@@ -112,8 +112,8 @@ constexpr int64_t HROW_SLACK = 16;  // elements a row may be read past its end: 
 // Taken on Intel processors only: on the AMD EPYC this project has also run on, the same permutes (from five
 // loads a block) had measured slower than the unaligned loads, 22.7 -> 28.4 us an 11-tap float32 map in a
 // harness (docs/speed.md, "Separable filters' last block"); elsewhere combine() as before. The same values
-// either way. (Read once, as the library loads.)
-static const bool HROW_HERE = (__builtin_cpu_init(), __builtin_cpu_is("intel"));
+// either way. (Read as the library loads; filter_permutes_* sets it, for the tests that hold both paths equal.)
+static bool HROW_HERE = (__builtin_cpu_init(), __builtin_cpu_is("intel"));
 
 template <typename T> static void hrow(const T *row, const T *w, int64_t k, int64_t len, T *out, const T **p)
 {
@@ -615,6 +615,21 @@ static void rank_one_3(const T *x, int64_t n_r, int64_t n_c, const double *u, co
     }
 }
 
+// Whether the horizontal pass takes hrow()'s permutes (1) or combine()'s loads (0), set where on is 0 or 1; the
+// setting before; -1 where the build has no hrow() (AVX2).
+static int64_t set_permutes(int64_t on)
+{
+#if VBYTES == 64
+    const int64_t was = HROW_HERE;
+    if (on == 0 || on == 1)
+        HROW_HERE = on;
+    return was;
+#else
+    (void)on;
+    return -1;
+#endif
+}
+
 // The entry points of one type (T, SUFFIX: float, f32 or double, f64); a unit built for one type has only its own.
 #define FUSIONBENCH_FILTERS(T, SUFFIX)                                                                                \
     void separable_##SUFFIX(const T *x, int64_t n_r, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,     \
@@ -639,7 +654,8 @@ static void rank_one_3(const T *x, int64_t n_r, int64_t n_c, const double *u, co
                              int64_t m1, T *out)                                                                      \
     {                                                                                                                 \
         rank_one_3(x, n_r, n_c, u, v, m0, m1, out);                                                                   \
-    }
+    }                                                                                                                 \
+    int64_t filter_permutes_##SUFFIX(int64_t on) { return set_permutes(on); }
 extern "C" {
 #if FUSIONBENCH_F32
 FUSIONBENCH_FILTERS(float, f32)

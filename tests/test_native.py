@@ -554,6 +554,44 @@ def test_filter_kernel_equals_the_banded_matrices(monkeypatch, native_kernel, dt
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_filter_kernel_horizontal_pass_by_permutes_equals_the_pass_by_loads(native_kernel, dtype):
+    """filter_kernel.cpp's horizontal pass builds each tap's samples by two-register permutes on Intel
+    processors with AVX-512 (hrow) and loads them unaligned elsewhere (combine): the same multiply-adds in
+    the same order, so the same values bit for bit, NaN included: widths of whole blocks (240), blocks and
+    a remainder (230, 100), fewer than a block (47, 13), every padding, strides 1 and 2, 3 to 31 taps. A build
+    without the permutes (AVX2) says so (-1) and keeps the loads."""
+    from metrics.filters import gaussian_1d, separable_matmul
+
+    was = _native.filter_permutes(dtype)
+    if was == -1:
+        assert _native.filter_permutes(dtype, 1) == -1 and _native.filter_permutes(dtype) == -1
+        return
+    gen = torch.Generator().manual_seed(11)
+    try:
+        for shape in ((1, 2, 240, 240), (2, 1, 37, 230), (1, 1, 31, 100), (1, 2, 50, 47), (1, 1, 13, 13)):
+            x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 255).to(dtype)
+            x[0, 0, 5, 7] = float("nan")
+            for k in (3, 11, 31):
+                if k > min(shape[-2:]):
+                    continue
+                g = gaussian_1d(k, 1.5, dtype=dtype)
+                for pad in ("valid", "same", "replicate", "reflect", "symmetric"):
+                    if pad in ("reflect", "symmetric") and k // 2 >= min(shape[-2:]):
+                        continue
+                    for stride in (1, 2):
+                        out = []
+                        for on in (1, 0):
+                            assert _native.filter_permutes(dtype, on) in (0, 1)
+                            assert _native.filter_permutes(dtype) == on
+                            out.append(separable_matmul(x, g, pad, stride))
+                        assert out[0].isnan().any() and out[0].shape == out[1].shape
+                        assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride)
+    finally:
+        _native.filter_permutes(dtype, was)
+    assert _native.filter_permutes(dtype) == was
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_rank_one_3x3_kernel_equals_the_pytorch_passes_bit_for_bit(monkeypatch, native_kernel, dtype):
     """metrics.filters.filter_rank_one_3 (Sobel and Prewitt windows: the lineages' edges, Liu's Q_G) runs in
     filter_kernel.cpp on a CPU, with the values of its PyTorch passes bit for bit: zero taps skipped (an
