@@ -91,8 +91,8 @@ template <typename T> static void combine(const T *const *p, const T *w, int64_t
 // 17.4 us a map, float64 45.2 -> 32.5, 31-tap float32 56.8 -> 42.8; docs/speed.md). Where the outputs that fill
 // whole registers are no multiple of a block, the last block ends at the last of them, overlapping the one
 // before; the rest go through combine() as before. Each output sums its taps in their order with the same
-// multiply-adds as combine()'s: the same values bit for bit. row must be readable a block's registers past
-// len + k - 1 (Scratch's slack).
+// multiply-adds as combine()'s: the same values bit for bit. row must be readable up to a register past its
+// len + k - 1 values (Scratch's slack, HROW_SLACK): a block's last loads are whole registers.
 template <typename T> struct IVec;
 template <> struct IVec<float> { typedef int32_t type __attribute__((vector_size(VBYTES))); };
 template <> struct IVec<double> { typedef int64_t type __attribute__((vector_size(VBYTES))); };
