@@ -93,12 +93,9 @@ template <typename T> static void combine(const T *const *p, const T *w, int64_t
 // before; the rest go through combine() as before. Each output sums its taps in their order with the same
 // multiply-adds as combine()'s: the same values bit for bit. row must be readable up to a register past its
 // len + k - 1 values (Scratch's slack, HROW_SLACK): a block's last loads are whole registers.
-template <typename T> struct IVec;
-template <> struct IVec<float> { typedef int32_t type __attribute__((vector_size(VBYTES))); };
-template <> struct IVec<double> { typedef int64_t type __attribute__((vector_size(VBYTES))); };
 template <typename T> struct Shifts {  // v[s]: lanes s, s + 1, ... of two registers side by side
     static constexpr int L = VBYTES / sizeof(T);
-    typename IVec<T>::type v[L];
+    typename Vec<T>::index v[L];
     Shifts()
     {
         for (int s = 0; s < L; s++)

@@ -163,13 +163,13 @@ template <typename T> static int64_t count2(const T *a, const T *b, int64_t n, i
 // MEFB's set takes nine a batch.
 static inline float sfloor(float v) { return __builtin_floorf(v); }
 static inline double sfloor(double v) { return __builtin_floor(v); }
-template <typename T> struct Ints;  // integer lanes as wide as T's, and the first value with no fraction bits
+template <typename T> struct Ints;  // the first value with no fraction bits (integer lanes: simd.h's Vec<T>::index)
 template <> struct Ints<float> {
-    typedef int32_t type __attribute__((vector_size(VBYTES)));
+    typedef Vec<float>::index type;
     static constexpr float exact = 8388608.0f;
 };
 template <> struct Ints<double> {
-    typedef int64_t type __attribute__((vector_size(VBYTES)));
+    typedef Vec<double>::index type;
     static constexpr double exact = 4503599627370496.0;
 };
 

@@ -92,9 +92,16 @@ static inline double sabs(double x) { return __builtin_fabs(x); }
 #define FUSIONBENCH_F64 (FUSIONBENCH_TYPE == 64)
 #endif
 
+// A register of T (type) and of integers as wide as T's lanes (index: shuffle masks, a float's bits).
 template <typename T> struct Vec;
-template <> struct Vec<float> { typedef vf32 type; };
-template <> struct Vec<double> { typedef vf64 type; };
+template <> struct Vec<float> {
+    typedef vf32 type;
+    typedef int32_t index __attribute__((vector_size(VBYTES)));
+};
+template <> struct Vec<double> {
+    typedef vf64 type;
+    typedef int64_t index __attribute__((vector_size(VBYTES)));
+};
 
 // x in every lane of a register. As x - 0, which equals x for every x (-0 and NaN included), so the
 // compiler drops the subtraction and only broadcasts; V{} + x kept an addition before each broadcast
