@@ -64,27 +64,34 @@ def _compiler() -> str | None:
 # does): 0.25 s a form against 1.07 at -O3, and their windows as fast or faster (Tang's three FMI maps
 # 12.65 against 12.75 ms a triple); the other units keep -O3 (at -O2 phase congruency's sums ran 5x
 # slower). One library a unit, not one for all: a command builds only what it scores with (Liu's five
-# need five units of fourteen: 1.9 s on two cores of an Intel Xeon, against 4 s of CPU for all), while it
-# imports torch.
+# need six units of nineteen, the probe's included: 1.5 s of CPU on an Intel Xeon, against 6.0 s for all), while
+# it imports torch.
 FMI_OPT = ["-O2", "-fpeel-loops"]
 UNITS = {
     "mef": (_HERE / "mef_kernel.cpp", []),  # the smallest (0.1 s): the probe of whether this machine builds them
     "png": (_HERE / "png_kernel.cpp", []),  # bench eval's reading of PNGs (benchmark/data/png.py), no metric's
-    # the longest first (a build of all units goes in this order, the builds side by side); where a metric
-    # set calls one type of a source's kernels, that type alone (-DFUSIONBENCH_TYPE, simd.h: each type
-    # about half the source's time)
-    "filter_f32": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
-    "filter_f64": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
-    "qabf_f64": (_HERE / "qabf_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
-    "moment": (_HERE / "moment_kernel.cpp", []),  # every metric set that calls it calls both types
+    # the longest first (a build of all units goes in this order, the builds side by side: 0.6 s for phase
+    # congruency's down to 0.1 for Liu's maps, one type, on the Intel Xeon); where a metric set calls one type
+    # of a source's kernels, that type alone (-DFUSIONBENCH_TYPE, simd.h: each type about half the source's
+    # time); where few sets call a part of a source, that part alone (-DFUSIONBENCH_PART, simd.h: the
+    # wavelet transform, Tang's; Liu's SSIM and Piella maps; CDDFuse's SSIM)
     "phase_f32": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
     "phase_f64": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
-    "hist_f32": (_HERE / "hist_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
-    "hist_f64": (_HERE / "hist_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
-    "qabf_f32": (_HERE / "qabf_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
+    "moment": (_HERE / "moment_kernel.cpp", []),  # every metric set that calls it calls both types
+    "filter_f32": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
+    "fmi_f64_scored_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=2", *FMI_OPT]),
+    "filter_f64": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
     "fmi_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=0", *FMI_OPT]),
     "fmi_f64": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=1", *FMI_OPT]),
-    "fmi_f64_scored_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=2", *FMI_OPT]),
+    "qabf_f64": (_HERE / "qabf_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
+    "hist_f32": (_HERE / "hist_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
+    "hist_f64": (_HERE / "hist_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
+    "dwt_f32": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=32", "-DFUSIONBENCH_PART=1"]),
+    "dwt_f64": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=64", "-DFUSIONBENCH_PART=1"]),
+    "qabf_f32": (_HERE / "qabf_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
+    "skimage_ssim": (_HERE / "moment_kernel.cpp", ["-DFUSIONBENCH_PART=2"]),  # float32 only
+    "liu_f32": (_HERE / "moment_kernel.cpp", ["-DFUSIONBENCH_TYPE=32", "-DFUSIONBENCH_PART=1"]),
+    "liu_f64": (_HERE / "moment_kernel.cpp", ["-DFUSIONBENCH_TYPE=64", "-DFUSIONBENCH_PART=1"]),
 }
 PROBE = "mef"
 # The units each metric calls when bench eval / bench run score float32 images (as they read them), in the
@@ -94,15 +101,15 @@ PROBE = "mef"
 # calls to its entry here, so an entry can neither miss a unit (built then in the first batch, on a fresh
 # machine) nor hold one it does not call (built for nothing: `--lineage cddfuse --metrics SD` built all four
 # of CDDFuse's units, 1.5 s of CPU, for a metric that calls one).
-_H, _M, _Q, _F32, _F64 = "hist_f32", "moment", "qabf_f32", "filter_f32", "filter_f64"
+_H, _M, _Q, _F32, _F64, _L = "hist_f32", "moment", "qabf_f32", "filter_f32", "filter_f64", "liu_f32"
 METRIC_UNITS = {
     "liu": {
-        "Q_SSIM": (_F32, _M),
+        "Q_SSIM": (_F32, _L),
         "Q_FMI": ("fmi_f32",),
         "Q_NCIE": (_H,),
         "Q_XY": (_F32, _Q),
-        "Q_P": (_F32, _M),
-        **dict.fromkeys(["Q_SSIM_x1", "Q_SSIM_x2"], (_F32, _M)),
+        "Q_P": (_F32, _L),
+        **dict.fromkeys(["Q_SSIM_x1", "Q_SSIM_x2"], (_F32, _L)),
     },
     "vifb": {
         **dict.fromkeys(["Cross_entropy", "Entropy", "Mutinf", "Psnr"], (_H,)),
@@ -123,7 +130,7 @@ METRIC_UNITS = {
         "SSIM": (_H, _F64, _M),
         "FMI_pixel": (_H, "qabf_f64", "fmi_f32"),
         "FMI_dct": (_H, "fmi_f32"),
-        "FMI_w": (_H, _F64, "fmi_f64_scored_f32"),
+        "FMI_w": (_H, "dwt_f64", "fmi_f64_scored_f32"),
         "MS_SSIM": (_H, _F64),
     },
     "mefb": {
@@ -148,7 +155,7 @@ METRIC_UNITS = {
         **dict.fromkeys(["MI", "MSE", "CC", "PSNR", "SCD"], (_H,)),
         "VIFF": (_H, _F64, _M),
         "Qabf": (_H, _Q),
-        "SSIM": (_H, _M),
+        "SSIM": (_H, "skimage_ssim"),
     },
 }
 

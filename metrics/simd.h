@@ -91,6 +91,12 @@ static inline double sabs(double x) { return __builtin_fabs(x); }
 #define FUSIONBENCH_F32 (FUSIONBENCH_TYPE == 32)
 #define FUSIONBENCH_F64 (FUSIONBENCH_TYPE == 64)
 #endif
+// A unit built for one part of a source (-DFUSIONBENCH_PART=n, metrics/_native_build.py) keeps that part's
+// entry points alone: the source names its parts; 0 (no flag) is its main one. A part that few metric sets
+// call is a unit of its own, so that the others do not build it.
+#ifndef FUSIONBENCH_PART
+#define FUSIONBENCH_PART 0
+#endif
 
 // A register of T (type) and of integers as wide as T's lanes (index: shuffle masks, a float's bits).
 template <typename T> struct Vec;

@@ -301,7 +301,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
         ["tang:Qabf", "vifb:Qabf", "liu:Q_XY", "png"],
         ["tang", "png"],
     ]
-    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "moment", "fmi_f32", "hist_f32", "qabf_f32"]
+    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "liu_f32", "fmi_f32", "hist_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
     assert _native_build.units_for(["cddfuse:SD"]) == ["mef", "hist_f32"]  # SD's unit, not CDDFuse's four
     assert _native_build.units_for(["cddfuse:SD", "png"]) == ["mef", "png", "hist_f32"]  # the reader's, next to read
