@@ -614,6 +614,7 @@ static void rank_one_3(const T *x, int64_t n_r, int64_t n_c, const double *u, co
 
 // Whether the horizontal pass takes hrow()'s permutes (1) or combine()'s loads (0), set where on is 0 or 1; the
 // setting before; -1 where the build has no hrow() (AVX2).
+#if FUSIONBENCH_PART == 0
 static int64_t set_permutes(int64_t on)
 {
 #if VBYTES == 64
@@ -626,6 +627,7 @@ static int64_t set_permutes(int64_t on)
     return -1;
 #endif
 }
+#endif
 
 // The entry points of one type (T, SUFFIX: float, f32 or double, f64); a unit built for one type has only its own.
 #define FUSIONBENCH_FILTERS(T, SUFFIX)                                                                                \

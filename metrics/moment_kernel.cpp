@@ -338,6 +338,7 @@ static inline ssim_d8 loadd8(const double *p)
     return v;
 }
 
+#if FUSIONBENCH_PART == 2  // its unit alone (below)
 __attribute__((optimize("fp-contract=off"))) static void skimage_ssim(const float *f, const float *a, const float *b,
                                                                        int64_t h, int64_t w, float norm_, float c1_,
                                                                        float c2_, float *out_a, float *out_b)
@@ -405,6 +406,7 @@ __attribute__((optimize("fp-contract=off"))) static void skimage_ssim(const floa
         __builtin_memcpy(out_b + (i - 3) * wo, &out[wo + 8], wo * sizeof(float));
     }
 }
+#endif
 
 // Square roots of x[i0, i1): the hardware's, correctly rounded, as PyTorch's (whose vector form took 1.9 ns
 // an element in float64 here, and 2.4 ns in float32 on zeros, against 0.4 for random values).
