@@ -295,7 +295,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
     assert started == [  # and the PNG reader's unit (bench eval reads before it scores)
         ["liu", "png"],
         ["tang", "vifb", "png"],
-        None,
+        ["all", "png"],
         ["liu:Q_FMI", "cddfuse:VIF", "png"],
         ["cddfuse:SD", "png"],
         ["tang:Qabf", "vifb:Qabf", "liu:Q_XY", "png"],
@@ -303,6 +303,10 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
     ]
     assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "liu_f32", "fmi_f32", "hist_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
+    every_set = _native_build.units_for(list(_native_build.METRIC_UNITS))  # --lineage all: each set's, no other
+    assert _native_build.units_for(["all"]) == _native_build.units_for(["mefb", "ALL"]) == every_set
+    not_called = {"png", "phase_f64", "hist_f64", "fmi_f64", "liu_f64", "dwt_f32"}  # png: eval's reading, added
+    assert set(_native_build.UNITS) - set(every_set) == not_called
     assert _native_build.units_for(["cddfuse:SD"]) == ["mef", "hist_f32"]  # SD's unit, not CDDFuse's four
     assert _native_build.units_for(["cddfuse:SD", "png"]) == ["mef", "png", "hist_f32"]  # the reader's, next to read
     assert _native_build.units_for(["png"]) == ["mef", "png"]
@@ -360,6 +364,15 @@ def test_each_metric_set_calls_the_units_built_ahead_for_it(monkeypatch, tmp_pat
     metrics.score(f, a, b, lineages=None if metric_set == "liu" else metric_set, notes=[])
     assert _native.library().units() == [_native_build.PROBE, *_native_build.AHEAD[metric_set]]
     assert _native_build.units_for([metric_set]) == _native.library().units()
+
+
+def test_every_lineage_scored_calls_the_units_built_ahead_for_all(monkeypatch, native_kernel):
+    """`--lineage all` builds ahead every metric set's units (_native_build.units_for(["all"])), in the order
+    scoring every lineage (Liu's five first) calls them, and no unit that scoring does not call."""
+    monkeypatch.setattr(_native, "_LIB", [])  # a fresh process: the units load as they are called
+    a, b, f = (x.float() / 255 for x in _images(n=2, size=48))
+    metrics.score(f, a, b, lineages="all", notes=[])
+    assert _native.library().units() == _native_build.units_for(["all"])
 
 
 @pytest.mark.parametrize("metric_set", sorted(_native_build.METRIC_UNITS))

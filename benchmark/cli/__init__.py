@@ -459,15 +459,15 @@ def empty_option(argv: list[str]) -> str | None:
     return None
 
 
-def kernel_sets(args) -> list[str] | None:
+def kernel_sets(args) -> list[str]:
     """What an eval or run scores, for the kernels' build ahead (:func:`metrics._native_build.units_for`):
     its ``--lineage`` names, or, where ``--metrics`` names metrics, those (``lineage:key``: a prefixed
     name as given; a bare one in each lineage given, and Liu's where ``liu`` is given, none is, or the
-    name is Liu's own ``Q_...``), else Liu's (the Table 1 five); None for all. A name no lineage has
-    builds nothing ahead: the command stops at it."""
+    name is Liu's own ``Q_...``), else Liu's (the Table 1 five); ``["all"]`` for every lineage (each one's
+    units). A name no lineage has builds nothing ahead: the command stops at it."""
     lineages = [x.strip().lower() for x in (getattr(args, "lineage", None) or "").split(",") if x.strip()]
     if "all" in lineages:
-        return None
+        return ["all"]
     names = [m.strip() for m in (getattr(args, "metrics", None) or "").split(",") if m.strip()]
     if not names or [n.lower() for n in names] == ["all"]:
         return sorted(set(lineages)) or ["liu"]
