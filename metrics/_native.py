@@ -92,7 +92,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("hist", both("hist"), [_P] + [_I] * 4 + [_P], _I)
     typed("hist", both("joint_hist"), [_P, _P] + [_I] * 4 + [_P], _I)
     typed("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
-    typed("hist", both("normalize1"), [_P] + [_I] * 3 + [_P])
+    typed("hist", both("normalize1"), [_P] + [_I] * 4 + [_P])
     typed("hist", both("integer_valued"), [_P] + [_I] * 3 + [_P])
     add("png", "png_unfilter", [_P, _I, _I, _I, _P], _I)
     add("mef", "mef_desired_f64", [_P, _P] + [_I] * 3 + [_P])
@@ -588,9 +588,7 @@ def normalize1(x: torch.Tensor, flat_zero: bool = False) -> torch.Tensor:
     out = torch.empty_like(flat)
     if flat.numel():
         fn = library().normalize1_f32 if x.dtype == torch.float32 else library().normalize1_f64
-        fn(flat.data_ptr(), flat.shape[1], 0, b, out.data_ptr())
-        if flat_zero:
-            out[~(flat.amax(dim=1) - flat.amin(dim=1) > 0)] = 0.0
+        fn(flat.data_ptr(), flat.shape[1], 0, b, int(flat_zero), out.data_ptr())
     return out.view(x.shape)
 
 
