@@ -82,7 +82,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P], _I)
     typed("dwt", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
-    typed("filter", both("rank_one_3"), [_P, _I, _I, _P, _P, _I, _I, _P])
+    typed("filter", both("rank_one_3"), [_P, _I, _I, _P, _P, _I, _I, _I, _P])
     typed("filter", both("filter_permutes"), [_I], _I)
     add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
     add("qabf_f64", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
@@ -428,18 +428,20 @@ def filter_permutes(dtype: torch.dtype, on: int | None = None) -> int:
     return fn(-1 if on is None else on)
 
 
-def rank_one_3(x: torch.Tensor, u, v) -> torch.Tensor:
-    """:func:`metrics.filters.filter_rank_one_3` of ``x`` (..., n_r, n_c), n_r and n_c at least 3, float32 or
-    float64 on a CPU, by the hand-written kernel (``filter_kernel.cpp``): the same values bit for bit."""
+def rank_one_3(x: torch.Tensor, u, v, zero_pad: bool = False) -> torch.Tensor:
+    """:func:`metrics.filters.filter_rank_one_3` of ``x`` (..., n_r, n_c), float32 or float64 on a CPU, by the
+    hand-written kernel (``filter_kernel.cpp``): the same values bit for bit. n_r and n_c at least 3, or, with
+    ``zero_pad`` (the 'same' correlation: of ``x`` padded by one zero on every side, without the copy), 1."""
     x = x.contiguous()
     n_r, n_c = x.shape[-2:]
-    out = torch.empty((*x.shape[:-2], n_r - 2, n_c - 2), dtype=x.dtype)
-    maps = x.numel() // (n_r * n_c)
+    trim = 0 if zero_pad else 2
+    out = torch.empty((*x.shape[:-2], n_r - trim, n_c - trim), dtype=x.dtype)
+    maps = x.numel() // (n_r * n_c) if n_r * n_c else 0
     if not maps:
         return out
     u, v = (torch.tensor(w, dtype=torch.float64) for w in (u, v))  # converted to x's type where multiplied
     fn = library().rank_one_3_f32 if x.dtype == torch.float32 else library().rank_one_3_f64
-    fn(x.data_ptr(), n_r, n_c, u.data_ptr(), v.data_ptr(), 0, maps, out.data_ptr())  # on this thread (see above)
+    fn(x.data_ptr(), n_r, n_c, u.data_ptr(), v.data_ptr(), 0, maps, int(zero_pad), out.data_ptr())  # this thread
     return out
 
 

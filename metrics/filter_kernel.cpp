@@ -569,17 +569,20 @@ static void dwt2(const T *x, int64_t n_r, int64_t n_c, const T *lo, const T *hi,
 // taps in their order (the first term alone), fp contraction off: every
 // step rounds as PyTorch's, so the values are the same bit for bit. One row of the vertical pass at a time
 // (it stays in L1); out (maps, n_r - 2, n_c - 2). Eager, the passes' slices, products and sums took 0.9 ms
-// of MEFB's ~45 a triple here.
+// of MEFB's ~45 a triple here. With pad, the 'same' correlation: that of x padded by one zero on every side,
+// as PyTorch's F.pad makes it, without the padded copy (its fill and copy took 0.43 ms of Liu's five's ~4.7
+// a triple): each row padded into one of three buffers as the window reaches it, the rows above and below
+// the image a row of zeros; out (maps, n_r, n_c). The same operands, so the same values bit for bit.
 template <typename T>
-__attribute__((optimize("fp-contract=off"))) static void taps_3(const double *w, const T *src, int64_t step,
-                                                                 int64_t len, T *__restrict dst)
+__attribute__((optimize("fp-contract=off"))) static void taps_3(const double *w, const T *const *src, int64_t len,
+                                                                 T *__restrict dst)
 {
     const T *s[3];
     T t[3];
     int n = 0;
     for (int i = 0; i < 3; i++)
         if (w[i] != 0) {  // the taps as Python numbers: tested before their conversion, as PyTorch's caller does
-            s[n] = src + i * step;
+            s[n] = src[i];
             t[n++] = T(w[i]);  // a tap of 1: x * 1 is x, bit for bit (NaN, infinities and -0 included)
         }
     if (n == 3)
@@ -598,16 +601,32 @@ __attribute__((optimize("fp-contract=off"))) static void taps_3(const double *w,
 
 template <typename T>
 static void rank_one_3(const T *x, int64_t n_r, int64_t n_c, const double *u, const double *v, int64_t m0, int64_t m1,
-                       T *out)
+                       bool pad, T *out)
 {
-    const int64_t o_r = n_r - 2, o_c = n_c - 2;
-    Buf<T> row(n_c);
+    const int64_t p = pad ? 1 : 0, w_c = n_c + 2 * p, o_r = n_r + 2 * p - 2, o_c = w_c - 2;
+    Buf<T> row(w_c), ring(pad ? 4 * w_c : 0);  // ring: three padded rows, then a row of zeros (calloc's)
     for (int64_t m = m0; m < m1; m++) {
         const T *img = x + m * n_r * n_c;
         T *dst = out + m * o_r * o_c;
+        // image row r (-1 .. n_r) as the window reads it: padded into ring slot r % 3 (its ends stay 0), or zeros
+        const auto padded = [&](int64_t r) -> const T * {
+            if (r < 0 || r >= n_r)
+                return ring.p + 3 * w_c;
+            T *slot = ring.p + (r % 3) * w_c;
+            __builtin_memcpy(slot + 1, img + r * n_c, n_c * sizeof(T));
+            return slot;
+        };
+        const T *rows[3] = {nullptr, nullptr, pad ? padded(0) : nullptr};
         for (int64_t y = 0; y < o_r; y++) {
-            taps_3(u, img + y * n_c, n_c, n_c, row.p);  // rows y .. y + 2
-            taps_3(v, row.p, 1, o_c, dst + y * o_c);    // columns c .. c + 2
+            if (pad) {  // rows y - 1 .. y + 1 of the image; each copied once, when it enters the window
+                rows[0] = y == 0 ? padded(-1) : rows[1];
+                rows[1] = rows[2];
+                rows[2] = padded(y + 1);
+            } else
+                rows[0] = img + y * n_c, rows[1] = rows[0] + n_c, rows[2] = rows[1] + n_c;
+            taps_3(u, rows, w_c, row.p);  // the vertical pass of the window's rows
+            const T *cols[3] = {row.p, row.p + 1, row.p + 2};
+            taps_3(v, cols, o_c, dst + y * o_c);  // columns c .. c + 2
         }
     }
 }
@@ -645,9 +664,9 @@ static int64_t set_permutes(int64_t on)
         return separable_products(a, sa, c, sc, nm, n_r, n_c, taps, k, src_r, src_c, m_r, m_c, stride, b0, b1, out);  \
     }                                                                                                                 \
     void rank_one_3_##SUFFIX(const T *x, int64_t n_r, int64_t n_c, const double *u, const double *v, int64_t m0,      \
-                             int64_t m1, T *out)                                                                      \
+                             int64_t m1, int64_t pad, T *out)                                                         \
     {                                                                                                                 \
-        rank_one_3(x, n_r, n_c, u, v, m0, m1, out);                                                                   \
+        rank_one_3(x, n_r, n_c, u, v, m0, m1, pad != 0, out);                                                         \
     }                                                                                                                 \
     int64_t filter_permutes_##SUFFIX(int64_t on) { return set_permutes(on); }
 // The wavelet transform's entry point, part 1 of this source (simd.h's FUSIONBENCH_PART): Tang's FMI_w alone

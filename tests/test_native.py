@@ -610,12 +610,15 @@ def test_rank_one_3x3_kernel_equals_the_pytorch_passes_bit_for_bit(monkeypatch, 
     filter_kernel.cpp on a CPU, with the values of its PyTorch passes bit for bit: zero taps skipped (an
     infinity next to one stays finite), taps of 1 and tiny taps, NaN, infinities and -0 in the images (a NaN's
     sign aside), sides of 3 pixels and sides that are no multiple of a SIMD register, channels; a batch is its
-    maps one by one."""
+    maps one by one. Likewise the 'same' correlation (zero_pad), which the kernel pads itself, against the
+    passes over F.pad's copy, down to sides of 1 and 2 pixels."""
     from metrics import filters
 
     calls = []
     real = _native.rank_one_3
     monkeypatch.setattr(_native, "rank_one_3", lambda *a: calls.append(1) or real(*a))
+    zero_pad = [(False, ((4, 1, 242, 242), (2, 3, 17, 5), (1, 1, 3, 3), (3, 1, 3, 40)))]
+    zero_pad.append((True, ((4, 1, 240, 240), (2, 3, 17, 5), (1, 1, 1, 1), (3, 1, 2, 40), (2, 1, 33, 1))))
     gen = torch.Generator().manual_seed(2)
     windows = [
         ((0.5, 1.0, 0.5), (-2.0, 0.0, 2.0)),  # Sobel as rank_one_3x3 factors it
@@ -624,23 +627,33 @@ def test_rank_one_3x3_kernel_equals_the_pytorch_passes_bit_for_bit(monkeypatch, 
         ((0.3, -1.7, 2.1), (0.1, 0.0, 1e-50)),  # a tap that is 0 only once converted to float32
         ((0.0, 0.0, 0.0), (1.0, 2.0, 1.0)),
     ]
-    for shape in ((4, 1, 242, 242), (2, 3, 17, 5), (1, 1, 3, 3), (3, 1, 3, 40)):
-        x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 100).to(dtype)
-        flat = x.view(-1)
-        flat[::97], flat[5::101], flat[7::103], flat[9::107] = float("nan"), float("inf"), -0.0, float("-inf")
-        for u, v in windows:
-            n = len(calls)
-            got = filters.filter_rank_one_3(x, u, v)
-            assert len(calls) == n + 1, "the hand-written kernel was not used"
-            with monkeypatch.context() as m:
-                m.setattr(_native, "cpu_ready", lambda *a: False)
-                want = filters.filter_rank_one_3(x, u, v)
-            assert got.dtype == dtype and got.shape == want.shape
-            nan = want.isnan()
-            assert torch.equal(got.isnan(), nan)
-            assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
-            one = torch.cat([filters.filter_rank_one_3(x[i : i + 1], u, v) for i in range(shape[0])])
-            assert torch.equal(one.nan_to_num(7.0), got.nan_to_num(7.0))
+    for pad, shapes in zero_pad:
+        for shape in shapes:
+            x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 100).to(dtype)
+            flat = x.view(-1)
+            flat[::97], flat[5::101], flat[7::103], flat[9::107] = float("nan"), float("inf"), -0.0, float("-inf")
+            flat[-1] = -0.0 if pad else flat[-1]  # a -0 at a corner, beside the padding's zeros
+            for u, v in windows:
+                n = len(calls)
+                got = filters.filter_rank_one_3(x, u, v, zero_pad=pad)
+                assert len(calls) == n + 1, "the hand-written kernel was not used"
+                with monkeypatch.context() as m:
+                    m.setattr(_native, "cpu_ready", lambda *a: False)
+                    want = filters.filter_rank_one_3(x, u, v, zero_pad=pad)
+                    if pad:
+                        assert torch.equal(
+                            want.nan_to_num(7.0),
+                            filters.filter_rank_one_3(torch.nn.functional.pad(x, (1, 1, 1, 1)), u, v).nan_to_num(7.0),
+                        )
+                assert got.dtype == dtype and got.shape == want.shape == (
+                    *shape[:2],
+                    *(s - 2 + 2 * pad for s in shape[2:]),
+                )
+                nan = want.isnan()
+                assert torch.equal(got.isnan(), nan)
+                assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
+                one = torch.cat([filters.filter_rank_one_3(x[i : i + 1], u, v, zero_pad=pad) for i in range(shape[0])])
+                assert torch.equal(one.nan_to_num(7.0), got.nan_to_num(7.0))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -40,8 +40,10 @@ def filt(x: torch.Tensor, k: torch.Tensor, mode: str = "valid", conv: bool = Fal
         k = torch.flip(k, dims=(0, 1))
     kh, kw = k.shape
     top, left = (kh - 1) // 2, (kw - 1) // 2
-    x = _pad(x, (left, kw - 1 - left, top, kh - 1 - top), mode)
     factors = rank_one_3x3(k)  # Sobel, Prewitt: shifted slices on any device
+    if factors is not None and mode == "same":  # zero padding: the kernel's own, without the padded copy
+        return filter_rank_one_3(x, *factors, zero_pad=True)
+    x = _pad(x, (left, kw - 1 - left, top, kh - 1 - top), mode)
     if factors is not None:
         return filter_rank_one_3(x, *factors)
     return F.conv2d(x, k.to(x.device).expand(x.shape[1], 1, kh, kw), groups=x.shape[1])
