@@ -94,6 +94,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("hist", both("table_tsallis"), [_P] + [_I] * 3 + [_D, _P])
     typed("hist", both("normalize1"), [_P] + [_I] * 4 + [_P])
     typed("hist", both("integer_valued"), [_P] + [_I] * 3 + [_P])
+    typed("hist", both("quantize_255"), [_P, _I, _P])
     add("png", "png_unfilter", [_P, _I, _I, _I, _P], _I)
     add("mef", "mef_desired_f64", [_P, _P] + [_I] * 3 + [_P])
     add("mef", "mef_score_f64", [_P, _P] + [_I] * 3 + [_D, _P])
@@ -592,6 +593,17 @@ def normalize1(x: torch.Tensor, flat_zero: bool = False) -> torch.Tensor:
         fn = library().normalize1_f32 if x.dtype == torch.float32 else library().normalize1_f64
         fn(flat.data_ptr(), flat.shape[1], 0, b, int(flat_zero), out.data_ptr())
     return out.view(x.shape)
+
+
+def quantize_255(x: torch.Tensor) -> torch.Tensor:
+    """:func:`metrics.toolbox_input.quantize_255` of ``x`` (any shape), float32 or float64 on a CPU, in one pass
+    of the hand-written kernel (``hist_kernel.cpp``): PyTorch's three passes' values bit for bit."""
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    if x.numel():
+        fn = library().quantize_255_f32 if x.dtype == torch.float32 else library().quantize_255_f64
+        fn(x.data_ptr(), x.numel(), out.data_ptr())
+    return out
 
 
 def integer_valued(x: torch.Tensor) -> torch.Tensor:

@@ -104,12 +104,12 @@ PROBE = "mef"
 _H, _M, _Q, _F32, _F64, _L = "hist_f32", "moment", "qabf_f32", "filter_f32", "filter_f64", "liu_f32"
 METRIC_UNITS = {
     "liu": {
-        "Q_SSIM": (_F32, _L),
-        "Q_FMI": ("fmi_f32",),
+        "Q_SSIM": (_H, _F32, _L),
+        "Q_FMI": (_H, "fmi_f32"),
         "Q_NCIE": (_H,),
-        "Q_XY": (_F32, _Q),
-        "Q_P": (_F32, _L),
-        **dict.fromkeys(["Q_SSIM_x1", "Q_SSIM_x2"], (_F32, _L)),
+        "Q_XY": (_H, _F32, _Q),
+        "Q_P": (_H, _F32, _L),
+        **dict.fromkeys(["Q_SSIM_x1", "Q_SSIM_x2"], (_H, _F32, _L)),
     },
     "vifb": {
         **dict.fromkeys(["Cross_entropy", "Entropy", "Mutinf", "Psnr"], (_H,)),

@@ -301,7 +301,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
         ["tang:Qabf", "vifb:Qabf", "liu:Q_XY", "png"],
         ["tang", "png"],
     ]
-    assert _native_build.units_for(["liu"]) == ["mef", "filter_f32", "liu_f32", "fmi_f32", "hist_f32", "qabf_f32"]
+    assert _native_build.units_for(["liu"]) == ["mef", "hist_f32", "filter_f32", "liu_f32", "fmi_f32", "qabf_f32"]
     assert _native_build.units_for(None) == _native_build.units_for(["liu", "nonesuch"]) == list(_native_build.UNITS)
     every_set = _native_build.units_for(list(_native_build.METRIC_UNITS))  # --lineage all: each set's, no other
     assert _native_build.units_for(["all"]) == _native_build.units_for(["mefb", "ALL"]) == every_set
@@ -311,7 +311,7 @@ def test_the_build_script_needs_no_torch_and_a_stopped_build_leaves_nothing_half
     assert _native_build.units_for(["cddfuse:SD", "png"]) == ["mef", "png", "hist_f32"]  # the reader's, next to read
     assert _native_build.units_for(["png"]) == ["mef", "png"]
     assert "png" in _native_build.units_for(None)
-    xy_dct = ["mef", "filter_f32", "qabf_f32", "hist_f32", "fmi_f32"]
+    xy_dct = ["mef", "hist_f32", "filter_f32", "qabf_f32", "fmi_f32"]
     assert _native_build.units_for(["liu:xy", "Tang:fmi_dct"]) == xy_dct  # Liu's without Q_, case aside
     assert _native_build.units_for(["tang:nonesuch"]) == ["mef"]  # the command stops at the name
 
@@ -704,6 +704,34 @@ def test_normalize1_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, nat
             assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
             if shape[0] > 1:
                 assert got[[1, 2, 3]].abs().sum() == 0 and got[4].isnan().sum() == 1, fn.__qualname__
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_quantize_255_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """The toolbox's 8-bit values of the images (metrics.toolbox_input.quantize_255: x * 255, rounded half to
+    even, clamped to 0..255) come from hist_kernel.cpp's one pass on a CPU, with PyTorch's values bit for bit:
+    every 8-bit value's k / 255, the halves between them (ties to even), values outside [0, 1], -0, NaN and
+    infinities, sizes that are no multiple of a SIMD register; quantize=False keeps the plain product."""
+    from metrics import toolbox_input
+
+    calls = []
+    real = _native.quantize_255
+    monkeypatch.setattr(_native, "quantize_255", lambda x: calls.append(1) or real(x))
+    k = torch.arange(256, dtype=torch.float64)
+    x = torch.cat([k / 255, (k + 0.5) / 255, torch.rand(1000, dtype=torch.float64) * 1.4 - 0.2])
+    x = torch.cat([x, torch.tensor([-0.0, 0.0, float("nan"), float("inf"), float("-inf"), -1e-9, 1 + 1e-9])])
+    for shape in ((x.numel(),), (1, 1, 1, 1), (3, 1, 7, 5)):
+        xs = x[: math.prod(shape)].reshape(shape).to(dtype)
+        got = toolbox_input.quantize_255(xs)
+        assert len(calls) == 1
+        calls.clear()
+        with monkeypatch.context() as m:
+            m.setattr(_native, "cpu_ready", lambda *a: False)
+            want = toolbox_input.quantize_255(xs)
+        nan = want.isnan()
+        assert got.dtype == dtype and got.shape == want.shape and torch.equal(got.isnan(), nan)
+        assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
+    assert torch.equal(toolbox_input.quantize_255(x, False).nan_to_num(7.0), (x * 255.0).nan_to_num(7.0)) and not calls
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
