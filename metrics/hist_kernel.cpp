@@ -242,9 +242,9 @@ __attribute__((optimize("fp-contract=off"))) static void normalize1(const T *x, 
 
 // The toolbox's 8-bit values of [0, 1] images (metrics/toolbox_input.py, quantize_255): round(x * 255) half to
 // even, clamped to 0..255, as PyTorch's three passes (x * 255, round, clamp_) compute them: the product
-// rounded once (fp contraction off), glibc's rint in the default rounding mode (ties to even; -0 and NaN as
-// PyTorch's round keeps them), then the clamp, which keeps -0 and NaN as PyTorch's does. One pass where
-// PyTorch's three took ~0.2 ms of every metric set's time a triple.
+// rounded once (fp contraction off), rint in the default rounding mode (ties to even, compiled to vector
+// rounds; -0 and NaN as PyTorch's round keeps them), then the clamp, which keeps -0 and NaN as PyTorch's
+// does. One pass where PyTorch's three took 0.65 ms for sixteen 240x240 float32 images (0.26 here).
 static inline float srint(float v) { return __builtin_rintf(v); }
 static inline double srint(double v) { return __builtin_rint(v); }
 template <typename T>
