@@ -1,5 +1,6 @@
 """bench eval: score fused images from any software (PNG, 16-bit PNG, TIFF, NumPy, NIfTI), bad folders."""
 
+import json
 import logging
 import os
 import sys
@@ -92,6 +93,12 @@ def test_eval_png_folders_equal_direct_scores(tmp_path, triples):
         np.testing.assert_allclose(got[m].to_numpy(), v.numpy(), atol=1e-6)
     for f in ("leaderboard.csv", "leaderboard.md", "leaderboard.tex", "config.json"):
         assert (out / f).exists()
+    # what made the scores: the packages, and the machine (its processor and PyTorch's vector ISA on it)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["versions"]["torch"] == torch.__version__ and cfg["versions"]["numpy"] == np.__version__
+    dev = cfg["device"]
+    assert dev["device"] == "cpu" and dev["workers"] == 1 and dev["cpu"]
+    assert dev["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_evaluate_folders_takes_folders_as_bench_eval_does(tmp_path, triples):

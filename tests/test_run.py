@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from benchmark.cli import main
 
@@ -51,6 +52,8 @@ def test_bench_run_mean_max_writes_every_file(tmp_path, capsys):
         and cfg["config"]["profile"] == "smoke"
         and "torch" in cfg["versions"]
         and cfg["device"]["device"] == "cpu"
+        and cfg["device"]["cpu"]
+        and cfg["device"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     )
     s = pd.read_csv(d / "scores.csv")
     assert list(s.columns) == ["model", "index", "region"] + METRICS and len(s) == 32
@@ -608,3 +611,25 @@ def test_what_a_models_results_depend_on(tmp_path, monkeypatch):
     weights.write_bytes(b"two")  # other weights at the same path: scored again
     after = runner._fingerprints_of("unet", cfg, {}, data, source)
     assert after[0] != before[0] and after[1] != before[1]
+
+
+def test_cpu_model_names_the_processor_by_its_cpuinfo_ids(tmp_path, monkeypatch):
+    """config.json's ``device.cpu``: a VM's generic model name plus the vendor, family, model and stepping
+    that tell processor types apart (training's scores differ between them), from the first processor's
+    block of /proc/cpuinfo; without that file, the platform's processor name."""
+    import builtins
+
+    from benchmark import provenance
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC 9R14 96-Core Processor\nstepping\t: 1\n\n"
+        "processor\t: 1\nvendor_id\t: Other\nmodel name\t: not the first\n"
+    )
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(info if p == "/proc/cpuinfo" else p, *a, **k))
+    assert provenance.cpu_model() == "AMD EPYC 9R14 96-Core Processor (AuthenticAMD, family 25, model 17, stepping 1)"
+    info.unlink()  # no /proc/cpuinfo (macOS, Windows): the platform's name
+    monkeypatch.setattr(provenance.platform, "processor", lambda: "arm")
+    assert provenance.cpu_model() == "arm"

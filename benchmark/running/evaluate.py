@@ -25,7 +25,7 @@ from benchmark.data import imageio
 from benchmark.data.imageio import list_images, probe_image, read_image, read_labels, stem
 from benchmark.data.regions import tumour_boxes
 from benchmark.distributed import pick_device
-from benchmark.provenance import files_sha, metrics_code
+from benchmark.provenance import device_info, files_sha, metrics_code, package_versions
 from benchmark.running import pool
 from benchmark.running.pool import eval_workers
 from metrics import _compile, _native, sharing_sources
@@ -798,6 +798,9 @@ def _score_folders(
             "rgb_triples": len(colour),
             "colour_rules": rules,
             "caption": caption,  # bench table rebuilds the leaderboards with it
+            "versions": package_versions(),
+            # this eval's machine (batches reused from an earlier eval were scored by that one's)
+            "device": {**device_info(torch.device(device)), "workers": max(n_workers, 1)},
         },
     )
     write_score_tables(out, written, caption, style=style)  # and leaderboard_tumour.* with labels

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import time
@@ -55,7 +54,17 @@ from benchmark.config import RunConfig, check_config, for_model, parse_per_model
 from benchmark.data import load_data, size_notes
 from benchmark.data.regions import crop, region_groups, tumour_boxes
 from benchmark.distributed import pick_device
-from benchmark.provenance import PROJECT, file_sha256, files_sha, folder_sha, metrics_code, py_files, written_at
+from benchmark.provenance import (
+    PROJECT,
+    device_info,
+    file_sha256,
+    files_sha,
+    folder_sha,
+    metrics_code,
+    package_versions,
+    py_files,
+    written_at,
+)
 from benchmark.reporting import report
 from benchmark.reporting.report import read_history
 from benchmark.reporting.seeds import refresh_tables_over_seeds
@@ -111,38 +120,6 @@ class RunResult:
     leaderboards: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def package_versions() -> dict:
-    from importlib import metadata
-
-    out = {"python": sys.version.split()[0]}
-    for p in (
-        "fusionbench",
-        "torch",
-        "numpy",
-        "scipy",
-        "pandas",
-        "h5py",
-        "nibabel",
-        "matplotlib",
-        "diffusers",
-        "FrEIA",
-        "nilearn",
-        "segmentation-models-pytorch",
-    ):
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def device_info(dev: torch.device) -> dict:
-    info = {"device": str(dev), "platform": platform.platform(), "cpu_threads": torch.get_num_threads()}
-    if dev.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(dev)
-    return info
 
 
 def model_kwargs(entry, cfg: RunConfig) -> dict:
