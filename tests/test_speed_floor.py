@@ -185,3 +185,25 @@ def test_qp_floor_times_the_ffts_phase_congruency_runs(native, monkeypatch):
     a, b = (torch.randint(0, 256, (4, 1, 40, 48), generator=g).to(torch.float32) for _ in range(2))
     ffts, medians, own = qp_ms(a, b, torch.round((a + b) / 2), repeats=1)
     assert ffts > 0 and medians > 0 and own == (native == "auto")
+
+
+def test_kernel_split_times_the_kernels_calls_and_restores_them(monkeypatch):
+    """The whole covers the kernels' share, which is the sum of the calls named (public kernel entries
+    of metrics._native); the module is left as it was; with the kernels off (FUSIONBENCH_NATIVE=0)
+    nothing is inside them."""
+    from benchmark.tools.speed_floor import kernel_split
+    from metrics import _native
+
+    before = dict(vars(_native))
+    g = torch.Generator().manual_seed(5)
+    a = torch.randint(0, 256, (4, 1, 48, 48), generator=g).to(torch.float32)
+    b = torch.randint(0, 256, (4, 1, 48, 48), generator=g).to(torch.float32)
+    f = torch.round((a + b) / 2)
+    whole, inside, calls = kernel_split(a, b, f, "vifb", repeats=1)
+    assert vars(_native) == before
+    if _native.available():
+        assert {"separable_products", "qabf"} <= set(calls) and all(v > 0 for v in calls.values())
+        assert 0 < inside <= whole and abs(sum(calls.values()) - inside) < 1e-9
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    whole0, inside0, calls0 = kernel_split(a, b, f, "vifb", repeats=1)
+    assert whole0 > 0 and inside0 == 0 and not calls0

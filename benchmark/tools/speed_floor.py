@@ -31,6 +31,8 @@ metrics): for ``tang``, its 14 metrics other than the Fast-FMI ones take about 2
 triples by themselves, with the start (22.3 s in the README's run at c03201e; 29-35 s before the
 filters, MEF-SSIM and Q^AB/F had hand-written kernels). Prints one line
 per part and the sum per set, in ms a triple and in seconds for ``n`` triples (plus the start).
+Last, each set's metrics scored together on one call, split into the time inside the hand-written
+kernels' calls and the rest (PyTorch's own operations and Python: :func:`kernel_split`).
 """
 
 from __future__ import annotations
@@ -177,6 +179,72 @@ def metric_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str, r
     return out
 
 
+# _native's helpers that launch no kernel: what to use, not work
+_NOT_KERNELS = ("library", "available", "cpu_ready", "usable", "fft_lanes", "fft_takes", "setting")
+
+
+def kernel_split(
+    a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str, repeats: int = 3
+) -> tuple[float, float, dict[str, float]]:
+    """Every metric of ``lineage`` scored together (:func:`metrics.lineage.lineage_values`, 4 triples a
+    call, work shared between metrics as ``bench eval`` shares it), in ms a triple: (the whole, the part
+    spent inside :mod:`metrics._native`'s calls, {call: ms}); the rest is PyTorch's own operations and
+    Python. Each public function of :mod:`metrics._native` is timed where a metric calls it (an outermost
+    call only, so a call that makes others counts once); fastest of ``repeats`` passes after one that
+    builds and warms up."""
+    import inspect
+    from collections import Counter
+
+    from metrics import _native
+    from metrics.lineage import lineage_values
+
+    spent: Counter = Counter()
+    depth = [0]
+
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            if depth[0]:
+                return fn(*args, **kwargs)
+            depth[0] += 1
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - t
+                depth[0] -= 1
+
+        return call
+
+    def one():
+        for i in range(0, len(a), 4):
+            lineage_values(f[i : i + 4], a[i : i + 4], b[i : i + 4], lineage)
+
+    real = {
+        name: fn
+        for name, fn in vars(_native).items()
+        if inspect.isfunction(fn) and fn.__module__ == _native.__name__ and not name.startswith("_")
+        if name not in _NOT_KERNELS
+    }
+    best = None
+    try:
+        for name, fn in real.items():
+            setattr(_native, name, timed(name, fn))
+        one()
+        for _ in range(repeats):
+            spent.clear()
+            t = time.perf_counter()
+            one()
+            whole = time.perf_counter() - t
+            if best is None or whole < best[0]:
+                best = (whole, dict(spent))
+    finally:
+        for name, fn in real.items():
+            setattr(_native, name, fn)
+    whole, calls = best
+    per = 1000 / len(a)
+    return whole * per, sum(calls.values()) * per, {k: v * per for k, v in calls.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--triples", type=int, default=32, help="triples timed (a multiple of 4)")
@@ -225,6 +293,14 @@ def main(argv=None) -> int:
         print(
             f"{lineage}: {what}, one by one: {rest:.1f} ms a triple, "
             f"{rest * args.n / 1000 + start:.1f} s for {args.n} with the start"
+        )
+    for lineage in ("tang", "mefb"):
+        whole, inside, calls = kernel_split(a, b, f, lineage)
+        top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+        print(
+            f"{lineage}, all its metrics together: {whole:.1f} ms a triple; in the hand-written kernels' calls "
+            f"{inside:.1f} ({', '.join(f'{k} {v:.1f}' for k, v in top)}, ...), PyTorch's other operations "
+            f"and Python {whole - inside:.1f}"
         )
     return 0
 
