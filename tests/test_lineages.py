@@ -536,6 +536,31 @@ def test_csf_filter_is_the_real_part_of_the_originals_complex_filtering(shape):
     assert ((got - full.real).abs().max() / scale) < 1e-14
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_csf_responses_are_made_once_a_size_and_type_as_the_formulas_give_them(dtype):
+    """Q_CB's and Q_CV's contrast-sensitivity responses (vifb._csf, kept per size, type and device) are
+    the originals' formulas on freqspace's grid, bit for bit, in the images' type, with the half the
+    real FFT takes; a second call returns the same tensors, another size its own."""
+    from metrics.lineage import kernels as K
+    from metrics.lineage import vifb
+
+    h, w = 63, 81
+    like = torch.zeros(1, dtype=dtype)
+    for kind, scale in (("cb", 30), ("cv", 8)):
+        u, v = K.freqspace(w, like) * (w / scale), K.freqspace(h, like) * (h / scale)
+        r = torch.sqrt(u.view(1, -1) ** 2 + v.view(-1, 1) ** 2)
+        if kind == "cb":
+            want = torch.exp(-((r / 15.3870) ** 2)) - 0.7622 * torch.exp(-((r / 1.3456) ** 2))
+        else:
+            want = 2.6 * (0.0192 + 0.144 * r) * torch.exp(-((0.144 * r) ** 1.1))
+        response, half = vifb._csf(kind, h, w, dtype, like.device)
+        assert response.dtype == dtype and torch.equal(response, want)
+        assert torch.equal(half, torch.fft.ifftshift(want, dim=(-2, -1))[:, : w // 2 + 1])
+        again = vifb._csf(kind, h, w, dtype, like.device)
+        assert again[0] is response and again[1] is half
+        assert vifb._csf(kind, w, h, dtype, like.device)[0].shape == (w, h)
+
+
 def test_matlab_sobel_edges_thin_a_step_to_one_column():
     """MEFB's FMI features: MATLAB's default ``edge`` (Sobel, threshold 4 mean(b), thinning that
     keeps b(c-1) <= b(c) > b(c+1)). A vertical step between columns 9 and 10 gives equal strength in

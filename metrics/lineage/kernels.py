@@ -497,7 +497,13 @@ def freqspace(n: int, like: torch.Tensor) -> torch.Tensor:
     return (torch.arange(n, dtype=like.dtype, device=like.device) - n // 2) * (2.0 / n)
 
 
-def csf_filter(x: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+def csf_half(response: torch.Tensor) -> torch.Tensor:
+    """The half of a centred response :func:`csf_filter` multiplies the real FFT by: its uncentred
+    (``ifftshift``) columns 0 .. W / 2."""
+    return torch.fft.ifftshift(response, dim=(-2, -1))[..., : response.shape[-1] // 2 + 1]
+
+
+def csf_filter(x: torch.Tensor, response: torch.Tensor, half: torch.Tensor | None = None) -> torch.Tensor:
     """The real image ``ifft2(ifftshift(fftshift(fft2(x)) .* S))`` for a centred response S that is
     even (S at frequency k equals S at -k, as every radial contrast-sensitivity function on
     ``freqspace``'s grid: its values at u and -u are computed from the same square), through the
@@ -509,10 +515,10 @@ def csf_filter(x: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
     One image's inverse transform is taken as two: MKL's code for Intel processors rounds a single
     2-D inverse real FFT otherwise than each transform of a batch (any batch of two or more alike), so
     an image scored alone got another Q_CB than in a batch (1.4e-5 apart on the flat case c07, 1.1e-8
-    on c10; measured on a Xeon; AMD's generic code rounds both alike)."""
+    on c10; measured on a Xeon; AMD's generic code rounds both alike). ``half``: :func:`csf_half` of
+    ``response``, where the caller keeps it."""
     h, w = x.shape[-2:]
-    half = torch.fft.ifftshift(response, dim=(-2, -1))[..., : w // 2 + 1]
-    spec = torch.fft.rfft2(x) * half
+    spec = torch.fft.rfft2(x) * (csf_half(response) if half is None else half)
     if spec.shape[:-2].numel() == 1 and spec.dim() > 2:
         return torch.fft.irfft2(torch.cat([spec, spec]), s=(h, w))[:1]
     return torch.fft.irfft2(spec, s=(h, w))
