@@ -587,8 +587,14 @@ def test_the_last_batches_go_out_in_pieces_with_the_whole_batches_scores(
     assert here and all(x in pieces for x in here) and len(here) < len(pieces)  # this process scored some
     assert sorted(put) == [0, 1, 2, 3]  # each batch cached once, when its last piece is in
     cut.clear(), here.clear(), put.clear()
+
+    def config(name):
+        return json.loads((tmp_path / name / "config.json").read_text())
+
+    assert config("two")["batches"] == {"scored": 4, "reused": 0} and config("two")["device"]["workers"] == 2
     rerun = run("two")
     assert "reusing 4 of 4 batches" in rerun[2] and cut == put == []
+    assert config("two")["batches"] == {"scored": 0, "reused": 4}  # whose machine scored them: the first run's
     one = run("one", "--workers", "1")
     assert here == [] and sorted(put) == [0, 1, 2, 3]  # one process: whole batches, not side by side
     assert rerun[:2] == first[:2] == one[:2]

@@ -659,6 +659,7 @@ def _score_folders(
     cache = BatchCache(out, every, regions)
     scored = [cache.get(i) for i in range(len(every))]
     todo = [i for i, r in enumerate(scored) if r is None]
+    batches = {"scored": len(todo), "reused": len(every) - len(todo)}  # for config.json
     if len(todo) < len(every):
         say(
             f"bench eval: reusing {len(every) - len(todo)} of {len(every)} batches"
@@ -799,8 +800,9 @@ def _score_folders(
             "colour_rules": rules,
             "caption": caption,  # bench table rebuilds the leaderboards with it
             "versions": package_versions(),
-            # this eval's machine (batches reused from an earlier eval were scored by that one's)
+            # this eval's machine; batches reused from an earlier eval were scored on that one's
             "device": {**device_info(torch.device(device)), "workers": max(n_workers, 1)},
+            "batches": batches,
         },
     )
     write_score_tables(out, written, caption, style=style)  # and leaderboard_tumour.* with labels
