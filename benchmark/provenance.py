@@ -92,7 +92,8 @@ def cpu_model() -> str:
     """The processor's name as the OS gives it, with its vendor, family, model and stepping where Linux
     gives them (/proc/cpuinfo: "Intel(R) Xeon(R) Processor (GenuineIntel, family 6, model 167, stepping
     1)": a virtual machine's name alone can hide which processor it runs on), else
-    :func:`platform.processor`, else the machine type."""
+    macOS's ``machdep.cpu.brand_string`` (e.g. "Apple M2 Pro", where :func:`platform.processor` says
+    "arm"), else :func:`platform.processor`, else the machine type."""
     fields: dict = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
@@ -104,7 +105,7 @@ def cpu_model() -> str:
                 fields.setdefault(key, value)
     except OSError:
         pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
+    name = fields.get("model name") or _darwin_brand() or platform.processor() or platform.machine()
     ids = [fields["vendor_id"]] if fields.get("vendor_id") else []
     ids += [
         f"{label} {fields[key]}"
@@ -112,6 +113,21 @@ def cpu_model() -> str:
         if key in fields
     ]
     return f"{name} ({', '.join(ids)})" if ids else name
+
+
+def _darwin_brand() -> str:
+    """The processor's name from ``sysctl`` on macOS; "" elsewhere or where it does not answer."""
+    if sys.platform != "darwin":
+        return ""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def device_info(dev) -> dict:

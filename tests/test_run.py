@@ -630,6 +630,20 @@ def test_cpu_model_names_the_processor_by_its_cpuinfo_ids(tmp_path, monkeypatch)
     real_open = builtins.open
     monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(info if p == "/proc/cpuinfo" else p, *a, **k))
     assert provenance.cpu_model() == "AMD EPYC 9R14 96-Core Processor (AuthenticAMD, family 25, model 17, stepping 1)"
-    info.unlink()  # no /proc/cpuinfo (macOS, Windows): the platform's name
+    info.unlink()  # no /proc/cpuinfo (macOS, Windows): macOS's sysctl name, else the platform's
+    import subprocess
+
+    calls = []
+
+    def sysctl(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="Apple M2 Pro\n", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", sysctl)
     monkeypatch.setattr(provenance.platform, "processor", lambda: "arm")
+    monkeypatch.setattr(provenance.sys, "platform", "darwin")
+    assert provenance.cpu_model() == "Apple M2 Pro" and calls == [["sysctl", "-n", "machdep.cpu.brand_string"]]
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no"))
+    assert provenance.cpu_model() == "arm"
+    monkeypatch.setattr(provenance.sys, "platform", "win32")
     assert provenance.cpu_model() == "arm"
