@@ -222,8 +222,10 @@ def kernel_split(
     real = {
         name: fn
         for name, fn in vars(_native).items()
-        if inspect.isfunction(fn) and fn.__module__ == _native.__name__ and not name.startswith("_")
-        if name not in _NOT_KERNELS
+        if inspect.isfunction(fn)
+        and fn.__module__ == _native.__name__
+        and not name.startswith("_")
+        and name not in _NOT_KERNELS
     }
     best = None
     try:
