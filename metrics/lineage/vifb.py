@@ -201,7 +201,12 @@ def chen_varshney(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, cache=None)
 
     def saliency(x):
         gx, gy = K.filt(x, f1, "same"), K.filt(x, f2, "same")
-        return K.block_sums(K.sqrt(gx * gx + gy * gy) ** 5, 16)
+        # The strength's fifth power as s * s * t (s = t * t): within a few units in the last place of
+        # ``t ** 5`` (the original's ``.^5``), which PyTorch takes through ``pow`` at 1.5 ns an element
+        # here (0.3 ms of a triple's 1.3 for Q_CV)
+        t = K.sqrt(gx * gx + gy * gy)
+        s = t * t
+        return K.block_sums(s * s * t, 16)
 
     theta, theta_half = _csf("cv", hang, lie, a.dtype, a.device)
 
