@@ -79,6 +79,8 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("phase", both("phase_spectrum_blocks"), [_P] + [_I] * 3 + [_P, _P])
     typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
     typed("phase", both("phase_fft_lanes"), [], _I)
+    typed("csf", both("csf_filter"), [_P] * 3 + [_I] * 4 + [_P, _P], _I)
+    typed("csf", both("csf_fft_lanes"), [], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P], _I)
     typed("dwt", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
@@ -311,17 +313,20 @@ def phase_totals(
 _FFT_LANES: dict = {}
 
 
-def fft_lanes(dtype: torch.dtype) -> int:
+def fft_lanes(dtype: torch.dtype, of: str = "phase") -> int:
     """The lanes L of :func:`orientation_fft`'s registers for ``dtype``, the blocks of its layouts, as the
-    kernel's build for this CPU has them (``phase_kernel.cpp``: 8 floats; 8 doubles with AVX-512, 4 with AVX2)."""
-    if dtype not in _FFT_LANES:
-        _FFT_LANES[dtype] = int(getattr(library(), "phase_fft_lanes_" + ("f32" if dtype == torch.float32 else "f64"))())
-    return _FFT_LANES[dtype]
+    kernel's build for this CPU has them (``phase_kernel.cpp``: 8 floats; 8 doubles with AVX-512, 4 with AVX2);
+    ``of="csf"``: as :func:`csf_filter`'s unit has them (the same build, asked of its own unit, so that a
+    metric that filters alone does not load phase congruency's)."""
+    if (of, dtype) not in _FFT_LANES:
+        suffix = "f32" if dtype == torch.float32 else "f64"
+        _FFT_LANES[of, dtype] = int(getattr(library(), f"{of}_fft_lanes_{suffix}")())
+    return _FFT_LANES[of, dtype]
 
 
-def fft_takes(rows: int, cols: int, dtype: torch.dtype) -> bool:
-    """Whether :func:`orientation_fft` takes images of these sides: multiples of :func:`fft_lanes` with no
-    prime factor but 2, 3 and 5."""
+def fft_takes(rows: int, cols: int, dtype: torch.dtype, of: str = "phase") -> bool:
+    """Whether :func:`orientation_fft` (``of="csf"``: :func:`csf_filter`) takes images of these sides:
+    multiples of :func:`fft_lanes` with no prime factor but 2, 3 and 5."""
 
     def smooth(n: int) -> bool:
         for p in (2, 3, 5):
@@ -329,7 +334,7 @@ def fft_takes(rows: int, cols: int, dtype: torch.dtype) -> bool:
                 n //= p
         return n == 1
 
-    lanes = fft_lanes(dtype)
+    lanes = fft_lanes(dtype, of)
     return rows % lanes == 0 and cols % lanes == 0 and smooth(rows) and smooth(cols)
 
 
@@ -374,6 +379,29 @@ def orientation_fft(
     fn = getattr(library(), "phase_orientation_fft" + ("_f32" if re.dtype == torch.float32 else "_f64"))
     if not fn(filters.data_ptr(), re.data_ptr(), im.data_ptr(), nb, rows, cols, eps, out.data_ptr()):
         raise ValueError(f"phase_orientation_fft takes no {rows}x{cols} images")
+    return out
+
+
+def csf_filter(x: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """``real(ifft2(fft2(image) .* response))`` of every (H, W) image of ``x`` (B, C, H, W), float32 or
+    float64 on a CPU, for a real ``response`` (H, W) of the same type, uncentred and even (its value at
+    frequency k equals its value at -k), in the hand-written FFT (``phase_kernel.cpp``'s csf, a unit apart
+    from phase congruency's; sides that :func:`fft_takes` with ``of="csf"`` only). An image's channels go
+    through it two at a time (one complex image), each image's on its own, so an image's result does not
+    depend on the batch around it."""
+    x = x.contiguous()
+    b, c, h, w = x.shape
+    g = response.contiguous()
+    out = torch.empty_like(x)
+    fn = getattr(library(), "csf_filter" + ("_f32" if x.dtype == torch.float32 else "_f64"))
+    size = x.element_size()
+    for k in range(0, c, 2):
+        pair = k + 1 < c
+        at = k * h * w * size
+        second = x.data_ptr() + at + h * w * size if pair else None
+        second_out = out.data_ptr() + at + h * w * size if pair else None
+        if not fn(x.data_ptr() + at, second, g.data_ptr(), b, h, w, c * h * w, out.data_ptr() + at, second_out):
+            raise ValueError(f"csf_filter takes no {h}x{w} images")
     return out
 
 

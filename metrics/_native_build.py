@@ -77,6 +77,8 @@ UNITS = {
     # wavelet transform, Tang's; Liu's SSIM and Piella maps; CDDFuse's SSIM)
     "phase_f32": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
     "phase_f64": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=64"]),
+    "csf_f32": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=32", "-DFUSIONBENCH_PART=1"]),
+    "csf_f64": (_HERE / "phase_kernel.cpp", ["-DFUSIONBENCH_TYPE=64", "-DFUSIONBENCH_PART=1"]),
     "moment": (_HERE / "moment_kernel.cpp", []),  # every metric set that calls it calls both types
     "filter_f32": (_HERE / "filter_kernel.cpp", ["-DFUSIONBENCH_TYPE=32"]),
     "fmi_f64_scored_f32": (_HERE / "fmi_kernel.cpp", ["-DFUSIONBENCH_FORM=2", *FMI_OPT]),
@@ -118,8 +120,8 @@ METRIC_UNITS = {
         "Qabf": (_H, _Q),
         **dict.fromkeys(["Variance", "Spatial_frequency", "Rmse"], (_H,)),
         "Ssim": (_H, _F32, _M),
-        "Qcb": (_H, _F64, _M),
-        "Qcv": (_H, _F32, _M),
+        "Qcb": (_H, "csf_f64", _F64, _M),
+        "Qcv": (_H, "csf_f32", _F32, _M),
     },
     "tang": {
         **dict.fromkeys(["EN", "MI", "PSNR", "MSE", "SF", "SD"], (_H,)),
@@ -144,8 +146,8 @@ METRIC_UNITS = {
         "Qw": (_H, _F32, _M),
         "Qy": (_H, _F64, _M),
         "MEF_SSIM": (_H, _F64),
-        "Qcb": (_H, _F64, _M),
-        "Qcv": (_H, _F32, _M),
+        "Qcb": (_H, "csf_f64", _F64, _M),
+        "Qcv": (_H, "csf_f32", _F32, _M),
         "FMI": (_H, "qabf_f64", "fmi_f32"),
         "VIF": (_H, _F64, _M),
     },

@@ -399,7 +399,8 @@ static void stage(V *xr, V *xi, int64_t m, int64_t blocks, const T *w)
 
 // L transforms of n points at once, in place in (xr, xi); the result in digit-reversed order: frequency f
 // at fft_order()'s place[f].
-template <typename T, typename V> static void fft(V *xr, V *xi, int64_t n, const int *rad, int nr, const T *tw)
+template <typename T, typename V>
+__attribute__((noinline)) static void fft(V *xr, V *xi, int64_t n, const int *rad, int nr, const T *tw)
 {
     int64_t np = n, blocks = 1;
     const T *w = tw;
@@ -578,7 +579,115 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     return 1;
 }
 
+// Real images through a real, even frequency response (VIFB's and MEFB's contrast-sensitivity filters,
+// metrics/lineage/kernels.py's csf_filter): out = real(ifft2(fft2(x) .* g)), g (H, W) uncentred with
+// g(k) = g(-k) (a radial response on freqspace's grid). Two images a call as one complex image z = x + i y:
+// g being real and even, ifft2(fft2(z) .* g) is x's result plus i times y's (to rounding), so one complex
+// transform each way filters both (y null: x alone, the imaginary part dropped). Both transforms are this
+// file's inverse-sign fft(), unnormalised: it gives fft2(z) at -k, which times the even g / (H W) is the
+// product's spectrum at -k, whose inverse-sign transform is the result at -n; the last writes put each
+// pixel back at n. The order: each image's columns' transforms (L columns a register), transposed by
+// L x L blocks into rows of L; then, L rows at a time, the rows' transforms, the response, the rows'
+// inverse transforms, transposed back into columns of L; then the columns' inverse transforms, written to
+// the image's rows. Sides as orientation_fft()'s (0 returned, nothing written, for others). Images
+// in rows, image b's at b * stride in x, y, ox and oy (H W apart for a batch, 2 H W for the pairs of a
+// (B, 2, H, W) tensor), each pair filtered on its own: a batch's results are each image's alone.
+template <typename T>
+static int64_t csf(const T *x, const T *y, const T *g, int64_t nb, int64_t h, int64_t w, int64_t stride, T *ox,
+                   T *oy)
+{
+    typedef typename Lanes<T>::type V;
+    typedef typename Lanes<T>::index M;
+    constexpr int L = sizeof(V) / sizeof(T);
+    int rh[64], rw[64];
+    const int nrh = radices(h, rh), nrw = radices(w, rw);
+    if (nrh == 0 || nrw == 0 || h % L || w % L)
+        return 0;
+    const int64_t hw = h * w, nv = hw / L;  // registers an image plane
+    Buf<T> twh(2 * h + 2), tww(2 * w + 2);
+    twiddles<T>(h, rh, nrh, twh.data());
+    twiddles<T>(w, rw, nrw, tww.data());
+    Buf<int32_t> place_h(h), place_w(w);
+    fft_order(h, rh, nrh, place_h.data());
+    fft_order(w, rw, nrw, place_w.data());
+    // Registers, aligned: a column's transforms (2 H), a row block's (2 W), the response in rows of L
+    // (H / L, W, L), the rows' stage (2 planes, H / L, W, L) and the columns' stage (2 planes, W / L, H, L).
+    Buf<T> raw((2 * h + 2 * w + 5 * nv) * L + L);
+    const uintptr_t start = reinterpret_cast<uintptr_t>(raw.data());
+    V *cr = reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
+    V *ci = cr + h, *rr = ci + h, *ri = rr + w, *gb = ri + w, *mre = gb + nv, *mim = mre + nv, *kre = mim + nv,
+      *kim = kre + nv;
+    const T scale = T(1) / T(hw);
+    for (int64_t y0 = 0; y0 < h; y0 += L)
+        for (int64_t kx = 0; kx < w; kx++)
+            for (int l = 0; l < L; l++)
+                gb[y0 / L * w + kx][l] = g[(y0 + l) * w + kx] * scale;
+    const Transpose<M, L> transpose;
+    const V zero = V{};
+    for (int64_t b = 0; b < nb; b++) {
+        const T *xb = x + b * stride, *yb = y ? y + b * stride : nullptr;
+        T *xo = ox + b * stride, *yo = oy ? oy + b * stride : nullptr;
+        for (int64_t c0 = 0; c0 < w; c0 += L) {  // columns c0 .. c0 + L: transforms over the rows
+            for (int64_t r = 0; r < h; r++) {
+                __builtin_memcpy(&cr[r], xb + r * w + c0, sizeof(V));
+                if (yb)
+                    __builtin_memcpy(&ci[r], yb + r * w + c0, sizeof(V));
+                else
+                    ci[r] = zero;
+            }
+            fft<T, V>(cr, ci, h, rh, nrh, twh.data());
+            for (int64_t y0 = 0; y0 < h; y0 += L) {
+                V tr[L], ti[L];
+                for (int l = 0; l < L; l++)
+                    tr[l] = cr[place_h[y0 + l]], ti[l] = ci[place_h[y0 + l]];
+                transpose(tr);
+                transpose(ti);
+                for (int l = 0; l < L; l++)
+                    mre[y0 / L * w + c0 + l] = tr[l], mim[y0 / L * w + c0 + l] = ti[l];
+            }
+        }
+        for (int64_t y0 = 0; y0 < h; y0 += L) {  // rows y0 .. y0 + L: over the columns, there and back
+            V *pr = mre + y0 / L * w, *pi = mim + y0 / L * w;
+            fft<T, V>(pr, pi, w, rw, nrw, tww.data());
+            const V *gr = gb + y0 / L * w;
+            for (int64_t kx = 0; kx < w; kx++) {
+                const int64_t at = place_w[kx];
+                rr[kx] = pr[at] * gr[kx];
+                ri[kx] = pi[at] * gr[kx];
+            }
+            fft<T, V>(rr, ri, w, rw, nrw, tww.data());
+            for (int64_t c0 = 0; c0 < w; c0 += L) {  // output column c takes the transform's column -c
+                V tr[L], ti[L];
+                for (int l = 0; l < L; l++) {
+                    const int64_t at = place_w[(w - c0 - l) % w];
+                    tr[l] = rr[at], ti[l] = ri[at];
+                }
+                transpose(tr);
+                transpose(ti);
+                for (int l = 0; l < L; l++)
+                    kre[c0 / L * h + y0 + l] = tr[l], kim[c0 / L * h + y0 + l] = ti[l];
+            }
+        }
+        for (int64_t c0 = 0; c0 < w; c0 += L) {  // columns c0 .. c0 + L: back over the rows; row r takes -r
+            V *pr = kre + c0 / L * h, *pi = kim + c0 / L * h;
+            fft<T, V>(pr, pi, h, rh, nrh, twh.data());
+            for (int64_t r = 0; r < h; r++) {
+                const int64_t at = place_h[(h - r) % h];
+                __builtin_memcpy(xo + r * w + c0, &pr[at], sizeof(V));
+                if (yo)
+                    __builtin_memcpy(yo + r * w + c0, &pi[at], sizeof(V));
+            }
+        }
+    }
+    return 1;
+}
+
 // The entry points of one type (T, SUFFIX: float, f32 or double, f64); a unit built for one type has only its own.
+// Part 0 of this source (simd.h's FUSIONBENCH_PART): phase congruency's, MEFB's Qp alone; part 1: the
+// contrast-sensitivity filter's (csf_*), which VIFB's and MEFB's Q_CB and Q_CV call, a unit of its own
+// (0.3-0.4 s of build a type, where phase congruency's part takes 0.7-0.8), so that VIFB does not build
+// phase congruency's kernels. fft() is not inlined into its callers: a copy of its stages in each took
+// the part with both 0.3 s more to build, and ran no faster (phase congruency's maps the same bits).
 #define FUSIONBENCH_PHASE(T, SUFFIX)                                                                                  \
     void phase_orientation_##SUFFIX(const T *parts, int64_t n, int64_t i0, int64_t i1, double eps, T *out)            \
     {                                                                                                                 \
@@ -604,11 +713,23 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     {                                                                                                                 \
         return orientation_fft<T>(g, sre, sim, nb, h, w, T(eps), out);                                                \
     }
+#define FUSIONBENCH_CSF(T, SUFFIX)                                                                                    \
+    int64_t csf_fft_lanes_##SUFFIX() { return int64_t(sizeof(Lanes<T>::type) / sizeof(T)); }                       \
+    int64_t csf_filter_##SUFFIX(const T *x, const T *y, const T *g, int64_t nb, int64_t h, int64_t w, int64_t stride, \
+                                T *ox, T *oy)                                                                         \
+    {                                                                                                                 \
+        return csf<T>(x, y, g, nb, h, w, stride, ox, oy);                                                             \
+    }
+#if FUSIONBENCH_PART == 0
+#define FUSIONBENCH_ENTRIES FUSIONBENCH_PHASE
+#else
+#define FUSIONBENCH_ENTRIES FUSIONBENCH_CSF
+#endif
 extern "C" {
 #if FUSIONBENCH_F32
-FUSIONBENCH_PHASE(float, f32)
+FUSIONBENCH_ENTRIES(float, f32)
 #endif
 #if FUSIONBENCH_F64
-FUSIONBENCH_PHASE(double, f64)
+FUSIONBENCH_ENTRIES(double, f64)
 #endif
 }

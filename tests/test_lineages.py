@@ -553,11 +553,12 @@ def test_csf_responses_are_made_once_a_size_and_type_as_the_formulas_give_them(d
             want = torch.exp(-((r / 15.3870) ** 2)) - 0.7622 * torch.exp(-((r / 1.3456) ** 2))
         else:
             want = 2.6 * (0.0192 + 0.144 * r) * torch.exp(-((0.144 * r) ** 1.1))
-        response, half = vifb._csf(kind, h, w, dtype, like.device)
+        response, half, uncentred = vifb._csf(kind, h, w, dtype, like.device)
         assert response.dtype == dtype and torch.equal(response, want)
         assert torch.equal(half, torch.fft.ifftshift(want, dim=(-2, -1))[:, : w // 2 + 1])
+        assert torch.equal(uncentred, torch.fft.ifftshift(want, dim=(-2, -1)))
         again = vifb._csf(kind, h, w, dtype, like.device)
-        assert again[0] is response and again[1] is half
+        assert all(x is y for x, y in zip(again, (response, half, uncentred)))
         assert vifb._csf(kind, w, h, dtype, like.device)[0].shape == (w, h)
 
 

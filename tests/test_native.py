@@ -1650,3 +1650,50 @@ def test_sqrt_kernel_is_correctly_rounded(native_kernel):
     f64 = K.sqrt(x)
     assert [float(v) for v in f64[:500]] == [m.sqrt(float(v)) for v in x[:500]]
     assert torch.isnan(K.sqrt(torch.full((4096,), -1.0))).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_csf_filter_by_the_kernels_own_ffts(monkeypatch, native_kernel, dtype):
+    """Q_CB's and Q_CV's contrast-sensitivity filtering in phase_kernel.cpp's own FFTs (csf_filter, two of an
+    image's channels as one complex image) against PyTorch's real FFTs, on sides of every radix, square or
+    not, down to one register's lanes, an odd number of channels (the last one alone): float64 within 1e-13
+    and float32 within 2e-6 of the largest value; each image's result the same bits in any batch (its
+    channels paired as they come: a channel beside another rounds otherwise, within those bounds);
+    kernels.csf_filter takes it where fft_takes(of="csf") says the kernel takes the sides,
+    PyTorch's FFTs elsewhere and with the kernels off, and the kernel refuses other sides."""
+    from metrics.lineage import kernels as K
+    from metrics.lineage import vifb
+
+    lanes = _native.fft_lanes(dtype, of="csf")
+    assert lanes == _native.fft_lanes(dtype)  # one build for this CPU: the same registers in both units
+    tol = 1e-13 if dtype == torch.float64 else 2e-6
+    gen = torch.Generator().manual_seed(5)
+    for rows, cols in [(240, 240), (64, 80), (24, 40), (lanes, 3 * lanes), (30 * lanes // 2, 10 * lanes)]:
+        assert _native.fft_takes(rows, cols, dtype, of="csf")
+        x = (torch.rand(3, 3, rows, cols, generator=gen, dtype=torch.float64) * 255).round().to(dtype)
+        for kind in ("cb", "cv"):
+            response, half, uncentred = vifb._csf(kind, rows, cols, dtype, torch.device("cpu"))
+            got = _native.csf_filter(x, uncentred)
+            with monkeypatch.context() as mp:
+                mp.setattr(_native, "cpu_ready", lambda *t: False)
+                want = K.csf_filter(x, response, half)
+            assert not torch.equal(got, want)  # another FFT: not PyTorch's bits
+            torch.testing.assert_close(got, want, rtol=0, atol=tol * float(want.abs().max()))
+            assert torch.equal(K.csf_filter(x, response, half, uncentred), got)
+            assert torch.equal(K.csf_filter(x, response), got)  # the response uncentred in the call
+            for i in range(3):  # an image alone; its odd channel alone
+                assert torch.equal(_native.csf_filter(x[i : i + 1], uncentred), got[i : i + 1])
+                assert torch.equal(_native.csf_filter(x[i : i + 1, 2:], uncentred), got[i : i + 1, 2:])
+            # a channel's rounding depends on the channel beside it (one complex image): the pairs are fixed
+            paired_otherwise = _native.csf_filter(x[:, 1:], uncentred)[:, :1]
+            torch.testing.assert_close(paired_otherwise, got[:, 1:2], rtol=0, atol=tol * float(want.abs().max()))
+    assert not _native.fft_takes(63, 81, dtype, of="csf")
+    x = torch.rand(2, 1, 63, 81, dtype=dtype)
+    response, half, uncentred = vifb._csf("cb", 63, 81, dtype, torch.device("cpu"))
+    calls = []
+    monkeypatch.setattr(_native, "csf_filter", lambda *a: calls.append(1))
+    assert torch.equal(K.csf_filter(x, response, half), torch.fft.irfft2(torch.fft.rfft2(x) * half, s=(63, 81)))
+    assert not calls
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="takes no 56x56"):
+        _native.csf_filter(torch.zeros(1, 2, 56, 56, dtype=dtype), torch.zeros(56, 56, dtype=dtype))

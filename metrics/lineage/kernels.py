@@ -503,21 +503,30 @@ def csf_half(response: torch.Tensor) -> torch.Tensor:
     return torch.fft.ifftshift(response, dim=(-2, -1))[..., : response.shape[-1] // 2 + 1]
 
 
-def csf_filter(x: torch.Tensor, response: torch.Tensor, half: torch.Tensor | None = None) -> torch.Tensor:
+def csf_filter(
+    x: torch.Tensor, response: torch.Tensor, half: torch.Tensor | None = None, uncentred: torch.Tensor | None = None
+) -> torch.Tensor:
     """The real image ``ifft2(ifftshift(fftshift(fft2(x)) .* S))`` for a centred response S that is
     even (S at frequency k equals S at -k, as every radial contrast-sensitivity function on
-    ``freqspace``'s grid: its values at u and -u are computed from the same square), through the
-    real FFT. For such an S that product's exact inverse transform is real: the imaginary part of
-    the originals' complex result is their FFT's rounding noise alone (5e-16 of the image's scale on
-    uniform noise images, 240x240 and 63x81; this result is within 1.2e-15 of their real part).
-    Half the FFT work, and half the maps after it, as the real part is all there is to filter.
+    ``freqspace``'s grid: its values at u and -u are computed from the same square). For such an S that
+    product's exact inverse transform is real: the imaginary part of the originals' complex result is
+    their FFT's rounding noise alone (5e-16 of the image's scale on uniform noise images, 240x240 and
+    63x81; this result is within 1.2e-15 of their real part), so only the real image is computed.
 
-    One image's inverse transform is taken as two: MKL's code for Intel processors rounds a single
+    On a CPU, for the sides the hand-written FFT takes (:func:`metrics._native.fft_takes`, as 240), in it
+    (:func:`metrics._native.csf_filter`: an image's channels two at a time as one complex image, whose
+    real and imaginary parts the even response keeps apart; 2-3x faster than PyTorch's real FFTs with
+    their copies here). Elsewhere through PyTorch's real FFT, half the FFT work and half the maps after it;
+    one image's inverse transform then taken as two: MKL's code for Intel processors rounds a single
     2-D inverse real FFT otherwise than each transform of a batch (any batch of two or more alike), so
     an image scored alone got another Q_CB than in a batch (1.4e-5 apart on the flat case c07, 1.1e-8
-    on c10; measured on a Xeon; AMD's generic code rounds both alike). ``half``: :func:`csf_half` of
-    ``response``, where the caller keeps it."""
+    on c10; measured on a Xeon; AMD's generic code rounds both alike). ``half`` and ``uncentred``:
+    :func:`csf_half` and ``ifftshift`` of ``response`` in x's type, where the caller keeps them."""
     h, w = x.shape[-2:]
+    if x.dim() == 4 and _native.cpu_ready(x, response) and _native.fft_takes(h, w, x.dtype, of="csf"):
+        if uncentred is None:
+            uncentred = torch.fft.ifftshift(response.to(x.dtype), dim=(-2, -1))
+        return _native.csf_filter(x, uncentred)
     spec = torch.fft.rfft2(x) * (csf_half(response) if half is None else half)
     if spec.shape[:-2].numel() == 1 and spec.dim() > 2:
         return torch.fft.irfft2(torch.cat([spec, spec]), s=(h, w))[:1]
