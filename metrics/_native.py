@@ -32,6 +32,7 @@ compiler, no AVX2, no libmvec, not Linux x86-64) the PyTorch kernels run, with o
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import threading
 import warnings
@@ -426,6 +427,13 @@ def median(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     return _per_row("phase_median", x, out)
 
 
+@functools.lru_cache(maxsize=64)
+def _taps(taps: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """A window's taps as a tensor of ``dtype``, made once (each call made them again: 0.14 ms of MEFB's
+    triple, ~70 calls). Nothing writes into it."""
+    return torch.tensor(taps, dtype=dtype)
+
+
 def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Tensor, stride: int) -> torch.Tensor:
     """``x`` (..., n_r, n_c), float32 or float64 on a CPU, filtered with the window ``outer(taps, taps)``
     by the hand-written kernel (``filter_kernel.cpp``): ``src_r`` / ``src_c`` give, for each padded
@@ -441,7 +449,7 @@ def separable(x: torch.Tensor, taps: tuple, src_r: torch.Tensor, src_c: torch.Te
     out = torch.empty((*x.shape[:-2], rows, cols), dtype=x.dtype)
     if not maps:
         return out
-    w = torch.tensor(taps, dtype=x.dtype)
+    w = _taps(taps, x.dtype)
     fn = dll.separable_f32 if x.dtype == torch.float32 else dll.separable_f64
     args = (x.data_ptr(), n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride)
     fn(*args, 0, maps, out.data_ptr())  # on this thread, as phase congruency's kernels (see above)
@@ -508,7 +516,7 @@ def separable_products(
     sa = (ctypes.c_int64 * nm)(*[s for _, s in a_maps])
     c = (ctypes.c_void_p * nm)(*[(y.data_ptr() if y is not None else None) for y, _ in c_maps])
     sc = (ctypes.c_int64 * nm)(*[s for _, s in c_maps])
-    w = torch.tensor(taps, dtype=x0.dtype)
+    w = _taps(taps, x0.dtype)
     fn = dll.separable_products_f32 if x0.dtype == torch.float32 else dll.separable_products_f64
     summed = fn(a, sa, c, sc, nm, n_r, n_c, w.data_ptr(), k, src_r.data_ptr(), src_c.data_ptr(), m_r, m_c, stride,
                 0, b, out.data_ptr())  # fmt: skip
