@@ -80,6 +80,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("phase", both("phase_spectrum_blocks"), [_P] + [_I] * 3 + [_P, _P])
     typed("phase", both("phase_orientation_fft"), [_P] * 3 + [_I] * 3 + [_D, _P], _I)
     typed("phase", both("phase_fft_lanes"), [], _I)
+    typed("phase", both("phase_spectrum"), [_P] + [_I] * 3 + [_P, _P], _I)
     typed("csf", both("csf_filter"), [_P] * 3 + [_I] * 4 + [_P, _P], _I)
     typed("csf", both("csf_fft_lanes"), [], _I)
     typed("filter", both("separable"), [_P, _I, _I, _P, _I, _P, _P] + [_I] * 5 + [_P])
@@ -357,6 +358,20 @@ def spectrum_blocks(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     re, im = (torch.empty(b, w // lanes, h, lanes, dtype=parts.dtype) for _ in range(2))
     fn = library().phase_spectrum_blocks_f32 if parts.dtype == torch.float32 else library().phase_spectrum_blocks_f64
     fn(parts.data_ptr(), b, h, w, re.data_ptr(), im.data_ptr())
+    return re, im
+
+
+def image_spectrum_blocks(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real and imaginary planes of ``fft2`` of real images ``x`` (B, H, W) on a CPU, each in
+    :func:`fft_blocks`' layout, by the hand-written FFT (``phase_kernel.cpp``'s spectrum), for sides that
+    :func:`fft_takes`: PyTorch's ``spectrum_blocks(torch.fft.fft2(x))`` to float rounding."""
+    x = x.contiguous()
+    b, h, w = x.shape
+    lanes = fft_lanes(x.dtype)
+    re, im = (torch.empty(b, w // lanes, h, lanes, dtype=x.dtype) for _ in range(2))
+    fn = library().phase_spectrum_f32 if x.dtype == torch.float32 else library().phase_spectrum_f64
+    if not fn(x.data_ptr(), b, h, w, re.data_ptr(), im.data_ptr()):
+        raise ValueError(f"phase_spectrum takes no {h}x{w} images")
     return re, im
 
 

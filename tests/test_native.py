@@ -1491,8 +1491,9 @@ def test_orientation_fft_equals_pytorchs_ffts_and_the_sums_kernel(native_kernel,
     torch.fft.ifft2 of the filter products and the sums kernel on those responses, on sides of every
     radix (4, 2, 3, 5), square or not, down to one register's lanes, every orientation: float64 within
     1e-12 and float32 within 1e-5 of each map's largest value (float32 FFTs round differently), the energy
-    (which cancels) within 2e-4; the blocked layouts round-trip. Sides it does not take, fft_takes says so
-    and the kernel refuses."""
+    (which cancels) within 2e-4; the blocked layouts round-trip; the kernel's forward FFT (spectrum) gives
+    PyTorch's spectra's planes within the same bounds. Sides it does not take, fft_takes says so and the
+    kernels refuse."""
     from metrics.lineage import phase
 
     lanes = _native.fft_lanes(dtype)
@@ -1507,6 +1508,11 @@ def test_orientation_fft_equals_pytorchs_ffts_and_the_sums_kernel(native_kernel,
         spectrum = torch.fft.fft2(im)
         planes = [_native.fft_blocks(x) for x in (spectrum.real, spectrum.imag)]
         assert all(torch.equal(a, b) for a, b in zip(_native.spectrum_blocks(spectrum), planes, strict=True))
+        # the kernel's own forward FFT: the same planes to float rounding, each image's alone in any batch
+        own = _native.image_spectrum_blocks(im)
+        for mine, want in zip(own, planes, strict=True):
+            torch.testing.assert_close(mine, want, rtol=0, atol=tols[0] * float(planes[0].abs().max()))
+        assert all(torch.equal(x[1:2], y) for x, y in zip(own, _native.image_spectrum_blocks(im[1:2]), strict=True))
         # the output's blocks of rows are the input's blocks of columns of the transposed images
         assert torch.equal(_native.fft_unblock(_native.fft_blocks(im.transpose(-1, -2)).reshape(-1), rows, cols), im)
         bank = phase._bank_as(rows, cols, dtype, torch.device("cpu"))
@@ -1522,6 +1528,8 @@ def test_orientation_fft_equals_pytorchs_ffts_and_the_sums_kernel(native_kernel,
     x = torch.zeros(1, 56, 56, dtype=dtype)
     with pytest.raises(ValueError, match="takes no 56x56"):
         _native.orientation_fft(_native.fft_blocks(torch.zeros(4, 56, 56, dtype=dtype)), x, x, 56, 56, 1e-4)
+    with pytest.raises(ValueError, match="takes no 56x56"):
+        _native.image_spectrum_blocks(x)
 
 
 @pytest.mark.parametrize("side", [(40, 40), (64, 80), (240, 240)])

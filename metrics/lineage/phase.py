@@ -136,6 +136,14 @@ def _threshold(median, em_n, sum_an2, sum_aiaj):
     return (tau * math.sqrt(math.pi / 2) + K_NOISE * torch.sqrt((2 - math.pi / 2) * tau * tau)) / 1.7
 
 
+def _dc_only(x: torch.Tensor) -> torch.Tensor:
+    """Zeros but the DC term of each spectrum ``x`` (B, 1, H, W), or of each plane in :func:`_native.fft_blocks`'
+    layout (B, W / L, H, L), which holds it at [b, 0, 0, 0] as well."""
+    out = torch.zeros_like(x)
+    out[:, 0, 0, 0] = x[:, 0, 0, 0]
+    return out
+
+
 def phase_congruency(im: torch.Tensor):
     """(phase congruency, M, m) maps of (B, 1, H, W) images in their own units (float64 advised:
     the original is double throughout). One orientation at a time: its four scales' inverse FFTs,
@@ -146,36 +154,38 @@ def phase_congruency(im: torch.Tensor):
     b, _, rows, cols = im.shape
     _, em_n, sum_an2, sum_aiaj = _bank(rows, cols)
     filters = _bank_as(rows, cols, im.dtype, im.device)
-    spectrum = torch.fft.fft2(im)
+    # On a CPU the hand-written kernels (phase_kernel.cpp) take each orientation's sums over the scales,
+    # then the totals over the orientations from every orientation's sums and noise threshold, the same
+    # steps in one pass each.
+    native = NSCALE == 4 and _native.cpu_ready(im)
+    # Where the hand-written kernel takes the sides, it computes the FFTs too (the images' spectra, 2x faster
+    # than PyTorch's fft2 with its copy here, and the inverse FFTs: on this project's AMD CPU 1.8x faster
+    # than PyTorch's FFTs with the kernel's sums after them: _native.orientation_fft); its inputs and each
+    # image's pixels are then in blocks (_native.fft_blocks) until the end, as the steps between are per
+    # pixel or per image.
+    blocked = native and _native.fft_takes(rows, cols, im.dtype)
     # A constant image has no energy off the DC term; FFTs may leave rounding noise there (FFTW's
     # exact zeros are what make the original's 0 / 0), so it is set to exactly zero.
     # (Its smallest and largest values equal, NaN never: amin and amax took 0.03 ms for four 240x240 images
     # here, comparing every pixel with the first 0.29, and torch.aminmax 0.52.)
     pixels = im.flatten(1)
     flat = (pixels.amin(dim=1) == pixels.amax(dim=1)).view(-1, 1, 1, 1)
-    if bool(flat.any()):
-        dc_only = torch.zeros_like(spectrum)
-        dc_only[..., 0, 0] = spectrum[..., 0, 0]
-        spectrum = torch.where(flat, dc_only, spectrum)
-    spectrum = spectrum[:, 0]  # (B, H, W)
-    # On a CPU the hand-written kernels (phase_kernel.cpp) take each orientation's sums over the scales,
-    # then the totals over the orientations from every orientation's sums and noise threshold, the same
-    # steps in one pass each.
-    native = NSCALE == 4 and _native.cpu_ready(spectrum.real)
+    if blocked:
+        bank = _blocked_bank(rows, cols, im.dtype)
+        planes = _native.image_spectrum_blocks(im[:, 0])  # (B, W / L, H, L) each: the DC term at [:, 0, 0, 0]
+        if bool(flat.any()):
+            planes = tuple(torch.where(flat, _dc_only(x), x) for x in planes)
+    else:
+        spectrum = torch.fft.fft2(im)
+        if bool(flat.any()):
+            spectrum = torch.where(flat, _dc_only(spectrum), spectrum)
+        spectrum = spectrum[:, 0]  # (B, H, W)
     if native:
         sums_all = torch.empty(NORIENT, 4, im.numel(), dtype=im.dtype)
         medians = torch.empty(NORIENT, b, dtype=im.dtype)
     else:
         zero = torch.zeros_like(im)
         total_energy, total_sum_an, covx2, covy2, covxy = zero, zero, zero, zero, zero
-    # Where the hand-written kernel takes the sides, it computes the inverse FFTs too (on this project's AMD
-    # CPU 1.8x faster than PyTorch's FFTs with the kernel's sums after them: _native.orientation_fft); its
-    # inputs and each image's pixels are then in blocks (_native.fft_blocks) until the end, as the steps
-    # between are per pixel or per image.
-    blocked = native and _native.fft_takes(rows, cols, im.dtype)
-    if blocked:
-        bank = _blocked_bank(rows, cols, im.dtype)
-        planes = _native.spectrum_blocks(spectrum)  # fft_blocks of its real and imaginary planes, in one pass
     for o in range(NORIENT):
         angl = o * math.pi / NORIENT
         if blocked:
