@@ -18,8 +18,8 @@ a fresh machine. Banded matrix products filtered the lineages' Gaussian windows 
 quarter of Tang's and MEFB's scoring time); a tap loop runs 2.5-3.5x faster. MEF-SSIM's and
 Q^AB/F's ~60 and ~40 elementwise steps a pixel (``mef_kernel.cpp``, ``qabf_kernel.cpp``) run in one
 vector pass each instead of as many eager passes. Each unit's library is built once per machine and
-source, when one of its kernels is first called (:class:`Kernels`; 0.1-0.6 s a unit, all nineteen 4.5-4.8 s
-on two cores of an Intel Xeon; :mod:`metrics._native_build`, which ``bench eval`` and ``bench run`` start
+source, when one of its kernels is first called (:class:`Kernels`; 0.1-0.6 s a unit, all twenty-one 4.6-4.8
+s on two cores of an AMD EPYC; :mod:`metrics._native_build`, which ``bench eval`` and ``bench run`` start
 before they import torch for the units of what they score) with the C++ compiler inductor uses, into fusionbench's cache
 folder, and loaded with ctypes, whose calls release the GIL, so the FMI windows are split over threads
 (the other kernels' short calls stay on the calling thread: see below).

@@ -64,7 +64,8 @@ def _compiler() -> str | None:
 # does): 0.25 s a form against 1.07 at -O3, and their windows as fast or faster (Tang's three FMI maps
 # 12.65 against 12.75 ms a triple); the other units keep -O3 (at -O2 phase congruency's sums ran 5x
 # slower). One library a unit, not one for all: a command builds only what it scores with (Liu's five
-# need six units of nineteen, the probe's included: 1.5 s of CPU on an Intel Xeon, against 6.0 s for all), while
+# need six units of twenty-one, the probe's included: 1.5 s of CPU on an Intel Xeon, against 6.0 s for the
+# nineteen there were then, 7.0-7.2 s for all twenty-one on an AMD EPYC), while
 # it imports torch.
 FMI_OPT = ["-O2", "-fpeel-loops"]
 UNITS = {
