@@ -464,6 +464,40 @@ template <typename M, int L> struct Transpose {
     }
 };
 
+// A 2-D transform's plan for H x W images of T, as orientation_fft(), spectrum() and csf() take it: each
+// side's radices and twiddles and where fft() leaves each frequency (place_h, place_w); ok false for sides
+// of other prime factors or no multiple of L, which the callers refuse (0 returned, nothing written).
+// over_h / over_w: L transforms over a column's H or a row's W points, in place. regs(): a buffer of
+// registers, aligned (calloc's memory is aligned to 16 bytes).
+template <typename T> struct Plan2 {
+    typedef typename Lanes<T>::type V;
+    static constexpr int L = sizeof(V) / sizeof(T);
+    const int64_t h, w;
+    int rh[64], rw[64];
+    const int nrh, nrw;
+    const bool ok;
+    Buf<T> twh, tww;
+    Buf<int32_t> place_h, place_w;
+    Plan2(int64_t h_, int64_t w_)
+        : h(h_), w(w_), nrh(radices(h_, rh)), nrw(radices(w_, rw)), ok(nrh && nrw && h_ % L == 0 && w_ % L == 0),
+          twh(2 * h_ + 2), tww(2 * w_ + 2), place_h(h_), place_w(w_)
+    {
+        if (!ok)
+            return;
+        twiddles<T>(h, rh, nrh, twh.data());
+        twiddles<T>(w, rw, nrw, tww.data());
+        fft_order(h, rh, nrh, place_h.data());
+        fft_order(w, rw, nrw, place_w.data());
+    }
+    void over_h(V *re, V *im) { fft<T, V>(re, im, h, rh, nrh, twh.data()); }
+    void over_w(V *re, V *im) { fft<T, V>(re, im, w, rw, nrw, tww.data()); }
+    static V *regs(Buf<T> &raw)
+    {
+        const uintptr_t start = reinterpret_cast<uintptr_t>(raw.data());
+        return reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
+    }
+};
+
 // scale_sums() of the pixels of one block of L rows, their scales' transforms er[s], ei[s] (w registers
 // each, a column of L pixels a register); out: the block's place in orientation_fft()'s output (4, n).
 template <typename T, typename V>
@@ -516,22 +550,14 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
     typedef typename Lanes<T>::type V;
     typedef typename Lanes<T>::index M;
     constexpr int L = sizeof(V) / sizeof(T);
-    int rh[64], rw[64];
-    const int nrh = radices(h, rh), nrw = radices(w, rw);
-    if (nrh == 0 || nrw == 0 || h % L || w % L)
+    Plan2<T> p(h, w);
+    if (!p.ok)
         return 0;
     const int64_t hw = h * w, n = nb * hw;
-    Buf<T> twh(2 * h + 2), tww(2 * w + 2);
-    twiddles<T>(h, rh, nrh, twh.data());
-    twiddles<T>(w, rw, nrw, tww.data());
-    Buf<int32_t> place_h(h), place_w(w);  // where the transforms leave each frequency
-    fft_order(h, rh, nrh, place_h.data());
-    fft_order(w, rw, nrw, place_w.data());
     // Registers, aligned (calloc's memory is aligned to 16 bytes): the columns' transforms' buffer, then the
     // columns' transforms of every scale, transposed: mid (NS, 2, H / L, W, L), where the rows' are made.
     Buf<T> raw((2 * h + 2 * NS * hw / L) * L + L);
-    const uintptr_t start = reinterpret_cast<uintptr_t>(raw.data());
-    V *xr = reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
+    V *xr = Plan2<T>::regs(raw);
     V *xi = xr + h, *mid = xi + h;
     const T scale = T(1) / T(hw);
     const Transpose<M, L> transpose;
@@ -551,11 +577,11 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
                     xr[ky] = gv * rv;
                     xi[ky] = gv * iv;
                 }
-                fft<T, V>(xr, xi, h, rh, nrh, twh.data());
+                p.over_h(xr, xi);
                 for (int64_t y0 = 0; y0 < h; y0 += L) {
                     V tr[L], ti[L];
                     for (int l = 0; l < L; l++)
-                        tr[l] = xr[place_h[y0 + l]], ti[l] = xi[place_h[y0 + l]];
+                        tr[l] = xr[p.place_h[y0 + l]], ti[l] = xi[p.place_h[y0 + l]];
                     transpose(tr);
                     transpose(ti);
                     T *dr = mre + y0 * w + c0 * L, *di = mim + y0 * w + c0 * L;  // [y0 / L][c0 + l][.]
@@ -569,11 +595,11 @@ static int64_t orientation_fft(const T *g, const T *sre, const T *sim, int64_t n
             const V *er[NS], *ei[NS];  // each scale's transforms, in place in its block of mid
             for (int64_t s = 0; s < NS; s++) {
                 V *mre = mid + 2 * s * hw / L + y0 * w / L, *mim = mre + hw / L;
-                fft<T, V>(mre, mim, w, rw, nrw, tww.data());
+                p.over_w(mre, mim);
                 er[s] = mre;
                 ei[s] = mim;
             }
-            block_sums<T, V>(er, ei, place_w.data(), w, eps, n, out + b * hw + y0 * w);
+            block_sums<T, V>(er, ei, p.place_w.data(), w, eps, n, out + b * hw + y0 * w);
         }
     }
     return 1;
@@ -591,21 +617,13 @@ template <typename T> static int64_t spectrum(const T *x, int64_t nb, int64_t h,
     typedef typename Lanes<T>::type V;
     typedef typename Lanes<T>::index M;
     constexpr int L = sizeof(V) / sizeof(T);
-    int rh[64], rw[64];
-    const int nrh = radices(h, rh), nrw = radices(w, rw);
-    if (nrh == 0 || nrw == 0 || h % L || w % L)
+    Plan2<T> p(h, w);
+    if (!p.ok)
         return 0;
     const int64_t hw = h * w, nv = hw / L;
-    Buf<T> twh(2 * h + 2), tww(2 * w + 2);
-    twiddles<T>(h, rh, nrh, twh.data());
-    twiddles<T>(w, rw, nrw, tww.data());
-    Buf<int32_t> place_h(h), place_w(w);
-    fft_order(h, rh, nrh, place_h.data());
-    fft_order(w, rw, nrw, place_w.data());
     // Registers, aligned: a row block's transforms (2 W), the columns' stage (2 planes, W / L, H, L)
     Buf<T> raw((2 * w + 2 * nv) * L + L);
-    const uintptr_t start = reinterpret_cast<uintptr_t>(raw.data());
-    V *rr = reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
+    V *rr = Plan2<T>::regs(raw);
     V *ri = rr + w, *kre = ri + w, *kim = kre + nv;
     const Transpose<M, L> transpose;
     const V zero = V{};
@@ -620,11 +638,11 @@ template <typename T> static int64_t spectrum(const T *x, int64_t nb, int64_t h,
                 for (int l = 0; l < L; l++)
                     rr[c0 + l] = t[l], ri[c0 + l] = zero;
             }
-            fft<T, V>(rr, ri, w, rw, nrw, tww.data());
+            p.over_w(rr, ri);
             for (int64_t k0 = 0; k0 < w; k0 += L) {  // frequency columns k0 .. k0 + L, back to registers of columns
                 V tr[L], ti[L];
                 for (int l = 0; l < L; l++)
-                    tr[l] = rr[place_w[k0 + l]], ti[l] = ri[place_w[k0 + l]];
+                    tr[l] = rr[p.place_w[k0 + l]], ti[l] = ri[p.place_w[k0 + l]];
                 transpose(tr);
                 transpose(ti);  // tr[l]: row y0 + l, frequency columns k0 .. k0 + L
                 for (int l = 0; l < L; l++)
@@ -633,10 +651,10 @@ template <typename T> static int64_t spectrum(const T *x, int64_t nb, int64_t h,
         }
         for (int64_t k0 = 0; k0 < w; k0 += L) {  // frequency columns k0 .. k0 + L: transforms over the rows
             V *pr = kre + k0 / L * h, *pi = kim + k0 / L * h;
-            fft<T, V>(pr, pi, h, rh, nrh, twh.data());
+            p.over_h(pr, pi);
             T *dr = re + b * hw + k0 * h, *di = im + b * hw + k0 * h;  // [k0 / L][ky][.]
             for (int64_t ky = 0; ky < h; ky++) {
-                const int64_t at = place_h[ky];
+                const int64_t at = p.place_h[ky];
                 const V vi = -pi[at];
                 __builtin_memcpy(dr + ky * L, &pr[at], sizeof(V));
                 __builtin_memcpy(di + ky * L, &vi, sizeof(V));
@@ -666,22 +684,14 @@ static int64_t csf(const T *x, const T *y, const T *g, int64_t nb, int64_t h, in
     typedef typename Lanes<T>::type V;
     typedef typename Lanes<T>::index M;
     constexpr int L = sizeof(V) / sizeof(T);
-    int rh[64], rw[64];
-    const int nrh = radices(h, rh), nrw = radices(w, rw);
-    if (nrh == 0 || nrw == 0 || h % L || w % L)
+    Plan2<T> p(h, w);
+    if (!p.ok)
         return 0;
     const int64_t hw = h * w, nv = hw / L;  // registers an image plane
-    Buf<T> twh(2 * h + 2), tww(2 * w + 2);
-    twiddles<T>(h, rh, nrh, twh.data());
-    twiddles<T>(w, rw, nrw, tww.data());
-    Buf<int32_t> place_h(h), place_w(w);
-    fft_order(h, rh, nrh, place_h.data());
-    fft_order(w, rw, nrw, place_w.data());
     // Registers, aligned: a column's transforms (2 H), a row block's (2 W), the response in rows of L
     // (H / L, W, L), the rows' stage (2 planes, H / L, W, L) and the columns' stage (2 planes, W / L, H, L).
     Buf<T> raw((2 * h + 2 * w + 5 * nv) * L + L);
-    const uintptr_t start = reinterpret_cast<uintptr_t>(raw.data());
-    V *cr = reinterpret_cast<V *>((start + sizeof(V) - 1) & ~uintptr_t(sizeof(V) - 1));
+    V *cr = Plan2<T>::regs(raw);
     V *ci = cr + h, *rr = ci + h, *ri = rr + w, *gb = ri + w, *mre = gb + nv, *mim = mre + nv, *kre = mim + nv,
       *kim = kre + nv;
     const T scale = T(1) / T(hw);
@@ -702,11 +712,11 @@ static int64_t csf(const T *x, const T *y, const T *g, int64_t nb, int64_t h, in
                 else
                     ci[r] = zero;
             }
-            fft<T, V>(cr, ci, h, rh, nrh, twh.data());
+            p.over_h(cr, ci);
             for (int64_t y0 = 0; y0 < h; y0 += L) {
                 V tr[L], ti[L];
                 for (int l = 0; l < L; l++)
-                    tr[l] = cr[place_h[y0 + l]], ti[l] = ci[place_h[y0 + l]];
+                    tr[l] = cr[p.place_h[y0 + l]], ti[l] = ci[p.place_h[y0 + l]];
                 transpose(tr);
                 transpose(ti);
                 for (int l = 0; l < L; l++)
@@ -715,18 +725,18 @@ static int64_t csf(const T *x, const T *y, const T *g, int64_t nb, int64_t h, in
         }
         for (int64_t y0 = 0; y0 < h; y0 += L) {  // rows y0 .. y0 + L: over the columns, there and back
             V *pr = mre + y0 / L * w, *pi = mim + y0 / L * w;
-            fft<T, V>(pr, pi, w, rw, nrw, tww.data());
+            p.over_w(pr, pi);
             const V *gr = gb + y0 / L * w;
             for (int64_t kx = 0; kx < w; kx++) {
-                const int64_t at = place_w[kx];
+                const int64_t at = p.place_w[kx];
                 rr[kx] = pr[at] * gr[kx];
                 ri[kx] = pi[at] * gr[kx];
             }
-            fft<T, V>(rr, ri, w, rw, nrw, tww.data());
+            p.over_w(rr, ri);
             for (int64_t c0 = 0; c0 < w; c0 += L) {  // output column c takes the transform's column -c
                 V tr[L], ti[L];
                 for (int l = 0; l < L; l++) {
-                    const int64_t at = place_w[(w - c0 - l) % w];
+                    const int64_t at = p.place_w[(w - c0 - l) % w];
                     tr[l] = rr[at], ti[l] = ri[at];
                 }
                 transpose(tr);
@@ -737,9 +747,9 @@ static int64_t csf(const T *x, const T *y, const T *g, int64_t nb, int64_t h, in
         }
         for (int64_t c0 = 0; c0 < w; c0 += L) {  // columns c0 .. c0 + L: back over the rows; row r takes -r
             V *pr = kre + c0 / L * h, *pi = kim + c0 / L * h;
-            fft<T, V>(pr, pi, h, rh, nrh, twh.data());
+            p.over_h(pr, pi);
             for (int64_t r = 0; r < h; r++) {
-                const int64_t at = place_h[(h - r) % h];
+                const int64_t at = p.place_h[(h - r) % h];
                 __builtin_memcpy(xo + r * w + c0, &pr[at], sizeof(V));
                 if (yo)
                     __builtin_memcpy(yo + r * w + c0, &pi[at], sizeof(V));
