@@ -407,7 +407,9 @@ def csf_filter(x: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
     depend on the batch around it."""
     x = x.contiguous()
     b, c, h, w = x.shape
-    g = response.contiguous()
+    if response.shape != (h, w):
+        raise ValueError(f"csf_filter: a response of {h}x{w} for {h}x{w} images, not {tuple(response.shape)}")
+    g = response.to(dtype=x.dtype, device="cpu").contiguous()  # no copy where it is already so
     out = torch.empty_like(x)
     fn = getattr(library(), "csf_filter" + ("_f32" if x.dtype == torch.float32 else "_f64"))
     size = x.element_size()

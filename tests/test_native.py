@@ -1705,3 +1705,11 @@ def test_csf_filter_by_the_kernels_own_ffts(monkeypatch, native_kernel, dtype):
     monkeypatch.undo()
     with pytest.raises(ValueError, match="takes no 56x56"):
         _native.csf_filter(torch.zeros(1, 2, 56, 56, dtype=dtype), torch.zeros(56, 56, dtype=dtype))
+    with pytest.raises(ValueError, match="a response of 240x240"):
+        _native.csf_filter(torch.zeros(1, 2, 240, 240, dtype=dtype), torch.zeros(240, 120, dtype=dtype))
+    # a response of the other type is converted, not read as this one's bytes
+    x = torch.rand(2, 2, 240, 240, dtype=dtype)
+    unc = vifb._csf("cv", 240, 240, dtype, torch.device("cpu"))[2]
+    other = torch.float64 if dtype == torch.float32 else torch.float32
+    assert torch.equal(_native.csf_filter(x, unc.to(other).to(dtype)), _native.csf_filter(x, unc.to(other)))
+    assert _native.csf_filter(x[:0], unc).shape == (0, 2, 240, 240)  # an empty batch
