@@ -1713,3 +1713,20 @@ def test_csf_filter_by_the_kernels_own_ffts(monkeypatch, native_kernel, dtype):
     other = torch.float64 if dtype == torch.float32 else torch.float32
     assert torch.equal(_native.csf_filter(x, unc.to(other).to(dtype)), _native.csf_filter(x, unc.to(other)))
     assert _native.csf_filter(x[:0], unc).shape == (0, 2, 240, 240)  # an empty batch
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_phase_totals_in_the_ffts_order_give_the_images_rows(native_kernel, dtype):
+    """phase_totals on sums in orientation_fft's blocked pixel order (cols given) writes the images' rows:
+    bit for bit what the same sums in the images' own order give, for several images, bands and sides
+    (a band of `lanes` rows at a time, transposed in registers)."""
+    lanes = _native.fft_lanes(dtype)
+    gen = torch.Generator().manual_seed(2)
+    angles = [o * math.pi / 6 for o in range(6)]
+    for rows, cols, nb in [(240, 240, 3), (2 * lanes, 3 * lanes, 2), (lanes, lanes, 1)]:
+        rowwise = torch.rand(6, 4, nb, rows, cols, generator=gen, dtype=torch.float64).to(dtype) + 0.05
+        blocked = _native.fft_blocks(rowwise.transpose(-1, -2)).reshape(6, 4, -1)  # pixel (y, x) at [y/L][x][y%L]
+        thresholds = (torch.rand(6, nb, generator=gen, dtype=torch.float64) * 0.3).to(dtype)
+        want = _native.phase_totals(rowwise.reshape(6, 4, -1).contiguous(), thresholds, angles, (1e-4, 0.5, 10.0))
+        got = _native.phase_totals(blocked.contiguous(), thresholds, angles, (1e-4, 0.5, 10.0), cols)
+        assert torch.equal(got, want)
