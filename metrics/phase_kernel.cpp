@@ -397,10 +397,34 @@ __attribute__((optimize("fp-contract=off"))) static void totals(const T *sums, c
     constexpr int L = sizeof(V) / sizeof(T);
     const V zero = V{}, one = V{} + 1;
     const T half = T(no) / 2, norient = T(no);
-    T *to = nullptr;  // where step() writes a band's results, from its pixel first (band(), below)
-    int64_t first = 0;
+    // One orientation's share of a register of pixels' totals (add), and the totals' end (finish): the
+    // steps of phase.py's loop over the orientations and of its return, in their order.
+    struct Acc {
+        V ts, te, x2, y2, xy;
+    };
+    auto add = [&](Acc &t, V sa, V ma, V en, T th, T c, T s) {
+        V e = en - th;
+        e = e < 0 ? zero : e;  // clamp(min=0): NaN stays NaN
+        const V width = sa / (ma + eps) / T(NS);
+        const V weighted = e / (one + vexp((cut_off - width) * gain));
+        t.ts = t.ts + sa;
+        t.te = t.te + weighted;
+        const V pc = weighted / sa;  // no guard: 0 / 0 on a constant image, as the original
+        const V cx = pc * c, cy = pc * s;
+        t.x2 = t.x2 + cx * cx;
+        t.y2 = t.y2 + cy * cy;
+        t.xy = t.xy + cx * cy;
+    };
+    auto finish = [&](const Acc &t, V *res) {
+        const V x2 = t.x2 / half, y2 = t.y2 / half, xy = t.xy / norient;
+        const V d = x2 - y2;
+        const V denom = vsqrt(xy * xy + d * d) + eps;
+        res[0] = t.te / (t.ts + eps);
+        res[1] = (y2 + x2 + denom) / 2;
+        res[2] = (y2 + x2 - denom) / 2;
+    };
     auto step = [&](int64_t i, int k, int64_t img) {  // pixels i .. i + k - 1 (k <= L) of one image
-        V ts = zero, te = zero, x2 = zero, y2 = zero, xy = zero;
+        Acc t = {zero, zero, zero, zero, zero};
         for (int64_t o = 0; o < no; o++) {
             const T *in[3] = {sums + 4 * o * n + i, sums + (4 * o + 1) * n + i, sums + (4 * o + 2) * n + i};
             V v[3];
@@ -413,31 +437,10 @@ __attribute__((optimize("fp-contract=off"))) static void totals(const T *sums, c
                         v[a][j] = in[a][j];
                 }
             }
-            const V sa = v[0], ma = v[1], en = v[2];
-            const T c = T(cs[2 * o]), s = T(cs[2 * o + 1]);
-            V e = en - threshold[o * nb + img];
-            e = e < 0 ? zero : e;  // clamp(min=0): NaN stays NaN
-            const V width = sa / (ma + eps) / T(NS);
-            const V weighted = e / (one + vexp((cut_off - width) * gain));
-            ts = ts + sa;
-            te = te + weighted;
-            const V pc = weighted / sa;  // no guard: 0 / 0 on a constant image, as the original
-            const V cx = pc * c, cy = pc * s;
-            x2 = x2 + cx * cx;
-            y2 = y2 + cy * cy;
-            xy = xy + cx * cy;
+            add(t, v[0], v[1], v[2], threshold[o * nb + img], T(cs[2 * o]), T(cs[2 * o + 1]));
         }
-        x2 = x2 / half;
-        y2 = y2 / half;
-        xy = xy / norient;
-        const V d = x2 - y2;
-        const V denom = vsqrt(xy * xy + d * d) + eps;
-        const V res[3] = {te / (ts + eps), (y2 + x2 + denom) / 2, (y2 + x2 - denom) / 2};
-        if (to) {  // a band's results in its blocked order (band() below)
-            for (int a = 0; a < 3; a++)
-                __builtin_memcpy(to + a * cols * lanes + (i - first), &res[a], sizeof(V));
-            return;
-        }
+        V res[3];
+        finish(t, res);
         if (cols) {  // pixel p of the image (in blocks of `lanes` rows) to its place in the image's rows
             const int64_t band = cols * lanes, p = i - img * hw;
             int64_t yb = p / band, x = p % band / lanes, lane = p % lanes;
@@ -462,14 +465,17 @@ __attribute__((optimize("fp-contract=off"))) static void totals(const T *sums, c
                     out[a * n + i + j] = res[a][j];
         }
     };
-    // step() for m <= CH whole groups of L pixels from pixel i, into the band's buffer: each orientation over
-    // the m groups in turn, their totals in registers on the stack, so that three of the sums' 3 no streams
-    // are read at a time (each pixel's operations and their order as step()'s: the same bits).
+    // step() for m <= CH whole groups of L pixels from pixel i, into a band's buffer `to` (from its pixel
+    // `first`): each orientation over the m groups in turn, their totals on the stack, so that three of the
+    // sums' 3 no streams are read at a time (each pixel's operations and their order as step()'s: the same
+    // bits).
     constexpr int CH = 24;
+    T *to = nullptr;
+    int64_t first = 0;
     auto chunk = [&](int64_t i, int m, int64_t img) {
-        V ts[CH], te[CH], x2[CH], y2[CH], xy[CH];
+        Acc acc[CH];
         for (int g = 0; g < m; g++)
-            ts[g] = zero, te[g] = zero, x2[g] = zero, y2[g] = zero, xy[g] = zero;
+            acc[g] = {zero, zero, zero, zero, zero};
         for (int64_t o = 0; o < no; o++) {
             const T *pa = sums + 4 * o * n + i, *pm = pa + n, *pe = pa + 2 * n;
             const T c = T(cs[2 * o]), s = T(cs[2 * o + 1]), th = threshold[o * nb + img];
@@ -478,24 +484,12 @@ __attribute__((optimize("fp-contract=off"))) static void totals(const T *sums, c
                 __builtin_memcpy(&sa, pa + g * L, sizeof(V));
                 __builtin_memcpy(&ma, pm + g * L, sizeof(V));
                 __builtin_memcpy(&en, pe + g * L, sizeof(V));
-                V e = en - th;
-                e = e < 0 ? zero : e;
-                const V width = sa / (ma + eps) / T(NS);
-                const V weighted = e / (one + vexp((cut_off - width) * gain));
-                ts[g] = ts[g] + sa;
-                te[g] = te[g] + weighted;
-                const V pc = weighted / sa;
-                const V cx = pc * c, cy = pc * s;
-                x2[g] = x2[g] + cx * cx;
-                y2[g] = y2[g] + cy * cy;
-                xy[g] = xy[g] + cx * cy;
+                add(acc[g], sa, ma, en, th, c, s);
             }
         }
         for (int g = 0; g < m; g++) {
-            const V sx2 = x2[g] / half, sy2 = y2[g] / half, sxy = xy[g] / norient;
-            const V d = sx2 - sy2;
-            const V denom = vsqrt(sxy * sxy + d * d) + eps;
-            const V res[3] = {te[g] / (ts[g] + eps), (sy2 + sx2 + denom) / 2, (sy2 + sx2 - denom) / 2};
+            V res[3];
+            finish(acc[g], res);
             for (int a = 0; a < 3; a++)
                 __builtin_memcpy(to + a * cols * lanes + (i + g * L - first), &res[a], sizeof(V));
         }
