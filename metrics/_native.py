@@ -87,7 +87,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("filter", both("separable_products"), [_P] * 4 + [_I] * 3 + [_P, _I, _P, _P] + [_I] * 5 + [_P], _I)
     typed("dwt", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
     typed("filter", both("rank_one_3"), [_P, _I, _I, _P, _P, _I, _I, _I, _P])
-    typed("filter", both("filter_permutes"), [_I], _I)
+    typed("filter", both("filter_permutes") + both("filter_skip_zeros"), [_I], _I)
     add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
     add("qabf_f64", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
     typed("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
@@ -479,6 +479,14 @@ def filter_permutes(dtype: torch.dtype, on: int | None = None) -> int:
     (for the tests that hold both paths equal). Returns the setting before, or -1 where the build has no
     permutes (AVX2)."""
     fn = library().filter_permutes_f32 if dtype == torch.float32 else library().filter_permutes_f64
+    return fn(-1 if on is None else on)
+
+
+def filter_skip_zeros(dtype: torch.dtype, on: int | None = None) -> int:
+    """Whether the separable filters (``filter_kernel.cpp``) skip the outputs whose taps fall on zeros only,
+    writing +0 there (1, the default: the same values bit for bit) or compute every output (0); ``on`` 0 or 1
+    sets it for this process (for the tests that hold both paths equal). Returns the setting before."""
+    fn = library().filter_skip_zeros_f32 if dtype == torch.float32 else library().filter_skip_zeros_f64
     return fn(-1 if on is None else on)
 
 

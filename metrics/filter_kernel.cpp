@@ -44,37 +44,44 @@ template <typename Body> static inline int64_t overlapping_blocks(int64_t full, 
     return c;
 }
 
-// out[0, len) = sum over i < nt of w[i] * p[i][0, len), in the order of i. Blocks of COMBINE_REGS
-// registers of outputs (as many independent sums); where the outputs that fill whole registers are no
-// multiple of a block, the last block ends at the last of them, overlapping the one before (its outputs
-// computed twice, the same values, as a register's multiply-adds in either path), and the rest that fill
-// no register one by one.
-template <typename T> static void combine(const T *const *p, const T *w, int64_t nt, int64_t len, T *out)
+// NB registers of outputs at out + b: each the sum over i < nt of w[i] * p[i][b ..], in the order of i.
+template <int NB, typename T>
+static inline void combine_block(const T *const *p, const T *w, int64_t nt, int64_t b, T *out)
 {
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
-    constexpr int64_t NB = COMBINE_REGS;
-    int64_t c = overlapping_blocks(len / L * L, NB * L, [&](int64_t b) {
-        V a[NB] = {};
-        for (int64_t i = 0; i < nt; i++) {
-            const T *s = p[i] + b;
-            const V wi = splat<V>(w[i]);
-            for (int j = 0; j < NB; j++)
-                a[j] += wi * loadu<V>(s + j * L);
-        }
+    V a[NB] = {};
+    for (int64_t i = 0; i < nt; i++) {
+        const T *s = p[i] + b;
+        const V wi = splat<V>(w[i]);
         for (int j = 0; j < NB; j++)
-            __builtin_memcpy(out + b + j * L, &a[j], sizeof(V));
-    });
-    for (; c + L <= len; c += L) {
-        V a = {};
-        for (int64_t i = 0; i < nt; i++) {
-            V x;
-            __builtin_memcpy(&x, p[i] + c, sizeof(V));
-            a += splat<V>(w[i]) * x;
-        }
-        __builtin_memcpy(out + c, &a, sizeof(V));
+            a[j] += wi * loadu<V>(s + j * L);
     }
-    for (; c < len; c++) {
+    for (int j = 0; j < NB; j++)
+        storeu(out + b + j * L, a[j]);
+}
+
+// out[0, len) = sum over i < nt of w[i] * p[i][0, len), in the order of i. Blocks of COMBINE_REGS
+// registers of outputs (as many independent sums); where the outputs that fill whole registers are no
+// multiple of a block, the last block ends at the last of them, overlapping the one before (its outputs
+// computed twice, the same values, as a register's multiply-adds in any block). Fewer registers than a block
+// (a row's nonzero part, filter_map) go in blocks of 4 or 2, overlapping likewise, so that their sums too run
+// side by side rather than one register's chain of multiply-adds at a time. The rest that fill no register,
+// one by one.
+template <typename T> static void combine(const T *const *p, const T *w, int64_t nt, int64_t len, T *out)
+{
+    constexpr int64_t L = VBYTES / sizeof(T);
+    constexpr int NB = COMBINE_REGS;
+    const int64_t regs = len / L, vec = regs * L;
+    if (regs >= NB)
+        overlapping_blocks(vec, NB * L, [&](int64_t b) { combine_block<NB>(p, w, nt, b, out); });
+    else if (regs >= 4)
+        overlapping_blocks(vec, 4 * L, [&](int64_t b) { combine_block<4>(p, w, nt, b, out); });
+    else if (regs >= 2)
+        overlapping_blocks(vec, 2 * L, [&](int64_t b) { combine_block<2>(p, w, nt, b, out); });
+    else if (regs == 1)
+        combine_block<1>(p, w, nt, 0, out);
+    for (int64_t c = vec; c < len; c++) {
         T a = 0;
         for (int64_t i = 0; i < nt; i++)
             a += w[i] * p[i][c];
@@ -237,6 +244,95 @@ template <typename T, typename V> static inline void put2(T *dst, const V *two) 
     __builtin_memcpy(dst, two, 2 * sizeof(V));
 }
 
+// Zeros skipped (2026-12-07): medical images are mostly background, exactly zero (BraTS slices 65-89%
+// zero, the speed table's phantom 70%), and so are the maps made from them (products, masked maps, edges).
+// An output whose taps all fall on zeros is +0 in the tap loops (every sum starts from +0; a finite tap times
+// +-0 is +-0, and +0 + -0 is +0), so the filters compute only the columns a row's nonzero samples reach
+// and write +0 elsewhere: the same values bit for bit (each computed output sums the same taps in the same
+// order, whichever block computes it). Each source row's nonzero columns come from one scan of its ends (a NaN
+// counts as nonzero). (filter_skip_zeros_* turns it off, for the tests that hold both paths equal.)
+static bool SKIP_ZEROS = true;
+
+// Bit l set where lane l of the register at q is not zero (+0 and -0 are zeros; a NaN is not).
+template <typename T> static inline unsigned nonzero_lanes(const T *q)
+{
+    typedef typename Vec<T>::type V;
+    typedef typename Vec<T>::index I;
+    const I ne = loadu<V>(q) != V{};  // -1 in the lanes not equal to 0 (NaN unordered: not equal)
+#if VBYTES == 64
+    if constexpr (sizeof(T) == 4) {
+        return __builtin_ia32_ptestmd512(ne, ne, 0xffff);
+    } else {
+        typedef long long Q __attribute__((vector_size(64)));
+        Q lanes;
+        __builtin_memcpy(&lanes, &ne, sizeof(Q));
+        return __builtin_ia32_ptestmq512(lanes, lanes, 0xff);
+    }
+#else
+    V signs;  // the sign bits of -1 and 0
+    __builtin_memcpy(&signs, &ne, sizeof(V));
+    if constexpr (sizeof(T) == 4)
+        return __builtin_ia32_movmskps256(signs);
+    else
+        return __builtin_ia32_movmskpd256(signs);
+#endif
+}
+
+// Row r's nonzero columns of the (n_r, n_c) map img: [lo[r], hi[r]], lo[r] > hi[r] where the row is all zero
+// (without skip, every column). From each end a register at a time to the first register with a nonzero lane.
+template <typename T>
+static void row_support(const T *img, int64_t n_r, int64_t n_c, bool skip, int32_t *lo, int32_t *hi)
+{
+    constexpr int64_t L = VBYTES / sizeof(T);
+    const int64_t vec = n_c / L * L;
+    for (int64_t r = 0; r < n_r; r++) {
+        const T *row = img + r * n_c;
+        if (!skip) {
+            lo[r] = 0, hi[r] = int32_t(n_c - 1);
+            continue;
+        }
+        int64_t a = -1, b = -1;
+        for (int64_t j = 0; a < 0 && j < vec; j += L)
+            if (const unsigned m = nonzero_lanes(row + j))
+                a = j + __builtin_ctz(m);
+        for (int64_t j = vec; a < 0 && j < n_c; j++)
+            if (row[j] != 0)
+                a = j;
+        if (a < 0) {
+            lo[r] = int32_t(n_c), hi[r] = -1;
+            continue;
+        }
+        for (int64_t j = n_c - 1; b < 0 && j >= vec; j--)
+            if (row[j] != 0)
+                b = j;
+        for (int64_t j = vec - L; b < 0 && j >= 0; j -= L)
+            if (const unsigned m = nonzero_lanes(row + j))
+                b = j + 31 - __builtin_clz(m);
+        lo[r] = int32_t(a), hi[r] = int32_t(b);
+    }
+}
+
+// The union of the nonzero columns of source rows src[0 .. n) (-1: a zero row, left out): [*lo, *hi].
+static inline void rows_union(const int64_t *src, int64_t n, const int32_t *lo, const int32_t *hi, int32_t *ulo,
+                              int32_t *uhi, int64_t n_c)
+{
+    int32_t a = int32_t(n_c), b = -1;
+    for (int64_t t = 0; t < n; t++) {
+        const int64_t s = src[t];
+        if (s < 0)
+            continue;
+        a = lo[s] < a ? lo[s] : a;
+        b = hi[s] > b ? hi[s] : b;
+    }
+    *ulo = a, *uhi = b;
+}
+
+template <typename T> static inline void zeros(T *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        p[i] = T(0);
+}
+
 // The vertical pass: out[r ld ..] (n_c wide) = sum over t < k of taps[t] * img[src[r * stride + t]] for
 // r < rows, the rows whose table entry is -1 (zeros) left out, each output the sum over its taps in their
 // order. Two output rows at a time, in strips STRIP_REGS registers wide: each source row of the strip is
@@ -244,54 +340,107 @@ template <typename T, typename V> static inline void put2(T *dst, const V *two) 
 // sums; where a whole row a tap ran at the speed of L2 (1.6x slower for 101 taps here).
 template <typename T>
 static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const int64_t *src, int64_t stride,
-                     int64_t rows, T *out, int64_t ld)
+                     int64_t rows, T *out, int64_t ld, const int32_t *lo, const int32_t *hi, int32_t *ulo,
+                     int32_t *uhi)
 {
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
-    constexpr int SW = STRIP_REGS;
+    constexpr int SW = STRIP_REGS, HW = STRIP_REGS / 2;
     const T *const one[1] = {taps};
     V acc[2 * SW];
+    // Each output row's nonzero columns (row_support), and the band's: columns outside both are +0.
+    int32_t blo = int32_t(n_c), bhi = -1;
+    for (int64_t r = 0; r < rows; r++) {
+        rows_union(src + r * stride, k, lo, hi, ulo + r, uhi + r, n_c);
+        blo = ulo[r] < blo ? ulo[r] : blo;
+        bhi = uhi[r] > bhi ? uhi[r] : bhi;
+    }
     // Each strip walked down the rows two at a time, each new row coming as contiguous lines. (Walking one
     // register pair down all 240 rows instead, rows 1.9 KB apart, made the float64 pass wait on memory:
     // 204 against 170 us for a 17-tap 240x240 map among 16, 180 against 140 for 11 taps.)
-    // Columns [0, strips) in strips; where the columns that fill whole registers are no multiple of a strip
-    // but at least one, one more strip ends at the last of them, overlapping the one before (those columns
-    // computed twice, the same values: a register's multiply-adds either way), where they were a row at a
-    // time in combine(): the 240-wide float32 pass 23.8 -> 21.4 us a map. The columns that fill no
-    // register, below.
-    const int64_t vec = n_c / L * L, whole = n_c / (SW * L) * (SW * L);
-    const int64_t strips = whole < vec && vec >= SW * L ? vec : whole;
-    for (int64_t c = 0; c < strips; c += SW * L) {
-        const int64_t at = c + SW * L <= vec ? c : vec - SW * L;  // the overlapping last strip
-        const auto row = [&](const int64_t *q) {  // padded position u's source row in the strip, or nullptr
-            return [=](int64_t u) { return q[u] < 0 ? nullptr : img + q[u] * n_c + at; };
-        };
-        int64_t r = 0;
-        for (; r + 2 <= rows; r += 2) {  // rows r and r + 1, whose taps start stride later
-            strip_taps<2, 1, SW>(row(src + r * stride), one, k, stride, acc);
-            __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
-            __builtin_memcpy(out + (r + 1) * ld + at, acc + SW, SW * sizeof(V));
+    // The strips cover the band's nonzero columns among those that fill whole registers, from the register
+    // its first one is in; a strip that would pass the last whole register ends at it, overlapping the one
+    // before (those columns computed twice, the same values: a register's multiply-adds either way), where
+    // they were a row at a time in combine(): the 240-wide float32 pass 23.8 -> 21.4 us a map. Where at most
+    // half a strip is left, a strip half as wide. A row pair whose nonzero columns miss a strip gets its zeros.
+    // The columns that fill no register, below.
+    const int64_t vec = n_c / L * L;
+    int64_t done0 = 0, done1 = 0;  // the strips' columns [done0, done1)
+    if (vec >= SW * L && bhi >= 0 && blo < vec) {
+        const int64_t first = blo / L * L, last = (bhi / L + 1) * L < vec ? (bhi / L + 1) * L : vec;
+        done0 = vec, done1 = 0;
+        for (int64_t c = first; c < last;) {
+            const bool half = last - c <= HW * L;
+            const int64_t width = half ? HW * L : SW * L;
+            const int64_t at = c + width <= vec ? c : vec - width;
+            done0 = at < done0 ? at : done0;
+            done1 = at + width > done1 ? at + width : done1;
+            const auto row = [&](const int64_t *q) {  // padded position u's source row in the strip, or nullptr
+                return [=](int64_t u) { return q[u] < 0 ? nullptr : img + q[u] * n_c + at; };
+            };
+            const auto reached = [&](int64_t r, int64_t n) {  // rows r .. r + n - 1 reach the strip
+                for (int64_t i = r; i < r + n; i++)
+                    if (uhi[i] >= at && ulo[i] < at + width)
+                        return true;
+                return false;
+            };
+            int64_t r = 0;
+            for (; r + 2 <= rows; r += 2) {  // rows r and r + 1, whose taps start stride later
+                if (!reached(r, 2)) {
+                    zeros(out + r * ld + at, width);
+                    zeros(out + (r + 1) * ld + at, width);
+                    continue;
+                }
+                if (half) {
+                    strip_taps<2, 1, HW>(row(src + r * stride), one, k, stride, acc);
+                    __builtin_memcpy(out + r * ld + at, acc, HW * sizeof(V));
+                    __builtin_memcpy(out + (r + 1) * ld + at, acc + HW, HW * sizeof(V));
+                } else {
+                    strip_taps<2, 1, SW>(row(src + r * stride), one, k, stride, acc);
+                    __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
+                    __builtin_memcpy(out + (r + 1) * ld + at, acc + SW, SW * sizeof(V));
+                }
+            }
+            if (r < rows) {
+                if (!reached(r, 1))
+                    zeros(out + r * ld + at, width);
+                else if (half) {
+                    strip_taps<1, 1, HW>(row(src + r * stride), one, k, 0, acc);
+                    __builtin_memcpy(out + r * ld + at, acc, HW * sizeof(V));
+                } else {
+                    strip_taps<1, 1, SW>(row(src + r * stride), one, k, 0, acc);
+                    __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
+                }
+            }
+            c += width;
         }
-        if (r < rows) {
-            strip_taps<1, 1, SW>(row(src + r * stride), one, k, 0, acc);
-            __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
-        }
+        if (done1 <= done0)
+            done0 = done1 = 0;
     }
-    const int64_t c = strips;
-    if (c == n_c)
-        return;
-    Buf<const T *> p(k);  // the last columns: as combine does them, a row at a time
+    // The columns no strip computed: +0 where no row reaches them, else as combine does them, a row at a time
+    // (all of them where the rows are narrower than a strip; the columns that fill no register otherwise).
+    Buf<const T *> p(k);
     Buf<T> w(k);
     for (int64_t r = 0; r < rows; r++) {
+        T *o = out + r * ld;
+        const int64_t c0 = vec >= SW * L ? vec : 0;  // combine's columns [c0, n_c), where the row reaches them
+        zeros(o, done0);
+        zeros(o + done1, c0 > done1 ? c0 - done1 : 0);
+        if (c0 == n_c)
+            continue;
+        if (uhi[r] < c0) {
+            zeros(o + c0, n_c - c0);
+            continue;
+        }
         int64_t nt = 0;
         for (int64_t t = 0; t < k; t++) {
             const int64_t s = src[r * stride + t];
             if (s >= 0) {
-                p[nt] = img + s * n_c + c;
+                p[nt] = img + s * n_c + c0;
                 w[nt++] = taps[t];
             }
         }
-        combine(p.data(), w.data(), nt, n_c - c, out + r * ld + c);
+        combine(p.data(), w.data(), nt, n_c - c0, o + c0);
     }
 }
 
@@ -302,39 +451,67 @@ static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const 
 template <typename T> struct Scratch {
     Buf<T> vert, buf, full;
     Buf<const T *> p;
-    Scratch(int64_t padded, int64_t m_c, int64_t k)
-        : vert(BAND * padded + HROW_SLACK), buf(padded + 4 * (VBYTES / sizeof(T))), full(m_c), p(k)
+    Buf<int32_t> lo, hi;  // each source row's nonzero columns (row_support)
+    int32_t ulo[BAND], uhi[BAND];  // each of the band's rows' (vertical)
+    Scratch(int64_t n_r, int64_t padded, int64_t m_c, int64_t k)
+        : vert(BAND * padded + HROW_SLACK), buf(padded + 4 * (VBYTES / sizeof(T))), full(m_c), p(k), lo(n_r), hi(n_r)
     {
     }
 };
 
 template <typename T>
-static void filter_map(const T *img, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,
+static void filter_map(const T *img, int64_t n_r, int64_t n_c, const T *taps, int64_t k, const int64_t *src_r,
                        const int64_t *src_c, int64_t m_c, int64_t stride, int64_t rows, int64_t cols, Scratch<T> &s,
                        T *o)
 {
+    constexpr int64_t L = VBYTES / sizeof(T);
     const int64_t padded = m_c + k - 1, pad = (padded - n_c) / 2;  // every table maps [pad, pad + n_c) to 0..n_c-1
+    bool skip = SKIP_ZEROS;  // not where a tap is infinite or NaN: its product with a zero is NaN
+    for (int64_t t = 0; t < k; t++)
+        skip &= sabs(taps[t]) < __builtin_huge_val();
+    row_support(img, n_r, n_c, skip, s.lo.data(), s.hi.data());
     for (int64_t r = 0; r < rows; r++) {  // horizontal: the row's edges from the table, then each output its taps' sum
         const int64_t rb = r % BAND;
         if (rb == 0)  // the next BAND kept rows, each written into a padded row (padded wide, itself from pad on)
             vertical(img, n_c, taps, k, src_r + r * stride, stride, rows - r < BAND ? rows - r : BAND,
-                     s.vert.data() + pad, padded);
+                     s.vert.data() + pad, padded, s.lo.data(), s.hi.data(), s.ulo, s.uhi);
         T *row = s.vert.data() + rb * padded;
         const T *v = row + pad;
-        for (int64_t j = 0; j < pad; j++)
+        // The padded row's nonzero positions [a, b]: the row's nonzero columns, and the edges that repeat them
+        const int32_t ulo = s.ulo[rb], uhi = s.uhi[rb];
+        int64_t a = pad + ulo, b = pad + uhi;
+        for (int64_t j = 0; j < pad; j++) {
             row[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
-        for (int64_t j = pad + n_c; j < padded; j++)
+            if (j < a && src_c[j] >= ulo && src_c[j] <= uhi)
+                a = j;
+        }
+        for (int64_t j = pad + n_c; j < padded; j++) {
             row[j] = src_c[j] >= 0 ? v[src_c[j]] : T(0);
+            if (src_c[j] >= ulo && src_c[j] <= uhi)
+                b = j;
+        }
         T *dst = stride == 1 ? o + r * cols : s.full.data();
+        // The outputs whose taps reach [a, b], [c0, c1), widened to whole registers from the row's start and to
+        // the row's end where they reach the outputs that fill no register: each output computed by the code
+        // that computes it in the whole row (combine's last outputs, one at a time, round differently from its
+        // registers' multiply-adds). The others +0.
+        const int64_t vec = m_c / L * L;
+        int64_t c0 = uhi < ulo ? 0 : (a - k + 1 > 0 ? (a - k + 1) / L * L : 0);
+        int64_t c1 = uhi < ulo ? 0 : (b + 1 < m_c ? b + 1 : m_c);
+        c1 = c1 > vec ? m_c : (c1 + L - 1) / L * L;
+        zeros(dst, c0);
+        zeros(dst + c1, c1 < m_c ? m_c - c1 : 0);
+        if (c1 > c0) {
 #if VBYTES == 64
-        if (HROW_HERE) {
-            hrow(row, taps, k, m_c, dst, s.p.data());
-        } else
+            if (HROW_HERE) {
+                hrow(row + c0, taps, k, c1 - c0, dst + c0, s.p.data());
+            } else
 #endif
-        {
-            for (int64_t t = 0; t < k; t++)
-                s.p[t] = row + t;
-            combine(s.p.data(), taps, k, m_c, dst);
+            {
+                for (int64_t t = 0; t < k; t++)
+                    s.p[t] = row + c0 + t;
+                combine(s.p.data(), taps, k, c1 - c0, dst + c0);
+            }
         }
         if (stride == 1)
             continue;
@@ -350,9 +527,10 @@ static void separable(const T *x, int64_t n_r, int64_t n_c, const T *taps, int64
                       const int64_t *src_c, int64_t m_r, int64_t m_c, int64_t stride, int64_t m0, int64_t m1, T *out)
 {
     const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride;
-    Scratch<T> s(m_c + k - 1, m_c, k);
+    Scratch<T> s(n_r, m_c + k - 1, m_c, k);
     for (int64_t m = m0; m < m1; m++)
-        filter_map(x + m * n_r * n_c, n_c, taps, k, src_r, src_c, m_c, stride, rows, cols, s, out + m * rows * cols);
+        filter_map(x + m * n_r * n_c, n_r, n_c, taps, k, src_r, src_c, m_c, stride, rows, cols, s,
+                   out + m * rows * cols);
 }
 
 // Box sums (every tap 1, 'valid', stride 1) where every sum is exact: then any order of the additions gives
@@ -456,7 +634,7 @@ static int64_t separable_products(const T *const *a, const int64_t *sa, const T 
                                   int64_t b1, T *out)
 {
     const int64_t rows = (m_r + stride - 1) / stride, cols = (m_c + stride - 1) / stride, n = n_r * n_c;
-    Scratch<T> s(m_c + k - 1, m_c, k);
+    Scratch<T> s(n_r, m_c + k - 1, m_c, k);
     Buf<T> product(n);
     const bool box = is_box(taps, k, src_r, src_c, n_r, n_c, m_r, m_c, stride);
     int64_t exact = 0;  // maps summed by box_valid
@@ -474,7 +652,7 @@ static int64_t separable_products(const T *const *a, const int64_t *sa, const T 
                 box_valid(img, n_r, n_c, k, s.buf.data(), o);  // buf: m_c + k - 1 = n_c and more
                 exact++;
             } else
-                filter_map(img, n_c, taps, k, src_r, src_c, m_c, stride, rows, cols, s, o);
+                filter_map(img, n_r, n_c, taps, k, src_r, src_c, m_c, stride, rows, cols, s, o);
         }
     return exact;
 }
@@ -634,6 +812,14 @@ static void rank_one_3(const T *x, int64_t n_r, int64_t n_c, const double *u, co
 // Whether the horizontal pass takes hrow()'s permutes (1) or combine()'s loads (0), set where on is 0 or 1; the
 // setting before; -1 where the build has no hrow() (AVX2).
 #if FUSIONBENCH_PART == 0
+static int64_t set_skip_zeros(int64_t on)
+{
+    const int64_t was = SKIP_ZEROS;
+    if (on == 0 || on == 1)
+        SKIP_ZEROS = on;
+    return was;
+}
+
 static int64_t set_permutes(int64_t on)
 {
 #if VBYTES == 64
@@ -668,7 +854,8 @@ static int64_t set_permutes(int64_t on)
     {                                                                                                                 \
         rank_one_3(x, n_r, n_c, u, v, m0, m1, pad != 0, out);                                                         \
     }                                                                                                                 \
-    int64_t filter_permutes_##SUFFIX(int64_t on) { return set_permutes(on); }
+    int64_t filter_permutes_##SUFFIX(int64_t on) { return set_permutes(on); }                                         \
+    int64_t filter_skip_zeros_##SUFFIX(int64_t on) { return set_skip_zeros(on); }
 // The wavelet transform's entry point, part 1 of this source (simd.h's FUSIONBENCH_PART): Tang's FMI_w alone
 // calls it, and it was a third of each type's build (0.25 of 0.66 s for float32 on the Intel Xeon), which
 // every other metric set paid for nothing.

@@ -457,6 +457,19 @@ def test_the_avx2_build_gives_the_same_values(tmp_path, monkeypatch, native_kern
             want = kernel(x, y, ps[order], pf[order], offsets)
             got = _native.fmi_windows(x, y, ps[order], pf[order], offsets, score_f32)
             torch.testing.assert_close(got, want, rtol=0, atol=atol)
+    # The filters' zero skipping (movemasks in 256-bit registers): the same values as every output computed
+    from metrics.filters import gaussian_1d, separable_matmul
+
+    gen = torch.Generator().manual_seed(9)
+    for dtype in (torch.float64, torch.float32):
+        x = _zero_background((2, 1, 45, 70), gen, dtype)
+        g = gaussian_1d(11, 1.5, dtype=dtype)
+        out = []
+        for on in (1, 0):
+            _native.filter_skip_zeros(dtype, on)
+            out.append(separable_matmul(x, g, "same"))
+        _native.filter_skip_zeros(dtype, 1)
+        assert out[0].numpy().tobytes() == out[1].numpy().tobytes() and (out[0] == 0).float().mean() > 0.2
 
 
 def test_phase_kernel_equals_the_pytorch_sums(monkeypatch, native_kernel):
@@ -602,6 +615,84 @@ def test_filter_kernel_horizontal_pass_by_permutes_equals_the_pass_by_loads(nati
     finally:
         _native.filter_permutes(dtype, was)
     assert _native.filter_permutes(dtype) == was
+
+
+def _zero_background(shape, gen, dtype):
+    """Maps of ``shape`` as a brain slice is: an elliptic region of values in a background of zeros (-0 among
+    them), rows and columns of zeros at the edges, a NaN and an infinity inside, lone pixels at an edge and a
+    corner; the second map of a batch all zero where there is one, the last channel dense where there are two."""
+    h, w = shape[-2:]
+    x = torch.rand(shape, generator=gen, dtype=torch.float64) * 255
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    blob = ((yy - h * 0.45) / (h * 0.3)) ** 2 + ((xx - w * 0.6) / (w * 0.25)) ** 2 < 1
+    x = torch.where(blob, x, torch.zeros(()))
+    x[..., 0, : w // 3] = -0.0
+    x[..., h // 2, int(w * 0.6)] = float("nan")
+    x[..., h // 2 + 1, int(w * 0.6)] = float("inf")
+    x[..., 1, w - 1] = 7.0
+    x[..., h - 1, 0] = -3.0
+    if shape[0] > 1:
+        x[1] = 0.0
+    if shape[1] > 1:
+        x[:, -1] = torch.rand((shape[0], h, w), generator=gen, dtype=torch.float64) + 0.5
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_filter_kernel_skipping_zeros_equals_computing_every_output(native_kernel, dtype):
+    """filter_kernel.cpp computes only the outputs whose taps reach a row's nonzero samples and writes +0 for
+    the rest (filter_skip_zeros on, the default): the same values bit for bit as computing every output, on
+    maps with zero backgrounds (-0, all-zero rows and maps, NaN and infinities inside, lone pixels at the
+    edges), widths of whole blocks and registers and of remainders, every padding, strides 1 and 2, Gaussian
+    windows of 3 to 31 taps, a window with negative and zero taps, and the products separable_products makes.
+    An infinite tap turns the skipping off (infinity times zero is NaN)."""
+    from metrics.filters import gaussian_1d, separable_matmul
+    from metrics.lineage.kernels import moment_maps
+
+    was = _native.filter_skip_zeros(dtype)
+    assert was == 1
+    gen = torch.Generator().manual_seed(5)
+    windows = [gaussian_1d(k, 1.5, dtype=dtype) for k in (3, 11, 17, 31)]
+    windows.append(torch.tensor([1.0, 0.0, -2.0, 0.5, 0.0, 1.0, -0.25], dtype=dtype))
+    checked = 0
+    try:
+        shapes = ((2, 2, 240, 240), (1, 1, 64, 200), (2, 1, 37, 230), (1, 1, 31, 100), (1, 2, 50, 47), (1, 1, 13, 13))
+        for shape in shapes:
+            x = _zero_background(shape, gen, dtype)
+            for g in windows:
+                k = g.numel()
+                if k > min(shape[-2:]):
+                    continue
+                for pad in ("valid", "same", "replicate", "reflect", "symmetric"):
+                    if pad in ("reflect", "symmetric") and k // 2 >= min(shape[-2:]):
+                        continue
+                    for stride in (1, 2):
+                        out = []
+                        for on in (1, 0):
+                            assert _native.filter_skip_zeros(dtype, on) in (0, 1)
+                            out.append(separable_matmul(x, g, pad, stride))
+                        assert out[0].shape == out[1].shape and out[0].isnan().any()
+                        assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride)
+                        checked += 1
+            a, b = x[:, :1], _zero_background((shape[0], 1, *shape[-2:]), gen, dtype)
+            for g in windows[1:3]:
+                if g.numel() <= min(shape[-2:]):
+                    out = []
+                    for on in (1, 0):
+                        _native.filter_skip_zeros(dtype, on)
+                        out.append(moment_maps([a, b], [(0, 0), (1, 1), (0, 1)], g, "same"))
+                    assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, g.numel())
+                    checked += 1
+        x = _zero_background((1, 1, 40, 60), gen, dtype)
+        g = torch.tensor([1.0, float("inf"), 1.0], dtype=dtype)
+        out = []
+        for on in (1, 0):
+            _native.filter_skip_zeros(dtype, on)
+            out.append(separable_matmul(x, g, "same"))
+        assert out[0].numpy().tobytes() == out[1].numpy().tobytes() and out[0][..., 20:, :3].isnan().all()
+    finally:
+        _native.filter_skip_zeros(dtype, was)
+    assert _native.filter_skip_zeros(dtype) == was and checked > 200
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
