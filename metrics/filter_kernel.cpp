@@ -13,7 +13,9 @@
 // position of a side, the source pixel it repeats, or -1 for a zero (metrics/filters.py, _sources).
 // Each output is the sum over the taps in their order, in the images' own precision, as the matrix
 // products' are (with fused multiply-adds; their summation order differs, so values differ by float
-// rounding only). Each map is filtered alone: a batch gives what single calls give, bit for bit.
+// rounding only). Each map is filtered alone: a batch gives what single calls give, bit for bit. Outputs whose
+// taps fall on zeros only (a medical image's background) are written +0 without their sums: the values the
+// sums give, bit for bit (row_support, below).
 #include <cstdint>
 
 #include "simd.h"  // VBYTES, vf32 / vf64, Vec<T>
