@@ -1003,6 +1003,39 @@ def test_mef_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel):
     assert float(got_scores[1]) < 0.1 and len(calls) == 1 + 3 + 3 + 4 * 6  # nothing native after the switch
 
 
+def test_mef_kernel_background_registers_equal_their_sums(native_kernel):
+    """mef_kernel.cpp gives a register of pixels whose ten inputs are all +0 (an image's background) the
+    values it computes once for +0: the same bits as a +0 pixel computed beside nonzero ones, every map;
+    a -0 input, or a NaN, is computed. On a pair of zero-background sources, MEF-SSIM's desired patch
+    equals the PyTorch steps' as on any images (test_mef_kernel_equals_the_pytorch_steps)."""
+    from metrics.lineage import tang
+
+    lanes = 64  # at least four registers of float64 lanes on any build: register 0 all +0, the rest mixed
+    box, gauss = torch.zeros(1, 5, 1, lanes, dtype=torch.float64), torch.zeros(1, 5, 1, lanes, dtype=torch.float64)
+    box[0, :, 0, 9], gauss[0, :, 0, 9] = 121 * 30.0, 30.0  # a nonzero pixel in the second register
+    box[0, 2, 0, 20] = 1.0
+    box[0, 0, 0, 33] = -0.0
+    gauss[0, 4, 0, 45] = float("nan")
+    out = _native.mef_desired(box, gauss)[0, :, 0]
+    background = out[:, 0]
+    assert background.isfinite().all() and (background != 0).any()
+    for lane in range(lanes):
+        if lane not in (9, 20, 33, 45):
+            assert out[:, lane].numpy().tobytes() == background.numpy().tobytes(), lane
+    assert not torch.equal(out[:, 9], background) and out[:, 45].isnan().any()
+    # real images with zero backgrounds, against the PyTorch steps
+    a, b, _ = _images(n=2, size=64)
+    a[:, :, :20] = 0.0
+    b[:, :, :20] = 0.0
+    got = tang._desired([b, a])
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("FUSIONBENCH_NATIVE", "0")
+        m.setattr(_native, "_LIB", [])
+        want = tang._desired([b, a])
+    for x, y in zip([*got[0], *got[1:5]], [*want[0], *want[1:5]]):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-12 * float(y.abs().max()))
+
+
 def _edge_cases(dtype):
     """Five triples of _images (37x37: no multiple of a SIMD register) with F = 255 - A, a constant F
     and a non-integer F as the second, third and fourth."""
