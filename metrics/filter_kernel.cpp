@@ -259,25 +259,7 @@ static bool SKIP_ZEROS = true;
 template <typename T> static inline unsigned nonzero_lanes(const T *q)
 {
     typedef typename Vec<T>::type V;
-    typedef typename Vec<T>::index I;
-    const I ne = loadu<V>(q) != V{};  // -1 in the lanes not equal to 0 (NaN unordered: not equal)
-#if VBYTES == 64
-    if constexpr (sizeof(T) == 4) {
-        return __builtin_ia32_ptestmd512(ne, ne, 0xffff);
-    } else {
-        typedef long long Q __attribute__((vector_size(64)));
-        Q lanes;
-        __builtin_memcpy(&lanes, &ne, sizeof(Q));
-        return __builtin_ia32_ptestmq512(lanes, lanes, 0xff);
-    }
-#else
-    V signs;  // the sign bits of -1 and 0
-    __builtin_memcpy(&signs, &ne, sizeof(V));
-    if constexpr (sizeof(T) == 4)
-        return __builtin_ia32_movmskps256(signs);
-    else
-        return __builtin_ia32_movmskpd256(signs);
-#endif
+    return lanes_set(loadu<V>(q) != V{});
 }
 
 // Row r's nonzero columns of the (n_r, n_c) map img: [lo[r], hi[r]], lo[r] > hi[r] where the row is all zero

@@ -42,7 +42,9 @@ template <typename T> static inline void add_row(const T *row, int64_t w, int64_
 }
 
 // One image triple a, b, f (h, w): out[0] = sum over the pixels of Q^AF g_A + Q^BF g_B, out[1] = sum of
-// g_A + g_B.
+// g_A + g_B. A register of pixels where no image has a gradient (an image's background: 70% of the phantom's
+// pixels) adds +0 to both, the values the steps give there (each Q finite, times a strength of +0), without
+// its three arctangents and four exponentials.
 template <typename T>
 __attribute__((optimize("fp-contract=off"))) static void qabf(const T *a, const T *b, const T *f, int64_t h,
                                                                int64_t w, double *out)
@@ -59,16 +61,22 @@ __attribute__((optimize("fp-contract=off"))) static void qabf(const T *a, const 
     out[0] = out[1] = 0;
     for (int64_t i = 0; i < h; i++) {
         for (int64_t j = 0; j < w; j += L) {
-            V g[3], t[3];
+            V g[3], t[3], gx[3], gy[3];
             for (int64_t k = 0; k < 3; k++) {
                 const T *p = &pad[(k * (h + 2) + i) * pw + j];  // padded rows i..i+2, columns j..j+2
                 V col[3], dif[3];
                 column_passes(p, pw, col, dif);
-                const V gx = col[0] * 2 + col[2] * -2;
-                const V gy = dif[0] * -1 + dif[1] * -2 + dif[2] * -1;
-                g[k] = vsqrt(gx * gx + gy * gy);
-                t[k] = gx == 0 ? pi_2 : vatan(gy / gx);
+                gx[k] = col[0] * 2 + col[2] * -2;
+                gy[k] = dif[0] * -1 + dif[1] * -2 + dif[2] * -1;
+                g[k] = vsqrt(gx[k] * gx[k] + gy[k] * gy[k]);
             }
+            if (!lanes_set((g[0] != 0) | (g[1] != 0) | (g[2] != 0))) {  // flat everywhere: +0 and +0 (below)
+                __builtin_memcpy(&row[j], &zero, sizeof(V));
+                __builtin_memcpy(&row[w + L + j], &zero, sizeof(V));
+                continue;
+            }
+            for (int64_t k = 0; k < 3; k++)
+                t[k] = gx[k] == 0 ? pi_2 : vatan(gy[k] / gx[k]);
             V q[2];
             for (int64_t s = 0; s < 2; s++) {
                 const V gs = g[s], gf = g[2];
@@ -91,7 +99,9 @@ __attribute__((optimize("fp-contract=off"))) static void qabf(const T *a, const 
 // one triple in Tang's roles: r plays the "fused" image (Tang passes B there), s0 and s1 the "sources"
 // (A, and F). Sobel / 8 on the mirror-extended image (the edge not repeated), as filter_rank_one_3 takes
 // it: vt a column pass of (1/2, 1, 1/2) then a row pass of (-1/4, 0, 1/4), ht (1, 0, -1) then (-1/8,
-// -1/4, -1/8). out[0] = the sum of the artefacts' weighted (1 - Q), out[1] = the sum of the weights.
+// -1/4, -1/8). out[0] = the sum of the artefacts' weighted (1 - Q), out[1] = the sum of the weights. A
+// register of pixels where no image has a gradient adds what the steps give there, without them: no
+// artefact (+0: the "fused" strength is no larger) and both weights 0.001.
 template <typename T>
 __attribute__((optimize("fp-contract=off"))) static void nabf(const T *r, const T *s0, const T *s1, int64_t h,
                                                                int64_t w, double *out)
@@ -116,16 +126,23 @@ __attribute__((optimize("fp-contract=off"))) static void nabf(const T *r, const 
     out[0] = out[1] = 0;
     for (int64_t i = 0; i < h; i++) {
         for (int64_t j = 0; j < w; j += L) {
-            V g[3], t[3];
+            V g[3], t[3], gv[3], gh[3];
             for (int64_t k = 0; k < 3; k++) {
                 const T *p = &pad[(k * (h + 2) + i) * pw + j];
                 V col[3], dif[3];
                 column_passes(p, pw, col, dif);
-                const V gv = col[0] * T(-0.25) + col[2] * T(0.25);
-                const V gh = dif[0] * T(-0.125) + dif[1] * T(-0.25) + dif[2] * T(-0.125);
-                g[k] = vsqrt(gh * gh + gv * gv);
-                t[k] = (gv == 0) & (gh == 0) ? zero : vatan(gv / gh);
+                gv[k] = col[0] * T(-0.25) + col[2] * T(0.25);
+                gh[k] = dif[0] * T(-0.125) + dif[1] * T(-0.25) + dif[2] * T(-0.125);
+                g[k] = vsqrt(gh[k] * gh[k] + gv[k] * gv[k]);
             }
+            if (!lanes_set((g[0] != 0) | (g[1] != 0) | (g[2] != 0))) {  // flat everywhere: +0, 2 eps_w (above)
+                const V tot = eps_w + eps_w;
+                __builtin_memcpy(&row[j], &zero, sizeof(V));
+                __builtin_memcpy(&row[w + L + j], &tot, sizeof(V));
+                continue;
+            }
+            for (int64_t k = 0; k < 3; k++)
+                t[k] = (gv[k] == 0) & (gh[k] == 0) ? zero : vatan(gv[k] / gh[k]);
             const V gf = g[0];
             V w_s[2], q[2];
             for (int64_t s = 0; s < 2; s++) {
@@ -215,41 +232,71 @@ static void edge_thin(const double *gx, const double *gy, const double *b, doubl
 // its order (F's strength substituted during A's pass); c: Gamma_g, k_g, sigma_g, Gamma_a, k_a, sigma_a.
 // Each step as PyTorch's eager one rounds it, fp contraction off (Gamma / x as PyTorch's reciprocal of x
 // times Gamma); atan and exp are glibc's vector ones (PyTorch's are SLEEF's: within an ulp or two).
+template <typename T> struct XydeasConstants {
+    T gam_g, k_g, s_g, gam_a, k_a, s_a;
+};
+
+// One register of pixels: in = A's gx, gy, B's, F's; out = the numerator and the denominator.
+template <typename T, typename V>
+__attribute__((optimize("fp-contract=off"))) static inline void xydeas_pixels(const V *in, const XydeasConstants<T> &c,
+                                                                               V *out)
+{
+    const V zero = {}, one = zero + 1, two = zero + 2, tiny = zero + T(1e-5);
+    const V half_pi = zero + T(1.5707963267948966), pi = zero + T(3.141592653589793);
+    V g[3], t[3];
+    for (int k = 0; k < 3; k++) {
+        const V gx = in[2 * k], gy = in[2 * k + 1];
+        g[k] = vsqrt(gx * gx + gy * gy);
+        t[k] = vatan(gy / (gx == 0 ? tiny : gx));
+    }
+    V gf = g[2], q[2];
+    for (int s = 0; s < 2; s++) {  // qabf.py's _relative, then the two sigmoids
+        const V raw = g[s];
+        const auto bimap = raw > gf;
+        const V gs = raw == 0 ? tiny : raw;
+        const V above = gf / gs;
+        gf = gf == 0 ? tiny : gf;
+        const V rel = bimap ? above : gs / gf;
+        g[s] = gs;
+        V d = t[s] - t[2];
+        d = (d < 0 ? -d : d) - half_pi;
+        const V ang = (d < 0 ? -d : d) * two / pi;
+        const V qg = one / (one + vexp(c.k_g * (rel - c.s_g))) * c.gam_g;
+        const V qa = one / (one + vexp(c.k_a * (ang - c.s_a))) * c.gam_a;
+        q[s] = qg * qa;
+    }
+    out[0] = q[0] * g[0] + q[1] * g[1];
+    out[1] = g[0] + g[1];
+}
+
+// A register whose six responses are all zeros (of either sign: the steps see only their squares, their
+// comparisons with 0 and atan(+-0 / 1e-5) = +-0, whose differences' magnitudes are 0) gets the values the
+// steps give zeros, computed once a call (the toolbox's 1e-5 substitutions make them no zeros): the same
+// bits, without its three arctangents and four exponentials; the background of an image is most of it.
 template <typename T>
 __attribute__((optimize("fp-contract=off"))) static void xydeas(const T *const *in, int64_t n, const double *c,
                                                                  T *num, T *den)
 {
     typedef typename Vec<T>::type V;
     constexpr int64_t L = VBYTES / sizeof(T);
-    const V zero = {}, one = zero + 1, two = zero + 2, tiny = zero + T(1e-5);
-    const V half_pi = zero + T(1.5707963267948966), pi = zero + T(3.141592653589793);
-    const T gam_g = T(c[0]), k_g = T(c[1]), s_g = T(c[2]), gam_a = T(c[3]), k_a = T(c[4]), s_a = T(c[5]);
+    const XydeasConstants<T> k = {T(c[0]), T(c[1]), T(c[2]), T(c[3]), T(c[4]), T(c[5])};
+    V background[2];
+    const V zeros[6] = {};
+    xydeas_pixels(zeros, k, background);
     for (int64_t i = 0; i < n; i += L) {
         const int64_t m = n - i < L ? n - i : L;
-        V g[3], t[3];
-        for (int k = 0; k < 3; k++) {
-            const V gx = load<V>(in[2 * k] + i, m), gy = load<V>(in[2 * k + 1] + i, m);
-            g[k] = vsqrt(gx * gx + gy * gy);
-            t[k] = vatan(gy / (gx == 0 ? tiny : gx));
+        V x[6], res[2];
+        auto any = V{} != V{};
+        for (int j = 0; j < 6; j++) {
+            x[j] = load<V>(in[j] + i, m);
+            any |= x[j] != 0;
         }
-        V gf = g[2], q[2];
-        for (int s = 0; s < 2; s++) {  // qabf.py's _relative, then the two sigmoids
-            const V raw = g[s];
-            const auto bimap = raw > gf;
-            const V gs = raw == 0 ? tiny : raw;
-            const V above = gf / gs;
-            gf = gf == 0 ? tiny : gf;
-            const V rel = bimap ? above : gs / gf;
-            g[s] = gs;
-            V d = t[s] - t[2];
-            d = (d < 0 ? -d : d) - half_pi;
-            const V ang = (d < 0 ? -d : d) * two / pi;
-            const V qg = one / (one + vexp(k_g * (rel - s_g))) * gam_g;
-            const V qa = one / (one + vexp(k_a * (ang - s_a))) * gam_a;
-            q[s] = qg * qa;
-        }
-        store(num + i, q[0] * g[0] + q[1] * g[1], m);
-        store(den + i, g[0] + g[1], m);
+        if (lanes_set(any))
+            xydeas_pixels(x, k, res);
+        else
+            res[0] = background[0], res[1] = background[1];
+        store(num + i, res[0], m);
+        store(den + i, res[1], m);
     }
 }
 

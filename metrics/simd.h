@@ -151,3 +151,31 @@ template <typename V, typename T> static inline void store(T *p, const V &v, int
     else
         __builtin_memcpy(p, &v, m * sizeof(T));
 }
+
+// Bit l set where lane l of the comparison result `mask` (an integer register, -1 true, 0 false, as GCC's
+// vector comparisons give) is true: AVX-512's vptestm, AVX2's movmsk of the sign bits. E.g. the lanes of a
+// register x that are not zero (+0 and -0 are, a NaN is not): lanes_set(x != V{}).
+template <typename I> static inline unsigned lanes_set(const I &mask)
+{
+    constexpr int lane = sizeof(mask[0]);
+#if VBYTES == 64
+    if constexpr (lane == 4) {
+        return __builtin_ia32_ptestmd512(mask, mask, 0xffff);
+    } else {
+        typedef long long Q __attribute__((vector_size(64)));
+        Q lanes;
+        __builtin_memcpy(&lanes, &mask, sizeof(Q));
+        return __builtin_ia32_ptestmq512(lanes, lanes, 0xff);
+    }
+#else
+    if constexpr (lane == 4) {
+        vf32 signs;
+        __builtin_memcpy(&signs, &mask, sizeof(vf32));
+        return __builtin_ia32_movmskps256(signs);
+    } else {
+        vf64 signs;
+        __builtin_memcpy(&signs, &mask, sizeof(vf64));
+        return __builtin_ia32_movmskpd256(signs);
+    }
+#endif
+}

@@ -1203,6 +1203,47 @@ def test_nabf_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_gradient_kernels_skip_flat_registers_with_the_steps_values(monkeypatch, native_kernel, dtype):
+    """qabf_kernel.cpp passes over a register of pixels where no image has a gradient (a background) with
+    the values its steps give there: Q^AB/F adds +0 and +0, N^AB/F +0 and two weights of 0.001, Liu's Q_XY
+    the values of zero responses computed once (the same bits as zeros computed beside nonzero ones, -0
+    and NaN responses computed). Zero-background triples (rows and whole blocks of zeros, a source with
+    none, a flat nonzero patch) against the PyTorch steps, as the tests above hold the edge cases."""
+    from metrics import qabf
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import kernels as K
+    from metrics.lineage import tang
+
+    a, b, f = (x.to(dtype) for x in _images(n=3, size=67))
+    for x in (a, b, f):
+        x[:, :, :25] = 0.0
+        x[:, :, :, 40:] = 0.0
+    b[1] = 0.0
+    a[2, :, 30:50, :30] = 80.0
+    f[2, :, 30:50, :30] = 80.0
+    b[2, :, 30:50, :30] = 10.0
+    got = (K.qabf(a, b, f), tang.nabf(LineageImages(a, b, f), "Nabf"))
+    lanes = 64  # Q_XY: register 0 of zeros, the rest mixed (at least four registers on any build)
+    grads = [torch.zeros(1, 1, 1, lanes, dtype=dtype) for _ in range(6)]
+    grads[0][..., 9] = 3.0
+    grads[5][..., 20] = -0.0
+    grads[3][..., 33] = float("nan")
+    for constants in qabf.CONSTANTS.values():
+        num, den = (x[0, 0, 0] for x in _native.xydeas(grads, constants[:6]))
+        assert num[0] != 0 and den[0] != 0 and num[9] != num[0] and num[33].isnan()
+        for lane in range(lanes):
+            if lane not in (9, 33):
+                assert num[lane].numpy().tobytes() == num[0].numpy().tobytes(), lane
+                assert den[lane].numpy().tobytes() == den[0].numpy().tobytes(), lane
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    monkeypatch.setattr(_native, "_LIB", [])
+    want = (K.qabf(a, b, f), tang.nabf(LineageImages(a, b, f), "Nabf"))
+    for x, y in zip(got, want):
+        assert torch.isfinite(y).all()
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-12 if dtype == torch.float64 else 2e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_vif_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
     """Sheikh & Bovik's VIF maps after the local moments (moment_kernel.cpp: a reference's variance and
     information without distortion; its gain, corrected noise variance and information with distortion
