@@ -579,6 +579,27 @@ def test_filter_kernel_equals_the_banded_matrices(monkeypatch, native_kernel, dt
     assert len(calls) == n
 
 
+def _both_paths(x, windows, switch, dtype):
+    """The separable filter of ``x`` with each of ``windows`` (1-D taps), every padding and strides 1 and 2 that
+    its sides allow, once with the kernel's ``switch`` (``_native.filter_permutes`` or ``filter_skip_zeros``)
+    on and once off: yields (taps, padding, stride, [output on, output off])."""
+    from metrics.filters import separable_matmul
+
+    for g in windows:
+        k = g.numel()
+        if k > min(x.shape[-2:]):
+            continue
+        for pad in ("valid", "same", "replicate", "reflect", "symmetric"):
+            if pad in ("reflect", "symmetric") and k // 2 >= min(x.shape[-2:]):
+                continue
+            for stride in (1, 2):
+                out = []
+                for on in (1, 0):
+                    assert switch(dtype, on) in (0, 1) and switch(dtype) == on
+                    out.append(separable_matmul(x, g, pad, stride))
+                yield k, pad, stride, out
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_filter_kernel_horizontal_pass_by_permutes_equals_the_pass_by_loads(native_kernel, dtype):
     """filter_kernel.cpp's horizontal pass builds each tap's samples by two-register permutes on Intel
@@ -586,7 +607,7 @@ def test_filter_kernel_horizontal_pass_by_permutes_equals_the_pass_by_loads(nati
     the same order, so the same values bit for bit, NaN included: widths of whole blocks (240), blocks and
     a remainder (230, 100), fewer than a block (47, 13), every padding, strides 1 and 2, 3 to 31 taps. A build
     without the permutes (AVX2) says so (-1) and keeps the loads."""
-    from metrics.filters import gaussian_1d, separable_matmul
+    from metrics.filters import gaussian_1d
 
     was = _native.filter_permutes(dtype)
     if was == -1:
@@ -597,21 +618,10 @@ def test_filter_kernel_horizontal_pass_by_permutes_equals_the_pass_by_loads(nati
         for shape in ((1, 2, 240, 240), (2, 1, 37, 230), (1, 1, 31, 100), (1, 2, 50, 47), (1, 1, 13, 13)):
             x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 255).to(dtype)
             x[0, 0, 5, 7] = float("nan")
-            for k in (3, 11, 31):
-                if k > min(shape[-2:]):
-                    continue
-                g = gaussian_1d(k, 1.5, dtype=dtype)
-                for pad in ("valid", "same", "replicate", "reflect", "symmetric"):
-                    if pad in ("reflect", "symmetric") and k // 2 >= min(shape[-2:]):
-                        continue
-                    for stride in (1, 2):
-                        out = []
-                        for on in (1, 0):
-                            assert _native.filter_permutes(dtype, on) in (0, 1)
-                            assert _native.filter_permutes(dtype) == on
-                            out.append(separable_matmul(x, g, pad, stride))
-                        assert out[0].isnan().any() and out[0].shape == out[1].shape
-                        assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride)
+            windows = [gaussian_1d(k, 1.5, dtype=dtype) for k in (3, 11, 31)]
+            for k, pad, stride, out in _both_paths(x, windows, _native.filter_permutes, dtype):
+                assert out[0].isnan().any() and out[0].shape == out[1].shape
+                assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride)
     finally:
         _native.filter_permutes(dtype, was)
     assert _native.filter_permutes(dtype) == was
@@ -659,21 +669,10 @@ def test_filter_kernel_skipping_zeros_equals_computing_every_output(native_kerne
         shapes = ((2, 2, 240, 240), (1, 1, 64, 200), (2, 1, 37, 230), (1, 1, 31, 100), (1, 2, 50, 47), (1, 1, 13, 13))
         for shape in shapes:
             x = _zero_background(shape, gen, dtype)
-            for g in windows:
-                k = g.numel()
-                if k > min(shape[-2:]):
-                    continue
-                for pad in ("valid", "same", "replicate", "reflect", "symmetric"):
-                    if pad in ("reflect", "symmetric") and k // 2 >= min(shape[-2:]):
-                        continue
-                    for stride in (1, 2):
-                        out = []
-                        for on in (1, 0):
-                            assert _native.filter_skip_zeros(dtype, on) in (0, 1)
-                            out.append(separable_matmul(x, g, pad, stride))
-                        assert out[0].shape == out[1].shape and out[0].isnan().any()
-                        assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride)
-                        checked += 1
+            for k, pad, stride, out in _both_paths(x, windows, _native.filter_skip_zeros, dtype):
+                assert out[0].shape == out[1].shape and out[0].isnan().any()
+                assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride)
+                checked += 1
             a, b = x[:, :1], _zero_background((shape[0], 1, *shape[-2:]), gen, dtype)
             for g in windows[1:3]:
                 if g.numel() <= min(shape[-2:]):
