@@ -654,12 +654,13 @@ def test_filter_kernel_skipping_zeros_equals_computing_every_output(native_kerne
     the rest (filter_skip_zeros on, the default): the same values bit for bit as computing every output, on
     maps with zero backgrounds (-0, all-zero rows and maps, NaN and infinities inside, lone pixels at the
     edges), widths of whole blocks and registers and of remainders, every padding, strides 1 and 2, Gaussian
-    windows of 3 to 31 taps, a window with negative and zero taps, and the products separable_products makes.
-    An infinite tap turns the skipping off (infinity times zero is NaN)."""
+    windows of 3 to 31 taps, a window with negative and zero taps, and the products separable_products makes;
+    the horizontal pass by loads and by permutes (Intel's). An infinite tap turns the skipping off (infinity
+    times zero is NaN)."""
     from metrics.filters import gaussian_1d, separable_matmul
     from metrics.lineage.kernels import moment_maps
 
-    was = _native.filter_skip_zeros(dtype)
+    was, permuting = _native.filter_skip_zeros(dtype), _native.filter_permutes(dtype)
     assert was == 1
     gen = torch.Generator().manual_seed(5)
     windows = [gaussian_1d(k, 1.5, dtype=dtype) for k in (3, 11, 17, 31)]
@@ -669,10 +670,14 @@ def test_filter_kernel_skipping_zeros_equals_computing_every_output(native_kerne
         shapes = ((2, 2, 240, 240), (1, 1, 64, 200), (2, 1, 37, 230), (1, 1, 31, 100), (1, 2, 50, 47), (1, 1, 13, 13))
         for shape in shapes:
             x = _zero_background(shape, gen, dtype)
-            for k, pad, stride, out in _both_paths(x, windows, _native.filter_skip_zeros, dtype):
-                assert out[0].shape == out[1].shape and out[0].isnan().any()
-                assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride)
-                checked += 1
+            # the horizontal pass on a row's nonzero part by loads (combine) and, where built, by permutes (hrow)
+            for permutes in (0, 1) if permuting != -1 else (-1,):
+                _native.filter_permutes(dtype, permutes)
+                for k, pad, stride, out in _both_paths(x, windows, _native.filter_skip_zeros, dtype):
+                    assert out[0].shape == out[1].shape and out[0].isnan().any()
+                    assert out[0].numpy().tobytes() == out[1].numpy().tobytes(), (shape, k, pad, stride, permutes)
+                    checked += 1
+            _native.filter_permutes(dtype, permuting)
             a, b = x[:, :1], _zero_background((shape[0], 1, *shape[-2:]), gen, dtype)
             for g in windows[1:3]:
                 if g.numel() <= min(shape[-2:]):
@@ -691,7 +696,8 @@ def test_filter_kernel_skipping_zeros_equals_computing_every_output(native_kerne
         assert out[0].numpy().tobytes() == out[1].numpy().tobytes() and out[0][..., 20:, :3].isnan().all()
     finally:
         _native.filter_skip_zeros(dtype, was)
-    assert _native.filter_skip_zeros(dtype) == was and checked > 200
+        _native.filter_permutes(dtype, permuting)
+    assert _native.filter_skip_zeros(dtype) == was and _native.filter_permutes(dtype) == permuting and checked > 200
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
