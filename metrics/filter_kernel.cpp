@@ -321,7 +321,8 @@ template <typename T> static inline void zeros(T *p, int64_t n)
 // r < rows, the rows whose table entry is -1 (zeros) left out, each output the sum over its taps in their
 // order. Two output rows at a time, in strips STRIP_REGS registers wide: each source row of the strip is
 // loaded once for both (the strip's k + 1 rows stay in L1: 9 KB for 17 taps), 2 STRIP_REGS independent
-// sums; where a whole row a tap ran at the speed of L2 (1.6x slower for 101 taps here).
+// sums; where a whole row a tap ran at the speed of L2 (1.6x slower for 101 taps here). lo, hi: each source
+// row's nonzero columns (row_support); ulo, uhi (rows each): each output row's, the union of its taps' rows'.
 template <typename T>
 static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const int64_t *src, int64_t stride,
                      int64_t rows, T *out, int64_t ld, const int32_t *lo, const int32_t *hi, int32_t *ulo,
