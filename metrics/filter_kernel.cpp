@@ -311,6 +311,10 @@ static inline void rows_union(const int64_t *src, int64_t n, const int32_t *lo, 
     *ulo = a, *uhi = b;
 }
 
+template <int N> struct Regs {  // a count of registers as a type, for a generic lambda's template argument
+    static constexpr int value = N;
+};
+
 template <typename T> static inline void zeros(T *p, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -369,33 +373,24 @@ static void vertical(const T *img, int64_t n_c, const T *taps, int64_t k, const 
                         return true;
                 return false;
             };
-            int64_t r = 0;
-            for (; r + 2 <= rows; r += 2) {  // rows r and r + 1, whose taps start stride later
-                if (!reached(r, 2)) {
-                    zeros(out + r * ld + at, width);
-                    zeros(out + (r + 1) * ld + at, width);
-                    continue;
-                }
-                if (half) {
-                    strip_taps<2, 1, HW>(row(src + r * stride), one, k, stride, acc);
-                    __builtin_memcpy(out + r * ld + at, acc, HW * sizeof(V));
-                    __builtin_memcpy(out + (r + 1) * ld + at, acc + HW, HW * sizeof(V));
-                } else {
-                    strip_taps<2, 1, SW>(row(src + r * stride), one, k, stride, acc);
-                    __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
-                    __builtin_memcpy(out + (r + 1) * ld + at, acc + SW, SW * sizeof(V));
-                }
-            }
-            if (r < rows) {
-                if (!reached(r, 1))
-                    zeros(out + r * ld + at, width);
-                else if (half) {
-                    strip_taps<1, 1, HW>(row(src + r * stride), one, k, 0, acc);
-                    __builtin_memcpy(out + r * ld + at, acc, HW * sizeof(V));
-                } else {
-                    strip_taps<1, 1, SW>(row(src + r * stride), one, k, 0, acc);
-                    __builtin_memcpy(out + r * ld + at, acc, SW * sizeof(V));
-                }
+            const auto sums = [&](auto regs, int64_t r, int64_t n) {  // rows r .. r + n - 1, regs registers wide
+                constexpr int W = decltype(regs)::value;
+                if (n == 2)  // rows r and r + 1, whose taps start stride later
+                    strip_taps<2, 1, W>(row(src + r * stride), one, k, stride, acc);
+                else
+                    strip_taps<1, 1, W>(row(src + r * stride), one, k, 0, acc);
+                for (int64_t i = 0; i < n; i++)
+                    __builtin_memcpy(out + (r + i) * ld + at, acc + i * W, W * sizeof(V));
+            };
+            for (int64_t r = 0; r < rows; r += 2) {
+                const int64_t n = rows - r < 2 ? 1 : 2;
+                if (!reached(r, n))
+                    for (int64_t i = 0; i < n; i++)
+                        zeros(out + (r + i) * ld + at, width);
+                else if (half)
+                    sums(Regs<HW>{}, r, n);
+                else
+                    sums(Regs<SW>{}, r, n);
             }
             c += width;
         }
