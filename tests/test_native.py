@@ -415,6 +415,27 @@ def test_native_setting(monkeypatch, native_kernel):
         _native.setting()
 
 
+def test_an_installed_wheel_holds_every_source_the_build_reads():
+    """pyproject.toml's package data takes every unit's source and header (a file it leaves out is absent
+    from a wheel's install, where that unit then never builds: png_kernel.cpp was, and bench eval read
+    PNGs with Pillow without a word); every one of them is in the repository, and the patterns take no
+    other file of metrics/ that is not Python."""
+    import fnmatch
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: pytest's own dependency reads TOML there
+        import tomli as tomllib
+
+    root = pathlib.Path(_native_build.__file__).parent
+    config = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["metrics"]
+    read = {src.name for src, _ in _native_build.UNITS.values()} | {h.name for h in _native_build.HEADERS}
+    assert all((root / name).is_file() for name in read)
+    shipped = {p.name for p in root.iterdir() if p.is_file() and any(fnmatch.fnmatch(p.name, g) for g in patterns)}
+    assert shipped == read, (sorted(read - shipped), sorted(shipped - read))
+
+
 def test_the_kernels_source_is_part_of_the_metrics_code_hash(tmp_path, monkeypatch):
     """bench eval's kept batches and bench run's fingerprints hash the metrics' code: the C++ kernel's
     source counts, so an edit to it scores again instead of reusing stale scores."""
