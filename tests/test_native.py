@@ -415,11 +415,11 @@ def test_native_setting(monkeypatch, native_kernel):
         _native.setting()
 
 
-def test_an_installed_wheel_holds_every_source_the_build_reads():
-    """pyproject.toml's package data takes every unit's source and header (a file it leaves out is absent
-    from a wheel's install, where that unit then never builds: png_kernel.cpp was, and bench eval read
-    PNGs with Pillow without a word); every one of them is in the repository, and the patterns take no
-    other file of metrics/ that is not Python."""
+def test_the_package_data_takes_every_source_the_build_reads():
+    """pyproject.toml's package data (what a wheel ships beside the Python files) takes every unit's source
+    and header, and no other file of metrics/: a file it leaves out is absent from a wheel's install,
+    where that unit then never builds (png_kernel.cpp was, and bench eval read PNGs with Pillow without a
+    word). Checked against the patterns, not a built wheel; every source is in the repository."""
     import fnmatch
 
     try:
