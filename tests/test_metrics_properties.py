@@ -310,6 +310,23 @@ def test_banded_matrix_filter_equals_the_2d_window():
             torch.testing.assert_close(separable_matmul(x, g, **path), want, atol=1e-13, rtol=0)
 
 
+def test_lineage_gaussian_windows_are_made_once_and_equal_fresh_ones():
+    """The lineages' Gaussian windows (``metrics.lineage.kernels.gaussian_1d``) are kept per size,
+    sigma, dtype and device: the same tensor again, bit for bit what making it afresh gives, in the
+    asked dtype; another dtype or sigma is another window."""
+    import metrics.lineage.kernels as K
+
+    x32, x64 = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+    g = K.gaussian_1d(17, 17 / 5.0, x64)
+    assert K.gaussian_1d(17, 3.4, x64) is g and g.dtype == torch.float64
+    r = torch.arange(17, dtype=torch.float64) - 8
+    fresh = torch.exp(-(r**2) / (2 * 3.4 * 3.4))
+    assert torch.equal(g, fresh / fresh.sum())
+    g32 = K.gaussian_1d(17, 3.4, x32)
+    assert g32.dtype == torch.float32 and torch.equal(g32, g.to(torch.float32))
+    assert not torch.equal(K.gaussian_1d(17, 3.0, x64), g)
+
+
 def test_banded_matrix_filter_skips_zero_blocks_on_a_cpu_only():
     """At 240x240 the CPU skips the band's zero blocks, in blocks of about 12 outputs, each reading
     only the inputs its taps reach (38 products for an 11-tap window, 20 at stride 2); a side of fewer
