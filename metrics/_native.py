@@ -88,6 +88,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("dwt", both("dwt2"), [_P, _I, _I, _P, _P, _I, _P, _P, _I, _I, _P])
     typed("filter", both("rank_one_3"), [_P, _I, _I, _P, _P, _I, _I, _I, _P])
     typed("filter", both("filter_permutes") + both("filter_skip_zeros"), [_I], _I)
+    typed("filter", both("halve"), [_P, _I, _I, _I, _I, _P])
     add("qabf_f64", "edge_gradients_f64", [_P] + [_I] * 4 + [_P] * 3)
     add("qabf_f64", "edge_thin_f64", [_P] * 4 + [_I] * 4 + [_P])
     typed("qabf", both("qabf") + both("nabf"), [_P] * 3 + [_I] * 4 + [_P])
@@ -887,6 +888,18 @@ def sqrt(x: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(x)
     fn = getattr(library(), "sqrt_" + ("f32" if x.dtype == torch.float32 else "f64"))
     fn(x.data_ptr(), 0, x.numel(), out.data_ptr())
+    return out
+
+
+def halve(x: torch.Tensor) -> torch.Tensor:
+    """MEF-SSIM's 2x2 mean kept at every other pixel from the first (:func:`metrics.lineage.tang._halve`) of
+    each (h, w) map of ``x`` (float32 or float64 on a CPU), in one pass (``filter_kernel.cpp``): the same
+    additions in the same order as the PyTorch steps, so the same bits; ((h + 1) // 2, (w + 1) // 2) maps."""
+    x = x.contiguous()
+    h, w = x.shape[-2:]
+    out = torch.empty(*x.shape[:-2], (h + 1) // 2, (w + 1) // 2, dtype=x.dtype)
+    fn = getattr(library(), "halve_" + ("f32" if x.dtype == torch.float32 else "f64"))
+    fn(x.data_ptr(), h, w, 0, x.numel() // max(h * w, 1), out.data_ptr())
     return out
 
 

@@ -824,6 +824,36 @@ def test_normalize1_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, nat
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_halve_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """MEF-SSIM's step between scales (Tang's MS_SSIM, MEFB's MEF_SSIM: ``tang._halve``) runs in
+    filter_kernel.cpp on a CPU, with its PyTorch steps' values bit for bit: even and odd sides (the last row
+    or column repeated), a single row, column or pixel, several maps a batch, a non-contiguous view, and
+    NaN, infinities and -0 carried as the additions carry them."""
+    from metrics.lineage import tang
+
+    calls = []
+    real = _native.halve
+    monkeypatch.setattr(_native, "halve", lambda x: calls.append(1) or real(x))
+    gen = torch.Generator().manual_seed(5)
+    shapes = ((4, 1, 240, 240), (2, 3, 15, 15), (1, 1, 7, 8), (2, 1, 8, 7), (3, 1, 1, 1), (2, 1, 1, 5), (1, 1, 6, 1))
+    for shape in shapes:
+        x = (torch.rand(shape, generator=gen, dtype=torch.float64) * 255).to(dtype)
+        if x.numel() > 8:
+            x.view(-1)[:4] = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0], dtype=dtype)
+        for arg in (x, x.transpose(-1, -2)):
+            got = tang._halve(arg)
+            assert len(calls) == 1 and got.dtype == dtype
+            calls.clear()
+            with monkeypatch.context() as m:
+                m.setattr(_native, "cpu_ready", lambda *a: False)
+                want = tang._halve(arg)
+            assert got.shape == want.shape == (*arg.shape[:-2], (arg.shape[-2] + 1) // 2, (arg.shape[-1] + 1) // 2)
+            nan = want.isnan()
+            assert torch.equal(got.isnan(), nan)
+            assert torch.equal(got[~nan], want[~nan]) and torch.equal(got[~nan].signbit(), want[~nan].signbit())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_quantize_255_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
     """The toolbox's 8-bit values of the images (metrics.toolbox_input.quantize_255: x * 255, rounded half to
     even, clamped to 0..255) come from hist_kernel.cpp's one pass on a CPU, with PyTorch's values bit for bit:
