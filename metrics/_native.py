@@ -116,6 +116,7 @@ def _signatures() -> dict[str, tuple[str, list, object]]:
     typed("liu", both("liu_ssim"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P])
     typed("liu", both("liu_piella"), [_P] * 2 + [_I] * 3 + [_P])
     add("moment", both("vif_against"), [_P] * 2 + [_I] * 3 + [_D] * 2 + [_P] * 2)
+    add("moment", both("vif_pick"), [_P] * 2 + [_I] * 3 + [_D] + [_P] * 2)
     return table
 
 
@@ -746,6 +747,21 @@ def vif_against(mu_k, s1, mu_f, e_ff, e_kf, sigma_nsq: float, eps: float):
     fn = getattr(library(), "vif_against_" + ("f32" if mu_f.dtype == torch.float32 else "f64"))
     fn(ptrs, strides, n, 0, b, sigma_nsq, eps, num.data_ptr(), g.data_ptr())
     return num, g
+
+
+def vif_pick(g_a, g_b, num_a, num_b, den_a, den_b, c: float):
+    """MEFB's VIFF at one scale (:func:`metrics.lineage.mefb.vif`): where g_a < g_b A's information maps,
+    else B's, each plus ``c``, as (vid, vind) maps; the six (B, 1, h, w) maps on a CPU in one dtype, in one
+    pass (``moment_kernel.cpp``), the values of ``torch.where(g_a < g_b, x_a, x_b) + c``."""
+    b, _, h, w = g_a.shape
+    n = h * w
+    maps = [_maps(x, n) for x in (g_a, g_b, num_a, num_b, den_a, den_b)]
+    ptrs = (ctypes.c_void_p * 6)(*[x.data_ptr() for x, _ in maps])
+    strides = (ctypes.c_int64 * 6)(*[s for _, s in maps])
+    vid, vind = (torch.empty(b, 1, h, w, dtype=g_a.dtype) for _ in range(2))
+    fn = getattr(library(), "vif_pick_" + ("f32" if g_a.dtype == torch.float32 else "f64"))
+    fn(ptrs, strides, n, 0, b, c, vid.data_ptr(), vind.data_ptr())
+    return vid, vind
 
 
 def ssim_mean(mu_x, mu_y, e_xx, e_yy, e_xy, c1: float, c2: float) -> torch.Tensor:

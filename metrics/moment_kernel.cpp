@@ -74,6 +74,23 @@ __attribute__((optimize("fp-contract=off"))) static void against(const T *mu_k, 
     }
 }
 
+// MEFB's VIFF at one scale (mefb.py, vif): where g_a < g_b A's maps, else B's (NaN: B's), each plus c: vid from
+// the information with distortion, vind from the one without; the PyTorch steps' values (torch.where, + c),
+// which the caller sums as it summed theirs.
+template <typename T>
+static void vif_pick(const T *g_a, const T *g_b, const T *num_a, const T *num_b, const T *den_a, const T *den_b,
+                     int64_t n, T c, T *vid, T *vind)
+{
+    typedef typename Vec<T>::type V;
+    constexpr int64_t L = sizeof(V) / sizeof(T);
+    for (int64_t i = 0; i < n; i += L) {
+        const int64_t m = n - i < L ? n - i : L;
+        const auto a = load<V>(g_a + i, m) < load<V>(g_b + i, m);
+        store(vid + i, (a ? load<V>(num_a + i, m) : load<V>(num_b + i, m)) + c, m);
+        store(vind + i, (a ? load<V>(den_a + i, m) : load<V>(den_b + i, m)) + c, m);
+    }
+}
+
 // The mean over [0, n) of the SSIM map of x and y from their local means, mean squares and mean product:
 // ((2 mu_x mu_y + c1) (2 cov + c2)) / ((mu_x^2 + mu_y^2 + c1) (var_x + var_y + c2)), with var and cov
 // the moments minus the products of the means. Symmetric in x and y bit for bit (each step is).
@@ -460,6 +477,16 @@ void skimage_ssim_f32(const float *f, const float *a, const float *b, int64_t h,
         for (int64_t i = i0; i < i1; i++)                                                                            \
             against<T>(in[0] + i * stride[0], in[1] + i * stride[1], in[2] + i * stride[2], in[3] + i * stride[3],  \
                        in[4] + i * stride[4], n, T(sigma_nsq), T(eps), num + i * n, g ? g + i * n : nullptr);        \
+    }                                                                                                                \
+    void vif_pick_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, double c,   \
+                           T *vid, T *vind)                                                                          \
+    {                                                                                                                \
+        for (int64_t i = i0; i < i1; i++) {                                                                          \
+            const T *p[6];                                                                                           \
+            for (int j = 0; j < 6; j++)                                                                              \
+                p[j] = in[j] + i * stride[j];                                                                        \
+            vif_pick<T>(p[0], p[1], p[2], p[3], p[4], p[5], n, T(c), vid + i * n, vind + i * n);                     \
+        }                                                                                                            \
     }                                                                                                                \
     void ssim_mean_##SUFFIX(const T *const *in, const int64_t *stride, int64_t n, int64_t i0, int64_t i1, double c1, \
                             double c2, T *out)                                                                       \

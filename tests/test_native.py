@@ -1300,6 +1300,45 @@ def test_gradient_kernels_skip_flat_registers_with_the_steps_values(monkeypatch,
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_vif_pick_kernel_equals_the_pytorch_steps_bit_for_bit(monkeypatch, native_kernel, dtype):
+    """MEFB's VIFF picks at each pixel the source with the smaller gain (ties and NaN: B) and adds 1e-7 to
+    the picked information maps before summing them; on a CPU moment_kernel.cpp makes both maps in one
+    pass, with torch.where's and the addition's values bit for bit (NaN, infinities, -0, a map that is a
+    channel of a larger tensor, sizes that are no multiple of a SIMD register); MEFB's VIF takes it once a
+    scale and equals its eager steps (float64 within 1e-12, float32 within 1e-6)."""
+    from metrics._lineage_images import LineageImages
+    from metrics.lineage import mefb
+
+    gen = torch.Generator().manual_seed(6)
+    for shape in ((3, 1, 37, 29), (2, 1, 1, 1)):
+        g = (torch.rand((shape[0], 2, *shape[2:]), generator=gen, dtype=torch.float64) * 4 - 1).to(dtype)
+        g[0, 1, 0, :2] = g[0, 0, 0, :2]  # ties: B
+        g.view(-1)[:1] = float("nan")
+        maps = [(torch.rand(shape, generator=gen, dtype=torch.float64) * 3 - 1).to(dtype) for _ in range(4)]
+        maps[0].view(-1)[:3] = torch.tensor([float("inf"), -0.0, float("nan")], dtype=dtype)[: maps[0].numel()]
+        g_a, g_b = g[:, :1], g[:, 1:]  # channels of one tensor, taken as they are
+        vid, vind = _native.vif_pick(g_a, g_b, *maps, 1e-7)
+        pick_a = g_a < g_b
+        want = (torch.where(pick_a, maps[0], maps[1]) + 1e-7, torch.where(pick_a, maps[2], maps[3]) + 1e-7)
+        for x, y in zip((vid, vind), want):
+            assert x.dtype == dtype and x.shape == y.shape
+            nan = y.isnan()
+            assert torch.equal(x.isnan(), nan) and torch.equal(x[~nan], y[~nan])
+            assert torch.equal(x[~nan].signbit(), y[~nan].signbit())
+    calls = []
+    real = _native.vif_pick
+    monkeypatch.setattr(_native, "vif_pick", lambda *x: calls.append(1) or real(*x))
+    a, b, f = (x.to(dtype) for x in _images(n=3, size=64))
+    got = mefb.vif(LineageImages(a, b, f), "VIF")
+    assert len(calls) == 4  # one call a scale
+    with monkeypatch.context() as m:
+        m.setattr(_native, "vif_pick", lambda *x: pytest.fail("the eager steps were asked for"))
+        m.setattr(mefb.K, "moments_in_kernel", lambda *x: False)
+        want = mefb.vif(LineageImages(a, b, f), "VIF")
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_vif_kernel_equals_the_pytorch_steps(monkeypatch, native_kernel, dtype):
     """Sheikh & Bovik's VIF maps after the local moments (moment_kernel.cpp: a reference's variance and
     information without distortion; its gain, corrected noise variance and information with distortion

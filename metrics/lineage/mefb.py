@@ -246,10 +246,13 @@ def vif(li: LineageImages, name: str) -> torch.Tensor:
     for w, ((num_a, den_a, g_a), (num_b, den_b, g_b)) in zip(
         weights, K.vifp_scales([li.a, li.b], li.f, 0.005 * 255 * 255, cache=li.source_memo("vif(a, b)"))
     ):
-        pick_a = g_a < g_b
-        vid = (torch.where(pick_a, num_a, num_b) + 1e-7).sum(dim=(1, 2, 3))
-        vind = (torch.where(pick_a, den_a, den_b) + 1e-7).sum(dim=(1, 2, 3))
-        total = total + w * (vid / vind)
+        maps = (g_a, g_b, num_a, num_b, den_a, den_b)
+        if K.moments_in_kernel(*maps):  # the selections and additions in one pass (moment_kernel.cpp)
+            vid, vind = _native.vif_pick(*maps, 1e-7)
+        else:
+            pick_a = g_a < g_b
+            vid, vind = torch.where(pick_a, num_a, num_b) + 1e-7, torch.where(pick_a, den_a, den_b) + 1e-7
+        total = total + w * (vid.sum(dim=(1, 2, 3)) / vind.sum(dim=(1, 2, 3)))
     return total
 
 
