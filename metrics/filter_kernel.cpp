@@ -793,7 +793,8 @@ static void rank_one_3(const T *x, int64_t n_r, int64_t n_c, const double *u, co
 // 'same') kept at every other pixel from the first, of maps [m0, m1) of (n_r, n_c) each; out: ((n_r + 1) / 2,
 // (n_c + 1) / 2) each. An output is ((x[2i][2j] + x[2i+1][2j]) + x[2i][2j+1]) + x[2i+1][2j+1], divided by 4:
 // PyTorch's steps in their order, so the same bits; the last row (column) of an odd side stands in for the
-// one past it. One pass instead of PyTorch's four over strided views (0.25 ms a triple of mefb and of tang).
+// one past it. One pass instead of PyTorch's four over strided views: 0.44-0.52 -> 0.17-0.21 ms a triple of
+// mefb and of tang (docs/speed.md, "A fresh machine's build, and what is left outside the kernels").
 #if FUSIONBENCH_PART == 0
 template <typename T> static void halve(const T *x, int64_t n_r, int64_t n_c, int64_t m0, int64_t m1, T *out)
 {
