@@ -207,3 +207,38 @@ def test_kernel_split_times_the_kernels_calls_and_restores_them(monkeypatch):
     monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
     whole0, inside0, calls0 = kernel_split(a, b, f, "vifb", repeats=1)
     assert whole0 > 0 and inside0 == 0 and not calls0
+
+
+def test_glue_sites_charge_pytorch_calls_to_project_lines_outside_the_kernels(monkeypatch):
+    """Each PyTorch call is charged to the project line that made it (``path:line function``), none to
+    the body of a kernel entry of metrics._native (the kernels' share, kernel_split's); the total is the
+    sites' sum; the module and PyTorch's function modes are left as they were. With the kernels off the
+    PyTorch steps that replace them are charged too (their lines in metrics/lineage)."""
+    import inspect
+    import re
+
+    from benchmark.tools.speed_floor import _kernel_entries, glue_sites
+    from metrics import _native
+
+    before = dict(vars(_native))
+    g = torch.Generator().manual_seed(6)
+    a = torch.randint(0, 256, (4, 1, 48, 48), generator=g).to(torch.float32)
+    b = torch.randint(0, 256, (4, 1, 48, 48), generator=g).to(torch.float32)
+    f = torch.round((a + b) / 2)
+    bodies = []
+    for fn in _kernel_entries().values():
+        lines, first = inspect.getsourcelines(fn)
+        bodies.append(range(first, first + len(lines)))
+    total, sites = glue_sites(a, b, f, "vifb")
+    assert vars(_native) == before and not torch._C._is_torch_function_mode_enabled()
+    assert sites and abs(total - sum(ms for ms, _ in sites.values())) < 1e-9
+    for where, (ms, calls) in sites.items():
+        m = re.fullmatch(r"((?:metrics|benchmark|baselines|fusioninn)/[\w/]+\.py):(\d+) [\w<>]+", where)
+        assert m, where
+        assert ms > 0 and calls > 0
+        if m.group(1) == "metrics/_native.py":
+            assert not any(int(m.group(2)) in body for body in bodies), where
+    assert any(w.startswith("metrics/lineage/vifb.py:") for w in sites)
+    monkeypatch.setenv("FUSIONBENCH_NATIVE", "0")
+    total0, sites0 = glue_sites(a, b, f, "vifb")
+    assert total0 > 0 and len(sites0) > len(sites)

@@ -32,15 +32,18 @@ triples by themselves, with the start (22.3 s in the README's run at c03201e; 29
 filters, MEF-SSIM and Q^AB/F had hand-written kernels). Prints one line
 per part and the sum per set, in ms a triple and in seconds for ``n`` triples (plus the start).
 Last, each set's metrics scored together on one call, split into the time inside the hand-written
-kernels' calls and the rest (PyTorch's own operations and Python: :func:`kernel_split`).
+kernels' calls and the rest (PyTorch's own operations and Python: :func:`kernel_split`), and that rest
+by the line of the project's code that calls each PyTorch operation (:func:`glue_sites`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import torch
 
@@ -183,6 +186,66 @@ def metric_ms(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str, r
 _NOT_KERNELS = ("library", "available", "cpu_ready", "usable", "fft_lanes", "fft_takes", "setting")
 
 
+def _kernel_entries() -> dict:
+    """{name: function} of :mod:`metrics._native`'s public kernel entries (its helpers that launch no
+    kernel left out)."""
+    import inspect
+
+    from metrics import _native
+
+    return {
+        name: fn
+        for name, fn in vars(_native).items()
+        if inspect.isfunction(fn)
+        and fn.__module__ == _native.__name__
+        and not name.startswith("_")
+        and name not in _NOT_KERNELS
+    }
+
+
+@contextlib.contextmanager
+def _kernels_wrapped(spent, inside: list):
+    """:mod:`metrics._native`'s kernel entries replaced, while the block runs, by wrappers that add each
+    outermost call's seconds to ``spent[name]`` (a Counter) and hold ``inside[0]`` above 0 during it (a
+    call that makes others counts once); the module as it was afterwards."""
+    from metrics import _native
+
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            if inside[0]:
+                return fn(*args, **kwargs)
+            inside[0] += 1
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - t
+                inside[0] -= 1
+
+        return call
+
+    real = _kernel_entries()
+    try:
+        for name, fn in real.items():
+            setattr(_native, name, timed(name, fn))
+        yield
+    finally:
+        for name, fn in real.items():
+            setattr(_native, name, fn)
+
+
+def _lineage_batches(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str):
+    """A function that scores every metric of ``lineage`` on the triples, 4 a call, as ``bench eval``
+    shares work between them (:func:`metrics.lineage.lineage_values`)."""
+    from metrics.lineage import lineage_values
+
+    def one():
+        for i in range(0, len(a), 4):
+            lineage_values(f[i : i + 4], a[i : i + 4], b[i : i + 4], lineage)
+
+    return one
+
+
 def kernel_split(
     a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str, repeats: int = 3
 ) -> tuple[float, float, dict[str, float]]:
@@ -192,45 +255,10 @@ def kernel_split(
     Python. Each public function of :mod:`metrics._native` is timed where a metric calls it (an outermost
     call only, so a call that makes others counts once); fastest of ``repeats`` passes after one that
     builds and warms up."""
-    import inspect
-    from collections import Counter
-
-    from metrics import _native
-    from metrics.lineage import lineage_values
-
     spent: Counter = Counter()
-    depth = [0]
-
-    def timed(name, fn):
-        def call(*args, **kwargs):
-            if depth[0]:
-                return fn(*args, **kwargs)
-            depth[0] += 1
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[name] += time.perf_counter() - t
-                depth[0] -= 1
-
-        return call
-
-    def one():
-        for i in range(0, len(a), 4):
-            lineage_values(f[i : i + 4], a[i : i + 4], b[i : i + 4], lineage)
-
-    real = {
-        name: fn
-        for name, fn in vars(_native).items()
-        if inspect.isfunction(fn)
-        and fn.__module__ == _native.__name__
-        and not name.startswith("_")
-        and name not in _NOT_KERNELS
-    }
+    one = _lineage_batches(a, b, f, lineage)
     best = None
-    try:
-        for name, fn in real.items():
-            setattr(_native, name, timed(name, fn))
+    with _kernels_wrapped(spent, [0]):
         one()
         for _ in range(repeats):
             spent.clear()
@@ -239,12 +267,63 @@ def kernel_split(
             whole = time.perf_counter() - t
             if best is None or whole < best[0]:
                 best = (whole, dict(spent))
-    finally:
-        for name, fn in real.items():
-            setattr(_native, name, fn)
     whole, calls = best
     per = 1000 / len(a)
     return whole * per, sum(calls.values()) * per, {k: v * per for k, v in calls.items()}
+
+
+# the project's packages, whose lines a PyTorch call is charged to (glue_sites)
+_OWN = ("metrics", "baselines", "fusioninn", "benchmark")
+
+
+def glue_sites(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str) -> tuple[float, dict[str, tuple]]:
+    """Where :func:`kernel_split`'s rest goes: every metric of ``lineage`` scored together as there, each
+    PyTorch function or tensor method called from Python outside :mod:`metrics._native`'s kernel calls
+    timed (an outermost call only) and charged to the line of the project's code that made it
+    (``path:line function``, the first frame outside torch). (the total in ms a triple, {site: (ms a
+    triple, calls a triple)}), after one pass that builds and warms up. The function mode that does the
+    timing adds its own cost to every call (a few microseconds): read the sites' shares, not the sum, and
+    :func:`kernel_split` for the whole."""
+    from torch.overrides import TorchFunctionMode
+
+    spent: Counter = Counter()
+    count: Counter = Counter()
+    inside = [0]  # above 0 inside a kernel call (the kernels' share) or inside a timed PyTorch call
+
+    def site() -> str:
+        frame = sys._getframe(2)
+        while frame is not None:
+            path = frame.f_code.co_filename.replace("\\", "/")
+            parts = path.split("/")
+            for i, part in enumerate(parts[:-1]):
+                if part in _OWN and "torch" not in parts[:i]:
+                    return f"{'/'.join(parts[i:])}:{frame.f_lineno} {frame.f_code.co_name}"
+            frame = frame.f_back
+        return "elsewhere"
+
+    class Charged(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if inside[0]:
+                return func(*args, **kwargs)
+            where = site()
+            inside[0] += 1
+            t = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[where] += time.perf_counter() - t
+                count[where] += 1
+                inside[0] -= 1
+
+    one = _lineage_batches(a, b, f, lineage)
+    with _kernels_wrapped(Counter(), inside):
+        one()
+        with Charged():
+            one()
+    per = 1000 / len(a)
+    sites = {k: (v * per, count[k] / len(a)) for k, v in spent.most_common()}
+    return sum(spent.values()) * per, sites
 
 
 def main(argv=None) -> int:
@@ -303,6 +382,15 @@ def main(argv=None) -> int:
             f"{lineage}, all its metrics together: {whole:.1f} ms a triple; in the hand-written kernels' calls "
             f"{inside:.1f} ({', '.join(f'{k} {v:.1f}' for k, v in top)}, ...), PyTorch's other operations "
             f"and Python {whole - inside:.1f}"
+        )
+    for lineage in ("tang", "mefb"):
+        total, sites = glue_sites(a, b, f, lineage)
+        top = list(sites.items())[:5]
+        print(
+            f"{lineage}, PyTorch's operations outside the kernels by the line that calls them ({len(sites)} lines, "
+            f"{total:.1f} ms a triple timed call by call, which adds its own cost): "
+            + ", ".join(f"{k} {ms:.2f} ({ms / total:.1%}, {n:.1f} calls)" for k, (ms, n) in top)
+            + ", ..."
         )
     return 0
 
