@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import torch
 
@@ -272,8 +273,9 @@ def kernel_split(
     return whole * per, sum(calls.values()) * per, {k: v * per for k, v in calls.items()}
 
 
-# the project's packages, whose lines a PyTorch call is charged to (glue_sites)
+# the project's packages, whose lines a PyTorch call is charged to (glue_sites), and the folder that holds them
 _OWN = ("metrics", "baselines", "fusioninn", "benchmark")
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def glue_sites(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str) -> tuple[float, dict[str, tuple]]:
@@ -293,11 +295,9 @@ def glue_sites(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str) 
     def site() -> str:
         frame = sys._getframe(2)
         while frame is not None:
-            path = frame.f_code.co_filename.replace("\\", "/")
-            parts = path.split("/")
-            for i, part in enumerate(parts[:-1]):
-                if part in _OWN and "torch" not in parts[:i]:
-                    return f"{'/'.join(parts[i:])}:{frame.f_lineno} {frame.f_code.co_name}"
+            where = Path(frame.f_code.co_filename)
+            if where.is_relative_to(_ROOT) and where.relative_to(_ROOT).parts[0] in _OWN:
+                return f"{where.relative_to(_ROOT).as_posix()}:{frame.f_lineno} {frame.f_code.co_name}"
             frame = frame.f_back
         return "elsewhere"
 
