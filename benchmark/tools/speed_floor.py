@@ -204,6 +204,20 @@ def _kernel_entries() -> dict:
     }
 
 
+def _outermost(inside: list, charge, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; where no timed call is running (``inside[0]`` 0) it is timed, ``inside[0]``
+    held above 0 meanwhile, and its seconds given to ``charge`` (so a call that makes others counts once)."""
+    if inside[0]:
+        return fn(*args, **kwargs)
+    inside[0] += 1
+    t = time.perf_counter()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        charge(time.perf_counter() - t)
+        inside[0] -= 1
+
+
 @contextlib.contextmanager
 def _kernels_wrapped(spent, inside: list):
     """:mod:`metrics._native`'s kernel entries replaced, while the block runs, by wrappers that add each
@@ -212,18 +226,10 @@ def _kernels_wrapped(spent, inside: list):
     from metrics import _native
 
     def timed(name, fn):
-        def call(*args, **kwargs):
-            if inside[0]:
-                return fn(*args, **kwargs)
-            inside[0] += 1
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[name] += time.perf_counter() - t
-                inside[0] -= 1
+        def charge(seconds):
+            spent[name] += seconds
 
-        return call
+        return lambda *args, **kwargs: _outermost(inside, charge, fn, *args, **kwargs)
 
     real = _kernel_entries()
     try:
@@ -303,18 +309,15 @@ def glue_sites(a: torch.Tensor, b: torch.Tensor, f: torch.Tensor, lineage: str) 
 
     class Charged(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if inside[0]:
-                return func(*args, **kwargs)
+            if inside[0]:  # (no site looked up for a call that is not timed)
+                return func(*args, **(kwargs or {}))
             where = site()
-            inside[0] += 1
-            t = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                spent[where] += time.perf_counter() - t
+
+            def charge(seconds):
+                spent[where] += seconds
                 count[where] += 1
-                inside[0] -= 1
+
+            return _outermost(inside, charge, func, *args, **(kwargs or {}))
 
     one = _lineage_batches(a, b, f, lineage)
     with _kernels_wrapped(Counter(), inside):
