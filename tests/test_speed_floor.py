@@ -114,7 +114,27 @@ def test_speed_lineages_bounds_each_speed_up_by_the_floor(tmp_path):
     table = out.read_text()
     row = next(line for line in table.splitlines() if line.startswith("| cddfuse |")).split("|")
     assert row[6].strip().endswith("x") and row[7].strip().endswith("x")  # speed-up and its bound, both timed
-    assert float(table.split("Floor: ")[1].split(" s,")[0]) > 0 and "--metrics SD" in table
+    assert float(table.split("Floor: ")[1].split(" s (")[0]) > 0 and "--metrics SD" in table
+
+
+def test_speed_lineages_floor_is_the_faster_of_two_runs(tmp_path, monkeypatch):
+    """The floor bounds every speed-up, so one slow run of it must not loosen the bound: the table takes
+    the faster of two runs of the floor's command (and one run of each set)."""
+    from benchmark.tools import speed_lineages
+
+    floors = iter([4.3, 2.2])
+    calls = []
+
+    def fake_run_eval(folder, metric_set, n_label, *args, metrics=None, **kwargs):
+        calls.append((metric_set, metrics))
+        return (next(floors) if metrics else 7.0), 300.0
+
+    monkeypatch.setattr(speed_lineages, "run_eval", fake_run_eval)
+    monkeypatch.setattr(speed_lineages, "numpy_reference_seconds", lambda folder, n, s: 0.03)
+    out = tmp_path / "t.md"
+    assert speed_lineages.main(["--n", "2", "--sets", "cddfuse", "--ref-n", "1", "--out", str(out)]) == 0
+    assert calls.count(("cddfuse", "SD")) == 2 and calls.count(("cddfuse", None)) == 2  # the set: n and n/8
+    assert "Floor: 2.2 s (the faster of two runs)" in out.read_text()
 
 
 def test_every_lineage_has_a_numpy_reference_that_times_it(tmp_path):
