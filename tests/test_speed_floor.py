@@ -134,7 +134,41 @@ def test_speed_lineages_floor_is_the_faster_of_two_runs(tmp_path, monkeypatch):
     out = tmp_path / "t.md"
     assert speed_lineages.main(["--n", "2", "--sets", "cddfuse", "--ref-n", "1", "--out", str(out)]) == 0
     assert calls.count(("cddfuse", "SD")) == 2 and calls.count(("cddfuse", None)) == 2  # the set: n and n/8
-    assert "Floor: 2.2 s (the faster of two runs)" in out.read_text()
+    assert "Floor: 2.2 s (the fastest of 2 runs)" in out.read_text()
+
+
+def test_speed_lineages_repeats_give_medians_and_ranges_over_rounds(tmp_path, monkeypatch):
+    """--repeats N: every timing N times, the sets in turn within each round; each wall time is the median
+    with its range, NumPy's time the median, the floor the fastest of its runs, the n/8 memory run once."""
+    from benchmark.tools import speed_lineages
+
+    walls = {"liu": iter([9.0, 7.0, 8.0]), "cddfuse": iter([6.0, 5.0, 10.0])}
+    floors = iter([4.3, 2.6, 2.2, 3.0])
+    refs = iter([0.09, 0.03, 0.1, 0.02, 0.08, 0.04])  # liu's and cddfuse's per round, in turn
+    order = []
+
+    def fake_run_eval(folder, metric_set, n_label, *args, metrics=None, compile_as=None, **kwargs):
+        if metrics:
+            order.append("floor")
+            return next(floors), 300.0
+        if compile_as is not None:
+            order.append(f"{metric_set} n/8")
+            return 1.0, 250.0
+        order.append(metric_set)
+        return next(walls[metric_set]), 300.0
+
+    monkeypatch.setattr(speed_lineages, "run_eval", fake_run_eval)
+    monkeypatch.setattr(speed_lineages, "numpy_reference_seconds", lambda folder, n, s: next(refs))
+    out = tmp_path / "t.md"
+    argv = ["--n", "100", "--sets", "liu,cddfuse", "--ref-n", "1", "--repeats", "3", "--out", str(out)]
+    assert speed_lineages.main(argv) == 0
+    assert order == ["floor", "floor", "liu", "liu n/8", "cddfuse", "cddfuse n/8"] + ["floor", "liu", "cddfuse"] * 2
+    table = out.read_text()
+    rows = {line.split("|")[1].strip(): line.split("|") for line in table.splitlines() if line.startswith("| ")}
+    assert rows["liu"][2].strip() == "8.0 (7.0-9.0)" and rows["cddfuse"][2].strip() == "6.0 (5.0-10.0)"
+    assert rows["liu"][5].strip() == "90, 9" and rows["liu"][6].strip() == "1.1x"  # NumPy's median: 0.09 s
+    assert rows["cddfuse"][5].strip() == "30, 3"  # the median of 0.03, 0.02, 0.04
+    assert "Floor: 2.2 s (the fastest of 4 runs)" in table and "median of 3 rounds" in table
 
 
 def test_every_lineage_has_a_numpy_reference_that_times_it(tmp_path):

@@ -1,7 +1,7 @@
 """End-to-end speed of ``bench eval`` per metric set, against a per-image NumPy reference.
 
     python -m benchmark.tools.speed_lineages [--n 1153] [--sets liu,cddfuse,vifb,tang,mefb]
-                                             [--ref-n 16] [--device cpu|cuda] [--out FILE.md]
+                                             [--ref-n 16] [--repeats 1] [--device cpu|cuda] [--out FILE.md]
 
 Writes ``n`` triples of 240x240 8-bit PNGs (64 distinct phantom pairs repeated; fused = the mean),
 then for each metric set runs ``bench eval`` (``--lineage SET``; ``liu`` = the Table 1 five) in a
@@ -15,8 +15,9 @@ by side, in the same run, the per-image NumPy float64 implementation of the same
 on ``ref_n`` triples, reading included, and extrapolated to ``n`` (``--ref-n 0``: not timed).
 Beside it, the floor: the same command scoring one metric that costs next to nothing (CDDFuse's ``SD``),
 what no set goes below (the process start, reading the PNGs, the workers, the leaderboards); a set's
-speed-up over NumPy is at most its NumPy time over the floor (timed where the NumPy column is; the faster
-of two runs).
+speed-up over NumPy is at most its NumPy time over the floor (timed where the NumPy column is; the fastest
+of its runs). ``--repeats N``: N rounds of every timing, the sets in turn within each round, so that the
+machine's drift falls on all of them alike; each cell is then the median, the wall time with its range.
 ``--device cuda`` scores on the GPU (``bench eval --device cuda``). Where ``/usr/bin/time`` is absent
 (the GPU machine's image), a small Python parent times the command and reads its peak RSS from
 ``getrusage`` instead, with the same meaning. Prints a Markdown table (and writes it to ``--out``).
@@ -162,62 +163,88 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=1153)
     p.add_argument("--sets", default="liu,cddfuse,vifb,tang,mefb")
     p.add_argument("--ref-n", type=int, default=16)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of every timing, the sets in turn within each (the machine's drift then falls on all alike); "
+        "the table gives each median and, from 2 on, the range",
+    )
     p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N")
     p.add_argument("--out")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats {args.repeats}: expected 1 or more")
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    walls: dict = {s: [] for s in sets}
+    refs_runs: dict = {s: [] for s in sets if s in numpy_references()}
+    floors, rss, rss_small = [], dict.fromkeys(sets, 0.0), {}
     with tempfile.TemporaryDirectory() as tmp:
         big, small = os.path.join(tmp, "big"), os.path.join(tmp, "small")
         write_triples(big, args.n)
         write_triples(small, max(1, args.n // 8))
         ref_n = min(args.ref_n, args.n)
-        refs = {s: numpy_reference_seconds(big, ref_n, s) for s in sets if s in numpy_references() and ref_n > 0}
-        # What no metric set can go below: the same command scoring one metric that costs next to nothing
-        # (CDDFuse's SD, 0.08 ms a triple): the process start, reading the PNGs, the worker, the leaderboards.
-        # A set's speed-up over NumPy can be at most its NumPy time over this.
-        # The faster of two runs: a bound, which one slow run (the first process after the PNGs are written took
-        # 4.3 s once where the floor is 2.2-2.5 s) would make too lax.
-        floor = (
-            min(run_eval(big, "cddfuse", f"n={args.n}, SD", device=args.device, metrics=FLOOR)[0] for _ in range(2))
-            if refs
-            else None
-        )
-        rows = []
-        for s in sets:
-            wall, rss = run_eval(big, s, f"n={args.n}", device=args.device)
-            _, rss_small = run_eval(small, s, f"n={args.n // 8}", compile_as=args.n, device=args.device)
-            rows.append((s, wall, args.n / wall, rss_small, rss, refs.get(s)))
-            print(
-                f"{s}: {wall:.1f} s, {args.n / wall:.1f} triples/s, peak RSS {rss_small:.0f} -> {rss:.0f} MiB",
-                flush=True,
-            )
+        for r in range(args.repeats):
+            if ref_n > 0:
+                for s in refs_runs:
+                    refs_runs[s].append(numpy_reference_seconds(big, ref_n, s))
+            # What no metric set can go below: the same command scoring one metric that costs next to nothing
+            # (CDDFuse's SD, 0.08 ms a triple): the process start, reading the PNGs, the worker, the leaderboards.
+            # A set's speed-up over NumPy can be at most its NumPy time over this. The fastest of its runs (two
+            # in the first round): a bound, which one slow run (the first process after the PNGs are written took
+            # 4.3 s once where the floor is 2.2-2.5 s) would make too lax.
+            if ref_n > 0 and refs_runs:
+                for _ in range(2 if r == 0 else 1):
+                    floors.append(run_eval(big, "cddfuse", f"n={args.n}, SD", device=args.device, metrics=FLOOR)[0])
+            for s in sets:
+                wall, peak = run_eval(big, s, f"n={args.n}", device=args.device)
+                walls[s].append(wall)
+                rss[s] = max(rss[s], peak)
+                if s not in rss_small:
+                    rss_small[s] = run_eval(small, s, f"n={args.n // 8}", compile_as=args.n, device=args.device)[1]
+                round_of = f" (round {r + 1} of {args.repeats})" if args.repeats > 1 else ""
+                print(
+                    f"{s}: {wall:.1f} s, {args.n / wall:.1f} triples/s, peak RSS {rss_small[s]:.0f} -> {peak:.0f} "
+                    f"MiB{round_of}",
+                    flush=True,
+                )
+    floor = min(floors) if floors else None
+    refs = {s: float(np.median(v)) for s, v in refs_runs.items() if v}
+    rows = []
+    for s in sets:
+        wall = float(np.median(walls[s]))
+        rows.append((s, wall, args.n / wall, rss_small[s], rss[s], refs.get(s), min(walls[s]), max(walls[s])))
     torch = __import__("torch")
     where = f"{os.cpu_count()} CPU cores"
     if torch.device(args.device).type == "cuda":
         where = f"--device {args.device} ({torch.cuda.get_device_name(torch.device(args.device))}), {where}"
+    rounds = f"; the median of {args.repeats} rounds" if args.repeats > 1 else ""
+    of_rounds = f", median of {args.repeats} rounds (fastest-slowest)" if args.repeats > 1 else ""
     lines = [
         f"`bench eval` of {args.n} triples (240x240, 8-bit PNG), fresh process and empty caches, {where}, "
         f"torch {torch.__version__}.",
         "",
-        "| metric set | wall (s) | triples/s | peak RSS at n/8 -> n (MiB, largest process) "
+        f"| metric set | wall (s){of_rounds} | triples/s | peak RSS at n/8 -> n (MiB, largest process) "
         f"| same set in NumPy, per image: ms a triple, s for {args.n} | speed-up | at most (NumPy / floor) |",
         "|---|---:|---:|---|---:|---:|---:|",
     ]
-    for s, wall, rate, r0, r1, ref in rows:
+    for s, wall, rate, r0, r1, ref, fastest, slowest in rows:
         numpy_cols = numpy_columns(s in numpy_references(), ref, args.n, wall, floor)
-        lines.append(f"| {s} | {wall:.1f} | {rate:.1f} | {r0:.0f} -> {r1:.0f} | {numpy_cols} |")
+        spread = f" ({fastest:.1f}-{slowest:.1f})" if args.repeats > 1 else ""
+        lines.append(f"| {s} | {wall:.1f}{spread} | {rate:.1f} | {r0:.0f} -> {r1:.0f} | {numpy_cols} |")
     lines += [
         "",
         f"NumPy: benchmark.tools.numpy_reference, float64, one triple at a time, timed on {ref_n} triples in the same "
-        "run (reading the PNGs included) and extrapolated."
+        f"run (reading the PNGs included) and extrapolated{rounds}."
         if ref_n
         else "NumPy: not timed (--ref-n 0).",
     ]
     if floor is not None:
         lines.append(
-            f"Floor: {floor:.1f} s (the faster of two runs), the same command scoring only `--lineage cddfuse "
-            f"--metrics {FLOOR}` (0.08 ms a triple): the process start, reading the PNGs, the worker processes, the "
-            "leaderboards. No set's speed-up over its NumPy implementation can exceed its NumPy time over the floor."
+            f"Floor: {floor:.1f} s (the fastest of {len(floors)} runs), the same command scoring only `--lineage "
+            f"cddfuse --metrics {FLOOR}` (0.08 ms a triple): the process start, reading the PNGs, the worker "
+            "processes, the leaderboards. No set's speed-up over its NumPy implementation can exceed its NumPy time "
+            "over the floor."
         )
     print_table(lines, args.out)
     return 0
