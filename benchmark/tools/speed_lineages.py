@@ -191,8 +191,8 @@ def main(argv=None) -> int:
             # What no metric set can go below: the same command scoring one metric that costs next to nothing
             # (CDDFuse's SD, 0.08 ms a triple): the process start, reading the PNGs, the worker, the leaderboards.
             # A set's speed-up over NumPy can be at most its NumPy time over this. The fastest of its runs (two
-            # in the first round): a bound, which one slow run (the first process after the PNGs are written took
-            # 4.3 s once where the floor is 2.2-2.5 s) would make too lax.
+            # in the first round): a bound, which one slow run (4.3 s once, where four runs minutes later took
+            # 2.28-2.29 s) would make too lax.
             if ref_n > 0 and refs_runs:
                 for _ in range(2 if r == 0 else 1):
                     floors.append(run_eval(big, "cddfuse", f"n={args.n}, SD", device=args.device, metrics=FLOOR)[0])
