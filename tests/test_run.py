@@ -339,9 +339,9 @@ def test_ddfm_prior_is_trained_again_when_its_settings_change(tmp_path, capsys):
     shutil.copytree(unet.parent, mine)
     assert main([*args, "--set", "metrics=Q_SSIM"]) == 0
     assert "reusing the DDFM prior" in capsys.readouterr().out
-    assert main([*args, "--set", "ddfm_prior_channels=8,16"]) == 0
+    assert main([*args, "--set", "ddfm_prior_channels=8,16,16"]) == 0
     assert "reusing the DDFM prior" not in capsys.readouterr().out
-    assert json.loads(unet.read_text())["block_out_channels"] == [8, 16]
+    assert json.loads(unet.read_text())["block_out_channels"] == [8, 16, 16]
     ext = [*args, "--ddfm-prior", str(mine), "--run-name", "ext"]
     assert main(ext) == 0 and main(ext) == 0
     assert "reusing ddfm" in capsys.readouterr().out
