@@ -231,6 +231,35 @@ def test_eval_numpy_16bit_and_nifti(tmp_path, triples):
     assert len(s) == 3 and s.model.unique().tolist() == ["f"] and s.Q_SSIM.between(0.5, 1).all()
 
 
+def test_eval_unmatched_names_are_counted_and_a_renaming_is_named(tmp_path, triples, capsys):
+    """Fused images named as many fusion codes name them (``fused_p00`` for ``p00``) matched nothing, and the
+    error listed ten names of many without saying how many. It says how many more, and names the text added
+    to the sources' names; names with no such pattern get no guess."""
+    x1, x2 = triples
+    stems = [f"p{i:02d}" for i in range(12)]
+    _write(tmp_path / "a", stems, [x1[i % 3] for i in range(12)], "png8")
+    _write(tmp_path / "b", stems, [x2[i % 3] for i in range(12)], "png8")
+    _write(tmp_path / "pre", [f"fused_{s}" for s in stems], [x1[i % 3] for i in range(12)], "png8")
+    _write(tmp_path / "post", [f"{s}_out" for s in stems[1:]], [x1[i % 3] for i in range(11)], "png8")
+    _write(tmp_path / "other", [f"img{i}" for i in range(12)], [x1[i % 3] for i in range(12)], "png8")
+    src = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--out", str(tmp_path / "o")]
+    assert main([*src, "--fused", str(tmp_path / "pre")]) == 2
+    err = capsys.readouterr().err
+    assert "no fused image for p00, p01, p02, p03, p04, p05, p06, p07, p08, p09 and 2 more" in err
+    assert "no source images for fused_p00," in err and "fused_p09 and 2 more" in err
+    assert "its names are the sources' with 'fused_' before them; images are matched by the file name" in err
+    assert main([*src, "--fused", str(tmp_path / "post")]) == 2
+    err = capsys.readouterr().err
+    assert "and 1 more" in err and "its names are the sources' with '_out' after them" in err
+    assert main([*src, "--fused", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert "no source images for img0, img1, img10, img11, img2" in err and "its names are" not in err
+    (tmp_path / "b" / "p11.png").unlink()
+    assert main([*src, "--fused", str(tmp_path / "a")]) == 2
+    assert f"x1 and x2 folders differ: only in {tmp_path / 'a'}: p11\n" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_eval_bad_folders(tmp_path, triples, capsys):
     x1, x2 = triples
     _write(tmp_path / "a", ["p0", "p1"], x1[:2], "png8")

@@ -50,6 +50,32 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _listing(names: list[str], shown: int = 10) -> str:
+    """The first ``shown`` names, and how many more there are."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _renaming(missing: list[str], extra: list[str]) -> str | None:
+    """Where every unmatched fused name is an unmatched source name with one text before and one after it
+    (``fused_00001`` for ``00001``, as many fusion codes name their outputs), a line saying so: triples are
+    matched by the file name without its extension, and a guess at names would pair the wrong images."""
+    want = set(missing)
+    first = extra[0]
+    for name in sorted((n for n in want if n in first), key=len, reverse=True):
+        at = first.find(name)
+        before, after = first[:at], first[at + len(name) :]
+        if all(
+            e.startswith(before) and e.endswith(after) and e[len(before) : len(e) - len(after)] in want for e in extra
+        ):
+            added = " and ".join(f"{text!r} {where}" for text, where in ((before, "before"), (after, "after")) if text)
+            return (
+                f"its names are the sources' with {added} them; images are matched by the file name "
+                "without its extension, so rename them to the sources' names"
+            )
+    return None
+
+
 def _method_name(folder: str) -> str:
     """A fused folder's method name: its own name, or its parent's for ``RUN/<model>/fused`` (the
     layout ``bench run --save-fused`` writes, where every folder is called ``fused``); a single
@@ -173,20 +199,20 @@ def evaluate_folders(
         missing = sorted(set(a) - set(fl[m]))
         extra = sorted(set(fl[m]) - set(a))
         if missing:
-            problems.append(f"{d}: no fused image for {', '.join(missing[:10])}")
+            problems.append(f"{d}: no fused image for {_listing(missing)}")
         if extra:
-            problems.append(f"{d}: no source images for {', '.join(extra[:10])}")
+            problems.append(f"{d}: no source images for {_listing(extra)}")
+        if missing and extra and (hint := _renaming(missing, extra)):
+            problems.append(f"{d}: {hint}")
     if set(a) != set(b):
-        problems.append(
-            f"x1 and x2 folders differ: only in {x1_dir}: {sorted(set(a) - set(b))[:10]}; only in {x2_dir}: "
-            f"{sorted(set(b) - set(a))[:10]}"
-        )
+        only = ((x1_dir, sorted(set(a) - set(b))), (x2_dir, sorted(set(b) - set(a))))
+        problems.append("x1 and x2 folders differ: " + "; ".join(f"only in {d}: {_listing(n)}" for d, n in only if n))
     label_files = None
     if labels is not None:
         label_files = listed(labels)
         missing = sorted(set(a) - set(label_files))
         if missing:
-            problems.append(f"{labels}: no label map for {', '.join(missing[:10])}")
+            problems.append(f"{labels}: no label map for {_listing(missing)}")
     if problems:
         raise ValueError("unmatched files:\n  " + "\n  ".join(problems))
     keys = sorted(a)
