@@ -187,6 +187,18 @@ def test_ablation_table_and_bench_decompose(tmp_path, capsys):
     shutil.copytree(mdir, run / "fusioninn")
     assert main(["decompose", str(img), "--model-dir", str(run), "--draws", "3", "--out", str(tmp_path / "d2")]) == 0
     assert np.array_equal(np.load(tmp_path / "d2" / "fused_decomposed.npz")["x1_mean"], z["x1_mean"])
+    # --from RUN_DIR, as bench run takes a finished run, is --model-dir (was "unrecognized arguments")
+    assert main(["decompose", str(img), "--from", str(run), "--draws", "3", "--out", str(tmp_path / "d3")]) == 0
+    assert np.array_equal(np.load(tmp_path / "d3" / "fused_decomposed.npz")["x1_mean"], z["x1_mean"])
+    plain = mdir.parent.parent / "plain"  # a run of other fusers: named as one, with its fusers (was "no model.json")
+    (plain / "mean").mkdir(parents=True)
+    (plain / "run.json").write_text("{}")
+    (plain / "mean" / "model.json").write_text("{}")
+    capsys.readouterr()
+    assert main(["decompose", str(img), "--from", str(plain), "--out", str(tmp_path / "d4")]) == 2
+    err = capsys.readouterr().err
+    assert "a run folder without a FusionINN (its fusers: mean); give a run that trained one" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "d4").exists()
 
 
 def test_bench_run_scores_decomposition_on_slice_and_tumour(tmp_path):

@@ -43,6 +43,13 @@ def _cmd_decompose(args) -> int:
         os.path.join(mdir, "fusioninn", "model.json")
     ):  # a run folder: its FusionINN
         mdir = os.path.join(mdir, "fusioninn")
+    elif os.path.isfile(os.path.join(mdir, "run.json")):  # a run folder that trained no FusionINN
+        fusers = sorted(d.name for d in os.scandir(mdir) if os.path.isfile(os.path.join(d.path, "model.json")))
+        raise ValueError(
+            f"--model-dir {mdir}: a run folder without a FusionINN (its fusers: {', '.join(fusers) or 'none'}); "
+            "give a run that trained one (bench run --models fusioninn), or leave --model-dir out for "
+            f"the one committed in {DEFAULT_FUSIONINN}"
+        )
     if os.path.isfile(os.path.join(mdir, "model.json")) and not os.path.isfile(os.path.join(mdir, "best.pt")):
         raise ValueError(  # the loader's advice is bench run's ("leave it out of --models")
             f"--model-dir {args.model_dir}: no trained weights there (no {os.path.join(mdir, 'best.pt')}); expected "
@@ -162,8 +169,10 @@ def add_fusioninn_commands(sub) -> None:
     p.add_argument("image", help="a fused image or a folder of them")
     p.add_argument(
         "--model-dir",
+        "--from",  # bench run's name for a finished run folder
+        dest="model_dir",
         help="results/<run>/fusioninn, or the run folder results/<run> (default: the FusionINN committed in "
-        "results/cpu-phantom)",
+        "results/cpu-phantom); --from RUN_DIR is the same, as bench run --from takes it",
     )
     p.add_argument("--draws", type=int, default=8, help="latent draws per image: their mean and per-pixel std (8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (0)")
