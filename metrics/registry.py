@@ -239,14 +239,21 @@ def resolve_metrics(names=None, lineages=None) -> list[str]:
         if not keys and not chosen and "q_" + n.lower() in lookup:
             keys = [lookup["q_" + n.lower()]]  # ``ssim`` finds ``Q_SSIM``
         if not keys:
+            elsewhere = [lin for lin in LINEAGES if lin not in chosen and f"{lin}:{n.lower()}" in lookup]
+            found = (
+                f"; {n!r} is a metric of {', '.join(elsewhere)}: add --lineage {elsewhere[0]}, or name it "
+                f"{lookup[f'{elsewhere[0]}:{n.lower()}']}"
+                if elsewhere
+                else ""
+            )
             if chosen:
                 have = "; ".join(
                     f"{lin}: {', '.join(METRICS[k].key or k for k in list_metrics(lin))}" for lin in chosen
                 )
-                raise ValueError(f"unknown metric {n!r} in the lineages {', '.join(chosen)}; they have {have}")
+                raise ValueError(f"unknown metric {n!r} in the lineages {', '.join(chosen)}; they have {have}{found}")
             raise ValueError(
                 f"unknown metric {n!r}; known metrics: {', '.join(TABLE_ORDER)} and <lineage>:<name> "
-                f"for the lineages {', '.join(LINEAGES)} (bench list)"
+                f"for the lineages {', '.join(LINEAGES)} (bench list){found}"
             )
         out += keys
     named = [x.strip().lower() for x in (lineages.split(",") if isinstance(lineages, str) else lineages or [])]

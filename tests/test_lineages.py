@@ -348,6 +348,13 @@ def test_columns_and_directions():
         resolve_metrics("Q_SSIM", "vifb")  # vifb was silently dropped
     with pytest.raises(ValueError, match="unknown metric 'P' in the lineages tang; they have tang: EN, MI,"):
         resolve_metrics("P", "tang")
+    # a lineage's metric asked for without its lineage: the error names the lineages that have it
+    with pytest.raises(ValueError, match="'qabf' is a metric of vifb, tang, mefb, cddfuse: add --lineage vifb, or"):
+        resolve_metrics("qabf")
+    with pytest.raises(ValueError, match="they have vifb: .*; 'VIF' is a metric of tang, mefb: add --lineage tang, or"):
+        resolve_metrics("VIF", "vifb")
+    with pytest.raises(ValueError, match=r"^unknown metric 'nope'; known metrics: .* \(bench list\)$"):
+        resolve_metrics("nope")
     for col in ("Cross_entropy", "Rmse", "MSE", "Nabf", "Qcv", "vifb:Rmse", "cddfuse:MSE"):
         assert metric_info(col).higher_is_better is False, col
     by_key = {}
