@@ -46,7 +46,7 @@ def _cmd_decompose(args) -> int:
     elif os.path.isfile(os.path.join(mdir, "run.json")):  # a run folder that trained no FusionINN
         fusers = sorted(d.name for d in os.scandir(mdir) if os.path.isfile(os.path.join(d.path, "model.json")))
         raise ValueError(
-            f"--model-dir {mdir}: a run folder without a FusionINN (its fusers: {', '.join(fusers) or 'none'}); "
+            f"{mdir}: a run folder without a FusionINN (its fusers: {', '.join(fusers) or 'none'}); "
             "give a run that trained one (bench run --models fusioninn), or leave --model-dir out for "
             f"the one committed in {DEFAULT_FUSIONINN}"
         )
