@@ -443,6 +443,39 @@ def test_bench_table_counts_nan_scores(tmp_path, capsys):
     assert "0.600 (n=6)" in (tmp_path / "leaderboard.md").read_text()
 
 
+def test_bench_table_refuses_a_scores_csv_cut_short(tmp_path, capsys):
+    """A copy that stopped mid-row was tabled: its last row's missing fields became NaN, its last number,
+    cut after "0.", 0, and nothing said so. A whole file without its last line break is read as before."""
+    rows = "model,index,region,Q_SSIM,Q_P\n" + "".join(f"a,{i},slice,0.{5 + i},0.7{i}\n" for i in range(4))
+    (tmp_path / "scores.csv").write_text(rows + "a,4,slice,0.")
+    assert main(["table", str(tmp_path)]) == 2
+    _one_line(capsys, str(tmp_path / "scores.csv"), "cut short", "with 4 of the header's 5 fields")
+    assert os.listdir(tmp_path) == ["scores.csv"]
+    (tmp_path / "scores.csv").write_text(rows.rstrip("\n"))  # written by hand: no break after the last row
+    assert main(["table", str(tmp_path)]) == 0
+    assert "| **0.650** [" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_bench_table_says_when_models_or_images_are_missing(tmp_path, capsys):
+    """Rows of a run removed from its scores.csv (a fuser's, or some images'): the tables kept the run's
+    caption ("mean over 8 validation pairs") over fewer images, without a word, and a model's mean over
+    4 images stood beside means over 8 unmarked."""
+    rows = "".join(f"a,{i},slice,{0.5 + i / 100}\n" for i in range(8)) + "".join(
+        f"b,{i},slice,{0.6 + i / 100}\n" for i in range(4)
+    )
+    (tmp_path / "scores.csv").write_text("model,index,region,Q_SSIM\n" + rows)
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"n_val": 8}}))
+    models = {"a": {"status": "done"}, "b": {"status": "done"}, "c": {"status": "done"}, "d": {"status": "running"}}
+    (tmp_path / "run.json").write_text(json.dumps({"models": models}))
+    assert main(["table", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "the models score different numbers of images (slice rows): a 8, b 4" in err, err
+    assert f"no rows of c, which {tmp_path / 'run.json'} records as scored" in err, err
+    assert "b has 4 of the run's 8 validation images" in err and "a has" not in err, err
+    table = (tmp_path / "leaderboard.md").read_text()
+    assert "| b | **0.615 (n=4)** [" in table and "| a | 0.535 [" in table, table
+
+
 @pytest.mark.parametrize("entry", ["main", "console"])
 @pytest.mark.parametrize("args", [["list"], ["list", "--json"]])
 def test_a_closed_pipe_ends_quietly(args, entry):

@@ -168,6 +168,48 @@ def _run_tables(run_dir: str) -> dict:
     return {**out, "caption": text}
 
 
+def _warn_unlike_the_run(run_dir: str, scores, path: str) -> None:
+    """Rows of ``scores.csv`` that its run folder's record says should be there and are not: a fuser that
+    ``run.json`` records as scored, or fewer of a fuser's whole slices than the run's validation images
+    (``config.json``, which the caption counts), as a file cut short or edited leaves them. The tables
+    are still written from the rows there are; the warning says what they lack."""
+    import sys
+
+    def _load(name):
+        try:
+            with open(os.path.join(run_dir, name)) as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    models = _load("run.json").get("models")
+    done = (
+        [m for m, info in models.items() if isinstance(info, dict) and info.get("status") == "done"]
+        if isinstance(models, dict)
+        else []
+    )
+    missing = [m for m in done if m not in set(scores.model.astype(str))]
+    if missing:
+        print(
+            f"warning: {path}: no rows of {', '.join(missing)}, which {os.path.join(run_dir, 'run.json')} records as "
+            "scored; the tables leave it out (bench run again writes scores.csv anew, reusing every finished fuser)",
+            file=sys.stderr,
+        )
+    data = _load("config.json").get("data")
+    n = data.get("n_val") if isinstance(data, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool):
+        return
+    slices = scores[scores.region == "slice"] if "region" in scores.columns else scores
+    short = {m: k for m, k in slices.groupby("model", sort=False).size().items() if k != n}
+    if short:
+        print(
+            f"warning: {path}: {', '.join(f'{m} has {k}' for m, k in short.items())} of the run's {n} validation "
+            "images; the caption counts the run's",
+            file=sys.stderr,
+        )
+
+
 def _cmd_table(args) -> int:
     import pandas as pd
 
@@ -187,8 +229,14 @@ def _cmd_table(args) -> int:
         raise FileNotFoundError(
             f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
         )
-    from benchmark.reporting.tables import check_scores, read_scores
+    from benchmark.reporting.tables import check_scores, cut_short, read_scores
 
+    why = cut_short(path)
+    if why:
+        raise ValueError(
+            f"{path}: cut short ({why}); write it again with the command that made it (bench run reuses every "
+            "finished fuser, bench eval every scored batch)"
+        )
     try:
         scores = read_scores(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -196,6 +244,7 @@ def _cmd_table(args) -> int:
             f"{path}: not a readable scores table ({type(e).__name__}: {e}); expected the scores.csv of a run"
         ) from None
     scores = check_scores(scores, path)
+    _warn_unlike_the_run(args.run_dir, scores, path)
     from benchmark.atomic import folder_lock
 
     how = _run_tables(args.run_dir)

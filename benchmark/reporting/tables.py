@@ -45,8 +45,8 @@ def leaderboard(scores: pd.DataFrame, columns=None) -> pd.DataFrame:
     for c in cols:
         out[f"{c}_std"] = std[c]
     out["n"] = g.size()
-    for c in cols:  # a mean over fewer images than the model has (NaN scores) says so: <metric>_n
-        if (count[c] < out["n"]).any():
+    for c in cols:  # a mean over fewer images than the table's (NaN scores, a model's rows missing) says so: <metric>_n
+        if (count[c] < out["n"].max()).any():
             out[f"{c}_n"] = count[c]
     return out.loc[order_models(out.index)]
 
@@ -108,6 +108,16 @@ def check_scores(scores: pd.DataFrame, source: str = "scores", warn=None) -> pd.
             warn(
                 f"warning: {source}: {model} has no finite {c} for {len(rows)} image(s) {where[:10]}; "
                 "its mean is over the others"
+            )
+    regions = scores.groupby("region", sort=False) if "region" in scores.columns else [("", scores)]
+    for region, part in regions:  # every model of a run or an eval scores the same images (else: cut short, edited)
+        sizes = part.groupby("model", sort=False).size()
+        if sizes.nunique() > 1:
+            where = f" ({region} rows)" if region else ""
+            warn(
+                f"warning: {source}: the models score different numbers of images{where}: "
+                f"{', '.join(f'{m} {k}' for m, k in sizes.items())}; a mean over fewer images says its n, and "
+                "is not comparable with the others; each paired test uses the images both models score"
             )
     return scores
 
@@ -231,12 +241,13 @@ def render(
     caption = text(caption).replace("\0", "$^{\\approx}$" if fmt == "tex" else "≈")
     heads = [cell(index_label)] + [cell(c) for c in cols]
     rows = []
+    n_all = table["n"].max() if "n" in table.columns else 0  # the most images (or seeds) a row's mean is over
     for m in table.index:
         cells = [cell(display_name(str(m)))]
         for c in cols:
             t = _fmt(table.at[m, c], table.at[m, f"{c}_std"] if with_std else None, decimals)
-            if f"{c}_n" in table.columns and table.at[m, f"{c}_n"] < table.at[m, "n"]:
-                t += f" (n={int(table.at[m, f'{c}_n'])})"  # NaN scores left out of this mean
+            if f"{c}_n" in table.columns and table.at[m, f"{c}_n"] < n_all:
+                t += f" (n={int(table.at[m, f'{c}_n'])})"  # NaN scores, or images the others have, left out
             if fmt == "tex":
                 t = t.replace("±", "$\\pm$")
             if mask.at[m, c]:
@@ -270,6 +281,27 @@ def table_csv(table: pd.DataFrame, cols, index_label: str = "model") -> str:
         if f"{c}_p" in out.columns:
             out[f"{c}_p"] = ["" if pd.isna(v) else f"{v:.6g}" for v in out[f"{c}_p"]]
     return out.to_csv(float_format="%.6f")
+
+
+def cut_short(path: str) -> str | None:
+    """Why the CSV file ``path`` looks cut short (a copy or a disk that stopped mid-file), or None: its
+    last line ends without a line break and holds fewer fields than its header. Every table fusionbench
+    writes ends with a line break; pandas reads such a last row with its missing fields as NaN and a
+    number cut in two as another number (0.8761 cut after "0." as 0)."""
+    import csv
+
+    with open(path, "rb") as fh:
+        header = fh.readline()
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(len(header), size - (1 << 16)))
+        tail = fh.read()
+    if not tail or tail.endswith(b"\n"):
+        return None
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    fields = [len(next(csv.reader([line]), [])) for line in (header.decode("utf-8", "replace"), last)]
+    if fields[1] >= fields[0]:
+        return None
+    return f"its last line ends without a line break, with {fields[1]} of the header's {fields[0]} fields"
 
 
 def read_scores(source) -> pd.DataFrame:
