@@ -146,6 +146,7 @@ def evaluate(
     import pandas as pd
 
     from baselines.loading import pick_device  # worded for the keyword (device='cpu'), not --device
+    from metrics._checks import check_images
     from metrics.colour import colour_score
     from metrics.registry import resolve_metrics
 
@@ -158,7 +159,13 @@ def evaluate(
         raise ValueError("fused: an empty dict; expected {method: images} with at least one method")
     frames = []
     for name, f in methods.items():
-        f = _as_images(f, f"fused[{name!r}]" if name is not None else "fused")
+        what = f"fused[{name!r}]" if name is not None else "fused"
+        f = _as_images(f, what)
+        if (f.shape[0], *f.shape[2:]) != (a.shape[0], *a.shape[2:]):  # the metrics' own check names no method
+            raise ValueError(
+                f"{what}: shape {tuple(f.shape)}; expected {a.shape[0]} image(s) of {a.shape[2]}x{a.shape[3]}, like x1"
+            )
+        check_images(what, f.reshape(f.shape[0], 1, -1, f.shape[-1]))  # finite, in [0, 1]; colour's channels stacked
         dev = pick_device(device) if device else f.device
         three = (f.to(dev), a.to(dev), b.to(dev))
 

@@ -151,6 +151,16 @@ def test_python_api_evaluate_tensors_arrays_uint8():
     # a fuser's output straight from its forward pass (torch refused .numpy() on it)
     live = torch.from_numpy(f).requires_grad_()
     assert benchmark.evaluate(live, x1, x2, metrics="Q_SSIM").Q_SSIM.equals(df2.Q_SSIM)
+    # of several methods, the one that is wrong is named (the metrics' checks said "fused" of any)
+    late = r"^fused\['late'\]: shape \(2, 1, 240, 240\); expected 3 image\(s\) of 240x240, like x1$"
+    with pytest.raises(ValueError, match=late):
+        benchmark.evaluate({"mean": f, "late": f[:2]}, x1, x2, metrics="Q_SSIM")
+    with pytest.raises(ValueError, match=r"^fused\['x255'\] has values in \[0, 2\S+\] in sample\(s\) \[0, 1, 2\]"):
+        benchmark.evaluate({"mean": f, "x255": f * 255}, x1, x2, metrics="Q_SSIM")
+    with pytest.raises(ValueError, match=r"^fused\['rgb'\] contains NaN or Inf in sample\(s\) \[1\]"):
+        rgb3 = np.repeat(f[:, None], 3, axis=1)
+        rgb3[1, 2, 5, 5] = np.nan  # in the last channel of the second image
+        benchmark.evaluate({"rgb": rgb3}, x1, x2, lineage="cddfuse", metrics="EN")
 
 
 def test_fusioninn_and_baselines_api(tmp_path):
