@@ -18,8 +18,10 @@ makes scale and shift non-negative, as in the paper (``subnet_final_relu=False``
   prior (``mmd="paper"``: per image, nearly constant; ``mmd="pixels"``: per pixel, a useful gradient).
 * ``latent_prior``: ``normal`` (default), ``zeros``, ``uniform`` (U[0, 1)), Table 2's three.
 
-Images are float (B, 1, H, W) in [0, 1], x1 = T1-Gd, x2 = FLAIR; H and W must be even (the
-iRevNet downsampling halves them).
+Images are float (B, 1, H, W) in [0, 1], x1 = T1-Gd, x2 = FLAIR. The raw flow (``encode``,
+``decode``) needs an even H and W (the iRevNet downsampling halves them); ``fuse``, ``decompose``
+and ``loss`` zero-pad an odd side by one row or column and crop their images back, as the
+baselines pad to their multiple (:func:`baselines.blocks.pad_to_multiple`), so any size fuses.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.blocks import crop_to, pad_to_multiple
 from baselines.loss import LossConfig, fusion_loss, pair_loss
 from baselines.registry import register_fuser
 from fusioninn.mmd import mmd_images, mmd_pixels
@@ -118,23 +121,35 @@ class FusionINN(nn.Module):
                 an.bias.data.view(-1)[:] = -(flat * an.scale.data.view(-1, 1).exp()).mean(dim=-1)
             an.init_on_next_batch = False
 
+    @staticmethod
+    def _check_even(x: torch.Tensor, what: str) -> None:
+        # FrEIA's downsampling would drop an odd side's last row or column and hand back a smaller image
+        if x.shape[-2] % 2 or x.shape[-1] % 2:
+            raise ValueError(
+                f"FusionINN.{what}: images of {x.shape[-2]}x{x.shape[-1]}; the flow halves H and W, so both must "
+                "be even (fuse, decompose and loss pad an odd side themselves)"
+            )
+
     def encode(self, x1: torch.Tensor, x2: torch.Tensor):
-        """Raw flow: (y, z), each (B, 1, H, W)."""
+        """Raw flow: (y, z), each (B, 1, H, W); H and W even."""
         x = torch.cat([x1, x2], 1)
+        self._check_even(x, "encode")
         self._init_actnorm(x)
         (y, z), _ = self.flow(x)
         return y, z
 
     def decode(self, y: torch.Tensor, z: torch.Tensor):
         """Exact inverse of :meth:`encode`: (x1, x2)."""
+        self._check_even(y, "decode")
         self._actnorm_ready()
         x, _ = self.flow([y, z], rev=True)
         x = x[0] if isinstance(x, (tuple, list)) else x
         return x[:, :1], x[:, 1:]
 
     def fuse(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        """Fused image sigmoid(y), (B, 1, H, W) in [0, 1]."""
-        return torch.sigmoid(self.encode(x1, x2)[0])
+        """Fused image sigmoid(y), (B, 1, H, W) in [0, 1] (of any H, W: an odd side padded, then cropped)."""
+        x, size = pad_to_multiple(torch.cat([x1, x2], 1), 2)
+        return crop_to(torch.sigmoid(self.encode(x[:, :1], x[:, 1:])[0]), size)
 
     forward = fuse
 
@@ -146,19 +161,23 @@ class FusionINN(nn.Module):
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
     def decompose(self, fused: torch.Tensor, generator: torch.Generator | None = None):
-        """(x1_hat, x2_hat) = sigmoid(f^-1([fused, z'])), z' ~ latent prior drawn with ``generator``."""
+        """(x1_hat, x2_hat) = sigmoid(f^-1([fused, z'])), z' ~ latent prior drawn with ``generator`` (of any
+        H, W: an odd side padded, then cropped)."""
+        fused, size = pad_to_multiple(fused, 2)
         z = self.sample_prior(fused, generator)
         a, b = self.decode(fused, z)
-        return torch.sigmoid(a), torch.sigmoid(b)
+        return crop_to(torch.sigmoid(a), size), crop_to(torch.sigmoid(b), size)
 
     def loss_terms(self, x1, x2, cfg: LossConfig = LossConfig()) -> dict:
-        """The three loss terms (each a scalar tensor) and the total."""
-        y, z = self.encode(x1, x2)
+        """The three loss terms (each a scalar tensor) and the total; an odd side is padded for the flow and the
+        images cropped back before their losses."""
+        x, size = pad_to_multiple(torch.cat([x1, x2], 1), 2)
+        y, z = self.encode(x[:, :1], x[:, 1:])
         fused = torch.sigmoid(y)
-        l_fusion = fusion_loss(fused, x1, x2, cfg)
+        l_fusion = fusion_loss(crop_to(fused, size), x1, x2, cfg)
         prior = self.sample_prior(z)
         l_latent = mmd_images(z, prior) if self.mmd == "paper" else mmd_pixels(z, prior)
-        xh1, xh2 = (torch.sigmoid(t) for t in self.decode(fused, self.sample_prior(z)))
+        xh1, xh2 = (crop_to(torch.sigmoid(t), size) for t in self.decode(fused, self.sample_prior(z)))
         l_dec = pair_loss(xh1, x1, xh2, x2, cfg)
         total = self.alpha * (l_fusion + l_latent) + (1 - self.alpha) * l_dec
         return {"fusion": l_fusion, "latent": l_latent, "decomposition": l_dec, "total": total}

@@ -33,6 +33,50 @@ def test_exact_inverse(k, batch):
     assert (a - x1).abs().max() < 1e-4 and (b - x2).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("size", [(37, 29), (36, 29), (37, 30)])
+def test_any_size_fuses_and_decomposes_at_its_own_size(size):
+    """An odd side (a 217 x 181 MNI slice, a 240 x 155 sagittal one) came back one row or column short:
+    the flow's downsampling dropped it, and scoring then refused the fused image's shape. fuse, decompose
+    and loss pad it and crop back; the raw flow says what it needs; even sizes are as before, bit for bit."""
+    torch.manual_seed(0)
+    m = FusionINN().eval()
+    x1, x2 = torch.rand(2, 1, *size), torch.rand(2, 1, *size)
+    with torch.no_grad():
+        f = m(x1, x2)
+        a, b = m.decompose(f, torch.Generator().manual_seed(0))
+    assert f.shape == a.shape == b.shape == x1.shape
+    assert all(torch.isfinite(t).all() and 0 <= t.min() and t.max() <= 1 for t in (f, a, b))
+    terms = m.loss_terms(x1, x2, LossConfig())
+    terms["total"].backward()
+    assert torch.isfinite(terms["total"])
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in m.parameters())
+    with pytest.raises(ValueError, match=rf"FusionINN.encode: images of {size[0]}x{size[1]}; .* must be even"):
+        m.encode(x1, x2)
+    even = torch.rand(2, 1, 36, 30), torch.rand(2, 1, 36, 30)
+    with torch.no_grad():
+        y, z = m.encode(*even)
+        f = m(*even)
+        assert torch.equal(f, torch.sigmoid(y))
+        g = torch.Generator().manual_seed(3)
+        raw = [torch.sigmoid(t) for t in m.decode(f, torch.randn(f.shape, generator=g))]
+        assert all(torch.equal(u, v) for u, v in zip(m.decompose(f, torch.Generator().manual_seed(3)), raw))
+
+
+def test_bench_decompose_takes_an_odd_sized_image(tmp_path):
+    """bench decompose refused a 217 x 181 image ("FusionINN needs even height and width"); it now gives
+    its sources back at its own size, with the committed CPU FusionINN."""
+    from skimage import io as skio
+
+    from benchmark.cli import main
+
+    img = tmp_path / "odd.png"
+    skio.imsave(img, (np.random.default_rng(1).random((217, 181)) * 255).astype(np.uint8), check_contrast=False)
+    assert main(["decompose", str(img), "--draws", "2", "--out", str(tmp_path / "d")]) == 0
+    got = np.load(tmp_path / "d" / "odd_decomposed.npz")
+    assert got["x1_mean"].shape == got["x2_std"].shape == (217, 181) and got["draws_x2"].shape == (2, 217, 181)
+    assert skio.imread(tmp_path / "d" / "odd_x1_mean.png").shape == (217, 181)
+
+
 def test_permutations_do_not_touch_numpy_global_rng():
     np.random.seed(123)
     want = np.random.rand()

@@ -66,8 +66,6 @@ def _cmd_decompose(args) -> int:
     sources = _sources(args, files)
     for f in files:  # every file read and checked before the first output (a bad one late in a folder left
         h, w = read_image(f).shape  # half a result); read again below, so that memory stays flat in N
-        if h % 2 or w % 2:
-            raise ValueError(f"{f}: {h}x{w}; FusionINN needs even height and width")
         for src_file in sources.get(f, ()):
             shape = read_image(src_file).shape
             if shape != (h, w):
