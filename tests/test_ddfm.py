@@ -94,6 +94,28 @@ def test_sampler_is_deterministic_and_in_range():
         DDFM(steps=4)(x1, x2)
 
 
+def test_prior_trains_on_patches_of_any_size():
+    """A patch whose sides the UNet cannot halve (a crop of 33, as `--set crop=33` on 61-pixel-wide data
+    asks) stopped training with "Sizes of tensors must match". Patches are padded to the UNet's multiple,
+    as whole slices are padded to the prior's size (background, -1); a patch of that multiple is as before."""
+    torch.manual_seed(0)
+    prior = DiffusionPrior(size=128, channels=(8, 8, 16))
+    for size in ((33, 33), (17, 30), (32, 32)):
+        x1, x2 = torch.rand(2, 1, *size), torch.rand(2, 1, *size)
+        loss = prior.loss(x1, x2)
+        loss.backward()
+        assert torch.isfinite(loss) and loss > 0, size
+    seen = []
+    hook = prior.unet.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
+    torch.manual_seed(1)
+    prior.loss(x1, x2)  # 32 x 32: a multiple of 4 already, so no padding: the noisy images are the patches'
+    hook.remove()
+    torch.manual_seed(1)
+    x0 = torch.cat([x1, x2], 0) * 2 - 1
+    noise, t = torch.randn_like(x0), torch.randint(0, 1000, (4,))
+    assert torch.equal(seen[0], prior.noise.add_noise(x0, noise, t))
+
+
 def test_prior_trains_saves_and_loads_through_ddfm_prior(tmp_path, capfd):
     from baselines.ddfm import DDFM
     from benchmark.config import make_config

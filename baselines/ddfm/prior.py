@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.blocks import pad_to_multiple
+
 
 def to_model_space(x: torch.Tensor, size: int) -> torch.Tensor:
     """[0, 1] (B, 1, H, W) -> zero-padded to size x size (centred), then mapped to [-1, 1] (padding -> -1)."""
@@ -62,7 +64,10 @@ class DiffusionPrior(nn.Module):
         ``crop``) are only mapped to [-1, 1]: the UNet is convolutional, and patches make the prior
         about 16x cheaper to train on a CPU."""
         x = torch.cat([x1, x2], 0)
-        x0 = x * 2 - 1 if max(x.shape[-2:]) <= self.size // 2 else to_model_space(x, self.size)
+        if max(x.shape[-2:]) <= self.size // 2:  # a patch: padded (zero, -1 once mapped, as a slice's border) to what
+            x0 = pad_to_multiple(x, 2 ** (len(self.unet.config.block_out_channels) - 1))[0] * 2 - 1  # the UNet halves
+        else:
+            x0 = to_model_space(x, self.size)
         noise = torch.randn_like(x0)
         t = torch.randint(0, 1000, (x0.shape[0],), device=x0.device)
         x_t = self.noise.add_noise(x0, noise, t)
