@@ -456,6 +456,26 @@ def test_bench_table_refuses_a_scores_csv_cut_short(tmp_path, capsys):
     assert "| **0.650** [" in (tmp_path / "leaderboard.md").read_text()
 
 
+def test_bench_table_checks_decomposition_csv_before_it_writes_a_table(tmp_path, capsys):
+    """A decomposition.csv cut short was tabled (and written back "whole" with the wrong numbers); one without
+    a column stopped with a KeyError after the leaderboards had been rewritten. Both are refused first."""
+    (tmp_path / "scores.csv").write_text("model,index,region,Q_SSIM\nfusioninn,0,slice,0.5\nfusioninn,1,slice,0.6\n")
+    head = "model,index,region,SSIM_x1,SSIM_x2,PSNR_x1,PSNR_x2,SSIM_x1_spread,SSIM_x2_spread,draws\n"
+    rows = "fusioninn,0,slice,0.9,0.8,30,25,0.01,0.02,4\nfusioninn,1,slice,0.95,0.85,31,26,0.01,0.02,4\n"
+    for text, needle in (
+        (head + rows[:-20], "cut short (its last line ends without a line break, with 5 of the header's 10 fields)"),
+        (head.replace(",draws", "") + rows.replace(",4\n", "\n"), "no columns draws; expected the decomposition.csv"),
+    ):
+        (tmp_path / "decomposition.csv").write_text(text)
+        assert main(["table", str(tmp_path)]) == 2
+        _one_line(capsys, str(tmp_path / "decomposition.csv"), needle)
+        assert sorted(os.listdir(tmp_path)) == ["decomposition.csv", "scores.csv"]  # nothing written
+        assert (tmp_path / "decomposition.csv").read_text() == text
+    (tmp_path / "decomposition.csv").write_text(head + rows)
+    assert main(["table", str(tmp_path)]) == 0
+    assert "| FusionINN | **0.925** | **0.825** |" in (tmp_path / "decomposition_leaderboard.md").read_text()
+
+
 def test_bench_table_says_when_models_or_images_are_missing(tmp_path, capsys):
     """Rows of a run removed from its scores.csv (a fuser's, or some images'): the tables kept the run's
     caption ("mean over 8 validation pairs") over fewer images, without a word, and a model's mean over

@@ -231,19 +231,33 @@ def _cmd_table(args) -> int:
         )
     from benchmark.reporting.tables import check_scores, cut_short, read_scores
 
-    why = cut_short(path)
-    if why:
-        raise ValueError(
-            f"{path}: cut short ({why}); write it again with the command that made it (bench run reuses every "
-            "finished fuser, bench eval every scored batch)"
-        )
-    try:
-        scores = read_scores(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"{path}: not a readable scores table ({type(e).__name__}: {e}); expected the scores.csv of a run"
-        ) from None
-    scores = check_scores(scores, path)
+    dec = os.path.join(args.run_dir, "decomposition.csv")  # FusionINN's decomposition rows, where the run wrote them
+    tables_in = {p: None for p in (path, dec) if os.path.exists(p)}
+    for p in tables_in:  # both read and checked before any table is written
+        why = cut_short(p)
+        if why:
+            raise ValueError(
+                f"{p}: cut short ({why}); write it again with the command that made it (bench run reuses every "
+                "finished fuser, bench eval every scored batch)"
+            )
+        try:
+            tables_in[p] = read_scores(p)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"{p}: not a readable scores table ({type(e).__name__}: {e}); expected the {os.path.basename(p)} "
+                "of a run"
+            ) from None
+    if dec in tables_in:
+        from benchmark.reporting.report import DECOMPOSITION_COLUMNS
+
+        need = ["model", *DECOMPOSITION_COLUMNS, "SSIM_x1_spread", "SSIM_x2_spread", "draws"]
+        lacks = [c for c in need if c not in tables_in[dec].columns]
+        if lacks or tables_in[dec].empty:
+            raise ValueError(
+                f"{dec}: {'no columns ' + ', '.join(lacks) if lacks else 'header only, no rows'}; expected the "
+                "decomposition.csv of a run with FusionINN (or remove it)"
+            )
+    scores = check_scores(tables_in[path], path)
     _warn_unlike_the_run(args.run_dir, scores, path)
     from benchmark.atomic import folder_lock
 
@@ -252,11 +266,10 @@ def _cmd_table(args) -> int:
     style = args.style or recorded  # the run's own style unless told
     with folder_lock(args.run_dir, "wait for it to finish; it writes the leaderboards itself"):
         tables = write_score_tables(args.run_dir, scores, style=style, with_std=args.std, **how)
-        dec = os.path.join(args.run_dir, "decomposition.csv")
-        if os.path.exists(dec):  # FusionINN's decomposition tables, from the rows the run wrote
+        if tables_in.get(dec) is not None:  # FusionINN's decomposition tables, from the rows the run wrote
             from benchmark.reporting.report import write_decomposition_tables
 
-            write_decomposition_tables(args.run_dir, read_scores(dec), how["caption"])
+            write_decomposition_tables(args.run_dir, tables_in[dec], how["caption"])
         from benchmark.reporting.report import redraw_figures
 
         drawn = redraw_figures(args.run_dir, scores)
