@@ -84,6 +84,20 @@ def build_graph(k: int = 3, clamp: float = 2.0, subnet_final_relu: bool = True, 
         np.random.set_state(state)
 
 
+def _even(*images: torch.Tensor):
+    """The images zero-padded to an even H and W (bottom, right), and their size to crop back to; where both
+    are even already, the images themselves and None: nothing is added to the graph, so an even size
+    trains and fuses to the bit as before (a crop's backward changed the gradients' summation order)."""
+    h, w = images[0].shape[-2:]
+    if h % 2 == 0 and w % 2 == 0:
+        return (*images, None)
+    return (*(pad_to_multiple(x, 2)[0] for x in images), (h, w))
+
+
+def _back(x: torch.Tensor, size) -> torch.Tensor:
+    return x if size is None else crop_to(x, size)
+
+
 class FusionINN(nn.Module):
     def __init__(
         self,
@@ -148,8 +162,8 @@ class FusionINN(nn.Module):
 
     def fuse(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         """Fused image sigmoid(y), (B, 1, H, W) in [0, 1] (of any H, W: an odd side padded, then cropped)."""
-        x, size = pad_to_multiple(torch.cat([x1, x2], 1), 2)
-        return crop_to(torch.sigmoid(self.encode(x[:, :1], x[:, 1:])[0]), size)
+        x1, x2, size = _even(x1, x2)
+        return _back(torch.sigmoid(self.encode(x1, x2)[0]), size)
 
     forward = fuse
 
@@ -163,21 +177,21 @@ class FusionINN(nn.Module):
     def decompose(self, fused: torch.Tensor, generator: torch.Generator | None = None):
         """(x1_hat, x2_hat) = sigmoid(f^-1([fused, z'])), z' ~ latent prior drawn with ``generator`` (of any
         H, W: an odd side padded, then cropped)."""
-        fused, size = pad_to_multiple(fused, 2)
+        fused, size = _even(fused)
         z = self.sample_prior(fused, generator)
         a, b = self.decode(fused, z)
-        return crop_to(torch.sigmoid(a), size), crop_to(torch.sigmoid(b), size)
+        return _back(torch.sigmoid(a), size), _back(torch.sigmoid(b), size)
 
     def loss_terms(self, x1, x2, cfg: LossConfig = LossConfig()) -> dict:
         """The three loss terms (each a scalar tensor) and the total; an odd side is padded for the flow and the
         images cropped back before their losses."""
-        x, size = pad_to_multiple(torch.cat([x1, x2], 1), 2)
-        y, z = self.encode(x[:, :1], x[:, 1:])
+        p1, p2, size = _even(x1, x2)
+        y, z = self.encode(p1, p2)
         fused = torch.sigmoid(y)
-        l_fusion = fusion_loss(crop_to(fused, size), x1, x2, cfg)
+        l_fusion = fusion_loss(_back(fused, size), x1, x2, cfg)
         prior = self.sample_prior(z)
         l_latent = mmd_images(z, prior) if self.mmd == "paper" else mmd_pixels(z, prior)
-        xh1, xh2 = (crop_to(torch.sigmoid(t), size) for t in self.decode(fused, self.sample_prior(z)))
+        xh1, xh2 = (_back(torch.sigmoid(t), size) for t in self.decode(fused, self.sample_prior(z)))
         l_dec = pair_loss(xh1, x1, xh2, x2, cfg)
         total = self.alpha * (l_fusion + l_latent) + (1 - self.alpha) * l_dec
         return {"fusion": l_fusion, "latent": l_latent, "decomposition": l_dec, "total": total}

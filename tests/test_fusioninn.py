@@ -60,6 +60,28 @@ def test_any_size_fuses_and_decomposes_at_its_own_size(size):
         g = torch.Generator().manual_seed(3)
         raw = [torch.sigmoid(t) for t in m.decode(f, torch.randn(f.shape, generator=g))]
         assert all(torch.equal(u, v) for u, v in zip(m.decompose(f, torch.Generator().manual_seed(3)), raw))
+    # and training: the loss and every gradient as the raw flow gives them (a crop in the graph, even a whole
+    # one, changed the gradients' summation order and so the trained weights' last bits)
+    from baselines.loss import fusion_loss, pair_loss
+    from fusioninn.mmd import mmd_images
+
+    def grads(loss):
+        m.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+    torch.manual_seed(5)
+    got = m.loss_terms(*even, LossConfig())["total"]
+    torch.manual_seed(5)
+    y, z = m.encode(*even)
+    fused = torch.sigmoid(y)
+    fusion = fusion_loss(fused, *even, LossConfig())
+    latent = mmd_images(z, m.sample_prior(z))
+    h1, h2 = (torch.sigmoid(t) for t in m.decode(fused, m.sample_prior(z)))
+    dec = pair_loss(h1, even[0], h2, even[1], LossConfig())
+    want = m.alpha * (fusion + latent) + (1 - m.alpha) * dec
+    assert torch.equal(got, want)
+    assert all(torch.equal(u, v) for u, v in zip(grads(got), grads(want)))
 
 
 def test_bench_decompose_takes_an_odd_sized_image(tmp_path):
