@@ -193,7 +193,8 @@ def _warn_unlike_the_run(run_dir: str, scores, path: str) -> None:
     if missing:
         print(
             f"warning: {path}: no rows of {', '.join(missing)}, which {os.path.join(run_dir, 'run.json')} records as "
-            "scored; the tables leave it out (bench run again writes scores.csv anew, reusing every finished fuser)",
+            f"scored; the tables leave {'them' if len(missing) > 1 else 'it'} out (bench run again writes scores.csv "
+            "anew, reusing every finished fuser)",
             file=sys.stderr,
         )
     data = _load("config.json").get("data")
