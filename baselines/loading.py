@@ -48,12 +48,35 @@ def _accepted(entry, kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
+def missing_plugin(run_dir: str, name: str, info_path: str | None = None) -> str | None:
+    """Why fuser ``name`` of the run ``run_dir`` is unknown here, where its ``model.json`` says a plugin
+    made it (``source: plugin <distribution>``) that is not installed; None where it does not."""
+    info_path = info_path or os.path.join(model_folder(run_dir, name), "model.json")
+    try:
+        with open(info_path) as fh:
+            source = json.load(fh).get("source", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(source, str) or not source.startswith("plugin "):
+        return None
+    return (
+        f"{run_dir}: model {name!r} came from the plugin {source.split(' ', 1)[1]} ({info_path}), which is not "
+        "installed here; pip install that package (bench list then shows the fuser)"
+    )
+
+
 def find_trained(run_dir: str, name: str, folder: str | None = None) -> TrainedFuser:
     """Locate model ``name`` in ``run_dir`` (or in ``folder``); a model that is not there,
     unfinished or missing its weights (or DDFM's prior) raises one ValueError naming the file."""
-    entry = get_fuser(name)
     folder = folder or model_folder(run_dir, name)
     info_path = os.path.join(folder, "model.json")
+    try:
+        entry = get_fuser(name)
+    except ValueError:
+        said = missing_plugin(run_dir, name, info_path)
+        if said is None:
+            raise
+        raise ValueError(said) from None
     hint = "train it there first, or leave it out of --models"
     if os.path.isfile(run_dir):
         raise ValueError(f"{run_dir}: a file; expected a run folder written by bench run (e.g. results/cpu-phantom)")
@@ -108,7 +131,11 @@ def checkpoint_problem(e: Exception) -> str:
 def load_fuser(run_dir: str, name: str, device="cpu"):
     """The trained fuser ``name`` (any case: ``UNet``) of a finished run folder, built as it was
     trained, in eval mode, on ``device`` (``"auto"``: a GPU when there is one)."""
-    return _load(find_trained(run_dir, get_fuser(name).name), device)
+    try:
+        name = get_fuser(name).name
+    except ValueError:  # find_trained says why: a plugin that the run used and this machine lacks
+        pass
+    return _load(find_trained(run_dir, name), device)
 
 
 def load_model_folder(folder: str, expected: str | None = None, device="cpu"):

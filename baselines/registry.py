@@ -282,7 +282,7 @@ def get_fuser(name: str) -> FuserEntry:
     known = ", ".join(sorted(_REGISTRY))
     raise ValueError(
         f"unknown model {name!r}; known models: {known} (and smp-<arch>-<encoder> with "
-        "segmentation-models-pytorch installed)"
+        "segmentation-models-pytorch installed, and a plugin's fusers once its package is installed)"
     )
 
 

@@ -213,3 +213,27 @@ def test_all_resolves_every_registered_builtin():
     ]
     assert names[:2] == ["mean", "max"]
     assert set(names) >= {e.name for e in list_fusers() if e.source == "built-in"}
+
+
+def test_a_run_whose_plugin_is_not_installed_says_which_package(tmp_path, capsys):
+    """load_fuser and bench run --from on a run that used a plugin this machine lacks said only "unknown
+    model"; the run's model.json names the plugin's package, and now the error does."""
+    from baselines import load_fuser
+    from benchmark.cli import main
+
+    run = tmp_path / "run"
+    (run / "gone-fuser").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    info = {"name": "gone-fuser", "source": "plugin fusionbench-gone", "kwargs": {}, "status": "done"}
+    (run / "gone-fuser" / "model.json").write_text(json.dumps(info))
+    said = "model 'gone-fuser' came from the plugin fusionbench-gone"
+    with pytest.raises(ValueError, match=said + r" \(.*model.json\), which is not installed here; pip install"):
+        load_fuser(str(run), "gone-fuser")
+    capsys.readouterr()
+    args = ["run", "--models", "mean,gone-fuser", "--profile", "smoke", "--from", str(run)]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="unknown model 'gone-fusr'.*a plugin's fusers once its package is installed"):
+        load_fuser(str(run), "gone-fusr")  # a name the run does not hold: the registry's own message

@@ -36,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from baselines.ddfm.prior import DiffusionPrior, check_channels, load_prior
-from baselines.loading import find_trained, load_weights, model_folder
+from baselines.loading import find_trained, load_weights, missing_plugin, model_folder
 from baselines.loss import LossConfig
 from baselines.registry import get_fuser, resolve_models
 from benchmark import distributed as D
@@ -670,12 +670,28 @@ def run_model(
     return result
 
 
+def _known(name: str) -> bool:
+    try:
+        get_fuser(name)
+    except ValueError:
+        return False
+    return True
+
+
 def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
     """Run the benchmark described by ``cfg``; returns a :class:`RunResult`. A plugin that fails is
     reported and the others still run; a built-in that fails raises."""
     if os.environ.get("RANK", "0") != "0":  # one copy of each line: rank 0 (torchrun's RANK) speaks for the run
         log = _quiet  # (errors still raise on every rank)
-    names = resolve_models(cfg.models)
+    try:
+        names = resolve_models(cfg.models)
+    except ValueError:
+        if cfg.from_run and isinstance(cfg.models, str):  # a fuser of that run whose plugin is not installed here
+            for name in cfg.models.split(","):
+                said = missing_plugin(cfg.from_run, name.strip())
+                if said is not None and not _known(name.strip()):
+                    raise ValueError(said) from None
+        raise
     if not names:
         raise ValueError("no models selected; use --models all or a comma-separated list (bench list shows them)")
     check_config(cfg)  # a RunConfig made in Python, not by make_config, is checked as bench run checks it
