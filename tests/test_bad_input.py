@@ -476,6 +476,19 @@ def test_bench_table_checks_decomposition_csv_before_it_writes_a_table(tmp_path,
     assert "| FusionINN | **0.925** | **0.825** |" in (tmp_path / "decomposition_leaderboard.md").read_text()
 
 
+def test_an_ablation_value_scores_cut_short_are_refused(tmp_path):
+    """bench table on a bench ablate folder reads each value's scores; one cut short was tabled as read."""
+    from benchmark.running.ablation import _NEEDS, _read_results
+
+    head = "model,index,region,Q_SSIM_x1,Q_SSIM_x2\n"
+    (tmp_path / "scores.csv").write_text(head + "fusioninn,0,slice,0.91,0.88\nfusioninn,1,slice,0.9")
+    said = r"scores.csv: cut short \(.*with 4 of the header's 5 fields\); run bench ablate"
+    with pytest.raises(ValueError, match=said):
+        _read_results(str(tmp_path / "scores.csv"), _NEEDS[0])
+    (tmp_path / "scores.csv").write_text(head + "fusioninn,0,slice,0.91,0.88\nfusioninn,1,slice,0.9,0.87\n")
+    assert _read_results(str(tmp_path / "scores.csv"), _NEEDS[0]).Q_SSIM_x2.tolist() == [0.88, 0.87]
+
+
 def test_bench_table_says_when_models_or_images_are_missing(tmp_path, capsys):
     """Rows of a run removed from its scores.csv (a fuser's, or some images'): the tables kept the run's
     caption ("mean over 8 validation pairs") over fewer images, without a word, and a model's mean over
