@@ -482,11 +482,28 @@ def test_an_ablation_value_scores_cut_short_are_refused(tmp_path):
 
     head = "model,index,region,Q_SSIM_x1,Q_SSIM_x2\n"
     (tmp_path / "scores.csv").write_text(head + "fusioninn,0,slice,0.91,0.88\nfusioninn,1,slice,0.9")
-    said = r"scores.csv: cut short \(.*with 4 of the header's 5 fields\); run bench ablate"
+    said = r"scores.csv: cut short \(.*with 4 of the header's 5 fields\); write it again .* bench ablate reuse"
     with pytest.raises(ValueError, match=said):
         _read_results(str(tmp_path / "scores.csv"), _NEEDS[0])
     (tmp_path / "scores.csv").write_text(head + "fusioninn,0,slice,0.91,0.88\nfusioninn,1,slice,0.9,0.87\n")
     assert _read_results(str(tmp_path / "scores.csv"), _NEEDS[0]).Q_SSIM_x2.tolist() == [0.88, 0.87]
+
+
+def test_a_seed_runs_scores_cut_short_are_refused(tmp_path):
+    """A table over seeds reads each seed's scores.csv; one cut short was averaged in as read."""
+    from benchmark.reporting.seeds import seed_tables
+
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"r-seed{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"config": {"seed": seed}}))
+        (run / "scores.csv").write_text("model,index,region,Q_SSIM\n" + f"a,0,slice,0.5\na,1,slice,0.{6 + seed}\n")
+        runs.append(str(run))
+    assert seed_tables(runs)[0]["slice"].at["a", "Q_SSIM"] == pytest.approx(0.575)  # of 0.55 and 0.6
+    (tmp_path / "r-seed1" / "scores.csv").write_text("model,index,region,Q_SSIM\na,0,slice,0.5\na,1,sli")
+    with pytest.raises(ValueError, match=r"r-seed1/scores.csv: cut short \(.*with 3 of the header's 4 fields\)"):
+        seed_tables(runs)
 
 
 def test_bench_table_says_when_models_or_images_are_missing(tmp_path, capsys):

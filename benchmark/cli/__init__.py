@@ -230,17 +230,11 @@ def _cmd_table(args) -> int:
         raise FileNotFoundError(
             f"{path} not found; bench table rebuilds the leaderboards of a run folder from its scores.csv"
         )
-    from benchmark.reporting.tables import check_scores, cut_short, read_scores
+    from benchmark.reporting.tables import check_scores, read_scores
 
     dec = os.path.join(args.run_dir, "decomposition.csv")  # FusionINN's decomposition rows, where the run wrote them
     tables_in = {p: None for p in (path, dec) if os.path.exists(p)}
-    for p in tables_in:  # both read and checked before any table is written
-        why = cut_short(p)
-        if why:
-            raise ValueError(
-                f"{p}: cut short ({why}); write it again with the command that made it (bench run reuses every "
-                "finished fuser, bench eval every scored batch)"
-            )
+    for p in tables_in:  # both read and checked (cut short, unreadable, columns) before any table is written
         try:
             tables_in[p] = read_scores(p)
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:

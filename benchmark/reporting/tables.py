@@ -307,7 +307,14 @@ def cut_short(path: str) -> str | None:
 def read_scores(source) -> pd.DataFrame:
     """A scores table (``scores.csv`` or ``decomposition.csv``; a path or a text buffer) with its
     names as text: a method or image named ``00001`` or ``2024`` stays that name (it was read as
-    the number 1, and the leaderboard's row said "1")."""
+    the number 1, and the leaderboard's row said "1"). A file cut short (:func:`cut_short`) is one error line."""
+    if isinstance(source, (str, os.PathLike)):
+        why = cut_short(source)
+        if why:
+            raise ValueError(
+                f"{source}: cut short ({why}); write it again with the command that made it (bench run and bench "
+                "ablate reuse every finished fuser, bench eval every scored batch)"
+            )
     return pd.read_csv(source, dtype={"model": str, "name": str})
 
 

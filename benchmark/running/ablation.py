@@ -27,7 +27,7 @@ from benchmark.config import RunConfig, check_config
 from benchmark.data import load_data, size_notes
 from benchmark.reporting.seeds import PER_RUN_FIELDS
 from benchmark.reporting.stats import add_statistics, image_key
-from benchmark.reporting.tables import STYLES, cut_short, leaderboard, read_scores, render, table_csv
+from benchmark.reporting.tables import STYLES, leaderboard, read_scores, render, table_csv
 from benchmark.running.runner import finished_here, pick_device, run_model
 
 PARAMS = {
@@ -192,9 +192,6 @@ _NEEDS = (("index", "region", "Q_SSIM_x1", "Q_SSIM_x2"), ("index", "region", "SS
 
 def _read_results(path: str, needs) -> pd.DataFrame:
     """A value's ``scores.csv`` or ``decomposition.csv``, with the columns Table 2 reads, or one error line."""
-    why = cut_short(path)
-    if why:
-        raise ValueError(f"{path}: cut short ({why}); run bench ablate again, which reuses every finished value")
     try:
         table = read_scores(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
