@@ -245,6 +245,23 @@ def test_random_bytes_in_a_checkpoint(tmp_path):
     assert str(best) in str(e.value) and "weights_only=False" not in str(e.value)
 
 
+def test_a_finished_models_scores_cut_short_are_scored_again(tmp_path, capsys):
+    """A run written before checksums, its model's scores.csv cut short: a rerun reused it, as read."""
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 0
+    folder = tmp_path / "r" / "mean"
+    whole = (folder / "scores.csv").read_text()
+    info = json.loads((folder / "model.json").read_text())
+    del info["checksums"]
+    (folder / "model.json").write_text(json.dumps(info))
+    (folder / "scores.csv").write_text(whole[: len(whole) // 2].rstrip("\n")[:-3])
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{folder / 'scores.csv'} changed since the run that wrote it (checksum, or cut short)" in out, out
+    assert (folder / "scores.csv").read_text() == whole
+
+
 def test_damaged_checkpoint_of_a_finished_model_is_retrained(tmp_path, capsys):
     args = ["run", "--models", "deepfuse", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
     assert main(args) == 0

@@ -68,7 +68,7 @@ from benchmark.provenance import (
 from benchmark.reporting import report
 from benchmark.reporting.report import read_history
 from benchmark.reporting.seeds import refresh_tables_over_seeds
-from benchmark.reporting.tables import read_scores
+from benchmark.reporting.tables import cut_short, read_scores
 from benchmark.running.decomposition import decomposition_rows
 from benchmark.training.trainer import TrainConfig, summary, train
 from metrics import score as score_metrics
@@ -503,6 +503,10 @@ def damaged_files(folder: str, info: dict) -> list[str]:
         p = os.path.join(folder, f)
         if os.path.exists(p) and file_sha256(p) != sha:
             bad.append(p)
+    for f in ("scores.csv", "decomposition.csv"):  # a run written before checksums: a table cut short is damage too
+        p = os.path.join(folder, f)
+        if p not in bad and os.path.exists(p) and cut_short(p):
+            bad.append(p)
     return bad
 
 
@@ -598,7 +602,7 @@ def run_model(
     damaged = damaged_files(folder, prev) if prev and prev.get("status") == "done" else []
     if damaged and not cfg.retrain:
         log(
-            f"[fusionbench] {name}: {', '.join(damaged)} changed since the run that wrote it (checksum); "
+            f"[fusionbench] {name}: {', '.join(damaged)} changed since the run that wrote it (checksum, or cut short); "
             "training and scoring again"
         )
         cfg = dataclasses.replace(cfg, retrain=True)
