@@ -647,3 +647,18 @@ def test_cpu_model_names_the_processor_by_its_cpuinfo_ids(tmp_path, monkeypatch)
     assert provenance.cpu_model() == "arm"
     monkeypatch.setattr(provenance.sys, "platform", "win32")
     assert provenance.cpu_model() == "arm"
+
+
+def test_progress_bars_redraw_seldom_into_a_log():
+    """Logged (stderr a file or pipe, as under nohup or CI), tqdm's bars redrew every 0.1 s: a whole run's
+    log held thousands of redraws. `bench` then asks tqdm for 10 s, unless the user set TQDM_MININTERVAL."""
+    import subprocess
+    import sys
+
+    code = "import os, benchmark.cli as c; c.main = lambda: print(os.environ.get('TQDM_MININTERVAL')) or 0; c.console()"
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert got.stdout.strip() == "10"
+    env["TQDM_MININTERVAL"] = "0.5"
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert got.stdout.strip() == "0.5"
