@@ -239,7 +239,8 @@ def build(units: list[str] | None = None) -> dict[str, Path]:
     # The machine's own instruction sets go into the build (-march=native), so the key holds the CPU.
     cpu = ""
     if os.path.exists("/proc/cpuinfo"):
-        cpu = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+        with open("/proc/cpuinfo") as fh:  # closed here (left open, it was a ResourceWarning at exit)
+            cpu = next((line for line in fh if line.startswith("flags")), "")
     folder = cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -1990,3 +1990,12 @@ def test_phase_totals_in_the_ffts_order_give_the_images_rows(native_kernel, dtyp
         want = _native.phase_totals(rowwise.reshape(6, 4, -1).contiguous(), thresholds, angles, (1e-4, 0.5, 10.0))
         got = _native.phase_totals(blocked.contiguous(), thresholds, angles, (1e-4, 0.5, 10.0), cols)
         assert torch.equal(got, want)
+
+
+def test_the_build_leaves_no_file_open():
+    """The build key's read of /proc/cpuinfo left the file open (a ResourceWarning in Python's dev mode)."""
+    import sys
+
+    code = "from metrics import _native_build as b; b.build(['png']); import gc; gc.collect()"
+    got = subprocess.run([sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, check=True)
+    assert "ResourceWarning" not in got.stderr, got.stderr
