@@ -51,6 +51,11 @@ def _accepted(entry, kwargs: dict) -> dict:
 def missing_plugin(run_dir: str, name: str, info_path: str | None = None) -> str | None:
     """Why fuser ``name`` of the run ``run_dir`` is unknown here, where its ``model.json`` says a plugin
     made it (``source: plugin <distribution>``) that is not installed; None where it does not."""
+    try:
+        get_fuser(name)
+        return None  # registered here: nothing is missing
+    except ValueError:
+        pass
     info_path = info_path or os.path.join(model_folder(run_dir, name), "model.json")
     try:
         with open(info_path) as fh:
