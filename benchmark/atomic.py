@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
 import os
 import secrets
+import shutil
 import tempfile
 import time
 
@@ -21,9 +23,29 @@ def atomic_path(path: str, suffix: str = ""):
     try:
         yield tmp
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        _raise_if_disk_full(e, path)  # checked while the partial file still fills the disk
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _raise_if_disk_full(e: BaseException, path: str) -> None:
+    """Raise one clear error naming ``path`` if writing it failed for a full disk. Each writer says so
+    its own way: Python's ``open().write`` as ENOSPC, NumPy's ``np.save`` as "230400 requested and
+    71648 written", ``torch.save`` as "[enforce fail at inline_container.cc:672] . unexpected pos 576
+    vs 534", which names neither the file nor the cause; the space left tells them all apart."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if getattr(e, "errno", None) == errno.ENOSPC or (free is not None and free < 1 << 20):
+        left = f" ({free} bytes free in {folder})" if free is not None else ""
+        raise OSError(
+            f"could not write {path}: no space left on the device{left}; free some space and run the same command again"
+        ) from e
 
 
 def _new_file(prefix: str, suffix: str) -> str:
@@ -159,12 +181,17 @@ def folder_lock(folder: str, hint: str):
             break
         fh.close()
     try:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"bench (pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
-        fh.flush()
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"bench (pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+            fh.flush()
+        except OSError as e:
+            _raise_if_disk_full(e, path)
+            raise
         yield
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-        fh.close()
+        with contextlib.suppress(OSError):  # a note the full disk kept in the buffer: the file is gone
+            fh.close()

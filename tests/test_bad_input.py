@@ -687,3 +687,97 @@ def test_the_paper_profile_on_a_cpu_says_what_it_costs_before_training(tmp_path)
     benchmark.run(models="mean", **kw)
     benchmark.run(models="deepfuse", epochs=1, batch_size=2, **kw)
     assert lines and not any("profile paper trains" in line for line in lines)
+
+
+# What each writer raises on a full disk, as measured on a full tmpfs (benchmark.atomic._raise_if_disk_full):
+# torch.save a RuntimeError naming neither file nor cause, np.save a short write, open().write ENOSPC.
+_FULL_DISK = [
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"),
+    OSError("230400 requested and 71648 written"),
+    OSError(28, "No space left on device"),
+]
+
+
+@pytest.mark.parametrize("error", _FULL_DISK, ids=["torch.save", "np.save", "write"])
+def test_a_full_disk_names_the_file_and_keeps_nothing(tmp_path, monkeypatch, error):
+    from benchmark import atomic
+
+    def free(n):
+        monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1 << 40, 1 << 40, n))
+
+    says_so = getattr(error, "errno", None) == 28  # ENOSPC says it itself; the others by the space left
+    free(10 << 30 if says_so else 0)
+    target = tmp_path / "best.pt"
+    with pytest.raises(OSError, match=f"could not write {target}: no space left on the device") as caught:
+        with atomic.atomic_path(str(target)) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(b"partial")
+            raise error
+    assert caught.value.__cause__ is error
+    assert os.listdir(tmp_path) == []  # neither the partial file nor the target
+    if not says_so:  # the same error with space left is not the disk's: raised as it came
+        free(10 << 30)
+        with pytest.raises(type(error)) as again:
+            with atomic.atomic_path(str(target)):
+                raise error
+        assert again.value is error
+
+
+def test_a_full_disk_stops_a_run_with_one_line_and_no_folder(tmp_path, capsys, monkeypatch):
+    from benchmark import atomic
+
+    def short_write(path, arr, *a, **k):
+        with open(path, "wb") as fh:
+            fh.write(b"\x93NUMPY")
+        raise OSError("230400 requested and 71648 written")  # what np.save said when the disk filled
+
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1 << 40, 1 << 40, 0))
+    monkeypatch.setattr(np, "save", short_write)
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 2
+    _one_line(capsys, f"could not write {tmp_path / 'r' / 'mean' / 'samples.npy'}: no space left on the device")
+    assert os.listdir(tmp_path) == []  # the run made the folder and finished nothing in it
+
+
+def test_a_full_disk_while_taking_the_lock_says_so(tmp_path, monkeypatch):
+    from benchmark import atomic
+
+    def full(*a):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.time, "strftime", full)  # the lock's note is written from it
+    with pytest.raises(OSError, match=r"could not write .*\.lock: no space left on the device"):
+        with atomic.folder_lock(str(tmp_path / "r"), "hint"):
+            pass
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+def test_data_prepare_stops_before_the_disk_is_full(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "brats"
+    _brats(root, "p1")
+    _brats(root, "p2")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1 << 40, 1 << 40, 31 << 20))
+    out = tmp_path / "o.h5"
+    assert main(["data", "prepare", str(root), "--out", str(out)]) == 2
+    _one_line(capsys, f"could not write {out}: 31.0 MiB left on the device of {tmp_path}", "32 MiB short")
+    assert sorted(os.listdir(tmp_path)) == ["brats"]  # no partial HDF5 file (a failed close would segfault)
+
+
+def test_an_os_error_of_a_command_is_one_line(tmp_path, capsys):
+    (tmp_path / "scores.csv").mkdir()
+    assert main(["table", str(tmp_path)]) == 2
+    _one_line(capsys, "Is a directory", str(tmp_path / "scores.csv"))
+
+
+def test_the_phantom_cache_keeps_no_partial_file_on_a_full_disk(tmp_path, monkeypatch):
+    from benchmark.data.datasets import phantom_split
+
+    def short_write(path, **arrays):
+        with open(path, "wb") as fh:
+            fh.write(b"PK")
+        raise OSError("230400 requested and 71648 written")
+
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(np, "savez", short_write)
+    pairs = phantom_split(7, "val", 2)
+    assert len(pairs) == 2 and os.listdir(tmp_path) == []  # the images, and no cache file, whole or partial

@@ -628,15 +628,16 @@ def main(argv=None) -> int:
         if empty := empty_option(argv):
             raise ValueError(empty)
         return args.fn(args)
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError, FloatingPointError) as e:
-        if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
-            raise
-        print(f"bench: error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `bench list | head`: the reader stopped reading; end quietly, as cat does
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush at exit must not raise again
         return 141  # 128 + SIGPIPE, the status a shell gives a command its pipe's reader closed
+    # OSError: a file not found, a folder not writable, a full disk (benchmark.atomic names the file)
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
+        if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
+            raise
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise

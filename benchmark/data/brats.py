@@ -188,6 +188,24 @@ def _val_patients(patients: list[str], kept: set[str], val_fraction: float, seed
     return {kept_in_order[i] for i in order[:n_val]}
 
 
+# What the import leaves free on the disk: HDF5 writes its chunk caches and metadata when the file closes,
+# and a close that fails for a full disk leaves an ID that segfaults the process when it is freed
+# (h5py issues 914 and 2160; seen here on a full tmpfs). A BraTS slice's row is 4 x 240 x 240 float32, 0.9 MiB.
+_KEEP_FREE = 32 << 20
+
+
+def _check_space(out_dir: str, out: str) -> None:
+    """Stop the import with one clear line before the disk is full (see ``_KEEP_FREE``)."""
+    import shutil
+
+    free = shutil.disk_usage(out_dir).free
+    if free < _KEEP_FREE:
+        raise OSError(
+            f"could not write {out}: {free / 2**20:.1f} MiB left on the device of {out_dir}; the import stops "
+            f"{_KEEP_FREE >> 20} MiB short of a full disk. Free some space (or choose another --out) and run it again"
+        )
+
+
 def prepare(
     root: str,
     out: str,
@@ -277,6 +295,7 @@ def prepare(
                     if any(p.max() == p.min() for p in pair):
                         summary["dropped_constant"] += 1
                         continue
+                    _check_space(out_dir, out)
                     n = data.shape[0]
                     data.resize(n + 1, axis=0)
                     segds.resize(n + 1, axis=0)

@@ -7,6 +7,7 @@ x1 = T1-Gd, x2 = FLAIR, float32 in [0, 1]. ``load_data`` turns a ``--data`` spec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 
@@ -75,8 +76,9 @@ def phantom_split(seed: int, split: str, n: int, cache: bool = True) -> ArrayPai
             tmp = f"{path}.{os.getpid()}.tmp.npz"
             np.savez(tmp, x1=x1, x2=x2, labels=lab)
             os.replace(tmp, path)
-        except OSError:
-            pass  # caching is an optimisation only
+        except OSError:  # caching is an optimisation only; a full disk keeps no partial file
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
     return ArrayPairs(x1, x2, lab, name=f"phantom/{split}")
 
 
