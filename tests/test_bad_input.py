@@ -781,3 +781,59 @@ def test_the_phantom_cache_keeps_no_partial_file_on_a_full_disk(tmp_path, monkey
     monkeypatch.setattr(np, "savez", short_write)
     pairs = phantom_split(7, "val", 2)
     assert len(pairs) == 2 and os.listdir(tmp_path) == []  # the images, and no cache file, whole or partial
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_gives_the_handler_back(tmp_path, capsys, monkeypatch):
+    """`kill`, `timeout` and a scheduler's time limit send SIGTERM, which ended the process at once: no
+    line, a new run folder left behind with nothing finished in it, the kernel build and the workers left
+    to run. It now stops the command as Ctrl-C does, with status 143."""
+    import signal
+
+    from benchmark.running import runner
+
+    def killed(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered here, in the main thread, as the model's files are kept
+
+    monkeypatch.setattr(runner, "persist_model", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]) == 143
+    assert "bench: terminated (SIGTERM); no result file was written. The same command resumes" in _one_line(capsys)
+    assert os.listdir(tmp_path) == []  # the run's new folder, with nothing finished in it
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_stops_an_evals_workers(tmp_path, pairs):
+    """A real SIGTERM to `bench eval --workers 2` as it scores: status 143, one line, no worker left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    x1, x2 = pairs
+    for name, arr in (("a", x1), ("b", x2), ("f", (x1 + x2) / 2)):
+        (tmp_path / name).mkdir()
+        for i in range(96):
+            np.save(tmp_path / name / f"s{i:03d}.npy", arr[i % 2])
+    out = tmp_path / "ev"
+    cmd = [sys.executable, "-m", "benchmark", "eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b")]
+    cmd += ["--fused", f"f={tmp_path / 'f'}", "--lineage", "mefb", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / ".scored").is_dir() or not os.listdir(out / ".scored"):  # scoring, its workers started
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("bench: terminated (SIGTERM)") and "Traceback" not in err, err
+    time.sleep(1)
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if str(out).encode() in fh.read():
+                    left.append(pid)
+        except OSError:
+            pass
+    assert left == [], left  # the workers were forked from the command: the same command line
+    assert not list(out.glob("*.csv")) and not list(out.glob("leaderboard*"))

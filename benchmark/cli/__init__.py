@@ -102,7 +102,13 @@ def _launch_torchrun(nproc: int) -> int:
         "benchmark",
         *clean,
     ]
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches torchrun from the terminal; SIGTERM (Terminated) only this process
+        proc.send_signal(signal.SIGTERM)  # torchrun passes it to its ranks and waits for them
+        proc.wait()
+        raise
 
 
 def _cmd_run(args) -> int:
@@ -611,7 +617,35 @@ def quick_exit(status: int | None) -> NoReturn:
     os._exit(status or 0)  # None: 0, as sys.exit
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler's time limit), raised where the command is, so that
+    it stops as on Ctrl-C: its temporary files removed, a run folder it made and finished nothing in removed,
+    its workers, its kernel build and its torchrun stopped, a line saying how to resume; exit status 143
+    (128 + SIGTERM). Python's default ends the process at once, and left all of those behind."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv=None) -> int:
+    # Only the main thread may set a handler; the caller's is given back when the command ends (the tests,
+    # or a program that calls main).
+    before = signal.signal(signal.SIGTERM, _terminate) if _in_main_thread() else None
+    try:
+        return _main(argv)
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
@@ -638,12 +672,13 @@ def main(argv=None) -> int:
             raise
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise
         print(
-            "\nbench: interrupted; no result file was written. The same command resumes: bench run from its "
-            "checkpoints and finished models, bench eval from the batches it scored (OUT/.scored)",
+            f"\nbench: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}; no result file was "
+            "written. The same command resumes: bench run from its checkpoints and finished models, bench eval "
+            "from the batches it scored (OUT/.scored)",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(e, Terminated) else 130

@@ -67,8 +67,8 @@ def eval_workers(workers: int | str, n_triples: int, n_batches: int, device: str
 
 def _init() -> None:
     """Each worker's start: one thread (a process per core), freed memory kept (as the main process:
-    a spawned worker starts with glibc's defaults), Ctrl-C left to the main process, and an exit
-    without the interpreter's teardown."""
+    a spawned worker starts with glibc's defaults), Ctrl-C left to the main process, SIGTERM (the pool's
+    stop) ending it at once, and an exit without the interpreter's teardown."""
     import atexit
     import signal
 
@@ -77,6 +77,7 @@ def _init() -> None:
     from benchmark.allocator import keep_freed_memory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops the pool, quietly
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool's own stop; not the command's handler (forked)
     # A worker's results have gone back through the pool's pipe (written as each batch ends) by the time
     # it exits; the interpreter's teardown of torch after that (0.3-0.4 s), which the pool's shutdown
     # waits for, is skipped, as the main process skips its own (benchmark.cli.quick_exit). Registered
