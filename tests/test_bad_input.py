@@ -781,6 +781,9 @@ def test_the_phantom_cache_keeps_no_partial_file_on_a_full_disk(tmp_path, monkey
     monkeypatch.setattr(np, "savez", short_write)
     pairs = phantom_split(7, "val", 2)
     assert len(pairs) == 2 and os.listdir(tmp_path) == []  # the images, and no cache file, whole or partial
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("FUSIONBENCH_CACHE", str(tmp_path / "file" / "cache"))  # no cache folder can be made
+    assert len(phantom_split(7, "val", 2)) == 2
 
 
 def test_sigterm_stops_a_run_as_ctrl_c_does_and_gives_the_handler_back(tmp_path, capsys, monkeypatch):

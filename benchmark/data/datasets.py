@@ -71,9 +71,9 @@ def phantom_split(seed: int, split: str, n: int, cache: bool = True) -> ArrayPai
             pass  # a damaged cache file is rebuilt below
     x1, x2, lab = phantom.make_split(seed, split, n, progress=n >= 64)
     if cache:
+        tmp = f"{path}.{os.getpid()}.tmp.npz"
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp.npz"
             np.savez(tmp, x1=x1, x2=x2, labels=lab)
             os.replace(tmp, path)
         except OSError:  # caching is an optimisation only; a full disk keeps no partial file
