@@ -8,6 +8,7 @@ import glob
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -46,6 +47,28 @@ def _raise_if_disk_full(e: BaseException, path: str) -> None:
         raise OSError(
             f"could not write {path}: no space left on the device{left}; free some space and run the same command again"
         ) from e
+
+
+# The names atomic_path gives its temporary files: ".best.pt.1f2e3d4c.tmp", ".samples.npy.1f2e3d4c.tmp.npy".
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def remove_temporaries(folder: str, log=None) -> int:
+    """Remove the temporary files that commands killed outright (SIGKILL: the kernel's out-of-memory
+    killer, ``kill -9``) left under ``folder`` mid-write, and say how many (to ``log``). Only for a folder
+    this process holds the lock of (:func:`folder_lock`), so no file is another command's write in progress;
+    the lock's holder is the only writer of the whole folder."""
+    found = []
+    for d, _, files in os.walk(folder):
+        found += [os.path.join(d, f) for f in files if _TEMPORARY.match(f)]
+    size = 0
+    for p in found:
+        with contextlib.suppress(OSError):
+            size += os.path.getsize(p)
+            os.remove(p)
+    if found and log is not None:
+        log(f"removed {len(found)} unfinished file(s) a killed command left in {folder} ({size / 2**20:.1f} MiB)")
+    return len(found)
 
 
 def _new_file(prefix: str, suffix: str) -> str:

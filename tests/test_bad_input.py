@@ -840,3 +840,35 @@ def test_sigterm_stops_an_evals_workers(tmp_path, pairs):
             pass
     assert left == [], left  # the workers were forked from the command: the same command line
     assert not list(out.glob("*.csv")) and not list(out.glob("leaderboard*"))
+
+
+def test_a_rerun_removes_what_a_killed_command_left_mid_write(tmp_path, capsys, pairs):
+    """SIGKILL (the out-of-memory killer, kill -9) ends a command inside atomic_path's write: its hidden
+    temporary file stays. The next command that holds the folder's lock removes such files, says so, and
+    leaves every other file alone."""
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 0
+    run = tmp_path / "r"
+    left = [
+        run / "mean" / ".best.pt.1f2e3d4c.tmp",
+        run / ".scores.csv.0a0b0c0d.tmp",
+        run / "mean" / ".s.npy.deadbeef.tmp.npy",
+    ]
+    mine = [run / ".notes.tmp", run / "mean" / "x.1f2e3d4c.tmp"]  # not atomic_path's names
+    for p in left + mine:
+        p.write_bytes(b"x" * 1024)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert f"removed 3 unfinished file(s) a killed command left in {run} (0.0 MiB)" in capsys.readouterr().out
+    assert [p.exists() for p in left + mine] == [False, False, False, True, True]
+    _folders(tmp_path, pairs)
+    ev = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", str(tmp_path / "f")]
+    assert main([*ev, "--out", str(tmp_path / "ev")]) == 0
+    stale = tmp_path / "ev" / ".scored" / ".0123.json.abcdef01.tmp"
+    stale.write_text("{")
+    capsys.readouterr()
+    assert main([*ev, "--out", str(tmp_path / "ev")]) == 0
+    assert f"bench eval: removed 1 unfinished file(s) a killed command left in {tmp_path / 'ev'}" in (
+        capsys.readouterr().err
+    )
+    assert not stale.exists()

@@ -20,7 +20,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.atomic import check_writable, first_missing, folder_kind, folder_lock, write_json, write_text
+from benchmark.atomic import (
+    check_writable,
+    first_missing,
+    folder_kind,
+    folder_lock,
+    remove_temporaries,
+    write_json,
+    write_text,
+)
 from benchmark.data import imageio
 from benchmark.data.imageio import list_images, probe_image, read_image, read_labels, stem
 from benchmark.data.regions import tumour_boxes
@@ -233,6 +241,7 @@ def evaluate_folders(
     check_writable(out)
     try:
         with folder_lock(out, "wait for that eval to finish, or give this one another --out"):
+            remove_temporaries(out, lambda said: say(f"bench eval: {said}"))
             return _score_folders(  # by keyword: twenty arguments, several of one type
                 keys=keys,
                 imgs=imgs,
