@@ -872,3 +872,26 @@ def test_a_rerun_removes_what_a_killed_command_left_mid_write(tmp_path, capsys, 
         capsys.readouterr().err
     )
     assert not stale.exists()
+
+
+def _worker_killed(tasks):
+    os._exit(9)  # as the kernel's out-of-memory killer ends a process: no exception, no clean-up
+
+
+def test_an_eval_worker_killed_outright_is_one_line_and_the_batches_stay(tmp_path, capsys, pairs, monkeypatch):
+    """A worker that dies (SIGKILL, the out-of-memory killer) was "A process in the process pool was terminated
+    abruptly while the future was running or pending." The same command then goes on."""
+    from benchmark.running import evaluate
+
+    x1, x2 = pairs
+    for name, arr in (("a", x1), ("b", x2), ("f", (x1 + x2) / 2)):
+        (tmp_path / name).mkdir()
+        for i in range(64):
+            np.save(tmp_path / name / f"s{i:03d}.npy", arr[i % 2])
+    monkeypatch.setattr(evaluate, "_score_in_worker", _worker_killed)  # the workers are forked from this process
+    ev = ["eval", "--x1", str(tmp_path / "a"), "--x2", str(tmp_path / "b"), "--fused", str(tmp_path / "f")]
+    assert main([*ev, "--metrics", "Q_SSIM", "--workers", "2", "--out", str(tmp_path / "ev")]) == 2
+    _one_line(capsys, "a worker process of bench eval ended abruptly while scoring", "--workers 1")
+    assert not list((tmp_path / "ev").glob("*.csv"))
+    monkeypatch.undo()
+    assert main([*ev, "--metrics", "Q_SSIM", "--workers", "1", "--out", str(tmp_path / "ev")]) == 0

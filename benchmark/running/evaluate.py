@@ -583,6 +583,7 @@ def _score_side_by_side(
     that the processes end together: with whole batches, this process waited for a worker's last one, two
     queued, 0.0-1.25 s of one core for MEFB's batches of 0.74 s (1153 triples, four runs)."""
     from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     idle = [_import_reporting]
     pending: dict = {}
@@ -629,9 +630,15 @@ def _score_side_by_side(
                     if idle:  # once: what comes after the scoring, while the workers end theirs
                         idle.pop()()
                     harvest(wait(pending, return_when=FIRST_COMPLETED).done)
-        except BaseException:
+        except BaseException as e:
             for fut in pending:
                 fut.cancel()
+            if isinstance(e, BrokenProcessPool):  # said as "A process in the process pool was terminated abruptly"
+                raise RuntimeError(
+                    "a worker process of bench eval ended abruptly while scoring (killed by the system for want of "
+                    "memory, or by kill -9?); the batches scored so far are kept: the same command goes on from "
+                    "them (--workers 1 scores in this process alone)"
+                ) from None
             raise
 
 
