@@ -895,3 +895,38 @@ def test_an_eval_worker_killed_outright_is_one_line_and_the_batches_stay(tmp_pat
     assert not list((tmp_path / "ev").glob("*.csv"))
     monkeypatch.undo()
     assert main([*ev, "--metrics", "Q_SSIM", "--workers", "1", "--out", str(tmp_path / "ev")]) == 0
+
+
+def test_sigterm_under_torchrun_reaches_the_ranks_and_rank_0_alone_says_so(tmp_path, capsys, monkeypatch):
+    """`bench run --nproc 2` waits for torchrun: a SIGTERM to it is passed on to torchrun (which stops its
+    ranks; before, the command died and left them training), and of the ranks only rank 0 prints the line."""
+    import signal
+
+    from benchmark import cli
+    from benchmark.running import runner
+
+    sent = []
+
+    class Torchrun:
+        waits = 0
+
+        def wait(self):
+            self.waits += 1
+            if self.waits == 1:
+                raise cli.Terminated  # the SIGTERM, arriving as the command waits
+            return -15
+
+        def send_signal(self, sig):
+            sent.append(sig)
+
+    real = cli.subprocess.Popen  # the kernel build's too
+    monkeypatch.setattr(
+        cli.subprocess, "Popen", lambda cmd, **k: Torchrun() if "torch.distributed.run" in cmd else real(cmd, **k)
+    )
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main([*args, "--nproc", "2"]) == 143 and sent == [signal.SIGTERM]
+    assert capsys.readouterr().err == ""  # rank 0 says it
+    monkeypatch.setattr(runner, "persist_model", lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM))
+    monkeypatch.setenv("RANK", "1")
+    assert main(args) == 143
+    assert "terminated" not in capsys.readouterr().err

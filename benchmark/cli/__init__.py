@@ -105,10 +105,10 @@ def _launch_torchrun(nproc: int) -> int:
     proc = subprocess.Popen(cmd)
     try:
         return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reaches torchrun from the terminal; SIGTERM (Terminated) only this process
-        proc.send_signal(signal.SIGTERM)  # torchrun passes it to its ranks and waits for them
-        proc.wait()
-        raise
+    except KeyboardInterrupt as e:  # Ctrl-C reaches torchrun from the terminal; SIGTERM (Terminated) only this
+        proc.send_signal(signal.SIGTERM)  # process: torchrun passes it to its ranks and waits for them, and
+        proc.wait()  # rank 0 says how to resume (torchrun itself prints a traceback of the signal)
+        return 143 if isinstance(e, Terminated) else 130
 
 
 def _cmd_run(args) -> int:
@@ -675,6 +675,8 @@ def _main(argv=None) -> int:
     except KeyboardInterrupt as e:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise
+        if os.environ.get("RANK", "0") != "0":  # one of torchrun's ranks: rank 0 says it for them all
+            return 143 if isinstance(e, Terminated) else 130
         print(
             f"\nbench: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}; no result file was "
             "written. The same command resumes: bench run from its checkpoints and finished models, bench eval "
