@@ -761,6 +761,8 @@ def test_data_prepare_stops_before_the_disk_is_full(tmp_path, capsys, monkeypatc
     assert main(["data", "prepare", str(root), "--out", str(out)]) == 2
     _one_line(capsys, f"could not write {out}: 31.0 MiB left on the device of {tmp_path}", "32 MiB short")
     assert sorted(os.listdir(tmp_path)) == ["brats"]  # no partial HDF5 file (a failed close would segfault)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(0, 0, 0))  # no sizes told
+    assert main(["data", "prepare", str(root), "--out", str(out)]) == 0
 
 
 def test_an_os_error_of_a_command_is_one_line(tmp_path, capsys):

@@ -198,8 +198,8 @@ def _check_space(out_dir: str, out: str) -> None:
     """Stop the import with one clear line before the disk is full (see ``_KEEP_FREE``)."""
     import shutil
 
-    free = shutil.disk_usage(out_dir).free
-    if free < _KEEP_FREE:
+    total, _, free = shutil.disk_usage(out_dir)
+    if free < _KEEP_FREE and total:  # a file system that tells no sizes (total 0: some FUSE mounts) is trusted
         raise OSError(
             f"could not write {out}: {free / 2**20:.1f} MiB left on the device of {out_dir}; the import stops "
             f"{_KEEP_FREE >> 20} MiB short of a full disk. Free some space (or choose another --out) and run it again"
