@@ -932,3 +932,16 @@ def test_sigterm_under_torchrun_reaches_the_ranks_and_rank_0_alone_says_so(tmp_p
     monkeypatch.setenv("RANK", "1")
     assert main(args) == 143
     assert "terminated" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [MemoryError(), MemoryError("Unable to allocate 64.0 GiB for an array")])
+def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch, error):
+    from benchmark.running import runner
+
+    def short(*a, **k):
+        raise error
+
+    monkeypatch.setattr(runner, "persist_model", short)
+    assert main(["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path)]) == 2
+    said = _one_line(capsys, "bench: error: out of memory", "the same command goes on")
+    assert str(error) in said

@@ -667,9 +667,11 @@ def _main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush at exit must not raise again
         return 141  # 128 + SIGPIPE, the status a shell gives a command its pipe's reader closed
     # OSError: a file not found, a folder not writable, a full disk (benchmark.atomic names the file)
-    except (ValueError, OSError, RuntimeError, FloatingPointError) as e:
+    except (ValueError, OSError, RuntimeError, FloatingPointError, MemoryError) as e:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise
+        if isinstance(e, MemoryError):  # NumPy's says how much at most; Python's own says nothing
+            e = f"out of memory{f' ({e})' if str(e) else ''}; what is done is kept: the same command goes on from it"
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
