@@ -182,7 +182,15 @@ def folder_lock(folder: str, hint: str):
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, ".lock")
     while True:
-        fh = open(path, "a+")
+        try:
+            fh = open(path, "a+")
+        except OSError as e:
+            if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise PermissionError(  # bench table on a folder of a read-only checkout or someone else's
+                f"{folder} is not writable ({e.strerror}); the command writes its files there: copy the folder "
+                "somewhere writable and give that"
+            ) from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -945,3 +945,24 @@ def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch, error):
     assert main(["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path)]) == 2
     said = _one_line(capsys, "bench: error: out of memory", "the same command goes on")
     assert str(error) in said
+
+
+def test_bench_table_on_a_read_only_folder_says_so(tmp_path, capsys, monkeypatch):
+    """A run folder of a read-only checkout (the committed results on a read-only mount): the lock file was
+    "[Errno 30] Read-only file system: '.../.lock'"."""
+    import builtins
+    import errno
+
+    from benchmark import atomic
+
+    assert main(["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]) == 0
+    capsys.readouterr()
+
+    def read_only(path, *a, **k):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system", path)
+        return builtins.open(path, *a, **k)
+
+    monkeypatch.setattr(atomic, "open", read_only, raising=False)  # the module's name for the builtin
+    assert main(["table", str(tmp_path / "r")]) == 2
+    _one_line(capsys, f"{tmp_path / 'r'} is not writable (Read-only file system)", "copy the folder somewhere")
