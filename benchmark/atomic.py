@@ -56,8 +56,8 @@ _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 def remove_temporaries(folder: str, log=None) -> int:
     """Remove the temporary files that commands killed outright (SIGKILL: the kernel's out-of-memory
     killer, ``kill -9``) left under ``folder`` mid-write, and say how many (to ``log``). Only for a folder
-    this process holds the lock of (:func:`folder_lock`), so no file is another command's write in progress;
-    the lock's holder is the only writer of the whole folder."""
+    this process holds the lock of (``with folder_lock(...) as held``, where ``held``), so no file is
+    another command's write in progress: the lock's holder is the only writer of the whole folder."""
     found = []
     for d, _, files in os.walk(folder):
         found += [os.path.join(d, f) for f in files if _TEMPORARY.match(f)]
@@ -173,11 +173,12 @@ def folder_lock(folder: str, hint: str):
     ``folder/.lock``, which the operating system releases however the process ends (Ctrl-C, kill,
     crash), so a stopped run never leaves a stale lock. A second ``bench`` writing the same folder
     gets ``RuntimeError`` naming the holder and ``hint`` instead of mixing its files into the
-    first's. The file is removed on release. Without ``fcntl`` (not POSIX) nothing is locked."""
+    first's. The file is removed on release. Without ``fcntl`` (not POSIX) or ``flock`` (some network
+    mounts) nothing is locked. Yields whether the folder is held (what :func:`remove_temporaries` needs)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
-        yield
+        yield False
         return
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, ".lock")
@@ -202,7 +203,7 @@ def folder_lock(folder: str, hint: str):
             fh.close()
             with contextlib.suppress(OSError):
                 os.remove(path)
-            yield
+            yield False
             return
         try:
             same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
@@ -220,7 +221,7 @@ def folder_lock(folder: str, hint: str):
         except OSError as e:
             _raise_if_disk_full(e, path)
             raise
-        yield
+        yield True
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)

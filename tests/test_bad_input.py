@@ -876,6 +876,24 @@ def test_a_rerun_removes_what_a_killed_command_left_mid_write(tmp_path, capsys, 
     assert not stale.exists()
 
 
+def test_no_temporary_file_is_removed_where_the_folder_cannot_be_locked(tmp_path, capsys, monkeypatch):
+    """On a file system without flock (some network mounts) commands run unlocked: a temporary file there
+    may be another command's write in progress, and stays."""
+    import fcntl
+
+    args = ["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path), "--run-name", "r"]
+    assert main(args) == 0
+    writing = tmp_path / "r" / "mean" / ".best.pt.1f2e3d4c.tmp"
+    writing.write_bytes(b"x")
+
+    def no_flock(*a):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    assert main(args) == 0
+    assert writing.exists() and "unfinished" not in capsys.readouterr().out
+
+
 def _worker_killed(tasks):
     os._exit(9)  # as the kernel's out-of-memory killer ends a process: no exception, no clean-up
 

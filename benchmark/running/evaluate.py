@@ -240,8 +240,9 @@ def evaluate_folders(
     created = first_missing(out)
     check_writable(out)
     try:
-        with folder_lock(out, "wait for that eval to finish, or give this one another --out"):
-            remove_temporaries(out, lambda said: say(f"bench eval: {said}"))
+        with folder_lock(out, "wait for that eval to finish, or give this one another --out") as held:
+            if held:
+                remove_temporaries(out, lambda said: say(f"bench eval: {said}"))
             return _score_folders(  # by keyword: twenty arguments, several of one type
                 keys=keys,
                 imgs=imgs,

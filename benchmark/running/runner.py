@@ -724,11 +724,12 @@ def run(cfg: RunConfig, progress: bool = True, log=print) -> RunResult:
         check_writable(run_dir)
     hint = "wait for that run to finish, or give this one another --run-name or --out"
     try:
-        with folder_lock(run_dir, hint) if D.is_main() else contextlib.nullcontext():
+        with folder_lock(run_dir, hint) if D.is_main() else contextlib.nullcontext() as held:
             if D.is_main():
                 _refuse_other_folder(run_dir)  # under the lock: a run just started holds its folder, config or not
                 _remove_run_outputs(run_dir)  # a failed rerun must not leave the last run's tables looking current
-                remove_temporaries(run_dir, lambda said: log(f"[fusionbench] {said}"))
+                if held:
+                    remove_temporaries(run_dir, lambda said: log(f"[fusionbench] {said}"))
             # No rank writes in the folder before rank 0 has checked and cleared it: with --seeds --nproc 2 the
             # other rank, done with one seed's run first, had made its model folders in the next seed's folder
             # while rank 0 still wrote the last run's tables, and rank 0 then refused that folder (once in this
