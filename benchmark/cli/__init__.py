@@ -681,8 +681,8 @@ def _main(argv=None) -> int:
             return 143 if isinstance(e, Terminated) else 130
         print(
             f"\nbench: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}; no result file was "
-            "written. The same command resumes: bench run from its checkpoints and finished models, bench eval "
-            "from the batches it scored (OUT/.scored)",
+            "written. The same command resumes: bench run and bench ablate from their checkpoints and finished "
+            "models, bench eval from the batches it scored (OUT/.scored)",
             file=sys.stderr,
         )
         return 143 if isinstance(e, Terminated) else 130
