@@ -961,7 +961,7 @@ def test_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch, error):
 
     monkeypatch.setattr(runner, "persist_model", short)
     assert main(["run", "--models", "mean", "--profile", "smoke", "--out", str(tmp_path)]) == 2
-    said = _one_line(capsys, "bench: error: out of memory", "the same command goes on")
+    said = _one_line(capsys, "bench: error: out of memory", "bench run and bench eval go on from what they finished")
     assert str(error) in said
 
 

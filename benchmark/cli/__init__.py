@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from typing import NoReturn
 
 from benchmark.cli.args import METRICS_HELP, add_run_args, config_from_args, lineage_arg
@@ -108,7 +109,7 @@ def _launch_torchrun(nproc: int) -> int:
     except KeyboardInterrupt as e:  # Ctrl-C reaches torchrun from the terminal; SIGTERM (Terminated) only this
         proc.send_signal(signal.SIGTERM)  # process: torchrun passes it to its ranks and waits for them, and
         proc.wait()  # rank 0 says how to resume (torchrun itself prints a traceback of the signal)
-        return 143 if isinstance(e, Terminated) else 130
+        return _stopped(e)
 
 
 def _cmd_run(args) -> int:
@@ -628,21 +629,21 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
+def _stopped(e: KeyboardInterrupt) -> int:
+    """The status a shell gives a command stopped by the signal: 128 + SIGTERM, or 128 + SIGINT (Ctrl-C)."""
+    return 143 if isinstance(e, Terminated) else 130
+
+
 def main(argv=None) -> int:
     # Only the main thread may set a handler; the caller's is given back when the command ends (the tests,
     # or a program that calls main).
-    before = signal.signal(signal.SIGTERM, _terminate) if _in_main_thread() else None
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return _main(argv)
     finally:
         if before is not None:
             signal.signal(signal.SIGTERM, before)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _main(argv=None) -> int:
@@ -671,18 +672,18 @@ def _main(argv=None) -> int:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise
         if isinstance(e, MemoryError):  # NumPy's says how much at most; Python's own says nothing
-            e = f"out of memory{f' ({e})' if str(e) else ''}; what is done is kept: the same command goes on from it"
+            e = f"out of memory{f' ({e})' if str(e) else ''}; bench run and bench eval go on from what they finished"
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         if args.debug or os.environ.get("FUSIONBENCH_DEBUG"):
             raise
         if os.environ.get("RANK", "0") != "0":  # one of torchrun's ranks: rank 0 says it for them all
-            return 143 if isinstance(e, Terminated) else 130
+            return _stopped(e)
         print(
             f"\nbench: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}; no result file was "
             "written. The same command resumes: bench run and bench ablate from their checkpoints and finished "
             "models, bench eval from the batches it scored (OUT/.scored)",
             file=sys.stderr,
         )
-        return 143 if isinstance(e, Terminated) else 130
+        return _stopped(e)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 
@@ -196,8 +197,6 @@ _KEEP_FREE = 32 << 20
 
 def _check_space(out_dir: str, out: str) -> None:
     """Stop the import with one clear line before the disk is full (see ``_KEEP_FREE``)."""
-    import shutil
-
     total, _, free = shutil.disk_usage(out_dir)
     if free < _KEEP_FREE and total:  # a file system that tells no sizes (total 0: some FUSE mounts) is trusted
         raise OSError(
